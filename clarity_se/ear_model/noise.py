@@ -1,0 +1,248 @@
+"""Random streams for the ear model and the metrics, and the threshold noise of the basilar membrane.
+
+The official HASPI/HASQI code draws Gaussian noise from numpy's *legacy global* generator
+(``np.random.standard_normal``) after the recipe seeds it once per scene with
+``np.random.seed(int(md5(scene).hexdigest(), 16) % 10**8)``.  A batched evaluator cannot share
+one global stream between pairs, so every function that draws takes a :class:`PairRandom`, which
+holds one independent stream per batch item ("pair"):
+
+* ``PairRandom.compat(seeds)`` -- a ``numpy.random.RandomState(seed)`` per item.  Drawing the
+  same shapes in the same order as the reference gives bit-identical noise to the official
+  ``np.random.seed(seed); np.random.standard_normal(shape); ...`` sequence.
+* ``PairRandom.fast(seeds, device)`` -- a ``torch.Generator`` per item on the target device
+  (no host round trip, different numbers from numpy, still deterministic per item and independent
+  of batch composition and order).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PairRandom", "scene_seed", "basilar_membrane_add_noise"]
+
+Shape = tuple[int, ...]
+
+
+def scene_seed(scene: str) -> int:
+    """Seed of one scene, as the official recipe's ``set_scene_seed``.
+
+    Parameters
+    ----------
+    scene : str
+        Scene identifier (e.g. ``"S06001"``).
+
+    Returns
+    -------
+    int
+        ``int(md5(scene.encode("utf-8")).hexdigest(), 16) % 10**8``, in ``[0, 1e8)``.
+
+    Raises
+    ------
+    ValueError
+        If ``scene`` is not a string.
+
+    References
+    ----------
+    pyclarity 0.9.0 ``recipes/icassp_2023/baseline/evaluate.py::set_scene_seed``.
+
+    Examples
+    --------
+    >>> 0 <= scene_seed("S06001") < 10**8
+    True
+    """
+    if not isinstance(scene, str):
+        raise ValueError(f"scene_seed: scene must be a str, got {type(scene).__name__}")
+    return int(hashlib.md5(scene.encode("utf-8")).hexdigest(), 16) % 10**8
+
+
+def _is_single_shape(shapes: object) -> bool:
+    """True when ``shapes`` is one shape (a sequence of ints) rather than one shape per item."""
+    if isinstance(shapes, torch.Size):
+        return True
+    if not isinstance(shapes, (tuple, list)):
+        return False
+    return all(isinstance(s, (int, np.integer)) for s in shapes)
+
+
+class PairRandom:
+    """One independent random stream per batch item (a "pair").
+
+    Use :meth:`compat` or :meth:`fast` to build one; :meth:`subset` gives a view on some items
+    that shares (advances) the same streams.
+
+    Attributes
+    ----------
+    mode : str
+        ``"compat"`` (numpy ``RandomState`` per item) or ``"fast"`` (``torch.Generator`` per item).
+    seeds : tuple of int
+        The seed of each item's stream.
+
+    References
+    ----------
+    pyclarity 0.9.0 draws with ``np.random.standard_normal`` in ``eb.basilar_membrane_add_noise``,
+    ``ebm.add_noise``, ``eb.mel_cepstrum_correlation`` and ``eb.melcor9``; the recipe seeds with
+    ``np.random.seed`` per scene (``set_scene_seed``).
+    """
+
+    def __init__(self, mode: str, streams: Sequence, seeds: Sequence[int]) -> None:
+        if mode not in ("compat", "fast"):
+            raise ValueError(f"PairRandom: mode must be 'compat' or 'fast', got {mode!r}")
+        if len(streams) != len(seeds):
+            raise ValueError("PairRandom: one stream per seed is required")
+        self.mode = mode
+        self._streams = list(streams)
+        self.seeds = tuple(int(s) for s in seeds)
+
+    @staticmethod
+    def _check_seeds(seeds: Sequence[int]) -> list[int]:
+        if isinstance(seeds, (int, np.integer)):
+            raise ValueError("PairRandom: seeds must be a sequence (one seed per item), got an int")
+        out = []
+        for i, s in enumerate(seeds):
+            if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
+                raise ValueError(f"PairRandom: seed {i} must be an int, got {s!r}")
+            if not 0 <= int(s) < 2**32:
+                raise ValueError(f"PairRandom: seed {i} = {s} outside [0, 2**32)")
+            out.append(int(s))
+        return out
+
+    @classmethod
+    def compat(cls, seeds: Sequence[int]) -> PairRandom:
+        """Streams identical to numpy's legacy ``np.random.seed(seed)`` global generator.
+
+        Parameters
+        ----------
+        seeds : sequence of int
+            One seed per batch item, in ``[0, 2**32)``.
+
+        Returns
+        -------
+        PairRandom
+            ``mode == "compat"``; draws are made in float64 on the host and then moved.
+
+        Raises
+        ------
+        ValueError
+            If a seed is not an int in range.
+        """
+        seeds = cls._check_seeds(seeds)
+        return cls("compat", [np.random.RandomState(s) for s in seeds], seeds)
+
+    @classmethod
+    def fast(cls, seeds: Sequence[int], device: torch.device | str | None = None) -> PairRandom:
+        """Streams from one ``torch.Generator`` per item on ``device`` (not numpy-compatible).
+
+        Parameters
+        ----------
+        seeds : sequence of int
+            One seed per batch item, in ``[0, 2**32)``.
+        device : torch.device or str, optional
+            Device of the generators (default CPU); draws must be made on this device.
+
+        Returns
+        -------
+        PairRandom
+            ``mode == "fast"``.
+
+        Raises
+        ------
+        ValueError
+            If a seed is not an int in range.
+        """
+        seeds = cls._check_seeds(seeds)
+        device = torch.device("cpu") if device is None else torch.device(device)
+        gens = []
+        for s in seeds:
+            g = torch.Generator(device=device)
+            g.manual_seed(s)
+            gens.append(g)
+        return cls("fast", gens, seeds)
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def __repr__(self) -> str:
+        return f"PairRandom(mode={self.mode!r}, seeds={self.seeds!r})"
+
+    def subset(self, indices: Sequence[int]) -> PairRandom:
+        """A view on some items; drawing from it advances the shared streams.
+
+        Parameters
+        ----------
+        indices : sequence of int
+            Item indices into this object.
+
+        Returns
+        -------
+        PairRandom
+
+        Raises
+        ------
+        ValueError
+            If an index is out of range.
+        """
+        idx = [int(i) for i in indices]
+        for i in idx:
+            if not -len(self) <= i < len(self):
+                raise ValueError(f"PairRandom.subset: index {i} out of range for {len(self)} items")
+        return PairRandom(self.mode, [self._streams[i] for i in idx], [self.seeds[i] for i in idx])
+
+    def standard_normal(
+        self,
+        shapes: Sequence[int] | Sequence[Sequence[int]],
+        *,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> Tensor | list[Tensor]:
+        """Draw standard Gaussian noise, item by item, each from its own stream.
+
+        Parameters
+        ----------
+        shapes : tuple of int, or sequence of tuples of int
+            One shape for every item, or one shape per item (``len(shapes) == len(self)``).
+            Values are filled in C (row-major) order, like numpy.
+        dtype : torch.dtype
+            Output dtype (compat draws are float64 then cast).
+        device : torch.device or str, optional
+            Output device (default CPU; in fast mode it must match the generators' device).
+
+        Returns
+        -------
+        Tensor [shape=(batch, *shape)] or list of Tensor
+            A stacked tensor when all shapes are equal, otherwise a list with one tensor per item.
+
+        Raises
+        ------
+        ValueError
+            If the number of shapes differs from the number of items.
+        """
+        if _is_single_shape(shapes):
+            per_item = [tuple(int(s) for s in shapes)] * len(self)
+        else:
+            per_item = [tuple(int(s) for s in shp) for shp in shapes]
+            if len(per_item) != len(self):
+                raise ValueError(
+                    f"PairRandom.standard_normal: {len(per_item)} shapes for {len(self)} items"
+                )
+        device = torch.device("cpu") if device is None else torch.device(device)
+        out = []
+        for stream, shp in zip(self._streams, per_item):
+            if self.mode == "compat":
+                draw = torch.from_numpy(stream.standard_normal(shp))
+                out.append(draw.to(device=device, dtype=dtype))
+            else:
+                out.append(torch.randn(shp, generator=stream, device=device, dtype=dtype))
+        if len(set(per_item)) <= 1:
+            if not out:
+                return torch.zeros((0, *per_item[0]) if per_item else (0,), dtype=dtype,
+                                   device=device)
+            return torch.stack(out)
+        return out
