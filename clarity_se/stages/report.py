@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 METRICS = ("combined", "haspi", "hasqi")
 SCORE_COLUMNS = ("scene", "listener", "combined", "haspi", "hasqi")
 SNR_BINS_DB = (-np.inf, -6.0, 0.0, 6.0, np.inf)
+SNR_BIN_LABELS = ("< -6 dB", "-6..0 dB", "0..6 dB", ">= 6 dB")
 
 
 def read_scores(system_folder: str | Path) -> pd.DataFrame:
@@ -226,6 +227,13 @@ def plot_paired(paired: pd.DataFrame, baseline: str):
 
 
 def _table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
+    """HTML table; ``<metric>_mean/_ci_low/_ci_high`` triples shown as ``mean [low, high]``."""
+    frame = frame.copy()
+    for metric in METRICS:
+        cols = [f"{metric}_mean", f"{metric}_ci_low", f"{metric}_ci_high"]
+        if all(c in frame.columns for c in cols):
+            frame[metric] = [f"{m:.4f} [{lo:.4f}, {hi:.4f}]" for m, lo, hi in frame[cols].to_numpy()]
+            frame = frame.drop(columns=cols)
     return frame.to_html(index=False, float_format=lambda v: float_format.format(v), border=0,
                          classes="t", na_rep="")
 
@@ -273,6 +281,7 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     names = list(systems)
     baseline = baseline if baseline in systems else names[0]
+    names = [baseline] + [n for n in names if n != baseline]
     frames = []
     missing_rows = []
     expected = None
@@ -299,14 +308,16 @@ def build_report(
     info = read_scene_info(scenes_file)
     allscores["snr_db"] = allscores["scene"].map(lambda s: info[s].snr_db if s in info else np.nan)
     allscores["interferers"] = allscores["scene"].map(lambda s: info[s].interferer_types if s in info else "?")
-    bins = pd.cut(allscores["snr_db"], SNR_BINS_DB, labels=["< -6 dB", "-6..0 dB", "0..6 dB", ">= 6 dB"], right=False)
+    bins = pd.cut(allscores["snr_db"], SNR_BINS_DB, labels=list(SNR_BIN_LABELS), right=False)
     allscores["snr_bin"] = bins.astype(str)
 
     summary = summarise(allscores, ["system"])
-    summary["system"] = pd.Categorical(summary["system"], names)
-    summary = summary.sort_values("system").reset_index(drop=True)
+    summary = summary.set_index("system").loc[names].reset_index()
     per_listener = summarise(allscores, ["listener", "system"])
     per_snr = summarise(allscores[allscores["snr_bin"] != "nan"], ["snr_bin", "system"])
+    if len(per_snr):
+        order = {label: i for i, label in enumerate(SNR_BIN_LABELS)}
+        per_snr = per_snr.sort_values("snr_bin", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
     per_interferer = summarise(allscores, ["interferers", "system"])
 
     base = allscores[allscores["system"] == baseline].set_index(["scene", "listener"])
