@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install sysdeps lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/clarity-se run -c recipes/icassp_2023/demo.yaml
 
-test: $(STAMP)
+# The report test renders the HTML in headless Chromium (Debian package `chromium`).
+sysdeps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    else echo "please install chromium (headless browser used by tests/test_report.py)"; fi; }
+
+test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
