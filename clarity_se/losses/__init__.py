@@ -1,0 +1,14 @@
+"""Training losses: SI-SDR / SNR and utterance-level PIT."""
+
+from clarity_se.losses.pit import best_permutation, pairwise_loss, pit_loss, reorder_sources
+from clarity_se.losses.sisdr import neg_si_sdr, si_sdr, snr
+
+__all__ = [
+    "best_permutation",
+    "neg_si_sdr",
+    "pairwise_loss",
+    "pit_loss",
+    "reorder_sources",
+    "si_sdr",
+    "snr",
+]

@@ -1,0 +1,170 @@
+"""Self-describing checkpoints: a model can be rebuilt from the file alone.
+
+A checkpoint is a ``torch.save`` dict with
+
+* ``format``: ``"clarity_se.checkpoint/1"``;
+* ``model_name`` (registry name, :data:`clarity_se.models.MODELS`) and ``model_args``
+  (constructor keyword arguments), ``state_dict``;
+* ``sample_rate`` (Hz) and ``channel_layout`` (input microphone order);
+* ``versions`` (clarity_se, torch, python, git commit if known);
+* ``training``: optional free-form dict (resolved training config, data manifest, epoch, best
+  validation SI-SDR...), and for resumable training checkpoints ``optimizer``, ``scheduler``,
+  ``rng`` states.
+
+Writes are atomic (temp file + ``os.replace``), so a kill never leaves a torn checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from clarity_se.models import build_model, model_name
+from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT
+
+FORMAT = "clarity_se.checkpoint/1"
+
+
+def software_versions() -> dict[str, str]:
+    """Versions recorded in checkpoints: clarity_se, torch, python and the git commit (or "")."""
+    try:
+        from importlib.metadata import version
+
+        pkg = version("clarity_se")
+    except Exception:  # pragma: no cover - not installed
+        pkg = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except Exception:  # pragma: no cover
+        commit = ""
+    return {
+        "clarity_se": pkg,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "git_commit": commit,
+    }
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temp file in the destination folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    training: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Save a self-describing checkpoint atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination ``.pt`` file.
+    model : nn.Module
+        A registered model with an ``hparams`` dict of constructor arguments (a
+        ``DistributedDataParallel`` wrapper is unwrapped).
+    training : dict, optional
+        Training description (config, data manifest, epoch, metrics); plain Python types.
+    extra : dict, optional
+        More top-level entries (optimizer / scheduler / rng states for resuming).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        If the model is not registered or has no ``hparams``.
+    """
+    model = getattr(model, "module", model)
+    if not hasattr(model, "hparams"):
+        raise ValueError(f"{type(model).__name__} has no hparams; cannot describe it")
+    payload = {
+        "format": FORMAT,
+        "model_name": model_name(model),
+        "model_args": dict(model.hparams),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "sample_rate": int(model.hparams.get("sample_rate", 44100)),
+        "channel_layout": list(CHANNEL_LAYOUT[: model.hparams.get("n_mics", 6)]),
+        "versions": software_versions(),
+        "training": training or {},
+    }
+    if extra:
+        payload.update(extra)
+    return atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint dict and check its format.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, unreadable or not a clarity_se checkpoint (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} checkpoint")
+    for key in ("model_name", "model_args", "state_dict"):
+        if key not in payload:
+            raise ValueError(f"{path}: checkpoint field {key!r} missing")
+    return payload
+
+
+def load_model(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict]:
+    """Rebuild the model stored in a checkpoint (eval mode).
+
+    Returns
+    -------
+    model : nn.Module
+    payload : dict
+        The whole checkpoint (``sample_rate``, ``channel_layout``, ``training`` ...).
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_checkpoint`, or if the registry name is unknown or the weights do not
+        fit the constructor arguments.
+    """
+    payload = read_checkpoint(path, map_location)
+    model = build_model(payload["model_name"], **payload["model_args"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not match model_args ({exc})") from None
+    return model.to(map_location).eval(), payload
