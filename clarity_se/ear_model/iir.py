@@ -1,0 +1,246 @@
+"""Batched IIR filtering (``scipy.signal.lfilter`` semantics) on torch tensors.
+
+The ear model runs many short recursive filters: the middle-ear Butterworth pair, the 7th-order
+Chebyshev band limiters of the resampler, the 4th-order baseband gammatone filters (a different
+filter for every batch item x band) and the 800 Hz smoothing of the OHC gain.  This module
+provides one function, :func:`lfilter`, that filters every row of a ``[..., time]`` tensor with
+its own coefficients.
+
+Backends (what runs where)
+--------------------------
+``"numba"`` (default for CPU tensors)
+    A compiled transposed-direct-form-II loop, the same algorithm and the same floating-point
+    operation order as scipy's ``_linear_filter`` C kernel, so results are bit-identical to
+    ``scipy.signal.lfilter`` in practice.  Rows are spread over ``torch.get_num_threads()``
+    numba threads.  CUDA tensors given to this backend are copied to host memory and back.
+``"scan"`` (default for CUDA tensors)
+    Torch-native and differentiable-free block scan: the FIR part is a sum of shifted copies; the
+    all-pole part is split into blocks of ``block`` samples, each block's zero-state response is
+    one batched Toeplitz matmul, and the ``p``-dimensional state is carried across blocks by a
+    log-depth (Hillis-Steele) scan with powers of the block transition matrix.  No Python loop
+    over samples; O(log n) kernel launches.  Agrees with scipy to ~1e-12 relative for the
+    filters of the ear model (float64).
+
+Internally both backends compute in float64 whatever the input dtype (high-order all-pole
+filters with poles near z=1, such as the 80 Hz gammatone band, are unstable in float32 direct
+form); the output is cast back to the input dtype.
+
+API
+---
+``lfilter(b, a, x, *, backend=None, block=256) -> Tensor``  (same shape and dtype as ``x``)
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["lfilter"]
+
+
+@numba.njit(cache=True, parallel=True)
+def _lfilter_rows(b, a, x, y):  # pragma: no cover - compiled
+    """TDF-II filter of each row of ``x`` [rows, time] with row coefficients ``b``, ``a``."""
+    rows, nsamp = x.shape
+    ncoef = b.shape[1]
+    for r in numba.prange(rows):
+        z = np.zeros(max(ncoef - 1, 1))
+        for k in range(nsamp):
+            xn = x[r, k]
+            if ncoef > 1:
+                yn = z[0] + b[r, 0] * xn
+                for m in range(ncoef - 2):
+                    z[m] = z[m + 1] + xn * b[r, m + 1] - yn * a[r, m + 1]
+                z[ncoef - 2] = xn * b[r, ncoef - 1] - yn * a[r, ncoef - 1]
+            else:
+                yn = xn * b[r, 0]
+            y[r, k] = yn
+
+
+def _as_coefficients(c: Tensor | np.ndarray | list, name: str) -> Tensor:
+    if isinstance(c, Tensor):
+        out = c.detach().to(torch.float64)
+    else:
+        out = torch.as_tensor(np.asarray(c, dtype=np.float64))
+    if out.ndim == 0 or out.shape[-1] == 0:
+        raise ValueError(
+            f"lfilter: {name} must have at least one coefficient, got {tuple(out.shape)}"
+        )
+    return out
+
+
+def _prepare(b, a, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Normalise by a[0], zero-pad b and a to a common length, broadcast to x's rows."""
+    if x.ndim < 1:
+        raise ValueError("lfilter: x must have a time dimension")
+    b_t = _as_coefficients(b, "b").to(x.device)
+    a_t = _as_coefficients(a, "a").to(x.device)
+    if torch.any(a_t[..., 0] == 0):
+        raise ValueError("lfilter: a[0] must be non-zero")
+    ncoef = max(b_t.shape[-1], a_t.shape[-1])
+    b_t = torch.nn.functional.pad(b_t, (0, ncoef - b_t.shape[-1]))
+    a_t = torch.nn.functional.pad(a_t, (0, ncoef - a_t.shape[-1]))
+    a0 = a_t[..., :1]
+    b_t = b_t / a0
+    a_t = a_t / a0
+    lead = x.shape[:-1]
+    try:
+        b_t = torch.broadcast_to(b_t, (*lead, ncoef))
+        a_t = torch.broadcast_to(a_t, (*lead, ncoef))
+    except RuntimeError:
+        raise ValueError(
+            f"lfilter: coefficient shapes {tuple(b_t.shape)}, {tuple(a_t.shape)} do not broadcast "
+            f"to the rows of x {tuple(lead)}"
+        ) from None
+    rows = int(np.prod(lead)) if len(lead) else 1
+    x64 = x.to(torch.float64).reshape(rows, x.shape[-1])
+    return b_t.reshape(rows, ncoef), a_t.reshape(rows, ncoef), x64
+
+
+def _lfilter_numba(b: Tensor, a: Tensor, x: Tensor) -> Tensor:
+    device = x.device
+    b_np = np.ascontiguousarray(b.cpu().numpy())
+    a_np = np.ascontiguousarray(a.cpu().numpy())
+    x_np = np.ascontiguousarray(x.cpu().numpy())
+    y_np = np.empty_like(x_np)
+    nthreads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(nthreads)
+    try:
+        _lfilter_rows(b_np, a_np, x_np, y_np)
+    finally:
+        numba.set_num_threads(previous)
+    return torch.from_numpy(y_np).to(device)
+
+
+def _matrix_powers(m: Tensor, count: int) -> Tensor:
+    """``[rows, count, p, p]`` stack of m^0 .. m^(count-1) by repeated doubling."""
+    rows, p, _ = m.shape
+    eye = torch.eye(p, dtype=m.dtype, device=m.device).expand(rows, 1, p, p)
+    powers = eye
+    step = m  # m^(len(powers))
+    while powers.shape[1] < count:
+        powers = torch.cat([powers, powers @ step.unsqueeze(1)], dim=1)
+        step = step @ step
+    return powers[:, :count]
+
+
+def _lfilter_scan(b: Tensor, a: Tensor, x: Tensor, block: int) -> Tensor:
+    rows, nsamp = x.shape
+    ncoef = b.shape[1]
+    # FIR part (direct form I): v[n] = sum_k b_k x[n-k]
+    v = b[:, :1] * x
+    for k in range(1, ncoef):
+        v[:, k:] += b[:, k : k + 1] * x[:, :-k] if k < nsamp else 0.0
+    p = ncoef - 1
+    if p == 0 or torch.all(a[:, 1:] == 0):
+        return v
+    # All-pole part: y[n] = v[n] + c . s[n], s[n] = (y[n-1], ..., y[n-p]), s[n+1] = M s[n] + e1 v[n]
+    c = -a[:, 1:]  # [rows, p]
+    m = torch.zeros(rows, p, p, dtype=x.dtype, device=x.device)
+    m[:, 0, :] = c
+    if p > 1:
+        m[:, 1:, :-1] = torch.eye(p - 1, dtype=x.dtype, device=x.device)
+    block = max(1, min(block, nsamp))
+    powers = _matrix_powers(m, block + 1)  # M^0 .. M^block
+    # Response to the initial state over one block: y_j = c . M^j s  -> zir [rows, block, p]
+    zir = torch.einsum("rp,rjpq->rjq", c, powers[:, :block])
+    # Impulse response h_0 = 1, h_j = c . M^(j-1) e1  (j >= 1)
+    h = torch.cat([torch.ones(rows, 1, dtype=x.dtype, device=x.device), zir[:, :-1, 0]], dim=1)
+    idx = torch.arange(block, device=x.device)
+    lag = idx[:, None] - idx[None, :]
+    toeplitz = torch.where(
+        lag >= 0, h[:, lag.clamp(min=0)], torch.zeros((), dtype=x.dtype, device=x.device)
+    )  # [rows, block, block]
+    nblocks = -(-nsamp // block)
+    vb = torch.nn.functional.pad(v, (0, nblocks * block - nsamp)).reshape(rows, nblocks, block)
+    y0 = vb @ toeplitz.transpose(1, 2)  # zero-state response of each block
+    # zero-state end state of each block: s = (y[L-1], ..., y[L-p])
+    e = (
+        y0[:, :, block - p :].flip(-1)
+        if block >= p
+        else torch.nn.functional.pad(y0.flip(-1), (0, p - block))
+    )
+    # inclusive scan s_end[k] = Q s_end[k-1] + e[k], Q = M^block
+    q = powers[:, block]
+    s_end = e.clone()
+    shift = 1
+    while shift < nblocks:
+        s_end = s_end.clone()
+        s_end[:, shift:] = s_end[:, shift:] + torch.einsum("rpq,rkq->rkp", q, s_end[:, :-shift])
+        q = q @ q
+        shift *= 2
+    s_start = torch.cat(
+        [torch.zeros(rows, 1, p, dtype=x.dtype, device=x.device), s_end[:, :-1]], dim=1
+    )  # [rows, nblocks, p]
+    y = y0 + torch.einsum("rjp,rkp->rkj", zir, s_start)
+    return y.reshape(rows, nblocks * block)[:, :nsamp]
+
+
+def lfilter(
+    b: Tensor | np.ndarray | list,
+    a: Tensor | np.ndarray | list,
+    x: Tensor,
+    *,
+    backend: str | None = None,
+    block: int = 256,
+) -> Tensor:
+    """Filter each row of ``x`` along its last axis with a rational transfer function.
+
+    ``y[n] = sum_k b[k] x[n-k] - sum_{k>=1} a[k] y[n-k]`` (after normalising by ``a[0]``), zero
+    initial state: the semantics of ``scipy.signal.lfilter(b, a, x, axis=-1)``.
+
+    Parameters
+    ----------
+    b, a : Tensor or array-like [shape=(ncoef,) or (..., ncoef)], float
+        Numerator and denominator coefficients, shared by all rows or one set per row
+        (broadcast against ``x.shape[:-1]``).
+    x : Tensor [shape=(..., time)], float32 or float64, any device
+        Signals to filter.
+    backend : {"numba", "scan", None}
+        ``None`` picks ``"numba"`` for CPU tensors and ``"scan"`` for other devices
+        (see the module docstring).
+    block : int
+        Block length of the ``"scan"`` backend (samples).
+
+    Returns
+    -------
+    Tensor [shape=x.shape], dtype and device of ``x``
+        Filtered signals (computed in float64 internally).
+
+    Raises
+    ------
+    ValueError
+        If a coefficient set is empty, ``a[0] == 0``, shapes do not broadcast, or the backend is
+        unknown.
+
+    Notes
+    -----
+    Not differentiable (the numba backend leaves autograd; the scan backend is not tested for
+    gradients).
+
+    References
+    ----------
+    ``scipy.signal.lfilter`` (transposed direct form II), as called throughout pyclarity 0.9.0
+    ``clarity/evaluator/haspi/eb.py``.
+    """
+    if backend is None:
+        backend = "numba" if x.device.type == "cpu" else "scan"
+    if backend not in ("numba", "scan"):
+        raise ValueError(f"lfilter: unknown backend {backend!r} (use 'numba' or 'scan')")
+    shape, dtype = x.shape, x.dtype
+    if x.shape[-1] == 0:
+        return x.clone()
+    b2, a2, x2 = _prepare(b, a, x)
+    with torch.no_grad():
+        if backend == "numba":
+            y = _lfilter_numba(b2, a2, x2)
+        else:
+            y = _lfilter_scan(b2, a2, x2.clone(), block)
+    return y.reshape(shape).to(dtype)
