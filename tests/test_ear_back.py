@@ -1,0 +1,135 @@
+"""Back stages of the ear model against pyclarity 0.9.0 (fixtures from make_ear_back_golden.py)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clarity_se.ear_model.envelope import convert_rms_to_sl, envelope_align, envelope_sl
+from clarity_se.ear_model.group_delay import group_delay_compensate
+from clarity_se.ear_model.ihc import inner_hair_cell_adaptation
+from clarity_se.ear_model.noise import PairRandom, basilar_membrane_add_noise
+
+sys.path.insert(0, str(Path(__file__).parent / "golden"))
+import ear_back_inputs as inp  # noqa: E402
+
+RTOL = 1e-10  # back stages are elementwise / exact recursions: near machine precision
+FIX = np.load(Path(__file__).parent / "fixtures" / "ear_back_stages.npz")
+
+
+def t(x):
+    return torch.as_tensor(np.asarray(x, dtype=np.float64))
+
+
+def close(actual, expected, rtol=RTOL):
+    actual = actual.detach().cpu().numpy() if isinstance(actual, torch.Tensor) else actual
+    scale = np.max(np.abs(expected)) + 1e-300
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+def test_envelope_align_matches_reference():
+    ref, out = inp.align_inputs()
+    got = envelope_align(t(ref)[None], t(out)[None])[0]
+    close(got, FIX["align_out"], rtol=0)
+    # the known delays are recovered: output shifted back by d samples, zero fill
+    for i, d in enumerate(inp.ALIGN_DELAYS):
+        expected = np.zeros(700)
+        if d >= 0:
+            expected[: 700 - d] = out[i, d:]
+        else:
+            expected[-d:] = out[i, : 700 + d]
+        np.testing.assert_array_equal(got[i].numpy(), expected)
+    ref_s, out_s = inp.align_short_inputs()
+    close(envelope_align(t(ref_s), t(out_s)), FIX["align_short_out"], rtol=0)
+
+
+def test_envelope_align_lengths_equal_unpadded():
+    ref, out = inp.align_inputs()
+    ref_s, out_s = inp.align_short_inputs()
+    pad = np.zeros((2, 700))
+    pad[0] = ref[1]
+    pad[1, :150] = ref_s[0]
+    pad_o = np.zeros((2, 700))
+    pad_o[0] = out[1]
+    pad_o[1, :150] = out_s[0]
+    pad_o[1, 150:] = 5.0  # garbage in the padding must be ignored
+    got = envelope_align(t(pad), t(pad_o), lengths=torch.tensor([700, 150]))
+    close(got[0], FIX["align_out"][1], rtol=0)
+    close(got[1, :150], FIX["align_short_out"][0], rtol=0)
+    assert float(got[1, 150:].abs().max()) == 0.0
+
+
+def test_envelope_sl_matches_reference():
+    env, bm, attn = inp.envelope_sl_inputs()
+    env_db, bm_sl = envelope_sl(t(env)[None], t(bm)[None], t(attn)[None], 65.0)
+    close(env_db[0], FIX["sl_env_db"])
+    close(bm_sl[0], FIX["sl_bm"])
+
+
+@pytest.mark.parametrize("backend", ["numba", "scan"])
+def test_ihc_adaptation_matches_reference(backend):
+    env_db, bm = inp.ihc_inputs()
+    out_db, out_bm = inner_hair_cell_adaptation(
+        t(env_db)[None], t(bm)[None], 2, 24000.0, backend=backend
+    )
+    if backend == "numba":  # same operations in the same order as pyclarity's @njit loop
+        np.testing.assert_array_equal(out_db[0].numpy(), FIX["ihc_db"])
+        np.testing.assert_array_equal(out_bm[0].numpy(), FIX["ihc_bm"])
+    else:
+        close(out_db[0], FIX["ihc_db"], rtol=1e-11)
+        # silence (exact zeros in, state decaying) must keep the reference's clipped zeros
+        silent = FIX["ihc_db"] == 0
+        assert silent.sum() > 100
+        assert float(out_db[0].numpy()[silent].max()) < 1e-9
+        close(out_bm[0], FIX["ihc_bm"], rtol=1e-9)
+
+
+def test_ihc_lengths_and_float32():
+    env_db, bm = inp.ihc_inputs()
+    x = t(env_db)[None].repeat(2, 1, 1)
+    b = t(bm)[None].repeat(2, 1, 1)
+    x[1, :, 1000:] = 77.0
+    out_db, _ = inner_hair_cell_adaptation(x, b, 2, 24000.0, lengths=torch.tensor([1500, 1000]))
+    np.testing.assert_array_equal(out_db[0].numpy(), FIX["ihc_db"])
+    np.testing.assert_array_equal(out_db[1, :, :1000].numpy(), FIX["ihc_db"][:, :1000])
+    out32, _ = inner_hair_cell_adaptation(x.float(), b.float(), 2, 24000.0, backend="scan")
+    assert out32.dtype == torch.float32
+    close(out32[0].double(), FIX["ihc_db"], rtol=1e-5)
+
+
+def test_group_delay_compensate_matches_reference():
+    bws = inp.group_delay_inputs()
+    cf = t(FIX["gd_center_freq"])
+    ramp = torch.arange(1.0, 1001.0, dtype=torch.float64).expand(2, 32, 1000).clone()
+    got = group_delay_compensate(ramp, t(bws), cf, 24000.0)
+    leading = (got == 0).sum(dim=-1).numpy()
+    np.testing.assert_array_equal(leading, FIX["gd_correct"])
+    for b in range(2):
+        for c in range(32):
+            k = FIX["gd_correct"][b, c]
+            np.testing.assert_array_equal(got[b, c, k:].numpy(), np.arange(1.0, 1001.0 - k))
+
+
+def test_convert_rms_to_sl_matches_reference():
+    ref, ctl = inp.rms_sl_inputs()
+    params = [np.stack([FIX[f"rms_{k}_{i}"] for i in range(2)])
+              for k in ["attn_ohc", "low_knee", "cr", "attn_ihc"]]
+    got = convert_rms_to_sl(t(ref), t(ctl), *[t(p) for p in params], 65.0)
+    close(got, np.stack([FIX["rms_sl_0"], FIX["rms_sl_1"]]))
+
+
+def test_basilar_membrane_add_noise_replays_reference_draws():
+    base = torch.outer(torch.arange(4.0, dtype=torch.float64), torch.ones(50, dtype=torch.float64))
+    rng = PairRandom.compat([7, 7])
+    first = basilar_membrane_add_noise(base[None].repeat(2, 1, 1), -10, 65.0, rng)
+    np.testing.assert_array_equal(first[0].numpy(), FIX["noise_first"])
+    np.testing.assert_array_equal(first[1].numpy(), FIX["noise_first"])
+    # second call, item 1 padded to 50 samples with lengths=30: same draws as an unpadded call
+    padded = base[None].repeat(2, 1, 1)
+    second = basilar_membrane_add_noise(padded, -10, 65.0, rng, lengths=[50, 30])
+    np.testing.assert_array_equal(second[1, :, :30].numpy(), FIX["noise_second"])
+    np.testing.assert_array_equal(second[1, :, 30:].numpy(), padded[1, :, 30:].numpy())
+    with pytest.raises(ValueError):
+        basilar_membrane_add_noise(base[None], -10, 65.0, rng)
