@@ -47,6 +47,7 @@ class CompressorConfig:
     attack: float = 50.0
     release: float = 1000.0
     rms_buffer_size: float = 0.064
+    makeup_gain: float = 1.0
 
 
 @dataclass
