@@ -51,9 +51,7 @@ _ROTATION_KEYS = ("sample", "angle")
 def _int_field(where: str, name: str, value: Any, minimum: int | None = 0) -> int:
     """An integer (sample count); bools and floats are rejected."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f"{where}: {name} must be an integer number of samples, got {value!r}"
-        )
+        raise ValueError(f"{where}: {name} must be an integer number of samples, got {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{where}: {name} must be >= {minimum}, got {value}")
