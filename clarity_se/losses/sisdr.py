@@ -18,7 +18,8 @@ EPS = 1e-8
 def _check_pair(est: Tensor, ref: Tensor, name: str) -> None:
     if est.shape != ref.shape:
         raise ValueError(
-            f"{name}: estimate and reference shapes differ: {tuple(est.shape)} vs {tuple(ref.shape)}"
+            f"{name}: estimate and reference shapes differ: "
+            f"{tuple(est.shape)} vs {tuple(ref.shape)}"
         )
     if est.shape[-1] < 1:
         raise ValueError(f"{name}: signals have no samples")

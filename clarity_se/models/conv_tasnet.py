@@ -140,7 +140,8 @@ class TemporalBlock(nn.Module):
     """One 1-D convolutional block of the TCN (Luo & Mesgarani 2019, Fig. 1C).
 
     ``1x1 conv (B->H) -> PReLU -> norm -> depthwise conv (kernel P, dilation d) -> PReLU -> norm``
-    then a ``1x1`` residual output (H->B) and, if ``skip_chan > 0``, a ``1x1`` skip output (H->Sc).
+    then a ``1x1`` residual output (H->B; omitted if ``residual=False``) and, if ``skip_chan > 0``,
+    a ``1x1`` skip output (H->Sc).
 
     Parameters
     ----------
@@ -169,6 +170,7 @@ class TemporalBlock(nn.Module):
         dilation: int,
         norm_type: str,
         causal: bool,
+        residual: bool = True,
     ) -> None:
         super().__init__()
         self.causal = causal
@@ -181,7 +183,7 @@ class TemporalBlock(nn.Module):
         )
         self.act2 = nn.PReLU()
         self.norm2 = _make_norm(norm_type, hid_chan)
-        self.res_conv = nn.Conv1d(hid_chan, bn_chan, 1)
+        self.res_conv = nn.Conv1d(hid_chan, bn_chan, 1) if residual else None
         self.skip_conv = nn.Conv1d(hid_chan, skip_chan, 1) if skip_chan > 0 else None
 
     def forward(self, x: Tensor, state: State | None = None):
@@ -199,7 +201,7 @@ class TemporalBlock(nn.Module):
             new_buf = None
         y = self.dconv(padded)
         y, n2 = self.norm2(self.act2(y), state.get("norm2"))
-        res = self.res_conv(y)
+        res = self.res_conv(y) if self.res_conv is not None else None
         skip = self.skip_conv(y) if self.skip_conv is not None else None
         return res, skip, {"norm1": n1, "norm2": n2, "buf": new_buf}
 
@@ -246,12 +248,23 @@ class TCNSeparator(nn.Module):
         self.n_masks, self.out_chan = n_masks, out_chan
         self.in_norm = _make_norm(norm_type, in_chan)
         self.bottleneck = nn.Conv1d(in_chan, bn_chan, 1)
-        self.blocks = nn.ModuleList(
-            TemporalBlock(bn_chan, hid_chan, skip_chan, conv_kernel_size, 2**x, norm_type, causal)
-            for _ in range(n_repeats)
-            for x in range(n_blocks)
-        )
         self.use_skip = skip_chan > 0
+        n_total = n_repeats * n_blocks
+        # With skip connections the last block's residual output is never used: leave it out
+        # (unused parameters would break DistributedDataParallel).
+        self.blocks = nn.ModuleList(
+            TemporalBlock(
+                bn_chan,
+                hid_chan,
+                skip_chan,
+                conv_kernel_size,
+                2 ** (i % n_blocks),
+                norm_type,
+                causal,
+                residual=not (self.use_skip and i == n_total - 1),
+            )
+            for i in range(n_total)
+        )
         head_in = skip_chan if self.use_skip else bn_chan
         self.head_act = nn.PReLU()
         self.mask_conv = nn.Conv1d(head_in, n_masks * out_chan, 1)
@@ -271,7 +284,8 @@ class TCNSeparator(nn.Module):
         old_blocks = state.get("blocks") or [None] * len(self.blocks)
         for block, block_state in zip(self.blocks, old_blocks, strict=False):
             res, skip, new_state = block(x, block_state)
-            x = x + res
+            if res is not None:
+                x = x + res
             if skip is not None:
                 skip_sum = skip_sum + skip
             block_states.append(new_state)

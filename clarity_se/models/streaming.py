@@ -119,7 +119,8 @@ class StreamingEnhancer:
         """
         if chunk.dim() != 3 or chunk.shape[1] != self.model.n_mics:
             raise ValueError(
-                f"chunk: expected shape [batch, {self.model.n_mics}, time], got {tuple(chunk.shape)}"
+                f"chunk: expected shape [batch, {self.model.n_mics}, time], "
+                f"got {tuple(chunk.shape)}"
             )
         if self.in_buf is not None and chunk.shape[0] != self.in_buf.shape[0]:
             raise ValueError("chunk: batch size changed within a stream; call reset()")

@@ -1,0 +1,238 @@
+"""Training data: fixed-length segments of CEC2-layout scenes (mixture, target[, residual]).
+
+Each item is one scene of a CEC2-layout split (``<root>/clarity_data/<split>/scenes``):
+
+* ``mixture``: ``[6, segment]`` float32, rows ``CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R``
+  (official int16 / 32768 scaling);
+* ``sources``: ``[n_src, 2, segment]``: the target at the front microphones
+  (``target_CH1`` by default, the reverberant target in the mixture's scale) and, for
+  ``n_src = 2``, the residual ``mix_CH1 - target``.
+
+Training crops are random but start inside the target's active region (a CEC2 target starts
+about 2 s after the interferers), so a segment always contains target speech; the crop of a
+given (scene, epoch) depends only on the seed, not on worker or rank order. Validation items
+are whole scenes or a fixed crop at the target's onset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from clarity_se.data.audio_io import AudioFileError, read_audio
+
+#: CEC2 signals are 44.1 kHz.
+SAMPLE_RATE = 44100
+
+logger = logging.getLogger(__name__)
+
+#: Target signals a model can be trained towards.
+TARGET_KINDS = ("target_CH1", "target_anechoic_CH1")
+
+
+def list_scene_ids(root: str | Path, split: str) -> list[str]:
+    """Scene ids of a split: the ``scene`` fields of ``metadata/scenes.<split>.json`` if present
+    (file order), else the ``*_mix_CH1.wav`` files of ``clarity_data/<split>/scenes`` (sorted).
+
+    Raises
+    ------
+    ValueError
+        If the scenes file is malformed or no scene is found (names the file/folder).
+    """
+    root = Path(root)
+    scenes_file = root / "clarity_data" / "metadata" / f"scenes.{split}.json"
+    scenes_dir = root / "clarity_data" / split / "scenes"
+    if scenes_file.is_file():
+        try:
+            ids = [str(entry["scene"]) for entry in json.loads(scenes_file.read_text())]
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise ValueError(
+                f"{scenes_file}: expected a list of scenes with 'scene' ({exc})"
+            ) from None
+    else:
+        ids = sorted(p.name[: -len("_mix_CH1.wav")] for p in scenes_dir.glob("*_mix_CH1.wav"))
+    if not ids:
+        raise ValueError(f"{scenes_dir}: no scenes found (no *_mix_CH1.wav, no scenes file)")
+    return ids
+
+
+def scene_path(root: str | Path, split: str, scene: str, kind: str, ch: int) -> Path:
+    """``<root>/clarity_data/<split>/scenes/<scene>_<kind>_CH<ch>.wav`` (official naming)."""
+    return Path(root) / "clarity_data" / split / "scenes" / f"{scene}_{kind}_CH{ch}.wav"
+
+
+def read_stereo(path: Path, n_time: int | None = None) -> torch.Tensor:
+    """A 2-channel 44.1 kHz CEC2 WAV as float32 ``[2, time]`` (int16 / 32768).
+
+    Raises
+    ------
+    AudioFileError
+        Missing/unreadable file, wrong rate or channel count, or length != ``n_time``.
+    """
+    samples, _ = read_audio(
+        path, expected_sample_rate=SAMPLE_RATE, expected_channels=2, dtype="float32"
+    )
+    if n_time is not None and samples.shape[0] != n_time:
+        raise AudioFileError(f"{path}: num_samples is {samples.shape[0]}, expected {n_time}")
+    return torch.from_numpy(np.ascontiguousarray(samples.T))
+
+
+def load_mixture(root: str | Path, split: str, scene: str) -> torch.Tensor:
+    """The six hearing-aid microphones of a scene, ``[6, time]`` float32, rows
+    ``CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R``.
+
+    Raises
+    ------
+    AudioFileError
+        A file is missing/unreadable or the three pairs differ in length (names the file).
+    """
+    first = read_stereo(scene_path(root, split, scene, "mix", 1))
+    rest = [
+        read_stereo(scene_path(root, split, scene, "mix", ch), first.shape[-1]) for ch in (2, 3)
+    ]
+    return torch.cat([first, *rest], dim=0)
+
+
+def _stable_seed(*parts: object) -> int:
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+class SceneSegmentDataset(Dataset):
+    """Segments of CEC2 scenes for training or validation.
+
+    Parameters
+    ----------
+    root : path-like
+        Folder holding ``clarity_data/`` (like ``path.root``).
+    split : str
+        ``train`` / ``dev`` / ...
+    n_src : int
+        1 (target) or 2 (target, residual).
+    segment_s : float
+        Segment length in seconds; ``<= 0`` returns whole scenes (use batch size 1).
+    target : {"target_CH1", "target_anechoic_CH1"}
+        Training target (the anechoic one is rescaled to the reverberant target's RMS, as the
+        official evaluation does with its reference).
+    random_crop : bool
+        Random crops (training) or the fixed crop at the target onset (validation).
+    max_scenes : int
+        Keep only the first ``max_scenes`` scenes (0: all).
+    seed : int
+        Seed of the random crops; call :meth:`set_epoch` each epoch.
+    cache : bool
+        Keep decoded scenes in memory (small demo sets).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, or no scenes in the split (names the folder).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        *,
+        n_src: int = 1,
+        segment_s: float = 2.0,
+        target: str = "target_CH1",
+        random_crop: bool = True,
+        max_scenes: int = 0,
+        seed: int = 0,
+        cache: bool = False,
+    ) -> None:
+        if n_src not in (1, 2):
+            raise ValueError(f"n_src must be 1 or 2, got {n_src}")
+        if target not in TARGET_KINDS:
+            raise ValueError(f"target must be one of {TARGET_KINDS}, got {target!r}")
+        self.root, self.split = Path(root), split
+        self.scene_ids = list_scene_ids(root, split)
+        if max_scenes > 0:
+            self.scene_ids = self.scene_ids[:max_scenes]
+        self.sample_rate = SAMPLE_RATE
+        self.n_src, self.target, self.random_crop = n_src, target, random_crop
+        self.segment = int(round(segment_s * self.sample_rate)) if segment_s > 0 else 0
+        self.seed, self.epoch = seed, 0
+        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return len(self.scene_ids)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random crops (called by the trainer at each epoch)."""
+        self.epoch = epoch
+
+    def manifest(self) -> dict:
+        """Description stored in checkpoints: root, split, scene ids, target, segment."""
+        return {
+            "root": str(self.root),
+            "split": self.split,
+            "n_scenes": len(self.scene_ids),
+            "scene_ids": self.scene_ids,
+            "target": self.target,
+            "segment_samples": self.segment,
+            "sample_rate": self.sample_rate,
+        }
+
+    def load_scene(self, scene: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole scene: mixture ``[6, time]`` and target ``[2, time]`` (float32)."""
+        if self._cache is not None and scene in self._cache:
+            return self._cache[scene]
+        mixture = load_mixture(self.root, self.split, scene)
+        n_time = mixture.shape[-1]
+        reverberant = read_stereo(scene_path(self.root, self.split, scene, "target", 1), n_time)
+        if self.target == "target_CH1":
+            target = reverberant
+        else:
+            target = read_stereo(
+                scene_path(self.root, self.split, scene, "target_anechoic", 1), n_time
+            )
+            target = target * (
+                reverberant.pow(2).mean(-1, keepdim=True).sqrt()
+                / target.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
+            )
+        if target.shape[-1] != mixture.shape[-1]:
+            raise ValueError(
+                f"scene {scene}: target has {target.shape[-1]} samples, mixture {mixture.shape[-1]}"
+            )
+        if self._cache is not None:
+            self._cache[scene] = (mixture, target)
+        return mixture, target
+
+    def _crop_start(self, scene: str, target: torch.Tensor) -> int:
+        n_time = target.shape[-1]
+        if self.segment <= 0 or n_time <= self.segment:
+            return 0
+        level = target.abs().amax(0)
+        active = torch.nonzero(level > 1e-3 * float(level.max().clamp_min(1e-12))).flatten()
+        first = int(active[0]) if active.numel() else 0
+        last = int(active[-1]) if active.numel() else n_time
+        if not self.random_crop:
+            return min(first, n_time - self.segment)
+        lo = max(0, first - self.segment // 4)
+        hi = max(lo, min(n_time - self.segment, last - 3 * self.segment // 4))
+        rng = np.random.default_rng(_stable_seed(self.seed, self.epoch, scene))
+        return int(rng.integers(lo, hi + 1))
+
+    def __getitem__(self, index: int) -> dict:
+        scene = self.scene_ids[index]
+        mixture, target = self.load_scene(scene)
+        start = self._crop_start(scene, target)
+        if self.segment > 0:
+            mixture = mixture[:, start : start + self.segment]
+            target = target[:, start : start + self.segment]
+            pad = self.segment - mixture.shape[-1]
+            if pad > 0:
+                mixture = torch.nn.functional.pad(mixture, (0, pad))
+                target = torch.nn.functional.pad(target, (0, pad))
+        sources = [target]
+        if self.n_src == 2:
+            sources.append(mixture[:2] - target)
+        return {"scene": scene, "mixture": mixture, "sources": torch.stack(sources)}
