@@ -33,6 +33,7 @@ import scipy.signal
 import torch
 from torch import Tensor
 
+from clarity_se.ear_model.loss import center_frequency
 from clarity_se.ear_model.noise import PairRandom
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ __all__ = [
     "spectrum_diff",
     "bm_covary",
     "ave_covary2",
-    "center_frequencies_erb",
     "MelCepstrumCorrelation",
     "Melcor9Result",
     "SpectrumDiff",
@@ -94,42 +94,6 @@ def _num_segments(npts: int, nwin: int) -> int:
 
 def _const(a: np.ndarray, like: Tensor) -> Tensor:
     return torch.as_tensor(np.ascontiguousarray(a), dtype=like.dtype, device=like.device)
-
-
-def center_frequencies_erb(
-    nchan: int = 32, low_freq_hz: float = 80.0, high_freq_hz: float = 8000.0
-) -> np.ndarray:
-    """ERB-spaced auditory centre frequencies, ascending, as ``eb.center_frequency(nchan)``.
-
-    Parameters
-    ----------
-    nchan : int
-        Number of bands (32 in HASPI/HASQI).
-    low_freq_hz, high_freq_hz : float
-        Lowest and highest centre frequency in Hz (80 and 8000 Hz in the reference).
-
-    Returns
-    -------
-    numpy.ndarray [shape=(nchan,)], float64, Hz
-
-    Notes
-    -----
-    Only the unshifted case used by ``ave_covary2``; the ear model's own (shifted) centre
-    frequencies live in :mod:`clarity_se.ear_model`.  Uses ``ear_q = 9.26449`` and
-    ``min_bw = 24.7`` Hz (Glasberg & Moore ERB; Slaney 1993, Apple TR #35).
-
-    References
-    ----------
-    pyclarity 0.9.0 ``eb.center_frequency`` (``shift=None``).
-    """
-    ear_q, min_bw = 9.26449, 24.7
-    cf = -(ear_q * min_bw) + np.exp(
-        np.arange(1, nchan)
-        * (-np.log(high_freq_hz + ear_q * min_bw) + np.log(low_freq_hz + ear_q * min_bw))
-        / (nchan - 1)
-    ) * (high_freq_hz + ear_q * min_bw)
-    cf = np.insert(cf, 0, high_freq_hz)
-    return np.flip(cf).copy()
 
 
 # --------------------------------------------------------------------------------------------
@@ -841,7 +805,7 @@ def ave_covary2(
         lp_filter_order)
     cutoff = 1000 * np.array([1.5, 2.0, 2.5, 3.0, 3.5, 4.0]) if freq_cutoff is None else (
         np.asarray(freq_cutoff, dtype=np.float64))
-    cf = center_frequencies_erb(nchan)
+    cf = center_frequency(nchan).numpy()  # unshifted, 80-8000 Hz, ascending
     fc2p = (cutoff ** (2 * order))[:, None]  # [6, 1]
     freq2p = cf[None, :] ** (2 * order[:, None])  # [6, nchan]
     fsync = _const(np.sqrt(fc2p / (fc2p + freq2p)), cov)  # [6, nchan]

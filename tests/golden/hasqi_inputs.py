@@ -98,14 +98,14 @@ INTERFERERS = {
 
 
 def _case(i, speech, interferer, snr, fs, level, audiogram, *, eq=1, lowpass=False,
-          delay_ms=0.0, dur=1.0, ref_rms=None):
+          delay_ms=0.0, dur=1.0, ref_rms=None, proc_gain=1.0):
     if ref_rms is None:
         ref_rms = 1.0 if level == 65 else 0.03
     return {"name": f"c{i:02d}_{interferer}_{snr:+d}dB_{fs}_{level}_{audiogram}",
             "speech": speech, "interferer": interferer, "snr_db": snr, "sample_rate": fs,
             "level_db_spl": float(level), "audiogram": audiogram, "equalisation": eq,
             "lowpass": lowpass, "delay_ms": delay_ms, "duration_s": dur, "ref_rms": ref_rms,
-            "seed": 1000 + i}
+            "proc_gain": proc_gain, "seed": 1000 + i}
 
 
 METRIC_CASES = [
@@ -120,6 +120,8 @@ METRIC_CASES = [
     _case(8, SPEECH[2], "dishes", 20, 16000, 100, "moderate_flat", eq=2),
     _case(9, SPEECH[3], "talker", 5, 44100, 100, "sparse"),
     _case(10, SPEECH[4], "none", 0, 16000, 65, "moderate_slope"),  # processed == reference
+    # reference below the silence thresholds: cepstral correlation and BM sync are 0
+    _case(11, SPEECH[5], "tap", 10, 16000, 65, "mild_slope", ref_rms=3e-7, proc_gain=1e5),
 ]
 
 BETTER_EAR_CASES = [
@@ -182,7 +184,7 @@ def make_pair(case: dict) -> tuple[np.ndarray, np.ndarray, int]:
     d = int(round(case.get("delay_ms", 0.0) * 1e-3 * fs))
     if d:
         proc = np.concatenate([np.zeros(d), proc[:-d]])
-    return ref, proc, fs
+    return ref, proc * case.get("proc_gain", 1.0), fs
 
 
 def audiogram_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
