@@ -256,6 +256,7 @@ def cepstral_correlation_coef(
     thresh_nerve: float,
     nbasis: int,
     rng: PairRandom,
+    lengths: Tensor | None = None,
     below_threshold: str = "raise",
 ) -> CepstralCoefficients:
     """Cepstral coefficients of the above-threshold segments of the subsampled envelopes.
@@ -277,6 +278,8 @@ def cepstral_correlation_coef(
         Number of basis functions (HASPI: 6).
     rng : PairRandom
         Random streams, one per batch item.
+    lengths : Tensor [shape=(batch,)], int, optional
+        Valid input samples per item (zero padding beyond is never kept); default all.
     below_threshold : {"raise", "keep"}
         What to do with items that keep at most one segment.  ``"raise"`` (the reference's
         behaviour) raises ``ValueError`` naming the items; ``"keep"`` returns them with
@@ -302,6 +305,9 @@ def cepstral_correlation_coef(
     batch, nbands, nsamp = reference_db.shape
     xsum = 20 * torch.log10(torch.sum(10 ** (reference_db / 20), dim=1) / nbands)
     mask = xsum > thresh_cep  # [batch, time]
+    if lengths is not None:
+        lengths = torch.as_tensor(lengths, device=mask.device)
+        mask = mask & (torch.arange(nsamp, device=mask.device)[None, :] < lengths[:, None])
     lengths = mask.sum(dim=1)
     bad = (lengths <= 1).nonzero().flatten().tolist()
     if bad and below_threshold == "raise":
