@@ -1,0 +1,114 @@
+"""clarity-se enhance: official passthrough, Conv-TasNet checkpoint, small_test, resume, errors."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from enhancer_helpers import make_scenes, make_scenes_listeners
+from scipy.io import wavfile
+
+from clarity_se.cli import main as cli_main
+from clarity_se.models import build_model
+from clarity_se.models.checkpoint import save_checkpoint
+
+N_TIME = 4411
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    root = tmp_path / "data"
+    scenes = make_scenes(root, "dev", 3, N_TIME, seed=5)
+    make_scenes_listeners(root, "dev", scenes, ["L0001", "L0002"])
+    return root, scenes
+
+
+def _run(root, exp, *extra):
+    return cli_main(["enhance", f"path.root={root}", f"path.exp_folder={exp}", *extra])
+
+
+@pytest.mark.filterwarnings("ignore::scipy.io.wavfile.WavFileWarning")
+def test_passthrough_is_the_official_baseline(dataset, tmp_path):
+    root, scenes = dataset
+    exp = tmp_path / "exp"
+    assert _run(root, exp) == 0
+    for scene in scenes:
+        # the official enhance.py: wavfile.read, / 32768.0, astype(float32), wavfile.write
+        _, raw = wavfile.read(root / "clarity_data/dev/scenes" / f"{scene}_mix_CH1.wav")
+        expected = (raw / 32768.0).astype(np.float32)
+        for listener in ("L0001", "L0002"):
+            path = exp / "enhanced_signals" / f"{scene}_{listener}_enhanced.wav"
+            info = sf.info(str(path))
+            assert (info.subtype, info.channels, info.samplerate) == ("FLOAT", 2, 44100)
+            _, got = wavfile.read(path)
+            assert got.dtype == np.float32 and np.array_equal(got, expected)
+    records = [json.loads(x) for x in open(exp / "enhance_manifest.jsonl")]
+    assert len(records) == 6 and records[0]["schema"] == "clarity_se.enhanced/1"
+
+
+def test_small_test_resume_and_errors(dataset, tmp_path):
+    root, scenes = dataset
+    exp = tmp_path / "exp"
+    assert _run(root, exp, "evaluate.small_test=true") == 0
+    written = sorted(p.name for p in (exp / "enhanced_signals").iterdir())
+    assert written == [f"{scenes[0]}_L0001_enhanced.wav"]  # pairs[::15] of 6 pairs
+    # resume: existing outputs are not rewritten
+    first = exp / "enhanced_signals" / written[0]
+    stamp = first.stat().st_mtime_ns
+    (root / "clarity_data/dev/scenes" / f"{scenes[1]}_mix_CH1.wav").unlink()
+    assert _run(root, exp) == 1
+    assert first.stat().st_mtime_ns == stamp
+    rows = list(csv.DictReader(open(exp / "errors.csv")))
+    assert {(r["scene"], r["listener"]) for r in rows} == {
+        (scenes[1], "L0001"),
+        (scenes[1], "L0002"),
+    }
+    assert all(r["stage"] == "enhance" and "mix_CH1" in r["error"] for r in rows)
+    assert len(list((exp / "enhanced_signals").iterdir())) == 4
+
+
+def test_convtasnet_checkpoint_whole_and_chunked(dataset, tmp_path):
+    root, scenes = dataset
+    torch.manual_seed(0)
+    model = build_model(
+        "convtasnet",
+        n_src=2,
+        n_filters=16,
+        kernel_size=16,
+        bn_chan=8,
+        hid_chan=16,
+        n_blocks=2,
+        n_repeats=1,
+    )
+    ckpt = save_checkpoint(tmp_path / "tiny.pt", model)
+    outs = {}
+    for chunk in ("0", "0.0123"):
+        exp = tmp_path / f"exp{chunk}"
+        assert (
+            _run(
+                root,
+                exp,
+                "enhancer.name=convtasnet",
+                f"enhancer.checkpoint={ckpt}",
+                f"enhancer.chunk_s={chunk}",
+            )
+            == 0
+        )
+        path = exp / "enhanced_signals" / f"{scenes[2]}_L0002_enhanced.wav"
+        outs[chunk], sr = sf.read(str(path), dtype="float32")
+        assert sr == 44100 and outs[chunk].shape == (N_TIME, 2)
+    np.testing.assert_allclose(outs["0"], outs["0.0123"], atol=1e-5)
+    assert np.abs(outs["0"]).max() > 0
+    # a missing checkpoint is a config error
+    assert (
+        _run(
+            root,
+            tmp_path / "x",
+            "enhancer.name=convtasnet",
+            f"enhancer.checkpoint={tmp_path / 'none.pt'}",
+        )
+        == 2
+    )
+    assert _run(root, tmp_path / "x", "enhancer.name=bogus") == 2
