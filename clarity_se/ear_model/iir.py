@@ -41,7 +41,7 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["lfilter"]
+__all__ = ["lfilter", "repeated_pole_filter", "state_space_scan"]
 
 
 @numba.njit(cache=True, parallel=True)
@@ -122,8 +122,7 @@ def _lfilter_numba(b: Tensor, a: Tensor, x: Tensor) -> Tensor:
 def _matrix_powers(m: Tensor, count: int) -> Tensor:
     """``[rows, count, p, p]`` stack of m^0 .. m^(count-1) by repeated doubling."""
     rows, p, _ = m.shape
-    eye = torch.eye(p, dtype=m.dtype, device=m.device).expand(rows, 1, p, p)
-    powers = eye
+    powers = torch.eye(p, dtype=m.dtype, device=m.device).expand(rows, 1, p, p)
     step = m  # m^(len(powers))
     while powers.shape[1] < count:
         powers = torch.cat([powers, powers @ step.unsqueeze(1)], dim=1)
@@ -131,56 +130,124 @@ def _matrix_powers(m: Tensor, count: int) -> Tensor:
     return powers[:, :count]
 
 
-def _lfilter_scan(b: Tensor, a: Tensor, x: Tensor, block: int) -> Tensor:
-    rows, nsamp = x.shape
-    ncoef = b.shape[1]
-    # FIR part (direct form I): v[n] = sum_k b_k x[n-k]
+def state_space_scan(
+    v: Tensor, m: Tensor, b: Tensor, c: Tensor, d: Tensor, block: int = 256
+) -> Tensor:
+    """Zero-state response of ``s[n+1] = M s[n] + B v[n]``, ``y[n] = C s[n] + D v[n]``.
+
+    Torch-native block scan (no loop over samples): each block's zero-state response is one
+    batched Toeplitz matmul with the impulse response, the state is carried across blocks by a
+    log-depth scan with powers of ``M^block``.
+
+    Parameters
+    ----------
+    v : Tensor [shape=(rows, time)], float64
+        Input of each row.
+    m : Tensor [shape=(rows, p, p)]; b, c : Tensor [shape=(rows, p)]; d : Tensor [shape=(rows,)]
+        State-space matrices of each row (well-conditioned powers of ``M`` are the caller's
+        responsibility: e.g. the cascade form for repeated poles).
+    block : int
+        Block length in samples.
+
+    Returns
+    -------
+    Tensor [shape=(rows, time)]
+    """
+    rows, nsamp = v.shape
+    p = m.shape[-1]
+    block = max(1, min(block, nsamp))
+    powers = _matrix_powers(m, block + 1)  # M^0 .. M^block
+    zir = torch.einsum("rp,rjpq->rjq", c, powers[:, :block])  # C M^j         [rows, L, p]
+    mb = torch.einsum("rjpq,rq->rjp", powers[:, :block], b)  # M^j B          [rows, L, p]
+    h = torch.cat([d[:, None], torch.einsum("rjp,rp->rj", mb[:, : block - 1], c)], dim=1)
+    idx = torch.arange(block, device=v.device)
+    lag = idx[:, None] - idx[None, :]
+    zero = torch.zeros((), dtype=v.dtype, device=v.device)
+    toeplitz = torch.where(lag >= 0, h[:, lag.clamp(min=0)], zero)  # [rows, L(out), L(in)]
+    nblocks = -(-nsamp // block)
+    vb = torch.nn.functional.pad(v, (0, nblocks * block - nsamp)).reshape(rows, nblocks, block)
+    y = vb @ toeplitz.transpose(1, 2)  # zero-state response of each block
+    # zero-state end state of each block: sum_i M^(L-1-i) B v_i
+    e = vb @ mb.flip(1)  # [rows, nblocks, p]
+    q = powers[:, block]
+    shift = 1
+    while shift < nblocks:  # inclusive scan: s_end[k] = Q s_end[k-1] + e[k]
+        e = torch.cat(
+            [e[:, :shift], e[:, shift:] + torch.einsum("rpq,rkq->rkp", q, e[:, :-shift])], dim=1
+        )
+        q = q @ q
+        shift *= 2
+    s_start = torch.cat([torch.zeros(rows, 1, p, dtype=v.dtype, device=v.device), e[:, :-1]], 1)
+    y = y + torch.einsum("rjp,rkp->rkj", zir, s_start)
+    return y.reshape(rows, nblocks * block)[:, :nsamp]
+
+
+def _fir(b: Tensor, x: Tensor) -> Tensor:
+    """``v[n] = sum_k b[:, k] x[:, n-k]`` with per-row taps (short filters)."""
     v = b[:, :1] * x
-    for k in range(1, ncoef):
-        v[:, k:] += b[:, k : k + 1] * x[:, :-k] if k < nsamp else 0.0
-    p = ncoef - 1
-    if p == 0 or torch.all(a[:, 1:] == 0):
+    for k in range(1, min(b.shape[1], x.shape[1] + 1)):
+        v[:, k:] += b[:, k : k + 1] * x[:, :-k]
+    return v
+
+
+def _lfilter_scan(b: Tensor, a: Tensor, x: Tensor, block: int) -> Tensor:
+    rows = x.shape[0]
+    v = _fir(b, x)  # direct form I: FIR part, then the all-pole part in companion form
+    p = a.shape[1] - 1
+    if p == 0 or bool(torch.all(a[:, 1:] == 0)):
         return v
-    # All-pole part: y[n] = v[n] + c . s[n], s[n] = (y[n-1], ..., y[n-p]), s[n+1] = M s[n] + e1 v[n]
-    c = -a[:, 1:]  # [rows, p]
+    c = -a[:, 1:]
     m = torch.zeros(rows, p, p, dtype=x.dtype, device=x.device)
     m[:, 0, :] = c
     if p > 1:
         m[:, 1:, :-1] = torch.eye(p - 1, dtype=x.dtype, device=x.device)
-    block = max(1, min(block, nsamp))
-    powers = _matrix_powers(m, block + 1)  # M^0 .. M^block
-    # Response to the initial state over one block: y_j = c . M^j s  -> zir [rows, block, p]
-    zir = torch.einsum("rp,rjpq->rjq", c, powers[:, :block])
-    # Impulse response h_0 = 1, h_j = c . M^(j-1) e1  (j >= 1)
-    h = torch.cat([torch.ones(rows, 1, dtype=x.dtype, device=x.device), zir[:, :-1, 0]], dim=1)
-    idx = torch.arange(block, device=x.device)
-    lag = idx[:, None] - idx[None, :]
-    toeplitz = torch.where(
-        lag >= 0, h[:, lag.clamp(min=0)], torch.zeros((), dtype=x.dtype, device=x.device)
-    )  # [rows, block, block]
-    nblocks = -(-nsamp // block)
-    vb = torch.nn.functional.pad(v, (0, nblocks * block - nsamp)).reshape(rows, nblocks, block)
-    y0 = vb @ toeplitz.transpose(1, 2)  # zero-state response of each block
-    # zero-state end state of each block: s = (y[L-1], ..., y[L-p])
-    e = (
-        y0[:, :, block - p :].flip(-1)
-        if block >= p
-        else torch.nn.functional.pad(y0.flip(-1), (0, p - block))
-    )
-    # inclusive scan s_end[k] = Q s_end[k-1] + e[k], Q = M^block
-    q = powers[:, block]
-    s_end = e.clone()
-    shift = 1
-    while shift < nblocks:
-        s_end = s_end.clone()
-        s_end[:, shift:] = s_end[:, shift:] + torch.einsum("rpq,rkq->rkp", q, s_end[:, :-shift])
-        q = q @ q
-        shift *= 2
-    s_start = torch.cat(
-        [torch.zeros(rows, 1, p, dtype=x.dtype, device=x.device), s_end[:, :-1]], dim=1
-    )  # [rows, nblocks, p]
-    y = y0 + torch.einsum("rjp,rkp->rkj", zir, s_start)
-    return y.reshape(rows, nblocks * block)[:, :nsamp]
+    bvec = torch.zeros(rows, p, dtype=x.dtype, device=x.device)
+    bvec[:, 0] = 1
+    d = torch.ones(rows, dtype=x.dtype, device=x.device)
+    return state_space_scan(v, m, bvec, c, d, block)
+
+
+def repeated_pole_filter(
+    b: Tensor, pole: Tensor, order: int, x: Tensor, *, block: int = 256
+) -> Tensor:
+    """Filter rows of ``x`` by ``B(z) / (1 - pole z^-1)^order`` in cascade form (torch-native).
+
+    Same transfer function as ``lfilter(b, poly(pole, order), x)`` but computed as ``order``
+    cascaded one-pole sections, whose state-transition powers have non-negative entries for
+    ``0 < pole < 1`` and are therefore accurate: this avoids the ``eps^(1/order)`` pole
+    sensitivity of the direct form.  The direct form (scipy, the reference) has relative
+    rounding errors up to ~5e-8 for the 80 Hz gammatone band; this routine is closer to the
+    exact filter, so it differs from the reference by that amount.
+
+    Parameters
+    ----------
+    b : Tensor [shape=(..., nb)], float; pole : Tensor [shape=(...)], float in (0, 1)
+        Numerator taps and the repeated real pole of each row (broadcast to ``x.shape[:-1]``).
+    order : int
+        Multiplicity of the pole (4 for the gammatone filter).
+    x : Tensor [shape=(..., time)], float, any device
+
+    Returns
+    -------
+    Tensor [shape=x.shape], dtype of ``x`` (float64 internally).
+    """
+    shape, dtype = x.shape, x.dtype
+    lead = x.shape[:-1]
+    rows = int(np.prod(lead)) if len(lead) else 1
+    b2 = torch.broadcast_to(b.to(torch.float64), (*lead, b.shape[-1])).reshape(rows, -1)
+    r = torch.broadcast_to(pole.to(torch.float64), lead).reshape(rows)
+    x2 = x.to(torch.float64).reshape(rows, shape[-1])
+    with torch.no_grad():
+        v = _fir(b2, x2)
+        tril = torch.tril(torch.ones(order, order, dtype=torch.float64, device=x.device))
+        m = (
+            r[:, None, None] * tril
+        )  # s = previous section outputs; w_i[n] = sum_{j<=i} a w_j[n-1] + v
+        bvec = torch.ones(rows, order, dtype=torch.float64, device=x.device)
+        c = m[:, -1, :]
+        d = torch.ones(rows, dtype=torch.float64, device=x.device)
+        y = state_space_scan(v, m, bvec, c, d, block)
+    return y.reshape(shape).to(dtype)
 
 
 def lfilter(
