@@ -22,9 +22,9 @@ import os
 from collections.abc import Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from clarity_se.data.audio_io import AudioFileError, read_audio
 from clarity_se.data.audiogram import Listener, load_listeners
@@ -35,6 +35,9 @@ from clarity_se.data.scene import (
     make_scene_listener_list,
     read_scenes_listeners,
 )
+
+if TYPE_CHECKING:  # torch is imported when signals are loaded, so the CLI stays light
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +216,7 @@ class CEC2Dataset:
         return samples
 
     def load_signals(
-        self, paths: Sequence[Path], *, dtype: torch.dtype = torch.float32
+        self, paths: Sequence[Path], *, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
         """Read 2-channel files and stack them as ``[2 * len(paths), time]`` (L, R per file).
 
@@ -223,6 +226,9 @@ class CEC2Dataset:
             A file is missing, unreadable, truncated, not 44100 Hz or not 2 channels, or the
             files differ in length; the message names the file.
         """
+        import torch
+
+        dtype = torch.float32 if dtype is None else dtype
         np_dtype = "float64" if dtype == torch.float64 else "float32"
         arrays = []
         for path in paths:
@@ -240,7 +246,7 @@ class CEC2Dataset:
         scene: str | Scene,
         channels: Sequence[int] = MIX_CHANNELS,
         *,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         """The hearing-aid microphone mixture.
 
@@ -250,8 +256,8 @@ class CEC2Dataset:
             Scene id or record.
         channels : sequence of int
             Microphone pairs, default ``(1, 2, 3)``.
-        dtype : torch.dtype
-            Output dtype.
+        dtype : torch.dtype, optional
+            Output dtype (default ``torch.float32``).
 
         Returns
         -------
@@ -267,7 +273,7 @@ class CEC2Dataset:
         return self.load_signals([self.mix_path(scene, ch) for ch in channels], dtype=dtype)
 
     def load_target(
-        self, scene: str | Scene, ch: int = 1, *, dtype: torch.dtype = torch.float32
+        self, scene: str | Scene, ch: int = 1, *, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
         """Reverberant target at microphone pair ``ch``: ``[2, time]`` (left, right).
 
@@ -277,14 +283,14 @@ class CEC2Dataset:
         return self.load_signals([self.target_path(scene, ch)], dtype=dtype)
 
     def load_target_anechoic(
-        self, scene: str | Scene, *, dtype: torch.dtype = torch.float32
+        self, scene: str | Scene, *, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
         """Anechoic target reference: ``[2, time]`` (left, right), peak-normalised to 1 by the
         CEC2 renderer (a different scale from the mixture)."""
         return self.load_signals([self.target_anechoic_path(scene)], dtype=dtype)
 
     def load_interferer(
-        self, scene: str | Scene, ch: int = 1, *, dtype: torch.dtype = torch.float32
+        self, scene: str | Scene, ch: int = 1, *, dtype: torch.dtype | None = None
     ) -> torch.Tensor:
         """Summed interferers at microphone pair ``ch``: ``[2, time]`` (left, right)."""
         return self.load_signals([self.interferer_path(scene, ch)], dtype=dtype)
