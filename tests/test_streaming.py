@@ -58,3 +58,14 @@ def test_target_selection_prefers_frontal_source():
     assert select_target(est, 44100).tolist() == [1]
     assert torch.equal(pick_target(est, 44100)[0], target)
     assert select_target(est[:, :1], 44100).tolist() == [0]
+
+
+def test_selection_accuracy_on_oracle_pairs(tmp_path):
+    from enhancer_helpers import make_scenes
+
+    from clarity_se.models.target_selection import selection_accuracy_on_split
+
+    make_scenes(tmp_path, "dev", 2, 3001, seed=4)  # diotic target, lateral noise
+    result = selection_accuracy_on_split(str(tmp_path), "dev")
+    assert result["n_scenes"] == 2 and result["accuracy"] == 1.0
+    assert all(r["oracle"] == 0 for r in result["per_scene"])

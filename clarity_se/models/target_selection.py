@@ -144,3 +144,56 @@ def selection_accuracy(
     accuracy = n_ok / len(rows) if rows else float("nan")
     logger.info("target selection: %d/%d correct", n_ok, len(rows))
     return {"accuracy": accuracy, "n_scenes": len(rows), "per_scene": rows}
+
+
+def selection_accuracy_on_split(
+    root: str,
+    split: str = "dev",
+    checkpoint: str | None = None,
+    max_scenes: int = 0,
+    max_lag_ms: float = 0.1,
+) -> dict:
+    """:func:`selection_accuracy` over the scenes of a CEC2-layout split (e.g. the demo dev set).
+
+    Parameters
+    ----------
+    root : str
+        Folder holding ``clarity_data/``.
+    split : str
+        Split name (``dev``).
+    checkpoint : str, optional
+        A 2-source model checkpoint; ``None`` scores the oracle (target, residual) pair.
+    max_scenes : int
+        Only the first ``max_scenes`` scenes (0: all).
+    max_lag_ms : float
+        See :func:`frontal_coherence`.
+
+    Returns
+    -------
+    dict
+        As :func:`selection_accuracy`, plus ``root``, ``split`` and ``checkpoint``.
+
+    Raises
+    ------
+    ValueError
+        Missing scenes or files, or a checkpoint whose model does not have 2 sources.
+    """
+    from clarity_se.training.data import SceneSegmentDataset
+
+    model = None
+    if checkpoint:
+        from clarity_se.models.checkpoint import load_model
+
+        model, _ = load_model(checkpoint)
+        if getattr(model, "n_src", 0) != 2:
+            raise ValueError(f"{checkpoint}: target selection needs a 2-source model")
+    data = SceneSegmentDataset(root, split, n_src=1, segment_s=0, max_scenes=max_scenes)
+
+    def scenes():
+        for scene in data.scene_ids:
+            mixture, target = data.load_scene(scene)
+            yield scene, mixture.numpy(), target.numpy()
+
+    result = selection_accuracy(scenes(), data.sample_rate, model=model, max_lag_ms=max_lag_ms)
+    result.update(root=str(root), split=split, checkpoint=checkpoint)
+    return result
