@@ -211,3 +211,12 @@ def test_scenes_listeners_errors(tmp_path):
     path.write_text(json.dumps({"S1": ["L1", "L1"]}))
     with pytest.raises(ValueError, match="repeated"):
         read_scenes_listeners(path)
+
+
+def test_docstring_examples():
+    import doctest
+
+    import clarity_se.data.scene as module
+
+    result = doctest.testmod(module)
+    assert result.attempted >= 3 and result.failed == 0

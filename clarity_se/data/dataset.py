@@ -91,12 +91,17 @@ def _read_raw(
     return data, is_pcm16
 
 
-def _to_float(data: np.ndarray, is_pcm16: bool) -> np.ndarray:
-    """``int16 / 32768`` (the official scaling) or float as is; float32 ``[channels, time]``."""
-    out = data.T.astype(np.float32)
+def _fill(out: np.ndarray, data: np.ndarray, is_pcm16: bool) -> None:
+    """Write ``data [time, channels]`` into ``out [channels, >= time]`` as float32, zero after.
+
+    16-bit PCM is scaled by ``1 / 32768`` (exact in float32; the official ``/ 32768``).
+    """
+    n = data.shape[0]
     if is_pcm16:
-        out /= np.float32(32768.0)
-    return out
+        np.multiply(data.T, np.float32(1.0 / 32768.0), out=out[:, :n], casting="unsafe")
+    else:
+        out[:, :n] = data.T
+    out[:, n:] = 0.0
 
 
 class CEC2TrainDataset(Dataset):
@@ -252,18 +257,14 @@ class CEC2TrainDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         return int(rng.integers(lo, hi + 1))
 
-    def _segment(self, path: os.PathLike, start: int, length: int | None) -> np.ndarray:
+    def _segment_into(self, out: np.ndarray, path: os.PathLike, start: int) -> None:
+        length = out.shape[1]
         if self.cache:
             data, is_pcm16 = self._cached(path)
-            data = data[start:] if length is None else data[start : start + length]
+            data = data[start : start + length]
         else:
-            data, is_pcm16 = _read_raw(
-                path, start, -1 if length is None else length, self.data.sample_rate, 2
-            )
-        out = _to_float(data, is_pcm16)
-        if length is not None and out.shape[1] < length:
-            out = np.pad(out, ((0, 0), (0, length - out.shape[1])))
-        return out
+            data, is_pcm16 = _read_raw(path, start, length, self.data.sample_rate, 2)
+        _fill(out, data, is_pcm16)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mixture [2 * n_channels, crop], target [2, crop])``, float32.
@@ -281,6 +282,10 @@ class CEC2TrainDataset(Dataset):
         if length is None:
             length = self.num_frames(index)
         mix_paths, target_path = self.paths(index)
-        mixture = np.concatenate([self._segment(p, start, length) for p in mix_paths], axis=0)
-        target = self._segment(target_path, start, length)
-        return torch.from_numpy(mixture), torch.from_numpy(target)
+        mixture = torch.empty(2 * len(mix_paths), length, dtype=torch.float32)
+        target = torch.empty(2, length, dtype=torch.float32)
+        mix_np = mixture.numpy()
+        for k, path in enumerate(mix_paths):
+            self._segment_into(mix_np[2 * k : 2 * k + 2], path, start)
+        self._segment_into(target.numpy(), target_path, start)
+        return mixture, target

@@ -473,8 +473,8 @@ def scene_record(
     for ch in MIX_CHANNELS:
         if f"mix_CH{ch}" not in audio:
             raise AudioFileError(f"{data.mix_path(scene, ch)}: file not found")
-    num_samples = None
-    first = None
+    first = data.mix_path(scene, MIX_CHANNELS[0])
+    num_samples = -1
     for path in audio.values():
         info = audio_info(path)
         if info.samplerate != data.sample_rate:
@@ -483,13 +483,12 @@ def scene_record(
             )
         if info.channels != 2:
             raise AudioFileError(f"{path}: channels is {info.channels}, expected 2")
-        if num_samples is None:
+        if num_samples < 0:
             num_samples, first = int(info.frames), path
         elif info.frames != num_samples:
             raise AudioFileError(
                 f"{path}: num_samples is {info.frames} but {first} has {num_samples}"
             )
-    assert num_samples is not None  # mix files exist (checked above)
     sr = data.sample_rate
     record: dict[str, Any] = {
         "id": scene.scene,

@@ -544,6 +544,15 @@ def dumps_cec2_json(obj: Any, *, indent: int = 2) -> str:
     ------
     ValueError
         For NaN/Inf or an object JSON cannot represent.
+
+    Examples
+    --------
+    >>> print(dumps_cec2_json({"SNR": 2.558, "sample": 0, "angle": 1.23456789}))
+    {
+      "SNR": 2.5580,
+      "sample": 0,
+      "angle": 1.23456789
+    }
     """
 
     def encode(value: Any, level: int) -> str:
@@ -693,6 +702,14 @@ def make_scene_listener_list(
     References
     ----------
     pyclarity ``recipes.icassp_2023.baseline.evaluate.make_scene_listener_list``.
+
+    Examples
+    --------
+    >>> pairs = {"S06001": ["L0064", "L0068"], "S06002": ["L0044"]}
+    >>> make_scene_listener_list(pairs)
+    [('S06001', 'L0064'), ('S06001', 'L0068'), ('S06002', 'L0044')]
+    >>> make_scene_listener_list(pairs, small_test=True)
+    [('S06001', 'L0064')]
     """
     pairs = [
         (scene, listener) for scene in scenes_listeners for listener in scenes_listeners[scene]
