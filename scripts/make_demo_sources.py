@@ -36,8 +36,14 @@ COPIES = [
     *[
         f"speech/librispeech/{u}.flac"
         for u in (
-            "1034-121119-0000", "1088-129236-0000", "1363-135842-0000", "1455-134435-0000",
-            "1963-142393-0000", "201-122255-0000", "2518-154825-0000", "4214-7146-0000",
+            "1034-121119-0000",
+            "1088-129236-0000",
+            "1363-135842-0000",
+            "1455-134435-0000",
+            "1963-142393-0000",
+            "201-122255-0000",
+            "2518-154825-0000",
+            "4214-7146-0000",
         )
     ],
     "rir/mit_kemar_normal_pinna.sofa",
@@ -45,8 +51,20 @@ COPIES = [
 
 #: (source, destination, start_s, stop_s or None, tiles): segment, down-mix to mono, optional tiling
 SEGMENTS = [
-    ("noise/speech_commands/doing_the_dishes.flac", "noise/doing_the_dishes_train.flac", 0.0, 20.0, 1),
-    ("noise/speech_commands/doing_the_dishes.flac", "noise/doing_the_dishes_dev.flac", 40.0, 52.0, 1),
+    (
+        "noise/speech_commands/doing_the_dishes.flac",
+        "noise/doing_the_dishes_train.flac",
+        0.0,
+        20.0,
+        1,
+    ),
+    (
+        "noise/speech_commands/doing_the_dishes.flac",
+        "noise/doing_the_dishes_dev.flac",
+        40.0,
+        52.0,
+        1,
+    ),
     ("noise/speech_commands/running_tap.flac", "noise/running_tap_train.flac", 0.0, 20.0, 1),
     ("noise/speech_commands/running_tap.flac", "noise/running_tap_dev.flac", 30.0, 42.0, 1),
     ("noise/sonic_pi/vinyl_hiss.flac", "noise/vinyl_hiss_mono.flac", 0.0, None, 1),

@@ -32,14 +32,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``clarity-se demo-data``."""
     parser.add_argument("out", type=Path, help="output root (gets clarity_data/ inside)")
     parser.add_argument(
-        "--scenes", type=int, default=DEFAULT_SCENES,
+        "--scenes",
+        type=int,
+        default=DEFAULT_SCENES,
         help=f"total number of scenes, 3/4 train and 1/4 dev (default {DEFAULT_SCENES})",
     )
-    parser.add_argument("--train-scenes", type=int, default=None, help="override the number of train scenes")
-    parser.add_argument("--dev-scenes", type=int, default=None, help="override the number of dev scenes")
+    parser.add_argument(
+        "--train-scenes", type=int, default=None, help="override the number of train scenes"
+    )
+    parser.add_argument(
+        "--dev-scenes", type=int, default=None, help="override the number of dev scenes"
+    )
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument(
-        "--workers", type=int, default=min(2, os.cpu_count() or 1),
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
         help="rendering processes (default min(2, CPUs)); the output does not depend on it",
     )
 
@@ -52,7 +60,9 @@ def _render_one(job: tuple[dict, dict, int, str]) -> str:
     return scene["scene"]
 
 
-def build_dataset(out: str | os.PathLike, *, n_train: int, n_dev: int, seed: int = 0, workers: int = 1) -> dict:
+def build_dataset(
+    out: str | os.PathLike, *, n_train: int, n_dev: int, seed: int = 0, workers: int = 1
+) -> dict:
     """Draw, render and write the demo dataset.
 
     Parameters
@@ -79,11 +89,11 @@ def build_dataset(out: str | os.PathLike, *, n_train: int, n_dev: int, seed: int
     import numpy as np
     from tqdm import tqdm
 
+    from clarity_se.data.audio_io import atomic_write_text
     from clarity_se.data.audiogram import save_listeners
     from clarity_se.data.render.listeners import bisgaard_listeners
     from clarity_se.data.render.scene_sampler import SCENE_START_INDEX, sample_scene, scene_rng
     from clarity_se.data.scene import Scene, dumps_cec2_json, save_scenes, save_scenes_listeners
-    from clarity_se.data.audio_io import atomic_write_text
 
     if n_train < 0 or n_dev < 0:
         raise ValueError(f"scene counts must be >= 0, got train={n_train}, dev={n_dev}")
@@ -122,7 +132,9 @@ def build_dataset(out: str | os.PathLike, *, n_train: int, n_dev: int, seed: int
             _render_one(job)
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-            for _ in tqdm(pool.map(_render_one, jobs), total=len(jobs), desc="rendering scenes", unit="scene"):
+            for _ in tqdm(
+                pool.map(_render_one, jobs), total=len(jobs), desc="rendering scenes", unit="scene"
+            ):
                 pass
     result["seconds"] = time.perf_counter() - t0
     return result
@@ -136,12 +148,17 @@ def main(args: argparse.Namespace) -> int:
     n_train = args.train_scenes if args.train_scenes is not None else args.scenes - args.scenes // 4
     n_dev = args.dev_scenes if args.dev_scenes is not None else args.scenes // 4
     try:
-        result = build_dataset(args.out, n_train=n_train, n_dev=n_dev, seed=args.seed, workers=args.workers)
+        result = build_dataset(
+            args.out, n_train=n_train, n_dev=n_dev, seed=args.seed, workers=args.workers
+        )
     except ValueError as exc:
         logger.error("%s", exc)
         return 1
     logger.info(
         "wrote %d train + %d dev scenes to %s in %.1f s",
-        len(result["train"]), len(result["dev"]), Path(args.out) / "clarity_data", result["seconds"],
+        len(result["train"]),
+        len(result["dev"]),
+        Path(args.out) / "clarity_data",
+        result["seconds"],
     )
     return 0

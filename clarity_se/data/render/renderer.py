@@ -1,4 +1,4 @@
-"""Render CEC2 scenes from metadata: in memory (:func:`render_scene`) or to disk (:func:`write_scene`).
+"""Render CEC2 scenes from metadata, in memory (:func:`render_scene`) or to disk.
 
 Reproduces pyclarity's ``clarity.data.scene_renderer_cec2.SceneRenderer`` except for the room
 acoustics (see :mod:`clarity_se.data.render.rooms`):
@@ -48,7 +48,8 @@ logger = logging.getLogger(__name__)
 CHANNEL_NORMS = (12.0, 3.0, 3.0, 3.0)
 #: Channel at which the SNR is set and of the anechoic reference (``reference_channel``).
 REFERENCE_CHANNEL = 1
-#: RMS of the reverberant target at CH1 in the written file, dBFS (60 dB SPL at 100 dB SPL == RMS 1).
+#: RMS of the reverberant target at CH1 in the written file, dBFS
+#: (60 dB SPL with the recipe's 100 dB SPL == RMS 1).
 TARGET_LEVEL_DBFS = -40.0
 SAMPLE_RATE = sources.SAMPLE_RATE
 
@@ -112,7 +113,9 @@ def better_ear_speechweighted_snr(target: np.ndarray, noise: np.ndarray) -> floa
     ----------
     pyclarity ``clarity.data.utils.better_ear_speechweighted_snr``.
     """
-    return max(speechweighted_snr(target[:, 0], noise[:, 0]), speechweighted_snr(target[:, 1], noise[:, 1]))
+    return max(
+        speechweighted_snr(target[:, 0], noise[:, 0]), speechweighted_snr(target[:, 1], noise[:, 1])
+    )
 
 
 def smoothstep_weight(duration: int, start: float, end: float) -> np.ndarray:
@@ -154,13 +157,28 @@ def parse_dimensions(room: dict) -> np.ndarray:
     try:
         dims = np.array([float(v) for v in str(room["dimensions"]).split("x")])
     except (KeyError, ValueError):
-        raise ValueError(f"room {room.get('name')!r}: bad 'dimensions' {room.get('dimensions')!r}") from None
+        raise ValueError(
+            f"room {room.get('name')!r}: bad 'dimensions' {room.get('dimensions')!r}"
+        ) from None
     if dims.shape != (3,) or np.any(dims <= 0):
         raise ValueError(f"room {room.get('name')!r}: bad 'dimensions' {room['dimensions']!r}")
     return dims
 
 
-def _spatialise(x, images, listener, angles, weight, start, duration, tail, tail_start, *, direct_only=False, channels=None):
+def _spatialise(
+    x,
+    images,
+    listener,
+    angles,
+    weight,
+    start,
+    duration,
+    tail,
+    tail_start,
+    *,
+    direct_only=False,
+    channels=None,
+):
     """Convolve a dry signal with the rotating-head response; returns ``[C, 2, duration]``."""
     sel = slice(None) if channels is None else channels
     irs = [rooms.early_response(images, listener, a, direct_only=direct_only)[sel] for a in angles]
@@ -243,7 +261,16 @@ def render_scene(scene: dict, room: dict, *, seed: int = 0) -> dict[str, np.ndar
     tail, tail_start = rooms.late_tail(dims, rt60, im.t_mix_s, _tail_rng(seed, sid, 0))
     tgt = _spatialise(target, im, listener, angles, weight, t_start, duration, tail, tail_start)
     anechoic = _spatialise(
-        target, im, listener, angles, weight, t_start, duration, None, 0, direct_only=True,
+        target,
+        im,
+        listener,
+        angles,
+        weight,
+        t_start,
+        duration,
+        None,
+        0,
+        direct_only=True,
         channels=slice(REFERENCE_CHANNEL, REFERENCE_CHANNEL + 1),
     )[0]
 
@@ -253,17 +280,23 @@ def render_scene(scene: dict, room: dict, *, seed: int = 0) -> dict[str, np.ndar
         masker = sources.load_masker(spec["type"], spec["name"])
         seg = masker[offset : offset + (i1 - i0)]
         if seg.size != i1 - i0:
-            raise ValueError(f"scene {sid}: interferer {spec['name']} too short for offset {offset} + {i1 - i0}")
+            raise ValueError(
+                f"scene {sid}: interferer {spec['name']} too short for offset {offset} + {i1 - i0}"
+            )
         seg = seg / max(float(np.sqrt(np.mean(seg**2))), 1e-12)
         pos_index = int(spec["position"]) - 1
         if not 0 <= pos_index < len(room["interferers"]):
-            raise ValueError(f"scene {sid}: interferer position {spec['position']} not in room {room['name']}")
+            raise ValueError(
+                f"scene {sid}: interferer position {spec['position']} not in room {room['name']}"
+            )
         im_i = rooms.image_sources(dims, rt60, room["interferers"][pos_index]["position"], listener)
         tail_i, ts_i = rooms.late_tail(dims, rt60, im_i.t_mix_s, _tail_rng(seed, sid, k))
         interf += _spatialise(seg, im_i, listener, angles, weight, i0, duration, tail_i, ts_i)
 
     ref = REFERENCE_CHANNEL
-    sw_snr = better_ear_speechweighted_snr(tgt[ref, :, t_start:t_end].T, interf[ref, :, t_start:t_end].T)
+    sw_snr = better_ear_speechweighted_snr(
+        tgt[ref, :, t_start:t_end].T, interf[ref, :, t_start:t_end].T
+    )
     gain_i = sw_snr * 10 ** (-float(scene["SNR"]) / 20)
     interf *= gain_i
     level = np.sqrt(np.mean(tgt[ref, :, t_start:t_end] ** 2)) / CHANNEL_NORMS[ref]
@@ -272,7 +305,11 @@ def render_scene(scene: dict, room: dict, *, seed: int = 0) -> dict[str, np.ndar
     interf *= g
     target_out = np.ascontiguousarray(tgt.transpose(0, 2, 1))
     interf_out = np.ascontiguousarray(interf.transpose(0, 2, 1))
-    snr_db = 20 * np.log10(better_ear_speechweighted_snr(target_out[ref, t_start:t_end], interf_out[ref, t_start:t_end]))
+    snr_db = 20 * np.log10(
+        better_ear_speechweighted_snr(
+            target_out[ref, t_start:t_end], interf_out[ref, t_start:t_end]
+        )
+    )
     return {
         "target": target_out,
         "interferer": interf_out,
@@ -311,7 +348,9 @@ def _write_wav(path: Path, pcm: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def write_scene(signals: dict[str, np.ndarray], scene_id: str, out_dir: str | os.PathLike) -> list[Path]:
+def write_scene(
+    signals: dict[str, np.ndarray], scene_id: str, out_dir: str | os.PathLike
+) -> list[Path]:
     """Write one rendered scene in the CEC2 layout (16-bit PCM stereo WAV, 44.1 kHz).
 
     Files: ``<id>_{mix,target,interferer}_CH{0..3}.wav`` and ``<id>_target_anechoic_CH1.wav``.

@@ -142,7 +142,10 @@ def load_hrir_set(path: str | None = None) -> HrirSet:
         pos = np.asarray(f["SourcePosition"][:], dtype=np.float64)
         sr = int(np.asarray(f["Data.SamplingRate"][:]).ravel()[0])
     if ir.ndim != 3 or ir.shape[1] != 2 or sr != SAMPLE_RATE or pos.shape[0] != ir.shape[0]:
-        raise ValueError(f"{path}: expected Data.IR [n_dir, 2, taps] at {SAMPLE_RATE} Hz, got {ir.shape} at {sr} Hz")
+        raise ValueError(
+            f"{path}: expected Data.IR [n_dir, 2, taps] at {SAMPLE_RATE} Hz, "
+            f"got {ir.shape} at {sr} Hz"
+        )
     az, el = np.radians(pos[:, 0]), np.radians(pos[:, 1])
     directions = np.stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=1)
     peak = np.abs(ir).max(axis=2, keepdims=True)
@@ -157,7 +160,7 @@ def load_hrir_set(path: str | None = None) -> HrirSet:
 
 
 def head_rotation(azimuth_deg: float) -> np.ndarray:
-    """Matrix [3, 3] mapping room-frame vectors to the head frame of a head turned to ``azimuth_deg``."""
+    """Matrix [3, 3] taking room-frame vectors to the frame of a head turned to ``azimuth_deg``."""
     a = np.radians(azimuth_deg)
     c, s = np.cos(a), np.sin(a)
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -210,7 +213,9 @@ class ImageSources:
     t_mix_s: float
 
 
-def image_sources(dimensions, rt60_s: float, source, listener, early_order: int = EARLY_ORDER) -> ImageSources:
+def image_sources(
+    dimensions, rt60_s: float, source, listener, early_order: int = EARLY_ORDER
+) -> ImageSources:
     """Image sources (pyroomacoustics shoebox ISM) arriving at the head before the mixing time.
 
     Parameters
@@ -245,7 +250,11 @@ def image_sources(dimensions, rt60_s: float, source, listener, early_order: int 
             raise ValueError(f"{name} position {p.tolist()} is outside the room {dims.tolist()}")
     alpha = eyring_absorption(dims, rt60_s)
     room = pra.ShoeBox(
-        dims, fs=44100, materials=pra.Material(alpha), max_order=early_order + 2, air_absorption=False
+        dims,
+        fs=44100,
+        materials=pra.Material(alpha),
+        max_order=early_order + 2,
+        air_absorption=False,
     )
     room.add_source(src)
     room.add_microphone(lis)
@@ -304,7 +313,9 @@ def early_response(
     amp = gains / (4 * np.pi * dist)
     # arrival time at each channel: distance to head centre minus the projection of the
     # channel's offset from its ear onto the direction of arrival (plane-wave approximation)
-    delay = (dist[:, None] - unit @ CHANNEL_OFFSETS_M.T) / SPEED_OF_SOUND * sample_rate - hrirs.bulk_delay
+    delay = (
+        dist[:, None] - unit @ CHANNEL_OFFSETS_M.T
+    ) / SPEED_OF_SOUND * sample_rate - hrirs.bulk_delay
     if np.any(delay < 0):
         raise ValueError("source closer to the head than the HRIR bulk delay allows")
     start = np.floor(delay).astype(np.int64)  # [n, 4]
@@ -358,7 +369,9 @@ def late_tail(
     start = int(np.ceil(t_mix_s * sample_rate))
     n = int(np.ceil(rt60_s * sample_rate)) + 1
     t = (start + np.arange(n)) / sample_rate
-    energy_per_sample = SPEED_OF_SOUND / (4 * np.pi * volume) * np.exp(-13.8155 * t / rt60_s) / sample_rate
+    energy_per_sample = (
+        SPEED_OF_SOUND / (4 * np.pi * volume) * np.exp(-13.8155 * t / rt60_s) / sample_rate
+    )
     noise = rng.standard_normal((2, n)) * np.sqrt(energy_per_sample)
     noise[:, :_TAIL_FADE] *= np.sin(np.linspace(0, np.pi / 2, _TAIL_FADE)) ** 2
     half = hrirs.diffuse_fir.shape[1] // 2

@@ -23,9 +23,10 @@ with ``L ~ U(3.5, 8)``, ``W ~ U(3, 6)``, ``H ~ U(2.4, 3.2)`` m and ``RT60 ~ U(0.
 (extra key ``rt60_s`` in ``rooms.<split>.json``; CEC2 rooms carry no RT60); listener >= 1 m
 from the walls, ears at ``U(1.2, 1.7)`` m, sources at ear height, target 1-2.5 m away,
 interferers 1-3.5 m away and >= 30 degrees in azimuth from the target direction; a masker
-speaker is never the target speaker; a speech masker must differ from the other speech
-maskers of the scene. Coordinates are pyroomacoustics room coordinates (origin in a floor
-corner) -- CEC2 / RAVEN put the origin elsewhere.
+speaker is never the target speaker nor another speech masker of the scene; if a drawn type
+has no masker long enough (CEC2 would fail), the interferer types are drawn again.
+Coordinates are pyroomacoustics room coordinates (origin in a floor corner) -- CEC2 / RAVEN
+put the origin elsewhere.
 
 Every scene is drawn from its own generator, seeded from a hash of (seed, scene id)
 (:func:`scene_rng`), so a scene does not depend on which other scenes are drawn.
@@ -130,7 +131,9 @@ def sample_room(rng: np.random.Generator, name: str) -> dict:
         ``listener`` with ``position`` and ``view_vector``, ``interferers`` with
         ``position``) plus ``rt60_s``.
     """
-    dims = np.array([rng.uniform(*ROOM_LENGTH_M), rng.uniform(*ROOM_WIDTH_M), rng.uniform(*ROOM_HEIGHT_M)])
+    dims = np.array(
+        [rng.uniform(*ROOM_LENGTH_M), rng.uniform(*ROOM_WIDTH_M), rng.uniform(*ROOM_HEIGHT_M)]
+    )
     dims = np.round(dims, 4)
     rt60 = round(float(rng.uniform(*RT60_S)), 4)
     z = rng.uniform(*EAR_HEIGHT_M)
@@ -142,7 +145,9 @@ def sample_room(rng: np.random.Generator, name: str) -> dict:
             rng,
             listener,
             dims,
-            lambda: target_az + rng.uniform(MIN_INTERFERER_ANGLE_DEG, 360.0 - MIN_INTERFERER_ANGLE_DEG),
+            lambda: (
+                target_az + rng.uniform(MIN_INTERFERER_ANGLE_DEG, 360.0 - MIN_INTERFERER_ANGLE_DEG)
+            ),
             INTERFERER_DISTANCE_M,
             0.3,
         )
@@ -188,7 +193,53 @@ def _rotation(rng: np.random.Generator, room: dict, target_start: int) -> list[d
     ]
 
 
-def sample_scene(rng: np.random.Generator, split: str, scene_id: str | None = None, room_name: str | None = None) -> tuple[dict, dict]:
+def _draw_interferers(
+    rng, split: str, scene_id: str, duration: int, target_speaker: str
+) -> list[dict] | None:
+    """One CEC2 interferer draw; ``None`` if a drawn type has no masker of ``duration`` samples."""
+    types = _select_types(rng)
+    positions = sorted(
+        int(p)
+        for p in rng.choice(
+            np.arange(1, N_INTERFERER_POSITIONS + 1), size=len(types), replace=False
+        )
+    )
+    used_speakers = {target_speaker}
+    interferers = []
+    for position, kind in zip(positions, types, strict=True):
+        groups = sources.maskers(kind, split)
+        if kind == "speech":
+            groups = {g: v for g, v in groups.items() if g not in used_speakers}
+        eligible = {g: [(n, s) for n, s in v if s >= duration] for g, v in groups.items()}
+        eligible = {g: v for g, v in eligible.items() if v}
+        if not eligible:
+            logger.debug(
+                "scene %s: no %s masker of >= %d samples; redrawing the types",
+                scene_id,
+                kind,
+                duration,
+            )
+            return None
+        group = sorted(eligible)[int(rng.integers(0, len(eligible)))]
+        name, n_samples = eligible[group][int(rng.integers(0, len(eligible[group])))]
+        if kind == "speech":
+            used_speakers.add(group)
+        interferers.append(
+            {
+                "position": position,
+                "time_start": 0,
+                "time_end": duration,
+                "type": kind,
+                "name": name,
+                "offset": int(rng.integers(0, n_samples - duration + 1)),
+            }
+        )
+    return interferers
+
+
+def sample_scene(
+    rng: np.random.Generator, split: str, scene_id: str | None = None, room_name: str | None = None
+) -> tuple[dict, dict]:
     """Draw one scene and its room.
 
     Parameters
@@ -229,37 +280,23 @@ def sample_scene(rng: np.random.Generator, split: str, scene_id: str | None = No
     post = int(rng.integers(POST_SAMPLES_RANGE[0], POST_SAMPLES_RANGE[1] + 1))
     duration = pre + n_target + post
 
-    types = _select_types(rng)
-    positions = sorted(int(p) for p in rng.choice(np.arange(1, N_INTERFERER_POSITIONS + 1), size=len(types), replace=False))
-    used_speakers = {target_speaker}
-    interferers = []
-    for position, kind in zip(positions, types, strict=True):
-        groups = sources.maskers(kind, split)
-        if kind == "speech":
-            groups = {g: v for g, v in groups.items() if g not in used_speakers}
-        eligible = {g: [(n, s) for n, s in v if s >= duration] for g, v in groups.items()}
-        eligible = {g: v for g, v in eligible.items() if v}
-        if not eligible:
-            raise ValueError(f"scene {scene_id}: no {kind} masker of >= {duration} samples in split {split!r}")
-        group = sorted(eligible)[int(rng.integers(0, len(eligible)))]
-        name, n_samples = eligible[group][int(rng.integers(0, len(eligible[group])))]
-        if kind == "speech":
-            used_speakers.add(group)
-        interferers.append(
-            {
-                "position": position,
-                "time_start": 0,
-                "time_end": duration,
-                "type": kind,
-                "name": name,
-                "offset": int(rng.integers(0, n_samples - duration + 1)),
-            }
+    for _attempt in range(100):
+        interferers = _draw_interferers(rng, split, scene_id, duration, target_speaker)
+        if interferers is not None:
+            break
+    else:
+        raise ValueError(
+            f"scene {scene_id}: no set of maskers of >= {duration} samples in split {split!r}"
         )
     scene = {
         "dataset": split,
         "room": room["name"],
         "scene": scene_id,
-        "target": {"name": sources.target_name(target), "time_start": pre, "time_end": pre + n_target},
+        "target": {
+            "name": sources.target_name(target),
+            "time_start": pre,
+            "time_end": pre + n_target,
+        },
         "duration": duration,
         "interferers": interferers,
         "SNR": round(float(rng.uniform(*SNR_RANGE_DB)), 4),

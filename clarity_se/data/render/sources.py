@@ -83,8 +83,18 @@ _V = "speech/vctk/"
 _L = "speech/librispeech/"
 _A = "speech/cmu_arctic/cmu_arctic_us_"
 CATALOGUE: tuple[SourceFile, ...] = tuple(
-    _speech("train", "p225", "F", [f"{_V}p225_{u}.flac" for u in ("003", "011", "016", "020", "022", "024")])
-    + _speech("train", "p227", "M", [f"{_V}p227_{u}.flac" for u in ("003", "005", "011", "016", "022", "024")])
+    _speech(
+        "train",
+        "p225",
+        "F",
+        [f"{_V}p225_{u}.flac" for u in ("003", "011", "016", "020", "022", "024")],
+    )
+    + _speech(
+        "train",
+        "p227",
+        "M",
+        [f"{_V}p227_{u}.flac" for u in ("003", "005", "011", "016", "022", "024")],
+    )
     + _speech("train", "1363", "F", [f"{_L}1363-135842-0000.flac"])
     + _speech("train", "1963", "F", [f"{_L}1963-142393-0000.flac"])
     + _speech("train", "4214", "F", [f"{_L}4214-7146-0000.flac"])
@@ -92,8 +102,18 @@ CATALOGUE: tuple[SourceFile, ...] = tuple(
     + _speech("train", "2518", "M", [f"{_L}2518-154825-0000.flac"])
     + _speech("train", "aew", "M", [f"{_A}aew_a000{i}.flac" for i in (1, 2, 3)])
     + _speech("train", "xmas", "M", ["speech/freesound/xmas.flac"])
-    + _speech("dev", "p226", "M", [f"{_V}p226_{u}.flac" for u in ("003", "005", "011", "016", "022", "024")])
-    + _speech("dev", "p228", "F", [f"{_V}p228_{u}.flac" for u in ("005", "011", "016", "019", "022", "024")])
+    + _speech(
+        "dev",
+        "p226",
+        "M",
+        [f"{_V}p226_{u}.flac" for u in ("003", "005", "011", "016", "022", "024")],
+    )
+    + _speech(
+        "dev",
+        "p228",
+        "F",
+        [f"{_V}p228_{u}.flac" for u in ("005", "011", "016", "019", "022", "024")],
+    )
     + _speech("dev", "201", "M", [f"{_L}201-122255-0000.flac"])
     + _speech("dev", "1088", "F", [f"{_L}1088-129236-0000.flac"])
     + _speech("dev", "1034", "M", [f"{_L}1034-121119-0000.flac"])
@@ -153,7 +173,7 @@ def masker_name(entry_or_speaker: SourceFile | str) -> str:
     return Path(entry_or_speaker.path).name
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read_44k(path: str) -> np.ndarray:
     """Read one catalogue file as mono float64 at 44.1 kHz (``[time]``, full scale 1.0)."""
     full = assets_dir() / path
@@ -201,7 +221,11 @@ def trim_silence(x: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 def entries(kind: str | None = None, split: str | None = None) -> list[SourceFile]:
     """Catalogue entries filtered by type and split (catalogue order)."""
-    return [e for e in CATALOGUE if (kind is None or e.kind == kind) and (split is None or e.split == split)]
+    return [
+        e
+        for e in CATALOGUE
+        if (kind is None or e.kind == kind) and (split is None or e.split == split)
+    ]
 
 
 def _check_split(split: str) -> None:
@@ -221,7 +245,7 @@ def targets(split: str) -> list[SourceFile]:
     return [e for e in entries("speech", split) if e.group in TARGET_SPEAKERS[split]]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _target_by_name() -> dict[str, SourceFile]:
     return {target_name(e): e for e in entries("speech")}
 
@@ -250,14 +274,14 @@ def load_target(name: str) -> np.ndarray:
     return _trimmed(entry.path)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trimmed(path: str) -> np.ndarray:
     x = np.array(trim_silence(_read_44k(path)))
     x.setflags(write=False)
     return x
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _masker_index() -> dict[tuple[str, str], tuple[str, str, tuple[str, ...]]]:
     """(type, name) -> (split, group, files) for every interferer of the catalogue."""
     index: dict[tuple[str, str], tuple[str, str, tuple[str, ...]]] = {}
@@ -268,7 +292,7 @@ def _masker_index() -> dict[tuple[str, str], tuple[str, str, tuple[str, ...]]]:
     return index
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_masker(kind: str, name: str) -> np.ndarray:
     """Interferer signal by CEC2 (type, name): mono, 44.1 kHz, read-only.
 
