@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -80,9 +81,8 @@ class TrainLoopConfig:
     resume: bool = True  #: continue from <exp_dir>/last.pt if present
     max_time_s: float = 0.0  #: stop cleanly after this wall time (0: no limit)
     progress: bool = True  #: tqdm bars
-    export: str = (
-        ""  #: also copy the best checkpoint here at the end (e.g. recipes/.../checkpoint.pt)
-    )
+    #: also copy the best checkpoint here at the end (e.g. recipes/.../checkpoint.pt); empty: no
+    export: Optional[str] = ""  # noqa: UP045 (OmegaConf needs Optional)
 
 
 @dataclass
