@@ -152,3 +152,24 @@ def test_wav_data_frames(tmp_path):
     assert wav_data_frames(path) == (7, 7)
     path.write_bytes(b"fLaC")
     assert wav_data_frames(path) is None
+
+
+def test_rooms_and_non_finite_samples(tmp_path, capsys):
+    root = make_tree(tmp_path, n_scenes=2, channels=(1, 2, 3), kinds=("mix", "target"))
+    rooms = [{"name": "R00001", "interferers": [{"position": [0, 0, 0]}] * 2}]
+    (_meta(root) / "rooms.dev.json").write_text(json.dumps(rooms))
+    bad = signal(1, "target", 3)
+    bad[7, 1] = np.nan
+    sf.write(_scenes(root) / "S00002_target_CH3.wav", bad, 44100, subtype="FLOAT")
+    assert cli_main(["validate", str(root)]) == 1
+    out = capsys.readouterr().out
+    # Scene interferer positions are 1 and 3; the room has 2.
+    assert out.count("interferers[1].position: 3 but room 'R00001' has 2") == 2
+    assert "NaN" not in out
+    assert cli_main(["validate", str(root), "--read-audio"]) == 1
+    out = capsys.readouterr().out
+    assert "S00002_target_CH3.wav: data: contains NaN or Inf samples" in out
+    rooms[0]["name"] = "R00002"
+    (_meta(root) / "rooms.dev.json").write_text(json.dumps(rooms))
+    validate_out = validate_dataset(root).problems
+    assert sum("room: 'R00001' is not in rooms.dev.json" in p for p in validate_out) == 2

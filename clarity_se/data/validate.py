@@ -14,7 +14,9 @@ Expected files per scene (``clarity_data/<split>/scenes/<scene>_...``):
 - ``mix_CH0``, ``target_CH0/2/3`` and ``interferer_CH0..3`` when the split provides them, i.e.
   when that file exists for at least one scene of the split; then it is required for all.
 
-Within a scene all files must have the same length, at least the metadata ``duration``.
+Within a scene all files must have the same length, at least the metadata ``duration``. When
+``rooms.<split>.json`` exists, every scene's room must be in it and every interferer position
+must be one of the room's. ``--read-audio`` also rejects NaN/Inf samples (float WAVs).
 
 Every problem is printed as one line ``<file>: <field>: <problem>`` (exit status 1); with none,
 a summary is printed (exit status 0).
@@ -29,6 +31,8 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from clarity_se.data.audio_io import AudioFileError, audio_info, read_audio
 from clarity_se.data.audiogram import Listener
@@ -228,6 +232,47 @@ def _check_scenes_listeners(
     return n_pairs
 
 
+def _check_rooms(data: CEC2Dataset, scenes: list[Scene], report: ValidationReport) -> None:
+    """If ``rooms.<split>.json`` exists: every scene's room is in it and every interferer
+    ``position`` indexes one of the room's interferer positions (1-based)."""
+    path = data.rooms_file
+    if not path.is_file():
+        return
+    raw = _load_json(path, report, "rooms")
+    if raw is None:
+        return
+    if not isinstance(raw, list):
+        report.add(path, "", "expected a JSON list of rooms")
+        return
+    n_positions: dict[str, int] = {}
+    for i, room in enumerate(raw):
+        name = room.get("name") if isinstance(room, dict) else None
+        if not isinstance(name, str) or not name:
+            report.add(path, f"rooms[{i}]", "field 'name' must be a non-empty string")
+            continue
+        interferers = room.get("interferers")
+        if not isinstance(interferers, list):
+            report.add(path, f"room {name!r}", "field 'interferers' must be a list")
+            continue
+        n_positions[name] = len(interferers)
+    for scene in scenes:
+        if scene.room not in n_positions:
+            report.add(
+                data.scenes_file,
+                f"scene {scene.scene!r}: room",
+                f"{scene.room!r} is not in {path.name}",
+            )
+            continue
+        for k, interferer in enumerate(scene.interferers):
+            if interferer.position > n_positions[scene.room]:
+                report.add(
+                    data.scenes_file,
+                    f"scene {scene.scene!r}: interferers[{k}].position",
+                    f"{interferer.position} but room {scene.room!r} has "
+                    f"{n_positions[scene.room]} interferer positions",
+                )
+
+
 # --------------------------------------------------------------------------- audio checks
 def expected_signals(
     data: CEC2Dataset, scenes: list[Scene], *, mix_only: bool = False
@@ -296,6 +341,9 @@ def _check_file(path: Path, report: ValidationReport, read_audio_data: bool) -> 
         except AudioFileError as exc:
             report.add(path, "data", str(exc).removeprefix(f"{path}: "))
             return None
+        if not np.all(np.isfinite(samples)):
+            report.add(path, "data", "contains NaN or Inf samples")
+            return None
         read_frames = samples.shape[0]
         expected = declared[0] if declared is not None else info.frames
         if read_frames != expected:
@@ -348,6 +396,7 @@ def validate_split(
     scenes, named = _check_scenes(data, report)
     report.n_scenes += len(scenes)
     report.n_pairs += _check_scenes_listeners(data, named, listener_ids, report)
+    _check_rooms(data, scenes, report)
     if not data.scenes_dir.is_dir():
         report.add(data.scenes_dir, "", "missing scenes folder")
         return
