@@ -25,6 +25,13 @@ worker nor on the order items are fetched. With ``crop_region="target"`` (defaul
 inside the target's active interval ``[time_start, time_end]`` when the target is longer than
 the crop, and contains the whole target otherwise, so no crop has a silent target (which would
 make SI-SDR undefined). Scenes shorter than the crop are zero-padded at the end.
+
+References
+----------
+Luo & Mesgarani (2019), "Conv-TasNet", IEEE/ACM TASLP 27(8), Sec. IV-A: training on 4-s
+segments (the default ``crop_s``). Levels: pyclarity ``recipes/icassp_2023/baseline/evaluate.py``
+rescales the anechoic reference to the RMS of ``target_CH1`` per ear, so ``target_CH1`` carries
+the level the evaluation expects.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@ rebuilt from file-name rules.
 ids already present, so a killed run resumes where it stopped; a torn last line left by a kill
 is cut off (plain files) or the file is rewritten without it (gzip). :func:`read_manifest`
 streams records lazily; :func:`write_manifest` rewrites a whole manifest atomically.
+
+References
+----------
+lhotse ``SequentialJsonlWriter`` (append-only JSONL manifest with resume by id); pyclarity's CEC3
+``report_score.py`` (check the rows against the expected scene-listener pairs).
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ shortens such files). With ``--read-audio`` every file is also decoded completel
 
 Expected files per scene (``clarity_data/<split>/scenes/<scene>_...``):
 
-- always (what the recipe reads): ``mix_CH1``, ``mix_CH2``, ``mix_CH3``, ``target_CH1`` and
-  ``target_anechoic_CH1`` (with ``--mix-only``: the three mixtures only, e.g. an eval set);
+- always: ``mix_CH1``, ``mix_CH2``, ``mix_CH3`` (the enhancer's input), ``target_CH1`` and
+  ``target_anechoic_CH1`` (the ICASSP 2023 ``evaluate.py`` reads both: the anechoic reference
+  rescaled to the RMS of ``target_CH1``); with ``--mix-only`` the three mixtures only (e.g. an
+  eval set);
 - ``mix_CH0``, ``target_CH0/2/3`` and ``interferer_CH0..3`` when the split provides them, i.e.
   when that file exists for at least one scene of the split; then it is required for all.
 
