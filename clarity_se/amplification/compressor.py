@@ -34,36 +34,45 @@ _RESYNC = 4096
 
 @numba.njit(cache=True, nogil=True)
 def _compress_kernel(
-    signal, win_len, threshold, attenuation, attack, release, makeup_gain, out, gains
-):  # pragma: no cover - compiled
-    n_chan, n_time = signal.shape
-    for c in range(n_chan):
-        x = signal[c]
-        acc = 0.0
-        comp = 1.0
-        for i in range(n_time):
-            # window covers x[i - win_len + 1 .. i] (zeros before the start), like the reference's
-            # np.convolve(pad(x)**2, ones(win_len), "valid").
-            if i % _RESYNC == 0:
-                acc = 0.0
-                lo = i - win_len + 1
-                if lo < 0:
-                    lo = 0
-                for k in range(lo, i + 1):
-                    acc += x[k] * x[k]
-            else:
-                acc += x[i] * x[i]
-                j = i - win_len
-                if j >= 0:
-                    acc -= x[j] * x[j]
-            rms = np.sqrt(acc / win_len + EPS)
-            if rms > threshold:
-                temp = (rms * attenuation) + ((1.0 - attenuation) * threshold)
-                comp = comp * (1.0 - attack) + (temp * attack)
-            else:
-                comp = release + comp * (1 - release)
-            gains[c, i] = comp
-            out[c, i] = x[i] * comp * makeup_gain
+    signal, win_len, threshold, attenuation, attack, release, makeup_gain, want_gain,
+    out, gains, clipped,
+):  # pragma: no cover - compiled  # fmt: skip
+    """signal, out, gains: [batch, chan, time] (any strides); clipped: [batch, chan] int64."""
+    n_batch, n_chan, n_time = signal.shape
+    for b in range(n_batch):
+        for c in range(n_chan):
+            x = signal[b, c]
+            acc = 0.0
+            comp = 1.0
+            n_clip = 0
+            for i in range(n_time):
+                # window x[i - win_len + 1 .. i] (zeros before the start), like the reference's
+                # np.convolve(pad(x)**2, ones(win_len), "valid").
+                if i % _RESYNC == 0:
+                    acc = 0.0
+                    lo = i - win_len + 1
+                    if lo < 0:
+                        lo = 0
+                    for k in range(lo, i + 1):
+                        acc += x[k] * x[k]
+                else:
+                    acc += x[i] * x[i]
+                    j = i - win_len
+                    if j >= 0:
+                        acc -= x[j] * x[j]
+                rms = np.sqrt(acc / win_len + EPS)
+                if rms > threshold:
+                    temp = (rms * attenuation) + ((1.0 - attenuation) * threshold)
+                    comp = comp * (1.0 - attack) + (temp * attack)
+                else:
+                    comp = release + comp * (1 - release)
+                if want_gain:
+                    gains[b, c, i] = comp
+                y = x[i] * comp * makeup_gain
+                if abs(y) > 1.0:
+                    n_clip += 1
+                out[b, c, i] = y
+            clipped[b, c] = n_clip
 
 
 @dataclass(frozen=True)
@@ -187,17 +196,70 @@ class Compressor:
             raise ValueError(
                 f"Compressor.process: signal must be [time] or [channels, time], got {x.shape}"
             )
-        if not np.all(np.isfinite(x)):
-            raise ValueError("Compressor.process: signal holds NaN or Inf")
-        x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
-        out = np.empty_like(x2)
-        gains = np.empty_like(x2)
-        _compress_kernel(
-            x2, self.win_len, float(self.threshold), float(self.attenuation),
-            self.attack_rate, self.release_rate, float(self.makeup_gain), out, gains,
-        )  # fmt: skip
+        x3 = x.reshape(1, -1, x.shape[-1])
+        out = np.empty(x3.shape)
+        gains = np.empty(x3.shape) if return_gain else np.empty((1, 1, 1))
+        self._run(x3, out=out, gains=gains if return_gain else None)
         out = out.reshape(x.shape)
         return (out, gains.reshape(x.shape)) if return_gain else out
+
+    def process_clip(
+        self, signal: np.ndarray, *, soft_clip: bool = True, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Compress, count samples beyond full scale and optionally ``tanh`` them, in one pass.
+
+        Parameters
+        ----------
+        signal : np.ndarray [shape=(batch, channels, time)]
+            Linear samples, float64 (any strides).
+        soft_clip : bool
+            Apply ``tanh`` to the compressed signal (the recipe's ``soft_clip``).
+        out : np.ndarray [shape=(batch, channels, time)], float64, optional
+            Where to write (may be a strided view, e.g. ``[batch, time, channels]`` transposed);
+            a new array if omitted.
+
+        Returns
+        -------
+        out : np.ndarray [shape=(batch, channels, time)] float64
+            ``tanh(process(signal))`` (or without ``tanh``), per channel.
+        n_clipped : np.ndarray [shape=(batch, channels)] int64
+            Samples with ``|process(signal)| > 1`` (before the soft clip).
+
+        Raises
+        ------
+        ValueError
+            If ``signal`` is not 3-D float64-convertible, ``out`` has another shape or dtype, or
+            the signal holds NaN/Inf.
+        """
+        x = np.asarray(signal, dtype=np.float64)
+        if x.ndim != 3:
+            raise ValueError(
+                f"Compressor.process_clip: signal must be [batch, channels, time], got {x.shape}"
+            )
+        if out is None:
+            out = np.empty(x.shape)
+        elif out.shape != x.shape or out.dtype != np.float64:
+            raise ValueError(
+                f"Compressor.process_clip: out must be float64 {x.shape}, "
+                f"got {out.dtype} {out.shape}"
+            )
+        clipped = self._run(x, out=out, gains=None)
+        if soft_clip:
+            np.tanh(
+                out, out=out
+            )  # numpy's SIMD tanh, as the reference (numba's libm one is 5x slower)
+        return out, clipped
+
+    def _run(self, x3, *, out, gains):
+        if not np.all(np.isfinite(x3)):
+            raise ValueError("Compressor: signal holds NaN or Inf")
+        clipped = np.zeros(x3.shape[:2], dtype=np.int64)
+        _compress_kernel(
+            x3, self.win_len, float(self.threshold), float(self.attenuation),
+            self.attack_rate, self.release_rate, float(self.makeup_gain), gains is not None,
+            out, np.empty((1, 1, 1)) if gains is None else gains, clipped,
+        )  # fmt: skip
+        return clipped
 
 
 def static_curve(compressor: Compressor, input_rms: np.ndarray) -> np.ndarray:

@@ -106,13 +106,14 @@ def amplify(
         compressor = Compressor.from_config(compressor_cfg or {}, sample_rate)
 
     fir = design_nalr_fir(listeners, nfir=nfir, sample_rate=sample_rate)  # [batch, 2, taps]
-    ears = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 2, 1)))  # [batch, 2, time]
+    ears = torch.from_numpy(x).transpose(1, 2)  # [batch, 2, time], a view
     nalr_out = apply_fir(fir, ears).numpy()  # [batch, 2, time + nfir]
-    shape = nalr_out.shape
-    compressed = compressor.process(nalr_out.reshape(-1, shape[-1])).reshape(shape)
-    n_clipped = np.count_nonzero(np.abs(compressed) > 1.0, axis=-1).astype(np.int64)
-    out = np.tanh(compressed) if soft_clip else compressed
-    out = out.transpose(0, 2, 1)
+    n_batch, _, n_out = nalr_out.shape
+    amplified = np.empty((n_batch, n_out, 2))
+    # compressor, clip count and tanh in one pass, written straight into [batch, time, 2]
+    _, n_clipped = compressor.process_clip(
+        nalr_out, soft_clip=soft_clip, out=amplified.transpose(0, 2, 1)
+    )
     if single:
-        return np.ascontiguousarray(out[0]), n_clipped[0]
-    return np.ascontiguousarray(out), n_clipped
+        return amplified[0], n_clipped[0]
+    return amplified, n_clipped
