@@ -360,11 +360,43 @@ def test_cli_amplify_resume_and_errors(tmp_path):
         assert list(csv.DictReader(handle)) == []
 
 
+OFFICIAL_CONFIG = """\
+path:
+  root: ./ # root folder of the project
+  metadata_dir: ${path.root}/clarity_data/metadata
+  scenes_listeners_file: ${path.metadata_dir}/scenes_listeners.dev.json
+  listeners_file: ${path.metadata_dir}/listeners.json
+  scenes_folder: ${path.root}/clarity_data/dev/scenes
+  exp_folder: ./exp # folder to store enhanced signals and final results
+nalr:
+  nfir: 220
+  sample_rate: 44100
+compressor:
+  threshold: 0.35
+  attenuation: 0.1
+  attack: 50
+  release: 1000
+  rms_buffer_size: 0.064
+soft_clip: True
+evaluate:
+  set_random_seed: True
+  small_test: False
+hydra:
+  run:
+    dir: ${path.exp_folder}
+  job:
+    chdir: True
+"""
+
+
 def test_cli_amplify_small_test_and_shard(tmp_path):
+    """With the official recipe config.yaml (pyclarity 0.9.0 verbatim) and hydra-style overrides."""
     from clarity_se.cli import main
 
     exp, pairs = _make_cec2_folder(tmp_path)
-    base = ["amplify", f"path.root={tmp_path}", f"path.exp_folder={exp}"]
+    (tmp_path / "config.yaml").write_text(OFFICIAL_CONFIG)
+    base = ["amplify", "-c", str(tmp_path / "config.yaml"), f"path.root={tmp_path}"]
+    base += [f"path.exp_folder={exp}"]
     assert main(base + ["evaluate.small_test=true"]) == 0
     ids = [json.loads(x)["id"] for x in (exp / "amplify_manifest.jsonl").read_text().splitlines()]
     assert ids == ["S0001_L0001"]  # every 15th pair: only the first of six

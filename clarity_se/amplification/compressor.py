@@ -276,6 +276,16 @@ def static_curve(compressor: Compressor, input_rms: np.ndarray) -> np.ndarray:
     np.ndarray [shape=(n,)]
         ``r`` below threshold; ``r * (attenuation * r + (1 - attenuation) * threshold)`` above it
         (the reference's level-as-gain quirk), times ``makeup_gain``. The ``EPS`` floor is ignored.
+
+    References
+    ----------
+    Fixed point of the gain recursion in pyclarity 0.9.0 ``Compressor.process``.
+
+    Examples
+    --------
+    >>> comp = Compressor()
+    >>> [round(float(v), 4) for v in static_curve(comp, np.array([0.3, 0.36, 1.0]))]
+    [0.3, 0.1264, 0.415]
     """
     r = np.asarray(input_rms, dtype=np.float64)
     level = compressor.attenuation * r + (1.0 - compressor.attenuation) * compressor.threshold
@@ -297,6 +307,8 @@ def plot_level_curve(compressor: Compressor, ax=None, *, min_db: float = -40.0):
     Returns
     -------
     matplotlib.axes.Axes
+        The axes, with the identity line and the settled output level (:func:`static_curve`);
+        the drop at the threshold is the reference's quirk (module docstring).
     """
     import matplotlib.pyplot as plt
 
