@@ -189,10 +189,17 @@ def _spatialise(
         return out
     x = x[:avail]
     w = weight[start:duration]
+    # Only the output samples with a non-zero cross-fade gain are computed for each head
+    # orientation (exactly: the input is cut to what those samples depend on).
+    active = [np.flatnonzero(w < 1.0), np.flatnonzero(w > 0.0)]
     for k, ir in enumerate(irs):
-        y = oaconvolve(x[None, None, :], ir, axes=-1)[:, :, :avail]
-        gain = (1.0 - w[: y.shape[-1]]) if k == 0 else w[: y.shape[-1]]
-        out[:, :, start : start + y.shape[-1]] += y * gain
+        if active[k].size == 0:
+            continue
+        n0, n1 = int(active[k][0]), int(active[k][-1]) + 1  # local output range [n0, n1)
+        lo = max(0, n0 - (ir.shape[-1] - 1))
+        y = oaconvolve(x[None, None, lo:n1], ir, axes=-1)[:, :, n0 - lo : n1 - lo]
+        gain = (1.0 - w[n0:n1]) if k == 0 else w[n0:n1]
+        out[:, :, start + n0 : start + n0 + y.shape[-1]] += y * gain[: y.shape[-1]]
     if tail is not None:
         yt = fftconvolve(x[None, :], tail, axes=-1)  # [2, n + Lt - 1]
         t0 = start + tail_start
