@@ -174,7 +174,7 @@ def test_compressor_matches_pyclarity(golden):
 def test_compressor_channels_independent_and_resync():
     rng = np.random.default_rng(2)
     # longer than the exact re-summation block, with loud and silent stretches
-    x = rng.standard_normal((3, 20000)) * np.repeat(rng.uniform(0, 1.5, (3, 10)), 2000, axis=1)
+    x = rng.standard_normal((3, 70000)) * np.repeat(rng.uniform(0, 1.5, (3, 10)), 7000, axis=1)
     comp = Compressor()
     both, gain = comp.process(x, return_gain=True)
     for c in range(3):

@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 
 #: The reference's floor added to the mean square before the square root.
 EPS = 1e-8
-#: Samples between exact re-summations of the running RMS window sum.
-_RESYNC = 4096
+#: Samples between exact re-summations of the running RMS window sum (bounds rounding drift).
+_RESYNC = 32768
 
 
 @numba.njit(cache=True, nogil=True)
