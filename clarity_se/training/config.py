@@ -30,6 +30,8 @@ class DataConfig:
     max_train_scenes: int = 0  #: 0 = all
     max_dev_scenes: int = 50  #: 0 = all
     cache: bool = False  #: keep decoded scenes in memory (small demo sets)
+    remix_prob: float = 0.0  #: dynamic remixing: swap in another scene's interferers (training)
+    remix_gain_db: float = 6.0  #: +- range of the remixed interferer gain, dB
     num_workers: int = 0
 
 

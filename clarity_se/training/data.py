@@ -128,6 +128,14 @@ class SceneSegmentDataset(Dataset):
         Seed of the random crops; call :meth:`set_epoch` each epoch.
     cache : bool
         Keep decoded scenes in memory (small demo sets).
+    remix_prob : float
+        Dynamic remixing (training crops only): with this probability the segment's
+        interferers are replaced by those of another random scene of the split
+        (``mix_CHk - target_CHk`` of all three pairs, a random crop of it) scaled by a gain
+        drawn uniformly in +-``remix_gain_db`` dB, so a small demo set yields many more distinct
+        mixtures. The target is unchanged. 0 disables it.
+    remix_gain_db : float
+        Range of the interferer gain of a remixed segment, dB.
 
     Raises
     ------
@@ -147,6 +155,8 @@ class SceneSegmentDataset(Dataset):
         max_scenes: int = 0,
         seed: int = 0,
         cache: bool = False,
+        remix_prob: float = 0.0,
+        remix_gain_db: float = 6.0,
     ) -> None:
         if n_src not in (1, 2):
             raise ValueError(f"n_src must be 1 or 2, got {n_src}")
@@ -161,6 +171,10 @@ class SceneSegmentDataset(Dataset):
         self.segment = int(round(segment_s * self.sample_rate)) if segment_s > 0 else 0
         self.seed, self.epoch = seed, 0
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
+        self._cache6: dict[str, torch.Tensor] | None = {} if cache else None
+        if not 0.0 <= remix_prob <= 1.0:
+            raise ValueError(f"remix_prob must be in [0, 1], got {remix_prob}")
+        self.remix_prob, self.remix_gain_db = float(remix_prob), float(remix_gain_db)
 
     def __len__(self) -> int:
         return len(self.scene_ids)
@@ -206,6 +220,35 @@ class SceneSegmentDataset(Dataset):
             self._cache[scene] = (mixture, target)
         return mixture, target
 
+    def load_targets6(self, scene: str) -> torch.Tensor:
+        """Reverberant target at all three microphone pairs, ``[6, time]`` (mixture rows)."""
+        if self._cache6 is not None and scene in self._cache6:
+            return self._cache6[scene]
+        first = read_stereo(scene_path(self.root, self.split, scene, "target", 1))
+        rest = [
+            read_stereo(scene_path(self.root, self.split, scene, "target", ch), first.shape[-1])
+            for ch in (2, 3)
+        ]
+        targets = torch.cat([first, *rest], dim=0)
+        if self._cache6 is not None:
+            self._cache6[scene] = targets
+        return targets
+
+    def _crop(self, signal: torch.Tensor, start: int) -> torch.Tensor:
+        signal = signal[:, start : start + self.segment]
+        pad = self.segment - signal.shape[-1]
+        return torch.nn.functional.pad(signal, (0, pad)) if pad > 0 else signal
+
+    def _remixed(self, scene: str, start: int, rng: np.random.Generator) -> torch.Tensor:
+        others = [s for s in self.scene_ids if s != scene]
+        other = others[int(rng.integers(len(others)))]
+        other_mix, _ = self.load_scene(other)
+        interferers = other_mix - self.load_targets6(other)
+        other_start = int(rng.integers(0, max(1, interferers.shape[-1] - self.segment + 1)))
+        gain = 10.0 ** (rng.uniform(-self.remix_gain_db, self.remix_gain_db) / 20.0)
+        own = self._crop(self.load_targets6(scene), start)
+        return own + float(gain) * self._crop(interferers, other_start)
+
     def _crop_start(self, scene: str, target: torch.Tensor) -> int:
         n_time = target.shape[-1]
         if self.segment <= 0 or n_time <= self.segment:
@@ -226,12 +269,15 @@ class SceneSegmentDataset(Dataset):
         mixture, target = self.load_scene(scene)
         start = self._crop_start(scene, target)
         if self.segment > 0:
-            mixture = mixture[:, start : start + self.segment]
-            target = target[:, start : start + self.segment]
-            pad = self.segment - mixture.shape[-1]
-            if pad > 0:
-                mixture = torch.nn.functional.pad(mixture, (0, pad))
-                target = torch.nn.functional.pad(target, (0, pad))
+            rng = np.random.default_rng(_stable_seed(self.seed, self.epoch, scene, "remix"))
+            remix = (
+                self.random_crop
+                and self.remix_prob > 0
+                and len(self.scene_ids) > 1
+                and rng.random() < self.remix_prob
+            )
+            mixture = self._remixed(scene, start, rng) if remix else self._crop(mixture, start)
+            target = self._crop(target, start)
         sources = [target]
         if self.n_src == 2:
             sources.append(mixture[:2] - target)

@@ -247,6 +247,8 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
         max_scenes=cfg.data.max_train_scenes,
         seed=cfg.train.seed,
         cache=cfg.data.cache,
+        remix_prob=cfg.data.remix_prob,
+        remix_gain_db=cfg.data.remix_gain_db,
     )
     dev_set = SceneSegmentDataset(
         cfg.data.root,
