@@ -296,3 +296,50 @@ def test_front_float32_close_to_float64():
     assert bw32.dtype == torch.float32
     for k in a64:
         assert rel_err(a32[k], a64[k], axis=-1) < 1e-4, k
+
+
+def test_bandwidth_adjust_lengths_equal_one_at_a_time():
+    g = load("gammatone_steep")
+    cf = center_frequency(32)
+    bw1 = loss_parameters(torch.full((6,), 100.0), cf).bandwidth
+    bwmin = loss_parameters(t64(g["hearing_loss"]), cf).bandwidth
+    sig = t64(g["processed_mid"])[None]
+    control, _, _, _ = gammatone_basilar_membrane(sig, bw1, sig, bw1, FS, cf)
+    m = 3000
+    padded = torch.cat([control, torch.nn.functional.pad(control[..., :m], (0, sig.shape[-1] - m))])
+    both = bandwidth_adjust(padded, bwmin, bw1, LEVEL1, lengths=torch.tensor([sig.shape[-1], m]))
+    np.testing.assert_array_equal(both[0].numpy(), bandwidth_adjust(control, bwmin, bw1, LEVEL1)[0])
+    short = bandwidth_adjust(control[..., :m], bwmin, bw1, LEVEL1)[0]
+    np.testing.assert_array_equal(both[1].numpy(), short.numpy())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_front_on_cuda_matches_reference():
+    """Torch-native path on CUDA: resample, align, middle ear, gammatone scan, compression."""
+    dev = torch.device("cuda")
+    for fs in (16000, 44100):
+        g = load(f"resample_{fs}")
+        y, _ = resample_24khz(t64(g["x"])[None].to(dev), fs)
+        assert rel_err(y[0].cpu().numpy(), g["y"]) < RESAMPLE
+    g = load("middle_ear")
+    assert rel_err(middle_ear(t64(g["x"])[None].to(dev), FS)[0].cpu().numpy(), g["y"]) < 1e-12
+    c = load("align_delayed")
+    out = input_align(t64(c["reference"])[None].to(dev), t64(c["processed"])[None].to(dev))
+    n = int(out.lengths[0])
+    np.testing.assert_array_equal(out.processed[0, :n].cpu().numpy(), c["processed_aligned"])
+    g = load("gammatone_steep")
+    cf = center_frequency(32, device=dev)
+    py = loss_parameters(t64(g["hearing_loss"]).to(dev), cf)
+    bw1 = loss_parameters(torch.full((6,), 100.0, device=dev), cf).bandwidth
+    sig = t64(g["processed_mid"])[None].to(dev)
+    pc, _, _, _ = gammatone_basilar_membrane(sig, bw1, sig, bw1, FS, cf, carrier="closed")
+    pb = bandwidth_adjust(pc, py.bandwidth, bw1, LEVEL1)
+    assert rel_err(pb[0].cpu().numpy(), g["processed_bandwidth"]) < SCAN
+    env, bm, _, _ = gammatone_basilar_membrane(sig, pb, sig, pb, FS, cf, carrier="closed")
+    yc, _ = env_compress_basilar_membrane(
+        env, bm, pc, py.attenuated_ohc, py.low_knee, py.compression_ratio, FS, LEVEL1
+    )
+    for name, v in (("proc_env", env), ("proc_bm", bm), ("proc_comp_env", yc)):
+        v = v[0].cpu().numpy()
+        err = np.abs(v[:, g["index"]] - g[f"{name}_at"]) / g[f"{name}_max"][:, None]
+        assert float(err.max()) < SCAN, name

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from clarity_se.ear_model.iir import lfilter, repeated_pole_filter
+from clarity_se.ear_model.iir import repeated_pole_filter
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +73,65 @@ def _rotation_carriers(npts, cos_n, sin_n, out_cos, out_sin):  # pragma: no cove
             cold = arg
             out_cos[c, n] = cold
             out_sin[c, n] = sold
+
+
+@numba.njit(cache=True, parallel=True)
+def _gammatone_fused(
+    x, nchan, cos_n, sin_n, use_arrays, cos_arr, sin_arr, b, den, gain, env, bm
+):  # pragma: no cover - compiled
+    """Demodulate, filter (scipy TDF-II order), remodulate one (item, band) row per task.
+
+    x [batch, T]; b [batch*nchan, 3], den [batch*nchan, 5], gain [batch*nchan];
+    env, bm [batch*nchan, T] outputs.  Same floating-point operations as the reference.
+    """
+    rows = env.shape[0]
+    nsamp = x.shape[1]
+    for r in numba.prange(rows):
+        item = r // nchan
+        c = r - item * nchan
+        cn = cos_n[c]
+        sn = sin_n[c]
+        b0 = b[r, 0]
+        b1 = b[r, 1]
+        b2 = b[r, 2]
+        d1 = den[r, 1]
+        d2 = den[r, 2]
+        d3 = den[r, 3]
+        d4 = den[r, 4]
+        g = gain[r]
+        zr0 = 0.0
+        zr1 = 0.0
+        zr2 = 0.0
+        zr3 = 0.0
+        zi0 = 0.0
+        zi1 = 0.0
+        zi2 = 0.0
+        zi3 = 0.0
+        cold = 1.0
+        sold = 0.0
+        for n in range(nsamp):
+            if use_arrays:
+                cold = cos_arr[c, n]
+                sold = sin_arr[c, n]
+            elif n > 0:
+                arg = cold * cn + sold * sn
+                sold = sold * cn - cold * sn
+                cold = arg
+            xn = x[item, n]
+            ur = xn * cold
+            ui = xn * sold
+            yr = zr0 + b0 * ur
+            zr0 = zr1 + ur * b1 - yr * d1
+            zr1 = zr2 + ur * b2 - yr * d2
+            zr2 = zr3 + ur * 0.0 - yr * d3
+            zr3 = ur * 0.0 - yr * d4
+            yi = zi0 + b0 * ui
+            zi0 = zi1 + ui * b1 - yi * d1
+            zi1 = zi2 + ui * b2 - yi * d2
+            zi2 = zi3 + ui * 0.0 - yi * d3
+            zi3 = ui * 0.0 - yi * d4
+            bm[r, n] = g * (yr * cold + yi * sold)
+            env[r, n] = g * np.sqrt(yr * yr + yi * yi)
 
 
 @lru_cache(maxsize=4)
@@ -169,6 +228,48 @@ def _filter_coefficients(
     return b, den, gain, a
 
 
+def _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers):
+    """Fused host kernel: carriers, 4th-order filters and outputs in one pass per row."""
+    batch, npts = signal.shape
+    nchan = cf_np.size
+    cos_n = np.array([np.cos(tpt * f) for f in cf_np.tolist()])
+    sin_n = np.array([np.sin(tpt * f) for f in cf_np.tolist()])
+    if carriers is not None:
+        sin_arr = np.ascontiguousarray(carriers[0][..., :npts].detach().cpu().double().numpy())
+        cos_arr = np.ascontiguousarray(carriers[1][..., :npts].detach().cpu().double().numpy())
+        use_arrays = True
+    elif carrier == "closed":
+        sin_t, cos_t = gammatone_bandwidth_demodulation(npts, tpt, torch.from_numpy(cf_np),
+                                                        method="closed")  # fmt: skip
+        sin_arr, cos_arr = sin_t.numpy(), cos_t.numpy()
+        use_arrays = True
+    elif carrier == "recursive":
+        sin_arr = cos_arr = np.zeros((1, 1))
+        use_arrays = False
+    else:
+        raise ValueError(
+            f"gammatone_filterbank: carrier must be 'recursive' or 'closed', got {carrier!r}"
+        )
+    x = np.ascontiguousarray(signal.detach().cpu().to(torch.float64).numpy())
+    rows = batch * nchan
+    env = np.empty((rows, npts))
+    bm = np.empty((rows, npts))
+    nthreads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(nthreads)
+    try:
+        _gammatone_fused(
+            x, nchan, cos_n, sin_n, use_arrays, cos_arr, sin_arr,
+            np.ascontiguousarray(b.reshape(rows, 3)), np.ascontiguousarray(den.reshape(rows, 5)),
+            np.ascontiguousarray(gain.reshape(rows)), env, bm,
+        )  # fmt: skip
+    finally:
+        numba.set_num_threads(previous)
+    out_env = torch.from_numpy(env.reshape(batch, nchan, npts)).to(signal.device, signal.dtype)
+    out_bm = torch.from_numpy(bm.reshape(batch, nchan, npts)).to(signal.device, signal.dtype)
+    return out_env, out_bm
+
+
 def gammatone_filterbank(
     signal: Tensor,
     bandwidth: Tensor,
@@ -244,6 +345,8 @@ def gammatone_filterbank(
     tpt = 2 * np.pi / freq_sample
     erb = min_bandwidth + (cf_np / ear_q)
     b, den, gain, pole = _filter_coefficients(bw_np, erb[None, :], tpt)
+    if backend == "numba":
+        return _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers)
     if carriers is None:
         sincf, coscf = gammatone_bandwidth_demodulation(
             npts, tpt, torch.from_numpy(cf_np), method=carrier, dtype=torch.float64, device=device
@@ -253,12 +356,8 @@ def gammatone_filterbank(
     x = signal.to(torch.float64)[:, None, :]
     u = torch.stack([x * coscf, x * sincf], dim=2)  # [batch, nchan, 2, time]
     b_t = torch.from_numpy(b).to(device)[:, :, None, :]
-    if backend == "numba":
-        den_t = torch.from_numpy(den).to(device)[:, :, None, :]
-        filtered = lfilter(b_t, den_t, u, backend="numba")
-    else:
-        pole_t = torch.from_numpy(pole).to(device)[:, :, None]
-        filtered = repeated_pole_filter(b_t, pole_t, 4, u)
+    pole_t = torch.from_numpy(pole).to(device)[:, :, None]
+    filtered = repeated_pole_filter(b_t, pole_t, 4, u)
     ureal, uimag = filtered[:, :, 0], filtered[:, :, 1]
     g = torch.from_numpy(gain).to(device)[:, :, None]
     basilar_membrane = g * (ureal * coscf + uimag * sincf)
@@ -345,21 +444,29 @@ def gammatone_basilar_membrane(
     npts = min(reference.shape[-1], processed.shape[-1])
     reference = reference[:, :npts]
     processed = processed[:, :npts]
-    tpt = 2 * np.pi / freq_sample
-    device = reference.device
-    if backend is None:
-        backend = "numba" if device.type == "cpu" else "scan"
-    carriers = gammatone_bandwidth_demodulation(
-        npts, tpt, torch.as_tensor(center_freq), method=carrier, device=device
-    )
-    ref_env, ref_bm = gammatone_filterbank(
-        reference, reference_bandwidth, freq_sample, center_freq, ear_q, min_bandwidth,
-        backend=backend, carriers=carriers,
+    batch = reference.shape[0]
+    nchan = torch.as_tensor(center_freq).numel()
+
+    def per_item(bw: Tensor) -> Tensor:
+        bw = torch.as_tensor(bw).detach().to("cpu", torch.float64)
+        if bw.ndim == 1:
+            bw = bw[None]
+        if bw.ndim != 2 or bw.shape[-1] != nchan or bw.shape[0] not in (1, batch):
+            raise ValueError(
+                f"gammatone_basilar_membrane: bandwidths must be [batch={batch}, nchan={nchan}] "
+                f"or [nchan], got {tuple(bw.shape)}"
+            )
+        return bw.expand(batch, nchan)
+
+    # one pass over the stacked (reference, processed) batch: the two share the carriers
+    signals = torch.cat([reference, processed.to(reference.dtype)], dim=0)
+    bandwidths = torch.cat([per_item(reference_bandwidth), per_item(processed_bandwidth)], dim=0)
+    env, bm = gammatone_filterbank(
+        signals, bandwidths, freq_sample, center_freq, ear_q, min_bandwidth,
+        backend=backend, carrier=carrier,
     )  # fmt: skip
-    proc_env, proc_bm = gammatone_filterbank(
-        processed, processed_bandwidth, freq_sample, center_freq, ear_q, min_bandwidth,
-        backend=backend, carriers=carriers,
-    )  # fmt: skip
+    ref_env, proc_env = env[:batch], env[batch:]
+    ref_bm, proc_bm = bm[:batch], bm[batch:]
     return GammatoneOutput(ref_env, ref_bm, proc_env, proc_bm)
 
 
@@ -416,11 +523,15 @@ def bandwidth_adjust(
     if lengths is None:
         control_rms = torch.sqrt(torch.mean(control**2, dim=-1))
     else:
-        lengths = torch.as_tensor(lengths, device=device)
-        mask = torch.arange(control.shape[-1], device=device) < lengths[:, None, None]
-        control_rms = torch.sqrt(
-            torch.sum(torch.where(mask, control**2, 0.0), dim=-1) / lengths[:, None].to(dtype)
-        )
+        lengths = torch.as_tensor(lengths).reshape(-1).tolist()
+        if len(lengths) != control.shape[0]:
+            raise ValueError(
+                f"bandwidth_adjust: lengths has {len(lengths)} items for batch {control.shape[0]}"
+            )
+        control_rms = torch.stack(
+            [torch.sqrt(torch.mean(control[i, :, : int(n)] ** 2, dim=-1)) for i, n in
+             enumerate(lengths)]
+        )  # fmt: skip
     control_db = 20 * torch.log10(control_rms) + level1
     bw_min = torch.as_tensor(bandwidth_min, dtype=dtype, device=device).expand_as(control_db)
     bw_max = torch.as_tensor(bandwidth_max, dtype=dtype, device=device).expand_as(control_db)

@@ -82,20 +82,32 @@ def _cheby2_band_limit(rate_khz: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _resample_poly(x: Tensor, up: int, down: int) -> Tensor:
-    """``scipy.signal.resample_poly(x, up, down, axis=-1)`` (zero padding) for ``[batch, time]``."""
+    """``scipy.signal.resample_poly(x, up, down, axis=-1)`` (zero padding) for ``[batch, time]``.
+
+    Polyphase: output ``q`` is ``sum_j h[j] xup[q down + half_len - j]`` where ``xup`` is ``x``
+    zero-stuffed by ``up``; the outputs ``q = q0 + up l`` all use the same sub-filter
+    ``h[r::up]`` on ``x`` read with stride ``down`` (one strided matmul per phase ``q0``).
+    """
     batch, n_in = x.shape
     h_np, half_len = _polyphase_filter(up, down)
     h = torch.tensor(np.array(h_np), dtype=x.dtype, device=x.device)
     n_out = n_in * up
     n_out = n_out // down + bool(n_out % down)
-    taps = h.numel()
-    # zero-stuffed input; output q is sum_j h[j] xup[q * down + half_len - j]
-    xup = torch.zeros(batch, n_in * up, dtype=x.dtype, device=x.device)
-    xup[:, ::up] = x
-    right = max(0, (n_out - 1) * down + taps - (half_len + n_in * up))
-    padded = torch.nn.functional.pad(xup, (half_len, right))
-    y = torch.nn.functional.conv1d(padded.unsqueeze(1), h.flip(0).reshape(1, 1, taps), stride=down)
-    return y[:, 0, :n_out]
+    k_max = -(-h.numel() // up)
+    pad_left = k_max
+    pad_right = k_max + down * (-(-n_out // up) + 1) + half_len // up + 1
+    xp = torch.nn.functional.pad(x, (pad_left, max(0, pad_right - 0)))
+    y = torch.empty(batch, n_out, dtype=x.dtype, device=x.device)
+    for q0 in range(min(up, n_out)):
+        t0 = q0 * down + half_len
+        r, m0 = t0 % up, t0 // up
+        sub = h[r::up]  # taps k: h[r + k up] multiplies x[m - k]
+        k = sub.numel()
+        n_l = -(-(n_out - q0) // up)
+        start = m0 - (k - 1) + pad_left
+        windows = xp[:, start:].unfold(-1, k, down)[:, :n_l]  # [batch, n_l, k], x[m - k + 1 .. m]
+        y[:, q0::up] = windows @ sub.flip(0)
+    return y
 
 
 def _masked_rms(x: Tensor, lengths: Tensor | None) -> Tensor:
