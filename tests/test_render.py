@@ -254,3 +254,20 @@ def test_render_scene_in_memory_sets_snr_and_rejects_bad_metadata():
         sources.load_masker("speech", "nobody.wav")
     with pytest.raises(ValueError, match="split"):
         scene_sampler.sample_scene(np.random.default_rng(0), "eval")
+
+
+def test_facing_target_talker_raises_direct_to_reverberant_ratio_by_its_directivity():
+    dims, lis, src = np.array([5.0, 4.0, 2.7]), np.array([2.5, 2.0, 1.4]), np.array([4.3, 2.5, 1.4])
+
+    def drr_db(view):
+        im = rooms.image_sources(dims, 0.4, src, lis, view_vector=view)
+        early = rooms.early_response(im, lis, 0.0)[1]
+        direct = np.sum(rooms.early_response(im, lis, 0.0, direct_only=True)[1] ** 2)
+        rng = np.random.default_rng(0)
+        tail, _ = rooms.late_tail(dims, 0.4, im.t_mix_s, rng, radiated_power=im.radiated_power)
+        return 10 * np.log10(direct / (np.sum(early**2) - direct + np.sum(tail**2)))
+
+    a = rooms.TALKER_DIRECTIVITY
+    di_db = -10 * np.log10(a * a + (1 - a) ** 2 / 3)
+    assert drr_db(lis - src) - drr_db(None) == pytest.approx(di_db, abs=1.0)
+    assert drr_db(src - lis) < drr_db(None) - 6  # facing away: direct path attenuated

@@ -264,8 +264,12 @@ def render_scene(scene: dict, room: dict, *, seed: int = 0) -> dict[str, np.ndar
             f"scene {sid}: target {scene['target']['name']} has {target.size} samples, "
             f"time_end - time_start = {t_end - t_start}"
         )
-    im = rooms.image_sources(dims, rt60, room["target"]["position"], listener)
-    tail, tail_start = rooms.late_tail(dims, rt60, im.t_mix_s, _tail_rng(seed, sid, 0))
+    im = rooms.image_sources(
+        dims, rt60, room["target"]["position"], listener, view_vector=room["target"]["view_vector"]
+    )
+    tail, tail_start = rooms.late_tail(
+        dims, rt60, im.t_mix_s, _tail_rng(seed, sid, 0), radiated_power=im.radiated_power
+    )
     tgt = _spatialise(target, im, listener, angles, weight, t_start, duration, tail, tail_start)
     anechoic = _spatialise(
         target,

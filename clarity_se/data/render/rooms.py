@@ -24,13 +24,18 @@ approximates them with a *hybrid image-source + stochastic-tail model*:
    their own fractional-sample delay from their position: BTE mics sit 1 cm behind and 2 cm
    above the ear-canal entrance, 7.6 mm apart fore-aft (``CHANNEL_OFFSETS_M``), so the
    fore-aft array sees the correct inter-mic delays for every early arrival.
+   The target talker is directional (CEC2 gives it a ``view_vector``, facing the listener):
+   each image is weighted by the broadband pattern ``0.6 + 0.4 cos(theta)`` of the direction
+   in which its ray leaves the talker (directivity index 3.8 dB, ``TALKER_DIRECTIVITY``);
+   interferers are omnidirectional, as in CEC2.
 3. **Late reverberation** -- after ``t_mix`` a Gaussian-noise tail with the exponential
    energy envelope of the diffuse field, ``e(t) = c / (4 pi V) exp(-13.8 t / RT60)`` per
    second (the image-source model's own asymptotic energy density for the ``1/(4 pi r)`` gain
-   convention), filtered per ear by the KEMAR *diffuse-field* ear response (RMS over all 710
-   directions). The tail is independent between the two ears but identical for the four
-   channels of one ear (the measured diffuse-field coherence at 7.6 mm spacing is > 0.9 below
-   5 kHz; at the 2 cm ED-BTE distance it is overstated).
+   convention, times the source's relative radiated power), filtered per ear by the KEMAR
+   *diffuse-field* ear response (RMS magnitude over all 710 directions). The tail is
+   independent between the two ears but identical for the four channels of one ear (the
+   theoretical diffuse-field coherence ``sinc(k d)`` at the 7.6 mm BTE spacing is > 0.9 below
+   5 kHz; at the ~2 cm ED-BTE distance the coherence is overstated).
 
 Deliberate deviations from CEC2: no HOA encoding / decoding; one measured head (KEMAR) instead
 of 19; ED and BTE channels share the eardrum HRIR, so the CEC2 level difference between
@@ -51,6 +56,8 @@ acoustics", J. Acoust. Soc. Am. 65, 943-950 (1979).
 C. F. Eyring, "Reverberation time in 'dead' rooms", J. Acoust. Soc. Am. 1, 217-241 (1930).
 R. Scheibler, E. Bezzam and I. Dokmanic, "Pyroomacoustics: A Python package for audio room
 simulations and array processing algorithms", ICASSP 2018.
+W. T. Chu and A. C. C. Warnock, "Detailed directivity of sound fields around human talkers",
+NRC Canada report IRC-RR-104 (2002).
 E. A. Lehmann and A. M. Johansson, "Diffuse reverberation model for efficient image-source
 simulation of room impulse responses", IEEE TASLP 18(6), 1429-1439 (2010) (hybrid ISM + noise
 tail idea).
@@ -84,6 +91,10 @@ CHANNEL_OFFSETS_M = np.array(
 #: Highest image-source order rendered through HRIRs is chosen so that the early part is complete
 #: up to the first arrival of order EARLY_ORDER + 2.
 EARLY_ORDER = 3
+#: Broadband amplitude pattern ``a + (1 - a) cos(theta)`` of the (target) talker, ``a = 0.6``:
+#: directivity index 10 log10(1 / (a^2 + (1 - a)^2 / 3)) = 3.8 dB, within the 2-6 dB of human
+#: talkers over the speech band (Chu & Warnock 2002).
+TALKER_DIRECTIVITY = 0.6
 _NFFT = 1024
 _TAIL_FADE = 64
 
@@ -205,16 +216,27 @@ class ImageSources:
         Reflection order (0 = direct path).
     t_mix_s : float
         Mixing time (s after emission): every image arriving earlier is included.
+    radiated_power : float
+        Power radiated by the source relative to an omnidirectional one of the same on-axis
+        gain (``1 / 10 ** (DI / 10)``); scales the diffuse late tail.
     """
 
     positions: np.ndarray
     gains: np.ndarray
     orders: np.ndarray
     t_mix_s: float
+    radiated_power: float = 1.0
 
 
 def image_sources(
-    dimensions, rt60_s: float, source, listener, early_order: int = EARLY_ORDER
+    dimensions,
+    rt60_s: float,
+    source,
+    listener,
+    early_order: int = EARLY_ORDER,
+    *,
+    view_vector=None,
+    directivity: float = TALKER_DIRECTIVITY,
 ) -> ImageSources:
     """Image sources (pyroomacoustics shoebox ISM) arriving at the head before the mixing time.
 
@@ -228,6 +250,14 @@ def image_sources(
         Source and head-centre positions, room frame (m); inside the room.
     early_order : int
         See ``EARLY_ORDER``.
+    view_vector : array [shape=(3,)], optional
+        Facing direction of a directional source (the CEC2 target's ``view_vector``); ``None``
+        for an omnidirectional source (CEC2 interferers).
+    directivity : float
+        ``a`` of the amplitude pattern ``a + (1 - a) cos(theta)`` of a directional source
+        (``theta`` from ``view_vector``); each image gets the gain of the direction in which
+        its ray leaves the real source (image direction mirrored on every axis with an odd
+        number of reflections).
 
     Returns
     -------
@@ -266,8 +296,23 @@ def image_sources(
     dist = np.linalg.norm(pos - lis, axis=1)
     t_mix = float(dist[orders == early_order + 2].min() / SPEED_OF_SOUND)
     keep = dist / SPEED_OF_SOUND < t_mix
+    power = 1.0
+    if view_vector is not None:
+        view = np.asarray(view_vector, dtype=np.float64)
+        norm = np.linalg.norm(view)
+        if not np.isfinite(norm) or norm == 0:
+            raise ValueError(f"view_vector {view.tolist()} is not a direction")
+        # parity of the number of reflections per axis: image = 2 k L + s (even) or 2 k L - s
+        q = (pos - src) / (2 * dims)
+        odd = np.abs(q - np.round(q)) > 1e-6
+        emitted = lis - pos
+        emitted = np.where(odd, -emitted, emitted) / np.linalg.norm(emitted, axis=1, keepdims=True)
+        cos = emitted @ (view / norm)
+        a = float(directivity)
+        gains = gains * (a + (1 - a) * cos)
+        power = a * a + (1 - a) ** 2 / 3  # mean square of the pattern over the sphere
     order = np.lexsort((np.arange(keep.sum()), dist[keep]))  # deterministic: by arrival time
-    return ImageSources(pos[keep][order], gains[keep][order], orders[keep][order], t_mix)
+    return ImageSources(pos[keep][order], gains[keep][order], orders[keep][order], t_mix, power)
 
 
 def early_response(
@@ -338,6 +383,7 @@ def late_tail(
     rng: np.random.Generator,
     *,
     hrirs: HrirSet | None = None,
+    radiated_power: float = 1.0,
     sample_rate: int = 44100,
 ) -> tuple[np.ndarray, int]:
     """Stochastic late reverberation per ear.
@@ -354,6 +400,8 @@ def late_tail(
         Noise source (the caller seeds it per scene and source).
     hrirs : HrirSet, optional
         For the diffuse-field ear filters.
+    radiated_power : float
+        Relative radiated power of the source (``ImageSources.radiated_power``).
     sample_rate : int
         Hz.
 
@@ -370,7 +418,11 @@ def late_tail(
     n = int(np.ceil(rt60_s * sample_rate)) + 1
     t = (start + np.arange(n)) / sample_rate
     energy_per_sample = (
-        SPEED_OF_SOUND / (4 * np.pi * volume) * np.exp(-13.8155 * t / rt60_s) / sample_rate
+        radiated_power
+        * SPEED_OF_SOUND
+        / (4 * np.pi * volume)
+        * np.exp(-13.8155 * t / rt60_s)
+        / sample_rate
     )
     noise = rng.standard_normal((2, n)) * np.sqrt(energy_per_sample)
     noise[:, :_TAIL_FADE] *= np.sin(np.linspace(0, np.pi / 2, _TAIL_FADE)) ** 2
