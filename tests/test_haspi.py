@@ -260,7 +260,8 @@ def test_published_pyclarity_value():
 
 
 # A few cases per sample rate by default; the full set (24 pairs x 2 ears) with -m slow.
-QUICK = ["c00", "c05", "c13", "c22"]
+# (same level within a sample rate -> one batch each; c05/c13 use non-standard audiograms)
+QUICK = ["c05", "c07", "c13", "c21"]
 
 
 @pytest.mark.parametrize("sample_rate", [16000, 44100])
@@ -292,25 +293,33 @@ def _check_cases(cases):
 
 
 def test_whole_batch_equals_single_and_fast_mode():
-    cases = [c for c in _whole()["cases"] if c["id"] in ("c00", "c02")]
+    cases = [c for c in _whole()["cases"] if c["id"] in ("c00", "c02")]  # level 65
     sig, listeners = _batch(cases)
     hl = np.stack([audiogram_to_hearing_loss(li.audiogram_left) for li in listeners])
     seeds = [c["seed"] for c in cases]
     kw = dict(sample_rate=16000, level_db_spl=65.0)
-    both = haspi_v2(reference=sig["reference_left"], processed=sig["processed_left"],
-                    hearing_loss_db_hl=hl, rng=PairRandom.compat(seeds), **kw)
+    ref, proc = sig["reference_left"], sig["processed_left"]
+    both = haspi_v2(reference=ref, processed=proc, hearing_loss_db_hl=hl, rng=PairRandom.compat(seeds),
+                    **kw)
+    gold = np.array([c["score_left"] for c in cases])
+    assert np.abs(_np(both.score) - gold).max() < SCORE_TOL
     for i in range(2):
-        one = haspi_v2(reference=sig["reference_left"][i], processed=sig["processed_left"][i],
-                       audiogram=listeners[i].audiogram_left, rng=PairRandom.compat([seeds[i]]), **kw)
+        one = haspi_v2(reference=ref[i], processed=proc[i], audiogram=listeners[i].audiogram_left,
+                       rng=PairRandom.compat([seeds[i]]), **kw)
         assert abs(float(one.score[0]) - float(both.score[i])) < 1e-10
-    # fast: float32 + torch generators; deterministic and close to compat
-    f1 = haspi_v2(reference=sig["reference_left"].float(), processed=sig["processed_left"].float(),
-                  hearing_loss_db_hl=hl, rng=PairRandom.fast(seeds), **kw)
-    f2 = haspi_v2(reference=sig["reference_left"].float(), processed=sig["processed_left"].float(),
-                  hearing_loss_db_hl=hl, rng=PairRandom.fast(seeds), **kw)
-    assert f1.score.dtype == torch.float32
+    # float32 with the same streams: precision only
+    f32 = haspi_v2(reference=ref.float(), processed=proc.float(), hearing_loss_db_hl=hl,
+                   rng=PairRandom.compat(seeds), **kw)
+    assert f32.score.dtype == torch.float32
+    np.testing.assert_allclose(_np(f32.score), gold, atol=3e-3)
+    # fast streams (torch generators): deterministic; other noise than numpy's, so compared to
+    # compat only on c00, well above threshold (near threshold another seed moves HASPI ~1e-2)
+    f1 = haspi_v2(reference=ref[:1].float(), processed=proc[:1].float(), hearing_loss_db_hl=hl[:1],
+                  rng=PairRandom.fast(seeds[:1]), **kw)
+    f2 = haspi_v2(reference=ref[:1].float(), processed=proc[:1].float(), hearing_loss_db_hl=hl[:1],
+                  rng=PairRandom.fast(seeds[:1]), **kw)
     assert torch.equal(f1.score, f2.score)
-    np.testing.assert_allclose(_np(f1.score), _np(both.score), atol=3e-3)
+    assert abs(float(f1.score[0]) - gold[0]) < 3e-3
 
 
 # ------------------------------------------------------------------------------------------------
@@ -371,17 +380,18 @@ def test_haspi_v2_input_errors(kwargs, match):
 
 def test_silence_raises_or_nan():
     ref, proc = _pair()
-    ref2 = torch.cat([ref, torch.zeros_like(ref)])
-    proc2 = torch.cat([proc, proc])
     kw = dict(sample_rate=16000, hearing_loss_db_hl=[10.0] * 6)
-    with pytest.raises(ValueError, match="below threshold"):
-        haspi_v2(reference=ref2, processed=proc2, rng=PairRandom.compat([0, 1]), **kw)
-    res = haspi_v2(reference=ref2, processed=proc2, rng=PairRandom.compat([0, 1]),
-                   below_threshold="nan", **kw)
-    assert res.valid.tolist() == [True, False]
-    assert np.isfinite(float(res.score[0])) and np.isnan(float(res.score[1]))
-    one = haspi_v2(reference=ref, processed=proc, rng=PairRandom.compat([0]), **kw)
-    assert abs(float(one.score[0]) - float(res.score[0])) < 1e-10
+    for silent, match in ((torch.zeros_like(ref), "all zero"), (1e-9 * ref, "below threshold")):
+        ref2, proc2 = torch.cat([ref, silent]), torch.cat([proc, proc])
+        with pytest.raises(ValueError, match=match):
+            haspi_v2(reference=ref2, processed=proc2, rng=PairRandom.compat([0, 1]), **kw)
+        res = haspi_v2(reference=ref2, processed=proc2, rng=PairRandom.compat([0, 1]),
+                       below_threshold="nan", **kw)
+        assert res.valid.tolist() == [True, False]
+        assert np.isfinite(float(res.score[0])) and np.isnan(float(res.score[1]))
+        assert bool(torch.isnan(res.raw[1]).all())
+        one = haspi_v2(reference=ref, processed=proc, rng=PairRandom.compat([0]), **kw)
+        assert abs(float(one.score[0]) - float(res.score[0])) < 1e-10
 
 
 def test_better_ear_argument_errors():

@@ -261,9 +261,11 @@ def haspi_v2(
         noise draws, then the envelope jitter of the reference and of the processed signal.
         Default: ``PairRandom.compat([0] * batch)``.
     below_threshold : {"raise", "nan"}
-        Items whose reference envelope keeps at most one above-threshold segment (silence):
-        ``"raise"`` -> ``ValueError`` (pyclarity's behaviour), ``"nan"`` -> NaN score and
-        ``valid=False`` for those items only.
+        Items whose reference is all zero or whose reference envelope keeps at most one
+        above-threshold segment (silence): ``"raise"`` -> ``ValueError`` (pyclarity raises
+        ``ValueError("Signal below threshold")``, or ``IndexError`` for an all-zero reference),
+        ``"nan"`` -> NaN score and ``valid=False`` for those items only (no random draws for
+        all-zero items; the others are unaffected).
 
     Returns
     -------
@@ -280,8 +282,12 @@ def haspi_v2(
 
     Notes
     -----
-    Runs on CPU and CUDA; float64 gives ``compat`` results (pyclarity within ~1e-6); float32
-    runs faster at ~1e-3 accuracy.  Not differentiable end to end (silence selection, numba
+    Deliberate deviation: an all-zero ``processed`` signal gives a finite (near 0) score here;
+    pyclarity returns NaN when it resamples (0/0 in its RMS matching).
+    Runs on CPU and CUDA; float64 with ``PairRandom.compat`` gives ``compat`` results (pyclarity
+    within ~1e-8); float32 with the same streams is within ~1e-3.  ``PairRandom.fast`` draws
+    other noise, which moves scores as much as another seed does in pyclarity (up to ~1e-2 for
+    signals near the listener's threshold).  Not differentiable end to end (silence selection, numba
     recursions in the ear model).  Reproduced quirks: ``shift=None`` (the control filterbank's
     0.02 shift is not applied, pyclarity issue #105); envelope subsampling by 9 at 24 kHz with
     modulation filters designed for 2560 Hz.
@@ -319,6 +325,31 @@ def haspi_v2(
     rng = _check_rng(rng, batch, "haspi_v2")
     hl_t = torch.as_tensor(hl, dtype=dtype, device=device)
 
+    silent = (ref == 0).all(dim=1)
+    if bool(silent.any()):
+        bad = silent.nonzero().flatten().tolist()
+        if below_threshold == "raise":
+            raise ValueError(
+                f"reference: batch items {bad} are all zero (silent); HASPI is undefined there "
+                "(pyclarity raises IndexError); pass below_threshold='nan' to get NaN instead"
+            )
+        keep = (~silent).nonzero().flatten()
+        nan = torch.full((batch,), float("nan"), dtype=dtype, device=device)
+        out = HaspiResult(nan, nan[:, None].repeat(1, 10), torch.zeros_like(silent))
+        if keep.numel() == 0:
+            return out
+        sub = _haspi_v2_items(ref[keep], proc[keep], hl_t[keep], sample_rate, processed_sample_rate,
+                              level_db_spl, f_lp, itype, rng.subset(keep.tolist()), below_threshold)
+        return HaspiResult(out.score.index_copy(0, keep, sub.score),
+                           out.raw.index_copy(0, keep, sub.raw),
+                           out.valid.index_copy(0, keep, sub.valid))
+    return _haspi_v2_items(ref, proc, hl_t, sample_rate, processed_sample_rate, level_db_spl, f_lp,
+                           itype, rng, below_threshold)
+
+
+def _haspi_v2_items(ref, proc, hl_t, sample_rate, processed_sample_rate, level_db_spl, f_lp, itype,
+                    rng, below_threshold) -> HaspiResult:
+    """Ear model + back end on validated [batch, time] tensors."""
     em = _ear_model(
         reference=ref,
         reference_sample_rate=float(sample_rate),
