@@ -5,6 +5,7 @@ inner hair cell adaptation, envelope conversion), an orchestrator :func:`ear_mod
 :mod:`clarity_se.ear_model.model`, and per-pair random streams in :mod:`clarity_se.ear_model.noise`.
 """
 
-from clarity_se.ear_model.noise import PairRandom, scene_seed
+from clarity_se.ear_model.model import EarModelOutput, ear_model
+from clarity_se.ear_model.noise import PairRandom, basilar_membrane_add_noise, scene_seed
 
-__all__ = ["PairRandom", "scene_seed"]
+__all__ = ["EarModelOutput", "PairRandom", "basilar_membrane_add_noise", "ear_model", "scene_seed"]
