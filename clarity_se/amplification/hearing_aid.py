@@ -106,11 +106,13 @@ def amplify(
         compressor = Compressor.from_config(compressor_cfg or {}, sample_rate)
 
     fir = design_nalr_fir(listeners, nfir=nfir, sample_rate=sample_rate)  # [batch, 2, taps]
+    if not x.flags.writeable or any(st < 0 for st in x.strides):
+        x = x.copy()  # torch.from_numpy needs a writable array with positive strides
     ears = torch.from_numpy(x).transpose(1, 2)  # [batch, 2, time], a view
     nalr_out = apply_fir(fir, ears).numpy()  # [batch, 2, time + nfir]
     n_batch, _, n_out = nalr_out.shape
     amplified = np.empty((n_batch, n_out, 2))
-    # compressor, clip count and tanh in one pass, written straight into [batch, time, 2]
+    # compressor and clip count in one numba pass, written straight into [batch, time, 2]
     _, n_clipped = compressor.process_clip(
         nalr_out, soft_clip=soft_clip, out=amplified.transpose(0, 2, 1)
     )
