@@ -143,6 +143,40 @@ def test_backend_batch_equals_one_at_a_time():
     assert float(batch_cep.average[2]) == 0.0 and float(batch_cep.average[0]) > 0.5
 
 
+def test_backend_variable_lengths_equal_truncated_items():
+    """Zero-padded items with ``lengths`` give exactly the one-at-a-time results."""
+    cases, x = _stacked_backend_inputs()
+    lengths = torch.tensor([7200, 6111, 4000])  # in samples at 24 kHz
+    seeds = [c["seed"] for c in cases]
+    padded = {k: v.clone() for k, v in x.items()}
+    for i, n in enumerate(lengths.tolist()):
+        for k in ("reference_db", "processed_db", "reference_bm", "processed_bm"):
+            padded[k][i, :, n:] = 0.0
+    nseg = q.segment_counts(lengths, 7200, 16, FS)
+    rs = q.env_smooth(padded["reference_db"], 16, FS, lengths)
+    ps = q.env_smooth(padded["processed_db"], 16, FS, lengths)
+    cep = q.mel_cepstrum_correlation(rs, ps, 2.5, 0.7, PairRandom.compat(seeds), lengths=nseg)
+    bm = q.bm_covary(padded["reference_bm"], padded["processed_bm"], 16, FS, lengths)
+    av = q.ave_covary2(bm[0], bm[1], 2.5, lengths=nseg)
+    for i, n in enumerate(lengths.tolist()):
+        k = int(nseg[i])
+        r1 = q.env_smooth(x["reference_db"][i : i + 1, :, :n], 16, FS)
+        p1 = q.env_smooth(x["processed_db"][i : i + 1, :, :n], 16, FS)
+        assert r1.shape[-1] == k
+        torch.testing.assert_close(rs[i, :, :k], r1[0], rtol=0, atol=1e-12)
+        assert bool((rs[i, :, k:] == 0).all())
+        c1 = q.mel_cepstrum_correlation(r1, p1, 2.5, 0.7, PairRandom.compat([seeds[i]]))
+        torch.testing.assert_close(cep.individual[i], c1.individual[0], rtol=0, atol=1e-12)
+        b1 = q.bm_covary(x["reference_bm"][i : i + 1, :, :n], x["processed_bm"][i : i + 1, :, :n],
+                         16, FS)
+        for j in range(3):
+            torch.testing.assert_close(bm[j][i, :, :k], b1[j][0], rtol=1e-12, atol=1e-12)
+        a1 = q.ave_covary2(b1[0], b1[1], 2.5)
+        torch.testing.assert_close(av[1][i], a1[1][0], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="lengths"):
+        q.env_smooth(padded["reference_db"], 16, FS, torch.tensor([7200, 100, 4000]))
+
+
 def test_backend_fast_mode_deterministic_and_seeded():
     _, x = _stacked_backend_inputs()
     rs = q.env_smooth(x["reference_db"][:2], 16, FS)
@@ -225,7 +259,7 @@ def test_hasqi_v2_matches_pyclarity(metric_batches, name):
 
 def test_hasqi_v2_one_at_a_time_equals_batch(metric_batches):
     group = next(g for g in _groups() if len(g) >= 2)
-    for c in group[:2]:
+    for c in group[1:2]:  # an item that is not first in its batch
         ref, proc, fs = hi.make_pair(c)
         one = hasqi_v2(reference=ref, processed=proc, sample_rate=fs,
                        hearing_loss_db_hl=_audiogram(c["audiogram"]).resample(
@@ -233,22 +267,26 @@ def test_hasqi_v2_one_at_a_time_equals_batch(metric_batches):
                        level_db_spl=c["level_db_spl"], equalisation=c["equalisation"],
                        rng=PairRandom.compat([c["seed"]]))
         assert one.score.shape == (1,)
+        # rounding differences only (FFT/BLAS blocking depends on the batch shape)
         np.testing.assert_allclose(one.raw[0].numpy(), metric_batches[c["name"]][3].numpy(),
-                                   rtol=0, atol=1e-12)
+                                   rtol=0, atol=1e-9)
 
 
 def test_hasqi_v2_fast_mode_deterministic():
+    """Fast streams: same seed -> same score, whatever the batch position; default rng too."""
     c = hi.METRIC_CASES[1]
     ref, proc, fs = hi.make_pair(c)
-    ref, proc = ref[: fs // 2], proc[: fs // 2]
-    kw = dict(reference=ref, processed=proc, sample_rate=fs, audiogram=_audiogram(c["audiogram"]))
-    a = hasqi_v2(**kw, rng=PairRandom.fast([3]))
-    b = hasqi_v2(**kw, rng=PairRandom.fast([3]))
-    d = hasqi_v2(**kw)  # default: fast streams seeded 0, deterministic too
-    e = hasqi_v2(**kw)
-    torch.testing.assert_close(a.raw, b.raw, rtol=0, atol=0)
-    torch.testing.assert_close(d.raw, e.raw, rtol=0, atol=0)
-    assert 0.0 < float(a.score) < 1.0
+    n = int(0.3 * fs)
+    ref2 = np.stack([ref[:n], ref[:n]])
+    proc2 = np.stack([proc[:n], proc[:n]])
+    ag = _audiogram(c["audiogram"])
+    two = hasqi_v2(reference=ref2, processed=proc2, sample_rate=fs, audiogram=[ag, ag],
+                   rng=PairRandom.fast([3, 3]))
+    torch.testing.assert_close(two.raw[0], two.raw[1], rtol=0, atol=1e-12)
+    one = hasqi_v2(reference=ref[:n], processed=proc[:n], sample_rate=fs, audiogram=ag)
+    again = hasqi_v2(reference=ref[:n], processed=proc[:n], sample_rate=fs, audiogram=ag)
+    torch.testing.assert_close(one.raw, again.raw, rtol=0, atol=0)
+    assert 0.0 < float(one.score) < 1.0
 
 
 @pytest.mark.parametrize("case", hi.BETTER_EAR_CASES, ids=lambda c: c["name"])

@@ -34,6 +34,7 @@ from clarity_se.metrics.quality import (
     bm_covary,
     env_smooth,
     mel_cepstrum_correlation,
+    segment_counts,
     spectrum_diff,
 )
 
@@ -182,9 +183,12 @@ def _hearing_loss(audiogram, hearing_loss_db_hl, batch: int, like: Tensor,
     if audiogram is not None:
         hl = torch.as_tensor(hearing_loss_from_audiograms(audiogram, name=names[0]))
     else:
-        hl = torch.as_tensor(np.asarray(
-            hearing_loss_db_hl.detach().cpu() if isinstance(hearing_loss_db_hl, Tensor)
-            else hearing_loss_db_hl, dtype=np.float64))
+        src = (hearing_loss_db_hl.detach().cpu() if isinstance(hearing_loss_db_hl, Tensor)
+               else hearing_loss_db_hl)
+        try:
+            hl = torch.as_tensor(np.array(src, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ValueError(f"{names[1]} must be an array of numbers") from None
         if hl.ndim == 1:
             hl = hl[None]
     if hl.ndim != 2 or hl.shape[1] != 6:
@@ -227,6 +231,7 @@ def hasqi_v2(
     segment_covariance: int = 16,
     rng: PairRandom | None = None,
     processed_sample_rate: int | None = None,
+    nalr_fir: Tensor | None = None,
 ) -> HasqiResult:
     """HASQI v2 quality of processed speech relative to a clean reference.
 
@@ -264,6 +269,10 @@ def hasqi_v2(
         Default: ``PairRandom.fast([0] * batch)`` (deterministic, not numpy-compatible).
     processed_sample_rate : int, optional
         Sampling rate of ``processed`` in Hz if it differs from ``sample_rate``.
+    nalr_fir : Tensor [shape=(batch, 141)], optional
+        ``equalisation == 1`` only: the 140-order NAL-R FIR at 24 kHz for each item, passed to
+        the ear model (so that the evaluator need not touch hearing-aid code).  When None the
+        ear model designs it from the hearing loss as pyclarity's ``eb.ear_model`` does.
 
     Returns
     -------
@@ -322,6 +331,8 @@ def hasqi_v2(
                   ("segment_covariance", segment_covariance)):
         if not np.isfinite(float(v)):
             raise ValueError(f"{nm} must be finite, got {v!r}")
+    if nalr_fir is not None and equalisation != 1:
+        raise ValueError("nalr_fir is only used with equalisation=1")
     if sample_rate <= 0 or (processed_sample_rate is not None and processed_sample_rate <= 0):
         raise ValueError("sample_rate must be positive")
     batch = ref.shape[0]
@@ -334,6 +345,7 @@ def hasqi_v2(
         ref, sample_rate, proc, sample_rate if processed_sample_rate is None
         else processed_sample_rate, hl,
         itype=int(equalisation), level_db_spl=float(level_db_spl), rng=rng,
+        nalr_fir=nalr_fir,
     )
     fs = float(ear.freq_sample)
     return _hasqi_backend(ear, fs, silence_threshold=silence_threshold, add_noise=add_noise,
@@ -342,15 +354,25 @@ def hasqi_v2(
 
 def _hasqi_backend(ear, fs: float, *, silence_threshold: float, add_noise: float,
                    segment_covariance: float, rng: PairRandom) -> HasqiResult:
-    """HASQI v2 from the 7 ear-model outputs (the part after ``eb.ear_model``)."""
-    ref_smooth = env_smooth(ear.reference_db, segment_covariance, fs)
-    proc_smooth = env_smooth(ear.processed_db, segment_covariance, fs)
-    cep = mel_cepstrum_correlation(ref_smooth, proc_smooth, silence_threshold, add_noise, rng)
+    """HASQI v2 from the 7 ear-model outputs (the part after ``eb.ear_model``).
+
+    Honours ``ear.lengths`` (per-item valid samples after the ear model's alignment/pruning).
+    """
+    lengths = getattr(ear, "lengths", None)
+    nseg = None
+    if lengths is not None:
+        n_time = ear.reference_db.shape[-1]
+        nseg = segment_counts(lengths, n_time, segment_covariance, fs, name="ear model output",
+                              device=ear.reference_db.device)
+    ref_smooth = env_smooth(ear.reference_db, segment_covariance, fs, lengths)
+    proc_smooth = env_smooth(ear.processed_db, segment_covariance, fs, lengths)
+    cep = mel_cepstrum_correlation(ref_smooth, proc_smooth, silence_threshold, add_noise, rng,
+                                   lengths=nseg)
     spec = spectrum_diff(ear.reference_sl, ear.processed_sl)
     bm = bm_covary(ear.reference_basilar_membrane, ear.processed_basilar_membrane,
-                   segment_covariance, fs)
+                   segment_covariance, fs, lengths)
     sync = ave_covary2(bm.signal_cross_covariance, bm.reference_mean_square,
-                       _TILE_THRESHOLD_DB).ihc_sync_covariance
+                       _TILE_THRESHOLD_DB, lengths=nseg).ihc_sync_covariance
     bm_sync5 = sync[:, 4]
     d_loud = torch.clamp(1.0 - spec.dloud[:, 1] / 2.5, 0.0, 1.0)
     d_slope = torch.clamp(1.0 - spec.dslope[:, 1], 0.0, 1.0)

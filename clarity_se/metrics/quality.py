@@ -44,6 +44,7 @@ __all__ = [
     "melcor9",
     "melcor9_crosscovmatrix",
     "modulation_filters",
+    "segment_counts",
     "spectrum_diff",
     "bm_covary",
     "ave_covary2",
@@ -87,9 +88,72 @@ def _segment_length(segment_ms: float, sample_rate: float) -> int:
     return n + n % 2
 
 
-def _num_segments(npts: int, nwin: int) -> int:
-    """pyclarity's ``1 + floor(npts/nwin) + floor((npts - nwin/2)/nwin)``."""
-    return int(1 + np.floor(npts / nwin) + np.floor((npts - nwin / 2) / nwin))
+def segment_counts(
+    lengths: Tensor | None, n_time: int, segment_size: float, sample_rate: float,
+    *, name: str = "envelopes", device: torch.device | None = None, batch: int | None = None,
+) -> Tensor:
+    """Number of 50%-overlap segments per item, as ``env_smooth``/``bm_covary`` make them.
+
+    Parameters
+    ----------
+    lengths : Tensor [shape=(batch,)], int, optional
+        Valid samples per item (None: all ``n_time``; ``batch`` must then be given).
+    n_time : int
+        Width of the padded time axis in samples.
+    segment_size : float
+        Segment length in ms.
+    sample_rate : float
+        Sampling rate in Hz.
+    name : str
+        Argument name for error messages.
+    device : torch.device, optional
+        Device of the result.
+    batch : int, optional
+        Batch size when ``lengths`` is None.
+
+    Returns
+    -------
+    Tensor [shape=(batch,)], int64
+        ``1 + floor(L/N) + floor((L - N/2)/N)`` with ``N`` the even segment length in samples.
+
+    Raises
+    ------
+    ValueError
+        If a length is outside ``[N, n_time]`` (shorter than one segment: pyclarity fails with a
+        broadcasting error there).
+    """
+    n = _segment_length(segment_size, sample_rate)
+    if lengths is None:
+        lengths = torch.full((batch or 1,), n_time, dtype=torch.long, device=device)
+    lengths = torch.as_tensor(lengths, device=device).to(torch.long).reshape(-1)
+    if bool((lengths < n).any()) or bool((lengths > n_time).any()):
+        raise ValueError(
+            f"{name}: lengths {lengths.tolist()} must lie in [{n}, {n_time}] samples (one "
+            f"{segment_size} ms segment is {n} samples)"
+        )
+    nhalf = n // 2
+    return 1 + torch.div(lengths, n, rounding_mode="floor") + torch.div(
+        lengths - nhalf, n, rounding_mode="floor")
+
+
+def _assemble_segments(first: Tensor, middle: Tensor, last: Tensor, nseg: Tensor) -> Tensor:
+    """``[first, middle[0..nseg-3], last]`` per item, zero-padded to ``max(nseg)``.
+
+    first, last: ``[B, C]``; middle: ``[B, C, Smax - 2]`` (candidates k = 1..Smax-2).
+    """
+    smax = middle.shape[-1] + 2
+    k = torch.arange(smax, device=first.device)
+    body = torch.cat([first[..., None], middle, torch.zeros_like(first)[..., None]], dim=-1)
+    is_last = (k[None, :] == (nseg - 1)[:, None])[:, None, :]
+    valid = (k[None, :] < nseg[:, None])[:, None, :]
+    out = torch.where(is_last, last[..., None], body)
+    return torch.where(valid, out, torch.zeros((), dtype=out.dtype, device=out.device))
+
+
+def _gather_blocks(x: Tensor, starts: Tensor, size: int) -> Tensor:
+    """``x[b, c, starts[b] : starts[b] + size]`` for every item: ``[B, C, size]``."""
+    idx = starts[:, None] + torch.arange(size, device=x.device)[None, :]  # [B, size]
+    return torch.gather(x, -1, idx[:, None, :].expand(x.shape[0], x.shape[1], size))
 
 
 def _const(a: np.ndarray, like: Tensor) -> Tensor:
@@ -101,7 +165,9 @@ def _const(a: np.ndarray, like: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------
 
 
-def env_smooth(envelopes: Tensor, segment_size: float, sample_rate: float) -> Tensor:
+def env_smooth(
+    envelopes: Tensor, segment_size: float, sample_rate: float, lengths: Tensor | None = None
+) -> Tensor:
     """Smooth and sub-sample the cochlear envelopes with 50%-overlapping von Hann windows.
 
     Parameters
@@ -112,17 +178,21 @@ def env_smooth(envelopes: Tensor, segment_size: float, sample_rate: float) -> Te
         Averaging segment length in ms (16 ms in HASQI, 8 ms in HAAQI).
     sample_rate : float
         Envelope sampling rate in Hz (24000 from the ear model).
+    lengths : Tensor [shape=(batch,)], int, optional
+        Valid samples per item of zero-padded envelopes (``EarModelOutput.lengths``); default
+        the full width.  Each item is smoothed as if it had exactly its own length.
 
     Returns
     -------
-    Tensor [shape=(batch, nchan, nseg)], float
+    Tensor [shape=(batch, nchan, max nseg)], float
         Window-weighted averages, sub-sampled at ``2000 / segment_size`` Hz (125 Hz for 16 ms);
-        ``nseg = 1 + floor(T/N) + floor((T - N/2)/N)`` with ``N`` the even segment length.
+        item ``b`` has ``nseg_b = 1 + floor(L/N) + floor((L - N/2)/N)`` segments
+        (:func:`segment_counts`, ``N`` the even segment length), zeros after them.
 
     Raises
     ------
     ValueError
-        If ``envelopes`` is not ``[batch, nchan, time]`` or is shorter than one segment
+        If ``envelopes`` is not ``[batch, nchan, time]`` or an item is shorter than one segment
         (pyclarity raises a broadcasting error there).
 
     Notes
@@ -140,27 +210,24 @@ def env_smooth(envelopes: Tensor, segment_size: float, sample_rate: float) -> Te
     _check_bands("envelopes", envelopes)
     n = _segment_length(segment_size, sample_rate)
     nhalf = n // 2
-    npts = envelopes.shape[-1]
-    nseg = _num_segments(npts, n)
-    if nseg < 2 or npts < n:
-        raise ValueError(
-            f"envelopes: {npts} samples is shorter than one {segment_size} ms segment ({n} samples)"
-        )
+    batch, _, npts = envelopes.shape
+    nseg = segment_counts(lengths, npts, segment_size, sample_rate, name="envelopes",
+                          device=envelopes.device, batch=batch)
+    smax = int(nseg.max())
     window_np = np.hanning(n)
     window = _const(window_np, envelopes)
     wsum = float(np.sum(window_np))
     halfsum = float(np.sum(window_np[nhalf:n]))
 
     first = envelopes[..., :nhalf] @ window[nhalf:] / halfsum  # [B, C]
-    # middle segments k = 1..nseg-2 start at k*nhalf
-    if nseg > 2:
-        frames = envelopes[..., nhalf : nhalf * nseg].unfold(-1, n, nhalf)
-        middle = frames[..., : nseg - 2, :] @ window / wsum  # [B, C, nseg-2]
+    # middle-segment candidates k = 1..smax-2 start at k*nhalf
+    if smax > 2:
+        frames = envelopes[..., nhalf : nhalf * smax].unfold(-1, n, nhalf)
+        middle = frames[..., : smax - 2, :] @ window / wsum  # [B, C, smax-2]
     else:
         middle = envelopes.new_zeros((*envelopes.shape[:-1], 0))
-    start = (nseg - 1) * nhalf
-    last = envelopes[..., start : start + nhalf] @ window[:nhalf] / halfsum
-    return torch.cat([first[..., None], middle, last[..., None]], dim=-1)
+    last = _gather_blocks(envelopes, (nseg - 1) * nhalf, nhalf) @ window[:nhalf] / halfsum
+    return _assemble_segments(first, middle, last, nseg)
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,11 +256,24 @@ def _cepstral_basis(nbands: int, nbasis: int, like: Tensor) -> Tensor:
     return _const(basis / np.linalg.norm(basis, axis=0, keepdims=True), like)
 
 
-def _loudness_mask(reference: Tensor, threshold: float) -> Tensor:
-    """Segments whose band-averaged specific loudness exceeds ``threshold`` dB: ``[B, S]`` bool."""
+def _valid_segments(lengths: Tensor | None, batch: int, nseg: int, device) -> Tensor | None:
+    """``[B, S]`` bool mask of the valid (non-padding) segments, None when all are valid."""
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths, device=device).to(torch.long).reshape(-1)
+    if lengths.numel() != batch or bool((lengths < 0).any()) or bool((lengths > nseg).any()):
+        raise ValueError(f"lengths must be {batch} segment counts in [0, {nseg}], got "
+                         f"{lengths.tolist()}")
+    return torch.arange(nseg, device=device)[None, :] < lengths[:, None]
+
+
+def _loudness_mask(reference: Tensor, threshold: float, lengths: Tensor | None = None) -> Tensor:
+    """Valid segments whose band-averaged specific loudness exceeds ``threshold`` dB: ``[B, S]``."""
     nbands = reference.shape[1]
     level = 20 * torch.log10(torch.sum(10 ** (reference / 20), dim=1) / nbands)
-    return level > threshold
+    mask = level > threshold
+    valid = _valid_segments(lengths, reference.shape[0], reference.shape[2], reference.device)
+    return mask if valid is None else mask & valid
 
 
 def _draw_segment_noise(
@@ -223,6 +303,7 @@ def mel_cepstrum_correlation(
     threshold: float,
     addnoise: float,
     rng: PairRandom,
+    lengths: Tensor | None = None,
 ) -> MelCepstrumCorrelation:
     """Cepstral correlation between reference and processed smoothed envelopes (HASQI v2).
 
@@ -241,6 +322,8 @@ def mel_cepstrum_correlation(
         ``(nchan, n_kept)`` for the reference then ``(nchan, n_kept)`` for the processed signal,
         *even when* ``addnoise == 0`` (the reference always draws), so the streams stay in step
         with pyclarity's global numpy generator.
+    lengths : Tensor [shape=(batch,)], int, optional
+        Valid segments per item (:func:`segment_counts`); padding segments are ignored.
 
     Returns
     -------
@@ -271,7 +354,7 @@ def mel_cepstrum_correlation(
     batch, nbands, _ = reference.shape
     basis = _cepstral_basis(nbands, nbasis, reference)
 
-    mask = _loudness_mask(reference, threshold)  # [B, S]
+    mask = _loudness_mask(reference, threshold, lengths)  # [B, S]
     count = mask.sum(dim=1)
     active = count > 1
     if not bool(active.all()):
@@ -439,6 +522,7 @@ def melcor9(
     segment_size: float,
     rng: PairRandom,
     n_cepstral_coef: int = 6,
+    lengths: Tensor | None = None,
 ) -> Melcor9Result:
     """Modulation-filtered cepstral correlation (HAAQI's ``melcor9``).
 
@@ -457,6 +541,8 @@ def melcor9(
         the processed signal (always, whatever ``add_noise``).
     n_cepstral_coef : int
         Number of cepstral basis functions (6).
+    lengths : Tensor [shape=(batch,)], int, optional
+        Valid segments per item (:func:`segment_counts`); padding segments are ignored.
 
     Returns
     -------
@@ -482,7 +568,7 @@ def melcor9(
         raise ValueError(f"rng has {len(rng)} items, reference has {reference.shape[0]}")
     batch, nbands, nseg = reference.shape
     cepm = _cepstral_basis(nbands, n_cepstral_coef, reference)
-    mask = _loudness_mask(reference, threshold)
+    mask = _loudness_mask(reference, threshold, lengths)
     count = mask.sum(dim=1)
     active = count > 1
     if not bool(active.all()):
@@ -618,18 +704,16 @@ def _segment_covariance(
     xs: Tensor, ys: Tensor, window: Tensor, corr_inv: Tensor, sum2_inv: float, maxlag: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Covariance statistics of windowed segments ``[..., L]`` (last dim = samples)."""
-    xs = xs * window
-    ys = ys * window
-    xs = xs - xs.mean(-1, keepdim=True)
-    ys = ys - ys.mean(-1, keepdim=True)
-    msx = (xs**2).sum(-1) * sum2_inv
-    msy = (ys**2).sum(-1) * sum2_inv
-    seg_len = xs.shape[-1]
+    both = torch.stack([xs, ys]) * window  # one pass for reference and processed
+    both = both - both.mean(-1, keepdim=True)
+    ms = (both**2).sum(-1) * sum2_inv
+    msx, msy = ms[0], ms[1]
+    seg_len = both.shape[-1]
     nfft = scipy.fft.next_fast_len(seg_len + maxlag, real=True)
-    spec = torch.fft.rfft(xs, n=nfft) * torch.conj(torch.fft.rfft(ys, n=nfft))
-    circ = torch.fft.irfft(spec, n=nfft)  # circ[k] = sum_n x[n + k] y[n], k mod nfft
-    corr = torch.cat([circ[..., nfft - maxlag :], circ[..., : maxlag + 1]], dim=-1)  # lags -L..L
-    peak = torch.abs(corr * corr_inv).amax(-1)
+    spec = torch.fft.rfft(both, n=nfft)
+    circ = torch.fft.irfft(spec[0] * torch.conj(spec[1]), n=nfft)  # sum_n x[n + k] y[n]
+    lags = torch.arange(-maxlag, maxlag + 1, device=circ.device) % nfft
+    peak = torch.abs(circ.index_select(-1, lags) * corr_inv).amax(-1)
     ok = (msx > _SMALL) & (msy > _SMALL)
     denom = torch.where(ok, torch.sqrt(msx * msy), torch.ones_like(msx))
     cov = torch.where(ok, peak / denom, torch.zeros_like(msx))
@@ -641,8 +725,9 @@ def bm_covary(
     processed_basilar_membrane: Tensor,
     segment_size: float,
     sample_rate: float,
+    lengths: Tensor | None = None,
     *,
-    max_chunk_elements: int = 2**23,
+    max_chunk_elements: int | None = None,
 ) -> BmCovariance:
     """Segment-wise normalised cross-covariance of the BM vibration in each band.
 
@@ -654,14 +739,17 @@ def bm_covary(
         Segment length in ms (16 ms in HASQI), 50% overlap.
     sample_rate : float
         Sampling rate in Hz (24000).
-    max_chunk_elements : int
-        Memory cap: rows of ``batch * nchan`` are processed in chunks of about this many samples
-        (no effect on the result).
+    lengths : Tensor [shape=(batch,)], int, optional
+        Valid samples per item of zero-padded signals (``EarModelOutput.lengths``).
+    max_chunk_elements : int, optional
+        Cache blocking: the ``batch * nchan`` band signals are processed in chunks of about
+        this many samples (default 2**18 on CPU, where it is ~2x faster than one big block for
+        5 s signals, and 2**25 on CUDA).  No effect on the result.
 
     Returns
     -------
     BmCovariance
-        ``[batch, nchan, nseg]`` tensors; ``nseg`` as :func:`env_smooth`.
+        ``[batch, nchan, max nseg]`` tensors, zero after each item's :func:`segment_counts`.
 
     Raises
     ------
@@ -692,12 +780,9 @@ def bm_covary(
     nwin += nwin % 2
     nhalf = nwin // 2
     batch, nchan, npts = x_all.shape
-    nseg = _num_segments(npts, nwin)
-    if nseg < 2 or npts < nwin:
-        raise ValueError(
-            f"reference_basilar_membrane: {npts} samples is shorter than one {segment_size} ms "
-            f"segment ({nwin} samples)"
-        )
+    nseg = segment_counts(lengths, npts, segment_size, sample_rate,
+                          name="reference_basilar_membrane", device=x_all.device, batch=batch)
+    smax = int(nseg.max())
     window_np = np.hanning(nwin)
     half_np = window_np[nhalf:nwin]
     win = _const(window_np, x_all)
@@ -705,33 +790,41 @@ def bm_covary(
     half_corr = _const(_window_corr_inv(half_np, maxlag), x_all)
     win_sum2 = 1.0 / float(np.sum(window_np**2))
     half_sum2 = 1.0 / float(np.sum(half_np**2))
+    win_ends = torch.stack([win[nhalf:], win[:nhalf]])  # [2, nhalf]: first, last segment
 
+    if max_chunk_elements is None:
+        max_chunk_elements = 2**25 if x_all.device.type == "cuda" else 2**18
+    rows = max(1, max_chunk_elements // max(npts, 1))
+    # the last (half) segment of item b starts at (nseg_b - 1) * nhalf
+    last_x = _gather_blocks(x_all, (nseg - 1) * nhalf, nhalf).reshape(batch * nchan, nhalf)
+    last_y = _gather_blocks(y_all, (nseg - 1) * nhalf, nhalf).reshape(batch * nchan, nhalf)
     x2 = x_all.reshape(batch * nchan, npts)
     y2 = y_all.reshape(batch * nchan, npts)
-    rows = max(1, max_chunk_elements // max(npts, 1))
-    covs, msxs, msys = [], [], []
-    start_last = (nseg - 1) * nhalf
-    for r0 in range(0, batch * nchan, rows):  # memory chunks over bands, not segments
+    ends_out: list[tuple[Tensor, Tensor, Tensor]] = []
+    mids_out: list[tuple[Tensor, Tensor, Tensor]] = []
+    for r0 in range(0, batch * nchan, rows):  # cache blocks of band signals, not segments
         x = x2[r0 : r0 + rows]
         y = y2[r0 : r0 + rows]
-        ends = torch.stack([x[:, :nhalf], x[:, start_last : start_last + nhalf]], dim=1)
-        ends_y = torch.stack([y[:, :nhalf], y[:, start_last : start_last + nhalf]], dim=1)
-        win_ends = torch.stack([win[nhalf:], win[:nhalf]])  # [2, nhalf]
-        c_e, mx_e, my_e = _segment_covariance(ends, ends_y, win_ends, half_corr, half_sum2,
-                                              maxlag)
-        if nseg > 2:
-            stop = nhalf * nseg
-            xm = x[:, nhalf:stop].unfold(-1, nwin, nhalf)[:, : nseg - 2]
-            ym = y[:, nhalf:stop].unfold(-1, nwin, nhalf)[:, : nseg - 2]
-            c_m, mx_m, my_m = _segment_covariance(xm, ym, win, win_corr, win_sum2, maxlag)
+        ends = torch.stack([x[:, :nhalf], last_x[r0 : r0 + rows]], dim=1)
+        ends_y = torch.stack([y[:, :nhalf], last_y[r0 : r0 + rows]], dim=1)
+        ends_out.append(_segment_covariance(ends, ends_y, win_ends, half_corr, half_sum2,
+                                            maxlag))
+        if smax > 2:
+            xm = x[:, nhalf : nhalf * smax].unfold(-1, nwin, nhalf)[:, : smax - 2]
+            ym = y[:, nhalf : nhalf * smax].unfold(-1, nwin, nhalf)[:, : smax - 2]
+            mids_out.append(_segment_covariance(xm, ym, win, win_corr, win_sum2, maxlag))
         else:
-            c_m = mx_m = my_m = x.new_zeros((x.shape[0], 0))
-        covs.append(torch.cat([c_e[:, :1], c_m, c_e[:, 1:]], dim=1))
-        msxs.append(torch.cat([mx_e[:, :1], mx_m, mx_e[:, 1:]], dim=1))
-        msys.append(torch.cat([my_e[:, :1], my_m, my_e[:, 1:]], dim=1))
-    cov = torch.cat(covs).reshape(batch, nchan, nseg).clamp(0.0, 1.0)
-    msx = 2.0 * torch.cat(msxs).reshape(batch, nchan, nseg)
-    msy = 2.0 * torch.cat(msys).reshape(batch, nchan, nseg)
+            empty = x.new_zeros((x.shape[0], 0))
+            mids_out.append((empty, empty, empty))
+
+    def assemble(i: int) -> Tensor:
+        e = torch.cat([t[i] for t in ends_out]).reshape(batch, nchan, 2)
+        m = torch.cat([t[i] for t in mids_out]).reshape(batch, nchan, smax - 2)
+        return _assemble_segments(e[..., 0], m, e[..., 1], nseg)
+
+    cov = assemble(0).clamp(0.0, 1.0)
+    msx = 2.0 * assemble(1)
+    msy = 2.0 * assemble(2)
     return BmCovariance(cov, msx, msy)
 
 
@@ -757,6 +850,7 @@ def ave_covary2(
     threshold_db: float,
     lp_filter_order: np.ndarray | None = None,
     freq_cutoff: np.ndarray | None = None,
+    lengths: Tensor | None = None,
 ) -> AveCovariance:
     """Average BM cross-covariance over the time-frequency tiles above threshold.
 
@@ -772,6 +866,8 @@ def ave_covary2(
         Orders of the IHC-synchrony low-pass weightings (default ``[1, 3, 5, 5, 5, 5]``).
     freq_cutoff : array-like [shape=(6,)], optional
         Their cut-off frequencies in Hz (default ``[1500, 2000, 2500, 3000, 3500, 4000]``).
+    lengths : Tensor [shape=(batch,)], int, optional
+        Valid segments per item (:func:`segment_counts`); padding segments are ignored.
 
     Returns
     -------
@@ -813,6 +909,9 @@ def ave_covary2(
     rms = torch.sqrt(reference_signal_mean_square)
     seg_level = 20 * torch.log10(torch.sum(10 ** (rms / 20), dim=1) / nchan)  # [B, S]
     seg_mask = seg_level > threshold_db
+    valid = _valid_segments(lengths, batch, cov.shape[2], cov.device)
+    if valid is not None:
+        seg_mask = seg_mask & valid
     nseg = seg_mask.sum(-1)
     active = nseg > 1
     if not bool(active.all()):

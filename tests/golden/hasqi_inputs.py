@@ -126,10 +126,10 @@ METRIC_CASES = [
 
 BETTER_EAR_CASES = [
     {"name": "be0", "speech": SPEECH[0], "interferer": "dishes", "snr_db": 5, "sample_rate": 44100,
-     "left": "mild_slope", "right": "severe_slope", "seed": 2000, "duration_s": 0.8,
+     "left": "mild_slope", "right": "severe_slope", "seed": 2000, "duration_s": 0.5,
      "ref_rms": 0.03},
     {"name": "be1", "speech": SPEECH[5], "interferer": "music", "snr_db": 0, "sample_rate": 16000,
-     "left": "profound_hf", "right": "normal", "seed": 2001, "duration_s": 0.8, "ref_rms": 0.03},
+     "left": "profound_hf", "right": "normal", "seed": 2001, "duration_s": 0.5, "ref_rms": 0.03},
 ]
 
 
