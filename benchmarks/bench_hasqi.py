@@ -141,13 +141,26 @@ def main() -> int:
     parser.add_argument("--skip-reference", action="store_true")
     parser.add_argument("--ref-python", default="/work/tools/pyclarity-venv/bin/python")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--inputs", type=Path, default=None,
+                        help="npz with ref, proc, levels, seeds (instead of reading the FLACs)")
+    parser.add_argument("--save-inputs", type=Path, default=None,
+                        help="write the generated pairs to this npz and exit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = args.device
     out_path = args.out or REPO / "results/benchmarks" / (
         "hasqi.json" if dev == "cpu" else f"hasqi_{dev.split(':')[0]}.json")
 
-    ref, proc, levels, seeds = make_pairs(args.pairs, args.seconds)
+    if args.inputs is not None:
+        d = np.load(args.inputs)
+        ref, proc, levels, seeds = d["ref"], d["proc"], d["levels"], d["seeds"]
+        ref, proc, levels, seeds = ref[: args.pairs], proc[: args.pairs], levels[: args.pairs], \
+            seeds[: args.pairs]
+    else:
+        ref, proc, levels, seeds = make_pairs(args.pairs, args.seconds)
+    if args.save_inputs is not None:
+        np.savez(args.save_inputs, ref=ref, proc=proc, levels=levels, seeds=seeds)
+        return 0
     hl = _hearing_loss(levels)
     t_ref = torch.as_tensor(ref, device=dev)
     t_proc = torch.as_tensor(proc, device=dev)

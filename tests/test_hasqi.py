@@ -272,6 +272,25 @@ def test_hasqi_v2_one_at_a_time_equals_batch(metric_batches):
                                    rtol=0, atol=1e-9)
 
 
+def test_hasqi_v2_batch_with_different_aligned_lengths():
+    """The ear model prunes each reference's leading/trailing near-silence, so items of one
+    batch end up with different lengths; each must still equal its one-at-a-time score."""
+    c = hi.METRIC_CASES[0]
+    ref, proc, fs = hi.make_pair(c)
+    n = int(0.4 * fs)
+    ref, proc = ref[:n], proc[:n]
+    ref_b = ref.copy()
+    ref_b[: int(0.08 * fs)] = 0.0  # leading silence: pruned by the alignment
+    ref_b[-int(0.05 * fs) :] = 0.0  # trailing silence too
+    hl = np.array([[10.0, 20, 30, 40, 50, 60], [30.0, 30, 35, 40, 45, 50]])
+    both = hasqi_v2(reference=np.stack([ref, ref_b]), processed=np.stack([proc, proc]),
+                    sample_rate=fs, hearing_loss_db_hl=hl, rng=PairRandom.compat([7, 8]))
+    one = hasqi_v2(reference=ref_b, processed=proc, sample_rate=fs, hearing_loss_db_hl=hl[1],
+                   rng=PairRandom.compat([8]))
+    np.testing.assert_allclose(both.raw[1].numpy(), one.raw[0].numpy(), rtol=0, atol=1e-9)
+    assert abs(float(both.score[0]) - float(both.score[1])) > 1e-3
+
+
 def test_hasqi_v2_fast_mode_deterministic():
     """Fast streams: same seed -> same score, whatever the batch position; default rng too."""
     c = hi.METRIC_CASES[1]
