@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,7 @@ from clarity_se.ear_model.gammatone import (  # noqa: E402
     bandwidth_adjust,
     gammatone_basilar_membrane,
 )
+from clarity_se.ear_model.iir import numba_threads  # noqa: E402
 from clarity_se.ear_model.loss import center_frequency, loss_parameters  # noqa: E402
 from clarity_se.ear_model.middle_ear import middle_ear  # noqa: E402
 from clarity_se.ear_model.resample import resample_24khz  # noqa: E402
@@ -94,6 +96,24 @@ names = ("gammatone_basilar_membrane", "envelope_align", "env_compress_basilar_m
 cum = {n: round(max((c for c, f in rows if f == n), default=0.0), 4) for n in names}
 print(json.dumps({"front_s": best, "ear_model_profiled_s": full, "cumulative_s": cum}))
 """
+
+
+def numba_threads_used() -> int:
+    """Distinct numba worker threads that a prange kernel actually runs on (under our cap)."""
+    import numba
+
+    @numba.njit(parallel=True)
+    def probe(n):
+        out = np.zeros(n, dtype=np.int64)
+        for i in numba.prange(n):
+            acc = 0.0
+            for k in range(20000):
+                acc += np.sqrt(k + i)
+            out[i] = numba.get_thread_id() + int(acc * 0)
+        return out
+
+    with numba_threads():
+        return int(np.unique(probe(256)).size)
 
 
 def make_inputs(batch: int, cache: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -197,16 +217,19 @@ def main() -> int:
             best = min(runs, key=lambda r: r["total"])
             result["ours"][f"threads{threads}_batch{batch}"] = {
                 "per_pair_s": best["total"] / batch,
+                "torch_threads": torch.get_num_threads(),
+                "numba_threads_used": numba_threads_used(),
                 "stages_s": {k: round(v, 4) for k, v in best.items()},
             }
             print(f"threads={threads} batch={batch}: {best['total'] / batch:.3f} s/pair  {best}")
-    if args.ref_python and Path(args.ref_python).exists():
+    ref_python = shutil.which(args.ref_python) if args.ref_python else None
+    if ref_python:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "inputs.npz"
             np.savez(path, ref=ref_np[:1], proc=proc_np[:1], hl=HL, fs=FS, level1=LEVEL1)
             env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
             proc_run = subprocess.run(
-                [args.ref_python, "-c", REFERENCE_SCRIPT, str(path), str(args.repeats)],
+                [ref_python, "-c", REFERENCE_SCRIPT, str(path), str(args.repeats)],
                 capture_output=True, text=True, env=env, check=False,
             )  # fmt: skip
         if proc_run.returncode == 0:

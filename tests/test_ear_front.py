@@ -174,10 +174,15 @@ def test_middle_ear_matches_reference():
 def test_lfilter_backends_match_scipy():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 2000))
-    for b, a in (scipy.signal.cheby2(7, 30, 21 / 44), scipy.signal.butter(2, 350 / 12000, "high")):
+    filters = (
+        scipy.signal.cheby2(7, 30, 21 / 44),
+        scipy.signal.cheby2(7, 30, 21 / 24),  # poles near Nyquist: the scan uses biquads
+        scipy.signal.butter(2, 350 / 12000, "high"),
+    )
+    for b, a in filters:
         ref = scipy.signal.lfilter(b, a, x)
         assert rel_err(lfilter(b, a, t64(x), backend="numba").numpy(), ref) < 1e-15
-        assert rel_err(lfilter(b, a, t64(x), backend="scan", block=128).numpy(), ref) < 1e-12
+        assert rel_err(lfilter(b, a, t64(x), backend="scan", block=128).numpy(), ref) < 1e-10
     # per-row coefficients
     bs = np.array([[1.0, 0.5], [0.3, 0.0], [2.0, -1.0]])
     as_ = np.array([[1.0, -0.9], [1.0, 0.2], [1.0, -0.5]])

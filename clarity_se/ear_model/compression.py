@@ -19,7 +19,7 @@ import torch
 from scipy.signal import butter
 from torch import Tensor
 
-from clarity_se.ear_model.iir import lfilter
+from clarity_se.ear_model.iir import lfilter, numba_threads
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +41,26 @@ def _compress_fused(
         attn_r = attn[r]
         low_r = low[r]
         slope = 1 - (1 / cr[r])
+        # outside the kneepoints the gain is constant: skip log10/pow there (same values)
+        gain_low = 10 ** ((-attn_r - (low_r - low_r) * slope) / 20)
+        top = max(min(high, high), low_r)
+        gain_high = 10 ** ((-attn_r - (top - low_r) * slope) / 20)
+        c_low = 10 ** ((low_r - level1) / 20) * (1 - 1e-12)
+        c_high = 10 ** ((top - level1) / 20) * (1 + 1e-12)
         z = 0.0
         for n in range(nsamp):
-            logenv = max(control[r, n], small)
-            logenv = level1 + 20 * np.log10(logenv)
-            logenv = min(logenv, high)
-            logenv = max(logenv, low_r)
-            gain = -attn_r - (logenv - low_r) * slope
-            gain = 10 ** (gain / 20)
+            c = control[r, n]
+            if c <= c_low:
+                gain = gain_low
+            elif c >= c_high:
+                gain = gain_high
+            else:
+                logenv = max(c, small)
+                logenv = level1 + 20 * np.log10(logenv)
+                logenv = min(logenv, high)
+                logenv = max(logenv, low_r)
+                gain = -attn_r - (logenv - low_r) * slope
+                gain = 10 ** (gain / 20)
             y = z + b0 * gain
             z = gain * b1 - y * a1
             out_env[r, n] = y * env[r, n]
@@ -69,17 +81,12 @@ def _compress_numba(envsig, bm, control, attn, low, cr, fsamp, level1, small, th
     b, a = _gain_smoother(float(fsamp))
     out_env = np.empty((rows, nsamp))
     out_bm = np.empty((rows, nsamp))
-    nthreads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    previous = numba.get_num_threads()
-    numba.set_num_threads(nthreads)
-    try:
+    with numba_threads():
         _compress_fused(
             host(envsig), host(bm), host(control), param(attn), param(low), param(cr),
             float(level1), float(small), float(threshold_high),
             float(b[0] / a[0]), float(b[1] / a[0]), float(a[1] / a[0]), out_env, out_bm,
         )  # fmt: skip
-    finally:
-        numba.set_num_threads(previous)
     shape = (batch, nchan, nsamp)
     return (
         torch.from_numpy(out_env.reshape(shape)).to(envsig.device, envsig.dtype),

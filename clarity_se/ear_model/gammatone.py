@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from clarity_se.ear_model.iir import repeated_pole_filter
+from clarity_se.ear_model.iir import numba_threads, repeated_pole_filter
 
 logger = logging.getLogger(__name__)
 
@@ -142,13 +142,8 @@ def _host_carriers(npts: int, tpt: float, cfs: tuple[float, ...]) -> tuple[np.nd
     sin_n = np.array([np.sin(tpt * f) for f in cfs])
     out_cos = np.empty((cf.size, npts))
     out_sin = np.empty((cf.size, npts))
-    nthreads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    previous = numba.get_num_threads()
-    numba.set_num_threads(nthreads)
-    try:
+    with numba_threads():
         _rotation_carriers(npts, cos_n, sin_n, out_cos, out_sin)
-    finally:
-        numba.set_num_threads(previous)
     out_cos.setflags(write=False)
     out_sin.setflags(write=False)
     return out_sin, out_cos
@@ -254,17 +249,12 @@ def _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers):
     rows = batch * nchan
     env = np.empty((rows, npts))
     bm = np.empty((rows, npts))
-    nthreads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    previous = numba.get_num_threads()
-    numba.set_num_threads(nthreads)
-    try:
+    with numba_threads():
         _gammatone_fused(
             x, nchan, cos_n, sin_n, use_arrays, cos_arr, sin_arr,
             np.ascontiguousarray(b.reshape(rows, 3)), np.ascontiguousarray(den.reshape(rows, 5)),
             np.ascontiguousarray(gain.reshape(rows)), env, bm,
         )  # fmt: skip
-    finally:
-        numba.set_num_threads(previous)
     out_env = torch.from_numpy(env.reshape(batch, nchan, npts)).to(signal.device, signal.dtype)
     out_bm = torch.from_numpy(bm.reshape(batch, nchan, npts)).to(signal.device, signal.dtype)
     return out_env, out_bm

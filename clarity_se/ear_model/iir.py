@@ -32,16 +32,34 @@ API
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 import numba
 import numpy as np
 import torch
+from scipy.signal import tf2sos
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["lfilter", "repeated_pole_filter", "state_space_scan"]
+__all__ = ["lfilter", "numba_threads", "repeated_pole_filter", "state_space_scan"]
+
+
+@contextlib.contextmanager
+def numba_threads() -> Iterator[int]:
+    """Run numba parallel kernels on ``torch.get_num_threads()`` threads (capped by numba's pool).
+
+    Yields the thread count.  Restores the previous numba setting on exit.
+    """
+    nthreads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(nthreads)
+    try:
+        yield nthreads
+    finally:
+        numba.set_num_threads(previous)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -103,19 +121,20 @@ def _prepare(b, a, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return b_t.reshape(rows, ncoef), a_t.reshape(rows, ncoef), x64
 
 
+def _host(c) -> np.ndarray:
+    if isinstance(c, Tensor):
+        return c.detach().cpu().to(torch.float64).numpy()
+    return np.asarray(c, dtype=np.float64)
+
+
 def _lfilter_numba(b: Tensor, a: Tensor, x: Tensor) -> Tensor:
     device = x.device
     b_np = np.ascontiguousarray(b.cpu().numpy())
     a_np = np.ascontiguousarray(a.cpu().numpy())
     x_np = np.ascontiguousarray(x.cpu().numpy())
     y_np = np.empty_like(x_np)
-    nthreads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-    previous = numba.get_num_threads()
-    numba.set_num_threads(nthreads)
-    try:
+    with numba_threads():
         _lfilter_rows(b_np, a_np, x_np, y_np)
-    finally:
-        numba.set_num_threads(previous)
     return torch.from_numpy(y_np).to(device)
 
 
@@ -304,6 +323,15 @@ def lfilter(
     shape, dtype = x.shape, x.dtype
     if x.shape[-1] == 0:
         return x.clone()
+    if backend == "scan" and np.ndim(_host(b)) == 1 and np.ndim(_host(a)) == 1:
+        b_h, a_h = _host(b), _host(a)
+        if max(b_h.size, a_h.size) > 3:
+            # shared high-order filter: second-order sections keep the scan well conditioned
+            # (the companion form of e.g. a 7th-order Chebyshev near Nyquist is not)
+            y = x
+            for section in tf2sos(b_h, a_h):
+                y = lfilter(section[:3], section[3:], y, backend="scan", block=block)
+            return y.to(dtype)
     b2, a2, x2 = _prepare(b, a, x)
     with torch.no_grad():
         if backend == "numba":
