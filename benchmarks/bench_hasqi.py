@@ -84,7 +84,7 @@ def make_pairs(n_pairs: int, seconds: float, seed: int = 0):
     noise = resample_poly(noise, 441, 160) if nfs == 16000 else noise
     n = int(seconds * FS)
     refs, procs = [], []
-    for i in range(n_pairs):
+    for _ in range(n_pairs):
         off = int(rng.integers(0, max(1, speech.size - n)))
         ref = speech[off : off + n]
         ref = 0.03 * ref / np.sqrt(np.mean(ref**2))

@@ -183,7 +183,7 @@ def _hearing_loss(audiogram, hearing_loss_db_hl, batch: int, like: Tensor,
     if audiogram is not None:
         hl = torch.as_tensor(hearing_loss_from_audiograms(audiogram, name=names[0]))
     else:
-        src = (hearing_loss_db_hl.detach().cpu() if isinstance(hearing_loss_db_hl, Tensor)
+        src = (hearing_loss_db_hl.detach().cpu().numpy() if isinstance(hearing_loss_db_hl, Tensor)
                else hearing_loss_db_hl)
         try:
             hl = torch.as_tensor(np.array(src, dtype=np.float64))
@@ -310,7 +310,8 @@ def hasqi_v2(
     --------
     >>> import torch
     >>> from clarity_se.ear_model import PairRandom
-    >>> x = 0.05 * torch.randn(2, 8000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = 0.05 * torch.randn(2, 8000, dtype=torch.float64, generator=g)
     >>> r = hasqi_v2(reference=x, processed=x, sample_rate=16000,
     ...              hearing_loss_db_hl=torch.zeros(2, 6), rng=PairRandom.compat([1, 2]))
     >>> r.score.shape

@@ -610,7 +610,7 @@ def melcor9(
 
 
 class SpectrumDiff(NamedTuple):
-    """Output of :func:`spectrum_diff`; each field ``[batch, 3]`` = [sum |d|, nchan*std(d), max |d|].
+    """Output of :func:`spectrum_diff`; each ``[batch, 3]`` = [sum |d|, nchan*std(d), max |d|].
 
     Attributes
     ----------
