@@ -271,3 +271,21 @@ def test_facing_target_talker_raises_direct_to_reverberant_ratio_by_its_directiv
     di_db = -10 * np.log10(a * a + (1 - a) ** 2 / 3)
     assert drr_db(lis - src) - drr_db(None) == pytest.approx(di_db, abs=1.0)
     assert drr_db(src - lis) < drr_db(None) - 6  # facing away: direct path attenuated
+
+
+def test_cli_main_writes_metadata_only_for_zero_scenes(tmp_path):
+    import argparse
+
+    from clarity_se.data.render import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(
+        [str(tmp_path), "--train-scenes", "0", "--dev-scenes", "0", "--workers", "1"]
+    )
+    assert cli.main(args) == 0
+    meta = tmp_path / "clarity_data" / "metadata"
+    assert load_scenes(meta / "scenes.dev.json") == []
+    assert len(load_listeners(meta / "listeners.json")) == 10
+    bad = parser.parse_args([str(tmp_path), "--scenes", "-1"])
+    assert cli.main(bad) == 2
