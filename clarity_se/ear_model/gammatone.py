@@ -511,7 +511,7 @@ def bandwidth_adjust(
         )
     dtype, device = control.dtype, control.device
     if lengths is None:
-        control_rms = torch.sqrt(torch.mean(control**2, dim=-1))
+        control_rms = torch.sqrt(torch.linalg.vecdot(control, control) / control.shape[-1])
     else:
         lengths = torch.as_tensor(lengths).reshape(-1).tolist()
         if len(lengths) != control.shape[0]:
@@ -519,9 +519,11 @@ def bandwidth_adjust(
                 f"bandwidth_adjust: lengths has {len(lengths)} items for batch {control.shape[0]}"
             )
         control_rms = torch.stack(
-            [torch.sqrt(torch.mean(control[i, :, : int(n)] ** 2, dim=-1)) for i, n in
-             enumerate(lengths)]
-        )  # fmt: skip
+            [
+                torch.sqrt(torch.linalg.vecdot(control[i, :, :n], control[i, :, :n]) / n)
+                for i, n in enumerate(int(n) for n in lengths)
+            ]
+        )
     control_db = 20 * torch.log10(control_rms) + level1
     bw_min = torch.as_tensor(bandwidth_min, dtype=dtype, device=device).expand_as(control_db)
     bw_max = torch.as_tensor(bandwidth_max, dtype=dtype, device=device).expand_as(control_db)
