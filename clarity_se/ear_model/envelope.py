@@ -14,7 +14,7 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["envelope_align", "envelope_sl", "convert_rms_to_sl", "valid_mask"]
+__all__ = ["envelope_align", "envelope_sl", "convert_rms_to_sl", "shift_rows", "valid_mask"]
 
 
 def valid_mask(lengths: Tensor | None, n_time: int, device: torch.device) -> Tensor | None:
@@ -59,6 +59,44 @@ def _check_lengths(lengths: Tensor | None, batch: int, n_time: int, device) -> T
     if bool((lengths < 1).any()) or bool((lengths > n_time).any()):
         raise ValueError(f"lengths must lie in [1, {n_time}], got {lengths.tolist()}")
     return lengths
+
+
+def shift_rows(x: Tensor, delay: Tensor, npts: Tensor | None = None) -> Tensor:
+    """``y[b, c, t] = x[b, c, t + delay[b, c]]`` inside ``[0, npts[b])``, zero elsewhere.
+
+    Parameters
+    ----------
+    x : Tensor [shape=(batch, chan, time)]
+        Signals.
+    delay : Tensor [shape=(batch, chan)], int
+        Advance in samples (negative: delay).
+    npts : Tensor [shape=(batch,)], int, optional
+        Valid length of each item (default ``time``).
+
+    Returns
+    -------
+    Tensor [shape=(batch, chan, time)]
+
+    Notes
+    -----
+    One slice copy per row (numpy views on CPU, torch slices elsewhere) instead of a
+    ``[batch, chan, time]`` index tensor: the shift is a pure data movement and rows are few.
+    """
+    batch, chan, n_time = x.shape
+    out = torch.zeros_like(x)
+    delays = delay.reshape(batch, chan).tolist()
+    lengths = [n_time] * batch if npts is None else [int(n) for n in npts.tolist()]
+    cpu = x.device.type == "cpu" and not x.requires_grad
+    src, dst = (x.detach().numpy(), out.numpy()) if cpu else (x, out)
+    for b, row in enumerate(delays):
+        n = lengths[b]
+        for c, d in enumerate(row):
+            if d >= 0:
+                if n - d > 0:
+                    dst[b, c, : n - d] = src[b, c, d:n]
+            elif n + d > 0:
+                dst[b, c, -d:n] = src[b, c, : n + d]
+    return out
 
 
 def envelope_align(
@@ -147,10 +185,7 @@ def envelope_align(
     best = lag_values[torch.argmax(window, dim=-1)]  # [batch, chan]
     delay = -best  # > 0: output delayed relative to the reference
 
-    idx = torch.arange(n_time, device=device)[None, None, :] + delay[..., None]
-    limit = npts[:, None, None]
-    inside = (idx >= 0) & (idx < limit)
-    shifted = torch.gather(out, -1, idx.clamp(0, n_time - 1)).masked_fill(~inside, 0.0)
+    shifted = shift_rows(out, delay, npts)
     return shifted[:, 0, :] if two_d else shifted
 
 
@@ -202,10 +237,10 @@ def envelope_sl(
     attn = torch.as_tensor(attenuated_ihc_db, dtype=envelope.dtype, device=envelope.device)
     if attn.ndim >= 1:
         attn = attn[..., None]
-    env_db = level_db_spl - attn + 20 * torch.log10(envelope + small)
-    env_db = torch.clamp(env_db, min=0)
-    gain = (env_db + small) / (envelope + small)
-    return env_db, gain * basilar_membrane
+    shifted_env = envelope + small
+    env_db = torch.log10(shifted_env).mul_(20).add_(level_db_spl - attn).clamp_(min=0)
+    gain = torch.add(env_db, small).div_(shifted_env)
+    return env_db, gain.mul_(basilar_membrane)
 
 
 def convert_rms_to_sl(

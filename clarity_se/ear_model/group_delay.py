@@ -8,6 +8,8 @@ import math
 import torch
 from torch import Tensor
 
+from clarity_se.ear_model.envelope import shift_rows
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["gammatone_group_delay", "group_delay_compensate"]
@@ -128,7 +130,5 @@ def group_delay_compensate(
     delay = torch.round(delay).to(torch.long)  # np.rint: half to even, as torch.round
     delay = delay - delay.min(dim=-1, keepdim=True).values
     correct = delay.max(dim=-1, keepdim=True).values - delay  # [batch, chan]
-    n_time = signals.shape[-1]
-    idx = torch.arange(n_time, device=signals.device)[None, None, :] - correct[..., None]
-    shifted = torch.gather(signals, -1, idx.clamp(min=0))
-    return shifted.masked_fill(idx < 0, 0.0)
+    # shift right by `correct` samples with zero fill (one slice copy per row)
+    return shift_rows(signals, -correct)

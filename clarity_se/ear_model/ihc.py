@@ -80,10 +80,13 @@ def ihc_circuit_coefficients(delta: float, sample_rate: float) -> dict[str, floa
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
-def _ihc_rows(x, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  # pragma: no cover
-    """Numba kernel: the reference's sample loop over each row of x [rows, time] (float64)."""
+def _ihc_rows(x, bm, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  # pragma: no cover
+    """Numba kernel: the reference's sample loop over each row of x [rows, time] (float64),
+    fused with its final clamp at 0 and the BM gain ``(out + 1e-30) / (x + 1e-30)``."""
     rows, n_time = x.shape
     out = np.zeros_like(x)
+    bm_out = np.zeros_like(x)
+    small = 1e-30
     for r in numba.prange(rows):
         v_1 = 0.0
         v_2 = 0.0
@@ -93,24 +96,34 @@ def _ihc_rows(x, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  # p
             b_2 = p2 * v_2
             v_1 = denom * (a22 * b_1 - a12 * b_2)
             v_2 = denom * (-a21 * b_1 + a11 * b_2)
-            out[r, n] = (v_0 - v_1) * r_1_inv
-    return out
+            o = (v_0 - v_1) * r_1_inv
+            if o < 0.0:
+                o = 0.0
+            out[r, n] = o
+            bm_out[r, n] = (o + small) / (v_0 + small) * bm[r, n]
+    return out, bm_out
 
 
-def _ihc_numba(x: Tensor, c: dict[str, float], lengths: Tensor) -> Tensor:
+def _ihc_numba(
+    x: Tensor, bm: Tensor, c: dict[str, float], lengths: Tensor
+) -> tuple[Tensor, Tensor]:
     x64 = x.detach().to(torch.float64).contiguous().numpy()
+    bm64 = bm.detach().to(torch.float64).contiguous().numpy()
     rows = x64.reshape(-1, x64.shape[-1])
     lens = lengths.cpu().numpy().astype(np.int64)
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     try:
-        out = _ihc_rows(
-            rows, c["r_2"], c["p1"], c["p2"], c["a11"], c["a12"], c["a21"], c["a22"],
-            c["denom"], c["r_1_inv"], lens,
+        out, bm_out = _ihc_rows(
+            rows, bm64.reshape(rows.shape), c["r_2"], c["p1"], c["p2"], c["a11"], c["a12"],
+            c["a21"], c["a22"], c["denom"], c["r_1_inv"], lens,
         )
     finally:
         numba.set_num_threads(previous)
-    return torch.from_numpy(out.reshape(x64.shape)).to(dtype=x.dtype)
+    return (
+        torch.from_numpy(out.reshape(x64.shape)).to(dtype=x.dtype),
+        torch.from_numpy(bm_out.reshape(x64.shape)).to(dtype=bm.dtype),
+    )
 
 
 def _ihc_scan(x: Tensor, c: dict[str, float]) -> Tensor:
@@ -208,10 +221,9 @@ def inner_hair_cell_adaptation(
         else:
             lens = torch.as_tensor(lengths, dtype=torch.long).cpu()
         row_lens = lens.repeat_interleave(envelope_db.shape[1])
-        out = _ihc_numba(envelope_db.cpu(), coeffs, row_lens).to(envelope_db.device)
-    else:
-        out = _ihc_scan(envelope_db, coeffs)
-    out = torch.clamp(out, min=0)
+        out, bm_out = _ihc_numba(envelope_db.cpu(), basilar_membrane.cpu(), coeffs, row_lens)
+        return out.to(envelope_db.device), bm_out.to(envelope_db.device)
+    out = torch.clamp(_ihc_scan(envelope_db, coeffs), min=0)
     small = 1e-30
     gain = (out + small) / (envelope_db + small)
     return out, gain * basilar_membrane
