@@ -1,7 +1,8 @@
 """Shared plumbing of the stages: the (scene, listener) pair list, sharding and ``errors.csv``.
 
 The pair list follows the official recipe's ``make_scene_listener_list`` exactly (file order of
-``scenes_listeners.<split>.json``; ``small_test`` keeps every 15th pair), then ``evaluate.shard``
+``scenes_listeners.<split>.json``; ``small_test`` keeps every 15th pair; both functions are
+:mod:`clarity_se.data.scene`'s, re-exported here for the stages), then ``evaluate.shard``
 ``k/n`` keeps pairs ``k-1, k-1+n, ...`` so that shards are disjoint, cover every pair and do not
 depend on the machine that runs them.
 """
@@ -10,52 +11,26 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import os
 from pathlib import Path
 
 from clarity_se.config import parse_shard
+from clarity_se.data.scene import make_scene_listener_list, read_scenes_listeners
+
+__all__ = [
+    "ERRORS_HEADER",
+    "ErrorLog",
+    "make_scene_listener_list",
+    "pairs_from_config",
+    "read_scenes_listeners",
+    "select_shard",
+    "shard_suffix",
+]
 
 logger = logging.getLogger(__name__)
 
 ERRORS_HEADER = ("stage", "scene", "listener", "error")
-
-
-def read_scenes_listeners(path: str | os.PathLike) -> dict[str, list[str]]:
-    """Read a CEC2 ``scenes_listeners.<split>.json`` (scene id -> list of listener ids).
-
-    Raises
-    ------
-    ValueError
-        If the file is missing, not JSON, or not a mapping of scene to a list of listener ids.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: scenes_listeners file not found")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected an object mapping scene -> [listeners]")
-    for scene, listeners in raw.items():
-        if not isinstance(listeners, list) or not all(isinstance(x, str) for x in listeners):
-            raise ValueError(f"{path}: scene {scene!r}: expected a list of listener ids")
-    return raw
-
-
-def make_scene_listener_list(
-    scenes_listeners: dict[str, list[str]], small_test: bool = False
-) -> list[tuple[str, str]]:
-    """All (scene, listener) pairs in file order; ``small_test`` keeps every 15th (official rule).
-
-    References
-    ----------
-    pyclarity ``recipes/icassp_2023/baseline/evaluate.py::make_scene_listener_list``.
-    """
-    pairs = [(scene, lis) for scene, listeners in scenes_listeners.items() for lis in listeners]
-    return pairs[::15] if small_test else pairs
 
 
 def select_shard(pairs: list[tuple[str, str]], shard: str) -> list[tuple[str, str]]:

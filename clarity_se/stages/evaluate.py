@@ -97,12 +97,12 @@ def score_scene(job: PairJob, cfg_container: dict) -> list[dict]:
     import torch
     from omegaconf import OmegaConf
 
-    from clarity_se.amplification.hearing_aid import amplify_pair
-    from clarity_se.data.audio_io import read_audio, write_audio
+    from clarity_se.data.audio_io import read_audio
     from clarity_se.data.audiogram import load_listeners
     from clarity_se.ear_model.noise import PairRandom, scene_seed
     from clarity_se.metrics.haspi import haspi_v2_better_ear
     from clarity_se.metrics.hasqi import hasqi_v2_better_ear
+    from clarity_se.stages.amplify import amplify_pair
 
     cfg = OmegaConf.create(cfg_container)
     sample_rate = int(cfg.nalr.sample_rate)
@@ -126,17 +126,16 @@ def score_scene(job: PairJob, cfg_container: dict) -> list[dict]:
         try:
             if listener_id not in listeners:
                 raise ValueError(f"listener {listener_id!r} not in {cfg.path.listeners_file}")
-            enhanced_path = exp / "enhanced_signals" / f"{job.scene}_{listener_id}_enhanced.wav"
-            amplified, n_clipped = amplify_pair(enhanced_path, listeners[listener_id], cfg)
+            amplified, amp_record = amplify_pair(cfg, job.scene, listeners[listener_id], exp_folder=exp)
             if amplified.shape[0] - int(cfg.nalr.nfir) != reference.shape[0]:
                 raise ValueError(
-                    f"{enhanced_path}: length {amplified.shape[0] - int(cfg.nalr.nfir)} samples, "
-                    f"reference has {reference.shape[0]}")
-            write_audio(exp / "amplified_signals" / f"{job.scene}_{listener_id}_HA-output.wav",
-                        amplified, sample_rate, subtype="FLOAT")
+                    f"{exp / 'enhanced_signals'}/{job.scene}_{listener_id}_enhanced.wav: length "
+                    f"{amplified.shape[0] - int(cfg.nalr.nfir)} samples, reference has {reference.shape[0]}")
+            if not np.all(np.isfinite(amplified)):
+                raise ValueError(f"{job.scene}_{listener_id}: enhanced signal contains NaN or Inf")
             ok_listeners.append(listener_id)
             amplified_list.append(amplified)
-            clipped.append(n_clipped)
+            clipped.append((amp_record["clipped_left"], amp_record["clipped_right"]))
         except Exception as exc:  # noqa: BLE001
             records.append({"scene": job.scene, "listener": listener_id,
                             "error": f"{type(exc).__name__}: {exc}"})
@@ -169,8 +168,8 @@ def score_scene(job: PairJob, cfg_container: dict) -> list[dict]:
         return records + [{"scene": job.scene, "listener": lis, "error": f"{type(exc).__name__}: {exc}"}
                           for lis in ok_listeners]
     for i, listener_id in enumerate(ok_listeners):
-        h_l, h_r = float(haspi.left[i]), float(haspi.right[i])
-        q_l, q_r = float(hasqi.left[i]), float(hasqi.right[i])
+        h_l, h_r = float(haspi.left.score[i]), float(haspi.right.score[i])
+        q_l, q_r = float(hasqi.left.score[i]), float(hasqi.right.score[i])
         h, q = max(h_l, h_r), max(q_l, q_r)
         records.append({
             "id": f"{job.scene}_{listener_id}", "schema": "clarity_se.score/1",
