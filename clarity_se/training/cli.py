@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def main(args: argparse.Namespace) -> int:
 
         if dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
-    if history:
+    if history and os.environ.get("RANK", "0") == "0":
         last = history[-1]
         logger.warning(
             "done: epoch %s, val SI-SDR %.2f dB (SI-SDRi %.2f dB)",
