@@ -128,16 +128,25 @@ def main() -> int:
     t_proc = torch.from_numpy(proc).to(dev)
 
     def run(idx, dtype, fast):
-        rng = PairRandom.fast([seeds[i] for i in idx], device=dev) if fast else PairRandom.compat(
-            [seeds[i] for i in idx])
-        return haspi_v2(reference=t_ref[idx].to(dtype), processed=t_proc[idx].to(dtype),
-                        sample_rate=FS, hearing_loss_db_hl=hl[idx], level_db_spl=100.0, rng=rng)
+        rng = (
+            PairRandom.fast([seeds[i] for i in idx], device=dev)
+            if fast
+            else PairRandom.compat([seeds[i] for i in idx])
+        )
+        return haspi_v2(
+            reference=t_ref[idx].to(dtype),
+            processed=t_proc[idx].to(dtype),
+            sample_rate=FS,
+            hearing_loss_db_hl=hl[idx],
+            level_db_spl=100.0,
+            rng=rng,
+        )
 
     run([0], torch.float64, False)  # warm-up: numba compile / cache load, FFT plans
     run([0], torch.float32, True)
     single, scores = [], []
     for i in range(args.pairs):
-        t, out = _timed(lambda: run([i], torch.float64, False), args.repeats, sync)
+        t, out = _timed(lambda i=i: run([i], torch.float64, False), args.repeats, sync)
         single.append(t)
         scores.append(float(out.score[0]))
     all_idx = list(range(args.pairs))
@@ -159,8 +168,8 @@ def main() -> int:
     for bs in [int(b) for b in args.batch_sizes.split(",") if b]:
         idx = [i % args.pairs for i in range(bs)]
         # one stream per item; repeated items reuse seeds but get their own streams
-        t_c, _ = _timed(lambda: run(idx, torch.float64, False), 1, sync)
-        t_f, _ = _timed(lambda: run(idx, torch.float32, True), 1, sync)
+        t_c, _ = _timed(lambda idx=idx: run(idx, torch.float64, False), 1, sync)
+        t_f, _ = _timed(lambda idx=idx: run(idx, torch.float32, True), 1, sync)
         result[f"batch{bs}_compat_per_pair_s"] = t_c / bs
         result[f"batch{bs}_fast_per_pair_s"] = t_f / bs
     ref_python = Path(args.ref_python)
@@ -170,11 +179,16 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             inputs = Path(tmp) / "in.npz"
             np.savez(inputs, ref=ref, proc=proc, hl=hl, seeds=np.array(seeds))
-            env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                       MKL_NUM_THREADS="1")
-            res = subprocess.run([str(ref_python), "-c", REFERENCE_SCRIPT, str(inputs),
-                                  str(args.repeats)], capture_output=True, text=True, env=env,
-                                 check=False)
+            env = dict(
+                os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1"
+            )
+            res = subprocess.run(
+                [str(ref_python), "-c", REFERENCE_SCRIPT, str(inputs), str(args.repeats)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
             if res.returncode != 0:
                 result["reference"] = f"failed: {res.stderr.strip()[-500:]}"
             else:
@@ -182,14 +196,21 @@ def main() -> int:
                 result["reference"] = "pyclarity 0.9.0 haspi_v2 (np.random.seed per pair)"
                 result["reference_per_pair_s"] = float(np.mean(rj["times_s"]))
                 result["reference_scores"] = rj["scores"]
-                result["max_abs_score_diff_compat"] = float(np.abs(np.array(scores) - rj["scores"]).max())
+                result["max_abs_score_diff_compat"] = float(
+                    np.abs(np.array(scores) - rj["scores"]).max()
+                )
                 result["max_abs_score_diff_fast"] = float(
-                    np.abs(np.array(result["ours_fast_scores"]) - rj["scores"]).max())
-                result["speedup_single"] = result["reference_per_pair_s"] / result["ours_compat_per_pair_s"]
+                    np.abs(np.array(result["ours_fast_scores"]) - rj["scores"]).max()
+                )
+                result["speedup_single"] = (
+                    result["reference_per_pair_s"] / result["ours_compat_per_pair_s"]
+                )
                 result["speedup_batched_compat"] = (
-                    result["reference_per_pair_s"] / result["ours_compat_batched_per_pair_s"])
+                    result["reference_per_pair_s"] / result["ours_compat_batched_per_pair_s"]
+                )
                 result["speedup_batched_fast"] = (
-                    result["reference_per_pair_s"] / result["ours_fast_batched_per_pair_s"])
+                    result["reference_per_pair_s"] / result["ours_fast_batched_per_pair_s"]
+                )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=2))

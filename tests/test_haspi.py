@@ -18,10 +18,10 @@ from clarity_se.data.audiogram import Audiogram, Listener
 from clarity_se.ear_model.noise import PairRandom
 from clarity_se.metrics import modulation as M
 from clarity_se.metrics.haspi import (
+    _haspi_back_end,
     audiogram_to_hearing_loss,
     haspi_v2,
     haspi_v2_better_ear,
-    _haspi_back_end,
 )
 from clarity_se.metrics.haspi_network import HASPI_NETWORK_NORMALIZATION, nn_feed_forward_ensemble
 
@@ -58,8 +58,9 @@ def synth_env(seed: int, nchan: int, nsamp: int) -> tuple[np.ndarray, np.ndarray
 def test_env_filter_golden(tag, seed, nchan, nsamp, fcut, fsub, fs):
     g = np.load(FIX / "haspi_backend_envfilter.npz")
     ref, proc = synth_env(seed, nchan, nsamp)
-    r, p = M.env_filter(_t(ref), _t(proc), filter_cutoff_hz=fcut, subsample_rate_hz=fsub,
-                        sample_rate_hz=fs)
+    r, p = M.env_filter(
+        _t(ref), _t(proc), filter_cutoff_hz=fcut, subsample_rate_hz=fsub, sample_rate_hz=fs
+    )
     assert r.shape == (1, *g[f"{tag}_ref"].shape)
     np.testing.assert_allclose(_np(r[0]), g[f"{tag}_ref"], rtol=0, atol=BACKEND_TOL)
     np.testing.assert_allclose(_np(p[0]), g[f"{tag}_proc"], rtol=0, atol=BACKEND_TOL)
@@ -69,24 +70,30 @@ def test_env_filter_published_values_and_errors():
     # pyclarity tests/evaluator/haspi/test_ebm.py::test_env_filter_ok (a [4, 1] column there)
     ref = torch.tensor([[[80.0, 80, 80, 80]]], dtype=torch.float64)
     proc = torch.tensor([[[40.0, 50, 60, 70]]], dtype=torch.float64)
-    r, p = M.env_filter(ref, proc, filter_cutoff_hz=1000, subsample_rate_hz=4000,
-                        sample_rate_hz=16000)
+    r, p = M.env_filter(
+        ref, proc, filter_cutoff_hz=1000, subsample_rate_hz=4000, sample_rate_hz=16000
+    )
     np.testing.assert_allclose(_np(r), 48.84481105, atol=1e-7)
     np.testing.assert_allclose(_np(p), 32.32800458, atol=1e-7)
     with pytest.raises(ValueError, match="cutoff"):
         M.env_filter(ref, proc, filter_cutoff_hz=4000, subsample_rate_hz=1000, sample_rate_hz=16000)
     with pytest.raises(ValueError, match="upsampling"):
-        M.env_filter(ref, proc, filter_cutoff_hz=4000, subsample_rate_hz=32000, sample_rate_hz=16000)
+        M.env_filter(
+            ref, proc, filter_cutoff_hz=4000, subsample_rate_hz=32000, sample_rate_hz=16000
+        )
     with pytest.raises(ValueError, match="processed"):
-        M.env_filter(ref, proc[0], filter_cutoff_hz=1000, subsample_rate_hz=4000, sample_rate_hz=16000)
+        M.env_filter(
+            ref, proc[0], filter_cutoff_hz=1000, subsample_rate_hz=4000, sample_rate_hz=16000
+        )
 
 
 def test_cepstral_correlation_coef_golden():
     g = np.load(FIX / "haspi_backend_misc.npz")
     ref, proc = synth_env(3, 32, 500)
     ref[:, 100:180] = -30.0
-    c = M.cepstral_correlation_coef(_t(ref), _t(proc), thresh_cep=2.5, thresh_nerve=0.1, nbasis=6,
-                                    rng=PairRandom.compat([4]))
+    c = M.cepstral_correlation_coef(
+        _t(ref), _t(proc), thresh_cep=2.5, thresh_nerve=0.1, nbasis=6, rng=PairRandom.compat([4])
+    )
     n = int(c.lengths[0])
     assert n == g["cc_ref"].shape[0] == 420
     assert not bool(c.mask[0, 100:180].any())
@@ -98,10 +105,23 @@ def test_cepstral_correlation_coef_golden():
 def test_cepstral_correlation_coef_below_threshold():
     ref, proc = synth_env(3, 32, 50)
     with pytest.raises(ValueError, match="below threshold"):
-        M.cepstral_correlation_coef(_t(ref), _t(proc), thresh_cep=1000.0, thresh_nerve=0.1,
-                                    nbasis=6, rng=PairRandom.compat([0]))
-    c = M.cepstral_correlation_coef(_t(ref), _t(proc), thresh_cep=1000.0, thresh_nerve=0.1,
-                                    nbasis=6, rng=PairRandom.compat([0]), below_threshold="keep")
+        M.cepstral_correlation_coef(
+            _t(ref),
+            _t(proc),
+            thresh_cep=1000.0,
+            thresh_nerve=0.1,
+            nbasis=6,
+            rng=PairRandom.compat([0]),
+        )
+    c = M.cepstral_correlation_coef(
+        _t(ref),
+        _t(proc),
+        thresh_cep=1000.0,
+        thresh_nerve=0.1,
+        nbasis=6,
+        rng=PairRandom.compat([0]),
+        below_threshold="keep",
+    )
     assert int(c.lengths[0]) == 0
 
 
@@ -118,15 +138,21 @@ def test_fir_modulation_filter_golden():
     ref, proc = synth_env(7, 3, 300)
     o = M.fir_modulation_filter(_t(ref), _t(proc), subsample_rate_hz=2560.0)
     np.testing.assert_array_equal(_np(o.center_frequencies_hz), g["mf_cf"])
-    np.testing.assert_allclose(_np(o.reference[0, :, :, ::3]), g["mf_ref"], atol=BACKEND_TOL, rtol=0)
-    np.testing.assert_allclose(_np(o.processed[0, :, :, ::3]), g["mf_proc"], atol=BACKEND_TOL, rtol=0)
+    np.testing.assert_allclose(
+        _np(o.reference[0, :, :, ::3]), g["mf_ref"], atol=BACKEND_TOL, rtol=0
+    )
+    np.testing.assert_allclose(
+        _np(o.processed[0, :, :, ::3]), g["mf_proc"], atol=BACKEND_TOL, rtol=0
+    )
     ref, proc = synth_env(8, 2, 120)
     o = M.fir_modulation_filter(_t(ref), _t(proc), subsample_rate_hz=1000.0)
     np.testing.assert_allclose(_np(o.reference[0]), g["mf2_ref"], atol=BACKEND_TOL, rtol=0)
     np.testing.assert_allclose(_np(o.processed[0]), g["mf2_proc"], atol=BACKEND_TOL, rtol=0)
     # bands whose upper edge reaches Nyquist are dropped (pyclarity test_fir_modulation_filter)
     o = M.fir_modulation_filter(_t(ref), _t(proc), subsample_rate_hz=100.0)
-    assert len(o.center_frequencies_hz) < 10 and o.reference.shape[2] == len(o.center_frequencies_hz)
+    assert len(o.center_frequencies_hz) < 10 and o.reference.shape[2] == len(
+        o.center_frequencies_hz
+    )
 
 
 def test_modulation_cross_correlation_golden():
@@ -160,13 +186,16 @@ def _chain_inputs():
 
 def test_chain_golden_on_ear_model_envelopes():
     a, b, ref, proc = _chain_inputs()
-    c = M.cepstral_correlation_coef(ref, proc, thresh_cep=2.5, thresh_nerve=0.1, nbasis=6,
-                                    rng=PairRandom.compat([12]))
+    c = M.cepstral_correlation_coef(
+        ref, proc, thresh_cep=2.5, thresh_nerve=0.1, nbasis=6, rng=PairRandom.compat([12])
+    )
     n = int(c.lengths[0])
     assert n == int(a["nsel"]) and n < ref.shape[-1]  # some silent segments removed
     np.testing.assert_allclose(_np(c.reference[0, :, :n:3]).T, a["ref_cep"], atol=BACKEND_TOL)
     np.testing.assert_allclose(_np(c.processed[0, :, :n:3]).T, a["proc_cep"], atol=BACKEND_TOL)
-    o = M.fir_modulation_filter(c.reference, c.processed, subsample_rate_hz=2560.0, lengths=c.lengths)
+    o = M.fir_modulation_filter(
+        c.reference, c.processed, subsample_rate_hz=2560.0, lengths=c.lengths
+    )
     np.testing.assert_allclose(_np(o.reference[0, :, :, :n:25]), b["ref_mod"], atol=BACKEND_TOL)
     np.testing.assert_allclose(_np(o.processed[0, :, :, :n:25]), b["proc_mod"], atol=BACKEND_TOL)
     raw = M.modulation_cross_correlation(o.reference, o.processed, lengths=c.lengths)
@@ -185,9 +214,12 @@ def test_back_end_batch_equals_single():
     def back(r, p, seeds):
         rng = PairRandom.compat(seeds)
         c = M.cepstral_correlation_coef(r, p, thresh_cep=2.5, thresh_nerve=0.1, nbasis=6, rng=rng)
-        o = M.fir_modulation_filter(c.reference, c.processed, subsample_rate_hz=2560.0,
-                                    lengths=c.lengths)
-        return c.lengths, M.modulation_cross_correlation(o.reference, o.processed, lengths=c.lengths)
+        o = M.fir_modulation_filter(
+            c.reference, c.processed, subsample_rate_hz=2560.0, lengths=c.lengths
+        )
+        return c.lengths, M.modulation_cross_correlation(
+            o.reference, o.processed, lengths=c.lengths
+        )
 
     lengths, raw = back(refs, procs, [12, 13, 14])
     assert len(set(lengths.tolist())) >= 2
@@ -197,13 +229,34 @@ def test_back_end_batch_equals_single():
         np.testing.assert_allclose(_np(raw[i]), _np(ri[0]), atol=1e-12, rtol=0)
 
 
+def test_fir_modulation_filter_chunked_batch():
+    """Large batches are filtered in chunks (memory bound); same numbers as one at a time."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(41, 5, 2000, generator=g, dtype=torch.float64)
+    y = torch.randn(41, 5, 2000, generator=g, dtype=torch.float64)
+    lengths = torch.randint(1500, 2001, (41,), generator=g)
+    out = M.fir_modulation_filter(x, y, subsample_rate_hz=2560.0, lengths=lengths)
+    for i in (0, 40):
+        one = M.fir_modulation_filter(x[i : i + 1], y[i : i + 1], subsample_rate_hz=2560.0,
+                                      lengths=lengths[i : i + 1])
+        torch.testing.assert_close(out.reference[i], one.reference[0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(out.processed[i], one.processed[0], atol=1e-12, rtol=0)
+
+
 def test_back_end_float32_close():
     a, _, ref, proc = _chain_inputs()
     up = lambda x: x.repeat_interleave(9, dim=-1)  # noqa: E731 - back to 24 kHz envelopes
-    r64 = _haspi_back_end(up(ref), up(proc), 24000.0, f_lp=320.0, rng=PairRandom.compat([12]),
-                          below_threshold="raise")
-    r32 = _haspi_back_end(up(ref).float(), up(proc).float(), 24000.0, f_lp=320.0,
-                          rng=PairRandom.compat([12]), below_threshold="raise")
+    r64 = _haspi_back_end(
+        up(ref), up(proc), 24000.0, f_lp=320.0, rng=PairRandom.compat([12]), below_threshold="raise"
+    )
+    r32 = _haspi_back_end(
+        up(ref).float(),
+        up(proc).float(),
+        24000.0,
+        f_lp=320.0,
+        rng=PairRandom.compat([12]),
+        below_threshold="raise",
+    )
     assert r32.score.dtype == torch.float32
     assert abs(float(r32.score[0]) - float(r64.score[0])) < 1e-4
 
@@ -231,16 +284,23 @@ def mix(clips: dict, case: dict) -> dict:
     ref_r = 0.8 * np.concatenate([np.zeros(d), tgt[: len(tgt) - d]])
     proc_l = ref_l + g * intf
     proc_r = ref_r + 1.4 * g * intf[::-1]
-    return {"reference_left": ref_l, "reference_right": ref_r,
-            "processed_left": proc_l, "processed_right": proc_r}
+    return {
+        "reference_left": ref_l,
+        "reference_right": ref_r,
+        "processed_left": proc_l,
+        "processed_right": proc_r,
+    }
 
 
 def _batch(cases):
     sig = [mix(_clips(c["sample_rate"]), c) for c in cases]
     stack = {k: torch.from_numpy(np.stack([s[k] for s in sig])) for k in sig[0]}
     listeners = [
-        Listener(c["id"], Audiogram(c["audiogram_frequencies"], c["audiogram_left"]),
-                 Audiogram(c["audiogram_frequencies"], c["audiogram_right"]))
+        Listener(
+            c["id"],
+            Audiogram(c["audiogram_frequencies"], c["audiogram_left"]),
+            Audiogram(c["audiogram_frequencies"], c["audiogram_right"]),
+        )
         for c in cases
     ]
     return stack, listeners
@@ -251,9 +311,14 @@ def test_published_pyclarity_value():
     pub = _whole()["published"]
     rs = np.random.RandomState(0)
     x, y = rs.uniform(-1, 1, 8000), rs.uniform(-1, 1, 8000)
-    res = haspi_v2(reference=x, processed=x + y, sample_rate=16000,
-                   hearing_loss_db_hl=[45, 45, 35, 45, 60, 65], level_db_spl=65,
-                   rng=PairRandom("compat", [rs], [0]))
+    res = haspi_v2(
+        reference=x,
+        processed=x + y,
+        sample_rate=16000,
+        hearing_loss_db_hl=[45, 45, 35, 45, 60, 65],
+        level_db_spl=65,
+        rng=PairRandom("compat", [rs], [0]),
+    )
     assert abs(float(res.score[0]) - pub["pyclarity_0_9_0_score"]) < SCORE_AIM
     assert float(res.score[0]) == pytest.approx(pub["published_score"], rel=1e-6)
     np.testing.assert_allclose(_np(res.raw[0]), pub["raw"], atol=SCORE_AIM)
@@ -265,9 +330,14 @@ def test_unequal_lengths_truncate_like_reference():
     clips = _clips(16000)
     ref = clips["speech"].astype(np.float64) / 32768.0
     proc = (ref + 0.3 * clips["noise"].astype(np.float64) / 32768.0)[: len(ref) - 1234]
-    res = haspi_v2(reference=ref, processed=proc, sample_rate=16000,
-                   hearing_loss_db_hl=[20.0, 25, 30, 40, 50, 60], level_db_spl=65,
-                   rng=PairRandom.compat([77]))
+    res = haspi_v2(
+        reference=ref,
+        processed=proc,
+        sample_rate=16000,
+        hearing_loss_db_hl=[20.0, 25, 30, 40, 50, 60],
+        level_db_spl=65,
+        rng=PairRandom.compat([77]),
+    )
     assert abs(float(res.score[0]) - un["score"]) < SCORE_AIM
     np.testing.assert_allclose(_np(res.raw[0]), un["raw"], atol=SCORE_AIM)
 
@@ -286,8 +356,9 @@ def test_whole_metric_golden_quick(sample_rate):
 @pytest.mark.slow
 @pytest.mark.parametrize("sample_rate", [16000, 44100])
 def test_whole_metric_golden_all(sample_rate):
-    cases = [c for c in _whole()["cases"]
-             if c["sample_rate"] == sample_rate and c["id"] not in QUICK]
+    cases = [
+        c for c in _whole()["cases"] if c["sample_rate"] == sample_rate and c["id"] not in QUICK
+    ]
     _check_cases(cases)
 
 
@@ -296,8 +367,13 @@ def _check_cases(cases):
     for level in sorted({c["level_db_spl"] for c in cases}):
         sub = [c for c in cases if c["level_db_spl"] == level]
         sig, listeners = _batch(sub)
-        res = haspi_v2_better_ear(**sig, sample_rate=sub[0]["sample_rate"], listener=listeners,
-                                  level_db_spl=level, rng=PairRandom.compat([c["seed"] for c in sub]))
+        res = haspi_v2_better_ear(
+            **sig,
+            sample_rate=sub[0]["sample_rate"],
+            listener=listeners,
+            level_db_spl=level,
+            rng=PairRandom.compat([c["seed"] for c in sub]),
+        )
         for i, c in enumerate(sub):
             for ear, r in (("left", res.left), ("right", res.right)):
                 err = abs(float(r.score[i]) - c[f"score_{ear}"])
@@ -313,24 +389,45 @@ def test_whole_batch_equals_single_and_fast_mode():
     seeds = [c["seed"] for c in cases]
     kw = dict(sample_rate=16000, level_db_spl=65.0)
     ref, proc = sig["reference_left"], sig["processed_left"]
-    both = haspi_v2(reference=ref, processed=proc, hearing_loss_db_hl=hl, rng=PairRandom.compat(seeds),
-                    **kw)
+    both = haspi_v2(
+        reference=ref, processed=proc, hearing_loss_db_hl=hl, rng=PairRandom.compat(seeds), **kw
+    )
     gold = np.array([c["score_left"] for c in cases])
     assert np.abs(_np(both.score) - gold).max() < SCORE_TOL
-    one = haspi_v2(reference=ref[1], processed=proc[1], audiogram=listeners[1].audiogram_left,
-                   rng=PairRandom.compat([seeds[1]]), **kw)  # second item: its own stream only
+    one = haspi_v2(
+        reference=ref[1],
+        processed=proc[1],
+        audiogram=listeners[1].audiogram_left,
+        rng=PairRandom.compat([seeds[1]]),
+        **kw,
+    )  # second item: its own stream only
     assert abs(float(one.score[0]) - float(both.score[1])) < 1e-10
     # float32 with the same streams: precision only
-    f32 = haspi_v2(reference=ref.float(), processed=proc.float(), hearing_loss_db_hl=hl,
-                   rng=PairRandom.compat(seeds), **kw)
+    f32 = haspi_v2(
+        reference=ref.float(),
+        processed=proc.float(),
+        hearing_loss_db_hl=hl,
+        rng=PairRandom.compat(seeds),
+        **kw,
+    )
     assert f32.score.dtype == torch.float32
     np.testing.assert_allclose(_np(f32.score), gold, atol=3e-3)
     # fast streams (torch generators): deterministic; other noise than numpy's, so compared to
     # compat only on c00, well above threshold (near threshold another seed moves HASPI ~1e-2)
-    f1 = haspi_v2(reference=ref[:1].float(), processed=proc[:1].float(), hearing_loss_db_hl=hl[:1],
-                  rng=PairRandom.fast(seeds[:1]), **kw)
-    f2 = haspi_v2(reference=ref[:1].float(), processed=proc[:1].float(), hearing_loss_db_hl=hl[:1],
-                  rng=PairRandom.fast(seeds[:1]), **kw)
+    f1 = haspi_v2(
+        reference=ref[:1].float(),
+        processed=proc[:1].float(),
+        hearing_loss_db_hl=hl[:1],
+        rng=PairRandom.fast(seeds[:1]),
+        **kw,
+    )
+    f2 = haspi_v2(
+        reference=ref[:1].float(),
+        processed=proc[:1].float(),
+        hearing_loss_db_hl=hl[:1],
+        rng=PairRandom.fast(seeds[:1]),
+        **kw,
+    )
     assert torch.equal(f1.score, f2.score)
     assert abs(float(f1.score[0]) - gold[0]) < 3e-3
 
@@ -341,8 +438,11 @@ def test_whole_batch_equals_single_and_fast_mode():
 def test_audiogram_resampling_matches_hearing_loss():
     ag = Audiogram([250, 500, 700, 1000, 2000, 6000], [25, 25, 21, 25, 25, 65])
     hl = audiogram_to_hearing_loss(ag)
-    expected = np.interp(np.log([250, 500, 1000, 2000, 4000, 6000]),
-                         np.log([250, 500, 700, 1000, 2000, 6000]), [25, 25, 21, 25, 25, 65])
+    expected = np.interp(
+        np.log([250, 500, 1000, 2000, 4000, 6000]),
+        np.log([250, 500, 700, 1000, 2000, 6000]),
+        [25, 25, 21, 25, 25, 65],
+    )
     np.testing.assert_allclose(hl, expected, atol=1e-12)
     with pytest.raises(ValueError, match="audiogram"):
         audiogram_to_hearing_loss([1, 2, 3])
@@ -369,8 +469,13 @@ def _pair(n=3000, seed=0):
 )
 def test_haspi_v2_input_errors(kwargs, match):
     ref, proc = _pair()
-    args = dict(reference=ref, processed=proc, sample_rate=16000, hearing_loss_db_hl=[10.0] * 6,
-                rng=PairRandom.compat([0]))
+    args = dict(
+        reference=ref,
+        processed=proc,
+        sample_rate=16000,
+        hearing_loss_db_hl=[10.0] * 6,
+        rng=PairRandom.compat([0]),
+    )
     for key, val in kwargs.items():
         if val == "nan":
             val = ref.clone()
@@ -398,8 +503,13 @@ def test_silence_raises_or_nan():
         ref2, proc2 = torch.cat([ref, silent]), torch.cat([proc, proc])
         with pytest.raises(ValueError, match=match):
             haspi_v2(reference=ref2, processed=proc2, rng=PairRandom.compat([0, 1]), **kw)
-        res = haspi_v2(reference=ref2, processed=proc2, rng=PairRandom.compat([0, 1]),
-                       below_threshold="nan", **kw)
+        res = haspi_v2(
+            reference=ref2,
+            processed=proc2,
+            rng=PairRandom.compat([0, 1]),
+            below_threshold="nan",
+            **kw,
+        )
         assert res.valid.tolist() == [True, False]
         assert np.isfinite(float(res.score[0])) and np.isnan(float(res.score[1]))
         assert bool(torch.isnan(res.raw[1]).all())
@@ -411,7 +521,11 @@ def test_better_ear_argument_errors():
     ref, proc = _pair()
     kw = dict(reference_left=ref, reference_right=ref, processed_left=proc, sample_rate=16000)
     with pytest.raises(ValueError, match="processed_right"):
-        haspi_v2_better_ear(**kw, processed_right=proc.T.repeat(1, 2), hearing_loss_left_db_hl=[0] * 6,
-                            hearing_loss_right_db_hl=[0] * 6)
+        haspi_v2_better_ear(
+            **kw,
+            processed_right=proc.T.repeat(1, 2),
+            hearing_loss_left_db_hl=[0] * 6,
+            hearing_loss_right_db_hl=[0] * 6,
+        )
     with pytest.raises(ValueError, match="exactly one"):
         haspi_v2_better_ear(**kw, processed_right=proc)

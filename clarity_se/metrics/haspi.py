@@ -309,7 +309,9 @@ def haspi_v2(
     (torch.Size([2]), torch.Size([2, 10]))
     """
     if below_threshold not in ("raise", "nan"):
-        raise ValueError(f"haspi_v2: below_threshold must be 'raise' or 'nan', got {below_threshold!r}")
+        raise ValueError(
+            f"haspi_v2: below_threshold must be 'raise' or 'nan', got {below_threshold!r}"
+        )
     ref = _as_signal(reference, "reference", None, None)
     dtype, device = ref.dtype, ref.device
     proc = _as_signal(processed, "processed", dtype, device)
@@ -338,17 +340,49 @@ def haspi_v2(
         out = HaspiResult(nan, nan[:, None].repeat(1, 10), torch.zeros_like(silent))
         if keep.numel() == 0:
             return out
-        sub = _haspi_v2_items(ref[keep], proc[keep], hl_t[keep], sample_rate, processed_sample_rate,
-                              level_db_spl, f_lp, itype, rng.subset(keep.tolist()), below_threshold)
-        return HaspiResult(out.score.index_copy(0, keep, sub.score),
-                           out.raw.index_copy(0, keep, sub.raw),
-                           out.valid.index_copy(0, keep, sub.valid))
-    return _haspi_v2_items(ref, proc, hl_t, sample_rate, processed_sample_rate, level_db_spl, f_lp,
-                           itype, rng, below_threshold)
+        sub = _haspi_v2_items(
+            ref[keep],
+            proc[keep],
+            hl_t[keep],
+            sample_rate,
+            processed_sample_rate,
+            level_db_spl,
+            f_lp,
+            itype,
+            rng.subset(keep.tolist()),
+            below_threshold,
+        )
+        return HaspiResult(
+            out.score.index_copy(0, keep, sub.score),
+            out.raw.index_copy(0, keep, sub.raw),
+            out.valid.index_copy(0, keep, sub.valid),
+        )
+    return _haspi_v2_items(
+        ref,
+        proc,
+        hl_t,
+        sample_rate,
+        processed_sample_rate,
+        level_db_spl,
+        f_lp,
+        itype,
+        rng,
+        below_threshold,
+    )
 
 
-def _haspi_v2_items(ref, proc, hl_t, sample_rate, processed_sample_rate, level_db_spl, f_lp, itype,
-                    rng, below_threshold) -> HaspiResult:
+def _haspi_v2_items(
+    ref,
+    proc,
+    hl_t,
+    sample_rate,
+    processed_sample_rate,
+    level_db_spl,
+    f_lp,
+    itype,
+    rng,
+    below_threshold,
+) -> HaspiResult:
     """Ear model + back end on validated [batch, time] tensors."""
     em = _ear_model(
         reference=ref,
@@ -362,8 +396,13 @@ def _haspi_v2_items(ref, proc, hl_t, sample_rate, processed_sample_rate, level_d
         shift=None,  # pyclarity quirk, see Notes
     )
     return _haspi_back_end(
-        em.reference_db, em.processed_db, float(em.freq_sample), f_lp=f_lp, rng=rng,
-        below_threshold=below_threshold, lengths=getattr(em, "lengths", None),
+        em.reference_db,
+        em.processed_db,
+        float(em.freq_sample),
+        f_lp=f_lp,
+        rng=rng,
+        below_threshold=below_threshold,
+        lengths=getattr(em, "lengths", None),
     )
 
 
@@ -380,7 +419,10 @@ def _haspi_back_end(
     """HASPI v2 from ear-model envelopes ``[batch, nchan, time]`` (dB SL) at ``freq_sample`` Hz."""
     fsub = 8.0 * f_lp  # subsample to span 2 octaves above the cutoff frequency
     ref_lp, proc_lp = env_filter(
-        reference_db, processed_db, filter_cutoff_hz=f_lp, subsample_rate_hz=fsub,
+        reference_db,
+        processed_db,
+        filter_cutoff_hz=f_lp,
+        subsample_rate_hz=fsub,
         sample_rate_hz=freq_sample,
     )
     sub_lengths = None
@@ -388,14 +430,22 @@ def _haspi_back_end(
         step = int(np.floor(freq_sample / fsub))
         sub_lengths = torch.div(lengths.to(ref_lp.device) + step - 1, step, rounding_mode="floor")
     cep = cepstral_correlation_coef(
-        ref_lp, proc_lp, thresh_cep=2.5, thresh_nerve=0.1, nbasis=6, rng=rng, lengths=sub_lengths,
+        ref_lp,
+        proc_lp,
+        thresh_cep=2.5,
+        thresh_nerve=0.1,
+        nbasis=6,
+        rng=rng,
+        lengths=sub_lengths,
         below_threshold="raise" if below_threshold == "raise" else "keep",
     )
     # Only basis functions 2-6 enter the average: filter those alone (same numbers, 5/6 the work).
-    mod = fir_modulation_filter(cep.reference[:, 1:6], cep.processed[:, 1:6],
-                                subsample_rate_hz=fsub, lengths=cep.lengths)
-    raw = modulation_cross_correlation(mod.reference, mod.processed, lengths=cep.lengths,
-                                       basis_slice=slice(None))
+    mod = fir_modulation_filter(
+        cep.reference[:, 1:6], cep.processed[:, 1:6], subsample_rate_hz=fsub, lengths=cep.lengths
+    )
+    raw = modulation_cross_correlation(
+        mod.reference, mod.processed, lengths=cep.lengths, basis_slice=slice(None)
+    )
     score = nn_feed_forward_ensemble(raw)
     valid = cep.lengths > 1
     if not bool(valid.all()):
@@ -409,7 +459,9 @@ def _listener_audiograms(listener, batch: int) -> tuple[list[Audiogram], list[Au
     listeners = [listener] if isinstance(listener, Listener) else list(listener)
     for i, li in enumerate(listeners):
         if not isinstance(li, Listener):
-            raise ValueError(f"haspi_v2_better_ear: listener {i} is not a Listener ({type(li).__name__})")
+            raise ValueError(
+                f"haspi_v2_better_ear: listener {i} is not a Listener ({type(li).__name__})"
+            )
     if len(listeners) == 1:
         listeners = listeners * batch
     if len(listeners) != batch:
@@ -474,8 +526,12 @@ def haspi_v2_better_ear(
     pyclarity 0.9.0 ``clarity.evaluator.haspi.haspi_v2_be``; Kates & Arehart (2021).
     """
     refs = {}
-    for nm, x in (("reference_left", reference_left), ("reference_right", reference_right),
-                  ("processed_left", processed_left), ("processed_right", processed_right)):
+    for nm, x in (
+        ("reference_left", reference_left),
+        ("reference_right", reference_right),
+        ("processed_left", processed_left),
+        ("processed_right", processed_right),
+    ):
         refs[nm] = _as_signal(x, nm, None, None)
     batch = refs["reference_left"].shape[0]
     for nm, x in refs.items():
@@ -483,9 +539,11 @@ def haspi_v2_better_ear(
             raise ValueError(
                 f"haspi_v2_better_ear: {nm} has {x.shape[0]} batch items, reference_left {batch}"
             )
-    sources = [listener is not None,
-               audiogram_left is not None or audiogram_right is not None,
-               hearing_loss_left_db_hl is not None or hearing_loss_right_db_hl is not None]
+    sources = [
+        listener is not None,
+        audiogram_left is not None or audiogram_right is not None,
+        hearing_loss_left_db_hl is not None or hearing_loss_right_db_hl is not None,
+    ]
     if sum(sources) != 1:
         raise ValueError(
             "haspi_v2_better_ear: give exactly one of listener, audiogram_left/right, "
@@ -493,15 +551,27 @@ def haspi_v2_better_ear(
         )
     if listener is not None:
         audiogram_left, audiogram_right = _listener_audiograms(listener, batch)
-    hl_left = _hearing_loss(audiogram_left, hearing_loss_left_db_hl, batch, "haspi_v2_better_ear (left)")
-    hl_right = _hearing_loss(audiogram_right, hearing_loss_right_db_hl, batch,
-                             "haspi_v2_better_ear (right)")
+    hl_left = _hearing_loss(
+        audiogram_left, hearing_loss_left_db_hl, batch, "haspi_v2_better_ear (left)"
+    )
+    hl_right = _hearing_loss(
+        audiogram_right, hearing_loss_right_db_hl, batch, "haspi_v2_better_ear (right)"
+    )
     rng = _check_rng(rng, batch, "haspi_v2_better_ear")
-    common = dict(sample_rate=sample_rate, level_db_spl=level_db_spl, rng=rng,
-                  below_threshold=below_threshold)
-    left = haspi_v2(reference=refs["reference_left"], processed=refs["processed_left"],
-                    hearing_loss_db_hl=hl_left, **common)
-    right = haspi_v2(reference=refs["reference_right"], processed=refs["processed_right"],
-                     hearing_loss_db_hl=hl_right, **common)
+    common = dict(
+        sample_rate=sample_rate, level_db_spl=level_db_spl, rng=rng, below_threshold=below_threshold
+    )
+    left = haspi_v2(
+        reference=refs["reference_left"],
+        processed=refs["processed_left"],
+        hearing_loss_db_hl=hl_left,
+        **common,
+    )
+    right = haspi_v2(
+        reference=refs["reference_right"],
+        processed=refs["processed_right"],
+        hearing_loss_db_hl=hl_right,
+        **common,
+    )
     score = torch.fmax(left.score, right.score)
     return HaspiBetterEarResult(score, left, right)

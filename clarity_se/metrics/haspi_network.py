@@ -171,7 +171,9 @@ _WEIGHTS_OUT = (  # [10 networks][5 hidden (bias first)], one output neuron
 )
 
 
-def haspi_network_weights(*, dtype: torch.dtype = torch.float64, device=None) -> tuple[Tensor, Tensor]:
+def haspi_network_weights(
+    *, dtype: torch.dtype = torch.float64, device=None
+) -> tuple[Tensor, Tensor]:
     """The ensemble weights as tensors.
 
     Parameters
@@ -207,7 +209,8 @@ def nn_feed_forward_ensemble(features: Tensor, *, normalize: bool = True) -> Ten
     Parameters
     ----------
     features : Tensor [shape=(batch, 10)], float
-        Modulation-band cepstral correlations (``raw`` of :func:`clarity_se.metrics.haspi.haspi_v2`).
+        Modulation-band cepstral correlations (``raw`` of
+        :func:`clarity_se.metrics.haspi.haspi_v2`).
     normalize : bool
         Divide by 0.9508 (the HASPI v2 intelligibility).  ``False`` gives the raw ensemble mean
         (pyclarity ``nn_feed_forward_ensemble``).

@@ -52,7 +52,18 @@ __all__ = [
 ]
 
 #: Modulation filter centre frequencies (Hz), spacing factor 1.6 after Dau et al. (1997).
-HASPI_MODULATION_CENTER_FREQUENCIES_HZ = (2.0, 6.0, 10.0, 16.0, 25.0, 40.0, 64.0, 100.0, 160.0, 256.0)
+HASPI_MODULATION_CENTER_FREQUENCIES_HZ = (
+    2.0,
+    6.0,
+    10.0,
+    16.0,
+    25.0,
+    40.0,
+    64.0,
+    100.0,
+    160.0,
+    256.0,
+)
 
 
 def _check_pair(reference: Tensor, processed: Tensor, *, ndim: int, what: str) -> None:
@@ -124,7 +135,9 @@ def env_filter(
     """
     _check_pair(reference_db, processed_db, ndim=3, what="env_filter")
     if subsample_rate_hz > sample_rate_hz:
-        raise ValueError("env_filter: upsampling rate too high (subsample_rate_hz > sample_rate_hz)")
+        raise ValueError(
+            "env_filter: upsampling rate too high (subsample_rate_hz > sample_rate_hz)"
+        )
     if filter_cutoff_hz > 0.5 * subsample_rate_hz:
         raise ValueError("env_filter: LP cutoff frequency too high (> subsample_rate_hz / 2)")
     batch, nchan, nsamp = reference_db.shape
@@ -140,7 +153,9 @@ def env_filter(
     step = math.floor(sample_rate_hz / subsample_rate_hz)
     nout = -(-nsamp // step)
     # y[i] = sum_j x[step*i + nhalf - j] * benv[j]  (zero padded), as a strided correlation
-    kernel = torch.as_tensor(benv[::-1].copy(), dtype=reference_db.dtype, device=reference_db.device)
+    kernel = torch.as_tensor(
+        benv[::-1].copy(), dtype=reference_db.dtype, device=reference_db.device
+    )
     left = nfilt - 1 - nhalf
     right = max(0, step * (nout - 1) + nfilt - (nsamp + left))
 
@@ -219,8 +234,9 @@ def add_noise(
         lens = [nsamp] * batch
     else:
         lens = [int(v) for v in lengths.tolist()]
-    draws = rng.standard_normal([(n, nchan) for n in lens], dtype=envelope_db.dtype,
-                                device=envelope_db.device)
+    draws = rng.standard_normal(
+        [(n, nchan) for n in lens], dtype=envelope_db.dtype, device=envelope_db.device
+    )
     if isinstance(draws, Tensor) and all(n == nsamp for n in lens):
         noise = draws.transpose(1, 2)
     else:
@@ -456,7 +472,7 @@ def fir_modulation_filter(
     _check_pair(reference_envelope, processed_envelope, ndim=3, what="fir_modulation_filter")
     batch, nchan, nsamp = reference_envelope.shape
     dtype, device = reference_envelope.dtype, reference_envelope.device
-    kernels_np, cf, nhalf = modulation_filterbank(subsample_rate_hz, center_frequencies_hz)
+    kernels_np, cf, _ = modulation_filterbank(subsample_rate_hz, center_frequencies_hz)
     nmod = len(cf)
     nmax = (kernels_np.shape[1] - 1) // 2
     kernels = torch.as_tensor(kernels_np, dtype=dtype, device=device)
@@ -472,16 +488,21 @@ def fir_modulation_filter(
     if lengths is not None:
         valid = (torch.arange(nsamp, device=device)[None, :] < lengths[:, None]).to(dtype)
         x = x * valid[None, :, None, :]
-    # demodulated signals: [2, b, c, nmod, t] (cos and sin parts), each filtered by its kernel
-    xc = x.unsqueeze(-2) * cos
-    xs = x.unsqueeze(-2) * sin
-    parts = torch.stack((xc, xs), dim=0)  # [2(cs), 2, b, c, nmod, t]
     nfft = 1 << (nsamp + 2 * nmax - 1).bit_length()  # >= linear convolution length
-    pf = torch.fft.rfft(parts, n=nfft)
     kf = torch.fft.rfft(kernels, n=nfft)  # [nmod, f]
-    filt = torch.fft.irfft(pf * kf, n=nfft)[..., nmax : nmax + nsamp]
-    # real part = conv(x cos), imaginary part = -conv(x sin)
-    y = filt[0] * cos + filt[1] * sin
+    # Items are filtered in chunks that keep the spectra below ~2**24 complex values.
+    per_item = 4 * nchan * nmod * (nfft // 2 + 1)
+    chunk = max(1, (1 << 24) // max(per_item, 1))
+    outs = []
+    for i0 in range(0, batch, chunk):
+        xb = x[:, i0 : i0 + chunk].unsqueeze(-2)  # [2, b', c, 1, t]
+        # demodulate (cos and sin parts), lowpass each band with its centred kernel
+        parts = torch.stack((xb * cos, xb * sin), dim=0)  # [2(cs), 2, b', c, nmod, t]
+        filt = torch.fft.irfft(torch.fft.rfft(parts, n=nfft) * kf, n=nfft)
+        filt = filt[..., nmax : nmax + nsamp]
+        # real part = conv(x cos), imaginary part = -conv(x sin); modulate back up
+        outs.append(filt[0] * cos + filt[1] * sin)
+    y = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
     if lengths is not None:
         y = y * valid[None, :, None, None, :]
     cf_t = torch.as_tensor(cf, dtype=dtype)
@@ -522,8 +543,9 @@ def modulation_cross_correlation(
     Kates & Arehart (2021), Sec. 3.3, Eq. (1).  pyclarity 0.9.0
     ``ebm.modulation_cross_correlation``.
     """
-    _check_pair(reference_modulation, processed_modulation, ndim=4,
-                what="modulation_cross_correlation")
+    _check_pair(
+        reference_modulation, processed_modulation, ndim=4, what="modulation_cross_correlation"
+    )
     x, y = reference_modulation[:, basis_slice], processed_modulation[:, basis_slice]
     nsamp = x.shape[-1]
     if lengths is None:
@@ -540,6 +562,9 @@ def modulation_cross_correlation(
     ysum = (y * y).sum(-1)
     cross = (x * y).sum(-1).abs()
     ok = (xsum >= small) & (ysum >= small)
-    cov = torch.where(ok, cross / torch.sqrt(torch.where(ok, xsum * ysum, torch.ones_like(xsum))),
-                      torch.zeros_like(xsum))
+    cov = torch.where(
+        ok,
+        cross / torch.sqrt(torch.where(ok, xsum * ysum, torch.ones_like(xsum))),
+        torch.zeros_like(xsum),
+    )
     return cov.mean(dim=1)

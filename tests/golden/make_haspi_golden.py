@@ -6,16 +6,18 @@ Run with the pyclarity venv (never imported by ``clarity_se``)::
 
 Writes, under ``tests/fixtures/`` (each file < 100 kB):
 
-* ``haspi_backend_{envfilter,modfilter,misc}.npz`` -- back-end golden (ebm.py / ip.py functions) on deterministic synthetic
-  inputs (regenerated in the test from ``numpy.random.RandomState`` seeds stored here).
+* ``haspi_backend_{envfilter,modfilter,misc}.npz`` -- back-end golden (ebm.py / ip.py functions)
+  on deterministic synthetic inputs (regenerated in the test from ``numpy.random.RandomState``
+  seeds written in both scripts).
 * ``haspi_chain_{a,b}.npz`` -- the 24 kHz ear-model envelopes of a 0.45 s speech-in-noise pair
   after pyclarity's ``env_filter`` (quantised to float16; the golden below is computed from the
   quantised values), and the golden outputs of ``cepstral_correlation_coef`` ->
   ``fir_modulation_filter`` -> ``modulation_cross_correlation`` -> network on them.
 * ``haspi_clips_16k.npz``, ``haspi_clips_44k_{a,b}.npz`` -- int16 source clips cut from
   ``/work/shared/data`` (speech, competing talker, noise, music).
-* ``haspi_whole.json`` -- whole-metric cases (mixing recipe, audiogram, level, seed) with pyclarity's
-  left / right / better-ear HASPI v2 scores and raw features, plus pyclarity's published test.
+* ``haspi_whole.json`` -- whole-metric cases (mixing recipe, audiogram, level, seed) with
+  pyclarity's left / right / better-ear HASPI v2 scores and raw features, pyclarity's published
+  test value and an unequal-length case.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
-
 from clarity.evaluator.haspi import haspi_v2, haspi_v2_be
 from clarity.evaluator.haspi.eb import ear_model
 from clarity.evaluator.haspi.ebm import (
@@ -39,6 +39,7 @@ from clarity.evaluator.haspi.ebm import (
 )
 from clarity.evaluator.haspi.ip import get_neural_net, nn_feed_forward_ensemble
 from clarity.utils.audiogram import Audiogram, Listener
+from scipy.signal import resample_poly
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "fixtures"
@@ -140,8 +141,13 @@ def make_chain() -> None:
     raw = modulation_cross_correlation(rm.copy(), pm.copy())
     score = network(raw)[0]
     np.savez_compressed(
-        FIX / "haspi_chain_a.npz", ref_lp=rl16, ref_cep=rc[::3], proc_cep=pc[::3],
-        nsel=np.array(len(rc)), raw=raw, score=np.array(score),
+        FIX / "haspi_chain_a.npz",
+        ref_lp=rl16,
+        ref_cep=rc[::3],
+        proc_cep=pc[::3],
+        nsel=np.array(len(rc)),
+        raw=raw,
+        score=np.array(score),
     )
     np.savez_compressed(
         FIX / "haspi_chain_b.npz", proc_lp=pl16, ref_mod=rm[:, :, ::25], proc_mod=pm[:, :, ::25]
@@ -190,8 +196,12 @@ def mix(clips: dict, case: dict) -> dict:
     ref_r = 0.8 * np.concatenate([np.zeros(d), tgt[: len(tgt) - d]])
     proc_l = ref_l + g * intf
     proc_r = ref_r + 1.4 * g * intf[::-1]
-    return {"reference_left": ref_l, "reference_right": ref_r,
-            "processed_left": proc_l, "processed_right": proc_r}
+    return {
+        "reference_left": ref_l,
+        "reference_right": ref_r,
+        "processed_left": proc_l,
+        "processed_right": proc_r,
+    }
 
 
 def make_whole() -> None:
@@ -216,11 +226,18 @@ def make_whole() -> None:
                 snr = snrs[(k + j) % len(snrs)]
                 ag = AUDIOGRAMS[k % len(AUDIOGRAMS)]
                 ag_r = AUDIOGRAMS[(k + 3) % len(AUDIOGRAMS)]
-                case = {"id": f"c{k:02d}", "sample_rate": sr, "interferer": interferer,
-                        "snr_db": snr, "level_db_spl": [65.0, 100.0][k % 2],
-                        "delay_right": 7 * (k % 5), "seed": 1000 + 37 * k,
-                        "audiogram_frequencies": CEC2_F.tolist(),
-                        "audiogram_left": ag, "audiogram_right": ag_r}
+                case = {
+                    "id": f"c{k:02d}",
+                    "sample_rate": sr,
+                    "interferer": interferer,
+                    "snr_db": snr,
+                    "level_db_spl": [65.0, 100.0][k % 2],
+                    "delay_right": 7 * (k % 5),
+                    "seed": 1000 + 37 * k,
+                    "audiogram_frequencies": CEC2_F.tolist(),
+                    "audiogram_left": ag,
+                    "audiogram_right": ag_r,
+                }
                 if k % 8 == 5:  # non-standard frequencies -> interpolation
                     case["audiogram_frequencies"] = NONSTD_F
                     case["audiogram_left"] = ag[:6]
@@ -235,46 +252,89 @@ def make_whole() -> None:
         ar = Audiogram(levels=np.array(case["audiogram_right"], float), frequencies=f)
         t0 = time.time()
         np.random.seed(case["seed"])
-        sl, raw_l = haspi_v2(sig["reference_left"], case["sample_rate"], sig["processed_left"],
-                             case["sample_rate"], al, case["level_db_spl"])
-        sr_, raw_r = haspi_v2(sig["reference_right"], case["sample_rate"], sig["processed_right"],
-                              case["sample_rate"], ar, case["level_db_spl"])
+        sl, raw_l = haspi_v2(
+            sig["reference_left"],
+            case["sample_rate"],
+            sig["processed_left"],
+            case["sample_rate"],
+            al,
+            case["level_db_spl"],
+        )
+        sr_, raw_r = haspi_v2(
+            sig["reference_right"],
+            case["sample_rate"],
+            sig["processed_right"],
+            case["sample_rate"],
+            ar,
+            case["level_db_spl"],
+        )
         t_total += time.time() - t0
         np.random.seed(case["seed"])
-        be = haspi_v2_be(sig["reference_left"], sig["reference_right"], sig["processed_left"],
-                         sig["processed_right"], case["sample_rate"],
-                         Listener(audiogram_left=al, audiogram_right=ar, id="L"),
-                         case["level_db_spl"])
+        be = haspi_v2_be(
+            sig["reference_left"],
+            sig["reference_right"],
+            sig["processed_left"],
+            sig["processed_right"],
+            case["sample_rate"],
+            Listener(audiogram_left=al, audiogram_right=ar, id="L"),
+            case["level_db_spl"],
+        )
         assert be == max(sl, sr_)
-        case.update(score_left=float(sl), score_right=float(sr_), score_better_ear=float(be),
-                    raw_left=raw_l.tolist(), raw_right=raw_r.tolist())
+        case.update(
+            score_left=float(sl),
+            score_right=float(sr_),
+            score_better_ear=float(be),
+            raw_left=raw_l.tolist(),
+            raw_right=raw_r.tolist(),
+        )
         print(case["id"], case["sample_rate"], case["interferer"], case["snr_db"], sl, sr_)
 
     # pyclarity's published test (tests/evaluator/haspi/test_haspi.py::test_haspi_v2)
     np.random.seed(0)
     x = np.random.uniform(-1, 1, 8000)
     y = np.random.uniform(-1, 1, 8000)
-    pub, pub_raw = haspi_v2(x, 16000, y + x, 16000,
-                            Audiogram(levels=np.array([45, 45, 35, 45, 60, 65]), frequencies=HASPI_F),
-                            65)
-    published = {"setup": "np.random.seed(0); x, y = uniform(-1, 1, 8000) x2; "
-                          "haspi_v2(x, 16000, x + y, 16000, [45,45,35,45,60,65], 65)",
-                 "published_score": 0.043808448934532965, "pyclarity_0_9_0_score": float(pub),
-                 "raw": pub_raw.tolist()}
+    pub, pub_raw = haspi_v2(
+        x,
+        16000,
+        y + x,
+        16000,
+        Audiogram(levels=np.array([45, 45, 35, 45, 60, 65]), frequencies=HASPI_F),
+        65,
+    )
+    published = {
+        "setup": "np.random.seed(0); x, y = uniform(-1, 1, 8000) x2; "
+        "haspi_v2(x, 16000, x + y, 16000, [45,45,35,45,60,65], 65)",
+        "published_score": 0.043808448934532965,
+        "pyclarity_0_9_0_score": float(pub),
+        "raw": pub_raw.tolist(),
+    }
     # unequal lengths: pyclarity's ear model truncates both to the shorter after resampling
     c16 = clips[16000]
     ref_u = c16["speech"].astype(np.float64) / 32768.0
     proc_u = (ref_u + 0.3 * c16["noise"].astype(np.float64) / 32768.0)[: len(ref_u) - 1234]
     np.random.seed(77)
-    un, un_raw = haspi_v2(ref_u, 16000, proc_u, 16000,
-                          Audiogram(levels=np.array([20.0, 25, 30, 40, 50, 60]), frequencies=HASPI_F),
-                          65)
-    unequal = {"setup": "speech vs (speech + 0.3 noise)[:-1234], 16 kHz clips, seed 77, "
-                        "loss [20,25,30,40,50,60], level 65",
-               "score": float(un), "raw": un_raw.tolist()}
-    meta = {"generator": "tests/golden/make_haspi_golden.py", "pyclarity": "0.9.0",
-            "pyclarity_seconds_per_pair_both_ears": t_total / len(cases),
-            "cases": cases, "published": published, "unequal": unequal}
+    un, un_raw = haspi_v2(
+        ref_u,
+        16000,
+        proc_u,
+        16000,
+        Audiogram(levels=np.array([20.0, 25, 30, 40, 50, 60]), frequencies=HASPI_F),
+        65,
+    )
+    unequal = {
+        "setup": "speech vs (speech + 0.3 noise)[:-1234], 16 kHz clips, seed 77, "
+        "loss [20,25,30,40,50,60], level 65",
+        "score": float(un),
+        "raw": un_raw.tolist(),
+    }
+    meta = {
+        "generator": "tests/golden/make_haspi_golden.py",
+        "pyclarity": "0.9.0",
+        "pyclarity_seconds_per_pair_both_ears": t_total / len(cases),
+        "cases": cases,
+        "published": published,
+        "unequal": unequal,
+    }
     (FIX / "haspi_whole.json").write_text(json.dumps(meta, indent=1))
 
 
