@@ -7,7 +7,8 @@ better-ear level), for seeded random CEC2-like audiograms, with ``equalisation=1
 compared too.  The reference runs in a subprocess with the pyclarity oracle interpreter
 (``--ref-python``); without it the reference timing is skipped and says so.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_hasqi.py [--pairs 4] [--device cpu]
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 .venv/bin/python benchmarks/bench_hasqi.py \
+        [--pairs 4] [--threads 1] [--device cpu]
 
 Writes ``results/benchmarks/hasqi[_<device>].json``.
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 import torch  # noqa: E402
 
@@ -112,6 +114,7 @@ def machine_info(device: str) -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "NUMBA_NUM_THREADS": os.environ.get("NUMBA_NUM_THREADS"),
         "device": device,
     }
     if device.startswith("cuda"):
@@ -167,6 +170,9 @@ def main() -> int:
     t_hl = torch.as_tensor(hl, device=dev)
 
     def run(idx: list[int]):
+        # numba's OpenMP layer (used by the ear model) may reset torch's thread count when it
+        # restores its own; pin it before every call so the timing uses --threads threads
+        torch.set_num_threads(args.threads)
         return hasqi_v2(reference=t_ref[idx], processed=t_proc[idx], sample_rate=FS,
                         hearing_loss_db_hl=t_hl[idx], level_db_spl=100.0,
                         rng=PairRandom.compat([int(seeds[i]) for i in idx]))
