@@ -8,9 +8,11 @@ Tolerances (relative to the largest magnitude of the compared array or band):
   parameters, middle ear, numba direct-form filters: in practice bit-identical).
 * ``RESAMPLE`` 1e-10 -- the polyphase filter is a torch ``conv1d`` (different summation order)
   and the 44.1 kHz RMS matching runs two 7th-order IIR filters (observed ~5e-15).
-* ``GAMMATONE`` 1e-10 -- carriers and the 4th-order filters are bit-identical; envelopes and
-  the compression gain use torch ``sqrt``/``log10``/``pow``/``mean`` (ulp-level differences,
-  amplified by the IIR smoother; observed < 1e-13).
+* ``GAMMATONE`` 2e-9 -- carriers and the 4th-order filters run the reference's arithmetic, but the
+  level-adjusted bandwidth comes from a torch RMS (different summation order than numpy's
+  pairwise mean, so it can differ in the last bit), and the reference's direct-form filter with a
+  4-fold pole near z = 1 turns a 1-ulp change of the bandwidth into ~2e-10 relative change of the
+  80 Hz band output (observed 1.8e-10; 1.4e-12 when the bandwidths happen to agree exactly).
 * ``SCAN`` 1e-6 -- the torch-native (CUDA default) gammatone filter is the exact cascade of
   four one-pole sections; scipy's direct form (the reference) carries rounding errors up to
   ~5e-8 relative in the 80 Hz band (4-fold pole at z = 0.991), so nothing but the same
@@ -42,7 +44,7 @@ from clarity_se.ear_model.resample import resample_24khz, resampled_length
 FIXTURES = Path(__file__).parent / "fixtures"
 EXACT = 1e-12
 RESAMPLE = 1e-10
-GAMMATONE = 1e-10
+GAMMATONE = 2e-9
 SCAN = 1e-6
 DRIFT = 1e-9
 LEVEL1 = 65.0

@@ -511,19 +511,20 @@ def bandwidth_adjust(
         )
     dtype, device = control.dtype, control.device
     if lengths is None:
-        control_rms = torch.sqrt(torch.linalg.vecdot(control, control) / control.shape[-1])
+        lengths = [control.shape[-1]] * control.shape[0]
     else:
-        lengths = torch.as_tensor(lengths).reshape(-1).tolist()
+        lengths = [int(n) for n in torch.as_tensor(lengths).reshape(-1).tolist()]
         if len(lengths) != control.shape[0]:
             raise ValueError(
                 f"bandwidth_adjust: lengths has {len(lengths)} items for batch {control.shape[0]}"
             )
-        control_rms = torch.stack(
-            [
-                torch.sqrt(torch.linalg.vecdot(control[i, :, :n], control[i, :, :n]) / n)
-                for i, n in enumerate(int(n) for n in lengths)
-            ]
-        )
+    # per item (batch-size independent rounding): sqrt(mean(control^2)) over the valid samples
+    control_rms = torch.stack(
+        [
+            torch.sqrt(torch.einsum("ct,ct->c", control[i, :, :n], control[i, :, :n]) / n)
+            for i, n in enumerate(lengths)
+        ]
+    )
     control_db = 20 * torch.log10(control_rms) + level1
     bw_min = torch.as_tensor(bandwidth_min, dtype=dtype, device=device).expand_as(control_db)
     bw_max = torch.as_tensor(bandwidth_max, dtype=dtype, device=device).expand_as(control_db)

@@ -14,12 +14,17 @@ Backends (what runs where)
     ``scipy.signal.lfilter`` in practice.  Rows are spread over ``torch.get_num_threads()``
     numba threads.  CUDA tensors given to this backend are copied to host memory and back.
 ``"scan"`` (default for CUDA tensors)
-    Torch-native and differentiable-free block scan: the FIR part is a sum of shifted copies; the
-    all-pole part is split into blocks of ``block`` samples, each block's zero-state response is
-    one batched Toeplitz matmul, and the ``p``-dimensional state is carried across blocks by a
+    Torch-native block scan (:func:`state_space_scan`): the FIR part is a sum of shifted copies;
+    the all-pole part is split into blocks of ``block`` samples, each block's zero-state
+    response is one batched Toeplitz matmul, and the state is carried across blocks by a
     log-depth (Hillis-Steele) scan with powers of the block transition matrix.  No Python loop
-    over samples; O(log n) kernel launches.  Agrees with scipy to ~1e-12 relative for the
-    filters of the ear model (float64).
+    over samples; O(log n) kernel launches.  Filters shared by all rows with more than two
+    poles are first split into second-order sections (``scipy.signal.tf2sos`` on the host):
+    the companion form of e.g. the 7th-order Chebyshev at 21/24 of Nyquist is far too
+    ill-conditioned for matrix powers.  Agrees with scipy to ~1e-15 (Butterworth, Chebyshev at
+    21/44) .. ~2e-11 (Chebyshev at 21/24; the reference's direct form is the less accurate
+    one there).  Per-row filters of order > 2 use the companion form and are only accurate
+    for well-separated poles: the gammatone's 4-fold pole uses :func:`repeated_pole_filter`.
 
 Internally both backends compute in float64 whatever the input dtype (high-order all-pole
 filters with poles near z=1, such as the 80 Hz gammatone band, are unstable in float32 direct
@@ -28,6 +33,12 @@ form); the output is cast back to the input dtype.
 API
 ---
 ``lfilter(b, a, x, *, backend=None, block=256) -> Tensor``  (same shape and dtype as ``x``)
+
+``repeated_pole_filter(b, pole, order, x, *, block=256) -> Tensor``  (torch-native cascade)
+
+``state_space_scan(v, m, b, c, d, block=256) -> Tensor``  (``[rows, time]``)
+
+``numba_threads()`` -- context manager: numba kernels use ``torch.get_num_threads()`` threads.
 """
 
 from __future__ import annotations
