@@ -7,12 +7,12 @@ dtype=torch.float64, device=None) -> tuple[Tensor [nchan, npts], Tensor [nchan, 
 (``sincf, coscf``; note the reference's sign: ``sincf[n] = -sin(n tpt cf)``).
 
 ``gammatone_filterbank(signal, bandwidth, freq_sample, center_freq, ear_q=9.26449,
-min_bandwidth=24.7, *, backend=None, carrier="recursive")
+min_bandwidth=24.7, *, backend=None, carrier=None, carriers=None)
 -> tuple[Tensor [batch, nchan, time], Tensor [batch, nchan, time]]`` (envelope, BM motion).
 
 ``gammatone_basilar_membrane(reference, reference_bandwidth, processed, processed_bandwidth,
 freq_sample, center_freq, ear_q=9.26449, min_bandwidth=24.7, *, backend=None,
-carrier="recursive") -> GammatoneOutput`` (``reference_envelope, reference_basilar_membrane,
+carrier=None) -> GammatoneOutput`` (``reference_envelope, reference_basilar_membrane,
 processed_envelope, processed_basilar_membrane``, each ``[batch, nchan, time]``).
 
 ``bandwidth_adjust(control, bandwidth_min, bandwidth_max, level1, *, lengths=None)
@@ -20,18 +20,23 @@ processed_envelope, processed_basilar_membrane``, each ``[batch, nchan, time]``)
 
 What runs where
 ---------------
-* Carriers: ``method="recursive"`` runs the reference's 2-D rotation recursion in a numba
-  kernel on the host (parallel over bands, bit-identical to the reference, cached for the last
-  few ``(npts, tpt, cf)``) and copies the result to the device; ``method="closed"`` evaluates
-  ``cos(n w)``, ``-sin(n w)`` directly on the device (differs from the recursion by the
-  recursion's own drift, ~1e-11 after 5 s at 24 kHz).
-* Baseband 4th-order filter: ``backend="numba"`` (default on CPU) runs scipy's direct-form
-  TDF-II recursion per (item, band, re/im) row in numba -- bit-identical to the reference;
-  ``backend="scan"`` (default on CUDA) runs the same transfer function as four cascaded
-  one-pole sections with a torch block scan
-  (:func:`~clarity_se.ear_model.iir.repeated_pole_filter`):
-  more accurate than the direct form, it differs from the reference by the reference's own
-  rounding error (up to ~5e-8 relative in the 80 Hz band, ~1e-13 at 8 kHz).
+* ``backend="numba"`` (default for CPU tensors): one fused host kernel per (item, band) row
+  does the carrier rotation recursion, the demodulation, scipy's direct-form TDF-II
+  recursion for the real and imaginary parts, the remodulation and the envelope, with the
+  reference's floating-point operations in the reference's order: bit-identical to pyclarity
+  (given bit-identical bandwidths).  Rows run on ``torch.get_num_threads()`` numba threads.
+  CUDA tensors given to this backend are copied to the host and back.
+* ``backend="scan"`` (default for CUDA tensors): torch ops on the tensor's device.  Carriers
+  in closed form on the device (default there; ``carrier="recursive"`` computes the exact
+  recursion on the host with numba, cached, and copies it over); the baseband filter runs as
+  four cascaded one-pole sections with a torch block scan
+  (:func:`~clarity_se.ear_model.iir.repeated_pole_filter`).  That is more accurate than the
+  direct form, so it differs from the reference by the reference's own rounding error (up to
+  ~5e-8 relative in the 80 Hz band, ~1e-13 at 8 kHz).
+* Carrier drift: the closed form and the rotation recursion differ by ~2e-11 after 5 s at
+  24 kHz.
+* float32 inputs are filtered in float64 internally (the direct form with a 4-fold pole near
+  z = 1 is unstable in float32) and cast back.
 """
 
 from __future__ import annotations
@@ -269,7 +274,7 @@ def gammatone_filterbank(
     min_bandwidth: float = 24.7,
     *,
     backend: str | None = None,
-    carrier: str = "recursive",
+    carrier: str | None = None,
     carriers: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Gammatone envelope and basilar-membrane motion of one set of signals in all bands.
@@ -288,8 +293,10 @@ def gammatone_filterbank(
         ERB parameters (``ERB = min_bandwidth + cf / ear_q``, Hz).
     backend : {"numba", "scan", None}
         Baseband filter implementation, see the module docstring.
-    carrier : {"recursive", "closed"}
-        Carrier generation, see :func:`gammatone_bandwidth_demodulation`.
+    carrier : {"recursive", "closed", None}
+        Carrier generation, see :func:`gammatone_bandwidth_demodulation`.  ``None``:
+        ``"recursive"`` with the numba backend (computed inline, bit-exact), ``"closed"`` with
+        the scan backend (on the device, no host transfer; differs by ~2e-11 after 5 s).
     carriers : tuple of Tensor, optional
         Precomputed ``(sincf, coscf)`` ``[nchan, >= time]`` to reuse.
 
@@ -335,6 +342,8 @@ def gammatone_filterbank(
     tpt = 2 * np.pi / freq_sample
     erb = min_bandwidth + (cf_np / ear_q)
     b, den, gain, pole = _filter_coefficients(bw_np, erb[None, :], tpt)
+    if carrier is None:
+        carrier = "recursive" if backend == "numba" else "closed"
     if backend == "numba":
         return _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers)
     if carriers is None:
@@ -375,7 +384,7 @@ def gammatone_basilar_membrane(
     min_bandwidth: float = 24.7,
     *,
     backend: str | None = None,
-    carrier: str = "recursive",
+    carrier: str | None = None,
 ) -> GammatoneOutput:
     """4th-order gammatone filtering of the reference and processed signals in all bands.
 
