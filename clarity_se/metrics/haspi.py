@@ -157,8 +157,8 @@ def audiogram_to_hearing_loss(audiogram: Audiogram) -> np.ndarray:
     freqs = np.asarray(HASPI_AUDIOGRAM_FREQUENCIES_HZ)
     if not audiogram.has_frequencies(freqs):
         logger.warning(
-            "Audiogram %s does not have all HASPI frequencies; levels will be interpolated",
-            audiogram.name or "",
+            "Audiogram%s does not have all HASPI frequencies; levels will be interpolated",
+            f" {audiogram.name!r}" if audiogram.name else "",
         )
     return audiogram.resample(freqs).levels_db_hl.copy()
 
