@@ -139,7 +139,7 @@ def _gammatone_fused(
             env[r, n] = g * np.sqrt(yr * yr + yi * yi)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)
 def _host_carriers(npts: int, tpt: float, cfs: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     cf = np.asarray(cfs, dtype=np.float64)
     # the reference evaluates np.cos / np.sin on a python float per band
