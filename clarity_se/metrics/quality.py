@@ -197,7 +197,7 @@ def env_smooth(
 
     Notes
     -----
-    Reproduces pyclarity: the first segment is ``envelopes[:N/2]`` weighted by the second
+    Reproduces pyclarity quirks: the first segment is ``envelopes[:N/2]`` weighted by the second
     half of the window and divided by the half-window sum; the middle segments start every
     ``N/2`` samples; the last segment is the *first* half of the window on
     ``envelopes[(nseg-1)N/2 : nseg N/2]`` (samples after ``nseg N/2`` are ignored).
@@ -338,7 +338,7 @@ def mel_cepstrum_correlation(
 
     Notes
     -----
-    Reproduces pyclarity: six half-cosine basis functions over the bands; the mean over the
+    Reproduces pyclarity quirks: six half-cosine basis functions over the bands; the mean over the
     kept segments is removed from each cepstral sequence; the correlation is
     ``|sum(x y)| / sqrt(sum(x^2) sum(y^2))`` (absolute value), set to 0 if either energy is
     below 1e-30; the average ignores the first (level) coefficient.
@@ -452,7 +452,7 @@ def melcor9_crosscovmatrix(
 
     Notes
     -----
-    Reproduces pyclarity: each sequence is convolved (full convolution, zero outside) and the
+    Reproduces pyclarity quirks: each sequence is convolved (full convolution, zero outside) and the
     ``n_fir/2``-sample group delay removed by keeping ``c[n_fir/2 : n_fir/2 + nsamp]``; the mean
     is removed again after filtering.  Vectorised as one grouped ``conv1d``.
 
@@ -555,7 +555,7 @@ def melcor9(
 
     Notes
     -----
-    Reproduces pyclarity: the kept segments are *concatenated* (silent gaps removed) before
+    Reproduces pyclarity quirks: the kept segments are *concatenated* (silent gaps removed) before
     the modulation filtering, so filters run across the joins; ``low``/``high`` divide by
     ``4 * (n_cepstral_coef - 1)``.
 
@@ -758,7 +758,7 @@ def bm_covary(
 
     Notes
     -----
-    Reproduces pyclarity: symmetric ``np.hanning`` window; each windowed segment is made
+    Reproduces pyclarity quirks: symmetric ``np.hanning`` window; each windowed segment is made
     zero-mean *after* windowing; the cross-correlation over lags of +/- round(1 ms) samples is
     divided lag by lag by the window autocorrelation ("unbiased"), and its largest magnitude is
     divided by ``sqrt(msx msy)`` where ``ms = sum(seg^2) / sum(window^2)``; 0 when either mean
@@ -881,7 +881,7 @@ def ave_covary2(
 
     Notes
     -----
-    Reproduces pyclarity: ``sqrt(mean square)`` is treated as a dB value (the BM signal is in
+    Reproduces pyclarity quirks: ``sqrt(mean square)`` is treated as a dB value (the BM signal is in
     dB SL units); a *segment* is kept when ``20 log10(mean_k 10^(rms/20)) > threshold``; within
     kept segments a *tile* counts when its own ``rms > threshold``.  The synchrony weight of band
     ``k`` is ``sqrt(fc^2p / (fc^2p + f_k^2p))`` with ``f_k`` the unshifted ERB centre frequencies
