@@ -350,3 +350,15 @@ def test_front_on_cuda_matches_reference():
         v = v[0].cpu().numpy()
         err = np.abs(v[:, g["index"]] - g[f"{name}_at"]) / g[f"{name}_max"][:, None]
         assert float(err.max()) < SCAN, name
+
+
+def test_numba_kernels_leave_torch_thread_count_alone():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        x = torch.randn(1, 500, dtype=torch.float64)
+        gammatone_basilar_membrane(x, torch.ones(32), x, torch.ones(32), FS, center_frequency(32))
+        lfilter([1.0, 0.5], [1.0, -0.5], x)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -62,15 +62,21 @@ __all__ = ["lfilter", "numba_threads", "repeated_pole_filter", "state_space_scan
 def numba_threads() -> Iterator[int]:
     """Run numba parallel kernels on ``torch.get_num_threads()`` threads (capped by numba's pool).
 
-    Yields the thread count.  Restores the previous numba setting on exit.
+    Yields the thread count.  Restores the previous numba setting on exit, and then torch's:
+    with numba's OpenMP threading layer, ``numba.set_num_threads`` also sets the OpenMP thread
+    count that torch's intra-op pool reads, so without the second restore a call would
+    silently change ``torch.get_num_threads()`` (e.g. from 1 to all cores).
     """
-    nthreads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    torch_threads = torch.get_num_threads()
+    nthreads = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
     previous = numba.get_num_threads()
     numba.set_num_threads(nthreads)
     try:
         yield nthreads
     finally:
         numba.set_num_threads(previous)
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
 
 
 @numba.njit(cache=True, parallel=True)
