@@ -62,10 +62,11 @@ __all__ = ["lfilter", "numba_threads", "repeated_pole_filter", "state_space_scan
 def numba_threads() -> Iterator[int]:
     """Run numba parallel kernels on ``torch.get_num_threads()`` threads (capped by numba's pool).
 
-    Yields the thread count.  Restores the previous numba setting on exit, and then torch's:
-    with numba's OpenMP threading layer, ``numba.set_num_threads`` also sets the OpenMP thread
-    count that torch's intra-op pool reads, so without the second restore a call would
-    silently change ``torch.get_num_threads()`` (e.g. from 1 to all cores).
+    Yields the thread count (int).  Raises nothing.  Restores the previous numba setting on
+    exit, and then torch's: with numba's OpenMP threading layer, ``numba.set_num_threads``
+    also sets the OpenMP thread count that torch's intra-op pool reads, so without the
+    second restore a call would silently change ``torch.get_num_threads()`` (e.g. from 1 to
+    all cores).
     """
     torch_threads = torch.get_num_threads()
     nthreads = max(1, min(torch_threads, numba.config.NUMBA_NUM_THREADS))
@@ -188,6 +189,17 @@ def state_space_scan(
     Returns
     -------
     Tensor [shape=(rows, time)]
+        Output of each row (float64 in, float64 out; any device; not differentiable-tested).
+
+    Raises
+    ------
+    RuntimeError
+        From torch if the matrix shapes do not match ``rows`` and ``p`` (internal helper).
+
+    References
+    ----------
+    Blelloch (1990) "Prefix sums and their applications" (linear-recurrence scan);
+    Hillis & Steele (1986) (log-depth scan).
     """
     rows, nsamp = v.shape
     p = m.shape[-1]
@@ -266,6 +278,17 @@ def repeated_pole_filter(
     Returns
     -------
     Tensor [shape=x.shape], dtype of ``x`` (float64 internally).
+
+    Raises
+    ------
+    RuntimeError
+        From torch if ``b`` or ``pole`` do not broadcast to ``x.shape[:-1]``.
+
+    References
+    ----------
+    Cooke (1993); Kates (2013) Sec. II.C (the gammatone baseband filter as a cascade of
+    one-pole low-pass filters).  Replaces the direct form of pyclarity 0.9.0
+    ``eb.gammatone_basilar_membrane`` on the torch path (documented deviation, see above).
     """
     shape, dtype = x.shape, x.dtype
     lead = x.shape[:-1]

@@ -54,7 +54,16 @@ def resample_ratio(reference_freq: float, freq_sample_hz: float = 24000.0) -> tu
 
 
 def resampled_length(n_samples: int, reference_freq: float, freq_sample_hz: float = 24000.0) -> int:
-    """Number of output samples of :func:`resample_24khz` for ``n_samples`` input samples."""
+    """Number of output samples of :func:`resample_24khz` for ``n_samples`` input samples.
+
+    ``ceil(n_samples * up / down)`` with ``(up, down)`` from :func:`resample_ratio`, as
+    ``scipy.signal.resample_poly``; ``n_samples`` when no resampling is done.
+
+    Raises
+    ------
+    ValueError
+        If a rate rounds to less than 1 kHz (see :func:`resample_ratio`).
+    """
     up, down = resample_ratio(reference_freq, freq_sample_hz)
     if up == down == 1:
         return int(n_samples)
