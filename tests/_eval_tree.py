@@ -100,7 +100,12 @@ def make_eval_tree(root: str | Path, scenes: dict[str, list[str]] | None = None)
     scene_dir.mkdir(parents=True, exist_ok=True)
     (meta / "scenes_listeners.dev.json").write_text(json.dumps(scenes, indent=2))
     listeners = {
-        name: {"name": name, "audiogram_cfs": CFS, "audiogram_levels_l": left, "audiogram_levels_r": right}
+        name: {
+            "name": name,
+            "audiogram_cfs": CFS,
+            "audiogram_levels_l": left,
+            "audiogram_levels_r": right,
+        }
         for name, (left, right) in LISTENERS.items()
     }
     (meta / "listeners.json").write_text(json.dumps(listeners, indent=2))

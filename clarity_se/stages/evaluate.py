@@ -1,4 +1,4 @@
-"""``clarity-se evaluate``: what the official ICASSP 2023 ``evaluate.py`` does, batched and resumable.
+"""``clarity-se evaluate``: the official ICASSP 2023 ``evaluate.py``, batched and resumable.
 
 Per (scene, listener) pair, exactly as pyclarity's ``recipes/icassp_2023/baseline/evaluate.py``:
 
@@ -27,10 +27,10 @@ import argparse
 import csv
 import io
 import logging
-import os
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +41,15 @@ logger = logging.getLogger(__name__)
 
 OFFICIAL_HEADER = ("scene", "listener", "combined", "haspi", "hasqi")
 DETAIL_HEADER = OFFICIAL_HEADER + (
-    "haspi_left", "haspi_right", "hasqi_left", "hasqi_right",
-    "clipped_left", "clipped_right", "rng", "num_samples", "duration_s",
+    "haspi_left",
+    "haspi_right",
+    "hasqi_left",
+    "hasqi_right",
+    "clipped_left",
+    "clipped_right",
+    "rng",
+    "num_samples",
+    "duration_s",
 )
 
 
@@ -94,56 +101,193 @@ def score_scene(job: PairJob, cfg_container: dict) -> list[dict]:
     list of dict
         One record per listener: scores, or ``{"error": ...}`` for a pair that failed.
     """
-    import torch
     from omegaconf import OmegaConf
 
     from clarity_se.data.audio_io import read_audio
     from clarity_se.data.audiogram import load_listeners
-    from clarity_se.ear_model.noise import PairRandom, scene_seed
-    from clarity_se.metrics.haspi import haspi_v2_better_ear
-    from clarity_se.metrics.hasqi import hasqi_v2_better_ear
     from clarity_se.stages.amplify import amplify_pair
 
     cfg = OmegaConf.create(cfg_container)
     sample_rate = int(cfg.nalr.sample_rate)
     exp = Path(cfg.path.exp_folder)
     scenes = Path(cfg.path.scenes_folder)
-    device = torch.device(cfg.evaluate.device)
     records: list[dict] = []
     try:
         listeners = _listeners_cache(cfg.path.listeners_file, load_listeners)
-        anechoic, _ = read_audio(scenes / f"{job.scene}_target_anechoic_CH1.wav",
-                                 expected_sample_rate=sample_rate, expected_channels=2)
-        target, _ = read_audio(scenes / f"{job.scene}_target_CH1.wav",
-                               expected_sample_rate=sample_rate, expected_channels=2)
+        anechoic, _ = read_audio(
+            scenes / f"{job.scene}_target_anechoic_CH1.wav",
+            expected_sample_rate=sample_rate,
+            expected_channels=2,
+        )
+        target, _ = read_audio(
+            scenes / f"{job.scene}_target_CH1.wav",
+            expected_sample_rate=sample_rate,
+            expected_channels=2,
+        )
         reference = make_reference(anechoic, target)
     except Exception as exc:  # noqa: BLE001 - reported per pair, run continues
-        return [{"scene": job.scene, "listener": lis, "error": f"{type(exc).__name__}: {exc}"}
-                for lis in job.listeners]
+        return [
+            {"scene": job.scene, "listener": lis, "error": f"{type(exc).__name__}: {exc}"}
+            for lis in job.listeners
+        ]
 
     ok_listeners, amplified_list, clipped = [], [], []
     for listener_id in job.listeners:
         try:
             if listener_id not in listeners:
                 raise ValueError(f"listener {listener_id!r} not in {cfg.path.listeners_file}")
-            amplified, amp_record = amplify_pair(cfg, job.scene, listeners[listener_id], exp_folder=exp)
+            enhanced = exp / "enhanced_signals" / f"{job.scene}_{listener_id}_enhanced.wav"
+            try:
+                amplified, amp_record = amplify_pair(
+                    cfg, job.scene, listeners[listener_id], exp_folder=exp
+                )
+            except ValueError as exc:  # name the file in every reason (amplify's may not)
+                if str(enhanced) in str(exc):
+                    raise
+                raise ValueError(f"{enhanced}: {exc}") from exc
             if amplified.shape[0] - int(cfg.nalr.nfir) != reference.shape[0]:
                 raise ValueError(
-                    f"{exp / 'enhanced_signals'}/{job.scene}_{listener_id}_enhanced.wav: length "
-                    f"{amplified.shape[0] - int(cfg.nalr.nfir)} samples, reference has {reference.shape[0]}")
+                    f"{enhanced}: length {amplified.shape[0] - int(cfg.nalr.nfir)} samples, "
+                    f"the reference {job.scene}_target_CH1.wav has {reference.shape[0]}"
+                )
             if not np.all(np.isfinite(amplified)):
-                raise ValueError(f"{job.scene}_{listener_id}: enhanced signal contains NaN or Inf")
+                raise ValueError(
+                    f"{enhanced}: the hearing-aid output contains NaN or Inf "
+                    "(NaN/Inf in the enhanced signal)"
+                )
+            silent = [ear for ear, c in (("left", 0), ("right", 1)) if not np.any(amplified[:, c])]
+            if silent:
+                raise ValueError(
+                    f"{enhanced}: the hearing-aid output is silent (all zeros) in the "
+                    f"{' and '.join(silent)} ear; HASPI/HASQI are undefined (pyclarity "
+                    "writes NaN)"
+                )
             ok_listeners.append(listener_id)
             amplified_list.append(amplified)
             clipped.append((amp_record["clipped_left"], amp_record["clipped_right"]))
         except Exception as exc:  # noqa: BLE001
-            records.append({"scene": job.scene, "listener": listener_id,
-                            "error": f"{type(exc).__name__}: {exc}"})
+            records.append(
+                {
+                    "scene": job.scene,
+                    "listener": listener_id,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
     if not ok_listeners:
         return records
 
-    seed = scene_seed(job.scene)
-    n = len(ok_listeners)
+    try:
+        scores = _metrics(
+            cfg, job.scene, reference, amplified_list, [listeners[lis] for lis in ok_listeners]
+        )
+    except Exception as batch_exc:  # noqa: BLE001 - retried one pair at a time below
+        if len(ok_listeners) == 1:
+            return records + [
+                {
+                    "scene": job.scene,
+                    "listener": ok_listeners[0],
+                    "error": f"{type(batch_exc).__name__}: {batch_exc}",
+                }
+            ]
+        logger.warning(
+            "evaluate: scene %s: batch of %d failed (%s); scoring its pairs one at a time",
+            job.scene,
+            len(ok_listeners),
+            batch_exc,
+        )
+        kept, kept_clipped, rows = [], [], []
+        for listener_id, amplified, clip in zip(ok_listeners, amplified_list, clipped, strict=True):
+            try:
+                rows.append(
+                    _metrics(cfg, job.scene, reference, [amplified], [listeners[listener_id]])[0]
+                )
+            except Exception as exc:  # noqa: BLE001
+                records.append(
+                    {
+                        "scene": job.scene,
+                        "listener": listener_id,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                )
+                continue
+            kept.append(listener_id)
+            kept_clipped.append(clip)
+        ok_listeners, clipped, scores = kept, kept_clipped, rows
+    for i, listener_id in enumerate(ok_listeners):
+        h_l, h_r, q_l, q_r = scores[i]
+        if not all(np.isfinite(v) for v in scores[i]):
+            records.append(
+                {
+                    "scene": job.scene,
+                    "listener": listener_id,
+                    "error": f"ValueError: non-finite score (HASPI {h_l}, {h_r}; "
+                    f"HASQI {q_l}, {q_r})",
+                }
+            )
+            continue
+        h, q = max(h_l, h_r), max(q_l, q_r)
+        records.append(
+            {
+                "id": f"{job.scene}_{listener_id}",
+                "schema": "clarity_se.score/1",
+                "scene": job.scene,
+                "listener": listener_id,
+                "combined": 0.5 * (q + h),
+                "haspi": h,
+                "hasqi": q,
+                "haspi_left": h_l,
+                "haspi_right": h_r,
+                "hasqi_left": q_l,
+                "hasqi_right": q_r,
+                "clipped_left": int(clipped[i][0]),
+                "clipped_right": int(clipped[i][1]),
+                "rng": str(cfg.evaluate.rng),
+                "sample_rate": sample_rate,
+                "num_samples": int(reference.shape[0]),
+                "duration_s": reference.shape[0] / sample_rate,
+            }
+        )
+    return records
+
+
+def _metrics(
+    cfg, scene: str, reference: np.ndarray, amplified: list[np.ndarray], listeners: list
+) -> list[tuple[float, float, float, float]]:
+    """HASPI v2 and HASQI v2 of each ear for pairs of one scene, scored as one batch.
+
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        Recipe config (``evaluate.rng``, ``evaluate.device``, ``evaluate.level_db_spl``,
+        ``nalr.sample_rate``).
+    scene : str
+        Scene id: every pair's random stream is seeded from it (official ``set_scene_seed``).
+    reference : np.ndarray [shape=(time, 2)]
+        The scene's reference (:func:`make_reference`).
+    amplified : list of np.ndarray [shape=(time + nfir, 2)]
+        Hearing-aid outputs, one per pair.
+    listeners : list of clarity_se.data.audiogram.Listener
+        One per pair.
+
+    Returns
+    -------
+    list of (haspi_left, haspi_right, hasqi_left, hasqi_right)
+        One tuple per pair.
+
+    Raises
+    ------
+    ValueError
+        From the metrics (silent reference, bad audiogram, ...); the caller attributes it.
+    """
+    import torch
+
+    from clarity_se.ear_model.noise import PairRandom, scene_seed
+    from clarity_se.metrics.haspi import haspi_v2_better_ear
+    from clarity_se.metrics.hasqi import hasqi_v2_better_ear
+
+    device = torch.device(cfg.evaluate.device)
+    n = len(amplified)
+    seed = scene_seed(scene)
     if cfg.evaluate.rng == "compat":
         rng = PairRandom.compat([seed] * n)
     elif cfg.evaluate.rng == "fast":
@@ -151,36 +295,31 @@ def score_scene(job: PairJob, cfg_container: dict) -> list[dict]:
     else:
         raise ValueError(f"evaluate.rng must be 'compat' or 'fast', got {cfg.evaluate.rng!r}")
     dtype = torch.float64
-    processed = torch.as_tensor(np.stack(amplified_list), dtype=dtype, device=device)  # [n, T+nfir, 2]
-    ref = torch.as_tensor(np.broadcast_to(reference, (n,) + reference.shape).copy(), dtype=dtype, device=device)
-    chosen = [listeners[lis] for lis in ok_listeners]
-    level = float(cfg.evaluate.level_db_spl)
-    try:
-        haspi = haspi_v2_better_ear(
-            reference_left=ref[..., 0], reference_right=ref[..., 1],
-            processed_left=processed[..., 0], processed_right=processed[..., 1],
-            sample_rate=sample_rate, listener=chosen, level_db_spl=level, rng=rng)
-        hasqi = hasqi_v2_better_ear(
-            reference_left=ref[..., 0], reference_right=ref[..., 1],
-            processed_left=processed[..., 0], processed_right=processed[..., 1],
-            sample_rate=sample_rate, listener=chosen, level_db_spl=level, rng=rng)
-    except Exception as exc:  # noqa: BLE001
-        return records + [{"scene": job.scene, "listener": lis, "error": f"{type(exc).__name__}: {exc}"}
-                          for lis in ok_listeners]
-    for i, listener_id in enumerate(ok_listeners):
-        h_l, h_r = float(haspi.left.score[i]), float(haspi.right.score[i])
-        q_l, q_r = float(hasqi.left.score[i]), float(hasqi.right.score[i])
-        h, q = max(h_l, h_r), max(q_l, q_r)
-        records.append({
-            "id": f"{job.scene}_{listener_id}", "schema": "clarity_se.score/1",
-            "scene": job.scene, "listener": listener_id,
-            "combined": 0.5 * (q + h), "haspi": h, "hasqi": q,
-            "haspi_left": h_l, "haspi_right": h_r, "hasqi_left": q_l, "hasqi_right": q_r,
-            "clipped_left": int(clipped[i][0]), "clipped_right": int(clipped[i][1]),
-            "rng": str(cfg.evaluate.rng), "sample_rate": sample_rate,
-            "num_samples": int(reference.shape[0]), "duration_s": reference.shape[0] / sample_rate,
-        })
-    return records
+    processed = torch.as_tensor(np.stack(amplified), dtype=dtype, device=device)  # [n, T+nfir, 2]
+    ref = torch.as_tensor(
+        np.broadcast_to(reference, (n,) + reference.shape).copy(), dtype=dtype, device=device
+    )
+    common = dict(
+        reference_left=ref[..., 0],
+        reference_right=ref[..., 1],
+        processed_left=processed[..., 0],
+        processed_right=processed[..., 1],
+        sample_rate=int(cfg.nalr.sample_rate),
+        listener=list(listeners),
+        level_db_spl=float(cfg.evaluate.level_db_spl),
+        rng=rng,
+    )
+    haspi = haspi_v2_better_ear(**common)
+    hasqi = hasqi_v2_better_ear(**common)
+    return [
+        (
+            float(haspi.left.score[i]),
+            float(haspi.right.score[i]),
+            float(hasqi.left.score[i]),
+            float(hasqi.right.score[i]),
+        )
+        for i in range(n)
+    ]
 
 
 _LISTENERS: dict[str, dict] = {}
@@ -200,7 +339,7 @@ def _worker_init() -> None:
 
 
 def group_by_scene(pairs: list[tuple[str, str]], batch_size: int) -> list[PairJob]:
-    """Group pairs by scene (equal-length signals) in first-seen order, at most ``batch_size`` each."""
+    """Group pairs by scene (equal lengths) in first-seen order, at most ``batch_size`` each."""
     groups: OrderedDict[str, list[str]] = OrderedDict()
     for scene, listener in pairs:
         groups.setdefault(scene, []).append(listener)
@@ -215,7 +354,9 @@ def _format(value) -> str:
     return repr(float(value)) if isinstance(value, (float, np.floating)) else str(value)
 
 
-def write_score_csvs(exp: Path, suffix: str, pairs: list[tuple[str, str]], done: dict[str, dict]) -> int:
+def write_score_csvs(
+    exp: Path, suffix: str, pairs: list[tuple[str, str]], done: dict[str, dict]
+) -> int:
     """Rewrite ``scores{suffix}.csv`` and ``scores_detail{suffix}.csv`` atomically, official order.
 
     Returns
@@ -266,7 +407,12 @@ def run_evaluate(cfg) -> tuple[int, int]:
     done = {r["id"]: r for r in journal.records()}
     todo = [(s, lis) for s, lis in pairs if f"{s}_{lis}" not in done]
     errors = ErrorLog(exp, "evaluate", suffix)
-    logger.info("evaluate: %d pairs, %d already scored, %d to do", len(pairs), len(pairs) - len(todo), len(todo))
+    logger.info(
+        "evaluate: %d pairs, %d already scored, %d to do",
+        len(pairs),
+        len(pairs) - len(todo),
+        len(todo),
+    )
     jobs = group_by_scene(todo, int(cfg.evaluate.batch_size))
     container = OmegaConf.to_container(cfg, resolve=True)
     progress = tqdm(total=len(todo), desc="evaluate", unit="pair")
@@ -287,7 +433,10 @@ def run_evaluate(cfg) -> tuple[int, int]:
                 collect(score_scene(job, container))
                 write_score_csvs(exp, suffix, pairs, done)
         else:
-            with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
+            # spawn, not fork: the metrics use numba/OpenMP thread pools (abort in a forked child).
+            with ProcessPoolExecutor(
+                workers, mp_context=get_context("spawn"), initializer=_worker_init
+            ) as pool:
                 futures = [pool.submit(score_scene, job, container) for job in jobs]
                 for future in as_completed(futures):
                     collect(future.result())
@@ -309,6 +458,8 @@ def main(args: argparse.Namespace) -> int:
     """Run ``clarity-se evaluate``; exit 1 if any pair failed (listed in ``errors.csv``)."""
     cfg = load_config(args.config, args.overrides)
     n_scored, n_failed = run_evaluate(cfg)
-    print(f"evaluate: {n_scored} pairs scored, {n_failed} failed"
-          + (f" (see {Path(cfg.path.exp_folder) / 'errors.csv'})" if n_failed else ""))
+    print(
+        f"evaluate: {n_scored} pairs scored, {n_failed} failed"
+        + (f" (see {Path(cfg.path.exp_folder) / 'errors.csv'})" if n_failed else "")
+    )
     return 1 if n_failed else 0

@@ -69,8 +69,20 @@ from clarity_se.config import add_config_arguments, load_config
 logger = logging.getLogger(__name__)
 
 #: Packages whose versions go into ``run_info.json``.
-PACKAGES = ("clarity_se", "torch", "numpy", "scipy", "soundfile", "omegaconf", "pandas", "numba",
-            "matplotlib", "pyroomacoustics", "julius", "tqdm")
+PACKAGES = (
+    "clarity_se",
+    "torch",
+    "numpy",
+    "scipy",
+    "soundfile",
+    "omegaconf",
+    "pandas",
+    "numba",
+    "matplotlib",
+    "pyroomacoustics",
+    "julius",
+    "tqdm",
+)
 
 
 @dataclass
@@ -136,10 +148,20 @@ def environment() -> dict:
     repo = Path(__file__).resolve().parents[2]
     git = None
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=20, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout.strip()
         git = {"commit": commit, "dirty": bool(dirty)}
     except (OSError, subprocess.SubprocessError):
         pass
@@ -171,24 +193,33 @@ def ensure_dataset(cfg) -> dict | None:
     if listeners_file.is_file():
         return None
     if not cfg.run.render_demo:
-        raise ValueError(f"{listeners_file} not found: point path.root at a CEC2 dataset "
-                         "(or set run.render_demo=true to render the demo there)")
+        raise ValueError(
+            f"{listeners_file} not found: point path.root at a CEC2 dataset "
+            "(or set run.render_demo=true to render the demo there)"
+        )
     from clarity_se.data.render.cli import DEFAULT_SCENES, build_dataset
 
     n = int(cfg.run.demo_scenes) or DEFAULT_SCENES
     if n < 0:
         raise ValueError(f"run.demo_scenes must be >= 0, got {n}")
     logger.info("run: rendering the demo dataset (%d scenes) into %s", n, cfg.path.root)
-    result = build_dataset(cfg.path.root, n_train=n - n // 4, n_dev=n // 4, seed=int(cfg.run.demo_seed),
-                           workers=max(1, int(cfg.evaluate.workers)))
+    result = build_dataset(
+        cfg.path.root,
+        n_train=n - n // 4,
+        n_dev=n // 4,
+        seed=int(cfg.run.demo_seed),
+        workers=max(1, int(cfg.evaluate.workers)),
+    )
     if not listeners_file.is_file():
-        raise ValueError(f"rendered the demo into {cfg.path.root} but {listeners_file} is still "
-                         "missing: path.metadata_dir / scenes_listeners_file do not point into path.root")
+        raise ValueError(
+            f"rendered the demo into {cfg.path.root} but {listeners_file} is still "
+            "missing: path.metadata_dir / scenes_listeners_file do not point into path.root"
+        )
     return result
 
 
 def system_config(cfg, system: str):
-    """The config of one system: ``enhancer.name = system``, ``path.exp_folder = results/system``."""
+    """One system's config: ``enhancer.name = system``, ``path.exp_folder = results/system``."""
     from omegaconf import OmegaConf
 
     sys_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
@@ -247,9 +278,14 @@ def run_system(cfg, system: str) -> SystemResult:
 
     t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
     status = enhance.main(argparse.Namespace(config=config_path, overrides=[]))
-    result.seconds["enhance"] = {"wall_s": time.perf_counter() - t_wall, "cpu_s": _cpu_seconds() - t_cpu}
+    result.seconds["enhance"] = {
+        "wall_s": time.perf_counter() - t_wall,
+        "cpu_s": _cpu_seconds() - t_cpu,
+    }
     if status not in (0, 1):
-        result.error = f"enhance exited with status {status} (see the log above / {exp / 'errors.csv'})"
+        result.error = (
+            f"enhance exited with status {status} (see the log above / {exp / 'errors.csv'})"
+        )
         return result
 
     t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
@@ -258,10 +294,15 @@ def run_system(cfg, system: str) -> SystemResult:
     except ValueError as exc:
         result.error = f"evaluate: {exc}"
         logger.error("run: system %s: %s", system, result.error)
-    result.seconds["evaluate"] = {"wall_s": time.perf_counter() - t_wall, "cpu_s": _cpu_seconds() - t_cpu}
+    result.seconds["evaluate"] = {
+        "wall_s": time.perf_counter() - t_wall,
+        "cpu_s": _cpu_seconds() - t_cpu,
+    }
     suffix = shard_suffix(sys_cfg.evaluate.shard)
     rows = ErrorLog.read(exp / f"errors{suffix}.csv")
-    result.failed = {stage: sum(1 for r in rows if r["stage"] == stage) for stage in ("enhance", "evaluate")}
+    result.failed = {
+        stage: sum(1 for r in rows if r["stage"] == stage) for stage in ("enhance", "evaluate")
+    }
     return result
 
 
@@ -271,7 +312,9 @@ class _RunLog:
     def __init__(self, path: Path) -> None:
         self.handler = logging.FileHandler(path, encoding="utf-8")
         self.handler.setLevel(logging.INFO)
-        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
         root = logging.getLogger()
         # Console handlers keep their current threshold although clarity_se now logs INFO.
         self.saved = [(h, h.level) for h in root.handlers]
@@ -340,22 +383,34 @@ def run_pipeline(cfg, *, command: list[str] | None = None) -> tuple[int, list[Sy
         t_render = time.perf_counter()
         rendered = ensure_dataset(cfg)
         if rendered is not None:
-            info["render"] = {"train": len(rendered["train"]), "dev": len(rendered["dev"]),
-                              "wall_s": time.perf_counter() - t_render}
+            info["render"] = {
+                "train": len(rendered["train"]),
+                "dev": len(rendered["dev"]),
+                "wall_s": time.perf_counter() - t_render,
+            }
         for system in cfg.run.systems:
             logger.info("run: system %s", system)
             results.append(run_system(cfg, str(system)))
-        with_scores = {r.name: Path(r.exp_folder) for r in results
-                       if (Path(r.exp_folder) / "scores.csv").is_file() and r.n_scored}
+        with_scores = {
+            r.name: Path(r.exp_folder)
+            for r in results
+            if (Path(r.exp_folder) / "scores.csv").is_file() and r.n_scored
+        }
         missing = 0
         if with_scores:
             scenes_file = Path(cfg.path.scenes_listeners_file)
-            scenes_file = scenes_file.with_name(scenes_file.name.replace("scenes_listeners.", "scenes.", 1))
+            scenes_file = scenes_file.with_name(
+                scenes_file.name.replace("scenes_listeners.", "scenes.", 1)
+            )
             tables = build_report(
-                with_scores, results_folder,
+                with_scores,
+                results_folder,
                 baseline="passthrough" if "passthrough" in with_scores else None,
-                scenes_listeners_file=None if cfg.evaluate.shard else cfg.path.scenes_listeners_file,
-                scenes_file=scenes_file, listeners_file=cfg.path.listeners_file,
+                scenes_listeners_file=None
+                if cfg.evaluate.shard
+                else cfg.path.scenes_listeners_file,
+                scenes_file=scenes_file,
+                listeners_file=cfg.path.listeners_file,
                 small_test=bool(cfg.evaluate.small_test),
             )
             missing = len(tables["missing"])
@@ -380,8 +435,10 @@ def format_summary(results: list[SystemResult]) -> str:
             lines.append(f"{r.name}: FAILED: {r.error}")
             continue
         failed = ", ".join(f"{stage} {n}" for stage, n in r.failed.items())
-        lines.append(f"{r.name}: {r.n_scored} of {r.n_pairs} pairs scored; failed: {failed}"
-                     + (f" (see {Path(r.exp_folder) / 'errors.csv'})" if any(r.failed.values()) else ""))
+        lines.append(
+            f"{r.name}: {r.n_scored} of {r.n_pairs} pairs scored; failed: {failed}"
+            + (f" (see {Path(r.exp_folder) / 'errors.csv'})" if any(r.failed.values()) else "")
+        )
     return "\n".join(lines)
 
 
@@ -391,16 +448,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``clarity-se run``; exit 0 if everything was scored, 1 if any pair/system failed, 2 on a bad config."""
+    """Run ``clarity-se run``.
+
+    Returns
+    -------
+    int
+        0 if everything was scored, 1 if any pair or system failed, 2 on a bad config or
+        missing dataset.
+    """
     try:
         cfg = load_config(args.config, args.overrides)
-        command = ["clarity-se", "run"] + (["-c", str(args.config)] if args.config else []) + list(args.overrides)
+        command = (
+            ["clarity-se", "run"]
+            + (["-c", str(args.config)] if args.config else [])
+            + list(args.overrides)
+        )
         status, results = run_pipeline(cfg, command=command)
     except ValueError as exc:
         logger.error("run: %s", exc)
         print(f"run: error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(results))
-    print(f"run: report in {Path(cfg.run.results_folder) / 'report.html'}"
-          + ("" if status == 0 else "; some pairs or systems FAILED (exit status 1)"))
+    print(
+        f"run: report in {Path(cfg.run.results_folder) / 'report.html'}"
+        + ("" if status == 0 else "; some pairs or systems FAILED (exit status 1)")
+    )
     return status

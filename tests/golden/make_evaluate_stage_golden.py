@@ -51,13 +51,20 @@ def main() -> None:
         with open(exp / "scores.csv", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
         scene_dir = root / "clarity_data" / "dev" / "scenes"
-        hashes = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(scene_dir.iterdir())}
+        hashes = {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(scene_dir.iterdir())
+        }
     out = {
         "source": "pyclarity 0.9.0 recipes/icassp_2023/baseline enhance.py + evaluate.py",
         "input_sha256": hashes,
         "scores": [
-            {"scene": r["scene"], "listener": r["listener"], "combined": float(r["combined"]),
-             "haspi": float(r["haspi"]), "hasqi": float(r["hasqi"])}
+            {
+                "scene": r["scene"],
+                "listener": r["listener"],
+                "combined": float(r["combined"]),
+                "haspi": float(r["haspi"]),
+                "hasqi": float(r["hasqi"]),
+            }
             for r in rows
         ],
     }

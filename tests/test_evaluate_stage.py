@@ -1,0 +1,238 @@
+"""``clarity-se evaluate`` robustness on a tiny CEC2 tree (3 scenes of 0.5 s, 4 pairs).
+
+One uninterrupted, single-process ``compat`` run is the reference; it must equal pyclarity's
+whole recipe (``tests/fixtures/evaluate_stage_golden.json``). Resumed, multi-worker and sharded
+runs must give the same rows; corrupted inputs must end in ``errors.csv`` with a reason while
+the other pairs are still scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _eval_tree import SCENES_LISTENERS, make_eval_tree  # noqa: E402
+
+from clarity_se.cli import main as cli_main  # noqa: E402
+from clarity_se.config import load_config  # noqa: E402
+from clarity_se.stages.common import ErrorLog  # noqa: E402
+from clarity_se.stages.evaluate import OFFICIAL_HEADER, run_evaluate  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = REPO / "recipes" / "icassp_2023" / "baseline" / "config.yaml"
+GOLDEN = Path(__file__).parent / "fixtures" / "evaluate_stage_golden.json"
+#: compat scores vs pyclarity: same draws, float64 throughout; observed differences ~1e-9.
+GOLDEN_ATOL = 1e-6
+PAIRS = [(s, lis) for s, listeners in SCENES_LISTENERS.items() for lis in listeners]
+
+
+def config(root: Path, exp: Path, *overrides: str):
+    return load_config(BASELINE, [f"path.root={root}", f"path.exp_folder={exp}", *overrides])
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def new_exp(tree, tmp_path: Path, name: str = "exp") -> Path:
+    """An experiment folder holding copies of the passthrough enhanced signals."""
+    exp = tmp_path / name
+    shutil.copytree(tree["enhanced"], exp / "enhanced_signals")
+    return exp
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    root = make_eval_tree(tmp_path_factory.mktemp("data"))
+    exp = tmp_path_factory.mktemp("enhance")
+    assert (
+        cli_main(["enhance", "-c", str(BASELINE), f"path.root={root}", f"path.exp_folder={exp}"])
+        == 0
+    )
+    return {
+        "root": root,
+        "enhanced": exp / "enhanced_signals",
+        "meta": root / "clarity_data" / "metadata",
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tree, tmp_path_factory):
+    """Uninterrupted single-process compat run: ``{"exp", "csv" (bytes), "rows"}``."""
+    exp = new_exp(tree, tmp_path_factory.mktemp("reference"))
+    n_scored, n_failed = run_evaluate(config(tree["root"], exp, "evaluate.workers=1"))
+    assert (n_scored, n_failed) == (len(PAIRS), 0)
+    return {
+        "exp": exp,
+        "csv": (exp / "scores.csv").read_bytes(),
+        "rows": read_rows(exp / "scores.csv"),
+    }
+
+
+def test_compat_equals_pyclarity_recipe(tree, reference):
+    golden = json.loads(GOLDEN.read_text())
+    scene_dir = tree["root"] / "clarity_data" / "dev" / "scenes"
+    hashes = {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(scene_dir.iterdir())
+    }
+    assert hashes == golden["input_sha256"], (
+        "the tiny tree differs from the one the golden was made on"
+    )
+    assert tuple(reference["csv"].decode().splitlines()[0].split(",")) == OFFICIAL_HEADER
+    rows = reference["rows"]
+    assert [(r["scene"], r["listener"]) for r in rows] == [
+        (g["scene"], g["listener"]) for g in golden["scores"]
+    ]
+    for row, gold in zip(rows, golden["scores"], strict=True):
+        for key in ("combined", "haspi", "hasqi"):
+            assert float(row[key]) == pytest.approx(gold[key], abs=GOLDEN_ATOL), (row, key)
+    detail = read_rows(reference["exp"] / "scores_detail.csv")
+    for row in detail:
+        assert float(row["haspi"]) == max(float(row["haspi_left"]), float(row["haspi_right"]))
+    assert sorted(p.name for p in (reference["exp"] / "amplified_signals").iterdir()) == sorted(
+        f"{s}_{lis}_HA-output.wav" for s, lis in PAIRS
+    )
+
+
+def test_interrupted_then_resumed_with_two_workers_equals_uninterrupted(tree, reference, tmp_path):
+    exp = new_exp(tree, tmp_path)
+    # First run: only the first scene (as if killed after it), single process.
+    first = {k: v for k, v in list(SCENES_LISTENERS.items())[:1]}
+    partial = tmp_path / "scenes_listeners.partial.json"
+    partial.write_text(json.dumps(first))
+    assert run_evaluate(config(tree["root"], exp, f"path.scenes_listeners_file={partial}")) == (
+        2,
+        0,
+    )
+    # A kill -9 in the middle of a journal write leaves a torn last line.
+    with open(exp / "scores.jsonl", "ab") as handle:
+        handle.write(b'{"id": "S06002_L0003", "schema": "clarity_se.sc')
+    n_scored, n_failed = run_evaluate(config(tree["root"], exp, "evaluate.workers=2"))
+    assert (n_scored, n_failed) == (len(PAIRS), 0)
+    assert (exp / "scores.csv").read_bytes() == reference["csv"]
+    ids = [json.loads(line)["id"] for line in (exp / "scores.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(f"{s}_{lis}" for s, lis in PAIRS)
+    assert ErrorLog.read(exp / "errors.csv") == []
+    # A third run has nothing to do and changes nothing.
+    assert run_evaluate(config(tree["root"], exp)) == (len(PAIRS), 0)
+    assert len((exp / "scores.jsonl").read_text().splitlines()) == len(PAIRS)
+    assert (exp / "scores.csv").read_bytes() == reference["csv"]
+
+
+def test_shards_merge_in_report(tree, reference, tmp_path):
+    exp = new_exp(tree, tmp_path, "shardsys")
+    meta = tree["meta"]
+    assert run_evaluate(config(tree["root"], exp, "evaluate.shard=1/2")) == (2, 0)
+    assert not (exp / "scores.csv").exists()
+    shard1 = read_rows(exp / "scores.shard-1-of-2.csv")
+    assert [(r["scene"], r["listener"]) for r in shard1] == PAIRS[0::2]
+    # With one shard only, the report names the missing pairs and fails.
+    assert (
+        cli_main(["report", str(exp), "--metadata", str(meta), "--out", str(tmp_path / "r1")]) == 1
+    )
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "-c",
+                str(BASELINE),
+                f"path.root={tree['root']}",
+                f"path.exp_folder={exp}",
+                "evaluate.shard=2/2",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "report"
+    assert cli_main(["report", str(exp), "--metadata", str(meta), "--out", str(out)]) == 0
+    summary = read_rows(out / "report.csv")
+    assert len(summary) == 1 and summary[0]["system"] == "shardsys" and summary[0]["n"] == "4"
+    merged = {
+        (r["scene"], r["listener"]): r
+        for name in ("scores.shard-1-of-2.csv", "scores.shard-2-of-2.csv")
+        for r in read_rows(exp / name)
+    }
+    assert sorted(merged) == sorted(PAIRS)
+    for row in reference["rows"]:
+        got = merged[(row["scene"], row["listener"])]
+        for key in ("combined", "haspi", "hasqi"):  # other batch composition: rounding only
+            assert float(got[key]) == pytest.approx(float(row[key]), rel=1e-9, abs=1e-12)
+    combined = np.mean([float(r["combined"]) for r in reference["rows"]])
+    assert float(summary[0]["combined_mean"]) == pytest.approx(combined, rel=1e-9)
+
+
+def test_corrupted_inputs_end_in_errors_csv(tree, reference, tmp_path, capsys):
+    root = tmp_path / "data"
+    shutil.copytree(tree["root"], root)
+    meta = root / "clarity_data" / "metadata"
+    scenes_listeners = {
+        "S06001": ["L0001", "L0002", "L0009"],
+        "S06002": ["L0003", "L0002"],
+        "S06003": ["L0001"],
+    }
+    (meta / "scenes_listeners.dev.json").write_text(json.dumps(scenes_listeners))
+    exp = new_exp(tree, tmp_path)
+    enhanced = exp / "enhanced_signals"
+    good = enhanced / "S06001_L0001_enhanced.wav"
+    samples, sr = sf.read(good)
+    # truncated WAV: header and a few frames of data
+    (enhanced / "S06001_L0002_enhanced.wav").write_bytes(good.read_bytes()[:2000])
+    shutil.copy(good, enhanced / "S06001_L0009_enhanced.wav")  # L0009 is not in listeners.json
+    nan = samples.copy()
+    nan[100:200] = np.nan
+    sf.write(enhanced / "S06002_L0003_enhanced.wav", nan, sr, subtype="FLOAT")
+    sf.write(enhanced / "S06002_L0002_enhanced.wav", np.zeros_like(samples), sr, subtype="FLOAT")
+    (enhanced / "S06003_L0001_enhanced.wav").unlink()
+
+    status = cli_main(
+        ["evaluate", "-c", str(BASELINE), f"path.root={root}", f"path.exp_folder={exp}"]
+    )
+    assert status == 1
+    assert "1 pairs scored, 5 failed" in capsys.readouterr().out
+    errors = {(r["scene"], r["listener"]): r for r in ErrorLog.read(exp / "errors.csv")}
+    assert set(errors) == {
+        ("S06001", "L0002"),
+        ("S06001", "L0009"),
+        ("S06002", "L0003"),
+        ("S06002", "L0002"),
+        ("S06003", "L0001"),
+    }
+    assert all(r["stage"] == "evaluate" for r in errors.values())
+    assert "S06001_L0002_enhanced.wav" in errors[("S06001", "L0002")]["error"]
+    assert (
+        "L0009" in errors[("S06001", "L0009")]["error"]
+        and "listeners.json" in errors[("S06001", "L0009")]["error"]
+    )
+    assert "NaN" in errors[("S06002", "L0003")]["error"]
+    assert "S06002_L0003_enhanced.wav" in errors[("S06002", "L0003")]["error"]
+    assert "silent" in errors[("S06002", "L0002")]["error"]
+    assert "S06003_L0001_enhanced.wav" in errors[("S06003", "L0001")]["error"]
+    rows = read_rows(exp / "scores.csv")
+    assert [(r["scene"], r["listener"]) for r in rows] == [("S06001", "L0001")]
+    # compat draws are per pair, so the surviving pair scores as in the full run (batch of 2)
+    assert float(rows[0]["combined"]) == pytest.approx(
+        float(reference["rows"][0]["combined"]), rel=1e-9
+    )
+
+    # Fix the inputs and rerun: only the failed pairs are retried; errors.csv empties.
+    (meta / "scenes_listeners.dev.json").write_text(json.dumps({"S06001": ["L0001", "L0002"]}))
+    shutil.copy(good, enhanced / "S06001_L0002_enhanced.wav")
+    status = cli_main(
+        ["evaluate", "-c", str(BASELINE), f"path.root={root}", f"path.exp_folder={exp}"]
+    )
+    assert status == 0
+    assert ErrorLog.read(exp / "errors.csv") == []
+    rows = read_rows(exp / "scores.csv")
+    assert [(r["scene"], r["listener"]) for r in rows] == PAIRS[:2]
+    for row, ref in zip(rows, reference["rows"][:2], strict=True):
+        assert float(row["combined"]) == pytest.approx(float(ref["combined"]), rel=1e-9)
