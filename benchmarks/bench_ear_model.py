@@ -74,8 +74,12 @@ print(json.dumps({"best_s": min(times), "times_s": times, "cumulative_s": cum}))
 """
 
 
-def make_inputs(batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """``batch`` 5 s pairs at 44.1 kHz from the shared VCTK speech."""
+def make_inputs(batch: int, cache: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``batch`` 5 s pairs at 44.1 kHz from the shared VCTK speech (or an npz ``cache``)."""
+    if cache and Path(cache).exists():
+        with np.load(cache) as d:
+            if d["ref"].shape[0] >= batch:
+                return d["ref"][:batch], d["proc"][:batch]
     import soundfile as sf
 
     files = sorted((DATA / "speech" / "vctk").glob("p22*.flac"))
@@ -88,6 +92,8 @@ def make_inputs(batch: int) -> tuple[np.ndarray, np.ndarray]:
         y = 2.0 * np.roll(x, 300 + 17 * i) + 0.05 * rng.standard_normal(x.size)
         refs.append(x)
         procs.append(y)
+    if cache:
+        np.savez(cache, ref=np.stack(refs), proc=np.stack(procs))
     return np.stack(refs), np.stack(procs)
 
 
@@ -124,21 +130,26 @@ class StageTimer:
             torch.cuda.synchronize()
 
 
-def time_ours(ref, proc, device, threads, repeats, dtype=torch.float64):
+def make_rng(kind, n, device):
+    return PairRandom.compat(list(range(n))) if kind == "compat" else PairRandom.fast(
+        list(range(n)), device=device)
+
+
+def time_ours(ref, proc, device, threads, repeats, dtype=torch.float64, rng_kind="compat"):
     torch.set_num_threads(threads)
     x = torch.as_tensor(ref, dtype=dtype, device=device)
     y = torch.as_tensor(proc, dtype=dtype, device=device)
     hl = torch.as_tensor(np.tile(HL, (x.shape[0], 1)), device=device)
 
     def call():
-        rng = PairRandom.compat(list(range(x.shape[0])))
+        rng = make_rng(rng_kind, x.shape[0], device)
         out = ear_model(x, FS, y, FS, hl, itype=0, level_db_spl=LEVEL, rng=rng)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return out
 
     ear_model(x[:, : FS // 4], FS, y[:, : FS // 4], FS, hl, itype=0, level_db_spl=LEVEL,
-              rng=PairRandom.compat(list(range(x.shape[0]))))  # warm-up / compile
+              rng=make_rng(rng_kind, x.shape[0], device))  # warm-up / compile
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -150,6 +161,27 @@ def time_ours(ref, proc, device, threads, repeats, dtype=torch.float64):
         total = time.perf_counter() - t0
     stages = {k: round(v, 4) for k, v in sorted(st.totals.items(), key=lambda kv: -kv[1])}
     return {"best_s": min(times), "times_s": times, "stage_s": stages, "instrumented_s": total}
+
+
+def check_vs_cpu(ref, proc, device):
+    """Largest |device - CPU| of each output (compat streams, float64; float32 fast in dB)."""
+    hl = torch.as_tensor(np.tile(HL, (ref.shape[0], 1)))
+    outs = {}
+    for dev in (torch.device("cpu"), device):
+        outs[dev.type] = ear_model(torch.as_tensor(ref, device=dev), FS,
+                                   torch.as_tensor(proc, device=dev), FS, hl.to(dev), itype=1,
+                                   level_db_spl=LEVEL, rng=PairRandom.compat([0] * ref.shape[0]))
+    res = {}
+    for k, name in enumerate(outs["cpu"]._fields[:6]):
+        a, b = outs["cpu"][k], outs[device.type][k].cpu()
+        res[name] = {"max_abs": float((a - b).abs().max()), "max_ref": float(a.abs().max())}
+    f32 = ear_model(torch.as_tensor(ref, device=device, dtype=torch.float32), FS,
+                    torch.as_tensor(proc, device=device, dtype=torch.float32), FS, hl.to(device),
+                    itype=1, level_db_spl=LEVEL, rng=PairRandom.fast([0] * ref.shape[0], device))
+    for k in (0, 2, 4, 5):
+        name = outs["cpu"]._fields[k]
+        res[f"{name}_float32_fast"] = float((f32[k].cpu().double() - outs["cpu"][k]).abs().max())
+    return res
 
 
 def time_reference(ref_python, ref, proc, threads, repeats):
@@ -173,9 +205,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--inputs", default=None, help="npz cache of the input pairs")
+    parser.add_argument("--check", action="store_true",
+                        help="non-CPU device: report the largest deviation from the CPU result")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    ref, proc = make_inputs(max(args.batch, 1))
+    ref, proc = make_inputs(max(args.batch, 1), args.inputs)
     result = {
         "benchmark": "ear_model",
         "input": "5 s 44.1 kHz speech pairs, itype 0, moderate sloping loss, compat rng",
@@ -202,6 +237,13 @@ def main(argv=None) -> int:
                 entry["speedup_batch_per_item"] = (entry["pyclarity_single"]["best_s"]
                                                    / entry[f"ours_batch{args.batch}"]["per_item_s"])
         result["runs"][f"threads_{threads}"] = entry
+    if device.type != "cpu":
+        for dtype, rng_kind in ((torch.float64, "fast"), (torch.float32, "fast")):
+            r = time_ours(ref, proc, device, 1, args.repeats, dtype=dtype, rng_kind=rng_kind)
+            r["per_item_s"] = r["best_s"] / ref.shape[0]
+            result["runs"][f"batch{ref.shape[0]}_{str(dtype)[6:]}_{rng_kind}"] = r
+        if args.check:
+            result["check_vs_cpu"] = check_vs_cpu(ref[:1], proc[:1], device)
     result["load_avg_at_end"] = os.getloadavg()
     suffix = "" if device.type == "cpu" else f"_{device.type}"
     out = Path(args.out) if args.out else REPO / "results" / "benchmarks" / f"ear_model{suffix}.json"

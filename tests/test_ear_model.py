@@ -101,8 +101,8 @@ def _pad(signals):
     return out, torch.tensor([s.shape[-1] for s in signals])
 
 
-@pytest.mark.parametrize("itype", [0, 1])
-def test_batched_ragged_equals_one_at_a_time(itype):
+@pytest.mark.parametrize("itype,per_item", [(0, None), (1, False)])
+def test_batched_ragged_equals_one_at_a_time(itype, per_item):
     a, b = load("mild_it0_24k"), load("nh_it1_24k")
     short = {**a, "ref": a["ref"][:5000], "proc": a["proc"][:4700], "hl": b["hl"] * 0 + 40.0}
     items = [a, b, short]
@@ -112,18 +112,20 @@ def test_batched_ragged_equals_one_at_a_time(itype):
     hl = torch.stack([c["hl"] for c in items])
     batched = ear_model(refs, 24000, procs, 24000, hl, itype=itype, level_db_spl=65.0,
                         rng=PairRandom.compat(seeds), reference_lengths=ref_len,
-                        processed_lengths=proc_len)
+                        processed_lengths=proc_len, per_item=per_item)
     for i, c in enumerate(items):
         single = ear_model(c["ref"][None], 24000, c["proc"][None], 24000, hl[i : i + 1],
                            itype=itype, level_db_spl=65.0, rng=PairRandom.compat([seeds[i]]))
         n = int(single.lengths[0])
         assert int(batched.lengths[i]) == n
         for k in range(4):
-            torch.testing.assert_close(batched[k][i, :, :n], single[k][0], rtol=1e-12, atol=1e-12)
+            # per-item CPU path: bit-identical; padded batch with masks: equal to rounding
+            torch.testing.assert_close(batched[k][i, :, :n], single[k][0], rtol=0,
+                                       atol=0 if per_item is None else 1e-9)
             tail = batched[k][i, :, n:]
             assert tail.numel() == 0 or float(tail.abs().max()) == 0.0
         for k in (4, 5):
-            torch.testing.assert_close(batched[k][i], single[k][0], rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(batched[k][i], single[k][0], rtol=0, atol=1e-11)
     if itype == 0:  # item 0 is the golden case (seeded differently: compare the noise-free outputs)
         check = {**a, "seed": seeds[0]}
         d = a["d"]

@@ -12,7 +12,7 @@ from clarity_se.ear_model.envelope import shift_rows
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["gammatone_group_delay", "group_delay_compensate"]
+__all__ = ["gammatone_group_delay", "group_delay_compensate", "group_delay_correction"]
 
 
 def gammatone_group_delay(
@@ -122,13 +122,49 @@ def group_delay_compensate(
             f"signals must be [batch, chan, time] and bandwidths [batch, chan], got "
             f"{tuple(signals.shape)} and {tuple(bandwidths.shape)}"
         )
-    cf = torch.as_tensor(center_freq_hz, dtype=torch.float64, device=signals.device)
+    correct = group_delay_correction(
+        bandwidths, center_freq_hz, sample_rate, ear_q=ear_q, min_bandwidth_hz=min_bandwidth_hz
+    ).to(signals.device)
+    # shift right by `correct` samples with zero fill (one slice copy per row)
+    return shift_rows(signals, -correct)
+
+
+def group_delay_correction(
+    bandwidths: Tensor,
+    center_freq_hz: Tensor,
+    sample_rate: float,
+    *,
+    ear_q: float = 9.26449,
+    min_bandwidth_hz: float = 24.7,
+) -> Tensor:
+    """Samples by which :func:`group_delay_compensate` delays each band.
+
+    ``max(d) - d`` with ``d = rint(gammatone_group_delay(...))`` (the minimum removed first).
+
+    Parameters
+    ----------
+    bandwidths : Tensor [shape=(batch, chan)], float
+        Relative bandwidths (the reference's, see :func:`group_delay_compensate`).
+    center_freq_hz : Tensor [shape=(chan,)], Hz
+        Centre frequencies.
+    sample_rate : float
+        Sampling rate in Hz.
+    ear_q, min_bandwidth_hz : float
+        ERB parameters (9.26449, 24.7 Hz).
+
+    Returns
+    -------
+    Tensor [shape=(batch, chan)], int64, samples >= 0
+
+    References
+    ----------
+    pyclarity 0.9.0 ``eb.group_delay_compensate``.
+    """
+    cf = torch.as_tensor(center_freq_hz, dtype=torch.float64, device=bandwidths.device)
     delay = gammatone_group_delay(
-        bandwidths.to(device=signals.device, dtype=torch.float64), cf, sample_rate,
+        bandwidths.to(dtype=torch.float64), cf, sample_rate,
         ear_q=ear_q, min_bandwidth_hz=min_bandwidth_hz,
     )
     delay = torch.round(delay).to(torch.long)  # np.rint: half to even, as torch.round
     delay = delay - delay.min(dim=-1, keepdim=True).values
-    correct = delay.max(dim=-1, keepdim=True).values - delay  # [batch, chan]
-    # shift right by `correct` samples with zero fill (one slice copy per row)
-    return shift_rows(signals, -correct)
+    return delay.max(dim=-1, keepdim=True).values - delay  # [batch, chan]

@@ -28,10 +28,11 @@ from clarity_se.ear_model.envelope import (
     convert_rms_to_sl,
     envelope_align,
     envelope_sl,
+    shift_rows,
     valid_mask,
 )
 from clarity_se.ear_model.gammatone import bandwidth_adjust, gammatone_basilar_membrane
-from clarity_se.ear_model.group_delay import group_delay_compensate
+from clarity_se.ear_model.group_delay import group_delay_correction
 from clarity_se.ear_model.ihc import inner_hair_cell_adaptation
 from clarity_se.ear_model.iir import lfilter
 from clarity_se.ear_model.loss import center_frequency, loss_parameters
@@ -133,6 +134,16 @@ def _masked_rms(x: Tensor, mask: Tensor | None, lengths: Tensor) -> Tensor:
     return torch.sqrt(sumsq / lengths.to(x.dtype)[:, None])
 
 
+def _band_chunk(band_chunk, batch: int, n_time: int, nchan: int, device) -> int:
+    if band_chunk is not None:
+        if not isinstance(band_chunk, int) or band_chunk < 1:
+            raise ValueError(f"ear_model: band_chunk must be a positive int, got {band_chunk!r}")
+        return min(band_chunk, nchan)
+    if torch.device(device).type != "cpu":
+        return nchan
+    return max(1, min(nchan, (8 << 20) // (8 * batch * max(n_time, 1))))
+
+
 def _apply_nalr(reference: Tensor, fir: Tensor, lengths: Tensor) -> Tensor:
     """``np.convolve(x, fir)[nfir : nfir + nsamp]`` per item (zero-padded items stay exact).
 
@@ -184,6 +195,8 @@ def ear_model(
     reference_lengths: Tensor | None = None,
     processed_lengths: Tensor | None = None,
     nalr_fir: Tensor | None = None,
+    band_chunk: int | None = None,
+    per_item: bool | None = None,
 ) -> EarModelOutput:
     """Cochlear model: middle ear, gammatone filterbank, OHC compression, IHC attenuation.
 
@@ -223,6 +236,16 @@ def ear_model(
         itype 1 only: the NAL-R FIR (nfir 140, designed at 24 kHz for each item's loss).
         When None it is designed with :func:`clarity_se.amplification.nalr.design_nalr_fir`
         (the only place the ear model touches hearing-aid code).
+    band_chunk : int, optional
+        Bands processed together from the gammatone filters to the IHC stage (results do not
+        depend on it).  Default: all bands on CUDA; on CPU enough bands for ~8 MB arrays, which
+        keeps the working set in cache and below glibc's 32 MB ``mmap`` threshold (larger
+        arrays are page-faulted afresh at every allocation, several times slower).
+    per_item : bool, optional
+        Run the cochlear stages (gammatone to group delay) one item at a time at the item's own
+        length (default on CPU: a batched call is then bit-identical to one-at-a-time calls and
+        the arrays stay small) instead of on the whole zero-padded batch with masks (default on
+        other devices; equal to the per-item path to rounding).
 
     Returns
     -------
@@ -304,9 +327,7 @@ def ear_model(
     aligned = input_align(ref24, proc24, lengths=common)
     ref24, proc24, lengths = aligned.reference, aligned.processed, aligned.lengths
     n_time = ref24.shape[-1]
-    mask = valid_mask(lengths, n_time, device)
-    if bool((lengths == n_time).all()):
-        mask = None  # equal lengths: no masking needed
+    mask = None if bool((lengths == n_time).all()) else valid_mask(lengths, n_time, device)
 
     if itype == 1:
         if nalr_fir is None:
@@ -326,58 +347,133 @@ def ear_model(
     ref_mid = middle_ear(ref24, freq_sample)
     proc_mid = middle_ear(proc24, freq_sample)
 
-    # Control path (wide filters) and level-dependent bandwidths
-    bw1 = bandwidth_1.to(dtype)[None].expand(batch, -1)
-    ref_control, _, proc_control, _ = gammatone_basilar_membrane(
-        ref_mid, bw1, proc_mid, bw1, freq_sample, cf_control.to(dtype)
+    # Cochlea: on CPU one item at a time at its own length (bit-identical to an unbatched call,
+    # small cache-friendly arrays); elsewhere the whole zero-padded batch at once.
+    params = dict(
+        bandwidth_1=bandwidth_1, cf=cf, cf_control=cf_control, level_db_spl=level_db_spl,
+        freq_sample=freq_sample, m_delay=m_delay, band_chunk=band_chunk,
     )
-    if mask is not None:
-        ref_control = ref_control.masked_fill(~mask, 0.0)
-        proc_control = proc_control.masked_fill(~mask, 0.0)
-    ref_control_rms = _masked_rms(ref_control, mask, lengths)
-    proc_control_rms = _masked_rms(proc_control, mask, lengths)
-    ref_bw = bandwidth_adjust(ref_control, loss_x.bandwidth, bw1, level_db_spl, lengths=lengths)
-    proc_bw = bandwidth_adjust(proc_control, loss_y.bandwidth, bw1, level_db_spl, lengths=lengths)
+    if per_item is None:
+        per_item = device.type == "cpu"
+    if per_item:
+        outs = [torch.zeros((batch, nchan, n_time), dtype=dtype, device=device) for _ in range(4)]
+        sls = [torch.zeros((batch, nchan), dtype=dtype, device=device) for _ in range(2)]
+        for i, n in enumerate(lengths.tolist()):
+            item = _cochlea(
+                ref_mid[i : i + 1, :n], proc_mid[i : i + 1, :n], None,
+                _select(loss_x, i), _select(loss_y, i), rng.subset([i]), **params,
+            )
+            for full, part in zip(outs, item[:4]):
+                full[i, :, :n] = part[0]
+            for full, part in zip(sls, item[4:]):
+                full[i] = part[0]
+        ref_db, ref_bm, proc_db, proc_bm = outs
+        ref_sl, proc_sl = sls
+    else:
+        ref_db, ref_bm, proc_db, proc_bm, ref_sl, proc_sl = _cochlea(
+            ref_mid, proc_mid, None if mask is None else lengths, loss_x, loss_y, rng, **params
+        )
+    return EarModelOutput(
+        ref_db, ref_bm, proc_db, proc_bm, ref_sl, proc_sl, float(freq_sample), lengths=lengths
+    )
 
-    # Main path
-    xenv, xbm, yenv, ybm = gammatone_basilar_membrane(
-        ref_mid, ref_bw, proc_mid, proc_bw, freq_sample, cf.to(dtype)
-    )
-    if mask is not None:
-        xenv, xbm = xenv.masked_fill(~mask, 0.0), xbm.masked_fill(~mask, 0.0)
-        yenv, ybm = yenv.masked_fill(~mask, 0.0), ybm.masked_fill(~mask, 0.0)
-    ref_average = _masked_rms(xenv, mask, lengths)
-    proc_average = _masked_rms(yenv, mask, lengths)
 
-    # OHC compression
-    ref_cc, ref_b = env_compress_basilar_membrane(
-        xenv, xbm, ref_control, loss_x.attenuated_ohc, loss_x.low_knee,
-        loss_x.compression_ratio, freq_sample, level_db_spl,
-    )
-    proc_cc, proc_b = env_compress_basilar_membrane(
-        yenv, ybm, proc_control, loss_y.attenuated_ohc, loss_y.low_knee,
-        loss_y.compression_ratio, freq_sample, level_db_spl,
-    )
-    del xenv, xbm, yenv, ybm, ref_control, proc_control
+def _select(loss, i: int):
+    """Item ``i`` of a ``LossParameters`` (fields ``[batch, nchan]``)."""
+    return type(loss)(*(f[i : i + 1] for f in loss))
 
-    # Align the processed envelope and BM motion to the reference, band by band
+
+def _cochlea(
+    ref_mid: Tensor,
+    proc_mid: Tensor,
+    lengths: Tensor | None,
+    loss_x,
+    loss_y,
+    rng: PairRandom,
+    *,
+    bandwidth_1: Tensor,
+    cf: Tensor,
+    cf_control: Tensor,
+    level_db_spl: float,
+    freq_sample: float,
+    m_delay: int,
+    band_chunk: int | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Gammatone filterbanks to group-delay compensation for middle-ear outputs ``[batch, time]``.
+
+    ``lengths`` (or None when every item fills the width) gives the valid samples per item.
+    """
+    batch, n_time = ref_mid.shape
+    nchan = cf.shape[0]
+    device, dtype = ref_mid.device, ref_mid.dtype
+    if lengths is None:
+        mask = None
+        lengths = torch.full((batch,), n_time, dtype=torch.long, device=device)
+    else:
+        mask = valid_mask(lengths, n_time, device)
+    # The bands are independent from the gammatone filters to the IHC: process them in chunks
+    # of bands (same operations per band, so identical results) to keep CPU arrays small.
+    chunk = _band_chunk(band_chunk, batch, n_time, nchan, device)
+    chunks = [slice(lo, min(lo + chunk, nchan)) for lo in range(0, nchan, chunk)]
     align_lengths = None if mask is None else lengths
-    proc_cc = envelope_align(ref_cc, proc_cc, sample_rate=freq_sample, lengths=align_lengths)
-    proc_b = envelope_align(ref_b, proc_b, sample_rate=freq_sample, lengths=align_lengths)
 
-    # dB SL and IHC adaptation
-    ref_cc, ref_b = envelope_sl(ref_cc, ref_b, loss_x.attenuated_ihc, level_db_spl)
-    proc_cc, proc_b = envelope_sl(proc_cc, proc_b, loss_y.attenuated_ihc, level_db_spl)
-    ref_db, ref_b = inner_hair_cell_adaptation(
-        ref_cc, ref_b, _IHC_OVERSHOOT, freq_sample, lengths=align_lengths
-    )
-    proc_db, proc_b = inner_hair_cell_adaptation(
-        proc_cc, proc_b, _IHC_OVERSHOOT, freq_sample, lengths=align_lengths
-    )
-    del ref_cc, proc_cc
-    if mask is not None:
-        ref_db, ref_b = ref_db.masked_fill(~mask, 0.0), ref_b.masked_fill(~mask, 0.0)
-        proc_db, proc_b = proc_db.masked_fill(~mask, 0.0), proc_b.masked_fill(~mask, 0.0)
+    def _masked(*tensors):
+        if mask is None:
+            return tensors
+        return tuple(t.masked_fill(~mask, 0.0) for t in tensors)
+
+    # Pass 1 -- control path (wide filters) and level-dependent bandwidths
+    bw1 = bandwidth_1.to(dtype)[None].expand(batch, -1)
+    ref_control = torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
+    proc_control = torch.empty_like(ref_control)
+    ref_bw = torch.empty((batch, nchan), dtype=dtype, device=device)
+    proc_bw = torch.empty_like(ref_bw)
+    ref_control_rms = torch.empty_like(ref_bw)
+    proc_control_rms = torch.empty_like(ref_bw)
+    for sl in chunks:
+        rc, _, pc, _ = gammatone_basilar_membrane(
+            ref_mid, bw1[:, sl], proc_mid, bw1[:, sl], freq_sample, cf_control[sl].to(dtype)
+        )
+        rc, pc = _masked(rc, pc)
+        ref_control[:, sl], proc_control[:, sl] = rc, pc
+        ref_control_rms[:, sl] = _masked_rms(rc, None, lengths)
+        proc_control_rms[:, sl] = _masked_rms(pc, None, lengths)
+        ref_bw[:, sl] = bandwidth_adjust(rc, loss_x.bandwidth[:, sl], bw1[:, sl], level_db_spl,
+                                         lengths=lengths)
+        proc_bw[:, sl] = bandwidth_adjust(pc, loss_y.bandwidth[:, sl], bw1[:, sl], level_db_spl,
+                                          lengths=lengths)
+
+    # Pass 2 -- main path, OHC compression, envelope alignment, dB SL, IHC adaptation
+    ref_db = torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
+    proc_db, ref_b, proc_b = (torch.empty_like(ref_db) for _ in range(3))
+    ref_average = torch.empty_like(ref_bw)
+    proc_average = torch.empty_like(ref_bw)
+    for sl in chunks:
+        xenv, xbm, yenv, ybm = _masked(*gammatone_basilar_membrane(
+            ref_mid, ref_bw[:, sl], proc_mid, proc_bw[:, sl], freq_sample, cf[sl].to(dtype)
+        ))
+        ref_average[:, sl] = _masked_rms(xenv, None, lengths)
+        proc_average[:, sl] = _masked_rms(yenv, None, lengths)
+        rcc, rb = env_compress_basilar_membrane(
+            xenv, xbm, ref_control[:, sl], loss_x.attenuated_ohc[:, sl], loss_x.low_knee[:, sl],
+            loss_x.compression_ratio[:, sl], freq_sample, level_db_spl,
+        )
+        pcc, pb = env_compress_basilar_membrane(
+            yenv, ybm, proc_control[:, sl], loss_y.attenuated_ohc[:, sl],
+            loss_y.low_knee[:, sl], loss_y.compression_ratio[:, sl], freq_sample, level_db_spl,
+        )
+        del xenv, xbm, yenv, ybm
+        # align the processed envelope and BM motion to the reference, band by band
+        pcc = envelope_align(rcc, pcc, sample_rate=freq_sample, lengths=align_lengths)
+        pb = envelope_align(rb, pb, sample_rate=freq_sample, lengths=align_lengths)
+        rcc, rb = envelope_sl(rcc, rb, loss_x.attenuated_ihc[:, sl], level_db_spl)
+        pcc, pb = envelope_sl(pcc, pb, loss_y.attenuated_ihc[:, sl], level_db_spl)
+        rdb, rb = inner_hair_cell_adaptation(rcc, rb, _IHC_OVERSHOOT, freq_sample,
+                                             lengths=align_lengths)
+        pdb, pb = inner_hair_cell_adaptation(pcc, pb, _IHC_OVERSHOOT, freq_sample,
+                                             lengths=align_lengths)
+        ref_db[:, sl], ref_b[:, sl], proc_db[:, sl], proc_b[:, sl] = _masked(rdb, rb, pdb, pb)
+    del ref_control, proc_control
 
     # Threshold noise (reference draw first, then processed, as the reference)
     noise_lengths = None if mask is None else lengths.tolist()
@@ -385,16 +481,15 @@ def ear_model(
                                         lengths=noise_lengths)
     proc_bm = basilar_membrane_add_noise(proc_b, _IHC_THRESHOLD_DB, level_db_spl, rng,
                                          lengths=noise_lengths)
+    del ref_b, proc_b
 
     # Inter-band group delay (reference bandwidths for both signals: pyclarity quirk)
     if m_delay > 0:
-        ref_db = group_delay_compensate(ref_db, ref_bw, cf, freq_sample)
-        proc_db = group_delay_compensate(proc_db, ref_bw, cf, freq_sample)
-        ref_bm = group_delay_compensate(ref_bm, ref_bw, cf, freq_sample)
-        proc_bm = group_delay_compensate(proc_bm, ref_bw, cf, freq_sample)
-        if mask is not None:
-            ref_db, proc_db = ref_db.masked_fill(~mask, 0.0), proc_db.masked_fill(~mask, 0.0)
-            ref_bm, proc_bm = ref_bm.masked_fill(~mask, 0.0), proc_bm.masked_fill(~mask, 0.0)
+        correct = group_delay_correction(ref_bw, cf, freq_sample).to(device)
+        npts = None if mask is None else lengths
+        ref_db, proc_db, ref_bm, proc_bm = (
+            shift_rows(t, -correct, npts) for t in (ref_db, proc_db, ref_bm, proc_bm)
+        )
 
     # Long-term spectra in dB SL
     ref_sl = convert_rms_to_sl(
@@ -405,6 +500,4 @@ def ear_model(
         proc_average, proc_control_rms, loss_y.attenuated_ohc, loss_y.low_knee,
         loss_y.compression_ratio, loss_y.attenuated_ihc, level_db_spl,
     )
-    return EarModelOutput(
-        ref_db, ref_bm, proc_db, proc_bm, ref_sl, proc_sl, float(freq_sample), lengths=lengths
-    )
+    return ref_db, ref_bm, proc_db, proc_bm, ref_sl, proc_sl
