@@ -236,3 +236,18 @@ def test_corrupted_inputs_end_in_errors_csv(tree, reference, tmp_path, capsys):
     assert [(r["scene"], r["listener"]) for r in rows] == PAIRS[:2]
     for row, ref in zip(rows, reference["rows"][:2], strict=True):
         assert float(row["combined"]) == pytest.approx(float(ref["combined"]), rel=1e-9)
+
+
+def test_amplify_rerun_after_lost_output_and_kill_keeps_one_line_per_id(tree, tmp_path):
+    exp = new_exp(tree, tmp_path)
+    args = ["amplify", "-c", str(BASELINE), f"path.root={tree['root']}", f"path.exp_folder={exp}"]
+    assert cli_main(args) == 0
+    manifest = exp / "amplify_manifest.jsonl"
+    lost = exp / "amplified_signals" / "S06002_L0003_HA-output.wav"
+    lost.unlink()  # output lost: redone, but its id is already in the manifest
+    with open(manifest, "ab") as handle:
+        handle.write(b'{"id": "S06003_L0001", "sch')  # torn line of a killed run
+    assert cli_main(args) == 0
+    assert lost.is_file()
+    ids = [json.loads(line)["id"] for line in manifest.read_text().splitlines()]
+    assert ids == [f"{s}_{lis}" for s, lis in PAIRS]

@@ -9,9 +9,11 @@ longer than the input) atomically, as pyclarity 0.9.0's ``recipes/icassp_2023/ba
 does before scoring.
 
 Each finished pair appends one record to ``<exp>/amplify_manifest.jsonl`` (schema
-``clarity_se.amplified/1``; ``amplify_manifest.shard-k-of-n.jsonl`` for a shard); a rerun skips ids
-whose record and output file exist. A failed pair (missing, corrupt or wrongly shaped file,
-unknown listener) is written to ``<exp>/errors.csv`` and skipped; the exit status is then 1.
+``clarity_se.amplified/1``; ``amplify_manifest.shard-k-of-n.jsonl`` for a shard) through
+:class:`clarity_se.data.manifest.ManifestWriter` (fsynced, torn last line repaired, one line per
+id); a rerun skips ids whose record and output file exist. A failed pair (missing, corrupt or
+wrongly shaped file, unknown listener) is written to ``<exp>/errors.csv`` and skipped; the exit
+status is then 1.
 
 Input scaling: float WAVs are used unscaled (as ``scipy.io.wavfile.read`` gives them). A 16-bit
 PCM file is *not* divided by 32768: the official evaluate passes the raw int16 values into NAL-R
@@ -188,13 +190,6 @@ def read_manifest_ids(exp_folder: str | os.PathLike) -> set[str]:
     return done
 
 
-def _append_record(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``clarity-se amplify -c config.yaml key=value ...``."""
     add_config_arguments(parser)
@@ -212,6 +207,7 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from clarity_se.data.audiogram import load_listeners
+    from clarity_se.data.manifest import ManifestWriter
     from clarity_se.stages.common import ErrorLog, pairs_from_config, shard_suffix
 
     try:
@@ -224,8 +220,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     exp = Path(cfg.path.exp_folder)
     exp.mkdir(parents=True, exist_ok=True)
+    try:
+        manifest = ManifestWriter(exp / f"amplify_manifest{suffix}.jsonl", schema=SCHEMA)
+    except ValueError as exc:
+        logger.error("amplify: %s", exc)
+        return 2
     errors = ErrorLog(exp, "amplify", suffix)
-    manifest = exp / f"amplify_manifest{suffix}.jsonl"
     done = read_manifest_ids(exp)
     todo = [(s, lis) for s, lis in pairs if f"{s}_{lis}" not in done]
     logger.info(
@@ -234,15 +234,16 @@ def main(args: argparse.Namespace) -> int:
         len(pairs) - len(todo),
         len(todo),
     )
-    for scene, listener_id in tqdm(todo, desc="amplify", unit="pair"):
-        try:
-            if listener_id not in listeners:
-                raise ValueError(f"{cfg.path.listeners_file}: no listener {listener_id!r}")
-            _, record = amplify_pair(cfg, scene, listeners[listener_id], exp_folder=exp)
-        except (ValueError, OSError) as exc:
-            errors.add(scene, listener_id, exc)
-            continue
-        _append_record(manifest, record)
+    with manifest:
+        for scene, listener_id in tqdm(todo, desc="amplify", unit="pair"):
+            try:
+                if listener_id not in listeners:
+                    raise ValueError(f"{cfg.path.listeners_file}: no listener {listener_id!r}")
+                _, record = amplify_pair(cfg, scene, listeners[listener_id], exp_folder=exp)
+            except (ValueError, OSError) as exc:
+                errors.add(scene, listener_id, exc)
+                continue
+            manifest.write(record)  # an id already recorded (output file was lost) is not repeated
     if errors.count:
         logger.error("amplify: %d of %d pairs failed, see %s", errors.count, len(todo), errors.path)
         return 1
