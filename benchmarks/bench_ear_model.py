@@ -1,4 +1,4 @@
-"""Time of the whole ear model: ``clarity_se.ear_model.ear_model`` vs pyclarity 0.9.0 ``eb.ear_model``.
+"""Time of the whole ear model: clarity_se ``ear_model`` vs pyclarity 0.9.0 ``eb.ear_model``.
 
 Input: 5 s, 44.1 kHz (reference, processed) pairs from the shared VCTK speech (processed =
 delayed, +6 dB, plus noise), a moderate sloping hearing loss, itype 0, 65 dB SPL, compat random
@@ -55,7 +55,8 @@ import numpy as np
 from clarity.evaluator.haspi import eb
 d = np.load(sys.argv[1]); repeats = int(sys.argv[2])
 ref, proc, hl, fs = d["ref"][0], d["proc"][0], d["hl"], int(d["fs"])
-np.random.seed(0); eb.ear_model(ref[: fs // 4], fs, proc[: fs // 4], fs, hl, 0, 65.0)  # numba warm-up
+# numba warm-up
+np.random.seed(0); eb.ear_model(ref[: fs // 4], fs, proc[: fs // 4], fs, hl, 0, 65.0)
 times = []
 for _ in range(repeats):
     np.random.seed(0); t0 = time.perf_counter()
@@ -246,7 +247,8 @@ def main(argv=None) -> int:
             result["check_vs_cpu"] = check_vs_cpu(ref[:1], proc[:1], device)
     result["load_avg_at_end"] = os.getloadavg()
     suffix = "" if device.type == "cpu" else f"_{device.type}"
-    out = Path(args.out) if args.out else REPO / "results" / "benchmarks" / f"ear_model{suffix}.json"
+    default = REPO / "results" / "benchmarks" / f"ear_model{suffix}.json"
+    out = Path(args.out) if args.out else default
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     sys.stdout.write(json.dumps(result, indent=2) + "\n")

@@ -20,7 +20,9 @@ import torch
 from clarity_se.ear_model import EarModelOutput, PairRandom, ear_model
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CASES = sorted(p.stem.removeprefix("ear_back_model_") for p in FIXTURES.glob("ear_back_model_*.npz"))
+CASES = sorted(
+    p.stem.removeprefix("ear_back_model_") for p in FIXTURES.glob("ear_back_model_*.npz")
+)
 KEYS = ["reference_db", "reference_bm", "processed_db", "processed_bm"]
 
 
@@ -56,7 +58,7 @@ def run_one(c, **kw):
 def check_against_golden(out, i, c, tol):
     d = c["d"]
     sub = int(d["subsample"])
-    for key, arr in zip(KEYS, out[:4]):
+    for key, arr in zip(KEYS, out[:4], strict=True):
         a = arr[i, :, : int(out.lengths[i])].numpy()
         assert a.shape == tuple(d[f"{key}_shape"]), key
         scale = np.abs(d[f"{key}_absmax"]).max()

@@ -35,7 +35,7 @@ def test_compat_equals_numpy_legacy_sequence():
     draws = [rng.standard_normal(s, dtype=torch.float64) for s in shapes]
     for i, seed in enumerate(seeds):
         ref = _legacy_draws(seed, shapes)
-        for d, r in zip(draws, ref):
+        for d, r in zip(draws, ref, strict=True):
             assert d.shape[1:] == r.shape
             np.testing.assert_array_equal(d[i].numpy(), r)
 

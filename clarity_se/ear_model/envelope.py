@@ -47,7 +47,9 @@ def _as_bct(x: Tensor, name: str) -> tuple[Tensor, bool]:
         return x[:, None, :], True
     if x.ndim == 3:
         return x, False
-    raise ValueError(f"{name} must have shape [batch, time] or [batch, chan, time], got {tuple(x.shape)}")
+    raise ValueError(
+        f"{name} must have shape [batch, time] or [batch, chan, time], got {tuple(x.shape)}"
+    )
 
 
 def _check_lengths(lengths: Tensor | None, batch: int, n_time: int, device) -> Tensor | None:
@@ -175,7 +177,9 @@ def envelope_align(
     lag_values = torch.arange(-lags + 1, lags + 1, device=device)
     window = corr[..., lag_values % n_fft]  # [batch, chan, 2 * lags]
     npts = (
-        torch.full((batch,), n_time, device=device, dtype=torch.long) if lengths is None else lengths
+        torch.full((batch,), n_time, device=device, dtype=torch.long)
+        if lengths is None
+        else lengths
     )
     item_lags = torch.clamp(npts, max=lags)
     allowed = (lag_values[None, :] >= -item_lags[:, None] + 1) & (

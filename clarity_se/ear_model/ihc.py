@@ -10,7 +10,9 @@ differences: a two-state linear recursion driven by the dB SL envelope,
 Two back ends compute the same recursion, vectorised over ``batch x chan``:
 
 * CPU tensors: a numba kernel that runs the reference's sample loop exactly (same operations in
-  the same order, hence bit-identical to pyclarity's ``@njit`` function), parallel over rows.
+  the same order, hence bit-identical to pyclarity's ``@njit`` function), fused with the final
+  clamp at 0 dB SL and the BM gain, parallel over rows (``torch.get_num_threads()`` numba
+  threads).  CUDA tensors given to this back end are copied to host memory and back.
 * other devices (CUDA): a torch log-depth (Hillis-Steele) scan of the 2x2 state recursion,
   ``ceil(log2(time))`` tensor steps, no host transfer.  It sums the same terms in a different
   order (relative differences ~1e-15 of each state; inputs that are exactly zero keep the state
@@ -130,7 +132,8 @@ def _ihc_scan(x: Tensor, c: dict[str, float]) -> Tensor:
     """Log-depth scan of s[n] = A s[n-1] + g v0[n], s = (v1, v2); returns (v0 - v1) / r1."""
     a11, a12, a21, a22, denom = c["a11"], c["a12"], c["a21"], c["a22"], c["denom"]
     p1, p2, r_2 = c["p1"], c["p2"], c["r_2"]
-    # v1 = denom*(a22*(r2 v0 + p1 v1') - a12*p2 v2'),  v2 = denom*(-a21*(r2 v0 + p1 v1') + a11*p2 v2')
+    # v1 = denom*(a22*(r2 v0 + p1 v1') - a12*p2 v2')
+    # v2 = denom*(-a21*(r2 v0 + p1 v1') + a11*p2 v2')
     a_mat = torch.tensor(
         [[denom * a22 * p1, -denom * a12 * p2], [-denom * a21 * p1, denom * a11 * p2]],
         dtype=torch.float64,

@@ -126,7 +126,7 @@ def _check_lengths(lengths, name: str, batch: int, n_time: int, device) -> Tenso
 
 
 def _masked_rms(x: Tensor, mask: Tensor | None, lengths: Tensor) -> Tensor:
-    """RMS over the valid samples: ``sqrt(mean(x**2))`` of ``[batch, chan, time]`` -> [batch, chan]."""
+    """RMS ``sqrt(mean(x**2))`` over the valid samples: ``[batch, chan, time]`` -> [batch, chan]."""
     if mask is not None:
         x = x.masked_fill(~mask, 0.0)
     # one fused pass (no x**2 temporary); agrees with np.sqrt(np.mean(x**2)) to rounding
@@ -363,9 +363,9 @@ def ear_model(
                 ref_mid[i : i + 1, :n], proc_mid[i : i + 1, :n], None,
                 _select(loss_x, i), _select(loss_y, i), rng.subset([i]), **params,
             )
-            for full, part in zip(outs, item[:4]):
+            for full, part in zip(outs, item[:4], strict=True):
                 full[i, :, :n] = part[0]
-            for full, part in zip(sls, item[4:]):
+            for full, part in zip(sls, item[4:], strict=True):
                 full[i] = part[0]
         ref_db, ref_bm, proc_db, proc_bm = outs
         ref_sl, proc_sl = sls

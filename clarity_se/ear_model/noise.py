@@ -1,4 +1,4 @@
-"""Random streams for the ear model and the metrics, and the threshold noise of the basilar membrane.
+"""Per-pair random streams for the ear model and metrics; threshold noise of the BM motion.
 
 The official HASPI/HASQI code draws Gaussian noise from numpy's *legacy global* generator
 (``np.random.standard_normal``) after the recipe seeds it once per scene with
@@ -234,7 +234,7 @@ class PairRandom:
                 )
         device = torch.device("cpu") if device is None else torch.device(device)
         out = []
-        for stream, shp in zip(self._streams, per_item):
+        for stream, shp in zip(self._streams, per_item, strict=True):
             if self.mode == "compat":
                 draw = torch.from_numpy(stream.standard_normal(shp))
                 out.append(draw.to(device=device, dtype=dtype))

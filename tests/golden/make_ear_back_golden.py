@@ -34,17 +34,17 @@ LEVEL = 65.0
 def stage_fixtures():
     out = {}
     ref, proc = inp.align_inputs()
-    out["align_out"] = np.stack([eb.envelope_align(r, p) for r, p in zip(ref, proc)])
+    out["align_out"] = np.stack([eb.envelope_align(r, p) for r, p in zip(ref, proc, strict=True)])
     ref, proc = inp.align_short_inputs()
     out["align_short_out"] = eb.envelope_align(ref[0], proc[0])[None]
 
     env, bm, attn = inp.envelope_sl_inputs()
-    res = [eb.envelope_sl(e, b, a, LEVEL) for e, b, a in zip(env, bm, attn)]
+    res = [eb.envelope_sl(e, b, a, LEVEL) for e, b, a in zip(env, bm, attn, strict=True)]
     out["sl_env_db"] = np.stack([r[0] for r in res])
     out["sl_bm"] = np.stack([r[1] for r in res])
 
     env_db, bm = inp.ihc_inputs()
-    res = [eb.inner_hair_cell_adaptation(e, b, 2, 24000.0) for e, b in zip(env_db, bm)]
+    res = [eb.inner_hair_cell_adaptation(e, b, 2, 24000.0) for e, b in zip(env_db, bm, strict=True)]
     out["ihc_db"] = np.stack([r[0] for r in res])
     out["ihc_bm"] = np.stack([r[1] for r in res])
 
@@ -58,7 +58,8 @@ def stage_fixtures():
     ref, ctl = inp.rms_sl_inputs()
     for i, name in enumerate(["mild", "moderate"]):
         params = eb.loss_parameters(inp.HEARING_LOSSES[name], cf)
-        for key, value in zip(["attn_ohc", "bw_min", "low_knee", "cr", "attn_ihc"], params):
+        keys = ["attn_ohc", "bw_min", "low_knee", "cr", "attn_ihc"]
+        for key, value in zip(keys, params, strict=True):
             out[f"rms_{key}_{i}"] = np.asarray(value, dtype=float)
         out[f"rms_sl_{i}"] = eb.convert_rms_to_sl(
             ref[i], ctl[i], params[0], params[2], params[3], params[4], LEVEL
@@ -146,7 +147,7 @@ def model_fixture(name, spec):
             Audiogram(levels=loss, frequencies=np.array([250, 500, 1000, 2000, 4000, 6000]))
         )
     keys = ["reference_db", "reference_bm", "processed_db", "processed_bm"]
-    for key, arr in zip(keys, outputs[:4]):
+    for key, arr in zip(keys, outputs[:4], strict=True):
         out[f"{key}_shape"] = np.array(arr.shape)
         summarise(key, arr, out)
     out["reference_sl"] = outputs[4]
