@@ -46,7 +46,7 @@ STAGES = (
     "resample_24khz", "input_align", "middle_ear", "gammatone_basilar_membrane",
     "bandwidth_adjust", "env_compress_basilar_membrane", "envelope_align", "envelope_sl",
     "inner_hair_cell_adaptation", "basilar_membrane_add_noise", "group_delay_compensate",
-    "convert_rms_to_sl", "_apply_nalr", "loss_parameters",
+    "convert_rms_to_sl", "_apply_nalr", "loss_parameters", "shift_rows", "group_delay_correction",
 )
 
 REFERENCE_SCRIPT = r"""

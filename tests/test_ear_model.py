@@ -160,6 +160,21 @@ def test_fast_float32_close_to_compat():
     torch.testing.assert_close(out.reference_sl.double(), ref64.reference_sl, atol=1e-3, rtol=0)
 
 
+def test_m_delay_zero_is_the_uncompensated_output():
+    c = load("mild_it0_24k")
+    c = {**c, "ref": c["ref"][:3000], "proc": c["proc"][:3000]}
+    out0 = run_one(c, m_delay=0)
+    out1 = run_one(c, m_delay=1)
+    shifts = []
+    for band in range(32):
+        a, b = out0.reference_db[0, band], out1.reference_db[0, band]
+        k = int((b != 0).nonzero()[0]) - int((a != 0).nonzero()[0])  # first non-zero sample
+        assert k >= 0
+        torch.testing.assert_close(b[k:], a[: a.shape[0] - k], rtol=0, atol=0)
+        shifts.append(k)
+    assert max(shifts) > 0 and min(shifts) == 0  # the slowest band is not delayed
+
+
 def test_bad_input():
     c = load("mild_it0_24k")
     x = c["ref"][None]

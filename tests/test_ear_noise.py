@@ -75,3 +75,5 @@ def test_bad_input():
         PairRandom.compat([1, 2]).standard_normal([(3,)])
     with pytest.raises(ValueError):
         PairRandom.compat([1]).subset([3])
+    with pytest.raises(ValueError):
+        PairRandom.fast([1], device="cpu").standard_normal((2,), device="meta")

@@ -63,7 +63,9 @@ def _check_lengths(lengths: Tensor | None, batch: int, n_time: int, device) -> T
     return lengths
 
 
-def shift_rows(x: Tensor, delay: Tensor, npts: Tensor | None = None) -> Tensor:
+def shift_rows(
+    x: Tensor, delay: Tensor, npts: Tensor | None = None, *, out: Tensor | None = None
+) -> Tensor:
     """``y[b, c, t] = x[b, c, t + delay[b, c]]`` inside ``[0, npts[b])``, zero elsewhere.
 
     Parameters
@@ -74,6 +76,8 @@ def shift_rows(x: Tensor, delay: Tensor, npts: Tensor | None = None) -> Tensor:
         Advance in samples (negative: delay).
     npts : Tensor [shape=(batch,)], int, optional
         Valid length of each item (default ``time``).
+    out : Tensor [shape=(batch, chan, time)], optional
+        Destination (must not overlap ``x``); zero-filled here.
 
     Returns
     -------
@@ -85,7 +89,10 @@ def shift_rows(x: Tensor, delay: Tensor, npts: Tensor | None = None) -> Tensor:
     ``[batch, chan, time]`` index tensor: the shift is a pure data movement and rows are few.
     """
     batch, chan, n_time = x.shape
-    out = torch.zeros_like(x)
+    if out is None:
+        out = torch.zeros_like(x)
+    else:
+        out.zero_()
     delays = delay.reshape(batch, chan).tolist()
     lengths = [n_time] * batch if npts is None else [int(n) for n in npts.tolist()]
     cpu = x.device.type == "cpu" and not x.requires_grad

@@ -262,7 +262,9 @@ def ear_model(
     Notes
     -----
     Runs on CPU and CUDA (the recursive filters use numba on CPU and torch scans on CUDA); not
-    differentiable.  Memory is about 12 x batch x nchan x time x 8 bytes at 24 kHz (float64).
+    differentiable.  Memory: the 4 outputs (``batch x nchan x time``) plus, on CPU, a per-item
+    working set of about 12 arrays of ``band_chunk x time``; on CUDA about 14 arrays of
+    ``batch x nchan x time`` (8 bytes per value in float64).
     Reproduces pyclarity quirks: 44.1 kHz is resampled as 44 kHz (:mod:`.resample`); the
     reference is equalised with NAL-R *after* resampling and alignment and cut to
     ``[140, 140 + nsamp)`` of the full convolution (a 70-sample advance relative to the
@@ -275,6 +277,17 @@ def ear_model(
     Kates (2013), "An auditory model for intelligibility and quality predictions", POMA 19,
     050184; Kates & Arehart (2014, 2021) HASQI v2 / HASPI v2.  Reproduces pyclarity 0.9.0
     ``clarity.evaluator.haspi.eb.ear_model``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from clarity_se.ear_model import PairRandom, ear_model
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.randn(2, 2400, dtype=torch.float64, generator=g)  # 0.1 s at 24 kHz
+    >>> out = ear_model(x, 24000, 0.5 * x, 24000, torch.zeros(2, 6), itype=0,
+    ...                 level_db_spl=65.0, rng=PairRandom.compat([1, 2]))
+    >>> tuple(out.reference_db.shape), out.freq_sample, out.lengths.tolist()
+    ((2, 32, 2400), 24000.0, [2400, 2400])
     """
     ref = _check_signal(reference, "reference")
     proc = _check_signal(processed, "processed")
@@ -361,10 +374,9 @@ def ear_model(
         for i, n in enumerate(lengths.tolist()):
             item = _cochlea(
                 ref_mid[i : i + 1, :n], proc_mid[i : i + 1, :n], None,
-                _select(loss_x, i), _select(loss_y, i), rng.subset([i]), **params,
+                _select(loss_x, i), _select(loss_y, i), rng.subset([i]),
+                out=tuple(o[i : i + 1, :, :n] for o in outs), **params,
             )
-            for full, part in zip(outs, item[:4], strict=True):
-                full[i, :, :n] = part[0]
             for full, part in zip(sls, item[4:], strict=True):
                 full[i] = part[0]
         ref_db, ref_bm, proc_db, proc_bm = outs
@@ -398,10 +410,12 @@ def _cochlea(
     freq_sample: float,
     m_delay: int,
     band_chunk: int | None,
+    out: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gammatone filterbanks to group-delay compensation for middle-ear outputs ``[batch, time]``.
 
-    ``lengths`` (or None when every item fills the width) gives the valid samples per item.
+    ``lengths`` (or None when every item fills the width) gives the valid samples per item;
+    ``out`` optionally receives ``reference_db, reference_bm, processed_db, processed_bm``.
     """
     batch, n_time = ref_mid.shape
     nchan = cf.shape[0]
@@ -487,9 +501,15 @@ def _cochlea(
     if m_delay > 0:
         correct = group_delay_correction(ref_bw, cf, freq_sample).to(device)
         npts = None if mask is None else lengths
-        ref_db, proc_db, ref_bm, proc_bm = (
-            shift_rows(t, -correct, npts) for t in (ref_db, proc_db, ref_bm, proc_bm)
+        dest = (None,) * 4 if out is None else out
+        ref_db, ref_bm, proc_db, proc_bm = (
+            shift_rows(t, -correct, npts, out=o)
+            for t, o in zip((ref_db, ref_bm, proc_db, proc_bm), dest, strict=True)
         )
+    elif out is not None:
+        for o, t in zip(out, (ref_db, ref_bm, proc_db, proc_bm), strict=True):
+            o.copy_(t)
+        ref_db, ref_bm, proc_db, proc_bm = out
 
     # Long-term spectra in dB SL
     ref_sl = convert_rms_to_sl(

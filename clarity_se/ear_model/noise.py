@@ -222,7 +222,8 @@ class PairRandom:
         Raises
         ------
         ValueError
-            If the number of shapes differs from the number of items.
+            If the number of shapes differs from the number of items, or (fast mode) ``device``
+            is not the generators' device.
         """
         if _is_single_shape(shapes):
             per_item = [tuple(int(s) for s in shapes)] * len(self)
@@ -233,6 +234,15 @@ class PairRandom:
                     f"PairRandom.standard_normal: {len(per_item)} shapes for {len(self)} items"
                 )
         device = torch.device("cpu") if device is None else torch.device(device)
+        if self.mode == "fast" and self._streams:
+            gen_device = self._streams[0].device
+            if gen_device.type != device.type or (
+                device.index is not None and gen_device.index != device.index
+            ):
+                raise ValueError(
+                    f"PairRandom.standard_normal: fast streams live on {gen_device}, cannot draw "
+                    f"on {device}; build them with PairRandom.fast(seeds, device={str(device)!r})"
+                )
         out = []
         for stream, shp in zip(self._streams, per_item, strict=True):
             if self.mode == "compat":
@@ -300,7 +310,8 @@ def basilar_membrane_add_noise(
     kwargs = {"dtype": basilar_membrane.dtype, "device": basilar_membrane.device}
     if lengths is None:
         noise = rng.standard_normal((chan, n_time), **kwargs)
-        return basilar_membrane + gain * noise
+        # gain * noise + bm, in place on the fresh draw (same value as bm + gain * noise)
+        return noise.mul_(gain).add_(basilar_membrane)
     lens = [int(v) for v in lengths]
     if len(lens) != batch or any(not 1 <= v <= n_time for v in lens):
         raise ValueError(f"lengths must be {batch} values in [1, {n_time}], got {lens}")
