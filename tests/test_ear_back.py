@@ -133,3 +133,20 @@ def test_basilar_membrane_add_noise_replays_reference_draws():
     np.testing.assert_array_equal(second[1, :, 30:].numpy(), padded[1, :, 30:].numpy())
     with pytest.raises(ValueError):
         basilar_membrane_add_noise(base[None], -10, 65.0, rng)
+
+
+def test_shift_rows_torch_and_numpy_paths_agree():
+    from clarity_se.ear_model.envelope import shift_rows
+
+    x = torch.arange(2 * 3 * 10, dtype=torch.float64).reshape(2, 3, 10) + 1
+    delay = torch.tensor([[2, -3, 0], [11, -11, 9]])
+    npts = torch.tensor([10, 7])
+    fast = shift_rows(x, delay, npts)  # numpy views (CPU, no grad)
+    slow = shift_rows(x.clone().requires_grad_(True), delay, npts)  # torch slices (CUDA path)
+    torch.testing.assert_close(slow.detach(), fast, rtol=0, atol=0)
+    np.testing.assert_array_equal(fast[0, 0].numpy(), np.r_[x[0, 0, 2:].numpy(), 0, 0])
+    np.testing.assert_array_equal(fast[0, 1].numpy(), np.r_[0, 0, 0, x[0, 1, :7].numpy()])
+    assert float(fast[1].abs().sum()) == 0.0  # shifts of at least the valid length: all zero
+    out = torch.full_like(x, 7.0)
+    assert shift_rows(x, delay, npts, out=out) is out
+    torch.testing.assert_close(out, fast, rtol=0, atol=0)
