@@ -19,6 +19,26 @@ Outputs: ``<exp>/scores.csv`` with the official header ``scene,listener,combined
 journal ``<exp>/scores.jsonl`` (one record per finished pair, fsynced) from which both CSVs are
 rewritten atomically. A rerun skips pairs already in the journal; failures go to ``errors.csv``.
 With ``evaluate.shard=k/n`` every file name gets a ``.shard-k-of-n`` suffix.
+
+Batching and workers: the pairs of one scene (same length) are scored together, at most
+``evaluate.batch_size`` at a time; ``evaluate.workers > 1`` scores scenes in ``spawn``-ed worker
+processes (``fork`` aborts once numba's OpenMP pool has run). Scores do not depend on the
+number of workers, and with ``compat`` they do not depend on the batch composition either
+(beyond float rounding, ~1e-15): each pair has its own random stream.
+
+Failures (listed in ``errors.csv`` with the reason, naming the file; the other pairs are still
+scored; ``clarity-se evaluate`` then exits 1): a missing, unreadable or truncated enhanced WAV
+(a length that differs from the reference), NaN/Inf in the hearing-aid output, a listener
+absent from ``listeners.json``, a missing or silent reference, and -- a deliberate deviation --
+a hearing-aid output that is all zeros in an ear (pyclarity writes a NaN score there; we refuse
+to average NaN into the report). A signal that is merely very quiet is scored like pyclarity
+(low scores, HASQI often 0). If the metrics raise for a batch, its pairs are retried one by
+one so that only the culprit fails.
+
+References
+----------
+pyclarity 0.9.0 ``recipes/icassp_2023/baseline/evaluate.py::run_calculate_si``;
+Kates & Arehart (2014) HASPI v2; Kates & Arehart (2014) HASQI v2.
 """
 
 from __future__ import annotations
@@ -27,6 +47,7 @@ import argparse
 import csv
 import io
 import logging
+import sys
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -386,10 +407,28 @@ def write_score_csvs(
 def run_evaluate(cfg) -> tuple[int, int]:
     """Evaluate every pair of the config (resuming), return ``(n_scored, n_failed)``.
 
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        Recipe config: ``path.*`` (enhanced signals under ``path.exp_folder``), ``nalr.*``,
+        ``compressor.*``, ``soft_clip``, ``evaluate.*``.
+
+    Returns
+    -------
+    n_scored : int
+        Pairs of this run's pair list (after ``small_test`` and ``shard``) now in the journal,
+        including those scored by earlier runs.
+    n_failed : int
+        Pairs that failed in this run (rows added to ``errors.csv``).
+
     Raises
     ------
     ValueError
         On a bad config (missing metadata, unknown ``evaluate.rng``/``device``).
+
+    References
+    ----------
+    pyclarity 0.9.0 ``recipes/icassp_2023/baseline/evaluate.py::run_calculate_si``.
     """
     from omegaconf import OmegaConf
     from tqdm import tqdm
@@ -399,6 +438,14 @@ def run_evaluate(cfg) -> tuple[int, int]:
 
     if cfg.evaluate.rng not in ("compat", "fast"):
         raise ValueError(f"evaluate.rng must be 'compat' or 'fast', got {cfg.evaluate.rng!r}")
+    device = str(cfg.evaluate.device)
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ValueError(f"evaluate.device must be 'cpu' or 'cuda[:N]', got {device!r}")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"evaluate.device={device} but CUDA is not available")
     exp = Path(cfg.path.exp_folder)
     exp.mkdir(parents=True, exist_ok=True)
     suffix = shard_suffix(cfg.evaluate.shard)
@@ -456,8 +503,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``clarity-se evaluate``; exit 1 if any pair failed (listed in ``errors.csv``)."""
-    cfg = load_config(args.config, args.overrides)
-    n_scored, n_failed = run_evaluate(cfg)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        n_scored, n_failed = run_evaluate(cfg)
+    except ValueError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 2
     print(
         f"evaluate: {n_scored} pairs scored, {n_failed} failed"
         + (f" (see {Path(cfg.path.exp_folder) / 'errors.csv'})" if n_failed else "")

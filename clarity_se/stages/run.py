@@ -277,13 +277,17 @@ def run_system(cfg, system: str) -> SystemResult:
     config_path = atomic_write_text(exp / "config.yaml", OmegaConf.to_yaml(sys_cfg))
 
     t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
-    status = enhance.main(argparse.Namespace(config=config_path, overrides=[]))
+    try:
+        status = enhance.main(argparse.Namespace(config=config_path, overrides=[]))
+    except Exception as exc:  # noqa: BLE001 - one system's crash must not stop the others
+        logger.exception("run: system %s: enhance crashed", system)
+        status, result.error = 2, f"enhance crashed: {type(exc).__name__}: {exc}"
     result.seconds["enhance"] = {
         "wall_s": time.perf_counter() - t_wall,
         "cpu_s": _cpu_seconds() - t_cpu,
     }
     if status not in (0, 1):
-        result.error = (
+        result.error = result.error or (
             f"enhance exited with status {status} (see the log above / {exp / 'errors.csv'})"
         )
         return result
@@ -294,6 +298,9 @@ def run_system(cfg, system: str) -> SystemResult:
     except ValueError as exc:
         result.error = f"evaluate: {exc}"
         logger.error("run: system %s: %s", system, result.error)
+    except Exception as exc:  # noqa: BLE001 - one system's crash must not stop the others
+        result.error = f"evaluate crashed: {type(exc).__name__}: {exc}"
+        logger.exception("run: system %s: evaluate crashed", system)
     result.seconds["evaluate"] = {
         "wall_s": time.perf_counter() - t_wall,
         "cpu_s": _cpu_seconds() - t_cpu,
@@ -465,7 +472,6 @@ def main(args: argparse.Namespace) -> int:
         )
         status, results = run_pipeline(cfg, command=command)
     except ValueError as exc:
-        logger.error("run: %s", exc)
         print(f"run: error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(results))
