@@ -11,8 +11,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,16 +108,35 @@ def test_compat_equals_pyclarity_recipe(tree, reference):
     )
 
 
-def test_interrupted_then_resumed_with_two_workers_equals_uninterrupted(tree, reference, tmp_path):
+def test_killed_then_resumed_with_two_workers_equals_uninterrupted(tree, reference, tmp_path):
     exp = new_exp(tree, tmp_path)
-    # First run: only the first scene (as if killed after it), single process.
-    first = {k: v for k, v in list(SCENES_LISTENERS.items())[:1]}
-    partial = tmp_path / "scenes_listeners.partial.json"
-    partial.write_text(json.dumps(first))
-    assert run_evaluate(config(tree["root"], exp, f"path.scenes_listeners_file={partial}")) == (
-        2,
-        0,
-    )
+    journal = exp / "scores.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "clarity_se.cli",
+        "evaluate",
+        "-c",
+        str(BASELINE),
+        f"path.root={tree['root']}",
+        f"path.exp_folder={exp}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (journal.is_file() and journal.read_bytes().count(b"\n") >= 1):
+            assert proc.poll() is None, (
+                "evaluate finished or died before the first pair was journaled"
+            )
+            assert time.monotonic() < deadline, "no pair journaled in 240 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    done_before = journal.read_text().count("\n")
+    assert 1 <= done_before < len(PAIRS), "kill came too late to test a resume"
     # A kill -9 in the middle of a journal write leaves a torn last line.
     with open(exp / "scores.jsonl", "ab") as handle:
         handle.write(b'{"id": "S06002_L0003", "schema": "clarity_se.sc')
