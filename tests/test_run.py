@@ -35,6 +35,8 @@ def fake_render(monkeypatch):
             {"out": str(out), "n_train": n_train, "n_dev": n_dev, "seed": seed, "workers": workers}
         )
         make_eval_tree(out, SCENES)
+        if "fail" in calls:  # simulate a kill after the metadata was written
+            raise KeyboardInterrupt
         return {"train": [], "dev": list(SCENES), "seconds": 0.0}
 
     monkeypatch.setattr(render_cli, "build_dataset", build_dataset)
@@ -86,6 +88,12 @@ def test_run_renders_scores_reports_and_resumes(tmp_path, fake_render, capsys):
     cfg = load_config(
         DEMO, [f"path.root={tmp_path / 'data'}", "run.demo_scenes=8", "run.demo_seed=3"]
     )
+    # A rendering killed after the metadata was written is redone on the next call.
+    fake_render.append("fail")
+    with pytest.raises(KeyboardInterrupt):
+        ensure_dataset(cfg)
+    assert (tmp_path / "data" / "clarity_data" / "metadata" / "scenes_listeners.dev.json").is_file()
+    fake_render.clear()
     ensure_dataset(cfg)
     assert fake_render == [
         {"out": str(tmp_path / "data"), "n_train": 6, "n_dev": 2, "seed": 3, "workers": 2}
@@ -98,7 +106,8 @@ def test_run_renders_scores_reports_and_resumes(tmp_path, fake_render, capsys):
     out = capsys.readouterr().out
     assert status == 1
     assert len(fake_render) == 1, "metadata present: nothing is re-rendered"
-    assert "passthrough: 1 of 2 pairs scored; failed: enhance 1, evaluate 1" in out
+    errors_csv = (tmp_path / "results" / "passthrough" / "errors.csv").read_text()
+    assert "passthrough: 1 of 2 pairs scored; failed: enhance 1, evaluate 1" in out, errors_csv
     assert "convtasnet: FAILED" in out and str(missing_ckpt) in out
     results = tmp_path / "results"
     exp = results / "passthrough"

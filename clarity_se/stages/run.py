@@ -175,8 +175,17 @@ def environment() -> dict:
     }
 
 
+#: Written into ``path.root`` by :func:`ensure_dataset` around a demo rendering.
+DEMO_MARKER = "clarity_se_demo.json"
+
+
 def ensure_dataset(cfg) -> dict | None:
     """Render the demo dataset into ``path.root`` if ``run.render_demo`` and it is absent.
+
+    ``<path.root>/clarity_se_demo.json`` records the rendering (``scenes``, ``seed``,
+    ``complete``): it is written with ``complete: false`` before rendering and set true after,
+    so a run killed while rendering re-renders on the next call (the renderer is
+    deterministic). A dataset without that file (a real CEC2 tree) is never rendered over.
 
     Returns
     -------
@@ -189,8 +198,13 @@ def ensure_dataset(cfg) -> dict | None:
         If the metadata is absent and ``run.render_demo`` is false (names the file), or the
         scene count is negative.
     """
+    from clarity_se.data.audio_io import atomic_write_text
+
     listeners_file = Path(cfg.path.scenes_listeners_file)
-    if listeners_file.is_file():
+    marker = Path(cfg.path.root) / DEMO_MARKER
+    state = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+    interrupted = bool(cfg.run.render_demo) and state is not None and not state.get("complete")
+    if listeners_file.is_file() and not interrupted:
         return None
     if not cfg.run.render_demo:
         raise ValueError(
@@ -202,7 +216,14 @@ def ensure_dataset(cfg) -> dict | None:
     n = int(cfg.run.demo_scenes) or DEFAULT_SCENES
     if n < 0:
         raise ValueError(f"run.demo_scenes must be >= 0, got {n}")
+    if interrupted:
+        logger.warning(
+            "run: the demo rendering into %s was interrupted; rendering again", cfg.path.root
+        )
     logger.info("run: rendering the demo dataset (%d scenes) into %s", n, cfg.path.root)
+    record = {"scenes": n, "seed": int(cfg.run.demo_seed), "complete": False}
+    Path(cfg.path.root).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, json.dumps(record))
     result = build_dataset(
         cfg.path.root,
         n_train=n - n // 4,
@@ -215,6 +236,7 @@ def ensure_dataset(cfg) -> dict | None:
             f"rendered the demo into {cfg.path.root} but {listeners_file} is still "
             "missing: path.metadata_dir / scenes_listeners_file do not point into path.root"
         )
+    atomic_write_text(marker, json.dumps(record | {"complete": True}))
     return result
 
 
