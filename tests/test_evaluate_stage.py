@@ -1,9 +1,10 @@
 """``clarity-se evaluate`` robustness on a tiny CEC2 tree (3 scenes of 0.5 s, 4 pairs).
 
 One uninterrupted, single-process ``compat`` run is the reference; it must equal pyclarity's
-whole recipe (``tests/fixtures/evaluate_stage_golden.json``). Resumed, multi-worker and sharded
-runs must give the same rows; corrupted inputs must end in ``errors.csv`` with a reason while
-the other pairs are still scored.
+whole recipe (``tests/fixtures/evaluate_stage_golden.json``, made by
+``tests/golden/make_evaluate_stage_golden.py``). A run killed with SIGKILL and resumed with two
+workers must give the same bytes; sharded runs merged by ``clarity-se report`` the same rows;
+corrupted inputs must end in ``errors.csv`` with a reason while the other pairs are still scored.
 """
 
 from __future__ import annotations

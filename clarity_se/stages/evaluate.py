@@ -47,6 +47,7 @@ import argparse
 import csv
 import io
 import logging
+import os
 import sys
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -343,11 +344,16 @@ def _metrics(
     ]
 
 
-_LISTENERS: dict[str, dict] = {}
+_LISTENERS: dict[tuple, dict] = {}
 
 
 def _listeners_cache(path, loader) -> dict:
-    key = str(path)
+    """``loader(path)`` once per process and file version (path, size, mtime)."""
+    try:
+        stat = os.stat(path)
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        return loader(path)  # raises the loader's own error naming the file
     if key not in _LISTENERS:
         _LISTENERS[key] = loader(path)
     return _LISTENERS[key]
