@@ -196,3 +196,23 @@ def test_bad_input():
     with pytest.raises(ValueError):
         ear_model(x, 24000, x, 24000, torch.zeros(1, 6), itype=0, reference_lengths=[10**7],
                   **kw)
+
+
+@pytest.mark.parametrize("mode", ["compat", "fast"])
+def test_without_basilar_membrane_same_envelopes_and_stream(mode):
+    c = load("moderate_it1_44k")
+    make = PairRandom.compat if mode == "compat" else PairRandom.fast
+    rng_full, rng_skip = make([3, 4]), make([3, 4])
+    x = torch.stack([c["ref"], 0.5 * c["ref"]])
+    y = torch.stack([c["proc"], c["proc"]])
+    kw = {"itype": 1, "level_db_spl": 65.0, "processed_lengths": torch.tensor([y.shape[1], 9000])}
+    full = ear_model(x, c["ref_sr"], y, c["proc_sr"], c["hl"], rng=rng_full, **kw)
+    part = ear_model(x, c["ref_sr"], y, c["proc_sr"], c["hl"], rng=rng_skip,
+                     basilar_membrane=False, **kw)
+    assert part.reference_basilar_membrane is None and part.processed_basilar_membrane is None
+    for k in (0, 2, 4, 5):
+        torch.testing.assert_close(part[k], full[k], rtol=0, atol=0)
+    assert torch.equal(part.lengths, full.lengths)
+    # the random streams advanced exactly as with the BM noise drawn
+    torch.testing.assert_close(rng_skip.standard_normal((5,)), rng_full.standard_normal((5,)),
+                               rtol=0, atol=0)

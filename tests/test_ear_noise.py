@@ -77,3 +77,28 @@ def test_bad_input():
         PairRandom.compat([1]).subset([3])
     with pytest.raises(ValueError):
         PairRandom.fast([1], device="cpu").standard_normal((2,), device="meta")
+
+
+@pytest.mark.parametrize("before, count", [(0, 10), (1, 10), (0, 11), (1, 11), (3, 4001), (1, 1),
+                                           (0, 0)])
+def test_compat_skip_leaves_the_stream_as_a_draw(before, count):
+    drawn, skipped = PairRandom.compat([7, 8]), PairRandom.compat([7, 8])
+    for r in (drawn, skipped):
+        r.standard_normal((before,))  # before odd: a cached normal enters the skip
+    drawn.standard_normal([(count,), (count + 1,)])
+    skipped.skip_standard_normal([(count,), (count + 1,)])
+    for a, b in zip(drawn._streams, skipped._streams, strict=True):
+        sa, sb = a.get_state(), b.get_state()
+        np.testing.assert_array_equal(sa[1], sb[1])
+        assert sa[2:] == sb[2:]
+    torch.testing.assert_close(drawn.standard_normal((2, 3)), skipped.standard_normal((2, 3)),
+                               rtol=0, atol=0)
+
+
+def test_fast_skip_draws_and_discards():
+    drawn, skipped = PairRandom.fast([5]), PairRandom.fast([5])
+    drawn.standard_normal((4, 6), dtype=torch.float32)
+    skipped.skip_standard_normal((4, 6), dtype=torch.float32)
+    assert torch.equal(drawn.standard_normal((3,)), skipped.standard_normal((3,)))
+    with pytest.raises(ValueError):
+        skipped.skip_standard_normal([(1,), (2,)])

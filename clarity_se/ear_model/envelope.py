@@ -202,12 +202,12 @@ def envelope_align(
 
 def envelope_sl(
     envelope: Tensor,
-    basilar_membrane: Tensor,
+    basilar_membrane: Tensor | None,
     attenuated_ihc_db: Tensor,
     level_db_spl: float,
     *,
     small: float = 1e-30,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor | None]:
     """Convert the compressed envelope to dB SL and give the BM motion a dB SL envelope.
 
     ``env_db = max(level - attn_ihc + 20 log10(env + small), 0)`` and
@@ -217,8 +217,8 @@ def envelope_sl(
     ----------
     envelope : Tensor [shape=(batch, chan, time)], float, linear, RMS 1 == level_db_spl
         Envelope after OHC compression.
-    basilar_membrane : Tensor [shape=(batch, chan, time)], float, linear
-        BM motion after OHC compression.
+    basilar_membrane : Tensor [shape=(batch, chan, time)], float, linear, or None
+        BM motion after OHC compression (None: only the envelope is converted).
     attenuated_ihc_db : Tensor [shape=(batch, chan)] or float, dB
         IHC attenuation at the input to the synapse.
     level_db_spl : float
@@ -229,7 +229,7 @@ def envelope_sl(
     Returns
     -------
     envelope_db : Tensor [shape=(batch, chan, time)], dB SL, >= 0
-    basilar_membrane_sl : Tensor [shape=(batch, chan, time)]
+    basilar_membrane_sl : Tensor [shape=(batch, chan, time)], or None without a BM input
 
     Raises
     ------
@@ -240,7 +240,7 @@ def envelope_sl(
     ----------
     pyclarity 0.9.0 ``clarity.evaluator.haspi.eb.envelope_sl``; Kates (2013).
     """
-    if envelope.shape != basilar_membrane.shape:
+    if basilar_membrane is not None and envelope.shape != basilar_membrane.shape:
         raise ValueError(
             f"envelope and basilar_membrane shapes differ: {tuple(envelope.shape)} vs "
             f"{tuple(basilar_membrane.shape)}"
@@ -250,6 +250,8 @@ def envelope_sl(
         attn = attn[..., None]
     shifted_env = envelope + small
     env_db = torch.log10(shifted_env).mul_(20).add_(level_db_spl - attn).clamp_(min=0)
+    if basilar_membrane is None:
+        return env_db, None
     gain = torch.add(env_db, small).div_(shifted_env)
     return env_db, gain.mul_(basilar_membrane)
 

@@ -106,20 +106,43 @@ def _ihc_rows(x, bm, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths): 
     return out, bm_out
 
 
+@numba.njit(parallel=True, cache=True, fastmath=False)
+def _ihc_rows_db(x, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  # pragma: no cover
+    """Numba kernel: :func:`_ihc_rows` without the BM output (same envelope arithmetic)."""
+    rows, n_time = x.shape
+    out = np.zeros_like(x)
+    for r in numba.prange(rows):
+        v_1 = 0.0
+        v_2 = 0.0
+        for n in range(lengths[r]):
+            v_0 = x[r, n]
+            b_1 = v_0 * r_2 + p1 * v_1
+            b_2 = p2 * v_2
+            v_1 = denom * (a22 * b_1 - a12 * b_2)
+            v_2 = denom * (-a21 * b_1 + a11 * b_2)
+            o = (v_0 - v_1) * r_1_inv
+            if o < 0.0:
+                o = 0.0
+            out[r, n] = o
+    return out
+
+
 def _ihc_numba(
     x: Tensor, bm: Tensor, c: dict[str, float], lengths: Tensor
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor | None]:
     x64 = x.detach().to(torch.float64).contiguous().numpy()
-    bm64 = bm.detach().to(torch.float64).contiguous().numpy()
     rows = x64.reshape(-1, x64.shape[-1])
     lens = lengths.cpu().numpy().astype(np.int64)
+    coeffs = (c["r_2"], c["p1"], c["p2"], c["a11"], c["a12"], c["a21"], c["a22"], c["denom"],
+              c["r_1_inv"], lens)
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     try:
-        out, bm_out = _ihc_rows(
-            rows, bm64.reshape(rows.shape), c["r_2"], c["p1"], c["p2"], c["a11"], c["a12"],
-            c["a21"], c["a22"], c["denom"], c["r_1_inv"], lens,
-        )
+        if bm is None:
+            out = _ihc_rows_db(rows, *coeffs)
+            return torch.from_numpy(out.reshape(x64.shape)).to(dtype=x.dtype), None
+        bm64 = bm.detach().to(torch.float64).contiguous().numpy()
+        out, bm_out = _ihc_rows(rows, bm64.reshape(rows.shape), *coeffs)
     finally:
         numba.set_num_threads(previous)
     return (
@@ -161,21 +184,21 @@ def _ihc_scan(x: Tensor, c: dict[str, float]) -> Tensor:
 
 def inner_hair_cell_adaptation(
     envelope_db: Tensor,
-    basilar_membrane: Tensor,
+    basilar_membrane: Tensor | None,
     delta: float,
     sample_rate: float,
     *,
     lengths: Tensor | None = None,
     backend: str = "auto",
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor | None]:
     """IHC rapid and short-term adaptation of the dB SL envelope and the BM motion.
 
     Parameters
     ----------
     envelope_db : Tensor [shape=(batch, chan, time)], float, dB SL
         Envelope after OHC compression and IHC attenuation (``envelope_sl``).
-    basilar_membrane : Tensor [shape=(batch, chan, time)], float
-        BM motion with a dB SL envelope (``envelope_sl``).
+    basilar_membrane : Tensor [shape=(batch, chan, time)], float, or None
+        BM motion with a dB SL envelope (``envelope_sl``); None: only the envelope is adapted.
     delta : float
         Overshoot factor (2 in the ear model); raised to at least 1.0001.
     sample_rate : float
@@ -190,7 +213,7 @@ def inner_hair_cell_adaptation(
     -------
     output_db : Tensor [shape=(batch, chan, time)], dB SL, >= 0
         Envelope with adaptation overshoot.
-    output_basilar_membrane : Tensor [shape=(batch, chan, time)]
+    output_basilar_membrane : Tensor [shape=(batch, chan, time)], or None without a BM input
         BM motion times the adaptation gain ``(out_db + 1e-30) / (env_db + 1e-30)``.
 
     Raises
@@ -207,7 +230,9 @@ def inner_hair_cell_adaptation(
     Kates (2013), "An auditory model for intelligibility and quality predictions", POMA 19,
     050184, section II.F; pyclarity 0.9.0 ``eb.inner_hair_cell_adaptation``.
     """
-    if envelope_db.shape != basilar_membrane.shape or envelope_db.ndim != 3:
+    if envelope_db.ndim != 3 or (
+        basilar_membrane is not None and envelope_db.shape != basilar_membrane.shape
+    ):
         raise ValueError(
             "envelope_db and basilar_membrane must both be [batch, chan, time], got "
             f"{tuple(envelope_db.shape)} and {tuple(basilar_membrane.shape)}"
@@ -224,9 +249,14 @@ def inner_hair_cell_adaptation(
         else:
             lens = torch.as_tensor(lengths, dtype=torch.long).cpu()
         row_lens = lens.repeat_interleave(envelope_db.shape[1])
-        out, bm_out = _ihc_numba(envelope_db.cpu(), basilar_membrane.cpu(), coeffs, row_lens)
+        bm_in = None if basilar_membrane is None else basilar_membrane.cpu()
+        out, bm_out = _ihc_numba(envelope_db.cpu(), bm_in, coeffs, row_lens)
+        if bm_out is None:
+            return out.to(envelope_db.device), None
         return out.to(envelope_db.device), bm_out.to(envelope_db.device)
     out = torch.clamp(_ihc_scan(envelope_db, coeffs), min=0)
+    if basilar_membrane is None:
+        return out, None
     small = 1e-30
     gain = (out + small) / (envelope_db + small)
     return out, gain * basilar_membrane

@@ -73,7 +73,8 @@ class EarModelOutput(_EarModelFields):
     reference_db, processed_db : Tensor [shape=(batch, nchan, time)], dB SL
         Envelopes after OHC compression, IHC attenuation and adaptation, group-delay compensated.
     reference_basilar_membrane, processed_basilar_membrane : Tensor [shape=(batch, nchan, time)]
-        BM motion with dB SL envelope, adaptation gain and threshold noise, delay compensated.
+        BM motion with dB SL envelope, adaptation gain and threshold noise, delay compensated
+        (None when ``ear_model`` was called with ``basilar_membrane=False``).
     reference_sl, processed_sl : Tensor [shape=(batch, nchan)], dB SL
         Long-term average spectra (compressed RMS of each band).
     freq_sample : float
@@ -197,6 +198,7 @@ def ear_model(
     nalr_fir: Tensor | None = None,
     band_chunk: int | None = None,
     per_item: bool | None = None,
+    basilar_membrane: bool = True,
 ) -> EarModelOutput:
     """Cochlear model: middle ear, gammatone filterbank, OHC compression, IHC attenuation.
 
@@ -246,6 +248,13 @@ def ear_model(
         length (default on CPU: a batched call is then bit-identical to one-at-a-time calls and
         the arrays stay small) instead of on the whole zero-padded batch with masks (default on
         other devices; equal to the per-item path to rounding).
+    basilar_membrane : bool
+        Compute the BM outputs (True).  False skips the BM half of envelope alignment, dB SL
+        conversion, IHC adaptation, threshold noise and group-delay shift, for callers that
+        discard it (HASPI uses only the envelopes and spectra), and returns None for
+        ``reference_basilar_membrane`` and ``processed_basilar_membrane``.  The threshold noise
+        is still drawn (and discarded), so the random streams advance exactly as with True and
+        every other output is bit-identical.
 
     Returns
     -------
@@ -365,17 +374,22 @@ def ear_model(
     params = dict(
         bandwidth_1=bandwidth_1, cf=cf, cf_control=cf_control, level_db_spl=level_db_spl,
         freq_sample=freq_sample, m_delay=m_delay, band_chunk=band_chunk,
+        with_bm=bool(basilar_membrane),
     )
     if per_item is None:
         per_item = device.type == "cpu"
     if per_item:
-        outs = [torch.zeros((batch, nchan, n_time), dtype=dtype, device=device) for _ in range(4)]
+        outs = [
+            torch.zeros((batch, nchan, n_time), dtype=dtype, device=device)
+            if basilar_membrane or k in (0, 2) else None
+            for k in range(4)
+        ]
         sls = [torch.zeros((batch, nchan), dtype=dtype, device=device) for _ in range(2)]
         for i, n in enumerate(lengths.tolist()):
             item = _cochlea(
                 ref_mid[i : i + 1, :n], proc_mid[i : i + 1, :n], None,
                 _select(loss_x, i), _select(loss_y, i), rng.subset([i]),
-                out=tuple(o[i : i + 1, :, :n] for o in outs), **params,
+                out=tuple(None if o is None else o[i : i + 1, :, :n] for o in outs), **params,
             )
             for full, part in zip(sls, item[4:], strict=True):
                 full[i] = part[0]
@@ -410,12 +424,14 @@ def _cochlea(
     freq_sample: float,
     m_delay: int,
     band_chunk: int | None,
-    out: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    with_bm: bool = True,
+    out: tuple | None = None,
+) -> tuple:
     """Gammatone filterbanks to group-delay compensation for middle-ear outputs ``[batch, time]``.
 
     ``lengths`` (or None when every item fills the width) gives the valid samples per item;
     ``out`` optionally receives ``reference_db, reference_bm, processed_db, processed_bm``.
+    ``with_bm=False`` skips the BM path (its two outputs are None) but still draws the noise.
     """
     batch, n_time = ref_mid.shape
     nchan = cf.shape[0]
@@ -459,7 +475,8 @@ def _cochlea(
 
     # Pass 2 -- main path, OHC compression, envelope alignment, dB SL, IHC adaptation
     ref_db = torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
-    proc_db, ref_b, proc_b = (torch.empty_like(ref_db) for _ in range(3))
+    proc_db = torch.empty_like(ref_db)
+    ref_b, proc_b = (torch.empty_like(ref_db) if with_bm else None for _ in range(2))
     ref_average = torch.empty_like(ref_bw)
     proc_average = torch.empty_like(ref_bw)
     for sl in chunks:
@@ -479,22 +496,35 @@ def _cochlea(
         del xenv, xbm, yenv, ybm
         # align the processed envelope and BM motion to the reference, band by band
         pcc = envelope_align(rcc, pcc, sample_rate=freq_sample, lengths=align_lengths)
-        pb = envelope_align(rb, pb, sample_rate=freq_sample, lengths=align_lengths)
+        if with_bm:
+            pb = envelope_align(rb, pb, sample_rate=freq_sample, lengths=align_lengths)
+        else:
+            rb = pb = None
         rcc, rb = envelope_sl(rcc, rb, loss_x.attenuated_ihc[:, sl], level_db_spl)
         pcc, pb = envelope_sl(pcc, pb, loss_y.attenuated_ihc[:, sl], level_db_spl)
         rdb, rb = inner_hair_cell_adaptation(rcc, rb, _IHC_OVERSHOOT, freq_sample,
                                              lengths=align_lengths)
         pdb, pb = inner_hair_cell_adaptation(pcc, pb, _IHC_OVERSHOOT, freq_sample,
                                              lengths=align_lengths)
-        ref_db[:, sl], ref_b[:, sl], proc_db[:, sl], proc_b[:, sl] = _masked(rdb, rb, pdb, pb)
+        if with_bm:
+            ref_db[:, sl], ref_b[:, sl], proc_db[:, sl], proc_b[:, sl] = _masked(rdb, rb, pdb, pb)
+        else:
+            ref_db[:, sl], proc_db[:, sl] = _masked(rdb, pdb)
     del ref_control, proc_control
 
     # Threshold noise (reference draw first, then processed, as the reference)
     noise_lengths = None if mask is None else lengths.tolist()
-    ref_bm = basilar_membrane_add_noise(ref_b, _IHC_THRESHOLD_DB, level_db_spl, rng,
-                                        lengths=noise_lengths)
-    proc_bm = basilar_membrane_add_noise(proc_b, _IHC_THRESHOLD_DB, level_db_spl, rng,
-                                         lengths=noise_lengths)
+    if with_bm:
+        ref_bm = basilar_membrane_add_noise(ref_b, _IHC_THRESHOLD_DB, level_db_spl, rng,
+                                            lengths=noise_lengths)
+        proc_bm = basilar_membrane_add_noise(proc_b, _IHC_THRESHOLD_DB, level_db_spl, rng,
+                                             lengths=noise_lengths)
+    else:  # advance the streams exactly as the two draws above would
+        shapes = [(nchan, n) for n in (noise_lengths or [n_time] * batch)]
+        noise_dtype = torch.float32 if rng.mode == "fast" and dtype == torch.float64 else dtype
+        for _ in range(2):
+            rng.skip_standard_normal(shapes, dtype=noise_dtype, device=device)
+        ref_bm = proc_bm = None
     del ref_b, proc_b
 
     # Inter-band group delay (reference bandwidths for both signals: pyclarity quirk)
@@ -503,12 +533,13 @@ def _cochlea(
         npts = None if mask is None else lengths
         dest = (None,) * 4 if out is None else out
         ref_db, ref_bm, proc_db, proc_bm = (
-            shift_rows(t, -correct, npts, out=o)
+            None if t is None else shift_rows(t, -correct, npts, out=o)
             for t, o in zip((ref_db, ref_bm, proc_db, proc_bm), dest, strict=True)
         )
     elif out is not None:
         for o, t in zip(out, (ref_db, ref_bm, proc_db, proc_bm), strict=True):
-            o.copy_(t)
+            if t is not None:
+                o.copy_(t)
         ref_db, ref_bm, proc_db, proc_bm = out
 
     # Long-term spectra in dB SL
