@@ -154,31 +154,41 @@ def env_filter(
     step = math.floor(sample_rate_hz / subsample_rate_hz)
     nout = -(-nsamp // step)
     # y[i] = sum_j x[step*i + nhalf - j] * benv[j]  (zero padded), as a strided correlation
-    # sum_j xpad[step*i + j] * k[j] with k = benv reversed.  Polyphase form: with j = step*q + r
-    # (kernel zero padded to nq*step taps) and X[m, r] = xpad[step*m + r] (a free reshape),
-    # y[i] = sum_q Z[i + q, q] where Z = X @ K^T, K[q, r] = k[step*q + r]: one small matmul and
-    # nq shifted adds instead of a [time, nfilt] frame copy.
+    # = sum_j x[step*i + j - left] * k[j] with k = benv reversed, left = nfilt - 1 - nhalf and x
+    # zero outside [0, nsamp).  Polyphase form without padding or frame copies: with
+    # j - left = step*q + r and X[m, r] = x[step*m + r] (a strided view of x),
+    # y[i] = sum_q Z[i + q, q - qmin], Z = X @ K^T, K[q - qmin, r] = k[step*q + r + left].
     kern_np = benv[::-1]
-    nq = -(-nfilt // step)
-    kpad = np.zeros(nq * step)
-    kpad[:nfilt] = kern_np
-    kmat = torch.as_tensor(
-        kpad.reshape(nq, step).T.copy(), dtype=reference_db.dtype, device=reference_db.device
-    )  # [step, nq]
     left = nfilt - 1 - nhalf
-    nblocks = nout + nq - 1
-    right = step * nblocks - (nsamp + left)
+    qmin = (-left) // step
+    qmax = (nfilt - 1 - left) // step
+    nq = qmax - qmin + 1
+    kmat_np = np.zeros((step, nq))
+    for c in range(nq):
+        for r in range(step):
+            j = step * (c + qmin) + r + left
+            if 0 <= j < nfilt:
+                kmat_np[r, c] = kern_np[j]
+    kmat = torch.as_tensor(kmat_np, dtype=reference_db.dtype, device=reference_db.device)
+    nfull = nsamp // step  # whole blocks; a partial tail block when nsamp % step
+    rows = batch * nchan
 
     def _filter(x: Tensor) -> Tensor:
-        x = x.reshape(batch * nchan, nsamp)
-        if right >= 0:
-            x = torch.nn.functional.pad(x, (left, right))
-        else:
-            x = torch.nn.functional.pad(x, (left, 0))[:, : step * nblocks]
-        z = torch.matmul(x.reshape(batch * nchan, nblocks, step), kmat)  # [rows, nblocks, nq]
-        y = z[:, :nout, 0].clone()
-        for q in range(1, nq):
-            y += z[:, q : q + nout, q]
+        x = x.reshape(rows, nsamp).contiguous()
+        blocks = x.as_strided((rows, nfull, step), (nsamp, step, 1))
+        z = torch.matmul(blocks, kmat)  # [rows, nfull, nq]
+        z_tail = None
+        if nfull < nout:
+            tail = torch.nn.functional.pad(x[:, nfull * step :], (0, step * nout - nsamp))
+            z_tail = torch.matmul(tail, kmat)  # [rows, nq]
+        y = x.new_zeros((rows, nout))
+        for c in range(nq):
+            shift = c + qmin  # y[i] += Z[i + shift, c] for 0 <= i + shift < nout blocks
+            i0, i1 = max(0, -shift), min(nout, nfull - shift)
+            if i1 > i0:
+                y[:, i0:i1] += z[:, i0 + shift : i1 + shift, c]
+            if z_tail is not None and 0 <= nfull - shift < nout:
+                y[:, nfull - shift] += z_tail[:, c]
         return y.reshape(batch, nchan, nout)
 
     return _filter(reference_db), _filter(processed_db)

@@ -704,16 +704,20 @@ def _segment_covariance(
     xs: Tensor, ys: Tensor, window: Tensor, corr_inv: Tensor, sum2_inv: float, maxlag: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Covariance statistics of windowed segments ``[..., L]`` (last dim = samples)."""
-    both = torch.stack([xs, ys]) * window  # one pass for reference and processed
-    both = both - both.mean(-1, keepdim=True)
-    ms = (both**2).sum(-1) * sum2_inv
+    # one buffer for reference and processed, filled and centred in place (no extra passes)
+    both = torch.empty((2,) + tuple(xs.shape), dtype=xs.dtype, device=xs.device)
+    torch.mul(xs, window, out=both[0])
+    torch.mul(ys, window, out=both[1])
+    both -= both.mean(-1, keepdim=True)
+    ms = torch.linalg.vector_norm(both, dim=-1).square_() * sum2_inv
     msx, msy = ms[0], ms[1]
     seg_len = both.shape[-1]
     nfft = scipy.fft.next_fast_len(seg_len + maxlag, real=True)
     spec = torch.fft.rfft(both, n=nfft)
-    circ = torch.fft.irfft(spec[0] * torch.conj(spec[1]), n=nfft)  # sum_n x[n + k] y[n]
+    del both
+    circ = torch.fft.irfft(spec[0].mul_(spec[1].conj()), n=nfft)  # sum_n x[n + k] y[n]
     lags = torch.arange(-maxlag, maxlag + 1, device=circ.device) % nfft
-    peak = torch.abs(circ.index_select(-1, lags) * corr_inv).amax(-1)
+    peak = (circ.index_select(-1, lags) * corr_inv).abs_().amax(-1)
     ok = (msx > _SMALL) & (msy > _SMALL)
     denom = torch.where(ok, torch.sqrt(msx * msy), torch.ones_like(msx))
     cov = torch.where(ok, peak / denom, torch.zeros_like(msx))
