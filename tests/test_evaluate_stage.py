@@ -123,12 +123,14 @@ def test_killed_then_resumed_with_two_workers_equals_uninterrupted(tree, referen
         f"path.exp_folder={exp}",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(tmp_path / "killed_run.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240
         while not (journal.is_file() and journal.read_bytes().count(b"\n") >= 1):
             assert proc.poll() is None, (
-                "evaluate finished or died before the first pair was journaled"
+                "evaluate finished or died before the first pair was journaled: "
+                + (tmp_path / "killed_run.log").read_text(errors="replace")[-3000:]
             )
             assert time.monotonic() < deadline, "no pair journaled in 240 s"
             time.sleep(0.05)
@@ -136,6 +138,7 @@ def test_killed_then_resumed_with_two_workers_equals_uninterrupted(tree, referen
     finally:
         proc.kill()
         proc.wait()
+        log.close()
     done_before = journal.read_text().count("\n")
     assert 1 <= done_before < len(PAIRS), "kill came too late to test a resume"
     # A kill -9 in the middle of a journal write leaves a torn last line.
