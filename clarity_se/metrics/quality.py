@@ -222,8 +222,13 @@ def env_smooth(
     first = envelopes[..., :nhalf] @ window[nhalf:] / halfsum  # [B, C]
     # middle-segment candidates k = 1..smax-2 start at k*nhalf
     if smax > 2:
-        frames = envelopes[..., nhalf : nhalf * smax].unfold(-1, n, nhalf)
-        middle = frames[..., : smax - 2, :] @ window / wsum  # [B, C, smax-2]
+        # segment k = blocks k and k + 1 of nhalf samples (from nhalf on): one matmul of the
+        # block view with the two window halves, no [.., smax, n] frame copy
+        blocks = envelopes[..., nhalf : nhalf * smax].reshape(
+            *envelopes.shape[:-1], smax - 1, nhalf)
+        halves = torch.stack([window[:nhalf], window[nhalf:]], dim=1)  # [nhalf, 2]
+        z = blocks @ halves  # [B, C, smax-1, 2]
+        middle = (z[..., :-1, 0] + z[..., 1:, 1]) / wsum  # [B, C, smax-2]
     else:
         middle = envelopes.new_zeros((*envelopes.shape[:-1], 0))
     last = _gather_blocks(envelopes, (nseg - 1) * nhalf, nhalf) @ window[:nhalf] / halfsum
