@@ -150,3 +150,23 @@ def test_shift_rows_torch_and_numpy_paths_agree():
     out = torch.full_like(x, 7.0)
     assert shift_rows(x, delay, npts, out=out) is out
     torch.testing.assert_close(out, fast, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n_time, lags", [(5000, 100), (70001, 300), (3000, 100)])
+def test_correlation_window_equals_full_correlation(n_time, lags):
+    """Overlap-save (long signals) and single-FFT (short) paths equal scipy's correlation."""
+    from scipy.signal import correlate
+
+    from clarity_se.ear_model.envelope import correlation_window
+
+    g = np.random.default_rng(n_time)
+    x = g.standard_normal((2, n_time)).cumsum(-1) + 50.0  # positive, envelope-like
+    y = np.roll(x, 37, -1) + g.standard_normal((2, n_time))
+    got = correlation_window(torch.from_numpy(x), torch.from_numpy(y), lags).numpy()
+    want = np.stack([
+        correlate(a, b, mode="full", method="fft")[n_time - lags : n_time + lags]
+        for a, b in zip(x, y, strict=True)
+    ])
+    assert got.shape == (2, 2 * lags)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
+    np.testing.assert_array_equal(got.argmax(-1), want.argmax(-1))
