@@ -109,7 +109,7 @@ def shift_rows(
 
 
 def correlation_window(reference: Tensor, output: Tensor, lags: int) -> Tensor:
-    """Cross-correlation ``c(m) = sum_n reference[n + m] * output[n]`` for ``m in [-lags + 1, lags]``.
+    """Cross-correlation ``c(m) = sum_n reference[n + m] output[n]``, ``-lags < m <= lags``.
 
     Parameters
     ----------
