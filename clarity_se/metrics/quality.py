@@ -709,17 +709,20 @@ def _segment_covariance(
     xs: Tensor, ys: Tensor, window: Tensor, corr_inv: Tensor, sum2_inv: float, maxlag: int
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Covariance statistics of windowed segments ``[..., L]`` (last dim = samples)."""
-    # one buffer for reference and processed, filled and centred in place (no extra passes)
-    both = torch.empty((2,) + tuple(xs.shape), dtype=xs.dtype, device=xs.device)
+    # one zero-padded buffer for reference and processed, filled and centred in place (no
+    # extra passes; the FFT then needs no internal padding copy)
+    seg_len = xs.shape[-1]
+    nfft = scipy.fft.next_fast_len(seg_len + maxlag, real=True)
+    buf = torch.empty((2,) + tuple(xs.shape[:-1]) + (nfft,), dtype=xs.dtype, device=xs.device)
+    buf[..., seg_len:] = 0.0
+    both = buf[..., :seg_len]
     torch.mul(xs, window, out=both[0])
     torch.mul(ys, window, out=both[1])
     both -= both.mean(-1, keepdim=True)
     ms = torch.linalg.vector_norm(both, dim=-1).square_() * sum2_inv
     msx, msy = ms[0], ms[1]
-    seg_len = both.shape[-1]
-    nfft = scipy.fft.next_fast_len(seg_len + maxlag, real=True)
-    spec = torch.fft.rfft(both, n=nfft)
-    del both
+    spec = torch.fft.rfft(buf)
+    del both, buf
     circ = torch.fft.irfft(spec[0].mul_(spec[1].conj()), n=nfft)  # sum_n x[n + k] y[n]
     lags = torch.arange(-maxlag, maxlag + 1, device=circ.device) % nfft
     peak = (circ.index_select(-1, lags) * corr_inv).abs_().amax(-1)
