@@ -2,11 +2,12 @@
 
 Input: 5 s, 44.1 kHz (reference, processed) pairs from the shared VCTK speech (processed =
 delayed, +6 dB, plus noise), a moderate sloping hearing loss, itype 0, 65 dB SPL, compat random
-streams (the reference is seeded with ``np.random.seed``).  Both are timed single-item with 1 and
-2 threads (torch and numba threads follow ``torch.set_num_threads``; the reference subprocess gets
-``OMP_NUM_THREADS``/``NUMBA_NUM_THREADS``), best of ``--repeats`` after a warm-up; ours is also
-timed on a batch.  The time of each of our stages is taken by wrapping the stage functions that
-``clarity_se.ear_model.model`` calls.
+streams (the reference is seeded with ``np.random.seed``); ours also without the BM outputs
+(``basilar_membrane=False``, as HASPI needs) and with fast streams. Both are timed single-item
+with 1 and 2 threads (torch and numba threads follow ``torch.set_num_threads``; the reference
+subprocess gets ``OMP_NUM_THREADS``/``NUMBA_NUM_THREADS``), best of ``--repeats`` after a
+warm-up; ours is also timed on a batch. The time of each of our stages is taken by wrapping the
+stage functions that ``clarity_se.ear_model.model`` calls.
 
     .venv/bin/python benchmarks/bench_ear_model.py \
         [--ref-python /work/tools/pyclarity-venv/bin/python] [--device cpu] [--batch 4]
@@ -136,7 +137,8 @@ def make_rng(kind, n, device):
         list(range(n)), device=device)
 
 
-def time_ours(ref, proc, device, threads, repeats, dtype=torch.float64, rng_kind="compat"):
+def time_ours(ref, proc, device, threads, repeats, dtype=torch.float64, rng_kind="compat",
+              basilar_membrane=True):
     torch.set_num_threads(threads)
     x = torch.as_tensor(ref, dtype=dtype, device=device)
     y = torch.as_tensor(proc, dtype=dtype, device=device)
@@ -144,7 +146,8 @@ def time_ours(ref, proc, device, threads, repeats, dtype=torch.float64, rng_kind
 
     def call():
         rng = make_rng(rng_kind, x.shape[0], device)
-        out = ear_model(x, FS, y, FS, hl, itype=0, level_db_spl=LEVEL, rng=rng)
+        out = ear_model(x, FS, y, FS, hl, itype=0, level_db_spl=LEVEL, rng=rng,
+                        basilar_membrane=basilar_membrane)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return out
@@ -225,6 +228,11 @@ def main(argv=None) -> int:
     }
     for threads in [int(t) for t in args.threads.split(",")]:
         entry = {"ours_single": time_ours(ref[:1], proc[:1], device, threads, args.repeats)}
+        # HASPI's call (BM outputs not needed) and the fast random streams
+        entry["ours_single_no_bm"] = time_ours(ref[:1], proc[:1], device, threads, args.repeats,
+                                               basilar_membrane=False)
+        entry["ours_single_fast_rng"] = time_ours(ref[:1], proc[:1], device, threads,
+                                                  args.repeats, rng_kind="fast")
         if args.batch > 1:
             b = time_ours(ref, proc, device, threads, max(1, args.repeats - 1))
             b["per_item_s"] = b["best_s"] / args.batch
