@@ -458,6 +458,16 @@ def _haspi_back_end(
     return HaspiResult(score, raw, valid)
 
 
+def _same_layout(tensors) -> bool:
+    """True when the signals can be concatenated along the batch axis (same length, dtype,
+    device)."""
+    ts = list(tensors)
+    return all(
+        t.shape[1:] == ts[0].shape[1:] and t.dtype == ts[0].dtype and t.device == ts[0].device
+        for t in ts
+    )
+
+
 def _listener_audiograms(listener, batch: int) -> tuple[list[Audiogram], list[Audiogram]]:
     listeners = [listener] if isinstance(listener, Listener) else list(listener)
     for i, li in enumerate(listeners):
@@ -508,7 +518,9 @@ def haspi_v2_better_ear(
     rng : PairRandom, optional
         One stream per item, drawn left ear first, then right ear (the reference's order), so
         ``PairRandom.compat([scene_seed(scene)])`` replays the recipe.  Default
-        ``PairRandom.compat([0] * batch)``.
+        ``PairRandom.compat([0] * batch)``.  With ``PairRandom.fast`` streams (no draw order
+        to replay) and equal-length signals, both ears are scored as one batch of
+        ``2 * batch`` items (each item's stream serves its left then its right ear).
     below_threshold : {"raise", "nan"}
         As :func:`haspi_v2`; with ``"nan"`` an ear below threshold is ignored by the max (both
         NaN -> NaN).
@@ -561,6 +573,25 @@ def haspi_v2_better_ear(
         audiogram_right, hearing_loss_right_db_hl, batch, "haspi_v2_better_ear (right)"
     )
     rng = _check_rng(rng, batch, "haspi_v2_better_ear")
+    if rng.mode == "fast" and _same_layout(refs.values()):
+        # fast streams need not replay pyclarity's draw order (left ear, then right ear): both
+        # ears run as one batch of 2 * batch items (fewer calls; on CUDA, fewer launches)
+        try:
+            both = haspi_v2(
+                reference=torch.cat([refs["reference_left"], refs["reference_right"]]),
+                processed=torch.cat([refs["processed_left"], refs["processed_right"]]),
+                hearing_loss_db_hl=np.concatenate([hl_left, hl_right]),
+                sample_rate=sample_rate,
+                level_db_spl=level_db_spl,
+                rng=rng.subset(list(range(batch)) * 2),
+                below_threshold=below_threshold,
+            )
+        except ValueError:
+            pass  # redone ear by ear below, for an error message that names the ear
+        else:
+            left = HaspiResult(*(t[:batch] for t in both))
+            right = HaspiResult(*(t[batch:] for t in both))
+            return HaspiBetterEarResult(torch.fmax(left.score, right.score), left, right)
     common = dict(
         sample_rate=sample_rate, level_db_spl=level_db_spl, rng=rng, below_threshold=below_threshold
     )
