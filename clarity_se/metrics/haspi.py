@@ -397,6 +397,9 @@ def _haspi_v2_items(
         level_db_spl=float(level_db_spl),
         rng=rng,
         shift=None,  # pyclarity quirk, see Notes
+        # HASPI reads only the envelopes: skip the BM half of the model (its noise draws are
+        # still skipped over in the random stream, so compat replays stay exact).
+        basilar_membrane=False,
     )
     return _haspi_back_end(
         em.reference_db,
