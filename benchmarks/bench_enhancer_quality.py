@@ -44,13 +44,17 @@ def si_sdr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
 def main() -> int:
     """Run the quality benchmark and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality_data")
+    parser.add_argument(
+        "--root", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality_data"
+    )
     parser.add_argument("--dev-scenes", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rng", default="fast")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--checkpoint", default="")
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality.json"
+    )
     args = parser.parse_args()
 
     from clarity_se.data.audio_io import read_audio
@@ -61,19 +65,43 @@ def main() -> int:
         from clarity_se.data.render.cli import build_dataset
 
         build_dataset(root, n_train=0, n_dev=args.dev_scenes, seed=args.seed, workers=args.workers)
-    scenes = {s.scene: s for s in load_scenes(root / "clarity_data" / "metadata" / "scenes.dev.json")}
+    scenes = {
+        s.scene: s for s in load_scenes(root / "clarity_data" / "metadata" / "scenes.dev.json")
+    }
     scenes_folder = root / "clarity_data" / "dev" / "scenes"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    result: dict = {"root": str(root), "seed": args.seed, "dev_scenes": len(scenes), "rng": args.rng, "systems": {}}
+    result: dict = {
+        "root": str(root),
+        "seed": args.seed,
+        "dev_scenes": len(scenes),
+        "rng": args.rng,
+        "systems": {},
+    }
     per_scene = {}
     scores = {}
     for system in ("passthrough", "convtasnet"):
         exp = root / f"exp_{system}"
         common = [f"path.root={root}", f"path.exp_folder={exp}"]
-        extra = [f"enhancer.checkpoint={args.checkpoint}"] if args.checkpoint and system == "convtasnet" else []
+        extra = (
+            [f"enhancer.checkpoint={args.checkpoint}"]
+            if args.checkpoint and system == "convtasnet"
+            else []
+        )
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "clarity_se.cli", "enhance", *common, f"enhancer.name={system}", *extra],
-                       check=True, env=env, cwd=REPO)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "clarity_se.cli",
+                "enhance",
+                *common,
+                f"enhancer.name={system}",
+                *extra,
+            ],
+            check=True,
+            env=env,
+            cwd=REPO,
+        )
         enhance_s = time.perf_counter() - t0
         values = {}
         for name, scene in scenes.items():
@@ -81,20 +109,38 @@ def main() -> int:
             est, _ = read_audio(enhanced)
             ref, _ = read_audio(scenes_folder / f"{name}_target_CH1.wav")
             span = slice(scene.target.time_start, scene.target.time_end)
-            values[name] = float(np.mean([si_sdr_db(est[span, ear], ref[span, ear]) for ear in (0, 1)]))
+            values[name] = float(
+                np.mean([si_sdr_db(est[span, ear], ref[span, ear]) for ear in (0, 1)])
+            )
         per_scene[system] = values
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "clarity_se.cli", "evaluate", *common, f"evaluate.rng={args.rng}",
-                        f"evaluate.workers={args.workers}"], check=True, env=env, cwd=REPO)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "clarity_se.cli",
+                "evaluate",
+                *common,
+                f"evaluate.rng={args.rng}",
+                f"evaluate.workers={args.workers}",
+            ],
+            check=True,
+            env=env,
+            cwd=REPO,
+        )
         evaluate_s = time.perf_counter() - t0
         scores[system] = pd.read_csv(exp / "scores.csv")
         result["systems"][system] = {
             "si_sdr_db": float(np.mean(list(values.values()))),
             **{m: float(scores[system][m].mean()) for m in ("combined", "haspi", "hasqi")},
-            "pairs": len(scores[system]), "enhance_s": enhance_s, "evaluate_s": evaluate_s,
+            "pairs": len(scores[system]),
+            "enhance_s": enhance_s,
+            "evaluate_s": evaluate_s,
         }
     delta = np.array([per_scene["convtasnet"][s] - per_scene["passthrough"][s] for s in scenes])
-    merged = scores["convtasnet"].merge(scores["passthrough"], on=["scene", "listener"], suffixes=("", "_base"))
+    merged = scores["convtasnet"].merge(
+        scores["passthrough"], on=["scene", "listener"], suffixes=("", "_base")
+    )
     result["si_sdr_improvement_db"] = float(delta.mean())
     result["si_sdr_improved_scenes"] = int((delta > 0).sum())
     for metric in ("combined", "haspi", "hasqi"):

@@ -9,12 +9,12 @@ same run and on the same files:
   subprocess with the oracle interpreter ``--ref-python`` (one process: the official tool has no
   parallelism);
 - ``clarity-se evaluate`` in a subprocess for ``evaluate.rng`` in {compat, fast} and each
-  ``--batch-sizes`` value, with ``evaluate.workers`` = ``--workers`` (torch threads 1 per worker).
+  ``--batch-sizes`` and ``--workers`` value (``evaluate.workers``; torch threads 1 per worker).
 
 Reports pairs/s, seconds per pair, speed-up over the reference and the largest per-pair score
 difference to the reference (compat must be < 1e-4). Writes ``results/benchmarks/evaluator.json``.
 
-    .venv/bin/python benchmarks/bench_evaluator.py [--scenes 4] [--workers 2] [--device cpu]
+    .venv/bin/python benchmarks/bench_evaluator.py [--scenes 4] [--workers 1,2] [--batch-sizes 3] [--device cpu]
 
 Without a reference interpreter (``--ref-python ''``) only our timings are written.
 """
@@ -75,35 +75,66 @@ def build_tree(root: Path, n_scenes: int, seconds: float, seed: int = 0) -> None
         noise = np.stack([noise, np.roll(noise, 7)], axis=1)
         snr_db = rng.uniform(-5, 15)
         noise *= np.sqrt(np.mean(target**2) / np.mean(noise**2)) * 10 ** (-snr_db / 20)
-        write_audio(scenes_dir / f"{scene}_target_anechoic_CH1.wav", target / np.abs(target).max() * 0.9,
-                    FS, subtype="PCM_16")
+        write_audio(
+            scenes_dir / f"{scene}_target_anechoic_CH1.wav",
+            target / np.abs(target).max() * 0.9,
+            FS,
+            subtype="PCM_16",
+        )
         write_audio(scenes_dir / f"{scene}_target_CH1.wav", target, FS, subtype="PCM_16")
         chosen = [names[(3 * k + j) % len(names)] for j in range(3)]
         pairs[scene] = chosen
         for lis in chosen:
-            write_audio(exp / "enhanced_signals" / f"{scene}_{lis}_enhanced.wav", target + noise, FS)
+            write_audio(
+                exp / "enhanced_signals" / f"{scene}_{lis}_enhanced.wav", target + noise, FS
+            )
     (meta / "scenes_listeners.dev.json").write_text(json.dumps(pairs, indent=4))
 
 
 def run_reference(ref_python: str, root: Path) -> tuple[float, pd.DataFrame]:
     """Run the official evaluate.py on the tree; return (seconds, scores)."""
-    site = subprocess.run([ref_python, "-c", "import recipes, os; print(os.path.dirname(os.path.dirname(recipes.__file__)))"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [
+            ref_python,
+            "-c",
+            "import recipes, os; print(os.path.dirname(os.path.dirname(recipes.__file__)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     exp = root / "exp_ref"
     (exp / "enhanced_signals").mkdir(parents=True, exist_ok=True)
     for f in (root / "exp" / "enhanced_signals").iterdir():
         target = exp / "enhanced_signals" / f.name
         if not target.exists():
             os.link(f, target)
-    env = dict(os.environ, PYTHONPATH=site, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=site,
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
     t0 = time.perf_counter()
-    subprocess.run([ref_python, f"{site}/recipes/icassp_2023/baseline/evaluate.py",
-                    f"path.root={root}", f"path.exp_folder={exp}"], env=env, check=True,
-                   capture_output=True, cwd=root)
+    subprocess.run(
+        [
+            ref_python,
+            f"{site}/recipes/icassp_2023/baseline/evaluate.py",
+            f"path.root={root}",
+            f"path.exp_folder={exp}",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=root,
+    )
     return time.perf_counter() - t0, pd.read_csv(exp / "scores.csv")
 
 
-def run_ours(root: Path, rng: str, batch_size: int, workers: int, device: str) -> tuple[float, pd.DataFrame]:
+def run_ours(
+    root: Path, rng: str, batch_size: int, workers: int, device: str
+) -> tuple[float, pd.DataFrame]:
     """Run ``clarity-se evaluate`` in a fresh exp folder; return (seconds, scores)."""
     exp = root / f"exp_{rng}_b{batch_size}_w{workers}_{device}"
     (exp / "enhanced_signals").mkdir(parents=True, exist_ok=True)
@@ -112,9 +143,18 @@ def run_ours(root: Path, rng: str, batch_size: int, workers: int, device: str) -
         if not target.exists():
             os.link(f, target)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "clarity_se.cli", "evaluate", f"path.root={root}", f"path.exp_folder={exp}",
-           f"evaluate.rng={rng}", f"evaluate.batch_size={batch_size}", f"evaluate.workers={workers}",
-           f"evaluate.device={device}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "clarity_se.cli",
+        "evaluate",
+        f"path.root={root}",
+        f"path.exp_folder={exp}",
+        f"evaluate.rng={rng}",
+        f"evaluate.batch_size={batch_size}",
+        f"evaluate.workers={workers}",
+        f"evaluate.device={device}",
+    ]
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=REPO)
     return time.perf_counter() - t0, pd.read_csv(exp / "scores.csv")
@@ -126,11 +166,15 @@ def main() -> int:
     parser.add_argument("--scenes", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch-sizes", default="1,3")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", default="1,2", help="comma list of evaluate.workers values")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--modes", default="compat,fast")
-    parser.add_argument("--ref-python", default=os.environ.get("PYCLARITY_PYTHON", DEFAULT_REF_PYTHON))
-    parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "evaluator.json")
+    parser.add_argument(
+        "--ref-python", default=os.environ.get("PYCLARITY_PYTHON", DEFAULT_REF_PYTHON)
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "results" / "benchmarks" / "evaluator.json"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="build the tree here and keep it")
     args = parser.parse_args()
 
@@ -139,31 +183,56 @@ def main() -> int:
     if not (root / "clarity_data").exists():
         build_tree(root, args.scenes, args.seconds)
     n_pairs = 3 * args.scenes
-    result = {"pairs": n_pairs, "seconds_per_signal": args.seconds, "sample_rate": FS,
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
-              "runs": []}
+    result = {
+        "pairs": n_pairs,
+        "seconds_per_signal": args.seconds,
+        "sample_rate": FS,
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+        },
+        "runs": [],
+    }
     ref_scores = None
     if args.ref_python and Path(args.ref_python).exists():
         seconds, ref_scores = run_reference(args.ref_python, root)
-        result["reference"] = {"tool": "pyclarity 0.9.0 recipes/icassp_2023/baseline/evaluate.py",
-                               "processes": 1, "seconds": seconds, "s_per_pair": seconds / n_pairs,
-                               "pairs_per_s": n_pairs / seconds}
+        result["reference"] = {
+            "tool": "pyclarity 0.9.0 recipes/icassp_2023/baseline/evaluate.py",
+            "processes": 1,
+            "seconds": seconds,
+            "s_per_pair": seconds / n_pairs,
+            "pairs_per_s": n_pairs / seconds,
+        }
         print(f"reference: {seconds:.1f} s, {seconds / n_pairs:.2f} s/pair", flush=True)
-    for rng in args.modes.split(","):
-        for batch in [int(b) for b in args.batch_sizes.split(",")]:
-            seconds, scores = run_ours(root, rng, batch, args.workers, args.device)
-            run = {"rng": rng, "batch_size": batch, "workers": args.workers, "device": args.device,
-                   "seconds": seconds, "s_per_pair": seconds / n_pairs, "pairs_per_s": n_pairs / seconds}
-            if ref_scores is not None:
-                merged = scores.merge(ref_scores, on=["scene", "listener"], suffixes=("", "_ref"))
-                run["speedup_vs_reference"] = result["reference"]["seconds"] / seconds
-                run["speedup_vs_reference_per_core"] = run["speedup_vs_reference"] / args.workers
-                for metric in ("haspi", "hasqi", "combined"):
-                    diff = np.abs(merged[metric] - merged[f"{metric}_ref"])
-                    run[f"max_abs_diff_{metric}"] = float(diff.max())
-                    run[f"mean_diff_{metric}"] = float((merged[metric] - merged[f"{metric}_ref"]).mean())
-            result["runs"].append(run)
-            print(json.dumps(run), flush=True)
+    for rng, batch, workers in [
+        (r, int(b), int(w))
+        for r in args.modes.split(",")
+        for b in args.batch_sizes.split(",")
+        for w in args.workers.split(",")
+    ]:
+        seconds, scores = run_ours(root, rng, batch, workers, args.device)
+        run = {
+            "rng": rng,
+            "batch_size": batch,
+            "workers": workers,
+            "device": args.device,
+            "seconds": seconds,
+            "s_per_pair": seconds / n_pairs,
+            "pairs_per_s": n_pairs / seconds,
+        }
+        if ref_scores is not None:
+            merged = scores.merge(ref_scores, on=["scene", "listener"], suffixes=("", "_ref"))
+            run["speedup_vs_reference"] = result["reference"]["seconds"] / seconds
+            run["speedup_vs_reference_per_worker"] = run["speedup_vs_reference"] / workers
+            for metric in ("haspi", "hasqi", "combined"):
+                diff = np.abs(merged[metric] - merged[f"{metric}_ref"])
+                run[f"max_abs_diff_{metric}"] = float(diff.max())
+                run[f"mean_diff_{metric}"] = float(
+                    (merged[metric] - merged[f"{metric}_ref"]).mean()
+                )
+        result["runs"].append(run)
+        print(json.dumps(run), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
