@@ -30,10 +30,14 @@ test: $(STAMP) sysdeps
 lint: $(STAMP)
 	$(BIN)/python -m ruff check clarity_se tests benchmarks
 
+# Speed and quality benchmarks -> results/benchmarks/*.json (the reference timings need a
+# pyclarity interpreter: PYCLARITY_PYTHON=/path/to/venv/bin/python, see README).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_amplify.py
 	$(BIN)/python benchmarks/bench_evaluator.py
 	$(BIN)/python benchmarks/bench_enhancer.py
+	$(BIN)/python benchmarks/bench_enhancer_quality.py
+	$(BIN)/python benchmarks/bench_run.py
 
 clean:
 	rm -rf $(VENV) results/demo demo_out

@@ -12,7 +12,8 @@ same run and on the same files:
   ``--batch-sizes`` and ``--workers`` value (``evaluate.workers``; torch threads 1 per worker).
 
 Reports pairs/s, seconds per pair, speed-up over the reference and the largest per-pair score
-difference to the reference (compat must be < 1e-4). Writes ``results/benchmarks/evaluator.json``.
+difference to the reference (compat must be < 1e-4).
+Writes ``results/benchmarks/evaluator.json``.
 
     .venv/bin/python benchmarks/bench_evaluator.py [--scenes 4] [--workers 1,2] [--batch-sizes 3] [--device cpu]
 
