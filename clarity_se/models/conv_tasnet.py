@@ -84,6 +84,11 @@ class CumulativeLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor, float] | None = None):
+        """Normalise ``x [batch, channels, frames]`` with cumulative statistics up to each frame.
+
+        ``state`` carries the running sums (and frame count) from the previous chunk for
+        streaming; returns ``(y, new_state)`` with ``y`` of the shape of ``x``.
+        """
         batch, n_chan, n_frames = x.shape
         x64 = x.to(torch.float64)
         step_sum = x64.sum(dim=1)  # [batch, frames]
@@ -123,6 +128,10 @@ class GlobalLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: Tensor, state: Any = None):
+        """Normalise ``x [batch, channels, frames]`` over channels and all frames (non-causal).
+
+        ``state`` is accepted for interface parity and ignored; returns ``(y, None)``.
+        """
         mean = x.mean(dim=(1, 2), keepdim=True)
         var = ((x - mean) ** 2).mean(dim=(1, 2), keepdim=True)
         return (x - mean) / torch.sqrt(var + self.eps) * self.gamma + self.beta, None
@@ -187,6 +196,11 @@ class TemporalBlock(nn.Module):
         self.skip_conv = nn.Conv1d(hid_chan, skip_chan, 1) if skip_chan > 0 else None
 
     def forward(self, x: Tensor, state: State | None = None):
+        """One residual TCN block on ``x [batch, bn_chan, frames]``.
+
+        Returns ``(residual_out, skip_out, new_state)``; ``state`` holds the causal
+        convolution buffer and norm statistics of the previous chunk (streaming).
+        """
         state = state or {}
         y, n1 = self.norm1(self.act1(self.in_conv(x)), state.get("norm1"))
         if self.causal:
@@ -276,6 +290,11 @@ class TCNSeparator(nn.Module):
             raise ValueError(f"mask_act: expected 'sigmoid' or 'relu', got {mask_act!r}")
 
     def forward(self, features: Tensor, state: State | None = None):
+        """Masks from encoder ``features [batch, n_in, frames]``.
+
+        Returns ``(masks [batch, n_masks, out_chan, frames], new_state)``; ``state`` carries every
+        block's causal buffers between chunks (streaming).
+        """
         state = state or {}
         x, in_state = self.in_norm(features, state.get("in_norm"))
         x = self.bottleneck(x)
@@ -530,6 +549,7 @@ class MultichannelConvTasNet(nn.Module):
         return decoded[..., lead : lead + n_time]
 
     def extra_repr(self) -> str:
+        """Summary of the paper letters (N, L, B, H, P, X, R) for ``print(model)``."""
         return ", ".join(f"{k}={v}" for k, v in self.hparams.items())
 
 

@@ -357,6 +357,7 @@ class _RunLog:
         self.package.addHandler(self.handler)
 
     def detach(self) -> None:
+        """Remove the run.log handler and restore the logging levels saved at attach time."""
         self.package.removeHandler(self.handler)
         self.package.setLevel(self.package_level)
         for handler, level in self.saved:
