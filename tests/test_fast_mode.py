@@ -17,6 +17,7 @@ matches it to ~1e-9, see test_haspi / test_hasqi).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,31 +30,15 @@ from clarity_se.metrics.haspi import haspi_v2_better_ear
 from clarity_se.metrics.hasqi import hasqi_v2_better_ear
 
 FIX = Path(__file__).parent / "fixtures"
+
+sys.path.insert(0, str(Path(__file__).parent / "golden"))
+import haspi_inputs  # noqa: E402
+
 KEYS = ("haspi_left", "haspi_right", "hasqi_left", "hasqi_right")
 
 
-def _clips(sr: int) -> dict[str, np.ndarray]:
-    if sr == 16000:
-        return dict(np.load(FIX / "haspi_clips_16k.npz"))
-    return {**np.load(FIX / "haspi_clips_44k_a.npz"), **np.load(FIX / "haspi_clips_44k_b.npz")}
-
-
-def _mix(clip: dict, case: dict) -> dict:
-    """Same recipe as tests/golden/make_fast_mode_golden.mix (= make_haspi_golden.mix)."""
-    tgt = clip["speech"].astype(np.float64) / 32768.0
-    intf = clip[case["interferer"]].astype(np.float64) / 32768.0
-    g = np.sqrt(np.mean(tgt**2) / np.mean(intf**2)) * 10.0 ** (-case["snr_db"] / 20.0)
-    d = case["delay_right"]
-    ref_l = tgt
-    ref_r = 0.8 * np.concatenate([np.zeros(d), tgt[: len(tgt) - d]])
-    proc_l = ref_l + g * intf
-    proc_r = ref_r + 1.4 * g * intf[::-1]
-    return {
-        "reference_left": ref_l,
-        "reference_right": ref_r,
-        "processed_left": proc_l,
-        "processed_right": proc_r,
-    }
+_clips = haspi_inputs.clips
+_mix = haspi_inputs.mix
 
 
 def _golden():

@@ -8,6 +8,7 @@ match to ~1e-10; whole-metric tests run our ear model too (compat: 1e-4 required
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,10 @@ from clarity_se.metrics.haspi import (
 from clarity_se.metrics.haspi_network import HASPI_NETWORK_NORMALIZATION, nn_feed_forward_ensemble
 
 FIX = Path(__file__).parent / "fixtures"
+
+sys.path.insert(0, str(Path(__file__).parent / "golden"))
+import haspi_inputs  # noqa: E402
+
 BACKEND_TOL = 1e-10  # float64 back end vs pyclarity on identical inputs
 SCORE_TOL = 1e-4  # contract: compat per-pair score
 SCORE_AIM = 1e-6
@@ -268,28 +273,8 @@ def _whole():
     return json.loads((FIX / "haspi_whole.json").read_text())
 
 
-def _clips(sr: int) -> dict[str, np.ndarray]:
-    if sr == 16000:
-        return dict(np.load(FIX / "haspi_clips_16k.npz"))
-    return {**np.load(FIX / "haspi_clips_44k_a.npz"), **np.load(FIX / "haspi_clips_44k_b.npz")}
-
-
-def mix(clips: dict, case: dict) -> dict:
-    """Same recipe as make_haspi_golden.mix."""
-    tgt = clips["speech"].astype(np.float64) / 32768.0
-    intf = clips[case["interferer"]].astype(np.float64) / 32768.0
-    g = np.sqrt(np.mean(tgt**2) / np.mean(intf**2)) * 10.0 ** (-case["snr_db"] / 20.0)
-    d = case["delay_right"]
-    ref_l = tgt
-    ref_r = 0.8 * np.concatenate([np.zeros(d), tgt[: len(tgt) - d]])
-    proc_l = ref_l + g * intf
-    proc_r = ref_r + 1.4 * g * intf[::-1]
-    return {
-        "reference_left": ref_l,
-        "reference_right": ref_r,
-        "processed_left": proc_l,
-        "processed_right": proc_r,
-    }
+_clips = haspi_inputs.clips
+mix = haspi_inputs.mix
 
 
 def _batch(cases):

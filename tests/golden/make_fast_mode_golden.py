@@ -17,6 +17,7 @@ Writes ``tests/fixtures/fast_mode_golden.json`` (a few kB).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -25,34 +26,17 @@ from clarity.evaluator.haspi import haspi_v2, haspi_v2_be
 from clarity.evaluator.hasqi import hasqi_v2, hasqi_v2_better_ear
 from clarity.utils.audiogram import Audiogram, Listener
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import haspi_inputs  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "fixtures"
 CASE_IDS = ["c01", "c03", "c05", "c08", "c10", "c13", "c17", "c20"]
 SEED_OFFSETS = [0, 1, 2, 3, 4]  # seed = case seed + offset; offset 0 is the case's own seed
 
 
-def clips(sr: int) -> dict[str, np.ndarray]:
-    if sr == 16000:
-        return dict(np.load(FIX / "haspi_clips_16k.npz"))
-    return {**np.load(FIX / "haspi_clips_44k_a.npz"), **np.load(FIX / "haspi_clips_44k_b.npz")}
-
-
-def mix(clip: dict, case: dict) -> dict:
-    """The mixing recipe of make_haspi_golden.mix (identical code in tests/test_fast_mode.py)."""
-    tgt = clip["speech"].astype(np.float64) / 32768.0
-    intf = clip[case["interferer"]].astype(np.float64) / 32768.0
-    g = np.sqrt(np.mean(tgt**2) / np.mean(intf**2)) * 10.0 ** (-case["snr_db"] / 20.0)
-    d = case["delay_right"]
-    ref_l = tgt
-    ref_r = 0.8 * np.concatenate([np.zeros(d), tgt[: len(tgt) - d]])
-    proc_l = ref_l + g * intf
-    proc_r = ref_r + 1.4 * g * intf[::-1]
-    return {
-        "reference_left": ref_l,
-        "reference_right": ref_r,
-        "processed_left": proc_l,
-        "processed_right": proc_r,
-    }
+clips = haspi_inputs.clips
+mix = haspi_inputs.mix
 
 
 def main() -> None:

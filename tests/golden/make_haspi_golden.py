@@ -23,6 +23,7 @@ Writes, under ``tests/fixtures/`` (each file < 100 kB):
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,9 @@ from clarity.evaluator.haspi.ebm import (
 )
 from clarity.evaluator.haspi.ip import get_neural_net, nn_feed_forward_ensemble
 from clarity.utils.audiogram import Audiogram, Listener
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import haspi_inputs  # noqa: E402
 from scipy.signal import resample_poly
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,22 +190,7 @@ AUDIOGRAMS = [  # levels at CEC2_F unless frequencies given
 NONSTD_F = [250, 500, 700, 1000, 2000, 6000]  # non-standard frequencies (resampling)
 
 
-def mix(clips: dict, case: dict) -> dict:
-    """The mixing recipe; identical code in tests/test_haspi.py."""
-    tgt = clips["speech"].astype(np.float64) / 32768.0
-    intf = clips[case["interferer"]].astype(np.float64) / 32768.0
-    g = np.sqrt(np.mean(tgt**2) / np.mean(intf**2)) * 10.0 ** (-case["snr_db"] / 20.0)
-    d = case["delay_right"]
-    ref_l = tgt
-    ref_r = 0.8 * np.concatenate([np.zeros(d), tgt[: len(tgt) - d]])
-    proc_l = ref_l + g * intf
-    proc_r = ref_r + 1.4 * g * intf[::-1]
-    return {
-        "reference_left": ref_l,
-        "reference_right": ref_r,
-        "processed_left": proc_l,
-        "processed_right": proc_r,
-    }
+mix = haspi_inputs.mix
 
 
 def make_whole() -> None:
