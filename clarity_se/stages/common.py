@@ -33,6 +33,14 @@ logger = logging.getLogger(__name__)
 ERRORS_HEADER = ("stage", "scene", "listener", "error")
 
 
+def group_by_scene(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Listeners of each scene, scenes in first-appearance order (a scene's signals share a length)."""
+    grouped: dict[str, list[str]] = {}
+    for scene, listener in pairs:
+        grouped.setdefault(scene, []).append(listener)
+    return grouped
+
+
 def select_shard(pairs: list[tuple[str, str]], shard: str) -> list[tuple[str, str]]:
     """Keep shard ``k/n`` (1-based) of ``pairs``: items ``k-1, k-1+n, ...``; all if empty."""
     parsed = parse_shard(shard)

@@ -176,14 +176,6 @@ def make_enhancer(cfg) -> Callable[[str, str], np.ndarray]:
     raise ValueError(f"enhancer.name: expected one of {ENHANCERS}, got {name!r}")
 
 
-def group_by_scene(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """Listeners of each scene, scenes in first-appearance order."""
-    grouped: dict[str, list[str]] = {}
-    for scene, listener in pairs:
-        grouped.setdefault(scene, []).append(listener)
-    return grouped
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``clarity-se enhance -c config.yaml key=value ...``."""
     add_config_arguments(parser)
@@ -201,7 +193,7 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from clarity_se.data.audio_io import write_audio
-    from clarity_se.stages.common import ErrorLog, pairs_from_config, shard_suffix
+    from clarity_se.stages.common import ErrorLog, group_by_scene, pairs_from_config, shard_suffix
 
     try:
         cfg = load_config(args.config, args.overrides)

@@ -50,7 +50,6 @@ import io
 import logging
 import os
 import sys
-from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -367,13 +366,12 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def group_by_scene(pairs: list[tuple[str, str]], batch_size: int) -> list[PairJob]:
-    """Group pairs by scene (equal lengths) in first-seen order, at most ``batch_size`` each."""
-    groups: OrderedDict[str, list[str]] = OrderedDict()
-    for scene, listener in pairs:
-        groups.setdefault(scene, []).append(listener)
+def scene_jobs(pairs: list[tuple[str, str]], batch_size: int) -> list[PairJob]:
+    """Pairs grouped by scene (equal lengths) in first-seen order, at most ``batch_size`` each."""
+    from clarity_se.stages.common import group_by_scene
+
     jobs = []
-    for scene, listeners in groups.items():
+    for scene, listeners in group_by_scene(pairs).items():
         for start in range(0, len(listeners), max(1, batch_size)):
             jobs.append(PairJob(scene, listeners[start : start + max(1, batch_size)]))
     return jobs
@@ -468,7 +466,7 @@ def run_evaluate(cfg) -> tuple[int, int]:
         len(pairs) - len(todo),
         len(todo),
     )
-    jobs = group_by_scene(todo, int(cfg.evaluate.batch_size))
+    jobs = scene_jobs(todo, int(cfg.evaluate.batch_size))
     container = OmegaConf.to_container(cfg, resolve=True)
     progress = tqdm(total=len(todo), desc="evaluate", unit="pair")
 
