@@ -1,7 +1,7 @@
 """Recipe configuration: the official ICASSP 2023 keys, typed and checked (OmegaConf struct mode).
 
-A config file written for the official pyclarity recipe (``recipes/icassp_2023/baseline/config.yaml``)
-loads unchanged: the same ``path.*``, ``nalr.*``, ``compressor.*``, ``soft_clip`` and
+A config file written for the official pyclarity recipe
+(``recipes/icassp_2023/baseline/config.yaml``) loads unchanged: the same ``path.*``, ``nalr.*``, ``compressor.*``, ``soft_clip`` and
 ``evaluate.*`` keys, and its ``hydra:`` block is accepted and ignored. clarity_se adds
 ``evaluate.rng|device|batch_size|shard|workers``, ``enhancer.*``, ``run.*`` and ``report.*``.
 Unknown keys are errors that name the key.
@@ -117,6 +117,48 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def merge_config(
+    schema: type,
+    config: Path | str | None = None,
+    overrides: list[str] | None = None,
+    *,
+    what: str = "config",
+) -> DictConfig:
+    """Merge a YAML file and dotlist overrides onto a dataclass ``schema``, in struct mode.
+
+    Parameters
+    ----------
+    schema : dataclass type
+        The typed schema (unknown keys and wrong types become errors).
+    config : path-like, optional
+        YAML file.
+    overrides : list of str, optional
+        ``key=value`` items.
+    what : str
+        Name used in error messages (``"config"``, ``"training config"``).
+
+    Raises
+    ------
+    ValueError
+        If the file is missing or unreadable, a key is unknown, or a value has the wrong type;
+        the message names the file and key.
+    """
+    merged = OmegaConf.structured(schema)
+    try:
+        if config is not None:
+            path = Path(config)
+            if not path.is_file():
+                raise ValueError(f"config file {path} does not exist")
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        if overrides:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as exc:
+        where = f" in {config}" if config is not None else ""
+        raise ValueError(f"bad {what}{where}: {exc}") from None
+    OmegaConf.set_struct(merged, True)
+    return merged
+
+
 def load_config(config: Path | str | None = None, overrides: list[str] | None = None) -> DictConfig:
     """Load a recipe config onto the typed schema and apply dotlist overrides.
 
@@ -138,20 +180,7 @@ def load_config(config: Path | str | None = None, overrides: list[str] | None = 
         If the file is missing or unreadable, a key is unknown, or a value has the wrong type;
         the message names the file and key.
     """
-    schema = OmegaConf.structured(RecipeConfig)
-    try:
-        merged = schema
-        if config is not None:
-            path = Path(config)
-            if not path.is_file():
-                raise ValueError(f"config file {path} does not exist")
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
-        if overrides:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        where = f" in {config}" if config is not None else ""
-        raise ValueError(f"bad config{where}: {exc}") from None
-    OmegaConf.set_struct(merged, True)
+    merged = merge_config(RecipeConfig, config, overrides)
     if OmegaConf.is_missing(merged.path, "root"):
         raise ValueError(f"config{' ' + str(config) if config else ''}: path.root is required")
     return merged

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 
 @dataclass
@@ -107,19 +106,9 @@ def load_train_config(
     ValueError
         Missing file, unknown key, wrong type, or ``data.root`` unset (names the file and key).
     """
-    merged = OmegaConf.structured(TrainConfig)
-    try:
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise ValueError(f"config file {path} does not exist")
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
-        if overrides:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        where = f" in {path}" if path is not None else ""
-        raise ValueError(f"bad training config{where}: {exc}") from None
-    OmegaConf.set_struct(merged, True)
+    from clarity_se.config import merge_config
+
+    merged = merge_config(TrainConfig, path, overrides, what="training config")
     if OmegaConf.is_missing(merged.data, "root"):
         raise ValueError("training config: data.root is required")
     if merged.optim.scheduler not in ("plateau", "cosine", "none"):
