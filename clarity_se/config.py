@@ -1,10 +1,10 @@
 """Recipe configuration: the official ICASSP 2023 keys, typed and checked (OmegaConf struct mode).
 
 A config file written for the official pyclarity recipe
-(``recipes/icassp_2023/baseline/config.yaml``) loads unchanged: the same ``path.*``,
-``nalr.*``, ``compressor.*``, ``soft_clip`` and ``evaluate.*`` keys, and its ``hydra:`` block is accepted and ignored. clarity_se adds
-``evaluate.rng|device|batch_size|shard|workers``, ``enhancer.*``, ``run.*`` and ``report.*``.
-Unknown keys are errors that name the key.
+(``recipes/icassp_2023/baseline/config.yaml``) loads unchanged: the same ``path.*``, ``nalr.*``,
+``compressor.*``, ``soft_clip`` and ``evaluate.*`` keys; its ``hydra:`` block is accepted and
+ignored. clarity_se adds ``evaluate.rng|device|batch_size|shard|workers|level_db_spl``,
+``enhancer.*`` and ``run.*``. Unknown keys are errors that name the key.
 """
 
 from __future__ import annotations
