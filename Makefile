@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check clarity_se tests benchmarks
 
 # Speed and quality benchmarks -> results/benchmarks/*.json (the reference timings need a
-# pyclarity interpreter: PYCLARITY_PYTHON=/path/to/venv/bin/python, see README).
+# pyclarity interpreter: each script's --ref-python, default /work/tools/pyclarity-venv/bin/python; see README).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_amplify.py
 	$(BIN)/python benchmarks/bench_evaluator.py
