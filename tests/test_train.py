@@ -62,6 +62,31 @@ def test_train_cli_resume_and_checkpoint(data_root, tmp_path):
         assert torch.equal(loaded(x), model.eval()(x))
 
 
+def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
+    first = tmp_path / "first"
+    cfg = load_train_config(None, _overrides(data_root, first, "train.epochs=1"))
+    trained, _ = train(cfg)
+    # epochs=0: no step is taken, so the model is exactly the init_from weights
+    cfg = load_train_config(
+        None,
+        _overrides(data_root, tmp_path / "ft", "train.epochs=0", f"train.init_from={first}/last.pt"),
+    )
+    model, history = train(cfg)
+    assert history == []
+    for name, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    # a different architecture is refused with the file named
+    cfg = load_train_config(
+        None,
+        _overrides(
+            data_root, tmp_path / "bad", "train.epochs=0", "model.bn_chan=9",
+            f"train.init_from={first}/last.pt",
+        ),
+    )
+    with pytest.raises(ValueError, match="last.pt: does not match"):
+        train(cfg)
+
+
 def test_training_improves_si_sdr(data_root, tmp_path):
     cfg = load_train_config(
         None,

@@ -80,6 +80,8 @@ class TrainLoopConfig:
     seed: int = 0
     num_threads: int = 0  #: torch.set_num_threads (0: leave as is)
     resume: bool = True  #: continue from <exp_dir>/last.pt if present
+    #: fine-tune: start from this checkpoint's weights (same model.*) when there is no last.pt
+    init_from: Optional[str] = ""  # noqa: UP045 (OmegaConf needs Optional)
     max_time_s: float = 0.0  #: stop cleanly after this wall time (0: no limit)
     progress: bool = True  #: tqdm bars
     #: also copy the best checkpoint here at the end (e.g. recipes/.../checkpoint.pt); empty: no

@@ -296,6 +296,14 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
         step = int(payload["step"])
         _set_rng_state(payload["rng"])
         logger.info("resumed from %s at epoch %d (best %.2f dB)", last_path, start_epoch, best)
+    elif cfg.train.init_from:
+        init_path = Path(cfg.train.init_from)
+        payload = read_checkpoint(init_path)
+        try:
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError as exc:
+            raise ValueError(f"{init_path}: does not match model.* of the config ({exc})") from None
+        logger.info("fine-tuning from the weights of %s", init_path)
     net: nn.Module = model
     if world > 1:
         net = DistributedDataParallel(
