@@ -69,7 +69,9 @@ def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
     # epochs=0: no step is taken, so the model is exactly the init_from weights
     cfg = load_train_config(
         None,
-        _overrides(data_root, tmp_path / "ft", "train.epochs=0", f"train.init_from={first}/last.pt"),
+        _overrides(
+            data_root, tmp_path / "ft", "train.epochs=0", f"train.init_from={first}/last.pt"
+        ),
     )
     model, history = train(cfg)
     assert history == []
@@ -79,7 +81,10 @@ def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
     cfg = load_train_config(
         None,
         _overrides(
-            data_root, tmp_path / "bad", "train.epochs=0", "model.bn_chan=9",
+            data_root,
+            tmp_path / "bad",
+            "train.epochs=0",
+            "model.bn_chan=9",
             f"train.init_from={first}/last.pt",
         ),
     )
