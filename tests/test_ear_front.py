@@ -305,6 +305,36 @@ def test_front_float32_close_to_float64():
         assert rel_err(a32[k], a64[k], axis=-1) < 1e-4, k
 
 
+@pytest.mark.parametrize("backend", ["numba", "scan"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_envelope_only_path_equals_full_path(backend, dtype):
+    """with_bm=False / bm=None (control path, HASPI) give the same envelopes, no BM."""
+    g = load("gammatone_moderate")
+    cf = center_frequency(32)
+    ref = t64(g["reference_mid"])[None].to(dtype)
+    proc = t64(g["processed_mid"])[None].to(dtype)
+    bw = t64(g["processed_bandwidth"])
+    full = gammatone_basilar_membrane(ref, bw, proc, bw, FS, cf, backend=backend)
+    env_only = gammatone_basilar_membrane(ref, bw, proc, bw, FS, cf, backend=backend,
+                                          with_bm=False)  # fmt: skip
+    assert env_only.reference_basilar_membrane is None
+    assert env_only.processed_basilar_membrane is None
+    assert env_only.reference_envelope.dtype == dtype
+    torch.testing.assert_close(env_only.reference_envelope, full.reference_envelope, rtol=0, atol=0)
+    torch.testing.assert_close(env_only.processed_envelope, full.processed_envelope, rtol=0, atol=0)
+    loss = loss_parameters(t64(g["hearing_loss"])[None], cf)
+    args = (full.reference_envelope, loss.attenuated_ohc, loss.low_knee, loss.compression_ratio,
+            FS, LEVEL1)  # fmt: skip
+    env_c, bm_c = env_compress_basilar_membrane(
+        full.processed_envelope, full.processed_basilar_membrane, *args, backend=backend
+    )
+    env_n, bm_n = env_compress_basilar_membrane(
+        full.processed_envelope, None, *args, backend=backend
+    )
+    assert bm_n is None and bm_c.dtype == dtype
+    torch.testing.assert_close(env_n, env_c, rtol=0, atol=0)
+
+
 def test_bandwidth_adjust_lengths_equal_one_at_a_time():
     g = load("gammatone_steep")
     cf = center_frequency(32)

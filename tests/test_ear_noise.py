@@ -95,10 +95,12 @@ def test_compat_skip_leaves_the_stream_as_a_draw(before, count):
                                rtol=0, atol=0)
 
 
-def test_fast_skip_draws_and_discards():
-    drawn, skipped = PairRandom.fast([5]), PairRandom.fast([5])
-    drawn.standard_normal((4, 6), dtype=torch.float32)
+def test_fast_skip_costs_nothing_and_keeps_the_stream():
+    fresh, skipped, drawn = PairRandom.fast([5]), PairRandom.fast([5]), PairRandom.fast([5])
     skipped.skip_standard_normal((4, 6), dtype=torch.float32)
-    assert torch.equal(drawn.standard_normal((3,)), skipped.standard_normal((3,)))
+    drawn.standard_normal((4, 6), dtype=torch.float32)
+    first = fresh.standard_normal((3,))
+    assert torch.equal(skipped.standard_normal((3,)), first)  # not advanced
+    assert not torch.equal(drawn.standard_normal((3,)), first)
     with pytest.raises(ValueError):
         skipped.skip_standard_normal([(1,), (2,)])

@@ -33,9 +33,12 @@ def _gain_smoother(fsamp: float) -> tuple[np.ndarray, np.ndarray]:
 
 @numba.njit(cache=True, parallel=True)
 def _compress_fused(
-    env, bm, control, attn, low, cr, level1, small, high, b0, b1, a1, out_env, out_bm
+    env, bm, control, attn, low, cr, level1, small, high, b0, b1, a1, with_bm, out_env, out_bm
 ):  # pragma: no cover - compiled
     """Gain, 1-pole smoothing (scipy TDF-II order) and application, one row per task.
+
+    Arrays are float32 or float64 (read and written in their dtype, arithmetic in float64);
+    ``bm``/``out_bm`` are not touched when ``with_bm`` is False.
 
     Between the kneepoints the gain is evaluated as ``k c^(-slope)`` (one log and one exp
     instead of log10 and pow; equal to the reference's expression to ~1e-14 relative).
@@ -54,7 +57,7 @@ def _compress_fused(
         k_mid = 10 ** ((-attn_r - (level1 - low_r) * slope) / 20)
         z = 0.0
         for n in range(nsamp):
-            c = control[r, n]
+            c = np.float64(control[r, n])
             if c <= c_low:
                 gain = gain_low
             elif c >= c_high:
@@ -64,35 +67,40 @@ def _compress_fused(
                 gain = k_mid * np.exp(-slope * np.log(c))
             y = z + b0 * gain
             z = gain * b1 - y * a1
-            out_env[r, n] = y * env[r, n]
-            out_bm[r, n] = y * bm[r, n]
+            out_env[r, n] = y * np.float64(env[r, n])
+            if with_bm:
+                out_bm[r, n] = y * np.float64(bm[r, n])
 
 
 def _compress_numba(envsig, bm, control, attn, low, cr, fsamp, level1, small, threshold_high):
     batch, nchan, nsamp = envsig.shape
     rows = batch * nchan
+    work = envsig.dtype if envsig.dtype in (torch.float32, torch.float64) else torch.float64
+    with_bm = bm is not None
 
     def host(t: Tensor) -> np.ndarray:
-        return np.ascontiguousarray(t.detach().cpu().to(torch.float64).numpy().reshape(rows, -1))
+        return np.ascontiguousarray(t.detach().cpu().to(work).numpy().reshape(rows, -1))
 
     def param(t: Tensor) -> np.ndarray:
         full = torch.broadcast_to(t.reshape(*t.shape[:2]) if t.ndim == 3 else t, (batch, nchan))
         return np.ascontiguousarray(full.detach().cpu().to(torch.float64).numpy().reshape(rows))
 
     b, a = _gain_smoother(float(fsamp))
-    out_env = np.empty((rows, nsamp))
-    out_bm = np.empty((rows, nsamp))
+    np_dtype = np.float32 if work == torch.float32 else np.float64
+    out_env = np.empty((rows, nsamp), dtype=np_dtype)
+    out_bm = np.empty((rows, nsamp) if with_bm else (1, 1), dtype=np_dtype)
+    bm_in = host(bm) if with_bm else out_bm
     with numba_threads():
         _compress_fused(
-            host(envsig), host(bm), host(control), param(attn), param(low), param(cr),
+            host(envsig), bm_in, host(control), param(attn), param(low), param(cr),
             float(level1), float(small), float(threshold_high),
-            float(b[0] / a[0]), float(b[1] / a[0]), float(a[1] / a[0]), out_env, out_bm,
+            float(b[0] / a[0]), float(b[1] / a[0]), float(a[1] / a[0]), with_bm, out_env, out_bm,
         )  # fmt: skip
     shape = (batch, nchan, nsamp)
-    return (
-        torch.from_numpy(out_env.reshape(shape)).to(envsig.device, envsig.dtype),
-        torch.from_numpy(out_bm.reshape(shape)).to(envsig.device, envsig.dtype),
-    )
+    env_out = torch.from_numpy(out_env.reshape(shape)).to(envsig.device, envsig.dtype)
+    if not with_bm:
+        return env_out, None
+    return env_out, torch.from_numpy(out_bm.reshape(shape)).to(envsig.device, envsig.dtype)
 
 
 def _per_band(value, like: Tensor, name: str) -> Tensor:
@@ -109,7 +117,7 @@ def _per_band(value, like: Tensor, name: str) -> Tensor:
 
 def env_compress_basilar_membrane(
     envsig: Tensor,
-    bm: Tensor,
+    bm: Tensor | None,
     control: Tensor,
     attn_ohc: Tensor,
     threshold_low: Tensor,
@@ -120,7 +128,7 @@ def env_compress_basilar_membrane(
     threshold_high: float = 100,
     *,
     backend: str | None = None,
-) -> tuple[Tensor, Tensor]:
+) -> tuple[Tensor, Tensor | None]:
     """Apply the OHC compression gain, driven by the control-path envelope, in every band.
 
     The control envelope in dB SPL, clipped to ``[threshold_low, threshold_high]``, gives the
@@ -132,7 +140,8 @@ def env_compress_basilar_membrane(
     Parameters
     ----------
     envsig, bm : Tensor [shape=(batch, nchan, time)], float
-        Gammatone envelope and BM motion (linear, RMS 1 == ``level1`` dB SPL).
+        Gammatone envelope and BM motion (linear, RMS 1 == ``level1`` dB SPL); ``bm`` may be
+        None (no BM output: HASPI uses only the envelope).
     control : Tensor [shape=(batch, nchan, time)], float
         Control-path envelope (wide filters).
     attn_ohc : Tensor [shape=(batch, nchan) or (nchan,)], dB
@@ -158,7 +167,8 @@ def env_compress_basilar_membrane(
     Returns
     -------
     compressed_signal, compressed_basilar_membrane : Tensor [shape=(batch, nchan, time)]
-        dtype/device of ``envsig``.  Not differentiable (the smoother leaves autograd).
+        dtype/device of ``envsig`` (the second None when ``bm`` is None).  Not
+        differentiable (the smoother leaves autograd).
 
     Raises
     ------
@@ -170,10 +180,12 @@ def env_compress_basilar_membrane(
     Kates (2013) Sec. II.D; Zhang et al. (2001) (gain low-pass).  Reproduces pyclarity 0.9.0
     ``eb.env_compress_basilar_membrane`` (all bands at once).
     """
-    if envsig.ndim != 3 or envsig.shape != bm.shape or envsig.shape != control.shape:
+    bm_shape = envsig.shape if bm is None else bm.shape
+    if envsig.ndim != 3 or envsig.shape != bm_shape or envsig.shape != control.shape:
         raise ValueError(
             "env_compress_basilar_membrane: envsig, bm and control must be [batch, nchan, time] "
-            f"of equal shape, got {tuple(envsig.shape)}, {tuple(bm.shape)}, {tuple(control.shape)}"
+            f"of equal shape, got {tuple(envsig.shape)}, {tuple(bm_shape)}, "
+            f"{tuple(control.shape)}"
         )
     attn = _per_band(attn_ohc, control, "attn_ohc")
     low = _per_band(threshold_low, control, "threshold_low")
@@ -192,4 +204,4 @@ def env_compress_basilar_membrane(
     gain = 10 ** (gain / 20)
     b, a = _gain_smoother(float(fsamp))
     gain = lfilter(b, a, gain, backend=backend)
-    return gain * envsig, gain * bm
+    return gain * envsig, None if bm is None else gain * bm

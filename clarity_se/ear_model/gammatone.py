@@ -36,7 +36,8 @@ What runs where
 * Carrier drift: the closed form and the rotation recursion differ by ~2e-11 after 5 s at
   24 kHz.
 * float32 inputs are filtered in float64 internally (the direct form with a 4-fold pole near
-  z = 1 is unstable in float32) and cast back.
+  z = 1 is unstable in float32) and cast back; the numba kernel reads and writes float32
+  directly (no conversion copies).
 """
 
 from __future__ import annotations
@@ -82,12 +83,15 @@ def _rotation_carriers(npts, cos_n, sin_n, out_cos, out_sin):  # pragma: no cove
 
 @numba.njit(cache=True, parallel=True)
 def _gammatone_fused(
-    x, nchan, cos_n, sin_n, use_arrays, cos_arr, sin_arr, b, den, gain, env, bm
+    x, nchan, cos_n, sin_n, use_arrays, cos_arr, sin_arr, b, den, gain, with_bm, env, bm
 ):  # pragma: no cover - compiled
     """Demodulate, filter (scipy TDF-II order), remodulate one (item, band) row per task.
 
-    x [batch, T]; b [batch*nchan, 3], den [batch*nchan, 5], gain [batch*nchan];
-    env, bm [batch*nchan, T] outputs.  Same floating-point operations as the reference.
+    x [batch, T] (float32 or float64; arithmetic in float64); b [batch*nchan, 3],
+    den [batch*nchan, 5], gain [batch*nchan]; env, bm [batch*nchan, T] outputs (bm unused
+    when ``with_bm`` is False).  Same floating-point operations as the reference, except that
+    the products with the zero numerator taps b[3] = b[4] = 0 are not formed (they only
+    change the sign of exact zeros).
     """
     rows = env.shape[0]
     nsamp = x.shape[1]
@@ -122,20 +126,21 @@ def _gammatone_fused(
                 arg = cold * cn + sold * sn
                 sold = sold * cn - cold * sn
                 cold = arg
-            xn = x[item, n]
+            xn = np.float64(x[item, n])
             ur = xn * cold
             ui = xn * sold
             yr = zr0 + b0 * ur
             zr0 = zr1 + ur * b1 - yr * d1
             zr1 = zr2 + ur * b2 - yr * d2
-            zr2 = zr3 + ur * 0.0 - yr * d3
-            zr3 = ur * 0.0 - yr * d4
+            zr2 = zr3 - yr * d3
+            zr3 = -(yr * d4)
             yi = zi0 + b0 * ui
             zi0 = zi1 + ui * b1 - yi * d1
             zi1 = zi2 + ui * b2 - yi * d2
-            zi2 = zi3 + ui * 0.0 - yi * d3
-            zi3 = ui * 0.0 - yi * d4
-            bm[r, n] = g * (yr * cold + yi * sold)
+            zi2 = zi3 - yi * d3
+            zi3 = -(yi * d4)
+            if with_bm:
+                bm[r, n] = g * (yr * cold + yi * sold)
             env[r, n] = g * np.sqrt(yr * yr + yi * yi)
 
 
@@ -228,8 +233,12 @@ def _filter_coefficients(
     return b, den, gain, a
 
 
-def _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers):
-    """Fused host kernel: carriers, 4th-order filters and outputs in one pass per row."""
+def _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers, with_bm=True):
+    """Fused host kernel: carriers, 4th-order filters and outputs in one pass per row.
+
+    float32 and float64 signals are read and written in their own dtype (no conversion
+    copies); the recursion runs in float64 either way.
+    """
     batch, npts = signal.shape
     nchan = cf_np.size
     cos_n = np.array([np.cos(tpt * f) for f in cf_np.tolist()])
@@ -250,17 +259,20 @@ def _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers):
         raise ValueError(
             f"gammatone_filterbank: carrier must be 'recursive' or 'closed', got {carrier!r}"
         )
-    x = np.ascontiguousarray(signal.detach().cpu().to(torch.float64).numpy())
+    work = signal.dtype if signal.dtype in (torch.float32, torch.float64) else torch.float64
+    x = np.ascontiguousarray(signal.detach().cpu().to(work).numpy())
     rows = batch * nchan
-    env = np.empty((rows, npts))
-    bm = np.empty((rows, npts))
+    env = np.empty((rows, npts), dtype=x.dtype)
+    bm = np.empty((rows, npts) if with_bm else (1, 1), dtype=x.dtype)
     with numba_threads():
         _gammatone_fused(
             x, nchan, cos_n, sin_n, use_arrays, cos_arr, sin_arr,
             np.ascontiguousarray(b.reshape(rows, 3)), np.ascontiguousarray(den.reshape(rows, 5)),
-            np.ascontiguousarray(gain.reshape(rows)), env, bm,
+            np.ascontiguousarray(gain.reshape(rows)), with_bm, env, bm,
         )  # fmt: skip
     out_env = torch.from_numpy(env.reshape(batch, nchan, npts)).to(signal.device, signal.dtype)
+    if not with_bm:
+        return out_env, None
     out_bm = torch.from_numpy(bm.reshape(batch, nchan, npts)).to(signal.device, signal.dtype)
     return out_env, out_bm
 
@@ -276,7 +288,8 @@ def gammatone_filterbank(
     backend: str | None = None,
     carrier: str | None = None,
     carriers: tuple[Tensor, Tensor] | None = None,
-) -> tuple[Tensor, Tensor]:
+    with_bm: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """Gammatone envelope and basilar-membrane motion of one set of signals in all bands.
 
     Parameters
@@ -299,12 +312,15 @@ def gammatone_filterbank(
         the scan backend (on the device, no host transfer; differs by ~2e-11 after 5 s).
     carriers : tuple of Tensor, optional
         Precomputed ``(sincf, coscf)`` ``[nchan, >= time]`` to reuse.
+    with_bm : bool
+        Also return the BM motion (False: ``None`` instead, and the numba backend neither
+        computes nor stores it; the control path and HASPI need only the envelope).
 
     Returns
     -------
     envelope, basilar_membrane : Tensor [shape=(batch, nchan, time)], dtype/device of ``signal``
         Envelope (magnitude of the analytic baseband output) and BM motion, linear units
-        (RMS 1 == level1 dB SPL).
+        (RMS 1 == level1 dB SPL); ``basilar_membrane`` is None when ``with_bm`` is False.
 
     Raises
     ------
@@ -345,7 +361,7 @@ def gammatone_filterbank(
     if carrier is None:
         carrier = "recursive" if backend == "numba" else "closed"
     if backend == "numba":
-        return _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers)
+        return _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers, with_bm)
     if carriers is None:
         sincf, coscf = gammatone_bandwidth_demodulation(
             npts, tpt, torch.from_numpy(cf_np), method=carrier, dtype=torch.float64, device=device
@@ -359,8 +375,10 @@ def gammatone_filterbank(
     filtered = repeated_pole_filter(b_t, pole_t, 4, u)
     ureal, uimag = filtered[:, :, 0], filtered[:, :, 1]
     g = torch.from_numpy(gain).to(device)[:, :, None]
-    basilar_membrane = g * (ureal * coscf + uimag * sincf)
     envelope = g * torch.sqrt(ureal * ureal + uimag * uimag)
+    if not with_bm:
+        return envelope.to(dtype), None
+    basilar_membrane = g * (ureal * coscf + uimag * sincf)
     return envelope.to(dtype), basilar_membrane.to(dtype)
 
 
@@ -385,6 +403,7 @@ def gammatone_basilar_membrane(
     *,
     backend: str | None = None,
     carrier: str | None = None,
+    with_bm: bool = True,
 ) -> GammatoneOutput:
     """4th-order gammatone filtering of the reference and processed signals in all bands.
 
@@ -409,13 +428,15 @@ def gammatone_basilar_membrane(
         ERB parameters.
     backend, carrier : str or None
         See the module docstring ("What runs where").
+    with_bm : bool
+        Compute the BM motions (False: both are None; see :func:`gammatone_filterbank`).
 
     Returns
     -------
     GammatoneOutput
         ``reference_envelope, reference_basilar_membrane, processed_envelope,
-        processed_basilar_membrane``, each ``[batch, nchan, time]`` in the input dtype/device.
-        Not differentiable.
+        processed_basilar_membrane``, each ``[batch, nchan, time]`` in the input dtype/device
+        (the BM motions None when ``with_bm`` is False).  Not differentiable.
 
     Raises
     ------
@@ -462,10 +483,10 @@ def gammatone_basilar_membrane(
     bandwidths = torch.cat([per_item(reference_bandwidth), per_item(processed_bandwidth)], dim=0)
     env, bm = gammatone_filterbank(
         signals, bandwidths, freq_sample, center_freq, ear_q, min_bandwidth,
-        backend=backend, carrier=carrier,
+        backend=backend, carrier=carrier, with_bm=with_bm,
     )  # fmt: skip
     ref_env, proc_env = env[:batch], env[batch:]
-    ref_bm, proc_bm = bm[:batch], bm[batch:]
+    ref_bm, proc_bm = (None, None) if bm is None else (bm[:batch], bm[batch:])
     return GammatoneOutput(ref_env, ref_bm, proc_env, proc_bm)
 
 

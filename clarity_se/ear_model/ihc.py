@@ -83,8 +83,9 @@ def ihc_circuit_coefficients(delta: float, sample_rate: float) -> dict[str, floa
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
 def _ihc_rows(x, bm, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  # pragma: no cover
-    """Numba kernel: the reference's sample loop over each row of x [rows, time] (float64),
-    fused with its final clamp at 0 and the BM gain ``(out + 1e-30) / (x + 1e-30)``."""
+    """Numba kernel: the reference's sample loop over each row of x [rows, time], fused with its
+    final clamp at 0 and the BM gain ``(out + 1e-30) / (x + 1e-30)``.  float32 or float64
+    arrays (read and written in their dtype), float64 arithmetic."""
     rows, n_time = x.shape
     out = np.zeros_like(x)
     bm_out = np.zeros_like(x)
@@ -93,7 +94,7 @@ def _ihc_rows(x, bm, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths): 
         v_1 = 0.0
         v_2 = 0.0
         for n in range(lengths[r]):
-            v_0 = x[r, n]
+            v_0 = np.float64(x[r, n])
             b_1 = v_0 * r_2 + p1 * v_1
             b_2 = p2 * v_2
             v_1 = denom * (a22 * b_1 - a12 * b_2)
@@ -102,7 +103,7 @@ def _ihc_rows(x, bm, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths): 
             if o < 0.0:
                 o = 0.0
             out[r, n] = o
-            bm_out[r, n] = (o + small) / (v_0 + small) * bm[r, n]
+            bm_out[r, n] = (o + small) / (v_0 + small) * np.float64(bm[r, n])
     return out, bm_out
 
 
@@ -115,7 +116,7 @@ def _ihc_rows_db(x, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  
         v_1 = 0.0
         v_2 = 0.0
         for n in range(lengths[r]):
-            v_0 = x[r, n]
+            v_0 = np.float64(x[r, n])
             b_1 = v_0 * r_2 + p1 * v_1
             b_2 = p2 * v_2
             v_1 = denom * (a22 * b_1 - a12 * b_2)
@@ -130,7 +131,8 @@ def _ihc_rows_db(x, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  
 def _ihc_numba(
     x: Tensor, bm: Tensor, c: dict[str, float], lengths: Tensor
 ) -> tuple[Tensor, Tensor | None]:
-    x64 = x.detach().to(torch.float64).contiguous().numpy()
+    work = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float64
+    x64 = x.detach().to(work).contiguous().numpy()
     rows = x64.reshape(-1, x64.shape[-1])
     lens = lengths.cpu().numpy().astype(np.int64)
     coeffs = (c["r_2"], c["p1"], c["p2"], c["a11"], c["a12"], c["a21"], c["a22"], c["denom"],
@@ -141,7 +143,7 @@ def _ihc_numba(
         if bm is None:
             out = _ihc_rows_db(rows, *coeffs)
             return torch.from_numpy(out.reshape(x64.shape)).to(dtype=x.dtype), None
-        bm64 = bm.detach().to(torch.float64).contiguous().numpy()
+        bm64 = bm.detach().to(work).contiguous().numpy()
         out, bm_out = _ihc_rows(rows, bm64.reshape(rows.shape), *coeffs)
     finally:
         numba.set_num_threads(previous)

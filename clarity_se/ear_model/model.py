@@ -471,8 +471,9 @@ def _cochlea(
     proc_control_rms = torch.empty_like(ref_bw)
     for sl in chunks:
         rc, _, pc, _ = gammatone_basilar_membrane(
-            ref_mid, bw1[:, sl], proc_mid, bw1[:, sl], freq_sample, cf_control[sl].to(dtype)
-        )
+            ref_mid, bw1[:, sl], proc_mid, bw1[:, sl], freq_sample, cf_control[sl].to(dtype),
+            with_bm=False,
+        )  # fmt: skip
         rc, pc = _masked(rc, pc)
         ref_control[:, sl], proc_control[:, sl] = rc, pc
         ref_control_rms[:, sl] = _masked_rms(rc, None, lengths)
@@ -489,9 +490,14 @@ def _cochlea(
     ref_average = torch.empty_like(ref_bw)
     proc_average = torch.empty_like(ref_bw)
     for sl in chunks:
-        xenv, xbm, yenv, ybm = _masked(*gammatone_basilar_membrane(
-            ref_mid, ref_bw[:, sl], proc_mid, proc_bw[:, sl], freq_sample, cf[sl].to(dtype)
-        ))
+        xenv, xbm, yenv, ybm = gammatone_basilar_membrane(
+            ref_mid, ref_bw[:, sl], proc_mid, proc_bw[:, sl], freq_sample, cf[sl].to(dtype),
+            with_bm=with_bm,
+        )
+        if with_bm:
+            xenv, xbm, yenv, ybm = _masked(xenv, xbm, yenv, ybm)
+        else:
+            xenv, yenv = _masked(xenv, yenv)
         ref_average[:, sl] = _masked_rms(xenv, None, lengths)
         proc_average[:, sl] = _masked_rms(yenv, None, lengths)
         rcc, rb = env_compress_basilar_membrane(
@@ -509,8 +515,6 @@ def _cochlea(
         if with_bm:
             pb = envelope_align(rb, pb, sample_rate=freq_sample, lengths=align_lengths,
                                 search_dtype=search_dtype)
-        else:
-            rb = pb = None
         rcc, rb = envelope_sl(rcc, rb, loss_x.attenuated_ihc[:, sl], level_db_spl)
         pcc, pb = envelope_sl(pcc, pb, loss_y.attenuated_ihc[:, sl], level_db_spl)
         rdb, rb = inner_hair_cell_adaptation(rcc, rb, _IHC_OVERSHOOT, freq_sample,

@@ -269,7 +269,9 @@ class PairRandom:
 
         For draws whose values are not needed.  Compat streams skip the normals themselves
         (about 5x cheaper than drawing them, same final state as
-        ``RandomState.standard_normal``); fast streams draw and discard.
+        ``RandomState.standard_normal``).  Fast streams are not advanced at all: they promise
+        the reference's distributions, deterministic per pair seed, not its draw sequence, so
+        an unused draw need not be paid for.
 
         Parameters
         ----------
@@ -281,9 +283,6 @@ class PairRandom:
         ValueError
             As :meth:`standard_normal`.
         """
-        if self.mode == "fast":
-            self.standard_normal(shapes, dtype=dtype, device=device)
-            return
         if _is_single_shape(shapes):
             per_item = [tuple(int(s) for s in shapes)] * len(self)
         else:
@@ -293,6 +292,8 @@ class PairRandom:
                     f"PairRandom.skip_standard_normal: {len(per_item)} shapes for {len(self)} "
                     "items"
                 )
+        if self.mode == "fast":
+            return
         for stream, shp in zip(self._streams, per_item, strict=True):
             if any(v < 0 for v in shp):
                 raise ValueError(f"PairRandom.skip_standard_normal: negative shape {shp}")
