@@ -94,9 +94,16 @@ def test_ihc_lengths_and_float32():
     out_db, _ = inner_hair_cell_adaptation(x, b, 2, 24000.0, lengths=torch.tensor([1500, 1000]))
     np.testing.assert_array_equal(out_db[0].numpy(), FIX["ihc_db"])
     np.testing.assert_array_equal(out_db[1, :, :1000].numpy(), FIX["ihc_db"][:, :1000])
-    out32, _ = inner_hair_cell_adaptation(x.float(), b.float(), 2, 24000.0, backend="scan")
-    assert out32.dtype == torch.float32
-    close(out32[0].double(), FIX["ihc_db"], rtol=1e-5)
+    for backend in ("scan", "numba"):
+        out32, bm32 = inner_hair_cell_adaptation(x.float(), b.float(), 2, 24000.0,
+                                                 backend=backend)  # fmt: skip
+        assert out32.dtype == torch.float32 and bm32.dtype == torch.float32
+        close(out32[0].double(), FIX["ihc_db"], rtol=1e-5)
+    # envelope only (HASPI): the same envelope, rows interleaved four at a time or not
+    env_only, none = inner_hair_cell_adaptation(x, None, 2, 24000.0,
+                                                lengths=torch.tensor([1500, 1000]))  # fmt: skip
+    assert none is None
+    np.testing.assert_array_equal(env_only.numpy(), out_db.numpy())
 
 
 def test_group_delay_compensate_matches_reference():

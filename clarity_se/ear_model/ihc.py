@@ -81,51 +81,87 @@ def ihc_circuit_coefficients(delta: float, sample_rate: float) -> dict[str, floa
     }
 
 
+@numba.njit(inline="always")
+def _ihc_step(v_0, v_1, v_2, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv):  # pragma: no cover
+    """One sample of the reference's recursion: returns (clamped output, v_1, v_2)."""
+    b_1 = v_0 * r_2 + p1 * v_1
+    b_2 = p2 * v_2
+    v_1 = denom * (a22 * b_1 - a12 * b_2)
+    v_2 = denom * (-a21 * b_1 + a11 * b_2)
+    o = (v_0 - v_1) * r_1_inv
+    if o < 0.0:
+        o = 0.0
+    return o, v_1, v_2
+
+
 @numba.njit(parallel=True, cache=True, fastmath=False)
 def _ihc_rows(x, bm, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  # pragma: no cover
     """Numba kernel: the reference's sample loop over each row of x [rows, time], fused with its
     final clamp at 0 and the BM gain ``(out + 1e-30) / (x + 1e-30)``.  float32 or float64
-    arrays (read and written in their dtype), float64 arithmetic."""
+    arrays (read and written in their dtype), float64 arithmetic.
+
+    The recursion is latency-bound, so rows run four at a time in one loop (independent
+    dependency chains the CPU overlaps; ~2.5x faster), each with the reference's operations
+    in the reference's order (bit-identical).  When ``bm`` has no rows only the envelope is
+    computed (``bm_out`` is then empty).
+    """
     rows, n_time = x.shape
     out = np.zeros_like(x)
-    bm_out = np.zeros_like(x)
+    with_bm = bm.shape[0] == rows
+    bm_out = np.zeros_like(x) if with_bm else np.zeros((0, n_time), dtype=x.dtype)
     small = 1e-30
-    for r in numba.prange(rows):
-        v_1 = 0.0
-        v_2 = 0.0
-        for n in range(lengths[r]):
-            v_0 = np.float64(x[r, n])
-            b_1 = v_0 * r_2 + p1 * v_1
-            b_2 = p2 * v_2
-            v_1 = denom * (a22 * b_1 - a12 * b_2)
-            v_2 = denom * (-a21 * b_1 + a11 * b_2)
-            o = (v_0 - v_1) * r_1_inv
-            if o < 0.0:
-                o = 0.0
-            out[r, n] = o
-            bm_out[r, n] = (o + small) / (v_0 + small) * np.float64(bm[r, n])
+    n_groups = (rows + 3) // 4
+    for g in numba.prange(n_groups):
+        r0 = 4 * g
+        full = r0 + 4 <= rows
+        common = 0
+        if full:
+            common = min(min(lengths[r0], lengths[r0 + 1]), min(lengths[r0 + 2], lengths[r0 + 3]))
+        s1a = 0.0
+        s2a = 0.0
+        s1b = 0.0
+        s2b = 0.0
+        s1c = 0.0
+        s2c = 0.0
+        s1d = 0.0
+        s2d = 0.0
+        for n in range(common):
+            xa = np.float64(x[r0, n])
+            xb = np.float64(x[r0 + 1, n])
+            xc = np.float64(x[r0 + 2, n])
+            xd = np.float64(x[r0 + 3, n])
+            oa, s1a, s2a = _ihc_step(xa, s1a, s2a, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv)
+            ob, s1b, s2b = _ihc_step(xb, s1b, s2b, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv)
+            oc, s1c, s2c = _ihc_step(xc, s1c, s2c, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv)
+            od, s1d, s2d = _ihc_step(xd, s1d, s2d, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv)
+            out[r0, n] = oa
+            out[r0 + 1, n] = ob
+            out[r0 + 2, n] = oc
+            out[r0 + 3, n] = od
+            if with_bm:
+                bm_out[r0, n] = (oa + small) / (xa + small) * np.float64(bm[r0, n])
+                bm_out[r0 + 1, n] = (ob + small) / (xb + small) * np.float64(bm[r0 + 1, n])
+                bm_out[r0 + 2, n] = (oc + small) / (xc + small) * np.float64(bm[r0 + 2, n])
+                bm_out[r0 + 3, n] = (od + small) / (xd + small) * np.float64(bm[r0 + 3, n])
+        # the rest of each row (unequal lengths, or a group of fewer than 4 rows) on its own
+        for k in range(min(4, rows - r0)):
+            r = r0 + k
+            if k == 0:
+                v_1, v_2 = s1a, s2a
+            elif k == 1:
+                v_1, v_2 = s1b, s2b
+            elif k == 2:
+                v_1, v_2 = s1c, s2c
+            else:
+                v_1, v_2 = s1d, s2d
+            for n in range(common, lengths[r]):
+                v_0 = np.float64(x[r, n])
+                o, v_1, v_2 = _ihc_step(v_0, v_1, v_2, r_2, p1, p2, a11, a12, a21, a22, denom,
+                                        r_1_inv)  # fmt: skip
+                out[r, n] = o
+                if with_bm:
+                    bm_out[r, n] = (o + small) / (v_0 + small) * np.float64(bm[r, n])
     return out, bm_out
-
-
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _ihc_rows_db(x, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  # pragma: no cover
-    """Numba kernel: :func:`_ihc_rows` without the BM output (same envelope arithmetic)."""
-    rows, n_time = x.shape
-    out = np.zeros_like(x)
-    for r in numba.prange(rows):
-        v_1 = 0.0
-        v_2 = 0.0
-        for n in range(lengths[r]):
-            v_0 = np.float64(x[r, n])
-            b_1 = v_0 * r_2 + p1 * v_1
-            b_2 = p2 * v_2
-            v_1 = denom * (a22 * b_1 - a12 * b_2)
-            v_2 = denom * (-a21 * b_1 + a11 * b_2)
-            o = (v_0 - v_1) * r_1_inv
-            if o < 0.0:
-                o = 0.0
-            out[r, n] = o
-    return out
 
 
 def _ihc_numba(
@@ -141,7 +177,7 @@ def _ihc_numba(
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     try:
         if bm is None:
-            out = _ihc_rows_db(rows, *coeffs)
+            out, _ = _ihc_rows(rows, np.zeros((0, 1), dtype=rows.dtype), *coeffs)
             return torch.from_numpy(out.reshape(x64.shape)).to(dtype=x.dtype), None
         bm64 = bm.detach().to(work).contiguous().numpy()
         out, bm_out = _ihc_rows(rows, bm64.reshape(rows.shape), *coeffs)
