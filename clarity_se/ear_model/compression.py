@@ -31,45 +31,94 @@ def _gain_smoother(fsamp: float) -> tuple[np.ndarray, np.ndarray]:
     return butter(1, 800 / (0.5 * fsamp))
 
 
+def _knee_constants(attn, low, cr, level1, high):
+    """Per-row gain constants of the compressor, [rows] float64 each.
+
+    ``gain_low``/``gain_high``: the (constant) linear gains below/above the kneepoints;
+    ``c_low``/``c_high``: the kneepoints as linear control amplitudes (widened by 1e-12 so
+    that the mid-range formula covers the kneepoints themselves); ``k_mid`` and ``slope``:
+    ``gain = k_mid * c ** -slope`` in between, which is the reference's
+    ``10 ** ((-attn - (level1 + 20 log10 c - low) (1 - 1/CR)) / 20)`` rearranged.
+    """
+    slope = 1 - (1 / cr)
+    top = np.maximum(min(high, high), low)
+    gain_low = 10 ** ((-attn - (low - low) * slope) / 20)
+    gain_high = 10 ** ((-attn - (top - low) * slope) / 20)
+    c_low = 10 ** ((low - level1) / 20) * (1 - 1e-12)
+    c_high = 10 ** ((top - level1) / 20) * (1 + 1e-12)
+    k_mid = 10 ** ((-attn - (level1 - low) * slope) / 20)
+    return gain_low, gain_high, c_low, c_high, k_mid, slope
+
+
+@numba.njit(inline="always")
+def _knee_gain(c, mid, c_low, c_high, gain_low, gain_high):  # pragma: no cover - compiled
+    if c <= c_low:
+        return gain_low
+    if c >= c_high:
+        return gain_high
+    return mid
+
+
 @numba.njit(cache=True, parallel=True)
 def _compress_fused(
-    env, bm, control, attn, low, cr, level1, small, high, b0, b1, a1, with_bm, out_env, out_bm
+    env, bm, control, mid, c_low, c_high, gain_low, gain_high, b0, b1, a1, with_bm, out_env,
+    out_bm,
 ):  # pragma: no cover - compiled
-    """Gain, 1-pole smoothing (scipy TDF-II order) and application, one row per task.
+    """Select the gain, 1-pole smoothing (scipy TDF-II order) and application.
 
-    Arrays are float32 or float64 (read and written in their dtype, arithmetic in float64);
-    ``bm``/``out_bm`` are not touched when ``with_bm`` is False.
-
-    Between the kneepoints the gain is evaluated as ``k c^(-slope)`` (one log and one exp
-    instead of log10 and pow; equal to the reference's expression to ~1e-14 relative).
+    ``mid`` [rows, T] holds the mid-range gain ``k_mid c^(-slope)`` (computed beforehand with
+    vectorised torch log/exp); the kernel picks it or the constant gain outside the
+    kneepoints, runs the smoother and multiplies.  Arrays are float32 or float64 (read and
+    written in their dtype, arithmetic in float64); ``bm``/``out_bm`` are not touched when
+    ``with_bm`` is False.  The smoother recursion is latency-bound: rows run four at a time.
     """
     rows, nsamp = env.shape
-    for r in numba.prange(rows):
-        attn_r = attn[r]
-        low_r = low[r]
-        slope = 1 - (1 / cr[r])
-        # outside the kneepoints the gain is constant: skip log10/pow there (same values)
-        gain_low = 10 ** ((-attn_r - (low_r - low_r) * slope) / 20)
-        top = max(min(high, high), low_r)
-        gain_high = 10 ** ((-attn_r - (top - low_r) * slope) / 20)
-        c_low = 10 ** ((low_r - level1) / 20) * (1 - 1e-12)
-        c_high = 10 ** ((top - level1) / 20) * (1 + 1e-12)
-        k_mid = 10 ** ((-attn_r - (level1 - low_r) * slope) / 20)
-        z = 0.0
-        for n in range(nsamp):
-            c = np.float64(control[r, n])
-            if c <= c_low:
-                gain = gain_low
-            elif c >= c_high:
-                gain = gain_high
-            else:
-                # 10^((-attn - (level1 + 20 log10 c - low) slope) / 20) = k_mid * c^(-slope)
-                gain = k_mid * np.exp(-slope * np.log(c))
-            y = z + b0 * gain
-            z = gain * b1 - y * a1
-            out_env[r, n] = y * np.float64(env[r, n])
-            if with_bm:
-                out_bm[r, n] = y * np.float64(bm[r, n])
+    n_groups = (rows + 3) // 4
+    for g in numba.prange(n_groups):
+        r0 = 4 * g
+        if r0 + 4 <= rows:
+            za = 0.0
+            zb = 0.0
+            zc = 0.0
+            zd = 0.0
+            ra, rb, rc, rd = r0, r0 + 1, r0 + 2, r0 + 3
+            for n in range(nsamp):
+                ga = _knee_gain(np.float64(control[ra, n]), np.float64(mid[ra, n]), c_low[ra],
+                                c_high[ra], gain_low[ra], gain_high[ra])  # fmt: skip
+                gb = _knee_gain(np.float64(control[rb, n]), np.float64(mid[rb, n]), c_low[rb],
+                                c_high[rb], gain_low[rb], gain_high[rb])  # fmt: skip
+                gc = _knee_gain(np.float64(control[rc, n]), np.float64(mid[rc, n]), c_low[rc],
+                                c_high[rc], gain_low[rc], gain_high[rc])  # fmt: skip
+                gd = _knee_gain(np.float64(control[rd, n]), np.float64(mid[rd, n]), c_low[rd],
+                                c_high[rd], gain_low[rd], gain_high[rd])  # fmt: skip
+                ya = za + b0 * ga
+                za = ga * b1 - ya * a1
+                yb = zb + b0 * gb
+                zb = gb * b1 - yb * a1
+                yc = zc + b0 * gc
+                zc = gc * b1 - yc * a1
+                yd = zd + b0 * gd
+                zd = gd * b1 - yd * a1
+                out_env[ra, n] = ya * np.float64(env[ra, n])
+                out_env[rb, n] = yb * np.float64(env[rb, n])
+                out_env[rc, n] = yc * np.float64(env[rc, n])
+                out_env[rd, n] = yd * np.float64(env[rd, n])
+                if with_bm:
+                    out_bm[ra, n] = ya * np.float64(bm[ra, n])
+                    out_bm[rb, n] = yb * np.float64(bm[rb, n])
+                    out_bm[rc, n] = yc * np.float64(bm[rc, n])
+                    out_bm[rd, n] = yd * np.float64(bm[rd, n])
+        else:
+            for r in range(r0, rows):
+                z = 0.0
+                for n in range(nsamp):
+                    gain = _knee_gain(np.float64(control[r, n]), np.float64(mid[r, n]), c_low[r],
+                                      c_high[r], gain_low[r], gain_high[r])  # fmt: skip
+                    y = z + b0 * gain
+                    z = gain * b1 - y * a1
+                    out_env[r, n] = y * np.float64(env[r, n])
+                    if with_bm:
+                        out_bm[r, n] = y * np.float64(bm[r, n])
 
 
 def _compress_numba(envsig, bm, control, attn, low, cr, fsamp, level1, small, threshold_high):
@@ -85,6 +134,15 @@ def _compress_numba(envsig, bm, control, attn, low, cr, fsamp, level1, small, th
         full = torch.broadcast_to(t.reshape(*t.shape[:2]) if t.ndim == 3 else t, (batch, nchan))
         return np.ascontiguousarray(full.detach().cpu().to(torch.float64).numpy().reshape(rows))
 
+    gain_low, gain_high, c_low, c_high, k_mid, slope = _knee_constants(
+        param(attn), param(low), param(cr), float(level1), float(threshold_high)
+    )
+    control_np = host(control)
+    # mid-range gain k c^(-slope) for every sample, vectorised (SIMD log/exp); the kernel
+    # uses it only between the kneepoints (log(0) = -inf elsewhere is never selected)
+    mid = torch.from_numpy(control_np).log()
+    mid.mul_(torch.from_numpy(-slope).to(work)[:, None]).exp_()
+    mid.mul_(torch.from_numpy(k_mid).to(work)[:, None])
     b, a = _gain_smoother(float(fsamp))
     np_dtype = np.float32 if work == torch.float32 else np.float64
     out_env = np.empty((rows, nsamp), dtype=np_dtype)
@@ -92,8 +150,7 @@ def _compress_numba(envsig, bm, control, attn, low, cr, fsamp, level1, small, th
     bm_in = host(bm) if with_bm else out_bm
     with numba_threads():
         _compress_fused(
-            host(envsig), bm_in, host(control), param(attn), param(low), param(cr),
-            float(level1), float(small), float(threshold_high),
+            host(envsig), bm_in, control_np, mid.numpy(), c_low, c_high, gain_low, gain_high,
             float(b[0] / a[0]), float(b[1] / a[0]), float(a[1] / a[0]), with_bm, out_env, out_bm,
         )  # fmt: skip
     shape = (batch, nchan, nsamp)
