@@ -76,6 +76,8 @@ class EnhancerConfig:
     checkpoint: str = ""
     device: str = "cpu"
     chunk_s: float = 0.0
+    #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)
+    residual_mix: float = 0.1
 
 
 @dataclass

@@ -112,3 +112,17 @@ def test_convtasnet_checkpoint_whole_and_chunked(dataset, tmp_path):
         == 2
     )
     assert _run(root, tmp_path / "x", "enhancer.name=bogus") == 2
+    # residual_mix: (1 - a) * estimate + a * front-mic mixture, a in [0, 1]
+    mixed = {}
+    for a in ("0.0", "0.25"):
+        exp = tmp_path / f"mix{a}"
+        assert _run(root, exp, "enhancer.name=convtasnet", f"enhancer.checkpoint={ckpt}",
+                    f"enhancer.residual_mix={a}") == 0  # fmt: skip
+        mixed[a], _ = sf.read(str(exp / "enhanced_signals" / f"{scenes[2]}_L0002_enhanced.wav"),
+                              dtype="float32")  # fmt: skip
+    front, _ = sf.read(str(root / "clarity_data" / "dev" / "scenes" / f"{scenes[2]}_mix_CH1.wav"),
+                       dtype="float32")  # fmt: skip
+    np.testing.assert_allclose(mixed["0.25"], 0.75 * mixed["0.0"] + 0.25 * front, atol=1e-6)
+    assert not np.allclose(mixed["0.25"], mixed["0.0"], atol=1e-4)
+    assert _run(root, tmp_path / "y", "enhancer.name=convtasnet", f"enhancer.checkpoint={ckpt}",
+                "enhancer.residual_mix=1.5") == 2  # fmt: skip

@@ -17,7 +17,10 @@ Enhancers (``enhancer.name``):
   then to the repository holding the package) on ``enhancer.device``, reading ``CH1..CH3``. With
   ``enhancer.chunk_s > 0`` it streams chunks of that many seconds (bounded memory, same output).
   For a 2-source model the target is picked by
-  :func:`clarity_se.models.target_selection.select_target`.
+  :func:`clarity_se.models.target_selection.select_target`.  The output is
+  ``(1 - a) * estimate + a * mixture_CH1`` with ``a = enhancer.residual_mix`` (default 0.1):
+  keeping a little of the front-mic mixture masks the separation artefacts that HASQI and
+  HASPI penalise (chosen on a tuning split, see ``recipes/icassp_2023/convtasnet/README.md``).
 
 Resume: outputs are written atomically and existing ones are skipped, so a rerun after a kill
 continues. A failing scene (missing or bad file) is written to ``<exp>/errors.csv`` (one row per
@@ -129,15 +132,25 @@ class ConvTasNetEnhancer:
         ``cpu`` or ``cuda[:N]``.
     chunk_s : float
         Streaming chunk in seconds (``<= 0``: whole scene at once).
+    residual_mix : float
+        Fraction ``a`` in ``[0, 1]`` of the front-mic mixture (CH1) mixed back into the
+        output: ``(1 - a) * estimate + a * mixture`` (0: the estimate alone).
 
     Raises
     ------
     ValueError
-        Missing/bad checkpoint, or a checkpoint for another sample rate.
+        Missing/bad checkpoint, a checkpoint for another sample rate, or ``residual_mix``
+        outside ``[0, 1]``.
     """
 
-    def __init__(self, checkpoint: str, device: str = "cpu", chunk_s: float = 0.0) -> None:
+    def __init__(
+        self, checkpoint: str, device: str = "cpu", chunk_s: float = 0.0, residual_mix: float = 0.0
+    ) -> None:
         import torch
+
+        if not 0.0 <= float(residual_mix) <= 1.0:
+            raise ValueError(f"enhancer.residual_mix must be in [0, 1], got {residual_mix}")
+        self.residual_mix = float(residual_mix)
 
         from clarity_se.models.checkpoint import load_model
 
@@ -160,8 +173,10 @@ class ConvTasNetEnhancer:
         mixture = torch.from_numpy(read_mixtures(scenes_folder, scene).astype(np.float32))
         with torch.inference_mode():
             est = enhance_in_chunks(self.model, mixture[None].to(self.device), self.chunk)
-            out = pick_target(est, SAMPLE_RATE)[0]
-        return out.T.contiguous().cpu().numpy().astype(np.float32)
+            out = pick_target(est, SAMPLE_RATE)[0].cpu()
+        if self.residual_mix > 0:
+            out = (1 - self.residual_mix) * out + self.residual_mix * mixture[:2]
+        return out.T.contiguous().numpy().astype(np.float32)
 
 
 def make_enhancer(cfg) -> Callable[[str, str], np.ndarray]:
@@ -171,7 +186,10 @@ def make_enhancer(cfg) -> Callable[[str, str], np.ndarray]:
         return passthrough
     if name == "convtasnet":
         return ConvTasNetEnhancer(
-            cfg.enhancer.checkpoint, cfg.enhancer.device, float(cfg.enhancer.chunk_s)
+            cfg.enhancer.checkpoint,
+            cfg.enhancer.device,
+            float(cfg.enhancer.chunk_s),
+            float(cfg.enhancer.residual_mix),
         )
     raise ValueError(f"enhancer.name: expected one of {ENHANCERS}, got {name!r}")
 
