@@ -286,9 +286,9 @@ def apply_fir(fir: torch.Tensor, signal: torch.Tensor, *, method: str = "auto") 
         raise ValueError("apply_fir: fir and signal must be non-empty in the last dimension")
     if method not in ("auto", "fft", "direct"):
         raise ValueError(f"apply_fir: method must be 'auto', 'fft' or 'direct', got {method!r}")
-    try:
-        lead = torch.broadcast_shapes(fir.shape[:-1], signal.shape[:-1])
-    except RuntimeError:
+    try:  # numpy's rule (torch.broadcast_shapes would import torch._refs and sympy: ~1 s)
+        lead = torch.Size(np.broadcast_shapes(tuple(fir.shape[:-1]), tuple(signal.shape[:-1])))
+    except ValueError:
         raise ValueError(
             f"apply_fir: fir {tuple(fir.shape)} and signal {tuple(signal.shape)} do not broadcast"
         ) from None
