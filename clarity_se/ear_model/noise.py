@@ -21,6 +21,7 @@ import logging
 import math
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -268,7 +269,7 @@ class PairRandom:
         """Advance every stream exactly as :meth:`standard_normal` with these arguments would.
 
         For draws whose values are not needed.  Compat streams skip the normals themselves
-        (about 5x cheaper than drawing them, same final state as
+        (about 1.8x cheaper than drawing them, same final state as
         ``RandomState.standard_normal``).  Fast streams are not advanced at all: they promise
         the reference's distributions, deterministic per pair seed, not its draw sequence, so
         an unused draw need not be paid for.
@@ -300,6 +301,25 @@ class PairRandom:
             _skip_legacy_gauss(stream, math.prod(shp))
 
 
+@numba.njit(cache=True)
+def _count_polar_accepts(u):  # pragma: no cover - compiled
+    """Accepted pairs of the polar method in uniforms ``u`` (pairs ``x = 2u - 1``, accepted when
+    ``0 < x1^2 + x2^2 < 1``, the legacy sampler's float64 test), and the last accepted
+    ``(x1, r2)``.  One pass, no temporaries."""
+    n = 0
+    x1_last = 0.0
+    r2_last = 0.0
+    for i in range(u.shape[0] // 2):
+        x1 = 2.0 * u[2 * i] - 1.0
+        x2 = 2.0 * u[2 * i + 1] - 1.0
+        r2 = x1 * x1 + x2 * x2
+        if r2 < 1.0 and r2 != 0.0:
+            n += 1
+            x1_last = x1
+            r2_last = r2
+    return n, x1_last, r2_last
+
+
 def _skip_legacy_gauss(stream: np.random.RandomState, count: int) -> None:
     """Advance ``stream`` exactly as ``stream.standard_normal(count)`` would, without the normals.
 
@@ -309,7 +329,7 @@ def _skip_legacy_gauss(stream: np.random.RandomState, count: int) -> None:
     of as many pairs as accepted pairs are still needed (a round can never overshoot), the
     accepted pairs are counted with the same float64 test, and the cache is set as the
     sampler would leave it (its value computed with the same ``sqrt(-2 log(r2) / r2) * x1``).
-    About 5x cheaper than drawing the normals.
+    About 1.8x cheaper than drawing the normals (measured: 0.11 s vs 0.19 s for 7.68e6).
     """
     if count <= 0:
         return
@@ -322,15 +342,10 @@ def _skip_legacy_gauss(stream: np.random.RandomState, count: int) -> None:
     pairs = (count + 1) // 2
     last = None
     while pairs > 0:
-        u = stream.random_sample(2 * pairs)
-        x = 2.0 * u - 1.0
-        x1, x2 = x[0::2], x[1::2]
-        r2 = x1 * x1 + x2 * x2
-        accepted = np.flatnonzero((r2 < 1.0) & (r2 != 0.0))
-        if accepted.size:
-            k = accepted[-1]
-            last = (float(x1[k]), float(r2[k]))
-        pairs -= accepted.size
+        n_accepted, x1_last, r2_last = _count_polar_accepts(stream.random_sample(2 * pairs))
+        if n_accepted:
+            last = (x1_last, r2_last)
+        pairs -= n_accepted
     name, key, pos, _, _ = stream.get_state(legacy=True)
     if count % 2:  # the last accepted pair's first normal stays cached
         x1_last, r2_last = last
