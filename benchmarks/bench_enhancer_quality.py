@@ -14,6 +14,7 @@ Writes ``results/benchmarks/enhancer_quality.json`` with per-system means and pa
 (goal >= 0.05).
 
     .venv/bin/python benchmarks/bench_enhancer_quality.py [--dev-scenes 12] [--seed 1] [--rng fast]
+        [--checkpoint PATH] [--residual-mix A] [--out JSON]
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -53,6 +55,12 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--checkpoint", default="")
     parser.add_argument(
+        "--residual-mix",
+        type=float,
+        default=None,
+        help="enhancer.residual_mix of the convtasnet system (default: the config's, 0.1)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality.json"
     )
     args = parser.parse_args()
@@ -75,18 +83,23 @@ def main() -> int:
         "seed": args.seed,
         "dev_scenes": len(scenes),
         "rng": args.rng,
+        "checkpoint": args.checkpoint or "recipes/icassp_2023/convtasnet/checkpoint.pt",
+        "residual_mix": args.residual_mix,
         "systems": {},
     }
     per_scene = {}
     scores = {}
     for system in ("passthrough", "convtasnet"):
         exp = root / f"exp_{system}"
+        if system == "convtasnet":  # checkpoint / residual_mix may differ from the last run
+            shutil.rmtree(exp, ignore_errors=True)
         common = [f"path.root={root}", f"path.exp_folder={exp}"]
-        extra = (
-            [f"enhancer.checkpoint={args.checkpoint}"]
-            if args.checkpoint and system == "convtasnet"
-            else []
-        )
+        extra = []
+        if system == "convtasnet":
+            if args.checkpoint:
+                extra.append(f"enhancer.checkpoint={args.checkpoint}")
+            if args.residual_mix is not None:
+                extra.append(f"enhancer.residual_mix={args.residual_mix}")
         t0 = time.perf_counter()
         subprocess.run(
             [
