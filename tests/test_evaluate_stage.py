@@ -278,3 +278,20 @@ def test_amplify_rerun_after_lost_output_and_kill_keeps_one_line_per_id(tree, tm
     assert lost.is_file()
     ids = [json.loads(line)["id"] for line in manifest.read_text().splitlines()]
     assert ids == [f"{s}_{lis}" for s, lis in PAIRS]
+
+
+def test_cli_asks_torch_for_huge_pages_before_importing_it():
+    """`clarity-se` sets THP_MEM_ALLOC_ENABLE=1 (torch reads it once, at its first allocation),
+    unless the user set it; the spawned evaluate workers inherit it."""
+    code = (
+        "import os, sys; import clarity_se.cli; "
+        "assert 'torch' not in sys.modules, 'the CLI module must not import torch'; "
+        "print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"
+    env["THP_MEM_ALLOC_ENABLE"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "0"
