@@ -61,6 +61,29 @@ def test_envelope_align_lengths_equal_unpadded():
     assert float(got[1, 150:].abs().max()) == 0.0
 
 
+def test_envelope_align_verified_float32_search_equals_float64_search():
+    """verify_lags: float32 nominates, float64 decides -> the float64 search's lags."""
+    ref, out = inp.align_inputs()
+    got = envelope_align(t(ref)[None], t(out)[None], search_dtype=torch.float32, verify_lags=True)
+    close(got[0], FIX["align_out"], rtol=0)
+    # smooth envelopes (many near-equal lags), BM-like carriers, a silent band, short items
+    gen = torch.Generator().manual_seed(3)
+    n = 30000
+    t_s = torch.arange(n, dtype=torch.float64) / 24000
+    env = 1.0 + torch.sin(2 * torch.pi * 3 * t_s)[None].repeat(3, 1)
+    env = env + 0.01 * torch.randn(3, n, generator=gen, dtype=torch.float64)
+    bm = torch.sin(2 * torch.pi * 150 * t_s)[None] * torch.randn(3, n, generator=gen,
+                                                                 dtype=torch.float64).cumsum(-1)
+    x = torch.stack([torch.cat([env, bm, torch.zeros(1, n, dtype=torch.float64)])] * 2)
+    y = torch.roll(x, 37, dims=-1) + 1e-3 * torch.randn(x.shape, generator=gen,
+                                                       dtype=torch.float64)
+    lengths = torch.tensor([n, 20000])
+    exact = envelope_align(x, y, lengths=lengths)
+    verified = envelope_align(x, y, lengths=lengths, search_dtype=torch.float32,
+                              verify_lags=True)  # fmt: skip
+    torch.testing.assert_close(verified, exact, rtol=0, atol=0)
+
+
 def test_envelope_sl_matches_reference():
     env, bm, attn = inp.envelope_sl_inputs()
     env_db, bm_sl = envelope_sl(t(env)[None], t(bm)[None], t(attn)[None], 65.0)

@@ -254,13 +254,16 @@ def ear_model(
         conversion, IHC adaptation, threshold noise and group-delay shift, for callers that
         discard it (HASPI uses only the envelopes and spectra), and returns None for
         ``reference_basilar_membrane`` and ``processed_basilar_membrane``.  The threshold noise
-        is still drawn (and discarded), so the random streams advance exactly as with True and
-        every other output is bit-identical.
+        is skipped so that compat streams advance exactly as with True (fast streams are not
+        advanced), and every other output is bit-identical.
     fast_align : bool, optional
-        Choose the envelope-alignment lags from a float32 cross-correlation (about twice as
-        fast for float64 inputs; a lag may differ where two lags correlate within ~1e-6 of the
-        peak).  Default: True for ``fast`` random streams, False for ``compat`` (which must
-        reproduce the reference).
+        Choose the envelope-alignment lags from a float32 cross-correlation alone (about twice
+        as fast as float64; a lag may differ where two lags correlate within ~1e-6 of the
+        peak).  False: the float32 search only nominates the lags near its peak, which are
+        then compared exactly in float64 (``verify_lags`` of
+        :func:`~clarity_se.ear_model.envelope.envelope_align`: the reference's lags up to
+        rounding-level ties, at about half the cost of a float64 FFT search).  Default: True
+        for ``fast`` random streams, False for ``compat`` (which must reproduce the reference).
 
     Returns
     -------
@@ -381,8 +384,9 @@ def ear_model(
         bandwidth_1=bandwidth_1, cf=cf, cf_control=cf_control, level_db_spl=level_db_spl,
         freq_sample=freq_sample, m_delay=m_delay, band_chunk=band_chunk,
         with_bm=bool(basilar_membrane),
-        search_dtype=torch.float32 if (rng.mode == "fast" if fast_align is None else fast_align)
-        else None,
+        # float32 lag search; unverified when fast, confirmed in float64 otherwise (compat)
+        search_dtype=torch.float32,
+        verify_lags=not (rng.mode == "fast" if fast_align is None else fast_align),
     )
     if per_item is None:
         per_item = device.type == "cpu"
@@ -434,6 +438,7 @@ def _cochlea(
     band_chunk: int | None,
     with_bm: bool = True,
     search_dtype: torch.dtype | None = None,
+    verify_lags: bool = False,
     out: tuple | None = None,
 ) -> tuple:
     """Gammatone filterbanks to group-delay compensation for middle-ear outputs ``[batch, time]``.
@@ -511,10 +516,10 @@ def _cochlea(
         del xenv, xbm, yenv, ybm
         # align the processed envelope and BM motion to the reference, band by band
         pcc = envelope_align(rcc, pcc, sample_rate=freq_sample, lengths=align_lengths,
-                             search_dtype=search_dtype)
+                             search_dtype=search_dtype, verify_lags=verify_lags)
         if with_bm:
             pb = envelope_align(rb, pb, sample_rate=freq_sample, lengths=align_lengths,
-                                search_dtype=search_dtype)
+                                search_dtype=search_dtype, verify_lags=verify_lags)
         rcc, rb = envelope_sl(rcc, rb, loss_x.attenuated_ihc[:, sl], level_db_spl)
         pcc, pb = envelope_sl(pcc, pb, loss_y.attenuated_ihc[:, sl], level_db_spl)
         rdb, rb = inner_hair_cell_adaptation(rcc, rb, _IHC_OVERSHOOT, freq_sample,
