@@ -64,7 +64,7 @@ class EvaluateConfig:
     device: str = "cpu"
     batch_size: int = 4
     shard: str = ""
-    workers: int = 1
+    workers: int = 0  #: 0: one worker process per usable CPU core (memory permitting)
     level_db_spl: float = 100.0
 
 

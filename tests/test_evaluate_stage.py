@@ -295,3 +295,14 @@ def test_cli_asks_torch_for_huge_pages_before_importing_it():
     env["THP_MEM_ALLOC_ENABLE"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "0"
+
+
+def test_resolve_workers():
+    from clarity_se.stages.evaluate import resolve_workers
+
+    assert resolve_workers(3, "cpu") == 3
+    assert resolve_workers(0, "cuda") == 1
+    auto = resolve_workers(0, "cpu")
+    assert 1 <= auto <= len(os.sched_getaffinity(0))
+    with pytest.raises(ValueError, match="evaluate.workers"):
+        resolve_workers(-1, "cpu")

@@ -212,6 +212,7 @@ def ensure_dataset(cfg) -> dict | None:
             "(or set run.render_demo=true to render the demo there)"
         )
     from clarity_se.data.render.cli import DEFAULT_SCENES, build_dataset
+    from clarity_se.stages.evaluate import resolve_workers
 
     n = int(cfg.run.demo_scenes) or DEFAULT_SCENES
     if n < 0:
@@ -229,7 +230,7 @@ def ensure_dataset(cfg) -> dict | None:
         n_train=n - n // 4,
         n_dev=n // 4,
         seed=int(cfg.run.demo_seed),
-        workers=max(1, int(cfg.evaluate.workers)),
+        workers=resolve_workers(cfg.evaluate.workers, "cpu"),
     )
     if not listeners_file.is_file():
         raise ValueError(
