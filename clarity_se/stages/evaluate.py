@@ -404,6 +404,9 @@ def resolve_workers(workers: int, device: str) -> int:
     return max(1, min(cores, by_memory))
 
 
+_SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _worker_init() -> None:
     import torch
 
@@ -531,10 +534,23 @@ def run_evaluate(cfg) -> tuple[int, int]:
                 write_score_csvs(exp, suffix, pairs, done)
         else:
             # spawn, not fork: the metrics use numba/OpenMP thread pools (abort in a forked child).
-            with ProcessPoolExecutor(
-                workers, mp_context=get_context("spawn"), initializer=_worker_init
-            ) as pool:
+            # One thread per worker: the spawned children read these at start-up (BLAS and
+            # OpenMP pools of 2+ threads in each of N workers oversubscribe the cores).
+            saved = {k: os.environ.get(k) for k in _SINGLE_THREAD_ENV}
+            for key in _SINGLE_THREAD_ENV:
+                os.environ.setdefault(key, "1")
+            try:
+                pool = ProcessPoolExecutor(
+                    workers, mp_context=get_context("spawn"), initializer=_worker_init
+                )
                 futures = [pool.submit(score_scene, job, container) for job in jobs]
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+            with pool:
                 for future in as_completed(futures):
                     collect(future.result())
                     write_score_csvs(exp, suffix, pairs, done)
