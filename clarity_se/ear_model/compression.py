@@ -41,7 +41,7 @@ def _knee_constants(attn, low, cr, level1, high):
     ``10 ** ((-attn - (level1 + 20 log10 c - low) (1 - 1/CR)) / 20)`` rearranged.
     """
     slope = 1 - (1 / cr)
-    top = np.maximum(min(high, high), low)
+    top = np.maximum(high, low)
     gain_low = 10 ** ((-attn - (low - low) * slope) / 20)
     gain_high = 10 ** ((-attn - (top - low) * slope) / 20)
     c_low = 10 ** ((low - level1) / 20) * (1 - 1e-12)
@@ -121,7 +121,7 @@ def _compress_fused(
                         out_bm[r, n] = y * np.float64(bm[r, n])
 
 
-def _compress_numba(envsig, bm, control, attn, low, cr, fsamp, level1, small, threshold_high):
+def _compress_numba(envsig, bm, control, attn, low, cr, fsamp, level1, threshold_high):
     batch, nchan, nsamp = envsig.shape
     rows = batch * nchan
     work = envsig.dtype if envsig.dtype in (torch.float32, torch.float64) else torch.float64
@@ -250,9 +250,7 @@ def env_compress_basilar_membrane(
     if backend is None:
         backend = "numba" if envsig.device.type == "cpu" else "scan"
     if backend == "numba":
-        return _compress_numba(
-            envsig, bm, control, attn, low, cr, fsamp, level1, small, threshold_high
-        )
+        return _compress_numba(envsig, bm, control, attn, low, cr, fsamp, level1, threshold_high)
     logenv = torch.clamp(control, min=small)
     logenv = level1 + 20 * torch.log10(logenv)
     logenv = torch.clamp(logenv, max=float(threshold_high))

@@ -203,7 +203,8 @@ def envelope_align(
         be chosen differently.  The shift itself is always applied to the input data.
     verify_lags : bool
         With a lower ``search_dtype``: every lag whose low-precision correlation is within
-        ``3e-5 ||reference|| ||output||`` of the row's peak (a bound ~30x the float32 FFT error)
+        ``3e-5 ||reference|| ||output||`` of the row's peak (a margin over the float32 FFT's
+        rounding, estimated at ~1e-6 of that product)
         is re-evaluated exactly as a float64 dot product, and the best of those is taken; rows
         with more than 32 such candidates (e.g. silent bands) are searched with a full-precision
         FFT.  The chosen lags then equal the full-precision search's up to rounding-level ties

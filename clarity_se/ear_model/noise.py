@@ -227,14 +227,7 @@ class PairRandom:
             If the number of shapes differs from the number of items, or (fast mode) ``device``
             is not the generators' device.
         """
-        if _is_single_shape(shapes):
-            per_item = [tuple(int(s) for s in shapes)] * len(self)
-        else:
-            per_item = [tuple(int(s) for s in shp) for shp in shapes]
-            if len(per_item) != len(self):
-                raise ValueError(
-                    f"PairRandom.standard_normal: {len(per_item)} shapes for {len(self)} items"
-                )
+        per_item = self._per_item_shapes(shapes, "standard_normal")
         device = torch.device("cpu") if device is None else torch.device(device)
         if self.mode == "fast" and self._streams:
             gen_device = self._streams[0].device
@@ -258,6 +251,15 @@ class PairRandom:
                                    device=device)
             return torch.stack(out)
         return out
+
+    def _per_item_shapes(self, shapes, caller: str) -> list[tuple[int, ...]]:
+        """One shape per item: a single shape is shared; a list must have one per item."""
+        if _is_single_shape(shapes):
+            return [tuple(int(s) for s in shapes)] * len(self)
+        per_item = [tuple(int(s) for s in shp) for shp in shapes]
+        if len(per_item) != len(self):
+            raise ValueError(f"PairRandom.{caller}: {len(per_item)} shapes for {len(self)} items")
+        return per_item
 
     def skip_standard_normal(
         self,
@@ -284,15 +286,7 @@ class PairRandom:
         ValueError
             As :meth:`standard_normal`.
         """
-        if _is_single_shape(shapes):
-            per_item = [tuple(int(s) for s in shapes)] * len(self)
-        else:
-            per_item = [tuple(int(s) for s in shp) for shp in shapes]
-            if len(per_item) != len(self):
-                raise ValueError(
-                    f"PairRandom.skip_standard_normal: {len(per_item)} shapes for {len(self)} "
-                    "items"
-                )
+        per_item = self._per_item_shapes(shapes, "skip_standard_normal")
         if self.mode == "fast":
             return
         for stream, shp in zip(self._streams, per_item, strict=True):

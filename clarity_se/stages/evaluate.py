@@ -369,8 +369,8 @@ def resolve_workers(workers: int, device: str) -> int:
     ----------
     workers : int
         ``evaluate.workers``: ``>= 1`` is taken as given; ``0`` means one per usable CPU core
-        (``os.sched_getaffinity``), at most one per 2 GiB of physical memory (a worker scoring
-        a batch of 10 s pairs peaks near 1.5 GB), and 1 when ``device`` is CUDA (one process
+        (``os.sched_getaffinity``), at most one per 2 GiB of physical memory (``make demo``,
+        batches of four ~10 s pairs, peaked at 1.6 GB resident), and 1 when ``device`` is CUDA (one process
         feeds the GPU).
     device : str
         ``evaluate.device``.
