@@ -184,3 +184,23 @@ def test_dataset_crops_and_remix(data_root):
     assert not torch.equal(remix[1]["mixture"], b["mixture"])
     # the crop contains target speech
     assert a["sources"][0].abs().max() > 0.01
+
+
+def test_preemphasis_weight_sets_the_training_loss(data_root, tmp_path):
+    """``train.preemphasis_weight`` swaps in the emphasised SI-SDR, for 1 and 2 sources."""
+    from clarity_se.losses import neg_si_sdr_emphasised, pit_loss
+    from clarity_se.training.trainer import compute_loss
+
+    torch.manual_seed(0)
+    src = torch.randn(3, 2, 2, 500)
+    est = src.flip(1) + 0.3 * torch.randn_like(src)
+    one = compute_loss(est[:, :1], src[:, :1], 0.5)
+    torch.testing.assert_close(one, neg_si_sdr_emphasised(est[:, :1], src[:, :1]).mean())
+    assert not torch.allclose(one, compute_loss(est[:, :1], src[:, :1]))
+    two = compute_loss(est, src, 0.5)
+    torch.testing.assert_close(two, pit_loss(est, src, neg_si_sdr_emphasised)[0])
+    assert float(two) < float(neg_si_sdr_emphasised(est, src).mean())  # permutation found
+    exp = tmp_path / "pe"
+    overrides = _overrides(data_root, exp, "train.epochs=1", "train.preemphasis_weight=0.5")
+    assert cli_main(["train", *overrides]) == 0
+    assert OmegaConf.load(exp / "config.yaml").train.preemphasis_weight == 0.5

@@ -82,6 +82,9 @@ class TrainLoopConfig:
     resume: bool = True  #: continue from <exp_dir>/last.pt if present
     #: fine-tune: start from this checkpoint's weights (same model.*) when there is no last.pt
     init_from: Optional[str] = ""  # noqa: UP045 (OmegaConf needs Optional)
+    #: share of SI-SDR on pre-emphasised signals in the loss (0: plain SI-SDR); see
+    #: clarity_se.losses.emphasis
+    preemphasis_weight: float = 0.0
     max_time_s: float = 0.0  #: stop cleanly after this wall time (0: no limit)
     progress: bool = True  #: tqdm bars
     #: also copy the best checkpoint here at the end (e.g. recipes/.../checkpoint.pt); empty: no

@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from clarity_se.losses import pit_loss, si_sdr
+from clarity_se.losses import neg_si_sdr_emphasised, pit_loss, si_sdr
 from clarity_se.models import build_model
 from clarity_se.models.checkpoint import read_checkpoint, save_checkpoint
 from clarity_se.models.target_selection import pick_target
@@ -96,21 +97,28 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return 0, 1, torch.device(device)
 
 
-def compute_loss(est_sources: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+def compute_loss(
+    est_sources: torch.Tensor, sources: torch.Tensor, preemphasis_weight: float = 0.0
+) -> torch.Tensor:
     """Training loss in dB (lower is better).
 
     Parameters
     ----------
     est_sources, sources : Tensor [shape=(batch, n_src, 2, time)]
+    preemphasis_weight : float
+        Share of SI-SDR on pre-emphasised signals (``train.preemphasis_weight``; see
+        :func:`clarity_se.losses.neg_si_sdr_emphasised`); 0 is plain SI-SDR.
 
     Returns
     -------
     Tensor []
-        ``n_src == 1``: mean negative SI-SDR over batch and ears; otherwise the uPIT loss.
+        ``n_src == 1``: mean per-signal loss over batch and ears; otherwise the uPIT loss with
+        the same per-signal loss.
     """
+    loss_fn = partial(neg_si_sdr_emphasised, weight=float(preemphasis_weight))
     if est_sources.shape[1] == 1:
-        return -si_sdr(est_sources, sources).mean()
-    loss, _ = pit_loss(est_sources, sources)
+        return loss_fn(est_sources, sources).mean()
+    loss, _ = pit_loss(est_sources, sources, loss_fn)
     return loss
 
 
@@ -338,7 +346,7 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
             for batch in loader:
                 mixture = batch["mixture"].to(device, non_blocking=True)
                 sources = batch["sources"].to(device, non_blocking=True)
-                loss = compute_loss(net(mixture), sources)
+                loss = compute_loss(net(mixture), sources, cfg.train.preemphasis_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.optim.grad_clip > 0:
