@@ -78,6 +78,8 @@ class EnhancerConfig:
     chunk_s: float = 0.0
     #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)
     residual_mix: float = 0.1
+    #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
+    mirror_average: bool = True
 
 
 @dataclass

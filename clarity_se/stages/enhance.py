@@ -21,6 +21,9 @@ Enhancers (``enhancer.name``):
   ``(1 - a) * estimate + a * mixture_CH1`` with ``a = enhancer.residual_mix`` (default 0.1):
   keeping a little of the front-mic mixture masks the separation artefacts that HASQI and
   HASPI penalise (chosen on a tuning split, see ``recipes/icassp_2023/convtasnet/README.md``).
+  With ``enhancer.mirror_average`` (default true) the estimate is the mean of the model's
+  estimate and that of the left/right-mirrored microphones (left and right swapped on the way
+  in and back on the way out): a two-member test-time ensemble, causal, at twice the compute.
 
 Resume: outputs are written atomically and existing ones are skipped, so a rerun after a kill
 continues. A failing scene (missing or bad file) is written to ``<exp>/errors.csv`` (one row per
@@ -47,6 +50,8 @@ SCHEMA = "clarity_se.enhanced/1"
 ENHANCERS = ("passthrough", "convtasnet")
 DEFAULT_CHECKPOINT = "recipes/icassp_2023/convtasnet/checkpoint.pt"
 SAMPLE_RATE = 44100
+#: rows of the left/right-mirrored microphones (CH1-R, CH1-L, CH2-R, CH2-L, CH3-R, CH3-L)
+MIRROR_ROWS = [1, 0, 3, 2, 5, 4]
 
 
 def enhanced_path(exp_folder: str | os.PathLike, scene: str, listener_id: str) -> Path:
@@ -135,6 +140,11 @@ class ConvTasNetEnhancer:
     residual_mix : float
         Fraction ``a`` in ``[0, 1]`` of the front-mic mixture (CH1) mixed back into the
         output: ``(1 - a) * estimate + a * mixture`` (0: the estimate alone).
+    mirror_average : bool
+        Average the estimate with ``mirror(model(mirror(mixture)))``, where ``mirror`` swaps
+        left and right (rows ``CH1-R, CH1-L, CH2-R, ...`` in, ears swapped back out). A
+        test-time ensemble of the same weights, causal (no added latency), twice the compute;
+        each pass picks its own target (2-source models) before averaging.
 
     Raises
     ------
@@ -144,9 +154,16 @@ class ConvTasNetEnhancer:
     """
 
     def __init__(
-        self, checkpoint: str, device: str = "cpu", chunk_s: float = 0.0, residual_mix: float = 0.0
+        self,
+        checkpoint: str,
+        device: str = "cpu",
+        chunk_s: float = 0.0,
+        residual_mix: float = 0.0,
+        mirror_average: bool = False,
     ) -> None:
         import torch
+
+        self.mirror_average = bool(mirror_average)
 
         if not 0.0 <= float(residual_mix) <= 1.0:
             raise ValueError(f"enhancer.residual_mix must be in [0, 1], got {residual_mix}")
@@ -174,6 +191,10 @@ class ConvTasNetEnhancer:
         with torch.inference_mode():
             est = enhance_in_chunks(self.model, mixture[None].to(self.device), self.chunk)
             out = pick_target(est, SAMPLE_RATE)[0].cpu()
+            if self.mirror_average:
+                mirrored = mixture[MIRROR_ROWS][None].to(self.device)
+                est = enhance_in_chunks(self.model, mirrored, self.chunk)
+                out = 0.5 * (out + pick_target(est, SAMPLE_RATE)[0].cpu()[[1, 0]])
         if self.residual_mix > 0:
             out = (1 - self.residual_mix) * out + self.residual_mix * mixture[:2]
         return out.T.contiguous().numpy().astype(np.float32)
@@ -190,6 +211,7 @@ def make_enhancer(cfg) -> Callable[[str, str], np.ndarray]:
             cfg.enhancer.device,
             float(cfg.enhancer.chunk_s),
             float(cfg.enhancer.residual_mix),
+            bool(cfg.enhancer.mirror_average),
         )
     raise ValueError(f"enhancer.name: expected one of {ENHANCERS}, got {name!r}")
 
