@@ -150,9 +150,11 @@ def test_mirror_average_is_left_right_equivariant(dataset, tmp_path):
     assert not np.allclose(out, single, atol=1e-4)  # the random model is not symmetric
     # the cli key reaches the enhancer
     for flag in ("false", "true"):
-        assert _run(root, tmp_path / flag, "enhancer.name=convtasnet", f"enhancer.checkpoint={ckpt}",
-                    "enhancer.residual_mix=0", f"enhancer.mirror_average={flag}") == 0  # fmt: skip
-    got = {f: sf.read(str(tmp_path / f / "enhanced_signals" / f"{scenes[0]}_L0001_enhanced.wav"),
-                      dtype="float32")[0] for f in ("false", "true")}  # fmt: skip
+        args = ["enhancer.name=convtasnet", f"enhancer.checkpoint={ckpt}"]
+        args += ["enhancer.residual_mix=0"]
+        assert _run(root, tmp_path / flag, *args, f"enhancer.mirror_average={flag}") == 0
+    name = f"{scenes[0]}_L0001_enhanced.wav"
+    got = {f: sf.read(str(tmp_path / f / "enhanced_signals" / name), dtype="float32")[0]
+           for f in ("false", "true")}  # fmt: skip
     np.testing.assert_allclose(got["false"], single, atol=1e-6)
     np.testing.assert_allclose(got["true"], out, atol=1e-6)
