@@ -129,9 +129,9 @@ def _design_operators(nfir: int, sample_rate: float) -> tuple[np.ndarray, np.nda
             grid[nb : ne + 1, i + 1] = inc
             grid[nb : ne + 1, i] = 1.0 - inc
         nb = ne + 1
-    from scipy.signal.windows import hamming
+    from clarity_se.ear_model.designs import scipy_design
 
-    window = hamming(n_taps)
+    window = scipy_design("windows.hamming", n_taps)
     return interp, grid, window
 
 

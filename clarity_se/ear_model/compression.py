@@ -16,9 +16,9 @@ from functools import lru_cache
 import numba
 import numpy as np
 import torch
-from scipy.signal import butter
 from torch import Tensor
 
+from clarity_se.ear_model.designs import scipy_design
 from clarity_se.ear_model.iir import lfilter, numba_threads
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ __all__ = ["env_compress_basilar_membrane"]
 
 @lru_cache(maxsize=8)
 def _gain_smoother(fsamp: float) -> tuple[np.ndarray, np.ndarray]:
-    return butter(1, 800 / (0.5 * fsamp))
+    return scipy_design("butter", 1, 800 / (0.5 * fsamp))
 
 
 def _knee_constants(attn, low, cr, level1, high):

@@ -50,8 +50,9 @@ from collections.abc import Iterator
 import numba
 import numpy as np
 import torch
-from scipy.signal import tf2sos
 from torch import Tensor
+
+from clarity_se.ear_model.designs import scipy_design
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +310,11 @@ def repeated_pole_filter(
     return y.reshape(shape).to(dtype)
 
 
+def _sections(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``scipy.signal.tf2sos(b, a)`` (cached, see :mod:`clarity_se.ear_model.designs`)."""
+    return scipy_design("tf2sos", tuple(b.tolist()), tuple(a.tolist()))
+
+
 def lfilter(
     b: Tensor | np.ndarray | list,
     a: Tensor | np.ndarray | list,
@@ -369,7 +375,7 @@ def lfilter(
             # shared high-order filter: second-order sections keep the scan well conditioned
             # (the companion form of e.g. a 7th-order Chebyshev near Nyquist is not)
             y = x
-            for section in tf2sos(b_h, a_h):
+            for section in _sections(b_h, a_h):
                 y = lfilter(section[:3], section[3:], y, backend="scan", block=block)
             return y.to(dtype)
     b2, a2, x2 = _prepare(b, a, x)

@@ -11,9 +11,9 @@ import logging
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import butter
 from torch import Tensor
 
+from clarity_se.ear_model.designs import scipy_design
 from clarity_se.ear_model.iir import lfilter
 
 logger = logging.getLogger(__name__)
@@ -23,8 +23,8 @@ __all__ = ["middle_ear"]
 
 @lru_cache(maxsize=8)
 def _middle_ear_filters(freq_sample: float) -> tuple[np.ndarray, ...]:
-    b_lp, a_lp = butter(1, 5000 / (0.5 * freq_sample))
-    b_hp, a_hp = butter(2, 350 / (0.5 * freq_sample), "high")
+    b_lp, a_lp = scipy_design("butter", 1, 5000 / (0.5 * freq_sample))
+    b_hp, a_hp = scipy_design("butter", 2, 350 / (0.5 * freq_sample), "high")
     return b_lp, a_lp, b_hp, a_hp
 
 

@@ -19,9 +19,9 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy.signal import cheby2, firwin
 from torch import Tensor
 
+from clarity_se.ear_model.designs import scipy_design
 from clarity_se.ear_model.iir import lfilter
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _polyphase_filter(up: int, down: int) -> tuple[np.ndarray, int]:
     max_rate = max(up, down)
     f_c = 1.0 / max_rate
     half_len = 10 * max_rate
-    h = firwin(2 * half_len + 1, f_c, window=("kaiser", 5.0))
+    h = scipy_design("firwin", 2 * half_len + 1, f_c, window=("kaiser", 5.0))
     h = h * up
     h.setflags(write=False)
     return h, half_len
@@ -86,7 +86,7 @@ def _polyphase_filter(up: int, down: int) -> tuple[np.ndarray, int]:
 @lru_cache(maxsize=16)
 def _cheby2_band_limit(rate_khz: int) -> tuple[np.ndarray, np.ndarray]:
     """7th-order, 30 dB Chebyshev II low-pass at 21 kHz / rate (the reference's RMS band)."""
-    b, a = cheby2(7, 30, 21 / rate_khz)
+    b, a = scipy_design("cheby2", 7, 30, 21 / rate_khz)
     return b, a
 
 

@@ -29,10 +29,11 @@ import logging
 from typing import NamedTuple
 
 import numpy as np
-import scipy.signal
+import scipy.fft
 import torch
 from torch import Tensor
 
+from clarity_se.ear_model.designs import scipy_design
 from clarity_se.ear_model.loss import center_frequency
 from clarity_se.ear_model.noise import PairRandom
 
@@ -419,13 +420,15 @@ def modulation_filters(segment_size: float) -> tuple[np.ndarray, int]:
     n_fir = np.around(128 * (nyquist / 125))
     n_fir = int(2 * np.floor(n_fir / 2))
     b = np.zeros((nmod, n_fir + 1))
-    b[0] = scipy.signal.firwin(n_fir + 1, edge[0] / nyquist, window="hann", pass_zero="lowpass")
-    b[nmod - 1] = scipy.signal.firwin(
-        n_fir + 1, edge[nmod - 2] / nyquist, window="hann", pass_zero="highpass"
+    b[0] = scipy_design(
+        "firwin", n_fir + 1, edge[0] / nyquist, window="hann", pass_zero="lowpass"
+    )
+    b[nmod - 1] = scipy_design(
+        "firwin", n_fir + 1, edge[nmod - 2] / nyquist, window="hann", pass_zero="highpass"
     )
     for m in range(1, nmod - 1):
-        b[m] = scipy.signal.firwin(
-            n_fir + 1, [edge[m - 1] / nyquist, edge[m] / nyquist], window="hann",
+        b[m] = scipy_design(
+            "firwin", n_fir + 1, (edge[m - 1] / nyquist, edge[m] / nyquist), window="hann",
             pass_zero="bandpass",
         )
     return b, n_fir
@@ -698,7 +701,9 @@ class BmCovariance(NamedTuple):
 
 
 def _window_corr_inv(window: np.ndarray, maxlag: int) -> np.ndarray:
-    corr = scipy.signal.correlate(window, window, "full")
+    # the reference's scipy.signal.correlate picks its direct method for these window lengths,
+    # which equals np.correlate bit for bit (tests/test_designs.py)
+    corr = np.correlate(window, window, "full")
     start = len(window) - 1 - maxlag
     if start < 0:
         raise ValueError("segment size too small for the +/-1 ms lag range")
