@@ -22,8 +22,10 @@ rewritten atomically. A rerun skips pairs already in the journal; failures go to
 With ``evaluate.shard=k/n`` every file name gets a ``.shard-k-of-n`` suffix.
 
 Batching and workers: the pairs of one scene (same length) are scored together, at most
-``evaluate.batch_size`` at a time; ``evaluate.workers > 1`` scores scenes in ``spawn``-ed worker
-processes (``fork`` aborts once numba's OpenMP pool has run); ``evaluate.workers = 0`` (the
+``evaluate.batch_size`` at a time; ``evaluate.workers = N > 1`` scores scenes in N - 1
+``spawn``-ed worker processes (``fork`` aborts once numba's OpenMP pool has run) and in this
+process, which takes scenes from the end of the queue while the workers start up and work from
+its front (one worker start-up, ~3 s, saved); ``evaluate.workers = 0`` (the
 default) takes one per usable CPU core, at most one per 2 GiB of memory, and 1 on CUDA
 (:func:`resolve_workers`). Scores do not depend on the
 number of workers, and with ``compat`` they do not depend on the batch composition either
@@ -370,8 +372,8 @@ def resolve_workers(workers: int, device: str) -> int:
     workers : int
         ``evaluate.workers``: ``>= 1`` is taken as given; ``0`` means one per usable CPU core
         (``os.sched_getaffinity``), at most one per 2 GiB of physical memory (``make demo``,
-        batches of four ~10 s pairs, peaked at 1.6 GB resident), and 1 when ``device`` is CUDA (one process
-        feeds the GPU).
+        batches of four ~10 s pairs, peaked at 1.6 GB resident), and 1 when ``device`` is CUDA
+        (one process feeds the GPU).
     device : str
         ``evaluate.device``.
 
@@ -411,6 +413,18 @@ def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _score_here(job: PairJob, cfg_container: dict) -> list[dict]:
+    """:func:`score_scene` in this process with one torch thread (as in the workers)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return score_scene(job, cfg_container)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def scene_jobs(pairs: list[tuple[str, str]], batch_size: int) -> list[PairJob]:
@@ -540,8 +554,9 @@ def run_evaluate(cfg) -> tuple[int, int]:
             for key in _SINGLE_THREAD_ENV:
                 os.environ.setdefault(key, "1")
             try:
+                # this process is the last worker: workers - 1 spawned ones
                 pool = ProcessPoolExecutor(
-                    workers, mp_context=get_context("spawn"), initializer=_worker_init
+                    workers - 1, mp_context=get_context("spawn"), initializer=_worker_init
                 )
                 futures = [pool.submit(score_scene, job, container) for job in jobs]
             finally:
@@ -551,7 +566,25 @@ def run_evaluate(cfg) -> tuple[int, int]:
                     else:
                         os.environ[key] = value
             with pool:
-                for future in as_completed(futures):
+                pending = set(futures)
+
+                def collect_finished() -> None:
+                    for future in [f for f in pending if f.done()]:
+                        pending.discard(future)
+                        collect(future.result())
+                        write_score_csvs(exp, suffix, pairs, done)
+
+                # the spawned workers take jobs from the front of the queue, this process from
+                # the back; a job runs here only if its future could still be cancelled, so
+                # each job runs exactly once, and no worker start-up is paid for this share
+                for job, future in zip(reversed(jobs), reversed(futures), strict=True):
+                    collect_finished()
+                    if not future.cancel():
+                        break
+                    pending.discard(future)
+                    collect(_score_here(job, container))
+                    write_score_csvs(exp, suffix, pairs, done)
+                for future in as_completed(pending):
                     collect(future.result())
                     write_score_csvs(exp, suffix, pairs, done)
     finally:
