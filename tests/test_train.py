@@ -201,6 +201,13 @@ def test_preemphasis_weight_sets_the_training_loss(data_root, tmp_path):
     torch.testing.assert_close(two, pit_loss(est, src, neg_si_sdr_emphasised)[0])
     assert float(two) < float(neg_si_sdr_emphasised(est, src).mean())  # permutation found
     exp = tmp_path / "pe"
-    overrides = _overrides(data_root, exp, "train.epochs=1", "train.preemphasis_weight=0.5")
+    overrides = _overrides(data_root, exp, "train.epochs=2", "train.preemphasis_weight=0.5",
+                           "train.keep_epochs=true")  # fmt: skip
     assert cli_main(["train", *overrides]) == 0
     assert OmegaConf.load(exp / "config.yaml").train.preemphasis_weight == 0.5
+    # keep_epochs: one weights file per epoch, the last equal to last.pt's weights
+    assert sorted(p.name for p in exp.glob("epoch_*.pt")) == ["epoch_000.pt", "epoch_001.pt"]
+    last, kept = read_checkpoint(exp / "last.pt"), read_checkpoint(exp / "epoch_001.pt")
+    assert kept["training"]["epoch"] == 1
+    for key, value in last["state_dict"].items():
+        assert torch.equal(value, kept["state_dict"][key]), key

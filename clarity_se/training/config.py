@@ -85,6 +85,9 @@ class TrainLoopConfig:
     #: share of SI-SDR on pre-emphasised signals in the loss (0: plain SI-SDR); see
     #: clarity_se.losses.emphasis
     preemphasis_weight: float = 0.0
+    #: also keep each epoch's weights as <exp_dir>/epoch_NNN.pt (checkpoint selection on a
+    #: separate tuning split, weight averaging)
+    keep_epochs: bool = False
     max_time_s: float = 0.0  #: stop cleanly after this wall time (0: no limit)
     progress: bool = True  #: tqdm bars
     #: also copy the best checkpoint here at the end (e.g. recipes/.../checkpoint.pt); empty: no

@@ -1,14 +1,17 @@
 """Training loop of the Conv-TasNet enhancer: single process or DistributedDataParallel.
 
 * Loss: negative SI-SDR (Le Roux et al. 2019) of the target averaged over both ears for
-  ``n_src = 1``; uPIT (Kolbaek et al. 2017) over (target, residual) for ``n_src = 2``.
+  ``n_src = 1``; uPIT (Kolbaek et al. 2017) over (target, residual) for ``n_src = 2``; with
+  ``train.preemphasis_weight > 0`` part of it is SI-SDR on pre-emphasised signals
+  (:mod:`clarity_se.losses.emphasis`).
 * Adam, global-norm gradient clipping, ReduceLROnPlateau on validation SI-SDR or cosine decay.
 * Validation: SI-SDR and SI-SDR improvement over the front-mic mixture (``CH1``) on the dev
   split, on the output chosen by :func:`~clarity_se.models.target_selection.select_target`.
 * ``<exp_dir>/``: ``config.yaml`` (resolved), ``log.csv`` (one row per epoch), ``last.pt``
   (everything needed to resume: model, optimiser, scheduler, RNG, epoch) and ``best.pt`` (best
   validation SI-SDR), both self-describing (:mod:`clarity_se.models.checkpoint`) and written
-  atomically, so a run killed at any moment resumes from the last finished epoch.
+  atomically, so a run killed at any moment resumes from the last finished epoch; with
+  ``train.keep_epochs`` also ``epoch_NNN.pt`` (weights) after every epoch.
 * DDP: the same command under ``torchrun --nproc_per_node=K`` (``WORLD_SIZE > 1``): NCCL on
   CUDA, gloo on CPU; a :class:`~torch.utils.data.distributed.DistributedSampler` splits the
   scenes; rank 0 validates, logs and writes checkpoints, the metric is broadcast.
@@ -405,6 +408,8 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
             )
             if improved:
                 save_checkpoint(best_path, model, training=info)
+            if cfg.train.keep_epochs:
+                save_checkpoint(exp_dir / f"epoch_{epoch:03d}.pt", model, training=info)
             save_checkpoint(
                 last_path,
                 model,
