@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "manifest": ("clarity_se.data.manifest_cli", "write the scene manifest of a CEC2 dataset"),
     "validate": ("clarity_se.data.validate", "check a CEC2-layout dataset"),
     "train": ("clarity_se.training.cli", "train the Conv-TasNet enhancer"),
+    "average": ("clarity_se.training.average", "weight-average checkpoints of one run"),
     "enhance": ("clarity_se.stages.enhance", "enhance every (scene, listener) pair"),
     "amplify": ("clarity_se.stages.amplify", "NAL-R + compressor per listener and ear"),
     "evaluate": ("clarity_se.stages.evaluate", "HASPI v2 / HASQI v2 better-ear scores"),

@@ -211,3 +211,27 @@ def test_preemphasis_weight_sets_the_training_loss(data_root, tmp_path):
     assert kept["training"]["epoch"] == 1
     for key, value in last["state_dict"].items():
         assert torch.equal(value, kept["state_dict"][key]), key
+
+
+def test_average_checkpoints(tmp_path):
+    """clarity-se average: the mean of the weights; mismatched models are named errors."""
+    torch.manual_seed(0)
+    args = dict(n_filters=16, kernel_size=16, bn_chan=8, hid_chan=16, skip_chan=8,
+                n_blocks=2, n_repeats=1)  # fmt: skip
+    from clarity_se.models.checkpoint import save_checkpoint
+
+    models = [build_model("convtasnet", **args) for _ in range(3)]
+    paths = [save_checkpoint(tmp_path / f"e{i}.pt", m, training={"epoch": i, "step": 10 * i})
+             for i, m in enumerate(models)]  # fmt: skip
+    out = tmp_path / "avg.pt"
+    assert cli_main(["average", str(out), *map(str, paths)]) == 0
+    averaged, payload = load_model(out)
+    for name, value in averaged.state_dict().items():
+        expected = sum(m.state_dict()[name].double() for m in models) / 3
+        torch.testing.assert_close(value.double(), expected, rtol=0, atol=1e-7)
+    assert [e["epoch"] for e in payload["training"]["averaged_from"]] == [0, 1, 2]
+    other = build_model("convtasnet", **{**args, "n_blocks": 3})
+    other = save_checkpoint(tmp_path / "other.pt", other)
+    assert cli_main(["average", str(tmp_path / "bad.pt"), str(paths[0]), str(other)]) == 2
+    assert cli_main(["average", str(tmp_path / "bad.pt"), str(paths[0])]) == 2
+    assert not (tmp_path / "bad.pt").exists()
