@@ -14,7 +14,7 @@ Writes ``results/benchmarks/enhancer_quality.json`` with per-system means and pa
 (goal >= 0.05).
 
     .venv/bin/python benchmarks/bench_enhancer_quality.py [--dev-scenes 12] [--seed 1] [--rng fast]
-        [--checkpoint PATH] [--residual-mix A] [--out JSON]
+        [--checkpoint PATH] [--residual-mix A] [--mirror-average true|false] [--out JSON]
 """
 
 from __future__ import annotations
@@ -61,6 +61,12 @@ def main() -> int:
         help="enhancer.residual_mix of the convtasnet system (default: the config's, 0.1)",
     )
     parser.add_argument(
+        "--mirror-average",
+        choices=("true", "false"),
+        default=None,
+        help="enhancer.mirror_average of the convtasnet system (default: the config's, true)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality.json"
     )
     args = parser.parse_args()
@@ -85,6 +91,7 @@ def main() -> int:
         "rng": args.rng,
         "checkpoint": args.checkpoint or "recipes/icassp_2023/convtasnet/checkpoint.pt",
         "residual_mix": args.residual_mix,
+        "mirror_average": args.mirror_average,
         "systems": {},
     }
     per_scene = {}
@@ -100,6 +107,8 @@ def main() -> int:
                 extra.append(f"enhancer.checkpoint={args.checkpoint}")
             if args.residual_mix is not None:
                 extra.append(f"enhancer.residual_mix={args.residual_mix}")
+            if args.mirror_average is not None:
+                extra.append(f"enhancer.mirror_average={args.mirror_average}")
         t0 = time.perf_counter()
         subprocess.run(
             [
