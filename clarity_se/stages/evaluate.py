@@ -372,8 +372,9 @@ def resolve_workers(workers: int, device: str) -> int:
     workers : int
         ``evaluate.workers``: ``>= 1`` is taken as given; ``0`` means one per usable CPU core
         (``os.sched_getaffinity``), at most one per 2 GiB of physical memory (``make demo``,
-        batches of four ~10 s pairs, peaked at 1.6 GB resident), and 1 when ``device`` is CUDA
-        (one process feeds the GPU).
+        batches of four ~10 s pairs: 1.6 GB peak resident per worker; 2.1 GB in the main
+        process of ``clarity-se run``, which also holds the enhancer), and 1 when ``device``
+        is CUDA (one process feeds the GPU).
     device : str
         ``evaluate.device``.
 
