@@ -163,11 +163,10 @@ class ConvTasNetEnhancer:
     ) -> None:
         import torch
 
-        self.mirror_average = bool(mirror_average)
-
         if not 0.0 <= float(residual_mix) <= 1.0:
             raise ValueError(f"enhancer.residual_mix must be in [0, 1], got {residual_mix}")
         self.residual_mix = float(residual_mix)
+        self.mirror_average = bool(mirror_average)
 
         from clarity_se.models.checkpoint import load_model
 

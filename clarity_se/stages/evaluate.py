@@ -25,7 +25,7 @@ Batching and workers: the pairs of one scene (same length) are scored together, 
 ``evaluate.batch_size`` at a time; ``evaluate.workers = N > 1`` scores scenes in N - 1
 ``spawn``-ed worker processes (``fork`` aborts once numba's OpenMP pool has run) and in this
 process, which takes scenes from the end of the queue while the workers start up and work from
-its front (one worker start-up, ~3 s, saved); ``evaluate.workers = 0`` (the
+its front (one worker start-up, ~3.5 s, saved); ``evaluate.workers = 0`` (the
 default) takes one per usable CPU core, at most one per 2 GiB of memory, and 1 on CUDA
 (:func:`resolve_workers`). Scores do not depend on the
 number of workers, and with ``compat`` they do not depend on the batch composition either

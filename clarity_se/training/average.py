@@ -25,8 +25,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         path = average_checkpoints(args.inputs, args.out)
     except ValueError as exc:
-        logger.error("%s", exc)
-        print(f"clarity-se average: {exc}")
+        logger.error("average: %s", exc)
         return 2
     print(f"averaged {len(args.inputs)} checkpoints -> {path}")
     return 0
