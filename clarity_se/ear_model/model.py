@@ -31,7 +31,11 @@ from clarity_se.ear_model.envelope import (
     shift_rows,
     valid_mask,
 )
-from clarity_se.ear_model.gammatone import bandwidth_adjust, gammatone_basilar_membrane
+from clarity_se.ear_model.gammatone import (
+    bandwidth_adjust,
+    gammatone_basilar_membrane,
+    gammatone_filterbank,
+)
 from clarity_se.ear_model.group_delay import group_delay_correction
 from clarity_se.ear_model.ihc import inner_hair_cell_adaptation
 from clarity_se.ear_model.iir import lfilter
@@ -39,6 +43,7 @@ from clarity_se.ear_model.loss import center_frequency, loss_parameters
 from clarity_se.ear_model.middle_ear import middle_ear
 from clarity_se.ear_model.noise import PairRandom, basilar_membrane_add_noise
 from clarity_se.ear_model.resample import resample_24khz, resampled_length
+from clarity_se.ear_model.shared import ProcessedPath, ProcessedPathCache
 
 logger = logging.getLogger(__name__)
 
@@ -200,6 +205,7 @@ def ear_model(
     per_item: bool | None = None,
     basilar_membrane: bool = True,
     fast_align: bool | None = None,
+    processed_cache: ProcessedPathCache | None = None,
 ) -> EarModelOutput:
     """Cochlear model: middle ear, gammatone filterbank, OHC compression, IHC attenuation.
 
@@ -264,6 +270,12 @@ def ear_model(
         :func:`~clarity_se.ear_model.envelope.envelope_align`: the reference's lags up to
         rounding-level ties, at about half the cost of a float64 FFT search).  Default: True
         for ``fast`` random streams, False for ``compat`` (which must reproduce the reference).
+    processed_cache : ProcessedPathCache, optional
+        Share the processed path (middle-ear output to OHC compression) with other calls on
+        the same processed signals, audiograms and level, e.g. HASPI then HASQI
+        (:mod:`clarity_se.ear_model.shared`): an item found in it skips its processed control
+        and main filter banks and compression; an item not found is offered to it.  Outputs
+        are bit-identical with or without it.  Used by the per-item (CPU) path only.
 
     Returns
     -------
@@ -398,10 +410,15 @@ def ear_model(
         ]
         sls = [torch.zeros((batch, nchan), dtype=dtype, device=device) for _ in range(2)]
         for i, n in enumerate(lengths.tolist()):
+            # everything the processed path up to the OHC compression depends on, besides the
+            # middle-ear output itself (compared exactly by the cache)
+            key = (tuple(hl[i].tolist()), float(level_db_spl), float(freq_sample), nchan, shift,
+                   str(dtype), str(device), n)  # fmt: skip
             item = _cochlea(
                 ref_mid[i : i + 1, :n], proc_mid[i : i + 1, :n], None,
                 _select(loss_x, i), _select(loss_y, i), rng.subset([i]),
-                out=tuple(None if o is None else o[i : i + 1, :, :n] for o in outs), **params,
+                out=tuple(None if o is None else o[i : i + 1, :, :n] for o in outs),
+                processed_cache=processed_cache, cache_key=key, **params,
             )
             for full, part in zip(sls, item[4:], strict=True):
                 full[i] = part[0]
@@ -440,12 +457,17 @@ def _cochlea(
     search_dtype: torch.dtype | None = None,
     verify_lags: bool = False,
     out: tuple | None = None,
+    processed_cache: ProcessedPathCache | None = None,
+    cache_key: tuple | None = None,
 ) -> tuple:
     """Gammatone filterbanks to group-delay compensation for middle-ear outputs ``[batch, time]``.
 
     ``lengths`` (or None when every item fills the width) gives the valid samples per item;
     ``out`` optionally receives ``reference_db, reference_bm, processed_db, processed_bm``.
     ``with_bm=False`` skips the BM path (its two outputs are None) but still draws the noise.
+    ``processed_cache`` (one item, no ``lengths``): the processed path up to the OHC compression
+    is taken from it when an entry for ``proc_mid`` under ``cache_key`` exists, else computed
+    and offered to it (bit-identical either way, see :mod:`.shared`).
     """
     batch, n_time = ref_mid.shape
     nchan = cf.shape[0]
@@ -466,54 +488,101 @@ def _cochlea(
             return tensors
         return tuple(t.masked_fill(~mask, 0.0) for t in tensors)
 
+    # Processed path from the cache (HASPI -> HASQI), or computed and kept for a later call
+    cached = produce = None
+    if processed_cache is not None:
+        if batch != 1 or mask is not None:
+            raise ValueError("ear_model: processed_cache needs the per-item path")
+        cached = processed_cache.take(cache_key, proc_mid, need_bm=with_bm)
+        if cached is None:
+            keep_bm = with_bm or processed_cache.basilar_membrane
+            size = (1 + keep_bm) * nchan * n_time * proc_mid.element_size()
+            if processed_cache.fits(size):
+                produce = ProcessedPath(
+                    proc_mid.clone(),
+                    torch.empty((1, nchan), dtype=dtype, device=device),
+                    torch.empty((1, nchan), dtype=dtype, device=device),
+                    torch.empty((1, nchan, n_time), dtype=dtype, device=device),
+                    torch.empty((1, nchan, n_time), dtype=dtype, device=device) if keep_bm
+                    else None,
+                )
+    proc_bm_wanted = with_bm or (produce is not None and produce.basilar_membrane is not None)
+
     # Pass 1 -- control path (wide filters) and level-dependent bandwidths
     bw1 = bandwidth_1.to(dtype)[None].expand(batch, -1)
     ref_control = torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
-    proc_control = torch.empty_like(ref_control)
+    proc_control = None if cached is not None else torch.empty_like(ref_control)
     ref_bw = torch.empty((batch, nchan), dtype=dtype, device=device)
     proc_bw = torch.empty_like(ref_bw)
     ref_control_rms = torch.empty_like(ref_bw)
     proc_control_rms = torch.empty_like(ref_bw)
     for sl in chunks:
-        rc, _, pc, _ = gammatone_basilar_membrane(
-            ref_mid, bw1[:, sl], proc_mid, bw1[:, sl], freq_sample, cf_control[sl].to(dtype),
-            with_bm=False,
-        )  # fmt: skip
-        rc, pc = _masked(rc, pc)
-        ref_control[:, sl], proc_control[:, sl] = rc, pc
+        if cached is None:
+            rc, _, pc, _ = gammatone_basilar_membrane(
+                ref_mid, bw1[:, sl], proc_mid, bw1[:, sl], freq_sample,
+                cf_control[sl].to(dtype), with_bm=False,
+            )  # fmt: skip
+            rc, pc = _masked(rc, pc)
+        else:
+            rc, _ = gammatone_filterbank(ref_mid, bw1[:, sl], freq_sample,
+                                         cf_control[sl].to(dtype), with_bm=False)
+        ref_control[:, sl] = rc
         ref_control_rms[:, sl] = _masked_rms(rc, None, lengths)
-        proc_control_rms[:, sl] = _masked_rms(pc, None, lengths)
         ref_bw[:, sl] = bandwidth_adjust(rc, loss_x.bandwidth[:, sl], bw1[:, sl], level_db_spl,
                                          lengths=lengths)
-        proc_bw[:, sl] = bandwidth_adjust(pc, loss_y.bandwidth[:, sl], bw1[:, sl], level_db_spl,
-                                          lengths=lengths)
+        if cached is None:
+            proc_control[:, sl] = pc
+            proc_control_rms[:, sl] = _masked_rms(pc, None, lengths)
+            proc_bw[:, sl] = bandwidth_adjust(pc, loss_y.bandwidth[:, sl], bw1[:, sl],
+                                              level_db_spl, lengths=lengths)
+    if cached is not None:
+        proc_control_rms = cached.control_rms
 
     # Pass 2 -- main path, OHC compression, envelope alignment, dB SL, IHC adaptation
     ref_db = torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
     proc_db = torch.empty_like(ref_db)
     ref_b, proc_b = (torch.empty_like(ref_db) if with_bm else None for _ in range(2))
     ref_average = torch.empty_like(ref_bw)
-    proc_average = torch.empty_like(ref_bw)
+    proc_average = torch.empty_like(ref_bw) if cached is None else cached.average
     for sl in chunks:
-        xenv, xbm, yenv, ybm = gammatone_basilar_membrane(
-            ref_mid, ref_bw[:, sl], proc_mid, proc_bw[:, sl], freq_sample, cf[sl].to(dtype),
-            with_bm=with_bm,
-        )
+        if cached is None and proc_bm_wanted == with_bm:
+            xenv, xbm, yenv, ybm = gammatone_basilar_membrane(
+                ref_mid, ref_bw[:, sl], proc_mid, proc_bw[:, sl], freq_sample, cf[sl].to(dtype),
+                with_bm=with_bm,
+            )
+        else:  # one signal from the cache, or BM for the processed signal only
+            xenv, xbm = gammatone_filterbank(ref_mid, ref_bw[:, sl], freq_sample,
+                                             cf[sl].to(dtype), with_bm=with_bm)
+            if cached is None:
+                yenv, ybm = gammatone_filterbank(proc_mid, proc_bw[:, sl], freq_sample,
+                                                 cf[sl].to(dtype), with_bm=proc_bm_wanted)
         if with_bm:
-            xenv, xbm, yenv, ybm = _masked(xenv, xbm, yenv, ybm)
+            xenv, xbm = _masked(xenv, xbm)
         else:
-            xenv, yenv = _masked(xenv, yenv)
+            (xenv,) = _masked(xenv)
         ref_average[:, sl] = _masked_rms(xenv, None, lengths)
-        proc_average[:, sl] = _masked_rms(yenv, None, lengths)
         rcc, rb = env_compress_basilar_membrane(
             xenv, xbm, ref_control[:, sl], loss_x.attenuated_ohc[:, sl], loss_x.low_knee[:, sl],
             loss_x.compression_ratio[:, sl], freq_sample, level_db_spl,
         )
-        pcc, pb = env_compress_basilar_membrane(
-            yenv, ybm, proc_control[:, sl], loss_y.attenuated_ohc[:, sl],
-            loss_y.low_knee[:, sl], loss_y.compression_ratio[:, sl], freq_sample, level_db_spl,
-        )
-        del xenv, xbm, yenv, ybm
+        if cached is None:
+            yenv, ybm = _masked(yenv, ybm) if ybm is not None else (*_masked(yenv), None)
+            proc_average[:, sl] = _masked_rms(yenv, None, lengths)
+            pcc, pb = env_compress_basilar_membrane(
+                yenv, ybm, proc_control[:, sl], loss_y.attenuated_ohc[:, sl],
+                loss_y.low_knee[:, sl], loss_y.compression_ratio[:, sl], freq_sample,
+                level_db_spl,
+            )
+            if produce is not None:
+                produce.envelope[:, sl] = pcc
+                if produce.basilar_membrane is not None:
+                    produce.basilar_membrane[:, sl] = pb
+            if not with_bm:
+                pb = None
+        else:
+            pcc = cached.envelope[:, sl]
+            pb = cached.basilar_membrane[:, sl] if with_bm else None
+        del xenv, xbm
         # align the processed envelope and BM motion to the reference, band by band
         pcc = envelope_align(rcc, pcc, sample_rate=freq_sample, lengths=align_lengths,
                              search_dtype=search_dtype, verify_lags=verify_lags)
@@ -530,6 +599,10 @@ def _cochlea(
             ref_db[:, sl], ref_b[:, sl], proc_db[:, sl], proc_b[:, sl] = _masked(rdb, rb, pdb, pb)
         else:
             ref_db[:, sl], proc_db[:, sl] = _masked(rdb, pdb)
+    if produce is not None:
+        produce.control_rms.copy_(proc_control_rms)
+        produce.average.copy_(proc_average)
+        processed_cache.put(cache_key, produce)
     del ref_control, proc_control
 
     # Threshold noise (reference draw first, then processed, as the reference)

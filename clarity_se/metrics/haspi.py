@@ -31,6 +31,7 @@ from torch import Tensor
 
 from clarity_se.data.audiogram import Audiogram, Listener
 from clarity_se.ear_model.noise import PairRandom
+from clarity_se.ear_model.shared import ProcessedPathCache
 from clarity_se.metrics.haspi_network import nn_feed_forward_ensemble
 from clarity_se.metrics.modulation import (
     cepstral_correlation_coef,
@@ -229,6 +230,7 @@ def haspi_v2(
     itype: int = 0,
     rng: PairRandom | None = None,
     below_threshold: str = "raise",
+    processed_cache: ProcessedPathCache | None = None,
 ) -> HaspiResult:
     """HASPI v2 intelligibility of processed speech against a clean reference, batched.
 
@@ -269,6 +271,9 @@ def haspi_v2(
         ``ValueError("Signal below threshold")``, or ``IndexError`` for an all-zero reference),
         ``"nan"`` -> NaN score and ``valid=False`` for those items only (no random draws for
         all-zero items; the others are unaffected).
+    processed_cache : ProcessedPathCache, optional
+        Share the processed signal's ear-model path with a following HASQI call on the same
+        signals (:mod:`clarity_se.ear_model.shared`); scores are bit-identical with or without.
 
     Returns
     -------
@@ -354,6 +359,7 @@ def haspi_v2(
             itype,
             rng.subset(keep.tolist()),
             below_threshold,
+            processed_cache,
         )
         return HaspiResult(
             out.score.index_copy(0, keep, sub.score),
@@ -371,6 +377,7 @@ def haspi_v2(
         itype,
         rng,
         below_threshold,
+        processed_cache,
     )
 
 
@@ -385,6 +392,7 @@ def _haspi_v2_items(
     itype,
     rng,
     below_threshold,
+    processed_cache=None,
 ) -> HaspiResult:
     """Ear model + back end on validated [batch, time] tensors."""
     em = _ear_model(
@@ -400,6 +408,7 @@ def _haspi_v2_items(
         # HASPI reads only the envelopes: skip the BM half of the model (its noise draws are
         # still skipped over in the random stream, so compat replays stay exact).
         basilar_membrane=False,
+        processed_cache=processed_cache,
     )
     return _haspi_back_end(
         em.reference_db,
@@ -500,6 +509,7 @@ def haspi_v2_better_ear(
     level_db_spl: float = 100.0,
     rng: PairRandom | None = None,
     below_threshold: str = "raise",
+    processed_cache: ProcessedPathCache | None = None,
 ) -> HaspiBetterEarResult:
     """Better-ear HASPI v2: the larger of the left-ear and right-ear scores.
 
@@ -527,6 +537,8 @@ def haspi_v2_better_ear(
     below_threshold : {"raise", "nan"}
         As :func:`haspi_v2`; with ``"nan"`` an ear below threshold is ignored by the max (both
         NaN -> NaN).
+    processed_cache : ProcessedPathCache, optional
+        As :func:`haspi_v2` (``clarity-se evaluate`` passes one to HASPI and then to HASQI).
 
     Returns
     -------
@@ -588,6 +600,7 @@ def haspi_v2_better_ear(
                 level_db_spl=level_db_spl,
                 rng=rng.subset(list(range(batch)) * 2),
                 below_threshold=below_threshold,
+                processed_cache=processed_cache,
             )
         except ValueError:
             pass  # redone ear by ear below, for an error message that names the ear
@@ -596,7 +609,8 @@ def haspi_v2_better_ear(
             right = HaspiResult(*(t[batch:] for t in both))
             return HaspiBetterEarResult(torch.fmax(left.score, right.score), left, right)
     common = dict(
-        sample_rate=sample_rate, level_db_spl=level_db_spl, rng=rng, below_threshold=below_threshold
+        sample_rate=sample_rate, level_db_spl=level_db_spl, rng=rng,
+        below_threshold=below_threshold, processed_cache=processed_cache,
     )
     left = haspi_v2(
         reference=refs["reference_left"],

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from clarity_se.data.audiogram import Audiogram, Listener
 from clarity_se.ear_model.noise import PairRandom
+from clarity_se.ear_model.shared import ProcessedPathCache
 from clarity_se.metrics.quality import (
     ave_covary2,
     bm_covary,
@@ -233,6 +234,7 @@ def hasqi_v2(
     rng: PairRandom | None = None,
     processed_sample_rate: int | None = None,
     nalr_fir: Tensor | None = None,
+    processed_cache: ProcessedPathCache | None = None,
 ) -> HasqiResult:
     """HASQI v2 quality of processed speech relative to a clean reference.
 
@@ -274,6 +276,9 @@ def hasqi_v2(
         ``equalisation == 1`` only: the 140-order NAL-R FIR at 24 kHz for each item, passed to
         the ear model (so that the evaluator need not touch hearing-aid code).  When None the
         ear model designs it from the hearing loss as pyclarity's ``eb.ear_model`` does.
+    processed_cache : ProcessedPathCache, optional
+        Reuse the processed signal's ear-model path kept by an earlier HASPI call on the same
+        signals (:mod:`clarity_se.ear_model.shared`); scores are bit-identical with or without.
 
     Returns
     -------
@@ -347,7 +352,7 @@ def hasqi_v2(
         ref, sample_rate, proc, sample_rate if processed_sample_rate is None
         else processed_sample_rate, hl,
         itype=int(equalisation), level_db_spl=float(level_db_spl), rng=rng,
-        nalr_fir=nalr_fir,
+        nalr_fir=nalr_fir, processed_cache=processed_cache,
     )
     fs = float(ear.freq_sample)
     return _hasqi_backend(ear, fs, silence_threshold=silence_threshold, add_noise=add_noise,
@@ -398,6 +403,7 @@ def hasqi_v2_better_ear(
     hearing_loss_right_db_hl: Tensor | np.ndarray | None = None,
     level_db_spl: float = 100.0,
     rng: PairRandom | None = None,
+    processed_cache: ProcessedPathCache | None = None,
 ) -> HasqiBetterEarResult:
     """Better-ear HASQI v2: HASQI of each ear, NAL-R added by the model, the larger score.
 
@@ -423,6 +429,8 @@ def hasqi_v2_better_ear(
         Default ``PairRandom.fast([0] * batch)``.  With ``PairRandom.fast`` streams (no draw
         order to replay), audiograms and equal shapes, both ears are scored as one batch of
         ``2 * batch`` items (each item's stream serves its left then its right ear).
+    processed_cache : ProcessedPathCache, optional
+        As :func:`hasqi_v2`.
 
     Returns
     -------
@@ -479,7 +487,8 @@ def hasqi_v2_better_ear(
             both = hasqi_v2(reference=torch.cat([ref_l, ref_r]),
                             processed=torch.cat([proc_l, proc_r]), audiogram=ags[0] + ags[1],
                             sample_rate=sample_rate, level_db_spl=level_db_spl, equalisation=1,
-                            rng=rng.subset(list(range(batch)) * 2))
+                            rng=rng.subset(list(range(batch)) * 2),
+                            processed_cache=processed_cache)
         except ValueError:
             pass  # redone ear by ear below, for an error message that names the ear
         else:
@@ -488,7 +497,7 @@ def hasqi_v2_better_ear(
             score = torch.where(right.score > left.score, right.score, left.score)
             return HasqiBetterEarResult(score, left, right)
     common = {"sample_rate": sample_rate, "level_db_spl": level_db_spl, "equalisation": 1,
-              "rng": rng}
+              "rng": rng, "processed_cache": processed_cache}
     try:
         left = hasqi_v2(reference=ref_l, processed=proc_l, audiogram=audiogram_left,
                         hearing_loss_db_hl=hearing_loss_left_db_hl, **common)

@@ -1,0 +1,148 @@
+"""Processed-signal half of the cochlear model, shared between HASPI and HASQI calls.
+
+HASPI v2 and HASQI v2 run the ear model on the same processed signal with the same audiogram
+and level: the two calls differ only in the reference (HASQI equalises it with NAL-R, itype 1,
+*after* the bulk input alignment) and in the random draws.  So the processed path from the
+middle-ear output through the control filter bank, the level-dependent bandwidths, the main
+filter bank and the OHC compression is the same computation twice, about a tenth of a whole
+``evaluate``.  :class:`ProcessedPathCache` keeps it from the first call for the second.
+
+API
+---
+``ProcessedPathCache(max_bytes=768 MiB, basilar_membrane=True)``; give the same object as
+``processed_cache=`` to :func:`~clarity_se.ear_model.ear_model` (or to ``haspi_v2*`` /
+``hasqi_v2*``) for the calls that should share.  Entries are found by content (the item's
+middle-ear output, compared exactly, plus its audiogram, level and model settings), not by
+position, so the batch layout of the two calls may differ; an entry is used once and dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["ProcessedPath", "ProcessedPathCache"]
+
+
+@dataclass
+class ProcessedPath:
+    """The processed-signal outputs of the cochlear stages before envelope alignment.
+
+    Attributes
+    ----------
+    signal : Tensor [shape=(1, time)]
+        Middle-ear output of the item (the key, compared exactly).
+    control_rms : Tensor [shape=(1, nchan)]
+        RMS of the control-path envelope per band (for the long-term spectrum in dB SL).
+    average : Tensor [shape=(1, nchan)]
+        RMS of the main-path envelope before compression per band.
+    envelope : Tensor [shape=(1, nchan, time)]
+        Main-path envelope after OHC compression (linear, RMS 1 == ``level_db_spl``).
+    basilar_membrane : Tensor [shape=(1, nchan, time)] or None
+        BM motion after OHC compression (None when the producing call did not compute it).
+    """
+
+    signal: Tensor
+    control_rms: Tensor
+    average: Tensor
+    envelope: Tensor
+    basilar_membrane: Tensor | None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the tensors."""
+        tensors = (self.signal, self.control_rms, self.average, self.envelope,
+                   self.basilar_membrane)  # fmt: skip
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+class ProcessedPathCache:
+    """Hand the processed path of one ear-model call to a later call on the same signal.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Largest total size of the held entries, bytes (default 768 MiB: three 10 s pairs, both
+        ears, in float64).  An item that does not fit is simply computed again by the later call.
+    basilar_membrane : bool
+        Producing calls that do not need the BM motion themselves (HASPI) still compute and keep
+        the processed one, so that a later call that needs it (HASQI) can use the entry.
+
+    Raises
+    ------
+    ValueError
+        If ``max_bytes`` is negative.
+
+    Notes
+    -----
+    Exactness: the cached tensors are the ones the later call would compute (the same kernels on
+    the same inputs, bit for bit), so sharing changes no score in either random mode; the random
+    draws happen after this part of the model and keep their order.  Only the per-item CPU path
+    of :func:`~clarity_se.ear_model.ear_model` uses the cache (the batched CUDA path ignores it).
+
+    Examples
+    --------
+    >>> cache = ProcessedPathCache()
+    >>> # haspi = haspi_v2_better_ear(..., processed_cache=cache)
+    >>> # hasqi = hasqi_v2_better_ear(..., processed_cache=cache)  # reuses the processed path
+    >>> cache.hits, cache.misses
+    (0, 0)
+    """
+
+    def __init__(self, max_bytes: int = 768 << 20, *, basilar_membrane: bool = True) -> None:
+        if int(max_bytes) < 0:
+            raise ValueError(f"ProcessedPathCache: max_bytes must be >= 0, got {max_bytes!r}")
+        self.max_bytes = int(max_bytes)
+        self.basilar_membrane = bool(basilar_membrane)
+        self._entries: dict[tuple, list[ProcessedPath]] = {}
+        self.nbytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._entries.values())
+
+    def take(self, key: tuple, signal: Tensor, *, need_bm: bool) -> ProcessedPath | None:
+        """Remove and return the entry for ``signal`` under ``key``, or None.
+
+        Parameters
+        ----------
+        key : tuple
+            Hashable model settings of the item (audiogram, level, rates, bands, dtype, ...).
+        signal : Tensor [shape=(1, time)]
+            The item's middle-ear output; must equal the entry's exactly.
+        need_bm : bool
+            Only an entry with the processed BM motion qualifies.
+        """
+        bucket = self._entries.get(key, [])
+        for k, entry in enumerate(bucket):
+            if need_bm and entry.basilar_membrane is None:
+                continue
+            if entry.signal.shape == signal.shape and torch.equal(entry.signal, signal):
+                del bucket[k]
+                if not bucket:
+                    del self._entries[key]
+                self.nbytes -= entry.nbytes
+                self.hits += 1
+                return entry
+        self.misses += 1
+        return None
+
+    def fits(self, nbytes: int) -> bool:
+        """Whether an entry of ``nbytes`` bytes may still be stored."""
+        return self.nbytes + int(nbytes) <= self.max_bytes
+
+    def put(self, key: tuple, entry: ProcessedPath) -> bool:
+        """Store ``entry`` under ``key`` if it fits; returns whether it was stored."""
+        if not self.fits(entry.nbytes):
+            return False
+        self._entries.setdefault(key, []).append(entry)
+        self.nbytes += entry.nbytes
+        return True
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self._entries.clear()
+        self.nbytes = 0
