@@ -49,8 +49,12 @@ from typing import NamedTuple
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 from torch import Tensor
 
+from clarity_se.ear_model import vector_ir as vir
 from clarity_se.ear_model.iir import numba_threads, repeated_pole_filter
 
 logger = logging.getLogger(__name__)
@@ -142,6 +146,119 @@ def _gammatone_fused(
             if with_bm:
                 bm[r, n] = g * (yr * cold + yi * sold)
             env[r, n] = g * np.sqrt(yr * yr + yi * yi)
+
+
+def _make_lanes_kernel(with_bm: bool):
+    """numba intrinsic: ``_gammatone_fused`` for ``LANES`` bands of one item at once.
+
+    Arguments ``(x, x_offset, npts, coefs, coef_offset, env, bm, out_offset, out_stride)``:
+    ``x`` flat input (float32/64), samples ``x[x_offset : x_offset + npts]``; ``coefs`` flat
+    float64, 10 vectors of ``LANES`` at ``coef_offset``: ``cos_n, sin_n, b0, b1, b2, d1, d2, d3,
+    d4, gain``; lane ``l``'s outputs at ``env[out_offset + l * out_stride + n]`` (and ``bm``).
+    Each lane does the scalar kernel's operations in its order (bit-identical).  Samples run in
+    blocks of ``LANES``, stored after an in-register transpose; the remainder one by one.
+    """
+
+    @intrinsic
+    def kernel(typingctx, x, x_offset, npts, coefs, coef_offset, env, bm, out_offset, out_stride):
+        sig = types.void(x, x_offset, npts, coefs, coef_offset, env, bm, out_offset, out_stride)
+
+        def codegen(context, builder, signature, args):
+            xa, x_off, n_pts, ca, c_off, ea, ba, o_off, o_stride = args
+            x_ty, _, _, c_ty, _, e_ty, b_ty, _, _ = signature.args
+            x_ptr = context.make_array(x_ty)(context, builder, xa).data
+            c_ptr = builder.gep(context.make_array(c_ty)(context, builder, ca).data, [c_off])
+            e_ptr = context.make_array(e_ty)(context, builder, ea).data
+            b_ptr = context.make_array(b_ty)(context, builder, ba).data
+            i64 = ir.IntType(64)
+            cn, sn, b0, b1, b2, d1, d2, d3, d4, g = (
+                vir.load_vector(builder, c_ptr, ir.Constant(i64, k * vir.LANES)) for k in range(10)
+            )
+            names = ("zr0", "zr1", "zr2", "zr3", "zi0", "zi1", "zi2", "zi3", "cold", "sold")
+            state = {k: cgutils.alloca_once(builder, vir.VECTOR, name=k) for k in names}
+            for k in names:
+                builder.store(ir.Constant(vir.VECTOR, [1.0 if k == "cold" else 0.0] * vir.LANES),
+                              state[k])
+            sqrt = vir.vector_sqrt(builder)
+            mul, add, sub = builder.fmul, builder.fadd, builder.fsub
+
+            def step(n):
+                cold, sold = builder.load(state["cold"]), builder.load(state["sold"])
+                first = builder.icmp_signed("==", n, ir.Constant(i64, 0))
+                arg = add(mul(cold, cn), mul(sold, sn))
+                sold = builder.select(first, sold, sub(mul(sold, cn), mul(cold, sn)))
+                cold = builder.select(first, cold, arg)
+                builder.store(cold, state["cold"])
+                builder.store(sold, state["sold"])
+                xn = builder.load(builder.gep(x_ptr, [builder.add(x_off, n)]))
+                if xn.type != vir.DOUBLE:
+                    xn = builder.fpext(xn, vir.DOUBLE)
+                xn = vir.broadcast(builder, xn)
+                out = []
+                for part, carrier in (("r", cold), ("i", sold)):
+                    z0, z1, z2, z3 = (builder.load(state[f"z{part}{k}"]) for k in range(4))
+                    u = mul(xn, carrier)
+                    y = add(z0, mul(b0, u))
+                    builder.store(sub(add(z1, mul(u, b1)), mul(y, d1)), state[f"z{part}0"])
+                    builder.store(sub(add(z2, mul(u, b2)), mul(y, d2)), state[f"z{part}1"])
+                    builder.store(sub(z3, mul(y, d3)), state[f"z{part}2"])
+                    builder.store(builder.fneg(mul(y, d4)), state[f"z{part}3"])
+                    out.append(y)
+                yr, yi = out
+                envelope = mul(g, builder.call(sqrt, [add(mul(yr, yr), mul(yi, yi))]))
+                motion = mul(g, add(mul(yr, cold), mul(yi, sold))) if with_bm else None
+                return envelope, motion
+
+            lanes = ir.Constant(i64, vir.LANES)
+            n_blocks = builder.sdiv(n_pts, lanes)
+            with cgutils.for_range(builder, n_blocks) as loop:
+                start = builder.mul(loop.index, lanes)
+                outs = [step(builder.add(start, ir.Constant(i64, k))) for k in range(vir.LANES)]
+                vir.store_columns(builder, e_ptr, vir.transpose(builder, [o[0] for o in outs]),
+                                  o_off, o_stride, start)
+                if with_bm:
+                    vir.store_columns(builder, b_ptr,
+                                      vir.transpose(builder, [o[1] for o in outs]),
+                                      o_off, o_stride, start)
+            done = builder.mul(n_blocks, lanes)
+            with cgutils.for_range(builder, builder.sub(n_pts, done)) as loop:
+                n = builder.add(done, loop.index)
+                envelope, motion = step(n)
+                vir.store_lanes(builder, e_ptr, envelope, o_off, o_stride, n)
+                if with_bm:
+                    vir.store_lanes(builder, b_ptr, motion, o_off, o_stride, n)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
+_lanes_env = _make_lanes_kernel(False)
+_lanes_env_bm = _make_lanes_kernel(True)
+
+
+@numba.njit(cache=True, parallel=True)
+def _gammatone_lanes(x, nchan_padded, coefs, with_bm, env, bm):  # pragma: no cover - compiled
+    """Groups of ``LANES`` bands (one item each) in parallel; see :func:`_make_lanes_kernel`.
+
+    x [batch, T]; coefs [groups, 10 * LANES]; env, bm [groups * LANES, T] (bm unused when
+    ``with_bm`` is False); ``nchan_padded`` a multiple of ``LANES``.
+    """
+    n_time = x.shape[1]
+    lanes = coefs.shape[1] // 10
+    xf = x.ravel()
+    cf = coefs.ravel()
+    ef = env.ravel()
+    bf = bm.ravel()
+    for group in numba.prange(coefs.shape[0]):
+        item = (group * lanes) // nchan_padded
+        if with_bm:
+            _lanes_env_bm(xf, item * n_time, n_time, cf, group * coefs.shape[1], ef, bf,
+                          group * lanes * n_time, n_time)
+        else:
+            _lanes_env(xf, item * n_time, n_time, cf, group * coefs.shape[1], ef, bf,
+                       group * lanes * n_time, n_time)
 
 
 @lru_cache(maxsize=2)
@@ -261,20 +378,42 @@ def _filterbank_numba(signal, cf_np, tpt, b, den, gain, carrier, carriers, with_
         )
     work = signal.dtype if signal.dtype in (torch.float32, torch.float64) else torch.float64
     x = np.ascontiguousarray(signal.detach().cpu().to(work).numpy())
-    rows = batch * nchan
-    env = np.empty((rows, npts), dtype=x.dtype)
-    bm = np.empty((rows, npts) if with_bm else (1, 1), dtype=x.dtype)
-    with numba_threads():
-        _gammatone_fused(
-            x, nchan, cos_n, sin_n, use_arrays, cos_arr, sin_arr,
-            np.ascontiguousarray(b.reshape(rows, 3)), np.ascontiguousarray(den.reshape(rows, 5)),
-            np.ascontiguousarray(gain.reshape(rows)), with_bm, env, bm,
-        )  # fmt: skip
-    out_env = torch.from_numpy(env.reshape(batch, nchan, npts)).to(signal.device, signal.dtype)
-    if not with_bm:
-        return out_env, None
-    out_bm = torch.from_numpy(bm.reshape(batch, nchan, npts)).to(signal.device, signal.dtype)
-    return out_env, out_bm
+    if use_arrays:  # given carriers: the scalar kernel, one (item, band) row per task
+        rows = batch * nchan
+        env = np.empty((rows, npts), dtype=x.dtype)
+        bm = np.empty((rows, npts) if with_bm else (1, 1), dtype=x.dtype)
+        with numba_threads():
+            _gammatone_fused(
+                x, nchan, cos_n, sin_n, use_arrays, cos_arr, sin_arr,
+                np.ascontiguousarray(b.reshape(rows, 3)),
+                np.ascontiguousarray(den.reshape(rows, 5)),
+                np.ascontiguousarray(gain.reshape(rows)), with_bm, env, bm,
+            )  # fmt: skip
+        nchan_padded = nchan
+    else:  # recursive carriers: LANES bands per vector instruction, same results bit for bit
+        nchan_padded = -(-nchan // vir.LANES) * vir.LANES
+        coefs = np.zeros((batch, nchan_padded, 10))  # pad lanes: all-zero filters, discarded
+        coefs[:, :nchan, 0] = cos_n
+        coefs[:, :nchan, 1] = sin_n
+        coefs[:, :nchan, 2:5] = b
+        coefs[:, :nchan, 5:9] = den[..., 1:]
+        coefs[:, :nchan, 9] = gain
+        groups = batch * nchan_padded // vir.LANES
+        coefs = np.ascontiguousarray(
+            coefs.reshape(groups, vir.LANES, 10).transpose(0, 2, 1).reshape(groups, -1)
+        )
+        env = np.empty((batch * nchan_padded, npts), dtype=x.dtype)
+        bm = np.empty((batch * nchan_padded, npts) if with_bm else (1, 1), dtype=x.dtype)
+        with numba_threads():
+            _gammatone_lanes(x, nchan_padded, coefs, with_bm, env, bm)
+
+    def _out(rows: np.ndarray) -> Tensor:
+        t = torch.from_numpy(rows.reshape(batch, nchan_padded, npts))
+        if nchan_padded != nchan:
+            t = t[:, :nchan].contiguous()
+        return t.to(signal.device, signal.dtype)
+
+    return _out(env), (_out(bm) if with_bm else None)
 
 
 def gammatone_filterbank(
