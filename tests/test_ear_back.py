@@ -200,3 +200,29 @@ def test_correlation_window_equals_full_correlation(n_time, lags):
     assert got.shape == (2, 2 * lags)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12 * np.abs(want).max())
     np.testing.assert_array_equal(got.argmax(-1), want.argmax(-1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_ihc_vector_lanes_equal_scalar_rows(dtype):
+    """Groups of 8 equal-length rows run as LLVM vector code: bit-identical to the scalar
+    kernel on each row alone (a group with unequal lengths and the leftover rows stay scalar;
+    the sample count is not a multiple of 8)."""
+    from clarity_se.ear_model import ihc
+
+    c = ihc.ihc_circuit_coefficients(2.0, 24000.0)
+    consts = [c[k] for k in ("r_2", "p1", "p2", "a11", "a12", "a21", "a22", "denom", "r_1_inv")]
+    rng = np.random.default_rng(7)
+    rows, n = 19, 1005
+    x = (rng.standard_normal((rows, n)) * 20 + 30).astype(dtype)
+    x[:, 100:200] = -5.0  # clipped at 0 dB SL
+    bm = rng.standard_normal((rows, n)).astype(dtype)
+    lengths = np.full(rows, n, dtype=np.int64)
+    lengths[9] = n - 3  # rows 8-15: unequal lengths, scalar path
+    out, bm_out = ihc._ihc_rows(x, bm, *consts, lengths)
+    for r in range(rows):
+        one, one_bm = ihc._ihc_rows(x[r : r + 1].copy(), bm[r : r + 1].copy(), *consts,
+                                    lengths[r : r + 1])  # fmt: skip
+        np.testing.assert_array_equal(one[0], out[r])
+        np.testing.assert_array_equal(one_bm[0], bm_out[r])
+    env_only, _ = ihc._ihc_rows(x, np.zeros((0, 1), dtype=dtype), *consts, lengths)
+    np.testing.assert_array_equal(env_only, out)

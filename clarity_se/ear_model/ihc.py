@@ -26,7 +26,12 @@ import logging
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 from torch import Tensor
+
+from clarity_se.ear_model import vector_ir as vir
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +99,91 @@ def _ihc_step(v_0, v_1, v_2, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv):  
     return o, v_1, v_2
 
 
+def _make_lanes_kernel(with_bm: bool):
+    """numba intrinsic: the reference's IHC sample loop for ``LANES`` rows of equal length.
+
+    Arguments ``(x, bm, out, bm_out, row_offset, row_stride, npts, consts)``: rows ``l`` at
+    ``row_offset + l * row_stride`` of the flat arrays; ``consts`` float64 ``r_2, p1, p2, a11,
+    a12, a21, a22, denom, r_1_inv``.  Each lane does :func:`_ihc_step` and the BM gain with
+    the same operations in the same order (bit-identical); samples run in blocks of ``LANES``
+    (tile load, transpose, transpose back, store), the remainder one by one.
+    """
+
+    @intrinsic
+    def kernel(typingctx, x, bm, out, bm_out, row_offset, row_stride, npts, consts):
+        sig = types.void(x, bm, out, bm_out, row_offset, row_stride, npts, consts)
+
+        def codegen(context, builder, signature, args):
+            xa, ba, oa, boa, r_off, r_stride, n_pts, ca = args
+            x_ty, b_ty, o_ty, bo_ty, _, _, _, c_ty = signature.args
+
+            def data(ty, value):
+                return context.make_array(ty)(context, builder, value).data
+
+            x_ptr, b_ptr, o_ptr, bo_ptr = (data(t, v) for t, v in
+                                           ((x_ty, xa), (b_ty, ba), (o_ty, oa), (bo_ty, boa)))
+            c_ptr = data(c_ty, ca)
+            i64 = ir.IntType(64)
+            r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv = (
+                vir.broadcast(builder, builder.load(builder.gep(c_ptr, [ir.Constant(i64, k)])))
+                for k in range(9)
+            )
+            neg_a21 = builder.fneg(a21)
+            small = ir.Constant(vir.VECTOR, [1e-30] * vir.LANES)
+            zero = ir.Constant(vir.VECTOR, [0.0] * vir.LANES)
+            state = {k: cgutils.alloca_once(builder, vir.VECTOR, name=k) for k in ("v1", "v2")}
+            for slot in state.values():
+                builder.store(zero, slot)
+            mul, add, sub = builder.fmul, builder.fadd, builder.fsub
+
+            def step(v_0, motion):
+                v_1, v_2 = builder.load(state["v1"]), builder.load(state["v2"])
+                b_1 = add(mul(v_0, r_2), mul(p1, v_1))
+                b_2 = mul(p2, v_2)
+                v_1 = mul(denom, sub(mul(a22, b_1), mul(a12, b_2)))
+                v_2 = mul(denom, add(mul(neg_a21, b_1), mul(a11, b_2)))
+                builder.store(v_1, state["v1"])
+                builder.store(v_2, state["v2"])
+                o = mul(sub(v_0, v_1), r_1_inv)
+                o = builder.select(builder.fcmp_ordered("<", o, zero), zero, o)
+                if not with_bm:
+                    return o, None
+                return o, mul(builder.fdiv(add(o, small), add(v_0, small)), motion)
+
+            lanes = ir.Constant(i64, vir.LANES)
+            n_blocks = builder.sdiv(n_pts, lanes)
+            with cgutils.for_range(builder, n_blocks) as loop:
+                start = builder.mul(loop.index, lanes)
+                xs = vir.load_columns(builder, x_ptr, r_off, r_stride, start)
+                bs = (vir.load_columns(builder, b_ptr, r_off, r_stride, start) if with_bm
+                      else [None] * vir.LANES)
+                outs = [step(v, m) for v, m in zip(xs, bs, strict=True)]
+                vir.store_columns(builder, o_ptr, vir.transpose(builder, [o[0] for o in outs]),
+                                  r_off, r_stride, start)
+                if with_bm:
+                    vir.store_columns(builder, bo_ptr,
+                                      vir.transpose(builder, [o[1] for o in outs]),
+                                      r_off, r_stride, start)
+            done = builder.mul(n_blocks, lanes)
+            with cgutils.for_range(builder, builder.sub(n_pts, done)) as loop:
+                n = builder.add(done, loop.index)
+                v_0 = vir.load_lanes(builder, x_ptr, r_off, r_stride, n)
+                motion = vir.load_lanes(builder, b_ptr, r_off, r_stride, n) if with_bm else None
+                o, bo = step(v_0, motion)
+                vir.store_lanes(builder, o_ptr, o, r_off, r_stride, n)
+                if with_bm:
+                    vir.store_lanes(builder, bo_ptr, bo, r_off, r_stride, n)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
+_lanes_env = _make_lanes_kernel(False)
+_lanes_env_bm = _make_lanes_kernel(True)
+
+
 @numba.njit(parallel=True, cache=True, fastmath=False)
 def _ihc_rows(x, bm, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths):  # pragma: no cover
     """Numba kernel: the reference's sample loop over each row of x [rows, time], fused with its
@@ -110,9 +200,31 @@ def _ihc_rows(x, bm, r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv, lengths): 
     with_bm = bm.shape[0] == rows
     bm_out = np.zeros_like(x) if with_bm else np.zeros((0, n_time), dtype=x.dtype)
     small = 1e-30
+    # groups of LANES rows of one length: vector code (vector_ir), LANES rows per instruction
+    lanes = 8
+    n_vector = rows // lanes
+    vector_done = np.zeros(n_vector, dtype=np.bool_)
+    consts = np.array([r_2, p1, p2, a11, a12, a21, a22, denom, r_1_inv])
+    xf = x.ravel()
+    of = out.ravel()
+    bf = bm.ravel()
+    bof = bm_out.ravel()
+    for g in numba.prange(n_vector):
+        r0 = lanes * g
+        npts = lengths[r0]
+        if npts < 1 or lengths[r0 : r0 + lanes].min() != lengths[r0 : r0 + lanes].max():
+            continue
+        if with_bm:
+            _lanes_env_bm(xf, bf, of, bof, r0 * n_time, n_time, npts, consts)
+        else:
+            _lanes_env(xf, bf, of, bof, r0 * n_time, n_time, npts, consts)
+        vector_done[g] = True
+    # the other rows: four at a time in scalar code
     n_groups = (rows + 3) // 4
     for g in numba.prange(n_groups):
         r0 = 4 * g
+        if r0 // lanes < n_vector and vector_done[r0 // lanes]:
+            continue
         full = r0 + 4 <= rows
         common = 0
         if full:

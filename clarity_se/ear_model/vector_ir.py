@@ -18,8 +18,11 @@ Helpers (all take an ``llvmlite.ir.IRBuilder``):
 ``store_columns(builder, ptr, columns, row_offset, row_stride, start)`` -- lane ``l``'s
 ``LANES`` consecutive samples to ``ptr[row_offset + l * row_stride + start : ... + LANES]``.
 ``store_lanes(builder, ptr, vector, row_offset, row_stride, n)`` -- one sample per lane.
+``load_columns(builder, ptr, row_offset, row_stride, start)`` / ``load_lanes(...)`` -- the
+inverse: ``LANES`` samples of every lane as one vector per sample (tile load + transpose), or
+one sample per lane.
 
-Stores convert to the pointer's element type (float32 or float64).
+Loads widen float32 to float64; stores narrow to the pointer's element type.
 
 References
 ----------
@@ -35,6 +38,8 @@ from numba.core import cgutils
 __all__ = [
     "LANES",
     "broadcast",
+    "load_columns",
+    "load_lanes",
     "load_vector",
     "store_columns",
     "store_lanes",
@@ -120,3 +125,32 @@ def store_lanes(builder: ir.IRBuilder, ptr, vector, row_offset, row_stride, n):
             value = builder.fptrunc(value, elem)
         index = builder.add(_row_start(builder, row_offset, row_stride, lane), n)
         builder.store(value, builder.gep(ptr, [index]))
+
+
+def load_columns(builder: ir.IRBuilder, ptr, row_offset, row_stride, start) -> list:
+    """Samples ``start ... start + LANES - 1`` of rows ``0 ... LANES - 1``, one vector per sample.
+
+    Row ``l`` starts at ``ptr[row_offset + l * row_stride]``; float32 is widened to float64.
+    """
+    elem = ptr.type.pointee
+    rows = []
+    for lane in range(LANES):
+        index = builder.add(_row_start(builder, row_offset, row_stride, lane), start)
+        vector_type = ir.VectorType(elem, LANES)
+        address = builder.bitcast(builder.gep(ptr, [index]), vector_type.as_pointer())
+        row = builder.load(address, align=4 if elem != DOUBLE else 8)
+        rows.append(row if elem == DOUBLE else builder.fpext(row, VECTOR))
+    return transpose(builder, rows)
+
+
+def load_lanes(builder: ir.IRBuilder, ptr, row_offset, row_stride, n) -> ir.Value:
+    """Sample ``n`` of rows ``0 ... LANES - 1`` as one float64 vector."""
+    elem = ptr.type.pointee
+    vector = ir.Constant(VECTOR, ir.Undefined)
+    for lane in range(LANES):
+        index = builder.add(_row_start(builder, row_offset, row_stride, lane), n)
+        value = builder.load(builder.gep(ptr, [index]))
+        if elem != DOUBLE:
+            value = builder.fpext(value, DOUBLE)
+        vector = builder.insert_element(vector, value, ir.Constant(_I32, lane))
+    return vector
