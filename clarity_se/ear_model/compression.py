@@ -16,8 +16,12 @@ from functools import lru_cache
 import numba
 import numpy as np
 import torch
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 from torch import Tensor
 
+from clarity_se.ear_model import vector_ir as vir
 from clarity_se.ear_model.designs import scipy_design
 from clarity_se.ear_model.iir import lfilter, numba_threads
 
@@ -59,6 +63,87 @@ def _knee_gain(c, mid, c_low, c_high, gain_low, gain_high):  # pragma: no cover 
     return mid
 
 
+def _make_lanes_kernel(with_bm: bool):
+    """numba intrinsic: :func:`_compress_fused` for ``LANES`` consecutive rows at once.
+
+    Arguments ``(env, bm, control, mid, out_env, out_bm, row_offset, row_stride, npts,
+    row_consts, consts)``: rows ``l`` at ``row_offset + l * row_stride`` of the flat arrays;
+    ``row_consts`` float64 ``[4, rows]`` (``c_low, c_high, gain_low, gain_high``), read at
+    column ``row_offset // row_stride``; ``consts`` float64 ``b0, b1, a1``.  Each lane does the
+    scalar kernel's operations in its order (bit-identical).
+    """
+
+    @intrinsic
+    def kernel(typingctx, env, bm, control, mid, out_env, out_bm, row_offset, row_stride, npts,
+               row_consts, consts):
+        sig = types.void(env, bm, control, mid, out_env, out_bm, row_offset, row_stride, npts,
+                         row_consts, consts)
+
+        def codegen(context, builder, signature, args):
+            *arrays, r_off, r_stride, n_pts, rc, ca = args
+            tys = signature.args
+
+            def data(ty, value):
+                return context.make_array(ty)(context, builder, value).data
+
+            e_ptr, b_ptr, c_ptr, m_ptr, oe_ptr, ob_ptr = (
+                data(ty, v) for ty, v in zip(tys[:6], arrays, strict=True)
+            )
+            rc_ary = context.make_array(tys[9])(context, builder, rc)
+            n_rows = builder.extract_value(rc_ary.shape, 1)
+            row = builder.sdiv(r_off, r_stride)
+            c_low, c_high, gain_low, gain_high = (
+                vir.load_vector(builder, rc_ary.data, builder.add(builder.mul(ir.Constant(
+                    n_rows.type, k), n_rows), row)) for k in range(4)
+            )  # fmt: skip
+            k_ptr = data(tys[10], ca)
+            i64 = ir.IntType(64)
+            b0, b1, a1 = (vir.broadcast(builder, builder.load(builder.gep(k_ptr, [ir.Constant(
+                i64, k)]))) for k in range(3))  # fmt: skip
+            z_slot = cgutils.alloca_once(builder, vir.VECTOR, name="z")
+            builder.store(ir.Constant(vir.VECTOR, [0.0] * vir.LANES), z_slot)
+
+            def step(c, m):
+                gain = builder.select(builder.fcmp_ordered(">=", c, c_high), gain_high, m)
+                gain = builder.select(builder.fcmp_ordered("<=", c, c_low), gain_low, gain)
+                z = builder.load(z_slot)
+                y = builder.fadd(z, builder.fmul(b0, gain))
+                builder.store(builder.fsub(builder.fmul(gain, b1), builder.fmul(y, a1)), z_slot)
+                return y
+
+            lanes = ir.Constant(i64, vir.LANES)
+            n_blocks = builder.sdiv(n_pts, lanes)
+            with cgutils.for_range(builder, n_blocks) as loop:
+                start = builder.mul(loop.index, lanes)
+                cs = vir.load_columns(builder, c_ptr, r_off, r_stride, start)
+                ms = vir.load_columns(builder, m_ptr, r_off, r_stride, start)
+                ys = [step(c, m) for c, m in zip(cs, ms, strict=True)]
+                for src, dst, on in ((e_ptr, oe_ptr, True), (b_ptr, ob_ptr, with_bm)):
+                    if on:
+                        xs = vir.load_columns(builder, src, r_off, r_stride, start)
+                        prod = [builder.fmul(y, x) for y, x in zip(ys, xs, strict=True)]
+                        vir.store_columns(builder, dst, vir.transpose(builder, prod), r_off,
+                                          r_stride, start)
+            done = builder.mul(n_blocks, lanes)
+            with cgutils.for_range(builder, builder.sub(n_pts, done)) as loop:
+                n = builder.add(done, loop.index)
+                y = step(vir.load_lanes(builder, c_ptr, r_off, r_stride, n),
+                         vir.load_lanes(builder, m_ptr, r_off, r_stride, n))
+                for src, dst, on in ((e_ptr, oe_ptr, True), (b_ptr, ob_ptr, with_bm)):
+                    if on:
+                        x = vir.load_lanes(builder, src, r_off, r_stride, n)
+                        vir.store_lanes(builder, dst, builder.fmul(y, x), r_off, r_stride, n)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
+_lanes_env = _make_lanes_kernel(False)
+_lanes_env_bm = _make_lanes_kernel(True)
+
+
 @numba.njit(cache=True, parallel=True)
 def _compress_fused(
     env, bm, control, mid, c_low, c_high, gain_low, gain_high, b0, b1, a1, with_bm, out_env,
@@ -73,9 +158,26 @@ def _compress_fused(
     ``with_bm`` is False.  The smoother recursion is latency-bound: rows run four at a time.
     """
     rows, nsamp = env.shape
-    n_groups = (rows + 3) // 4
+    # groups of LANES rows: vector code (vector_ir), LANES rows per instruction
+    lanes = 8
+    n_vector = rows // lanes
+    row_consts = np.empty((4, rows))
+    row_consts[0] = c_low
+    row_consts[1] = c_high
+    row_consts[2] = gain_low
+    row_consts[3] = gain_high
+    consts = np.array([b0, b1, a1])
+    flat = (env.ravel(), bm.ravel(), control.ravel(), mid.ravel(), out_env.ravel(),
+            out_bm.ravel())  # fmt: skip
+    for g in numba.prange(n_vector):
+        if with_bm:
+            _lanes_env_bm(*flat, lanes * g * nsamp, nsamp, nsamp, row_consts, consts)
+        else:
+            _lanes_env(*flat, lanes * g * nsamp, nsamp, nsamp, row_consts, consts)
+    # the other rows: four at a time in scalar code
+    n_groups = (rows - lanes * n_vector + 3) // 4
     for g in numba.prange(n_groups):
-        r0 = 4 * g
+        r0 = lanes * n_vector + 4 * g
         if r0 + 4 <= rows:
             za = 0.0
             zb = 0.0
