@@ -155,7 +155,8 @@ def _compress_fused(
     vectorised torch log/exp); the kernel picks it or the constant gain outside the
     kneepoints, runs the smoother and multiplies.  Arrays are float32 or float64 (read and
     written in their dtype, arithmetic in float64); ``bm``/``out_bm`` are not touched when
-    ``with_bm`` is False.  The smoother recursion is latency-bound: rows run four at a time.
+    ``with_bm`` is False.  Groups of eight rows run as LLVM vector code (:mod:`.vector_ir`:
+    eight rows per instruction, the same bits); the rest, latency-bound, four at a time.
     """
     rows, nsamp = env.shape
     # groups of LANES rows: vector code (vector_ir), LANES rows per instruction

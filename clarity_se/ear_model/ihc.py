@@ -12,7 +12,9 @@ Two back ends compute the same recursion, vectorised over ``batch x chan``:
 * CPU tensors: a numba kernel that runs the reference's sample loop exactly (same operations in
   the same order, hence bit-identical to pyclarity's ``@njit`` function), fused with the final
   clamp at 0 dB SL and the BM gain, parallel over rows (``torch.get_num_threads()`` numba
-  threads).  CUDA tensors given to this back end are copied to host memory and back.
+  threads).  Groups of eight rows of one length run as LLVM vector code (:mod:`.vector_ir`,
+  eight rows per instruction, the same bits; 1.7x in float64, 3x in float32), the other rows
+  four at a time.  CUDA tensors given to this back end are copied to host memory and back.
 * other devices (CUDA): a torch log-depth (Hillis-Steele) scan of the 2x2 state recursion,
   ``ceil(log2(time))`` tensor steps, no host transfer.  It sums the same terms in a different
   order (relative differences ~1e-15 of each state; inputs that are exactly zero keep the state
