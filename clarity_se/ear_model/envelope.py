@@ -78,7 +78,7 @@ def shift_rows(
     npts : Tensor [shape=(batch,)], int, optional
         Valid length of each item (default ``time``).
     out : Tensor [shape=(batch, chan, time)], optional
-        Destination (must not overlap ``x``); zero-filled here.
+        Destination (must not overlap ``x``); every sample of it is written.
 
     Returns
     -------
@@ -91,21 +91,26 @@ def shift_rows(
     """
     batch, chan, n_time = x.shape
     if out is None:
-        out = torch.zeros_like(x)
-    else:
-        out.zero_()
+        out = torch.empty_like(x)
     delays = delay.reshape(batch, chan).tolist()
     lengths = [n_time] * batch if npts is None else [int(n) for n in npts.tolist()]
     cpu = x.device.type == "cpu" and not x.requires_grad
     src, dst = (x.detach().numpy(), out.numpy()) if cpu else (x, out)
     for b, row in enumerate(delays):
         n = lengths[b]
+        dst[b, :, n:] = 0
         for c, d in enumerate(row):
+            # copy the shifted span and zero the rest of [0, n): each sample written once
             if d >= 0:
-                if n - d > 0:
-                    dst[b, c, : n - d] = src[b, c, d:n]
-            elif n + d > 0:
-                dst[b, c, -d:n] = src[b, c, : n + d]
+                keep = max(n - d, 0)
+                if keep:
+                    dst[b, c, :keep] = src[b, c, d:n]
+                dst[b, c, keep:n] = 0
+            else:
+                keep = max(n + d, 0)
+                if keep:
+                    dst[b, c, -d:n] = src[b, c, :keep]
+                dst[b, c, : min(-d, n)] = 0
     return out
 
 

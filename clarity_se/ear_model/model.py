@@ -403,8 +403,10 @@ def ear_model(
     if per_item is None:
         per_item = device.type == "cpu"
     if per_item:
+        # every item writes its [:n] span in full; only the padding of shorter items must be 0
+        alloc = torch.empty if bool((lengths == n_time).all()) else torch.zeros
         outs = [
-            torch.zeros((batch, nchan, n_time), dtype=dtype, device=device)
+            alloc((batch, nchan, n_time), dtype=dtype, device=device)
             if basilar_membrane or k in (0, 2) else None
             for k in range(4)
         ]
