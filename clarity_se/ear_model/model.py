@@ -44,6 +44,7 @@ from clarity_se.ear_model.middle_ear import middle_ear
 from clarity_se.ear_model.noise import PairRandom, basilar_membrane_add_noise
 from clarity_se.ear_model.resample import resample_24khz, resampled_length
 from clarity_se.ear_model.shared import ProcessedPath, ProcessedPathCache
+from clarity_se.ear_model.vector_ir import LANES
 
 logger = logging.getLogger(__name__)
 
@@ -140,14 +141,18 @@ def _masked_rms(x: Tensor, mask: Tensor | None, lengths: Tensor) -> Tensor:
     return torch.sqrt(sumsq / lengths.to(x.dtype)[:, None])
 
 
-def _band_chunk(band_chunk, batch: int, n_time: int, nchan: int, device) -> int:
+def _band_chunk(band_chunk, batch: int, n_time: int, nchan: int, device,
+                itemsize: int = 8) -> int:  # fmt: skip
     if band_chunk is not None:
         if not isinstance(band_chunk, int) or band_chunk < 1:
             raise ValueError(f"ear_model: band_chunk must be a positive int, got {band_chunk!r}")
         return min(band_chunk, nchan)
     if torch.device(device).type != "cpu":
         return nchan
-    return max(1, min(nchan, (8 << 20) // (8 * batch * max(n_time, 1))))
+    # ~8 MB arrays, in whole groups of the vector kernels' 8 lanes where that many fit
+    # (float32 5 s items: 16 bands, ~6 % faster than 8 in an interleaved A/B; float64: 8)
+    chunk = max(1, min(nchan, (8 << 20) // (itemsize * batch * max(n_time, 1))))
+    return chunk - chunk % LANES if chunk >= LANES else chunk
 
 
 def _apply_nalr(reference: Tensor, fir: Tensor, lengths: Tensor) -> Tensor:
@@ -247,9 +252,10 @@ def ear_model(
         (the only place the ear model touches hearing-aid code).
     band_chunk : int, optional
         Bands processed together from the gammatone filters to the IHC stage (results do not
-        depend on it).  Default: all bands on CUDA; on CPU enough bands for ~8 MB arrays, which
-        keeps the working set in cache and below glibc's 32 MB ``mmap`` threshold (larger
-        arrays are page-faulted afresh at every allocation, several times slower).
+        depend on it).  Default: all bands on CUDA; on CPU enough bands for ~8 MB arrays (a
+        multiple of 8 where at least 8 fit: the vector kernels' lanes), which keeps the working
+        set in cache and below glibc's 32 MB ``mmap`` threshold (larger arrays are page-faulted
+        afresh at every allocation, several times slower).
     per_item : bool, optional
         Run the cochlear stages (gammatone to group delay) one item at a time at the item's own
         length (default on CPU: a batched call is then bit-identical to one-at-a-time calls and
@@ -481,7 +487,7 @@ def _cochlea(
         mask = valid_mask(lengths, n_time, device)
     # The bands are independent from the gammatone filters to the IHC: process them in chunks
     # of bands (same operations per band, so identical results) to keep CPU arrays small.
-    chunk = _band_chunk(band_chunk, batch, n_time, nchan, device)
+    chunk = _band_chunk(band_chunk, batch, n_time, nchan, device, ref_mid.element_size())
     chunks = [slice(lo, min(lo + chunk, nchan)) for lo in range(0, nchan, chunk)]
     align_lengths = None if mask is None else lengths
 
