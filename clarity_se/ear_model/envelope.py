@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
@@ -209,11 +210,11 @@ def envelope_align(
     verify_lags : bool
         With a lower ``search_dtype``: every lag whose low-precision correlation is within
         ``3e-5 ||reference|| ||output||`` of the row's peak (a margin over the float32 FFT's
-        rounding, estimated at ~1e-6 of that product)
-        is re-evaluated exactly as a float64 dot product, and the best of those is taken; rows
-        with more than 32 such candidates (e.g. silent bands) are searched with a full-precision
-        FFT.  The chosen lags then equal the full-precision search's up to rounding-level ties
-        (``compat`` mode: about half the cost of a float64 FFT search).
+        rounding, estimated at ~1e-6 of that product) is re-evaluated as a float64 dot product
+        (compiled, one thread: no BLAS threads competing with other workers), and the best of
+        those is taken; rows with more than 32 such candidates (e.g. silent bands) are searched
+        with a full-precision FFT.  The chosen lags then equal the full-precision search's up
+        to rounding-level ties (``compat`` mode: about half the cost of a float64 FFT search).
 
     Returns
     -------
@@ -281,6 +282,41 @@ def envelope_align(
     return shifted[:, 0, :] if two_d else shifted
 
 
+@numba.njit(cache=True, fastmath=True)
+def _lag_product(ref, out, m):  # pragma: no cover - compiled
+    """``sum_n ref[n + m] out[n]`` over the overlap (one thread; the sum vectorised)."""
+    n_time = ref.shape[0]
+    total = 0.0
+    if m >= 0:
+        for i in range(n_time - m):
+            total += ref[m + i] * out[i]
+    else:
+        for i in range(n_time + m):
+            total += ref[i] * out[i - m]
+    return total
+
+
+@numba.njit(cache=True)
+def _confirm_candidates(ref, out, candidates, counts, lag_values, best):  # pragma: no cover
+    """For rows with 1-32 candidate lags, set ``best[r]`` to the candidate index with the
+    largest exact product (the first on ties, as argmax); returns the rows left for a
+    full-precision search (more than 32 candidates, or none)."""
+    rows = ref.shape[0]
+    fallback = np.zeros(rows, dtype=np.bool_)
+    for r in range(rows):
+        if counts[r] > 32 or counts[r] < 1:
+            fallback[r] = True
+            continue
+        best_value = -np.inf
+        for index in range(candidates.shape[1]):  # ascending lags
+            if candidates[r, index]:
+                value = _lag_product(ref[r], out[r], lag_values[index])
+                if value > best_value:
+                    best_value = value
+                    best[r] = index
+    return fallback
+
+
 def _verified_lags(
     ref: Tensor, out: Tensor, window: Tensor, lag_values: Tensor, allowed: Tensor
 ) -> Tensor:
@@ -299,23 +335,13 @@ def _verified_lags(
     candidates = w >= (peak - 3e-5 * norms)[:, None]
     counts = candidates.sum(dim=-1)
     best_index = torch.argmax(w, dim=-1)
-    fallback = []
-    ref_np = rows_ref.detach().cpu().numpy()
-    out_np = rows_out.detach().cpu().numpy()
-    lag_list = lag_values.tolist()
-    for r, (count, row_candidates) in enumerate(zip(counts.tolist(), candidates, strict=True)):
-        if count > 32 or count < 1:
-            fallback.append(r)
-            continue
-        best_value = -np.inf
-        for index in torch.nonzero(row_candidates).reshape(-1).tolist():  # ascending lags
-            m = lag_list[index]
-            if m >= 0:
-                value = float(np.dot(ref_np[r, m:], out_np[r, : n_time - m]))
-            else:
-                value = float(np.dot(ref_np[r, : n_time + m], out_np[r, -m:]))
-            if value > best_value:  # first maximum, as argmax
-                best_value, best_index[r] = value, index
+    best_np = best_index.cpu().numpy().copy()
+    fallback_np = _confirm_candidates(
+        rows_ref.detach().cpu().numpy(), rows_out.detach().cpu().numpy(),
+        candidates.cpu().numpy(), counts.cpu().numpy(), lag_values.cpu().numpy(), best_np,
+    )  # fmt: skip
+    best_index = torch.from_numpy(best_np).to(best_index.device)
+    fallback = np.flatnonzero(fallback_np).tolist()
     if fallback:
         idx = torch.tensor(fallback, device=ref.device)
         exact = correlation_window(rows_ref[idx], rows_out[idx], lag_values.numel() // 2)
