@@ -22,7 +22,8 @@ rewritten atomically. A rerun skips pairs already in the journal; failures go to
 With ``evaluate.shard=k/n`` every file name gets a ``.shard-k-of-n`` suffix.
 
 Batching and workers: the pairs of one scene (same length) are scored together, at most
-``evaluate.batch_size`` at a time; ``evaluate.workers = N > 1`` scores scenes in N - 1
+``evaluate.batch_size`` at a time (one pair per job when there are fewer than 4 jobs per
+process, to balance the processes); ``evaluate.workers = N > 1`` scores scenes in N - 1
 ``spawn``-ed worker processes (``fork`` aborts once numba's OpenMP pool has run) and in this
 process, which takes scenes from the end of the queue while the workers start up and work from
 its front (one worker start-up, ~3.5 s, saved); ``evaluate.workers = 0`` (the
@@ -321,7 +322,8 @@ def _metrics(
         rng = PairRandom.fast([seed] * n, device=device)
     else:
         raise ValueError(f"evaluate.rng must be 'compat' or 'fast', got {cfg.evaluate.rng!r}")
-    # compat: float64 throughout (per-pair equality); fast: float32 (accuracy: tests/test_fast_mode.py)
+    # compat: float64 throughout (per-pair equality); fast: float32 (accuracy:
+    # tests/test_fast_mode.py)
     dtype = torch.float64 if cfg.evaluate.rng == "compat" else torch.float32
     processed = torch.as_tensor(np.stack(amplified), dtype=dtype, device=device)  # [n, T+nfir, 2]
     ref = torch.as_tensor(
@@ -546,6 +548,11 @@ def run_evaluate(cfg) -> tuple[int, int]:
             progress.update(1)
 
     workers = resolve_workers(cfg.evaluate.workers, device)
+    if workers > 1 and len(jobs) < 4 * workers:
+        # few jobs for the processes: one pair per job balances them (with whole scenes one
+        # process may idle for a job's length at the end: 45-60 s for 18 compat pairs on 2
+        # cores, depending on the split); scores do not depend on the batching
+        jobs = scene_jobs(todo, 1)
     try:
         if workers == 1 or len(jobs) <= 1:
             for job in jobs:
