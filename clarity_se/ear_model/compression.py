@@ -111,10 +111,7 @@ def _make_lanes_kernel(with_bm: bool):
                 builder.store(builder.fsub(builder.fmul(gain, b1), builder.fmul(y, a1)), z_slot)
                 return y
 
-            lanes = ir.Constant(i64, vir.LANES)
-            n_blocks = builder.sdiv(n_pts, lanes)
-            with cgutils.for_range(builder, n_blocks) as loop:
-                start = builder.mul(loop.index, lanes)
+            def block(start):
                 cs = vir.load_columns(builder, c_ptr, r_off, r_stride, start)
                 ms = vir.load_columns(builder, m_ptr, r_off, r_stride, start)
                 ys = [step(c, m) for c, m in zip(cs, ms, strict=True)]
@@ -124,15 +121,16 @@ def _make_lanes_kernel(with_bm: bool):
                         prod = [builder.fmul(y, x) for y, x in zip(ys, xs, strict=True)]
                         vir.store_columns(builder, dst, vir.transpose(builder, prod), r_off,
                                           r_stride, start)
-            done = builder.mul(n_blocks, lanes)
-            with cgutils.for_range(builder, builder.sub(n_pts, done)) as loop:
-                n = builder.add(done, loop.index)
+
+            def single(n):
                 y = step(vir.load_lanes(builder, c_ptr, r_off, r_stride, n),
                          vir.load_lanes(builder, m_ptr, r_off, r_stride, n))
                 for src, dst, on in ((e_ptr, oe_ptr, True), (b_ptr, ob_ptr, with_bm)):
                     if on:
                         x = vir.load_lanes(builder, src, r_off, r_stride, n)
                         vir.store_lanes(builder, dst, builder.fmul(y, x), r_off, r_stride, n)
+
+            vir.block_loops(builder, n_pts, block, single)
             return context.get_dummy_value()
 
         return sig, codegen

@@ -212,10 +212,7 @@ def _make_lanes_kernel(with_bm: bool):
                 motion = mul(g, add(mul(yr, cold), mul(yi, sold))) if with_bm else None
                 return envelope, motion
 
-            lanes = ir.Constant(i64, vir.LANES)
-            n_blocks = builder.sdiv(n_pts, lanes)
-            with cgutils.for_range(builder, n_blocks) as loop:
-                start = builder.mul(loop.index, lanes)
+            def block(start):
                 outs = [step(builder.add(start, ir.Constant(i64, k))) for k in range(vir.LANES)]
                 vir.store_columns(builder, e_ptr, vir.transpose(builder, [o[0] for o in outs]),
                                   o_off, o_stride, start)
@@ -223,13 +220,14 @@ def _make_lanes_kernel(with_bm: bool):
                     vir.store_columns(builder, b_ptr,
                                       vir.transpose(builder, [o[1] for o in outs]),
                                       o_off, o_stride, start)
-            done = builder.mul(n_blocks, lanes)
-            with cgutils.for_range(builder, builder.sub(n_pts, done)) as loop:
-                n = builder.add(done, loop.index)
+
+            def single(n):
                 envelope, motion = step(n)
                 vir.store_lanes(builder, e_ptr, envelope, o_off, o_stride, n)
                 if with_bm:
                     vir.store_lanes(builder, b_ptr, motion, o_off, o_stride, n)
+
+            vir.block_loops(builder, n_pts, block, single)
             return context.get_dummy_value()
 
         return sig, codegen

@@ -152,10 +152,7 @@ def _make_lanes_kernel(with_bm: bool):
                     return o, None
                 return o, mul(builder.fdiv(add(o, small), add(v_0, small)), motion)
 
-            lanes = ir.Constant(i64, vir.LANES)
-            n_blocks = builder.sdiv(n_pts, lanes)
-            with cgutils.for_range(builder, n_blocks) as loop:
-                start = builder.mul(loop.index, lanes)
+            def block(start):
                 xs = vir.load_columns(builder, x_ptr, r_off, r_stride, start)
                 bs = (vir.load_columns(builder, b_ptr, r_off, r_stride, start) if with_bm
                       else [None] * vir.LANES)
@@ -166,15 +163,16 @@ def _make_lanes_kernel(with_bm: bool):
                     vir.store_columns(builder, bo_ptr,
                                       vir.transpose(builder, [o[1] for o in outs]),
                                       r_off, r_stride, start)
-            done = builder.mul(n_blocks, lanes)
-            with cgutils.for_range(builder, builder.sub(n_pts, done)) as loop:
-                n = builder.add(done, loop.index)
+
+            def single(n):
                 v_0 = vir.load_lanes(builder, x_ptr, r_off, r_stride, n)
                 motion = vir.load_lanes(builder, b_ptr, r_off, r_stride, n) if with_bm else None
                 o, bo = step(v_0, motion)
                 vir.store_lanes(builder, o_ptr, o, r_off, r_stride, n)
                 if with_bm:
                     vir.store_lanes(builder, bo_ptr, bo, r_off, r_stride, n)
+
+            vir.block_loops(builder, n_pts, block, single)
             return context.get_dummy_value()
 
         return sig, codegen

@@ -18,6 +18,8 @@ Helpers (all take an ``llvmlite.ir.IRBuilder``):
 ``store_columns(builder, ptr, columns, row_offset, row_stride, start)`` -- lane ``l``'s
 ``LANES`` consecutive samples to ``ptr[row_offset + l * row_stride + start : ... + LANES]``.
 ``store_lanes(builder, ptr, vector, row_offset, row_stride, n)`` -- one sample per lane.
+``block_loops(builder, npts, block, single)`` -- ``block(start)`` for each whole block of
+``LANES`` samples (tile loads/stores), then ``single(n)`` for each remaining sample.
 ``load_columns(builder, ptr, row_offset, row_stride, start)`` / ``load_lanes(...)`` -- the
 inverse: ``LANES`` samples of every lane as one vector per sample (tile load + transpose), or
 one sample per lane.
@@ -37,6 +39,7 @@ from numba.core import cgutils
 
 __all__ = [
     "LANES",
+    "block_loops",
     "broadcast",
     "load_columns",
     "load_lanes",
@@ -154,3 +157,15 @@ def load_lanes(builder: ir.IRBuilder, ptr, row_offset, row_stride, n) -> ir.Valu
             value = builder.fpext(value, DOUBLE)
         vector = builder.insert_element(vector, value, ir.Constant(_I32, lane))
     return vector
+
+
+def block_loops(builder: ir.IRBuilder, npts, block, single) -> None:
+    """Emit ``block(start)`` for ``start = 0, LANES, ...`` over the whole blocks of ``npts``
+    samples, then ``single(n)`` for each of the ``npts % LANES`` remaining ones (i64 values)."""
+    lanes = ir.Constant(_I64, LANES)
+    n_blocks = builder.sdiv(npts, lanes)
+    with cgutils.for_range(builder, n_blocks) as loop:
+        block(builder.mul(loop.index, lanes))
+    done = builder.mul(n_blocks, lanes)
+    with cgutils.for_range(builder, builder.sub(npts, done)) as loop:
+        single(builder.add(done, loop.index))
