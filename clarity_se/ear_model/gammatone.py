@@ -25,7 +25,7 @@ What runs where
   imaginary parts, the remodulation and the envelope, with the reference's floating-point
   operations in the reference's order: bit-identical to pyclarity (given bit-identical
   bandwidths).  With the default recursive carriers it runs eight bands of an item per
-  vector instruction (LLVM vector code, :mod:`.vector_ir`; about 2-2.5x faster than one band
+  vector instruction (LLVM vector code, :mod:`.vector_ir`; 1.4-2.6x faster than one band
   at a time, the same bits); with given carriers, one (item, band) row at a time.  Work runs
   on ``torch.get_num_threads()`` numba threads.  CUDA tensors given to this backend are
   copied to the host and back.
