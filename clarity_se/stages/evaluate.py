@@ -18,15 +18,15 @@ and computes in float32 (within 5e-4 of float64; tests/test_fast_mode.py).
 Outputs: ``<exp>/scores.csv`` with the official header ``scene,listener,combined,haspi,hasqi``
 (official pair order), ``<exp>/scores_detail.csv`` with per-ear and diagnostic columns, and the
 journal ``<exp>/scores.jsonl`` (one record per finished pair, fsynced) from which both CSVs are
-rewritten atomically. A rerun skips pairs already in the journal; failures go to ``errors.csv``.
+rewritten atomically (at most every ``CSV_INTERVAL_S`` seconds while scoring, and at the end).
+A rerun skips pairs already in the journal; failures go to ``errors.csv``.
 With ``evaluate.shard=k/n`` every file name gets a ``.shard-k-of-n`` suffix.
 
 Batching and workers: the pairs of one scene (same length) are scored together, at most
 ``evaluate.batch_size`` at a time (one pair per job when there are fewer than 4 jobs per
-process, to balance the processes); ``evaluate.workers = N > 1`` scores scenes in N - 1
-``spawn``-ed worker processes (``fork`` aborts once numba's OpenMP pool has run) and in this
-process, which takes scenes from the end of the queue while the workers start up and work from
-its front (one worker start-up, ~3.5 s, saved); ``evaluate.workers = 0`` (the
+process, to balance the processes); ``evaluate.workers = N > 1`` scores jobs in N
+``spawn``-ed worker processes (``fork`` aborts once numba's OpenMP pool has run) taking them
+from one queue, while this process collects; ``evaluate.workers = 0`` (the
 default) takes one per usable CPU core, at most one per 2 GiB of memory, and 1 on CUDA
 (:func:`resolve_workers`). Scores do not depend on the
 number of workers, and with ``compat`` they do not depend on the batch composition either
@@ -55,6 +55,7 @@ import io
 import logging
 import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -65,6 +66,9 @@ import numpy as np
 from clarity_se.config import add_config_arguments, load_config
 
 logger = logging.getLogger(__name__)
+
+#: Seconds between rewrites of the CSVs from the journal while scoring (and once at the end).
+CSV_INTERVAL_S = 10.0
 
 OFFICIAL_HEADER = ("scene", "listener", "combined", "haspi", "hasqi")
 DETAIL_HEADER = OFFICIAL_HEADER + (
@@ -422,18 +426,6 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _score_here(job: PairJob, cfg_container: dict) -> list[dict]:
-    """:func:`score_scene` in this process with one torch thread (as in the workers)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return score_scene(job, cfg_container)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def scene_jobs(pairs: list[tuple[str, str]], batch_size: int) -> list[PairJob]:
     """Pairs grouped by scene (equal lengths) in first-seen order, at most ``batch_size`` each."""
     from clarity_se.stages.common import group_by_scene
@@ -547,6 +539,15 @@ def run_evaluate(cfg) -> tuple[int, int]:
                 done[record["id"]] = record
             progress.update(1)
 
+    last_write = [0.0]
+
+    def write_csvs() -> None:
+        # the journal is the resumable record; the CSVs are rewritten from it at most every
+        # CSV_INTERVAL_S seconds (a rewrite per job is quadratic in the pairs) and at the end
+        if time.monotonic() - last_write[0] >= CSV_INTERVAL_S:
+            write_score_csvs(exp, suffix, pairs, done)
+            last_write[0] = time.monotonic()
+
     workers = resolve_workers(cfg.evaluate.workers, device)
     if workers > 1 and len(jobs) < 4 * workers:
         # few jobs for the processes: one pair per job balances them (with whole scenes one
@@ -557,7 +558,7 @@ def run_evaluate(cfg) -> tuple[int, int]:
         if workers == 1 or len(jobs) <= 1:
             for job in jobs:
                 collect(score_scene(job, container))
-                write_score_csvs(exp, suffix, pairs, done)
+                write_csvs()
         else:
             # spawn, not fork: the metrics use numba/OpenMP thread pools (abort in a forked child).
             # One thread per worker: the spawned children read these at start-up (BLAS and
@@ -566,9 +567,12 @@ def run_evaluate(cfg) -> tuple[int, int]:
             for key in _SINGLE_THREAD_ENV:
                 os.environ.setdefault(key, "1")
             try:
-                # this process is the last worker: workers - 1 spawned ones
+                # N spawned workers take jobs from one queue; this process only collects.
+                # (It used to score from the back of the queue as the N-th worker, but the pool
+                # pre-queues jobs it can no longer cancel: this process then idled at the end,
+                # ~5 s of 56 s for 18 compat pairs on 2 cores.)
                 pool = ProcessPoolExecutor(
-                    workers - 1, mp_context=get_context("spawn"), initializer=_worker_init
+                    workers, mp_context=get_context("spawn"), initializer=_worker_init
                 )
                 futures = [pool.submit(score_scene, job, container) for job in jobs]
             finally:
@@ -578,27 +582,9 @@ def run_evaluate(cfg) -> tuple[int, int]:
                     else:
                         os.environ[key] = value
             with pool:
-                pending = set(futures)
-
-                def collect_finished() -> None:
-                    for future in [f for f in pending if f.done()]:
-                        pending.discard(future)
-                        collect(future.result())
-                        write_score_csvs(exp, suffix, pairs, done)
-
-                # the spawned workers take jobs from the front of the queue, this process from
-                # the back; a job runs here only if its future could still be cancelled, so
-                # each job runs exactly once, and no worker start-up is paid for this share
-                for job, future in zip(reversed(jobs), reversed(futures), strict=True):
-                    collect_finished()
-                    if not future.cancel():
-                        break
-                    pending.discard(future)
-                    collect(_score_here(job, container))
-                    write_score_csvs(exp, suffix, pairs, done)
-                for future in as_completed(pending):
+                for future in as_completed(futures):
                     collect(future.result())
-                    write_score_csvs(exp, suffix, pairs, done)
+                    write_csvs()
     finally:
         progress.close()
         journal.close()
