@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from clarity_se.ear_model.noise import PairRandom, scene_seed
+from clarity_se.ear_model.noise import PairRandom, _skip_legacy_gauss, scene_seed
 
 
 def _legacy_draws(seed, shapes):
@@ -81,18 +81,71 @@ def test_bad_input():
 
 @pytest.mark.parametrize("before, count", [(0, 10), (1, 10), (0, 11), (1, 11), (3, 4001), (1, 1),
                                            (0, 0)])
-def test_compat_skip_leaves_the_stream_as_a_draw(before, count):
-    drawn, skipped = PairRandom.compat([7, 8]), PairRandom.compat([7, 8])
+def test_legacy_skip_leaves_the_generator_as_a_draw(before, count):
+    drawn, skipped = np.random.RandomState(7), np.random.RandomState(7)
     for r in (drawn, skipped):
-        r.standard_normal((before,))  # before odd: a cached normal enters the skip
-    drawn.standard_normal([(count,), (count + 1,)])
-    skipped.skip_standard_normal([(count,), (count + 1,)])
-    for a, b in zip(drawn._streams, skipped._streams, strict=True):
-        sa, sb = a.get_state(), b.get_state()
-        np.testing.assert_array_equal(sa[1], sb[1])
-        assert sa[2:] == sb[2:]
-    torch.testing.assert_close(drawn.standard_normal((2, 3)), skipped.standard_normal((2, 3)),
-                               rtol=0, atol=0)
+        r.standard_normal(before)  # before odd: a cached normal enters the skip
+    drawn.standard_normal(count)
+    _skip_legacy_gauss(skipped, count)
+    sa, sb = drawn.get_state(), skipped.get_state()
+    np.testing.assert_array_equal(sa[1], sb[1])
+    assert sa[2:] == sb[2:]
+
+
+@pytest.mark.parametrize("before, count", [(0, 10), (1, 11), (3, 4001), (0, 0)])
+def test_compat_skip_then_draw_equals_the_legacy_sequence(before, count):
+    rng = PairRandom.compat([7, 8])
+    rng.standard_normal((before,))
+    rng.skip_standard_normal([(count,), (count + 1,)])
+    after = rng.standard_normal((2, 3))
+    for i, (seed, extra) in enumerate([(7, 0), (8, 1)]):
+        ref = _legacy_draws(seed, [(before,), (count + extra,), (2, 3)])[2]
+        np.testing.assert_array_equal(after[i].numpy(), ref)
+
+
+@pytest.mark.parametrize("max_bytes", [1 << 30, 200])
+def test_compat_items_sharing_a_seed_each_follow_the_legacy_sequence(max_bytes):
+    """Items with one seed (the pairs of a scene) share a lazily generated sequence; any
+    interleaving of draws and skips of any sizes gives each item numpy's numbers, also when
+    the sequence keeps almost nothing (windows then replay from saved generator states)."""
+    from clarity_se.ear_model import noise
+
+    seeds = [11, 11, 11, 12]
+    rng = PairRandom.compat(seeds)
+    for stream in rng._streams:
+        stream.source.max_bytes = max_bytes
+    plan = np.random.RandomState(0)
+    history = [[] for _ in seeds]  # per item: (count, drawn?)
+    for _ in range(40):
+        items = sorted(set(plan.randint(0, len(seeds), size=plan.randint(1, 4)).tolist()))
+        counts = [int(plan.choice([0, 1, 2, 7, 64, 513])) for _ in items]
+        view = rng.subset(items)
+        if plan.rand() < 0.3:
+            view.skip_standard_normal([(c,) for c in counts])
+            for i, c in zip(items, counts, strict=True):
+                history[i].append((c, False))
+            continue
+        draws = view.standard_normal([(c,) for c in counts])
+        for k, (i, c) in enumerate(zip(items, counts, strict=True)):
+            history[i].append((c, True))
+            ref = _legacy_draws(seeds[i], [(n,) for n, _ in history[i]])[-1]
+            np.testing.assert_array_equal(draws[k].numpy(), ref)
+    assert isinstance(rng._streams[0].source, noise._LegacyNormals)
+    assert rng._streams[0].source is rng._streams[2].source
+    assert rng._streams[0].source is not rng._streams[3].source
+
+
+def test_fast_items_in_one_state_draw_the_same_numbers_as_separate_generators():
+    rng = PairRandom.fast([3, 3, 4])
+    first = rng.standard_normal((5, 7), dtype=torch.float32)  # items 0 and 1: one memo entry
+    first[0].zero_()  # callers may change the result in place: the memo keeps its own
+    second = rng.subset([1, 0]).standard_normal((4,), dtype=torch.float32)
+    alone = PairRandom.fast([3])
+    ref_first = alone.standard_normal((5, 7), dtype=torch.float32)[0]
+    ref_second = alone.standard_normal((4,), dtype=torch.float32)[0]
+    assert torch.equal(first[1], ref_first)
+    assert torch.equal(second[0], ref_second) and torch.equal(second[1], ref_second)
+    assert not torch.equal(first[2], ref_first)
 
 
 def test_fast_skip_costs_nothing_and_keeps_the_stream():

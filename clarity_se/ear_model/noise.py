@@ -6,12 +6,20 @@ The official HASPI/HASQI code draws Gaussian noise from numpy's *legacy global* 
 one global stream between pairs, so every function that draws takes a :class:`PairRandom`, which
 holds one independent stream per batch item ("pair"):
 
-* ``PairRandom.compat(seeds)`` -- a ``numpy.random.RandomState(seed)`` per item.  Drawing the
-  same shapes in the same order as the reference gives bit-identical noise to the official
+* ``PairRandom.compat(seeds)`` -- per item, the standard-normal sequence of
+  ``numpy.random.RandomState(seed)``.  Drawing the same shapes in the same order as the
+  reference gives bit-identical noise to the official
   ``np.random.seed(seed); np.random.standard_normal(shape); ...`` sequence.
 * ``PairRandom.fast(seeds, device)`` -- a ``torch.Generator`` per item on the target device
   (no host round trip, different numbers from numpy, still deterministic per item and independent
   of batch composition and order).
+
+The pairs of one scene share the scene's seed, so they draw from the same sequence, each at
+its own position.  Compat items with equal seeds therefore share one lazily generated sequence
+(:class:`_LegacyNormals`): a draw is a window ``[position, position + count)`` of it, generated
+once for all of them (the official recipe draws each pair's noise afresh: same numbers, three
+times the work for a scene of three listeners).  Fast items whose generators are in the same
+state take the same numbers from a small memo (:class:`_DrawMemo`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numba
@@ -80,6 +89,17 @@ class PairRandom:
     Use :meth:`compat` or :meth:`fast` to build one; :meth:`subset` gives a view on some items
     that shares (advances) the same streams.
 
+    Parameters
+    ----------
+    mode : {"compat", "fast"}
+        Which kind of streams ``streams`` holds.
+    streams : sequence
+        One per item: compat, a ``numpy.random.RandomState`` whose standard-normal sequence is
+        continued from its current state (it is advanced as that sequence is generated); fast,
+        a ``torch.Generator``.
+    seeds : sequence of int
+        The seed of each item (for reference; the streams are already seeded).
+
     Attributes
     ----------
     mode : str
@@ -100,8 +120,12 @@ class PairRandom:
         if len(streams) != len(seeds):
             raise ValueError("PairRandom: one stream per seed is required")
         self.mode = mode
-        self._streams = list(streams)
+        self._streams = [
+            _LegacyStream(_LegacyNormals(s)) if isinstance(s, np.random.RandomState) else s
+            for s in streams
+        ]
         self.seeds = tuple(int(s) for s in seeds)
+        self._memo = _DrawMemo()
 
     @staticmethod
     def _check_seeds(seeds: Sequence[int]) -> list[int]:
@@ -136,7 +160,8 @@ class PairRandom:
             If a seed is not an int in range.
         """
         seeds = cls._check_seeds(seeds)
-        return cls("compat", [np.random.RandomState(s) for s in seeds], seeds)
+        sources = {s: _LegacyNormals(s) for s in seeds}
+        return cls("compat", [_LegacyStream(sources[s]) for s in seeds], seeds)
 
     @classmethod
     def fast(cls, seeds: Sequence[int], device: torch.device | str | None = None) -> PairRandom:
@@ -195,7 +220,9 @@ class PairRandom:
         for i in idx:
             if not -len(self) <= i < len(self):
                 raise ValueError(f"PairRandom.subset: index {i} out of range for {len(self)} items")
-        return PairRandom(self.mode, [self._streams[i] for i in idx], [self.seeds[i] for i in idx])
+        view = PairRandom(self.mode, [self._streams[i] for i in idx], [self.seeds[i] for i in idx])
+        view._memo = self._memo  # same streams, same memo
+        return view
 
     def standard_normal(
         self,
@@ -241,16 +268,31 @@ class PairRandom:
         out = []
         for stream, shp in zip(self._streams, per_item, strict=True):
             if self.mode == "compat":
-                draw = torch.from_numpy(stream.standard_normal(shp))
+                count = math.prod(shp)
+                draw = torch.from_numpy(stream.source.take(stream.position, count).reshape(shp))
+                stream.position += count
                 out.append(draw.to(device=device, dtype=dtype))
             else:
-                out.append(torch.randn(shp, generator=stream, device=device, dtype=dtype))
+                out.append(self._fast_draw(stream, shp, dtype, device))
         if len(set(per_item)) <= 1:
             if not out:
                 return torch.zeros((0, *per_item[0]) if per_item else (0,), dtype=dtype,
                                    device=device)
-            return torch.stack(out)
-        return out
+            return torch.stack(out)  # a new tensor: callers may change it in place
+        # new tensors (a fast draw may be the memo's, a compat one a view of the sequence)
+        return [d.clone() for d in out]
+
+    def _fast_draw(self, stream: torch.Generator, shp, dtype, device) -> Tensor:
+        """``torch.randn`` from ``stream``, or the memo's numbers for the same state and shape."""
+        key = (stream.get_state().numpy().tobytes(), str(stream.device), shp, dtype, str(device))
+        hit = self._memo.get(key)
+        if hit is not None:
+            draw, after = hit
+            stream.set_state(after)
+            return draw
+        draw = torch.randn(shp, generator=stream, device=device, dtype=dtype)
+        self._memo.put(key, (draw, stream.get_state()), draw.numel() * draw.element_size())
+        return draw
 
     def _per_item_shapes(self, shapes, caller: str) -> list[tuple[int, ...]]:
         """One shape per item: a single shape is shared; a list must have one per item."""
@@ -270,11 +312,11 @@ class PairRandom:
     ) -> None:
         """Advance every stream exactly as :meth:`standard_normal` with these arguments would.
 
-        For draws whose values are not needed.  Compat streams skip the normals themselves
-        (about 1.8x cheaper than drawing them, same final state as
-        ``RandomState.standard_normal``).  Fast streams are not advanced at all: they promise
-        the reference's distributions, deterministic per pair seed, not its draw sequence, so
-        an unused draw need not be paid for.
+        For draws whose values are not needed.  Compat streams only move their position in the
+        sequence (which skips normals nobody needs without computing them, about 1.8x cheaper
+        than drawing, :func:`_skip_legacy_gauss`).  Fast streams are not advanced at all: they
+        promise the reference's distributions, deterministic per pair seed, not its draw
+        sequence, so an unused draw need not be paid for.
 
         Parameters
         ----------
@@ -292,7 +334,112 @@ class PairRandom:
         for stream, shp in zip(self._streams, per_item, strict=True):
             if any(v < 0 for v in shp):
                 raise ValueError(f"PairRandom.skip_standard_normal: negative shape {shp}")
-            _skip_legacy_gauss(stream, math.prod(shp))
+            stream.position += math.prod(shp)
+
+
+class _LegacyStream:
+    """One compat item: a position (normals consumed so far) in its seed's sequence."""
+
+    __slots__ = ("source", "position")
+
+    def __init__(self, source: _LegacyNormals) -> None:
+        self.source = source
+        self.position = 0
+
+
+class _LegacyNormals:
+    """The standard-normal sequence of ``numpy.random.RandomState(seed)``, generated lazily.
+
+    numpy's legacy sampler returns one fixed sequence ``g[0], g[1], ...`` per seed however the
+    draws are split into calls (the second normal of each polar pair is cached in the state),
+    so ``standard_normal(shape)`` after ``k`` normals is ``g[k : k + prod(shape)]`` in C
+    order.  :meth:`take` serves any window: from the recent blocks kept here (at most
+    ``max_bytes``), by generating forward (skipping unneeded normals with
+    :func:`_skip_legacy_gauss`), or, for a window older than the blocks kept, by replaying
+    from the generator state saved where that block began.
+    """
+
+    def __init__(self, seed: int | np.random.RandomState, max_bytes: int = 256 << 20) -> None:
+        if isinstance(seed, np.random.RandomState):  # continue a generator (it is advanced)
+            self.seed, self._rs = None, seed
+        else:
+            self.seed, self._rs = int(seed), np.random.RandomState(int(seed))
+        self.max_bytes = int(max_bytes)
+        self._end = 0
+        self._blocks: list[tuple[int, np.ndarray]] = []  # contiguous, ending at self._end
+        self._checkpoints: list[tuple[int, tuple]] = [(0, self._rs.get_state(legacy=True))]
+
+    def take(self, position: int, count: int) -> np.ndarray:
+        """``g[position : position + count]`` (float64; a view when it lies in one block)."""
+        stop = position + count
+        if count <= 0:
+            return np.empty(0)
+        start = self._blocks[0][0] if self._blocks else self._end
+        if position < start:  # older than the blocks kept: replay it
+            return self._replay(position, count)
+        if position > self._end:  # a gap nobody drew: skip it, the blocks before it go
+            _skip_legacy_gauss(self._rs, position - self._end)
+            self._end = position
+            self._blocks = []
+            self._checkpoints.append((position, self._rs.get_state(legacy=True)))
+        if stop > self._end:
+            self._checkpoints.append((self._end, self._rs.get_state(legacy=True)))
+            self._blocks.append((self._end, self._rs.standard_normal(stop - self._end)))
+            self._end = stop
+            self._evict()
+        parts = []
+        for first, block in self._blocks:
+            lo, hi = max(position, first), min(stop, first + block.shape[0])
+            if lo < hi:
+                parts.append(block[lo - first : hi - first])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _evict(self) -> None:
+        total = sum(b.nbytes for _, b in self._blocks)
+        while len(self._blocks) > 1 and total > self.max_bytes:
+            total -= self._blocks.pop(0)[1].nbytes
+
+    def _replay(self, position: int, count: int) -> np.ndarray:
+        offset, state = max((c for c in self._checkpoints if c[0] <= position),
+                            key=lambda c: c[0])
+        rs = np.random.RandomState()
+        rs.set_state(state)
+        _skip_legacy_gauss(rs, position - offset)
+        return rs.standard_normal(count)
+
+
+class _DrawMemo:
+    """The most recent fast draws of a :class:`PairRandom`, by exact generator state and shape.
+
+    A generator in exactly the state a recorded draw started from would draw exactly the
+    recorded numbers and end in the recorded state, so :meth:`PairRandom.standard_normal`
+    takes both from here instead.  Least recently used entries go beyond ``max_bytes`` of
+    draws or ``max_entries`` entries.
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20, max_entries: int = 64) -> None:
+        self.max_bytes = int(max_bytes)
+        self.max_entries = int(max_entries)
+        self._entries: OrderedDict = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key):
+        """The ``(draw, state_after)`` recorded under ``key``, or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key, value, nbytes: int) -> None:
+        """Record ``value = (draw, state_after)``, dropping the least recently used entries."""
+        if nbytes > self.max_bytes or key in self._entries:
+            return
+        self._entries[key] = (value, nbytes)
+        self._bytes += nbytes
+        while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
+            _, (_, size) = self._entries.popitem(last=False)
+            self._bytes -= size
 
 
 @numba.njit(cache=True)
