@@ -157,9 +157,8 @@ def test_killed_then_resumed_with_two_workers_equals_uninterrupted(tree, referen
 
 
 def test_two_workers_score_every_pair_once(tree, reference, tmp_path):
-    """workers=2: two spawned workers share one queue of single-pair jobs (fewer than 4 jobs
-    per process); every pair is journaled exactly once and the bytes equal the one-process
-    run."""
+    """workers=2: two spawned workers share one job queue; every pair is journaled exactly
+    once and the bytes equal the one-process run."""
     exp = new_exp(tree, tmp_path, "shared")
     assert run_evaluate(config(tree["root"], exp, "evaluate.workers=2")) == (len(PAIRS), 0)
     assert (exp / "scores.csv").read_bytes() == reference["csv"]
@@ -306,6 +305,21 @@ def test_cli_asks_torch_for_huge_pages_before_importing_it():
     env["THP_MEM_ALLOC_ENABLE"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "0"
+
+
+def test_plan_jobs_keeps_scenes_unless_single_pairs_balance_better():
+    from clarity_se.stages.evaluate import plan_jobs
+
+    def pairs(n_scenes, per_scene=3):
+        return [(f"S{s:05d}", f"L{k}") for s in range(n_scenes) for k in range(per_scene)]
+
+    six = plan_jobs(pairs(6), 3, 2)  # 3 scenes per process: balanced, noise drawn once each
+    assert [len(j.listeners) for j in six] == [3] * 6
+    five = plan_jobs(pairs(5), 3, 2)  # 3 + 2 scenes would idle one process for a scene
+    assert [len(j.listeners) for j in five] == [1] * 15
+    assert [(j.scene, j.listeners[0]) for j in five] == pairs(5)
+    assert [len(j.listeners) for j in plan_jobs(pairs(5), 3, 1)] == [3] * 5
+    assert [len(j.listeners) for j in plan_jobs(pairs(40), 2, 2)] == [2, 1] * 40
 
 
 def test_resolve_workers():

@@ -23,8 +23,8 @@ A rerun skips pairs already in the journal; failures go to ``errors.csv``.
 With ``evaluate.shard=k/n`` every file name gets a ``.shard-k-of-n`` suffix.
 
 Batching and workers: the pairs of one scene (same length) are scored together, at most
-``evaluate.batch_size`` at a time (one pair per job when there are fewer than 4 jobs per
-process, to balance the processes); ``evaluate.workers = N > 1`` scores jobs in N
+``evaluate.batch_size`` at a time (one pair per job when that balances the processes better:
+:func:`plan_jobs`); ``evaluate.workers = N > 1`` scores jobs in N
 ``spawn``-ed worker processes (``fork`` aborts once numba's OpenMP pool has run) taking them
 from one queue, while this process collects; ``evaluate.workers = 0`` (the
 default) takes one per usable CPU core, at most one per 2 GiB of memory, and 1 on CUDA
@@ -437,6 +437,41 @@ def scene_jobs(pairs: list[tuple[str, str]], batch_size: int) -> list[PairJob]:
     return jobs
 
 
+#: Share of a pair's scoring that the other pairs of its scene job reuse (the threshold noise
+#: drawn once per scene; measured: 3 compat pairs of a 5 s scene 4.1 s per pair together,
+#: 4.7 s one at a time).  Used only to choose between scene and one-pair jobs.
+SCENE_SHARED_FRACTION = 0.12
+
+
+def _makespan(costs: list[float], workers: int) -> float:
+    """Finish time of ``costs`` taken in order from one queue by ``workers`` processes."""
+    free = [0.0] * workers
+    for cost in costs:
+        k = free.index(min(free))
+        free[k] += cost
+    return max(free, default=0.0)
+
+
+def plan_jobs(pairs: list[tuple[str, str]], batch_size: int, workers: int) -> list[PairJob]:
+    """Scene jobs (:func:`scene_jobs`), or one-pair jobs when those finish sooner on ``workers``.
+
+    A job of ``k`` pairs of one scene costs ``k - (k - 1) * SCENE_SHARED_FRACTION`` pair
+    units; with few jobs per process, whole scenes can leave a process idle at the end while
+    single pairs balance better (18 pairs of 6 scenes on 2 processes: scenes; 15 pairs of 5
+    scenes: single pairs).  Scores do not depend on the batching.
+    """
+    jobs = scene_jobs(pairs, batch_size)
+    if workers <= 1 or len(jobs) <= 1:
+        return jobs
+
+    def cost(job: PairJob) -> float:
+        return len(job.listeners) - (len(job.listeners) - 1) * SCENE_SHARED_FRACTION
+
+    if _makespan([1.0] * len(pairs), workers) < _makespan([cost(j) for j in jobs], workers):
+        return scene_jobs(pairs, 1)
+    return jobs
+
+
 def _format(value) -> str:
     return repr(float(value)) if isinstance(value, (float, np.floating)) else str(value)
 
@@ -526,7 +561,6 @@ def run_evaluate(cfg) -> tuple[int, int]:
         len(pairs) - len(todo),
         len(todo),
     )
-    jobs = scene_jobs(todo, int(cfg.evaluate.batch_size))
     container = OmegaConf.to_container(cfg, resolve=True)
     progress = tqdm(total=len(todo), desc="evaluate", unit="pair")
 
@@ -549,11 +583,7 @@ def run_evaluate(cfg) -> tuple[int, int]:
             last_write[0] = time.monotonic()
 
     workers = resolve_workers(cfg.evaluate.workers, device)
-    if workers > 1 and len(jobs) < 4 * workers:
-        # few jobs for the processes: one pair per job balances them (with whole scenes one
-        # process may idle for a job's length at the end: 45-60 s for 18 compat pairs on 2
-        # cores, depending on the split); scores do not depend on the batching
-        jobs = scene_jobs(todo, 1)
+    jobs = plan_jobs(todo, int(cfg.evaluate.batch_size), workers)
     try:
         if workers == 1 or len(jobs) <= 1:
             for job in jobs:
