@@ -94,3 +94,46 @@ def test_other_signal_is_not_shared():
 def test_bad_size():
     with pytest.raises(ValueError, match="max_bytes"):
         ProcessedPathCache(max_bytes=-1)
+
+
+def _scene(mode, cache, shift_one_reference=False):
+    """Three listeners of one scene: one reference and seed, own hearing-aid outputs and
+    audiograms (HASPI passes that reference through a normal ear: one path for all three)."""
+    dtype = torch.float64 if mode == "compat" else torch.float32
+    ref, proc = _signals(dtype)
+    refs = ref[:1].repeat(3, 1)
+    if shift_one_reference:
+        refs[2, 50] += 1e-6  # no longer the same reference
+    procs = torch.stack([proc[0], proc[1], 0.9 * proc[0]])
+    hl = np.concatenate([HL_LEFT, HL_RIGHT[:1]])
+    rng = PairRandom.compat([11] * 3) if mode == "compat" else PairRandom.fast([11] * 3)
+    common = dict(reference_left=refs, reference_right=0.8 * refs, processed_left=procs,
+                  processed_right=0.7 * procs, sample_rate=FS, level_db_spl=100.0, rng=rng,
+                  processed_cache=cache, hearing_loss_left_db_hl=hl,
+                  hearing_loss_right_db_hl=hl[:, ::-1].copy())  # fmt: skip
+    haspi = haspi_v2_better_ear(**common)
+    hasqi = hasqi_v2_better_ear(**common)
+    return torch.stack([haspi.left.score, haspi.right.score, hasqi.left.score,
+                        hasqi.right.score])  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", ["compat", "fast"])
+def test_listeners_of_a_scene_share_haspis_reference_path_bit_identically(mode):
+    plain = _scene(mode, None)
+    cache = ProcessedPathCache()
+    shared = _scene(mode, cache)
+    assert torch.equal(plain, shared)
+    assert cache.reference_hits == 4  # HASPI, per ear: made by the first listener, used twice
+    assert cache.hits == 6  # and HASQI still reuses each item's processed path
+
+
+def test_a_different_reference_is_not_shared():
+    cache = ProcessedPathCache()
+    assert torch.equal(_scene("compat", None, True), _scene("compat", cache, True))
+    assert cache.reference_hits == 2  # the first two listeners, per ear
+
+
+def test_no_room_for_the_reference_means_it_is_computed_per_item():
+    cache = ProcessedPathCache(max_reference_bytes=0)
+    assert torch.equal(_scene("compat", None), _scene("compat", cache))
+    assert cache.reference_hits == 0 and cache.hits == 6

@@ -43,7 +43,7 @@ from clarity_se.ear_model.loss import center_frequency, loss_parameters
 from clarity_se.ear_model.middle_ear import middle_ear
 from clarity_se.ear_model.noise import PairRandom, basilar_membrane_add_noise
 from clarity_se.ear_model.resample import resample_24khz, resampled_length
-from clarity_se.ear_model.shared import ProcessedPath, ProcessedPathCache
+from clarity_se.ear_model.shared import ProcessedPath, ProcessedPathCache, ReferencePath
 from clarity_se.ear_model.vector_ir import LANES
 
 logger = logging.getLogger(__name__)
@@ -280,7 +280,9 @@ def ear_model(
         Share the processed path (middle-ear output to OHC compression) with other calls on
         the same processed signals, audiograms and level, e.g. HASPI then HASQI
         (:mod:`clarity_se.ear_model.shared`): an item found in it skips its processed control
-        and main filter banks and compression; an item not found is offered to it.  Outputs
+        and main filter banks and compression; an item not found is offered to it.  Without
+        the BM path (``basilar_membrane=False``, HASPI) it also keeps each distinct reference
+        path for the later items with the same reference (the listeners of a scene).  Outputs
         are bit-identical with or without it.  Used by the per-item (CPU) path only.
 
     Returns
@@ -422,11 +424,15 @@ def ear_model(
             # middle-ear output itself (compared exactly by the cache)
             key = (tuple(hl[i].tolist()), float(level_db_spl), float(freq_sample), nchan, shift,
                    str(dtype), str(device), n)  # fmt: skip
+            # the reference path's settings: its loss (normal hearing for itype 0) and the rest
+            ref_key = ("reference", tuple(0.0 for _ in range(6)) if itype == 0 else key[0],
+                       *key[1:], m_delay)  # fmt: skip
             item = _cochlea(
                 ref_mid[i : i + 1, :n], proc_mid[i : i + 1, :n], None,
                 _select(loss_x, i), _select(loss_y, i), rng.subset([i]),
                 out=tuple(None if o is None else o[i : i + 1, :, :n] for o in outs),
-                processed_cache=processed_cache, cache_key=key, **params,
+                processed_cache=processed_cache, cache_key=key, reference_key=ref_key,
+                **params,
             )
             for full, part in zip(sls, item[4:], strict=True):
                 full[i] = part[0]
@@ -467,6 +473,7 @@ def _cochlea(
     out: tuple | None = None,
     processed_cache: ProcessedPathCache | None = None,
     cache_key: tuple | None = None,
+    reference_key: tuple | None = None,
 ) -> tuple:
     """Gammatone filterbanks to group-delay compensation for middle-ear outputs ``[batch, time]``.
 
@@ -475,7 +482,9 @@ def _cochlea(
     ``with_bm=False`` skips the BM path (its two outputs are None) but still draws the noise.
     ``processed_cache`` (one item, no ``lengths``): the processed path up to the OHC compression
     is taken from it when an entry for ``proc_mid`` under ``cache_key`` exists, else computed
-    and offered to it (bit-identical either way, see :mod:`.shared`).
+    and offered to it (bit-identical either way, see :mod:`.shared`).  Without the BM path
+    (HASPI), the whole reference path is likewise shared under ``reference_key`` between items
+    with the same reference (the listeners of a scene): it draws no noise then.
     """
     batch, n_time = ref_mid.shape
     nchan = cf.shape[0]
@@ -516,28 +525,50 @@ def _cochlea(
                 )
     proc_bm_wanted = with_bm or (produce is not None and produce.basilar_membrane is not None)
 
+    # Reference path from the cache (no BM: it then depends on the reference signal only), or
+    # computed and kept for the next item with the same reference
+    ref_cached = ref_produce = None
+    if processed_cache is not None and reference_key is not None and not with_bm:
+        ref_cached = processed_cache.find_reference(reference_key, ref_mid)
+        if ref_cached is None:
+            size = (2 * nchan * n_time + n_time + 3 * nchan) * ref_mid.element_size()
+            if processed_cache.fits_reference(size):
+                ref_produce = ReferencePath(
+                    ref_mid.clone(),
+                    *(torch.empty((1, nchan), dtype=dtype, device=device) for _ in range(3)),
+                    torch.empty((1, nchan, n_time), dtype=dtype, device=device),
+                    torch.empty((1, nchan, n_time), dtype=dtype, device=device),
+                )
+
     # Pass 1 -- control path (wide filters) and level-dependent bandwidths
     bw1 = bandwidth_1.to(dtype)[None].expand(batch, -1)
-    ref_control = torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
-    proc_control = None if cached is not None else torch.empty_like(ref_control)
+    ref_control = (torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
+                   if ref_cached is None else None)  # fmt: skip
+    proc_control = (torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
+                    if cached is None else None)  # fmt: skip
     ref_bw = torch.empty((batch, nchan), dtype=dtype, device=device)
     proc_bw = torch.empty_like(ref_bw)
     ref_control_rms = torch.empty_like(ref_bw)
     proc_control_rms = torch.empty_like(ref_bw)
     for sl in chunks:
-        if cached is None:
+        if cached is None and ref_cached is None:
             rc, _, pc, _ = gammatone_basilar_membrane(
                 ref_mid, bw1[:, sl], proc_mid, bw1[:, sl], freq_sample,
                 cf_control[sl].to(dtype), with_bm=False,
             )  # fmt: skip
             rc, pc = _masked(rc, pc)
-        else:
+        elif ref_cached is None:
             rc, _ = gammatone_filterbank(ref_mid, bw1[:, sl], freq_sample,
                                          cf_control[sl].to(dtype), with_bm=False)
-        ref_control[:, sl] = rc
-        ref_control_rms[:, sl] = _masked_rms(rc, None, lengths)
-        ref_bw[:, sl] = bandwidth_adjust(rc, loss_x.bandwidth[:, sl], bw1[:, sl], level_db_spl,
-                                         lengths=lengths)
+        elif cached is None:
+            pc, _ = gammatone_filterbank(proc_mid, bw1[:, sl], freq_sample,
+                                         cf_control[sl].to(dtype), with_bm=False)
+            (pc,) = _masked(pc)
+        if ref_cached is None:
+            ref_control[:, sl] = rc
+            ref_control_rms[:, sl] = _masked_rms(rc, None, lengths)
+            ref_bw[:, sl] = bandwidth_adjust(rc, loss_x.bandwidth[:, sl], bw1[:, sl],
+                                             level_db_spl, lengths=lengths)
         if cached is None:
             proc_control[:, sl] = pc
             proc_control_rms[:, sl] = _masked_rms(pc, None, lengths)
@@ -545,15 +576,21 @@ def _cochlea(
                                               level_db_spl, lengths=lengths)
     if cached is not None:
         proc_control_rms = cached.control_rms
+    if ref_cached is not None:
+        ref_bw, ref_control_rms = ref_cached.bandwidth, ref_cached.control_rms
 
     # Pass 2 -- main path, OHC compression, envelope alignment, dB SL, IHC adaptation
     ref_db = torch.empty((batch, nchan, n_time), dtype=dtype, device=device)
     proc_db = torch.empty_like(ref_db)
     ref_b, proc_b = (torch.empty_like(ref_db) if with_bm else None for _ in range(2))
-    ref_average = torch.empty_like(ref_bw)
+    ref_average = torch.empty_like(ref_bw) if ref_cached is None else ref_cached.average
     proc_average = torch.empty_like(ref_bw) if cached is None else cached.average
     for sl in chunks:
-        if cached is None and proc_bm_wanted == with_bm:
+        if ref_cached is not None:
+            if cached is None:
+                yenv, ybm = gammatone_filterbank(proc_mid, proc_bw[:, sl], freq_sample,
+                                                 cf[sl].to(dtype), with_bm=proc_bm_wanted)
+        elif cached is None and proc_bm_wanted == with_bm:
             xenv, xbm, yenv, ybm = gammatone_basilar_membrane(
                 ref_mid, ref_bw[:, sl], proc_mid, proc_bw[:, sl], freq_sample, cf[sl].to(dtype),
                 with_bm=with_bm,
@@ -564,15 +601,22 @@ def _cochlea(
             if cached is None:
                 yenv, ybm = gammatone_filterbank(proc_mid, proc_bw[:, sl], freq_sample,
                                                  cf[sl].to(dtype), with_bm=proc_bm_wanted)
-        if with_bm:
-            xenv, xbm = _masked(xenv, xbm)
+        if ref_cached is not None:
+            rcc, rb = ref_cached.envelope[:, sl], None
         else:
-            (xenv,) = _masked(xenv)
-        ref_average[:, sl] = _masked_rms(xenv, None, lengths)
-        rcc, rb = env_compress_basilar_membrane(
-            xenv, xbm, ref_control[:, sl], loss_x.attenuated_ohc[:, sl], loss_x.low_knee[:, sl],
-            loss_x.compression_ratio[:, sl], freq_sample, level_db_spl,
-        )
+            if with_bm:
+                xenv, xbm = _masked(xenv, xbm)
+            else:
+                (xenv,) = _masked(xenv)
+            ref_average[:, sl] = _masked_rms(xenv, None, lengths)
+            rcc, rb = env_compress_basilar_membrane(
+                xenv, xbm, ref_control[:, sl], loss_x.attenuated_ohc[:, sl],
+                loss_x.low_knee[:, sl], loss_x.compression_ratio[:, sl], freq_sample,
+                level_db_spl,
+            )
+            del xenv, xbm
+            if ref_produce is not None:
+                ref_produce.envelope[:, sl] = rcc
         if cached is None:
             yenv, ybm = _masked(yenv, ybm) if ybm is not None else (*_masked(yenv), None)
             proc_average[:, sl] = _masked_rms(yenv, None, lengths)
@@ -590,23 +634,25 @@ def _cochlea(
         else:
             pcc = cached.envelope[:, sl]
             pb = cached.basilar_membrane[:, sl] if with_bm else None
-        del xenv, xbm
         # align the processed envelope and BM motion to the reference, band by band
         pcc = envelope_align(rcc, pcc, sample_rate=freq_sample, lengths=align_lengths,
                              search_dtype=search_dtype, verify_lags=verify_lags)
         if with_bm:
             pb = envelope_align(rb, pb, sample_rate=freq_sample, lengths=align_lengths,
                                 search_dtype=search_dtype, verify_lags=verify_lags)
-        rcc, rb = envelope_sl(rcc, rb, loss_x.attenuated_ihc[:, sl], level_db_spl)
         pcc, pb = envelope_sl(pcc, pb, loss_y.attenuated_ihc[:, sl], level_db_spl)
-        rdb, rb = inner_hair_cell_adaptation(rcc, rb, _IHC_OVERSHOOT, freq_sample,
-                                             lengths=align_lengths)
         pdb, pb = inner_hair_cell_adaptation(pcc, pb, _IHC_OVERSHOOT, freq_sample,
                                              lengths=align_lengths)
+        if ref_cached is None:
+            rcc, rb = envelope_sl(rcc, rb, loss_x.attenuated_ihc[:, sl], level_db_spl)
+            rdb, rb = inner_hair_cell_adaptation(rcc, rb, _IHC_OVERSHOOT, freq_sample,
+                                                 lengths=align_lengths)
         if with_bm:
             ref_db[:, sl], ref_b[:, sl], proc_db[:, sl], proc_b[:, sl] = _masked(rdb, rb, pdb, pb)
-        else:
+        elif ref_cached is None:
             ref_db[:, sl], proc_db[:, sl] = _masked(rdb, pdb)
+        else:
+            (proc_db[:, sl],) = _masked(pdb)
     if produce is not None:
         produce.control_rms.copy_(proc_control_rms)
         produce.average.copy_(proc_average)
@@ -629,6 +675,8 @@ def _cochlea(
     del ref_b, proc_b
 
     # Inter-band group delay (reference bandwidths for both signals: pyclarity quirk)
+    if ref_cached is not None:
+        ref_db = None  # the cached output, already compensated: set below
     if m_delay > 0:
         correct = group_delay_correction(ref_bw, cf, freq_sample).to(device)
         npts = None if mask is None else lengths
@@ -642,6 +690,15 @@ def _cochlea(
             if t is not None:
                 o.copy_(t)
         ref_db, ref_bm, proc_db, proc_bm = out
+    if ref_cached is not None:
+        ref_db = (ref_cached.output.clone() if out is None
+                  else out[0].copy_(ref_cached.output))  # fmt: skip
+
+    if ref_produce is not None:
+        for field, value in (("bandwidth", ref_bw), ("control_rms", ref_control_rms),
+                             ("average", ref_average), ("output", ref_db)):  # fmt: skip
+            getattr(ref_produce, field).copy_(value)
+        processed_cache.put_reference(reference_key, ref_produce)
 
     # Long-term spectra in dB SL
     ref_sl = convert_rms_to_sl(

@@ -7,6 +7,14 @@ middle-ear output through the control filter bank, the level-dependent bandwidth
 filter bank and the OHC compression is the same computation twice, about a tenth of a whole
 ``evaluate``.  :class:`ProcessedPathCache` keeps it from the first call for the second.
 
+The same object also shares *reference* paths between the items of a batch.  In the ICASSP
+2023 recipe the listeners of a scene have one reference, and HASPI's ear model passes it
+through a normal ear (itype 0) without the BM path, where it draws no noise: its whole path,
+from the middle ear to the group-delay-compensated dB SL envelope, is the same for every
+listener.  A :class:`ReferencePath` entry keeps it (and the compressed envelope that the
+processed signal is aligned to), found by content like the processed entries, and is used by
+every later item with that reference until the cache goes.
+
 API
 ---
 ``ProcessedPathCache(max_bytes=768 MiB, basilar_membrane=True)``; give the same object as
@@ -23,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["ProcessedPath", "ProcessedPathCache"]
+__all__ = ["ProcessedPath", "ProcessedPathCache", "ReferencePath"]
 
 
 @dataclass
@@ -58,6 +66,39 @@ class ProcessedPath:
         return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
+@dataclass
+class ReferencePath:
+    """The reference-signal outputs of the cochlear model without the BM path (HASPI).
+
+    Attributes
+    ----------
+    signal : Tensor [shape=(1, time)]
+        Middle-ear output of the reference (the key, compared exactly).
+    bandwidth : Tensor [shape=(1, nchan)]
+        Level-dependent auditory filter bandwidths (also set the group delay of both signals).
+    control_rms, average : Tensor [shape=(1, nchan)]
+        RMS of the control-path envelope and of the main-path envelope before compression.
+    envelope : Tensor [shape=(1, nchan, time)]
+        Main-path envelope after OHC compression (what the processed envelope is aligned to).
+    output : Tensor [shape=(1, nchan, time)], dB SL
+        The reference output of the model: after IHC adaptation and group-delay compensation.
+    """
+
+    signal: Tensor
+    bandwidth: Tensor
+    control_rms: Tensor
+    average: Tensor
+    envelope: Tensor
+    output: Tensor
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the tensors."""
+        tensors = (self.signal, self.bandwidth, self.control_rms, self.average, self.envelope,
+                   self.output)  # fmt: skip
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
 class ProcessedPathCache:
     """Hand the processed path of one ear-model call to a later call on the same signal.
 
@@ -69,6 +110,9 @@ class ProcessedPathCache:
     basilar_membrane : bool
         Producing calls that do not need the BM motion themselves (HASPI) still compute and keep
         the processed one, so that a later call that needs it (HASQI) can use the entry.
+    max_reference_bytes : int
+        Largest total size of the reference entries, bytes (default 256 MiB: both ears of a
+        10 s reference in float64); a reference that does not fit is computed per item.
 
     Raises
     ------
@@ -91,15 +135,21 @@ class ProcessedPathCache:
     (0, 0)
     """
 
-    def __init__(self, max_bytes: int = 768 << 20, *, basilar_membrane: bool = True) -> None:
-        if int(max_bytes) < 0:
-            raise ValueError(f"ProcessedPathCache: max_bytes must be >= 0, got {max_bytes!r}")
+    def __init__(self, max_bytes: int = 768 << 20, *, basilar_membrane: bool = True,
+                 max_reference_bytes: int = 256 << 20) -> None:  # fmt: skip
+        for name, value in (("max_bytes", max_bytes), ("max_reference_bytes", max_reference_bytes)):
+            if int(value) < 0:
+                raise ValueError(f"ProcessedPathCache: {name} must be >= 0, got {value!r}")
         self.max_bytes = int(max_bytes)
+        self.max_reference_bytes = int(max_reference_bytes)
         self.basilar_membrane = bool(basilar_membrane)
         self._entries: dict[tuple, list[ProcessedPath]] = {}
+        self._references: dict[tuple, list[ReferencePath]] = {}
         self.nbytes = 0
+        self.reference_nbytes = 0
         self.hits = 0
         self.misses = 0
+        self.reference_hits = 0
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._entries.values())
@@ -142,7 +192,36 @@ class ProcessedPathCache:
         self.nbytes += entry.nbytes
         return True
 
+    def find_reference(self, key: tuple, signal: Tensor) -> ReferencePath | None:
+        """The reference entry for ``signal`` under ``key`` (kept for later items), or None.
+
+        Parameters
+        ----------
+        key : tuple
+            Hashable settings of the reference path (its loss, level, rates, bands, dtype, ...).
+        signal : Tensor [shape=(1, time)]
+            The item's reference middle-ear output; must equal the entry's exactly.
+        """
+        for entry in self._references.get(key, []):
+            if entry.signal.shape == signal.shape and torch.equal(entry.signal, signal):
+                self.reference_hits += 1
+                return entry
+        return None
+
+    def fits_reference(self, nbytes: int) -> bool:
+        """Whether a reference entry of ``nbytes`` bytes may still be stored."""
+        return self.reference_nbytes + int(nbytes) <= self.max_reference_bytes
+
+    def put_reference(self, key: tuple, entry: ReferencePath) -> bool:
+        """Store a reference ``entry`` under ``key`` if it fits; returns whether it was stored."""
+        if not self.fits_reference(entry.nbytes):
+            return False
+        self._references.setdefault(key, []).append(entry)
+        self.reference_nbytes += entry.nbytes
+        return True
+
     def clear(self) -> None:
         """Drop every entry."""
         self._entries.clear()
-        self.nbytes = 0
+        self._references.clear()
+        self.nbytes = self.reference_nbytes = 0
