@@ -109,6 +109,23 @@ def test_compat_equals_pyclarity_recipe(tree, reference):
     )
 
 
+def _spawned_workers(pid: int) -> list[int]:
+    """Process ids of the ``multiprocessing`` spawned children of ``pid`` (Linux ``/proc``)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid and b"spawn_main" in cmdline:
+                out.append(int(entry))
+    return out
+
+
 def test_killed_then_resumed_with_two_workers_equals_uninterrupted(tree, reference, tmp_path):
     exp = new_exp(tree, tmp_path)
     journal = exp / "scores.jsonl"
@@ -134,11 +151,18 @@ def test_killed_then_resumed_with_two_workers_equals_uninterrupted(tree, referen
             )
             assert time.monotonic() < deadline, "no pair journaled in 240 s"
             time.sleep(0.05)
+        workers = _spawned_workers(proc.pid)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.wait()
         log.close()
+    # the orphaned workers notice and exit instead of waiting for work forever
+    deadline = time.monotonic() + 20
+    while any(os.path.exists(f"/proc/{pid}") for pid in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their killed parent"
+        time.sleep(0.2)
+    assert len(workers) == 2, workers  # evaluate.workers defaults to one per core (CI: 2)
     done_before = journal.read_text().count("\n")
     assert 1 <= done_before < len(PAIRS), "kill came too late to test a resume"
     # A kill -9 in the middle of a journal write leaves a torn last line.

@@ -420,10 +420,25 @@ def resolve_workers(workers: int, device: str) -> int:
 _SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
+    """Start-up of a spawned worker: one torch thread, and exit when ``parent`` is gone.
+
+    A worker whose ``clarity-se evaluate`` was killed (``kill -9``, out of memory) would wait
+    for work forever, holding its memory; a daemon thread checks every second that its parent
+    process is still ``parent`` and ends the worker otherwise.
+    """
+    import threading
+
     import torch
 
     torch.set_num_threads(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def scene_jobs(pairs: list[tuple[str, str]], batch_size: int) -> list[PairJob]:
@@ -602,7 +617,10 @@ def run_evaluate(cfg) -> tuple[int, int]:
                 # pre-queues jobs it can no longer cancel: this process then idled at the end,
                 # ~5 s of 56 s for 18 compat pairs on 2 cores.)
                 pool = ProcessPoolExecutor(
-                    workers, mp_context=get_context("spawn"), initializer=_worker_init
+                    workers,
+                    mp_context=get_context("spawn"),
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
                 )
                 futures = [pool.submit(score_scene, job, container) for job in jobs]
             finally:
