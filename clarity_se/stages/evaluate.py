@@ -453,9 +453,10 @@ def scene_jobs(pairs: list[tuple[str, str]], batch_size: int) -> list[PairJob]:
 
 
 #: Share of a pair's scoring that the other pairs of its scene job reuse (the threshold noise
-#: drawn once per scene; measured: 3 compat pairs of a 5 s scene 4.1 s per pair together,
-#: 4.7 s one at a time).  Used only to choose between scene and one-pair jobs.
-SCENE_SHARED_FRACTION = 0.12
+#: and HASPI's reference path, computed once per scene; measured on 5 s pairs, 1 thread: compat
+#: 3.6 s per pair for 3 pairs together, 4.05 s one at a time (17 %); fast 1.85 s vs 2.0 s
+#: (11 %)).  Used only to choose between scene and one-pair jobs.
+SCENE_SHARED_FRACTION = 0.15
 
 
 def _makespan(costs: list[float], workers: int) -> float:
