@@ -634,6 +634,10 @@ def run_evaluate(cfg) -> tuple[int, int]:
                 for future in as_completed(futures):
                     collect(future.result())
                     write_csvs()
+                # every result is in: end the workers rather than wait while each tears down
+                # torch and numba (18 fast pairs on 2 cores: 1.0 s of 21.5 s; nothing is lost)
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.terminate()
     finally:
         progress.close()
         journal.close()
