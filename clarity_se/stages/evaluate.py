@@ -474,7 +474,23 @@ def plan_jobs(pairs: list[tuple[str, str]], batch_size: int, workers: int) -> li
     A job of ``k`` pairs of one scene costs ``k - (k - 1) * SCENE_SHARED_FRACTION`` pair
     units; with few jobs per process, whole scenes can leave a process idle at the end while
     single pairs balance better (18 pairs of 6 scenes on 2 processes: scenes; 15 pairs of 5
-    scenes: single pairs).  Scores do not depend on the batching.
+    scenes: single pairs).  Both plans are simulated on one FIFO queue (:func:`_makespan`,
+    equal pair durations assumed) and the sooner one is taken.  Scores do not depend on the
+    batching.
+
+    Parameters
+    ----------
+    pairs : list of (str, str)
+        ``(scene, listener)`` pairs to score, in the official order.
+    batch_size : int
+        ``evaluate.batch_size``: most pairs per scene job.
+    workers : int
+        Worker processes that will take the jobs (:func:`resolve_workers`).
+
+    Returns
+    -------
+    list of PairJob
+        Every pair exactly once, scenes in first-seen order.
     """
     jobs = scene_jobs(pairs, batch_size)
     if workers <= 1 or len(jobs) <= 1:
