@@ -39,9 +39,14 @@ def _score(mode, cache, hl_right_hasqi=HL_RIGHT):
     common = dict(reference_left=ref, reference_right=0.8 * ref, processed_left=proc,
                   processed_right=0.7 * proc, sample_rate=FS, level_db_spl=100.0, rng=rng,
                   processed_cache=cache)  # fmt: skip
-    haspi = haspi_v2_better_ear(**common, hearing_loss_left_db_hl=HL_LEFT,
-                                hearing_loss_right_db_hl=HL_RIGHT)
-    hasqi = hasqi_v2_better_ear(**common, hearing_loss_left_db_hl=HL_LEFT,
+    return _both_metrics(common, HL_LEFT, HL_RIGHT, hl_right_hasqi)
+
+
+def _both_metrics(common, hl_left, hl_right, hl_right_hasqi):
+    """HASPI then HASQI better ear (sharing ``common["processed_cache"]``): the four scores."""
+    haspi = haspi_v2_better_ear(**common, hearing_loss_left_db_hl=hl_left,
+                                hearing_loss_right_db_hl=hl_right)
+    hasqi = hasqi_v2_better_ear(**common, hearing_loss_left_db_hl=hl_left,
                                 hearing_loss_right_db_hl=hl_right_hasqi)
     return torch.stack([haspi.left.score, haspi.right.score, hasqi.left.score,
                         hasqi.right.score])  # fmt: skip
@@ -109,12 +114,8 @@ def _scene(mode, cache, shift_one_reference=False):
     rng = PairRandom.compat([11] * 3) if mode == "compat" else PairRandom.fast([11] * 3)
     common = dict(reference_left=refs, reference_right=0.8 * refs, processed_left=procs,
                   processed_right=0.7 * procs, sample_rate=FS, level_db_spl=100.0, rng=rng,
-                  processed_cache=cache, hearing_loss_left_db_hl=hl,
-                  hearing_loss_right_db_hl=hl[:, ::-1].copy())  # fmt: skip
-    haspi = haspi_v2_better_ear(**common)
-    hasqi = hasqi_v2_better_ear(**common)
-    return torch.stack([haspi.left.score, haspi.right.score, hasqi.left.score,
-                        hasqi.right.score])  # fmt: skip
+                  processed_cache=cache)  # fmt: skip
+    return _both_metrics(common, hl, hl[:, ::-1].copy(), hl[:, ::-1].copy())
 
 
 @pytest.mark.parametrize("mode", ["compat", "fast"])
