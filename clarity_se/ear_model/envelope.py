@@ -138,7 +138,8 @@ def correlation_window(reference: Tensor, output: Tensor, lags: int) -> Tensor:
     >= ``8 lags``: cache-resident transforms, 85 % useful), and the block spectra are summed
     before a single inverse FFT.  About 1.6x faster than one FFT of ``2**ceil(log2(time +
     lags))`` points at 5-10 s of 24 kHz signal and equal to it to rounding (~1e-15 of the peak);
-    shorter signals use the single FFT.
+    shorter signals use the single FFT.  The blocks are built in contiguous buffers (no padded
+    copies, no strided FFT input): 37 vs 55 ms for 16 bands of 5 s in float32, same values.
 
     References
     ----------
@@ -157,17 +158,30 @@ def correlation_window(reference: Tensor, output: Tensor, lags: int) -> Tensor:
     n_fft = n_block_fft
     block = n_fft - 2 * lags + 1
     n_blocks = -(-n_time // block)
-    # block k of the output: output[k B : (k + 1) B]; its reference stretch starts lags - 1
-    # samples earlier: reference[k B - lags + 1 : k B - lags + 1 + N] (zero outside the signal)
-    padded = torch.nn.functional.pad(
-        reference, (lags - 1, (n_blocks - 1) * block + n_fft - n_time - (lags - 1))
-    )
-    ref_blocks = padded.unfold(-1, n_fft, block)  # [..., n_blocks, N]
-    out_blocks = torch.nn.functional.pad(output, (0, n_blocks * block - n_time)).unflatten(
-        -1, (n_blocks, block)
-    )
-    spec = torch.fft.rfft(ref_blocks, n=n_fft)
-    spec.mul_(torch.fft.rfft(out_blocks, n=n_fft).conj())
+    # block k of the output: output[k B : (k + 1) B], zero-padded to N; its reference stretch
+    # starts lags - 1 samples earlier: reference[k B - lags + 1 : k B - lags + 1 + N] (zero
+    # outside the signal).  Both are written straight into contiguous [..., n_blocks, N]
+    # buffers: each sample copied once, and the FFT of contiguous rows is ~2x faster than of
+    # an overlapping (unfold) view or of rows it must pad itself (bit-identical values).
+    lead = reference.shape[:-1]
+    ref_blocks = reference.new_empty(*lead, n_blocks, n_fft)
+    out_blocks = output.new_empty(*lead, n_blocks, n_fft)
+    out_blocks[..., block:].zero_()
+    for k in range(n_blocks):
+        start = k * block - (lags - 1)
+        lo, hi = max(start, 0), min(start + n_fft, n_time)
+        ref_blocks[..., k, : lo - start].zero_()
+        ref_blocks[..., k, lo - start : hi - start].copy_(reference[..., lo:hi])
+        ref_blocks[..., k, hi - start :].zero_()
+        end = min((k + 1) * block, n_time)
+        out_blocks[..., k, : end - k * block].copy_(output[..., k * block : end])
+        out_blocks[..., k, end - k * block : block].zero_()
+    spec = torch.fft.rfft(ref_blocks)
+    del ref_blocks
+    other = torch.fft.rfft(out_blocks)
+    del out_blocks
+    # in-place conjugate, then a plain product (a product with a lazy conj() view is slower)
+    spec.mul_(other.conj_physical_())
     # index s of the block correlation is lag s - lags + 1, no wrap-around for s < 2 lags
     return torch.fft.irfft(spec.sum(dim=-2), n=n_fft)[..., : 2 * lags]
 
