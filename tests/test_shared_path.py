@@ -126,6 +126,9 @@ def test_listeners_of_a_scene_share_haspis_reference_path_bit_identically(mode):
     assert torch.equal(plain, shared)
     assert cache.reference_hits == 4  # HASPI, per ear: made by the first listener, used twice
     assert cache.hits == 6  # and HASQI still reuses each item's processed path
+    # 24 kHz resampling, per ear: HASPI resamples the reference once (2 hits) and each output;
+    # HASQI finds all six rows
+    assert cache.resampled_hits == 2 * (2 + 6)
 
 
 def test_a_different_reference_is_not_shared():

@@ -360,8 +360,8 @@ def ear_model(
                                   cf_control).bandwidth[0]  # [nchan]
 
     # Resample to 24 kHz, truncate to the shorter signal, bulk alignment
-    ref24, freq_sample = resample_24khz(ref, reference_sample_rate, lengths=ref_len)
-    proc24, freq_sample = resample_24khz(proc, processed_sample_rate, lengths=proc_len)
+    ref24, freq_sample = _resample_rows(ref, reference_sample_rate, ref_len, processed_cache)
+    proc24, freq_sample = _resample_rows(proc, processed_sample_rate, proc_len, processed_cache)
     ref_len24 = torch.tensor(
         [resampled_length(int(n), reference_sample_rate) for n in ref_len.tolist()],
         dtype=torch.long, device=device,
@@ -445,6 +445,28 @@ def ear_model(
     return EarModelOutput(
         ref_db, ref_bm, proc_db, proc_bm, ref_sl, proc_sl, float(freq_sample), lengths=lengths
     )
+
+
+def _resample_rows(x: Tensor, rate: float, lengths: Tensor, cache: ProcessedPathCache | None):
+    """:func:`resample_24khz` of ``x [batch, time]``; on CPU row by row, each distinct row once.
+
+    A row equal to one resampled before, in this call or (with ``cache``) in an earlier call
+    on the same cache, reuses its output: a scene's reference is resampled once for all its
+    listeners and both metrics, each hearing-aid output once for HASPI and HASQI.  Row by row
+    on CPU in any case, so that an output does not depend on the batch it came in.
+    """
+    if x.device.type != "cpu" or x.shape[0] == 0:
+        return resample_24khz(x, rate, lengths=lengths)
+    local = ProcessedPathCache(max_bytes=0) if cache is None else cache
+    rows, freq_sample = [], 24000.0
+    for i in range(x.shape[0]):
+        row, n = x[i : i + 1], int(lengths[i])
+        out = local.find_resampled(row, rate, n)
+        if out is None:
+            out, freq_sample = resample_24khz(row, rate, lengths=lengths[i : i + 1])
+            local.put_resampled(row, rate, n, out)
+        rows.append(out)
+    return torch.cat(rows), freq_sample
 
 
 def _select(loss, i: int):

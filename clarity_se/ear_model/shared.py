@@ -15,6 +15,9 @@ listener.  A :class:`ReferencePath` entry keeps it (and the compressed envelope 
 processed signal is aligned to), found by content like the processed entries, and is used by
 every later item with that reference until the cache goes.
 
+Last, it remembers the 24 kHz resampling of each distinct input row (a scene's reference is
+the same for every listener and both metrics), found by content, so that it is done once.
+
 API
 ---
 ``ProcessedPathCache(max_bytes=768 MiB, basilar_membrane=True)``; give the same object as
@@ -145,6 +148,10 @@ class ProcessedPathCache:
         self.basilar_membrane = bool(basilar_membrane)
         self._entries: dict[tuple, list[ProcessedPath]] = {}
         self._references: dict[tuple, list[ReferencePath]] = {}
+        self._resampled: dict[tuple, list[tuple[Tensor, Tensor]]] = {}
+        self.resampled_nbytes = 0
+        self.max_resampled_bytes = 64 << 20
+        self.resampled_hits = 0
         self.nbytes = 0
         self.reference_nbytes = 0
         self.hits = 0
@@ -220,8 +227,29 @@ class ProcessedPathCache:
         self.reference_nbytes += entry.nbytes
         return True
 
+    def find_resampled(self, signal: Tensor, rate: float, length: int) -> Tensor | None:
+        """The 24 kHz resampling of ``signal [1, time]`` (``length`` valid samples at ``rate``
+        Hz) stored by :meth:`put_resampled`, or None."""
+        key = (float(rate), int(length), tuple(signal.shape), str(signal.dtype), str(signal.device))
+        for source, resampled in self._resampled.get(key, []):
+            if torch.equal(source, signal):
+                self.resampled_hits += 1
+                return resampled
+        return None
+
+    def put_resampled(self, signal: Tensor, rate: float, length: int, resampled: Tensor) -> bool:
+        """Keep ``resampled`` for later rows equal to ``signal`` (copies both) if it fits."""
+        size = (signal.numel() + resampled.numel()) * signal.element_size()
+        if self.resampled_nbytes + size > self.max_resampled_bytes:
+            return False
+        key = (float(rate), int(length), tuple(signal.shape), str(signal.dtype), str(signal.device))
+        self._resampled.setdefault(key, []).append((signal.clone(), resampled.clone()))
+        self.resampled_nbytes += size
+        return True
+
     def clear(self) -> None:
         """Drop every entry."""
         self._entries.clear()
         self._references.clear()
-        self.nbytes = self.reference_nbytes = 0
+        self._resampled.clear()
+        self.nbytes = self.reference_nbytes = self.resampled_nbytes = 0
