@@ -360,10 +360,8 @@ class _LegacyNormals:
     """
 
     def __init__(self, seed: int | np.random.RandomState, max_bytes: int = 256 << 20) -> None:
-        if isinstance(seed, np.random.RandomState):  # continue a generator (it is advanced)
-            self.seed, self._rs = None, seed
-        else:
-            self.seed, self._rs = int(seed), np.random.RandomState(int(seed))
+        # a RandomState is continued from its state (and advanced); a seed starts a new one
+        self._rs = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
         self.max_bytes = int(max_bytes)
         self._end = 0
         self._blocks: list[tuple[int, np.ndarray]] = []  # contiguous, ending at self._end

@@ -102,6 +102,42 @@ class ReferencePath:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
+class _KeptByContent:
+    """Values kept for every later lookup (never used up), found by a settings key and an exact
+    comparison of their source signal, within a byte budget; counts its hits."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._entries: dict[tuple, list[tuple[Tensor, object]]] = {}
+        self.nbytes = 0
+        self.hits = 0
+
+    def find(self, key: tuple, signal: Tensor):
+        """The value stored under ``key`` for a source equal to ``signal``, or None."""
+        for source, value in self._entries.get(key, []):
+            if source.shape == signal.shape and torch.equal(source, signal):
+                self.hits += 1
+                return value
+        return None
+
+    def fits(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` more bytes may still be stored."""
+        return self.nbytes + int(nbytes) <= self.max_bytes
+
+    def put(self, key: tuple, signal: Tensor, value, nbytes: int) -> bool:
+        """Store ``value`` (``nbytes`` bytes) for ``signal`` under ``key`` if it fits."""
+        if not self.fits(nbytes):
+            return False
+        self._entries.setdefault(key, []).append((signal, value))
+        self.nbytes += int(nbytes)
+        return True
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        self._entries.clear()
+        self.nbytes = 0
+
+
 class ProcessedPathCache:
     """Hand the processed path of one ear-model call to a later call on the same signal.
 
@@ -147,16 +183,21 @@ class ProcessedPathCache:
         self.max_reference_bytes = int(max_reference_bytes)
         self.basilar_membrane = bool(basilar_membrane)
         self._entries: dict[tuple, list[ProcessedPath]] = {}
-        self._references: dict[tuple, list[ReferencePath]] = {}
-        self._resampled: dict[tuple, list[tuple[Tensor, Tensor]]] = {}
-        self.resampled_nbytes = 0
-        self.max_resampled_bytes = 64 << 20
-        self.resampled_hits = 0
+        self._references = _KeptByContent(max_reference_bytes)
+        self._resampled = _KeptByContent(64 << 20)  # 24 kHz resamplings: ~3 MB per 5 s row
         self.nbytes = 0
-        self.reference_nbytes = 0
         self.hits = 0
         self.misses = 0
-        self.reference_hits = 0
+
+    @property
+    def reference_hits(self) -> int:
+        """Lookups that found a reference entry."""
+        return self._references.hits
+
+    @property
+    def resampled_hits(self) -> int:
+        """Lookups that found a resampled row."""
+        return self._resampled.hits
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._entries.values())
@@ -209,47 +250,37 @@ class ProcessedPathCache:
         signal : Tensor [shape=(1, time)]
             The item's reference middle-ear output; must equal the entry's exactly.
         """
-        for entry in self._references.get(key, []):
-            if entry.signal.shape == signal.shape and torch.equal(entry.signal, signal):
-                self.reference_hits += 1
-                return entry
-        return None
+        return self._references.find(key, signal)
 
     def fits_reference(self, nbytes: int) -> bool:
         """Whether a reference entry of ``nbytes`` bytes may still be stored."""
-        return self.reference_nbytes + int(nbytes) <= self.max_reference_bytes
+        return self._references.fits(nbytes)
 
     def put_reference(self, key: tuple, entry: ReferencePath) -> bool:
         """Store a reference ``entry`` under ``key`` if it fits; returns whether it was stored."""
-        if not self.fits_reference(entry.nbytes):
-            return False
-        self._references.setdefault(key, []).append(entry)
-        self.reference_nbytes += entry.nbytes
-        return True
+        return self._references.put(key, entry.signal, entry, entry.nbytes)
+
+    @staticmethod
+    def _resampled_key(signal: Tensor, rate: float, length: int) -> tuple:
+        shape, dtype, device = tuple(signal.shape), str(signal.dtype), str(signal.device)
+        return (float(rate), int(length), shape, dtype, device)
 
     def find_resampled(self, signal: Tensor, rate: float, length: int) -> Tensor | None:
         """The 24 kHz resampling of ``signal [1, time]`` (``length`` valid samples at ``rate``
         Hz) stored by :meth:`put_resampled`, or None."""
-        key = (float(rate), int(length), tuple(signal.shape), str(signal.dtype), str(signal.device))
-        for source, resampled in self._resampled.get(key, []):
-            if torch.equal(source, signal):
-                self.resampled_hits += 1
-                return resampled
-        return None
+        return self._resampled.find(self._resampled_key(signal, rate, length), signal)
 
     def put_resampled(self, signal: Tensor, rate: float, length: int, resampled: Tensor) -> bool:
         """Keep ``resampled`` for later rows equal to ``signal`` (copies both) if it fits."""
         size = (signal.numel() + resampled.numel()) * signal.element_size()
-        if self.resampled_nbytes + size > self.max_resampled_bytes:
+        if not self._resampled.fits(size):
             return False
-        key = (float(rate), int(length), tuple(signal.shape), str(signal.dtype), str(signal.device))
-        self._resampled.setdefault(key, []).append((signal.clone(), resampled.clone()))
-        self.resampled_nbytes += size
-        return True
+        key = self._resampled_key(signal, rate, length)
+        return self._resampled.put(key, signal.clone(), resampled.clone(), size)
 
     def clear(self) -> None:
         """Drop every entry."""
         self._entries.clear()
         self._references.clear()
         self._resampled.clear()
-        self.nbytes = self.reference_nbytes = self.resampled_nbytes = 0
+        self.nbytes = 0
