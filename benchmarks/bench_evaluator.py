@@ -15,9 +15,16 @@ Reports pairs/s, seconds per pair, speed-up over the reference and the largest p
 difference to the reference (compat must be < 1e-4).
 Writes ``results/benchmarks/evaluator.json``.
 
-    .venv/bin/python benchmarks/bench_evaluator.py [--scenes 4] [--workers 1,2] [--batch-sizes 3] [--device cpu]
+    .venv/bin/python benchmarks/bench_evaluator.py [--scenes 4] [--workers 1,2] [--batch-sizes 3]
+        [--device cpu] [--render-seed S]
 
 Without a reference interpreter (``--ref-python ''``) only our timings are written.
+
+``--render-seed S`` scores rendered scenes instead (``clarity-se demo-data --dev-scenes
+--scenes --seed S``: reverberant binaural scenes of the demo recordings, ~8-10 s, CEC2-like
+listeners up to 105 dB HL, 3 per scene), enhanced by the official baseline's passthrough
+(``clarity-se enhance``, ``enhancer.name=passthrough``): a check on scenes that no test or golden
+file has seen.
 """
 
 from __future__ import annotations
@@ -90,6 +97,15 @@ def build_tree(root: Path, n_scenes: int, seconds: float, seed: int = 0) -> None
                 exp / "enhanced_signals" / f"{scene}_{lis}_enhanced.wav", target + noise, FS
             )
     (meta / "scenes_listeners.dev.json").write_text(json.dumps(pairs, indent=4))
+
+
+def render_tree(root: Path, n_scenes: int, seed: int) -> None:
+    """Render ``n_scenes`` dev scenes (``clarity-se demo-data``) and their passthrough outputs."""
+    cli = [sys.executable, "-m", "clarity_se.cli"]
+    subprocess.run([*cli, "demo-data", str(root), "--train-scenes", "0", "--dev-scenes",
+                    str(n_scenes), "--seed", str(seed)], check=True, cwd=REPO)  # fmt: skip
+    subprocess.run([*cli, "enhance", f"path.root={root}", f"path.exp_folder={root / 'exp'}",
+                    "enhancer.name=passthrough"], check=True, cwd=REPO)  # fmt: skip
 
 
 def run_reference(ref_python: str, root: Path) -> tuple[float, pd.DataFrame]:
@@ -185,16 +201,24 @@ def main() -> int:
         "--out", type=Path, default=REPO / "results" / "benchmarks" / "evaluator.json"
     )
     parser.add_argument("--keep", type=Path, default=None, help="build the tree here and keep it")
+    parser.add_argument(
+        "--render-seed", type=int, default=None, help="render the scenes with this seed instead"
+    )
     args = parser.parse_args()
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_eval_"))
     root.mkdir(parents=True, exist_ok=True)
     if not (root / "clarity_data").exists():
-        build_tree(root, args.scenes, args.seconds)
-    n_pairs = 3 * args.scenes
+        if args.render_seed is None:
+            build_tree(root, args.scenes, args.seconds)
+        else:
+            render_tree(root, args.scenes, args.render_seed)
+    pairs_file = root / "clarity_data" / "metadata" / "scenes_listeners.dev.json"
+    n_pairs = sum(len(v) for v in json.loads(pairs_file.read_text()).values())
     result = {
         "pairs": n_pairs,
-        "seconds_per_signal": args.seconds,
+        "render_seed": args.render_seed,
+        "seconds_per_signal": args.seconds if args.render_seed is None else None,
         "sample_rate": FS,
         "machine": {
             "platform": platform.platform(),
