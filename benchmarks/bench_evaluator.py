@@ -21,7 +21,7 @@ Writes ``results/benchmarks/evaluator.json``.
 Without a reference interpreter (``--ref-python ''``) only our timings are written.
 
 ``--render-seed S`` scores rendered scenes instead (``clarity-se demo-data --dev-scenes
---scenes --seed S``: reverberant binaural scenes of the demo recordings, ~8-10 s, CEC2-like
+--scenes --seed S``: reverberant binaural scenes of the demo recordings, about 9 s, CEC2-like
 listeners up to 105 dB HL, 3 per scene), enhanced by the official baseline's passthrough
 (``clarity-se enhance``, ``enhancer.name=passthrough``): a check on scenes that no test or golden
 file has seen.
