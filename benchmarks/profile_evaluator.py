@@ -8,7 +8,7 @@ stage of the pipeline (:data:`STAGES`: cumulative time of the stage's functions,
 caller where a function serves two stages) to ``results/benchmarks/evaluator_profile.json``
 and prints them.  ``--startup`` also times what each spawned ``evaluate`` worker pays before its
 first pair (a fresh interpreter: importing torch, importing the metrics, and the first call of
-the compiled kernels, i.e. loading numba's cache), 3 runs.
+the mode's compiled kernels, i.e. loading numba's cache), 3 runs per mode.
 
     .venv/bin/python benchmarks/profile_evaluator.py [--modes fast,compat] [--top 15] [--startup]
 """
@@ -32,7 +32,9 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")  # as `clarity-se` sets it, b
 
 
 #: Pipeline stages: label -> functions ``(file, name)`` or ``(file, name, caller file, caller
-#: name)`` whose cumulative times add up to the stage (disjoint: no function nested in another).
+#: name)`` whose cumulative times add up to the stage.  They must be disjoint: a function that
+#: another listed one also calls is counted only from its own caller (``gammatone_filterbank``
+#: also runs inside ``gammatone_basilar_membrane``, ``shift_rows`` inside ``envelope_align``).
 STAGES = {
     "amplification (NAL-R, compressor)": [("stages/amplify.py", "amplify_pair")],
     "resampling, input alignment, middle ear, NAL-R": [
@@ -42,7 +44,7 @@ STAGES = {
         ("ear_model/model.py", "_apply_nalr"),
     ],
     "gammatone filterbanks (control, main) and bandwidths": [
-        ("ear_model/gammatone.py", "gammatone_filterbank"),
+        ("ear_model/gammatone.py", "gammatone_filterbank", "ear_model/model.py", "_cochlea"),
         ("ear_model/gammatone.py", "gammatone_basilar_membrane"),
         ("ear_model/gammatone.py", "bandwidth_adjust"),
     ],
@@ -150,18 +152,17 @@ from clarity_se.ear_model.noise import PairRandom
 from clarity_se.metrics.haspi import haspi_v2_better_ear
 from clarity_se.metrics.hasqi import hasqi_v2_better_ear
 t2 = time.perf_counter()
+mode = sys.argv[1]  # a worker scores one evaluate.rng: only that mode's kernels are loaded
+dtype = torch.float32 if mode == "fast" else torch.float64
 
-def tiny():  # 0.25 s pairs at 44.1 kHz, both modes: every kernel of a worker runs once
+def tiny():  # 0.25 s pairs at 44.1 kHz: every kernel of this mode runs once
     g = torch.Generator().manual_seed(0)
-    for mode, dtype in (("fast", torch.float32), ("compat", torch.float64)):
-        x = 0.1 * torch.randn(4, 11025, generator=g, dtype=dtype)
-        rng = getattr(PairRandom, mode)([1])
-        kw = dict(reference_left=x[:1], reference_right=x[1:2], processed_left=x[2:3],
-                  processed_right=x[3:], sample_rate=44100, level_db_spl=100.0,
-                  hearing_loss_left_db_hl=[[30.0] * 6], hearing_loss_right_db_hl=[[30.0] * 6],
-                  rng=rng)
-        haspi_v2_better_ear(**kw)
-        hasqi_v2_better_ear(**{**kw, "rng": getattr(PairRandom, mode)([1])})
+    x = 0.1 * torch.randn(4, 11025, generator=g, dtype=dtype)
+    kw = dict(reference_left=x[:1], reference_right=x[1:2], processed_left=x[2:3],
+              processed_right=x[3:], sample_rate=44100, level_db_spl=100.0,
+              hearing_loss_left_db_hl=[[30.0] * 6], hearing_loss_right_db_hl=[[30.0] * 6])
+    haspi_v2_better_ear(**kw, rng=getattr(PairRandom, mode)([1]))
+    hasqi_v2_better_ear(**kw, rng=getattr(PairRandom, mode)([1]))
 
 tiny()
 t3 = time.perf_counter()
@@ -172,15 +173,16 @@ print(json.dumps({"import_torch_s": t1 - t0, "import_metrics_s": t2 - t1,
 """
 
 
-def startup_seconds(runs: int = 3) -> list[dict]:
-    """Fixed cost of a spawned worker, measured in fresh interpreters (``runs`` times)."""
+def startup_seconds(rng: str, runs: int = 3) -> list[dict]:
+    """Fixed cost of a spawned ``rng``-mode worker, in fresh interpreters (``runs`` times)."""
     out = []
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     for _ in range(runs):
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _STARTUP_PROBE], capture_output=True,
+        proc = subprocess.run([sys.executable, "-c", _STARTUP_PROBE, rng], capture_output=True,
                               text=True, check=True, cwd=REPO, env=env)  # fmt: skip
         record = json.loads(proc.stdout.strip().splitlines()[-1])
+        record["rng"] = rng
         record["process_s"] = time.perf_counter() - t0
         out.append(record)
     return out
@@ -200,12 +202,13 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="profile_eval_"))
     build_tree(root, 1, 5.0)
     results = [profile_mode(root, mode, args.top) for mode in args.modes.split(",")]
-    startup = startup_seconds() if args.startup else []
+    modes = args.modes.split(",")
+    startup = [rec for mode in modes for rec in startup_seconds(mode)] if args.startup else []
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"results": results, "startup": startup}, indent=2))
     for rec in startup:
         print(
-            f"worker start-up: import torch {rec['import_torch_s']:.2f} s, metrics "
+            f"{rec['rng']} worker start-up: import torch {rec['import_torch_s']:.2f} s, metrics "
             f"{rec['import_metrics_s']:.2f} s, first kernel calls +{rec['first_call_extra_s']:.2f}"
             f" s (whole probe process {rec['process_s']:.2f} s)"
         )

@@ -29,12 +29,18 @@ position, so the batch layout of the two calls may differ; an entry is used once
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 
 __all__ = ["ProcessedPath", "ProcessedPathCache", "ReferencePath"]
+
+
+def _tensor_bytes(entry) -> int:
+    """Bytes held by the tensor fields of a dataclass entry (None fields hold none)."""
+    values = (getattr(entry, f.name) for f in fields(entry))
+    return sum(t.numel() * t.element_size() for t in values if t is not None)
 
 
 @dataclass
@@ -64,9 +70,7 @@ class ProcessedPath:
     @property
     def nbytes(self) -> int:
         """Bytes held by the tensors."""
-        tensors = (self.signal, self.control_rms, self.average, self.envelope,
-                   self.basilar_membrane)  # fmt: skip
-        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+        return _tensor_bytes(self)
 
 
 @dataclass
@@ -97,9 +101,7 @@ class ReferencePath:
     @property
     def nbytes(self) -> int:
         """Bytes held by the tensors."""
-        tensors = (self.signal, self.bandwidth, self.control_rms, self.average, self.envelope,
-                   self.output)  # fmt: skip
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return _tensor_bytes(self)
 
 
 class _KeptByContent:
