@@ -89,7 +89,7 @@ def main() -> int:
         "seed": args.seed,
         "dev_scenes": len(scenes),
         "rng": args.rng,
-        "checkpoint": args.checkpoint or "recipes/icassp_2023/convtasnet/checkpoint.pt",
+        "checkpoint": args.checkpoint or "clarity_se/assets/checkpoints/convtasnet.pt",
         "residual_mix": args.residual_mix,
         "mirror_average": args.mirror_average,
         "systems": {},

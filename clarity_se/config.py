@@ -73,7 +73,10 @@ class EnhancerConfig:
     """``enhancer.*``: which enhancer ``clarity-se enhance`` runs."""
 
     name: str = "passthrough"
+    #: empty: the packaged default checkpoint of the enhancer
     checkpoint: str = ""
+    #: model variant of enhancers that have several (e.g. dtln: ``""`` hearing-aid, ``published``)
+    variant: str = ""
     device: str = "cpu"
     chunk_s: float = 0.0
     #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)

@@ -23,8 +23,8 @@ Steps:
      ``<exp>/amplified_signals/<scene>_<listener>_HA-output.wav`` and writes ``<exp>/scores.csv``
      (official header ``scene,listener,combined,haspi,hasqi``) and ``scores_detail.csv``.
 
-   A system that cannot start (e.g. ``convtasnet`` without its checkpoint
-   ``recipes/icassp_2023/convtasnet/checkpoint.pt``) is reported with the reason and skipped;
+   A system that cannot start (e.g. ``convtasnet`` with a missing ``enhancer.checkpoint``)
+   is reported with the reason and skipped;
    the other systems still run.
 3. :func:`clarity_se.stages.report.build_report` over every system with scores into
    ``run.results_folder`` (``report.csv``, ``report.html`` and the breakdown CSVs); it prints
@@ -256,12 +256,9 @@ def system_config(cfg, system: str):
 
 def _check_enhancer(cfg) -> None:
     """Fail early and clearly for an enhancer that cannot start (unknown name, no checkpoint)."""
-    from clarity_se.stages.enhance import ENHANCERS, resolve_checkpoint
+    from clarity_se.enhancers import build_enhancer
 
-    if cfg.enhancer.name not in ENHANCERS:
-        raise ValueError(f"enhancer.name: expected one of {ENHANCERS}, got {cfg.enhancer.name!r}")
-    if cfg.enhancer.name == "convtasnet":
-        resolve_checkpoint(cfg.enhancer.checkpoint)
+    build_enhancer(cfg.enhancer)
 
 
 def run_system(cfg, system: str) -> SystemResult:

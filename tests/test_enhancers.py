@@ -1,0 +1,51 @@
+"""Every registered enhancer keeps the enhancer contract (tiny models, CPU)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from clarity_se.config import EnhancerConfig
+from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer, enhancer_names
+from clarity_se.models import build_model
+from clarity_se.models.checkpoint import save_checkpoint
+from tests.enhancer_contract import check_latency, check_shapes, check_streaming
+
+
+def _options(**kw):
+    return OmegaConf.merge(OmegaConf.structured(EnhancerConfig), kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_convtasnet(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("convtasnet", n_filters=16, kernel_size=32, bn_chan=8,
+                        hid_chan=16, n_blocks=2, n_repeats=1)  # fmt: skip
+    return str(save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model))
+
+
+def _enhancers(ckpt):
+    yield "passthrough", build_enhancer(_options(name="passthrough"))
+    for mirror in (False, True):
+        yield f"convtasnet-mirror{mirror}", build_enhancer(_options(
+            name="convtasnet", checkpoint=ckpt, mirror_average=mirror, residual_mix=0.1))
+
+
+def test_registry_names():
+    assert {"passthrough", "convtasnet"} <= set(enhancer_names())
+    with pytest.raises(ValueError, match="enhancer.name"):
+        build_enhancer(_options(name="nope"))
+
+
+def test_contract(tiny_convtasnet):
+    for label, enh in _enhancers(tiny_convtasnet):
+        check_shapes(enh)
+        check_latency(enh)
+        check_streaming(enh)
+        assert enh.latency_samples <= MAX_LATENCY_S * SAMPLE_RATE, label
+
+
+def test_packaged_convtasnet_within_challenge_latency():
+    enh = build_enhancer(_options(name="convtasnet"))
+    assert 0 < enh.latency_samples <= MAX_LATENCY_S * SAMPLE_RATE
