@@ -10,8 +10,7 @@ training speakers), then for ``passthrough`` and ``convtasnet``:
 3. ``clarity-se evaluate`` (NAL-R + compressor, HASPI v2 / HASQI v2 better ear; ``--rng``).
 
 Writes ``results/benchmarks/enhancer_quality.json`` with per-system means and paired differences
-(convtasnet - passthrough): SI-SDR improvement (goal >= 3 dB) and combined-score improvement
-(goal >= 0.05).
+(convtasnet - passthrough): SI-SDR improvement and combined-score improvement.
 
     .venv/bin/python benchmarks/bench_enhancer_quality.py [--dev-scenes 12] [--seed 1] [--rng fast]
         [--checkpoint PATH] [--residual-mix A] [--mirror-average true|false] [--out JSON]

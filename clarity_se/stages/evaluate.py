@@ -629,10 +629,9 @@ def run_evaluate(cfg) -> tuple[int, int]:
             for key in _SINGLE_THREAD_ENV:
                 os.environ.setdefault(key, "1")
             try:
-                # N spawned workers take jobs from one queue; this process only collects.
-                # (It used to score from the back of the queue as the N-th worker, but the pool
-                # pre-queues jobs it can no longer cancel: this process then idled at the end,
-                # ~5 s of 56 s for 18 compat pairs on 2 cores.)
+                # N spawned workers take jobs from one queue; this process only collects (as
+                # an N-th worker it would idle at the end: the pool pre-queues jobs it cannot
+                # cancel).
                 pool = ProcessPoolExecutor(
                     workers,
                     mp_context=get_context("spawn"),
