@@ -36,7 +36,8 @@ import torch  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
 import clarity_se.ear_model.model as model_mod  # noqa: E402
-from clarity_se.ear_model import PairRandom, ear_model  # noqa: E402
+from clarity_se.ear_model import ear_model  # noqa: E402
+from clarity_se.random import PairRandom  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CLARITY_SE_SHARED_DATA", "/work/shared/data"))

@@ -54,7 +54,7 @@ STAGES = {
     "IHC adaptation": [("ear_model/ihc.py", "inner_hair_cell_adaptation")],
     "threshold noise (draw or skip)": [
         ("ear_model/noise.py", "basilar_membrane_add_noise"),
-        ("ear_model/noise.py", "skip_standard_normal", "ear_model/model.py", "_cochlea"),
+        ("clarity_se/random.py", "skip_standard_normal", "ear_model/model.py", "_cochlea"),
     ],
     "group-delay compensation": [
         ("ear_model/envelope.py", "shift_rows", "ear_model/model.py", "<genexpr>")
@@ -148,7 +148,7 @@ import torch
 t1 = time.perf_counter()
 torch.set_num_threads(1)
 import clarity_se.stages.evaluate
-from clarity_se.ear_model.noise import PairRandom
+from clarity_se.random import PairRandom
 from clarity_se.metrics.haspi import haspi_v2_better_ear
 from clarity_se.metrics.hasqi import hasqi_v2_better_ear
 t2 = time.perf_counter()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from clarity_se.ear_model import designs
+from clarity_se.dsp import designs
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import torch
 from clarity_se.ear_model.envelope import convert_rms_to_sl, envelope_align, envelope_sl
 from clarity_se.ear_model.group_delay import group_delay_compensate
 from clarity_se.ear_model.ihc import inner_hair_cell_adaptation
-from clarity_se.ear_model.noise import PairRandom, basilar_membrane_add_noise
+from clarity_se.ear_model.noise import basilar_membrane_add_noise
+from clarity_se.random import PairRandom
 
 sys.path.insert(0, str(Path(__file__).parent / "golden"))
 import ear_back_inputs as inp  # noqa: E402

@@ -36,10 +36,10 @@ from clarity_se.ear_model.gammatone import (
     gammatone_bandwidth_demodulation,
     gammatone_basilar_membrane,
 )
-from clarity_se.ear_model.iir import lfilter, repeated_pole_filter
+from clarity_se.dsp.iir import lfilter, repeated_pole_filter
 from clarity_se.ear_model.loss import center_frequency, loss_parameters
 from clarity_se.ear_model.middle_ear import middle_ear
-from clarity_se.ear_model.resample import resample_24khz, resampled_length
+from clarity_se.dsp.resample import resample_24khz, resampled_length
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EXACT = 1e-12

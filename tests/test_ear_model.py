@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 
-from clarity_se.ear_model import EarModelOutput, PairRandom, ear_model
+from clarity_se.ear_model import EarModelOutput, ear_model
+from clarity_se.random import PairRandom
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(

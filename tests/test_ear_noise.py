@@ -1,4 +1,4 @@
-"""Tests of the per-pair random streams (clarity_se.ear_model.noise.PairRandom, scene_seed)."""
+"""Tests of the per-pair random streams (clarity_se.random.PairRandom, scene_seed)."""
 
 import hashlib
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from clarity_se.ear_model.noise import PairRandom, _skip_legacy_gauss, scene_seed
+from clarity_se.random import PairRandom, _skip_legacy_gauss, scene_seed
 
 
 def _legacy_draws(seed, shapes):
@@ -108,7 +108,7 @@ def test_compat_items_sharing_a_seed_each_follow_the_legacy_sequence(max_bytes):
     """Items with one seed (the pairs of a scene) share a lazily generated sequence; any
     interleaving of draws and skips of any sizes gives each item numpy's numbers, also when
     the sequence keeps almost nothing (windows then replay from saved generator states)."""
-    from clarity_se.ear_model import noise
+    from clarity_se import random as noise
 
     seeds = [11, 11, 11, 12]
     rng = PairRandom.compat(seeds)

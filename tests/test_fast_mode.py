@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from clarity_se.data.audiogram import Audiogram, Listener
-from clarity_se.ear_model.noise import PairRandom
+from clarity_se.random import PairRandom
 from clarity_se.metrics.haspi import haspi_v2_better_ear
 from clarity_se.metrics.hasqi import hasqi_v2_better_ear
 

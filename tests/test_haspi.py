@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from clarity_se.data.audiogram import Audiogram, Listener
-from clarity_se.ear_model.noise import PairRandom
+from clarity_se.random import PairRandom
 from clarity_se.metrics import modulation as M
 from clarity_se.metrics.haspi import (
     _haspi_back_end,

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from clarity_se.data.audiogram import Audiogram, Listener
-from clarity_se.ear_model.noise import PairRandom
+from clarity_se.random import PairRandom
 from clarity_se.metrics import quality as q
 from clarity_se.metrics.hasqi import hasqi_v2, hasqi_v2_better_ear
 

@@ -129,7 +129,7 @@ def _design_operators(nfir: int, sample_rate: float) -> tuple[np.ndarray, np.nda
             grid[nb : ne + 1, i + 1] = inc
             grid[nb : ne + 1, i] = 1.0 - inc
         nb = ne + 1
-    from clarity_se.ear_model.designs import scipy_design
+    from clarity_se.dsp.designs import scipy_design
 
     window = scipy_design("windows.hamming", n_taps)
     return interp, grid, window

@@ -59,7 +59,7 @@ def input_align(
     Parameters
     ----------
     reference : Tensor [shape=(batch, time)], float, 24 kHz
-        Reference signals (call :func:`~clarity_se.ear_model.resample.resample_24khz` first).
+        Reference signals (call :func:`~clarity_se.dsp.resample.resample_24khz` first).
     processed : Tensor [shape=(batch, time)], float, 24 kHz
         Processed (hearing-aid output) signals, same shape as ``reference``.
     lengths : Tensor [shape=(batch,)], int, optional

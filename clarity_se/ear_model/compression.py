@@ -22,8 +22,8 @@ from numba.extending import intrinsic
 from torch import Tensor
 
 from clarity_se.ear_model import vector_ir as vir
-from clarity_se.ear_model.designs import scipy_design
-from clarity_se.ear_model.iir import lfilter, numba_threads
+from clarity_se.dsp.designs import scipy_design
+from clarity_se.dsp.iir import lfilter, numba_threads
 
 logger = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ def env_compress_basilar_membrane(
         ``"numba"`` (default on CPU): one fused host kernel per (item, band) row (gain,
         smoother, products; scipy's TDF-II operation order).  ``"scan"`` (default on CUDA):
         torch element-wise ops and the torch block-scan 1-pole smoother
-        (:func:`clarity_se.ear_model.iir.lfilter`), accurate to ~1e-15.
+        (:func:`clarity_se.dsp.iir.lfilter`), accurate to ~1e-15.
 
     Returns
     -------

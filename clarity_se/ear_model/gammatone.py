@@ -33,7 +33,7 @@ What runs where
   in closed form on the device (default there; ``carrier="recursive"`` computes the exact
   recursion on the host with numba, cached, and copies it over); the baseband filter runs as
   four cascaded one-pole sections with a torch block scan
-  (:func:`~clarity_se.ear_model.iir.repeated_pole_filter`).  That is more accurate than the
+  (:func:`~clarity_se.dsp.iir.repeated_pole_filter`).  That is more accurate than the
   direct form, so it differs from the reference by the reference's own rounding error (up to
   ~5e-8 relative in the 80 Hz band, ~1e-13 at 8 kHz).
 * Carrier drift: the closed form and the rotation recursion differ by ~2e-11 after 5 s at
@@ -58,7 +58,7 @@ from numba.extending import intrinsic
 from torch import Tensor
 
 from clarity_se.ear_model import vector_ir as vir
-from clarity_se.ear_model.iir import numba_threads, repeated_pole_filter
+from clarity_se.dsp.iir import numba_threads, repeated_pole_filter
 
 logger = logging.getLogger(__name__)
 

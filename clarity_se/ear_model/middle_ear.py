@@ -13,8 +13,8 @@ from functools import lru_cache
 import numpy as np
 from torch import Tensor
 
-from clarity_se.ear_model.designs import scipy_design
-from clarity_se.ear_model.iir import lfilter
+from clarity_se.dsp.designs import scipy_design
+from clarity_se.dsp.iir import lfilter
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def middle_ear(reference: Tensor, freq_sample: float, *, backend: str | None = N
     freq_sample : float
         Sampling rate in Hz (24 000 in the ear model; must exceed 10 kHz).
     backend : str or None
-        IIR backend, see :func:`clarity_se.ear_model.iir.lfilter`.
+        IIR backend, see :func:`clarity_se.dsp.iir.lfilter`.
 
     Returns
     -------

@@ -38,11 +38,12 @@ from clarity_se.ear_model.gammatone import (
 )
 from clarity_se.ear_model.group_delay import group_delay_correction
 from clarity_se.ear_model.ihc import inner_hair_cell_adaptation
-from clarity_se.ear_model.iir import lfilter
+from clarity_se.dsp.iir import lfilter
 from clarity_se.ear_model.loss import center_frequency, loss_parameters
 from clarity_se.ear_model.middle_ear import middle_ear
-from clarity_se.ear_model.noise import PairRandom, basilar_membrane_add_noise
-from clarity_se.ear_model.resample import resample_24khz, resampled_length
+from clarity_se.ear_model.noise import basilar_membrane_add_noise
+from clarity_se.random import PairRandom
+from clarity_se.dsp.resample import resample_24khz, resampled_length
 from clarity_se.ear_model.shared import ProcessedPath, ProcessedPathCache, ReferencePath
 from clarity_se.ear_model.vector_ir import LANES
 
@@ -319,7 +320,8 @@ def ear_model(
     Examples
     --------
     >>> import torch
-    >>> from clarity_se.ear_model import PairRandom, ear_model
+    >>> from clarity_se.ear_model import ear_model
+    >>> from clarity_se.random import PairRandom
     >>> g = torch.Generator().manual_seed(0)
     >>> x = torch.randn(2, 2400, dtype=torch.float64, generator=g)  # 0.1 s at 24 kHz
     >>> out = ear_model(x, 24000, 0.5 * x, 24000, torch.zeros(2, 6), itype=0,

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from clarity_se.data.audiogram import Audiogram, Listener
-from clarity_se.ear_model.noise import PairRandom
+from clarity_se.random import PairRandom
 from clarity_se.ear_model.shared import ProcessedPathCache
 from clarity_se.metrics.haspi_network import nn_feed_forward_ensemble
 from clarity_se.metrics.modulation import (
@@ -245,7 +245,7 @@ def haspi_v2(
     sample_rate : float
         Sampling rate of ``reference`` in Hz (also of ``processed`` unless
         ``processed_sample_rate`` is given).  44100 Hz is treated as the reference does
-        (resampled as 44 kHz, see :mod:`clarity_se.ear_model.resample`).
+        (resampled as 44 kHz, see :mod:`clarity_se.dsp.resample`).
     processed_sample_rate : float, optional
         Sampling rate of ``processed`` in Hz (default ``sample_rate``).
     audiogram : Audiogram or sequence of Audiogram, optional
@@ -307,7 +307,7 @@ def haspi_v2(
     Examples
     --------
     >>> import torch
-    >>> from clarity_se.ear_model import PairRandom
+    >>> from clarity_se.random import PairRandom
     >>> g = torch.Generator().manual_seed(0)
     >>> ref = 0.1 * torch.randn(2, 8000, generator=g, dtype=torch.float64)
     >>> res = haspi_v2(reference=ref, processed=ref + 0.05 * torch.randn(2, 8000, generator=g,

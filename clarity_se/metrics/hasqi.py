@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from clarity_se.data.audiogram import Audiogram, Listener
-from clarity_se.ear_model.noise import PairRandom
+from clarity_se.random import PairRandom
 from clarity_se.ear_model.shared import ProcessedPathCache
 from clarity_se.metrics.quality import (
     ave_covary2,
@@ -315,7 +315,7 @@ def hasqi_v2(
     Examples
     --------
     >>> import torch
-    >>> from clarity_se.ear_model import PairRandom
+    >>> from clarity_se.random import PairRandom
     >>> g = torch.Generator().manual_seed(0)
     >>> x = 0.05 * torch.randn(2, 8000, dtype=torch.float64, generator=g)
     >>> r = hasqi_v2(reference=x, processed=x, sample_rate=16000,

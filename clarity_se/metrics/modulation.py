@@ -35,7 +35,7 @@ import scipy.fft
 import torch
 from torch import Tensor
 
-from clarity_se.ear_model.noise import PairRandom
+from clarity_se.random import PairRandom
 
 logger = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ import scipy.fft
 import torch
 from torch import Tensor
 
-from clarity_se.ear_model.designs import scipy_design
+from clarity_se.dsp.designs import scipy_design
 from clarity_se.ear_model.loss import center_frequency
-from clarity_se.ear_model.noise import PairRandom
+from clarity_se.random import PairRandom
 
 logger = logging.getLogger(__name__)
 

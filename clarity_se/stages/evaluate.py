@@ -312,7 +312,7 @@ def _metrics(
     """
     import torch
 
-    from clarity_se.ear_model.noise import PairRandom, scene_seed
+    from clarity_se.random import PairRandom, scene_seed
     from clarity_se.ear_model.shared import ProcessedPathCache
     from clarity_se.metrics.haspi import haspi_v2_better_ear
     from clarity_se.metrics.hasqi import hasqi_v2_better_ear

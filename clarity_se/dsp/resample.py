@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from clarity_se.ear_model.designs import scipy_design
-from clarity_se.ear_model.iir import lfilter
+from clarity_se.dsp.designs import scipy_design
+from clarity_se.dsp.iir import lfilter
 
 logger = logging.getLogger(__name__)
 

@@ -52,7 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from clarity_se.ear_model.designs import scipy_design
+from clarity_se.dsp.designs import scipy_design
 
 logger = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ def repeated_pole_filter(
 
 
 def _sections(b: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``scipy.signal.tf2sos(b, a)`` (cached, see :mod:`clarity_se.ear_model.designs`)."""
+    """``scipy.signal.tf2sos(b, a)`` (cached, see :mod:`clarity_se.dsp.designs`)."""
     return scipy_design("tf2sos", tuple(b.tolist()), tuple(a.tolist()))
 
 
