@@ -37,6 +37,7 @@ from scipy.signal import resample_poly  # noqa: E402
 
 import clarity_se.ear_model.model as model_mod  # noqa: E402
 from clarity_se.ear_model import ear_model  # noqa: E402
+from clarity_se.metrics.hasqi import ear_model_nalr_fir  # noqa: E402
 from clarity_se.random import PairRandom  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,18 +172,21 @@ def time_ours(ref, proc, device, threads, repeats, dtype=torch.float64, rng_kind
 def check_vs_cpu(ref, proc, device):
     """Largest |device - CPU| of each output (compat streams, float64; float32 fast in dB)."""
     hl = torch.as_tensor(np.tile(HL, (ref.shape[0], 1)))
+    fir = ear_model_nalr_fir(hl.numpy())
     outs = {}
     for dev in (torch.device("cpu"), device):
         outs[dev.type] = ear_model(torch.as_tensor(ref, device=dev), FS,
                                    torch.as_tensor(proc, device=dev), FS, hl.to(dev), itype=1,
-                                   level_db_spl=LEVEL, rng=PairRandom.compat([0] * ref.shape[0]))
+                                   level_db_spl=LEVEL, rng=PairRandom.compat([0] * ref.shape[0]),
+                                   nalr_fir=fir.to(dev))
     res = {}
     for k, name in enumerate(outs["cpu"]._fields[:6]):
         a, b = outs["cpu"][k], outs[device.type][k].cpu()
         res[name] = {"max_abs": float((a - b).abs().max()), "max_ref": float(a.abs().max())}
     f32 = ear_model(torch.as_tensor(ref, device=device, dtype=torch.float32), FS,
                     torch.as_tensor(proc, device=device, dtype=torch.float32), FS, hl.to(device),
-                    itype=1, level_db_spl=LEVEL, rng=PairRandom.fast([0] * ref.shape[0], device))
+                    itype=1, level_db_spl=LEVEL, rng=PairRandom.fast([0] * ref.shape[0], device),
+                    nalr_fir=fir.to(device))
     for k in (0, 2, 4, 5):
         name = outs["cpu"]._fields[k]
         res[f"{name}_float32_fast"] = float((f32[k].cpu().double() - outs["cpu"][k]).abs().max())

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from clarity_se.ear_model import EarModelOutput, ear_model
+from clarity_se.metrics.hasqi import ear_model_nalr_fir
 from clarity_se.random import PairRandom
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -115,12 +116,14 @@ def test_batched_ragged_equals_one_at_a_time(itype, per_item):
     refs, ref_len = _pad([c["ref"] for c in items])
     procs, proc_len = _pad([c["proc"] for c in items])
     hl = torch.stack([c["hl"] for c in items])
+    fir = ear_model_nalr_fir(hl.numpy()) if itype == 1 else None
     batched = ear_model(refs, 24000, procs, 24000, hl, itype=itype, level_db_spl=65.0,
                         rng=PairRandom.compat(seeds), reference_lengths=ref_len,
-                        processed_lengths=proc_len, per_item=per_item)
+                        processed_lengths=proc_len, per_item=per_item, nalr_fir=fir)
     for i, c in enumerate(items):
         single = ear_model(c["ref"][None], 24000, c["proc"][None], 24000, hl[i : i + 1],
-                           itype=itype, level_db_spl=65.0, rng=PairRandom.compat([seeds[i]]))
+                           itype=itype, level_db_spl=65.0, rng=PairRandom.compat([seeds[i]]),
+                           nalr_fir=None if fir is None else fir[i : i + 1])
         n = int(single.lengths[0])
         assert int(batched.lengths[i]) == n
         for k in range(4):
@@ -141,10 +144,13 @@ def test_batched_ragged_equals_one_at_a_time(itype, per_item):
         assert check["seed"] == 3
 
 
-def test_nalr_designed_inside_equals_pyclarity_fir():
+def test_nalr_designed_for_the_ear_model_equals_pyclarity_fir():
     c = load("moderate_it1_44k")
-    out = run_one({**c, "fir": None})  # ear_model designs the NAL-R FIR itself
+    fir = ear_model_nalr_fir(c["hl"][None].numpy())  # what hasqi_v2 passes the ear model
+    out = run_one({**c, "fir": fir[0]})
     check_against_golden(out, 0, c, tolerance(c))
+    with pytest.raises(ValueError, match="nalr_fir"):
+        run_one({**c, "fir": None})
 
 
 def test_fast_float32_close_to_compat():
@@ -206,7 +212,8 @@ def test_without_basilar_membrane_same_envelopes_and_stream(mode):
     rng_full, rng_skip = make([3, 4]), make([3, 4])
     x = torch.stack([c["ref"], 0.5 * c["ref"]])
     y = torch.stack([c["proc"], c["proc"]])
-    kw = {"itype": 1, "level_db_spl": 65.0, "processed_lengths": torch.tensor([y.shape[1], 9000])}
+    kw = {"itype": 1, "level_db_spl": 65.0, "processed_lengths": torch.tensor([y.shape[1], 9000]),
+          "nalr_fir": ear_model_nalr_fir(c["hl"][None].numpy())[0]}
     full = ear_model(x, c["ref_sr"], y, c["proc_sr"], c["hl"], rng=rng_full, **kw)
     part = ear_model(x, c["ref_sr"], y, c["proc_sr"], c["hl"], rng=rng_skip,
                      basilar_membrane=False, **kw)
@@ -223,7 +230,7 @@ def test_without_basilar_membrane_same_envelopes_and_stream(mode):
 def test_fast_align_float32_lag_search():
     c = load("moderate_it1_44k")
     x, y = c["ref"][None], c["proc"][None]
-    kw = {"itype": 1, "level_db_spl": 65.0}
+    kw = {"itype": 1, "level_db_spl": 65.0, "nalr_fir": ear_model_nalr_fir(c["hl"][None].numpy())}
     exact = ear_model(x, c["ref_sr"], y, c["proc_sr"], c["hl"], rng=PairRandom.compat([3]), **kw)
     fast = ear_model(x, c["ref_sr"], y, c["proc_sr"], c["hl"], rng=PairRandom.compat([3]),
                      fast_align=True, **kw)
@@ -252,7 +259,8 @@ def test_band_chunk_does_not_change_outputs(dtype):
     c = load("mild_it0_24k")
     outs = [
         ear_model(c["ref"][None].to(dtype), 24000, c["proc"][None].to(dtype), 24000, c["hl"][None],
-                  itype=1, level_db_spl=65.0, rng=PairRandom.compat([9]), band_chunk=chunk)
+                  itype=1, level_db_spl=65.0, rng=PairRandom.compat([9]), band_chunk=chunk,
+                  nalr_fir=ear_model_nalr_fir(c["hl"][None].numpy()))
         for chunk in (None, 3, 8, 16, 32)
     ]  # fmt: skip
     for other in outs[1:]:

@@ -32,12 +32,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from clarity_se.data.audiogram import Audiogram, Listener
+from clarity_se.data.audiogram import AUDIOMETRIC_FREQUENCIES_HZ, Audiogram, Listener
 
 logger = logging.getLogger(__name__)
 
 #: Audiometric frequencies (Hz) at which NAL-R is prescribed.
-NALR_FREQS_HZ = np.array([250, 500, 1000, 2000, 4000, 6000])
+NALR_FREQS_HZ = np.array(AUDIOMETRIC_FREQUENCIES_HZ)
 #: NAL-R frequency-specific corrections (dB) at :data:`NALR_FREQS_HZ` (Byrne & Dillon 1986).
 NALR_BIAS_DB = np.array([-17.0, -8.0, 1.0, -1.0, -2.0, -2.0])
 #: Knee (dB) of the three-frequency (0.5, 1, 2 kHz) hearing-loss sum.

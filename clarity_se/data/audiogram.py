@@ -17,6 +17,9 @@ import numpy as np
 
 #: The eight centre frequencies (Hz) of the CEC2 audiograms.
 CLARITY_AUDIOGRAM_CFS_HZ = (250, 500, 1000, 2000, 3000, 4000, 6000, 8000)
+#: Hz: the six audiometric frequencies of the ear model, HASPI, HASQI and NAL-R (Kates 2013;
+#: Byrne & Dillon 1986).
+AUDIOMETRIC_FREQUENCIES_HZ = (250, 500, 1000, 2000, 4000, 6000)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from clarity_se.data.audiogram import AUDIOMETRIC_FREQUENCIES_HZ
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -29,9 +31,6 @@ __all__ = [
     "center_frequency",
     "loss_parameters",
 ]
-
-#: Audiometric frequencies (Hz) of the 6-value hearing loss vector of HASPI / HASQI.
-AUDIOMETRIC_FREQUENCIES_HZ = (250, 500, 1000, 2000, 4000, 6000)
 
 
 def center_frequency(

@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from clarity_se.dsp.iir import lfilter
+from clarity_se.dsp.resample import resample_24khz, resampled_length
 from clarity_se.ear_model.align import input_align
 from clarity_se.ear_model.compression import env_compress_basilar_membrane
 from clarity_se.ear_model.envelope import (
@@ -38,14 +40,12 @@ from clarity_se.ear_model.gammatone import (
 )
 from clarity_se.ear_model.group_delay import group_delay_correction
 from clarity_se.ear_model.ihc import inner_hair_cell_adaptation
-from clarity_se.dsp.iir import lfilter
 from clarity_se.ear_model.loss import center_frequency, loss_parameters
 from clarity_se.ear_model.middle_ear import middle_ear
 from clarity_se.ear_model.noise import basilar_membrane_add_noise
-from clarity_se.random import PairRandom
-from clarity_se.dsp.resample import resample_24khz, resampled_length
 from clarity_se.ear_model.shared import ProcessedPath, ProcessedPathCache, ReferencePath
 from clarity_se.ear_model.vector_ir import LANES
+from clarity_se.random import PairRandom
 
 logger = logging.getLogger(__name__)
 
@@ -172,25 +172,6 @@ def _apply_nalr(reference: Tensor, fir: Tensor, lengths: Tensor) -> Tensor:
     return y.masked_fill(~mask, 0.0)
 
 
-def _design_nalr(hearing_loss: Tensor) -> Tensor:
-    """NAL-R FIR (nfir 140 at 24 kHz) per item, as ``eb.ear_model`` builds it for itype 1."""
-    # Imported here so that the ear model does not depend on the hearing-aid code unless the
-    # caller asks ear_model to design the equaliser itself.
-    from clarity_se.amplification.nalr import design_nalr_fir
-    from clarity_se.data.audiogram import Audiogram
-    from clarity_se.ear_model.loss import AUDIOMETRIC_FREQUENCIES_HZ
-
-    freqs = np.asarray(AUDIOMETRIC_FREQUENCIES_HZ, dtype=np.float64)
-    # one design per item: a batched design multiplies matrices of batch-dependent shape, whose
-    # BLAS rounding would make an item's result depend on its batch
-    firs = [
-        design_nalr_fir([[Audiogram(freqs, row.astype(np.float64))]], nfir=NALR_NFIR,
-                        sample_rate=24000.0)[0, 0]
-        for row in hearing_loss.detach().cpu().numpy()
-    ]
-    return torch.stack(firs)
-
-
 def ear_model(
     reference: Tensor,
     reference_sample_rate: float,
@@ -247,10 +228,11 @@ def ear_model(
         Basal shift of the control-path filterbank as a fraction of BM length (None: no shift).
     reference_lengths, processed_lengths : Tensor [shape=(batch,)], int, optional
         Valid samples per item of zero-padded inputs (default: the full width).
-    nalr_fir : Tensor [shape=(batch, 141)], float, optional
-        itype 1 only: the NAL-R FIR (nfir 140, designed at 24 kHz for each item's loss).
-        When None it is designed with :func:`clarity_se.amplification.nalr.design_nalr_fir`
-        (the only place the ear model touches hearing-aid code).
+    nalr_fir : Tensor [shape=(batch, 141)] or [141], float
+        itype 1 only, and then required: the NAL-R FIR the model applies to the reference
+        (nfir 140, designed at 24 kHz for each item's loss by the caller, e.g.
+        :func:`clarity_se.metrics.hasqi.ear_model_nalr_fir`; the ear model does not depend on
+        the hearing-aid code).
     band_chunk : int, optional
         Bands processed together from the gammatone filters to the IHC stage (results do not
         depend on it).  Default: all bands on CUDA; on CPU enough bands for ~8 MB arrays (a
@@ -384,16 +366,15 @@ def ear_model(
 
     if itype == 1:
         if nalr_fir is None:
-            fir = _design_nalr(hl).to(device=device, dtype=dtype)
-        else:
-            fir = torch.as_tensor(nalr_fir, dtype=dtype, device=device)
-            if fir.ndim == 1:
-                fir = fir[None].expand(batch, -1)
-            if fir.shape != (batch, NALR_NFIR + 1):
-                raise ValueError(
-                    f"ear_model: nalr_fir must be [batch={batch}, {NALR_NFIR + 1}], got "
-                    f"{tuple(fir.shape)}"
-                )
+            raise ValueError("ear_model: itype 1 needs nalr_fir (the NAL-R FIR of each item)")
+        fir = torch.as_tensor(nalr_fir, dtype=dtype, device=device)
+        if fir.ndim == 1:
+            fir = fir[None].expand(batch, -1)
+        if fir.shape != (batch, NALR_NFIR + 1):
+            raise ValueError(
+                f"ear_model: nalr_fir must be [batch={batch}, {NALR_NFIR + 1}], got "
+                f"{tuple(fir.shape)}"
+            )
         ref24 = _apply_nalr(ref24, fir, lengths)
 
     # Middle ear

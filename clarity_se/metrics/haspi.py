@@ -30,20 +30,26 @@ import torch
 from torch import Tensor
 
 from clarity_se.data.audiogram import Audiogram, Listener
-from clarity_se.random import PairRandom
 from clarity_se.ear_model.shared import ProcessedPathCache
 from clarity_se.metrics.haspi_network import nn_feed_forward_ensemble
+from clarity_se.metrics.inputs import (
+    as_signal,
+    audiogram_to_hearing_loss,
+    check_rng,
+    hearing_loss,
+    listener_audiograms,
+)
 from clarity_se.metrics.modulation import (
     cepstral_correlation_coef,
     env_filter,
     fir_modulation_filter,
     modulation_cross_correlation,
 )
+from clarity_se.random import PairRandom
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "HASPI_AUDIOGRAM_FREQUENCIES_HZ",
     "HaspiResult",
     "audiogram_to_hearing_loss",
     "haspi_v2",
@@ -51,7 +57,6 @@ __all__ = [
 ]
 
 #: The six audiometric frequencies (Hz) HASPI's ear model takes.
-HASPI_AUDIOGRAM_FREQUENCIES_HZ = (250.0, 500.0, 1000.0, 2000.0, 4000.0, 6000.0)
 
 
 class HaspiResult(NamedTuple):
@@ -93,120 +98,6 @@ class HaspiBetterEarResult(NamedTuple):
 # ------------------------------------------------------------------------------------------------
 # Input handling
 # ------------------------------------------------------------------------------------------------
-def _as_signal(x, name: str, dtype: torch.dtype | None, device) -> Tensor:
-    """Validate one signal argument and return it as [batch, time]."""
-    if isinstance(x, np.ndarray):
-        if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-            raise ValueError(f"{name}: must be real numbers, got dtype {x.dtype}")
-        x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-    elif not isinstance(x, Tensor):
-        raise ValueError(f"{name}: must be a torch.Tensor or numpy array, got {type(x).__name__}")
-    if x.is_complex() or not (x.is_floating_point() or x.dtype in (torch.int16, torch.int32)):
-        raise ValueError(f"{name}: must be a real float tensor, got {x.dtype}")
-    if x.ndim == 1:
-        x = x.unsqueeze(0)
-    elif x.ndim == 2:
-        if x.shape[1] == 2 and x.shape[0] > 2:
-            raise ValueError(
-                f"{name}: shape {tuple(x.shape)} looks like a [time, 2] stereo signal; haspi_v2 "
-                "takes mono [batch, time] (use haspi_v2_better_ear with one tensor per ear)"
-            )
-    else:
-        raise ValueError(
-            f"{name}: must be mono [time] or [batch, time], got shape {tuple(x.shape)}"
-            + (" (stereo? pass each ear to haspi_v2_better_ear)" if x.ndim == 3 else "")
-        )
-    if x.shape[1] == 0:
-        raise ValueError(f"{name}: empty signal (0 samples)")
-    if not x.is_floating_point():
-        x = x.to(torch.float64)
-    if dtype is not None or device is not None:
-        x = x.to(dtype=dtype or x.dtype, device=device or x.device)
-    # fast path: a finite sum implies finite samples (10x cheaper than isfinite on long signals)
-    finite = torch.isfinite(x.sum(dim=1))
-    if not bool(finite.all()):
-        finite = torch.isfinite(x).all(dim=1)
-    if not bool(finite.all()):
-        bad = (~finite).nonzero().flatten().tolist()
-        raise ValueError(f"{name}: contains NaN or Inf (batch items {bad})")
-    return x
-
-
-def audiogram_to_hearing_loss(audiogram: Audiogram) -> np.ndarray:
-    """Hearing loss at the six HASPI frequencies, resampled like pyclarity's ``haspi_v2``.
-
-    Parameters
-    ----------
-    audiogram : Audiogram
-        Any centre frequencies (Hz) and levels (dB HL).
-
-    Returns
-    -------
-    ndarray [shape=(6,)]
-        dB HL at 250, 500, 1000, 2000, 4000, 6000 Hz: linear interpolation on a log-frequency
-        axis, held constant beyond the measured range (``Audiogram.resample``).  A warning is
-        logged when frequencies are missing, as the reference does.
-
-    Raises
-    ------
-    ValueError
-        If ``audiogram`` is not an :class:`~clarity_se.data.audiogram.Audiogram`.
-
-    References
-    ----------
-    pyclarity 0.9.0 ``haspi.haspi_v2`` (``audiogram.resample(HASPI_AUDIOGRAM_FREQUENCIES)``).
-    """
-    if not isinstance(audiogram, Audiogram):
-        raise ValueError(f"audiogram: expected an Audiogram, got {type(audiogram).__name__}")
-    freqs = np.asarray(HASPI_AUDIOGRAM_FREQUENCIES_HZ)
-    if not audiogram.has_frequencies(freqs):
-        logger.warning(
-            "Audiogram%s does not have all HASPI frequencies; levels will be interpolated",
-            f" {audiogram.name!r}" if audiogram.name else "",
-        )
-    return audiogram.resample(freqs).levels_db_hl.copy()
-
-
-def _hearing_loss(audiogram, hearing_loss_db_hl, batch: int, name: str) -> np.ndarray:
-    """[batch, 6] float64 hearing loss from exactly one of the two arguments."""
-    if (audiogram is None) == (hearing_loss_db_hl is None):
-        raise ValueError(f"{name}: give exactly one of audiogram / hearing_loss_db_hl")
-    if audiogram is not None:
-        ags = [audiogram] if isinstance(audiogram, Audiogram) else list(audiogram)
-        if len(ags) == 1:
-            ags = ags * batch
-        if len(ags) != batch:
-            raise ValueError(f"{name}: {len(ags)} audiograms for {batch} batch items")
-        return np.stack([audiogram_to_hearing_loss(a) for a in ags])
-    hl = hearing_loss_db_hl
-    if isinstance(hl, Tensor):
-        hl = hl.detach().cpu().numpy()
-    try:
-        hl = np.asarray(hl, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: hearing_loss_db_hl must be numbers") from None
-    if hl.ndim == 1:
-        hl = np.broadcast_to(hl, (batch, hl.shape[0]))
-    if hl.ndim != 2 or hl.shape != (batch, 6):
-        raise ValueError(
-            f"{name}: hearing_loss_db_hl must be [6] or [batch={batch}, 6] dB HL at "
-            f"{HASPI_AUDIOGRAM_FREQUENCIES_HZ} Hz, got shape {hl.shape}"
-        )
-    if not np.all(np.isfinite(hl)):
-        raise ValueError(f"{name}: hearing_loss_db_hl contains NaN or Inf")
-    return np.array(hl, dtype=np.float64, copy=True)
-
-
-def _check_rng(rng: PairRandom | None, batch: int, name: str) -> PairRandom:
-    if rng is None:
-        return PairRandom.compat([0] * batch)
-    if not isinstance(rng, PairRandom):
-        raise ValueError(f"{name}: rng must be a PairRandom, got {type(rng).__name__}")
-    if len(rng) != batch:
-        raise ValueError(f"{name}: rng has {len(rng)} streams for {batch} batch items")
-    return rng
-
-
 def _ear_model(**kwargs):
     # Imported lazily: the ear model pulls in numba-compiled kernels.
     from clarity_se.ear_model.model import ear_model
@@ -320,9 +211,9 @@ def haspi_v2(
         raise ValueError(
             f"haspi_v2: below_threshold must be 'raise' or 'nan', got {below_threshold!r}"
         )
-    ref = _as_signal(reference, "reference", None, None)
+    ref = as_signal(reference, "reference")
     dtype, device = ref.dtype, ref.device
-    proc = _as_signal(processed, "processed", dtype, device)
+    proc = as_signal(processed, "processed", dtype=dtype, device=device)
     if ref.shape[0] != proc.shape[0]:
         raise ValueError(
             f"haspi_v2: reference has {ref.shape[0]} batch items but processed has {proc.shape[0]}"
@@ -331,8 +222,8 @@ def haspi_v2(
     for nm, sr in (("sample_rate", sample_rate), ("processed_sample_rate", processed_sample_rate)):
         if sr is not None and (not np.isscalar(sr) or not np.isfinite(sr) or sr <= 0):
             raise ValueError(f"haspi_v2: {nm} must be a positive number of Hz, got {sr!r}")
-    hl = _hearing_loss(audiogram, hearing_loss_db_hl, batch, "haspi_v2")
-    rng = _check_rng(rng, batch, "haspi_v2")
+    hl = hearing_loss(audiogram, hearing_loss_db_hl, batch, "haspi_v2")
+    rng = check_rng(rng, batch, "haspi_v2")
     hl_t = torch.as_tensor(hl, dtype=dtype, device=device)
 
     silent = (ref == 0).all(dim=1)
@@ -480,20 +371,6 @@ def _same_layout(tensors) -> bool:
     )
 
 
-def _listener_audiograms(listener, batch: int) -> tuple[list[Audiogram], list[Audiogram]]:
-    listeners = [listener] if isinstance(listener, Listener) else list(listener)
-    for i, li in enumerate(listeners):
-        if not isinstance(li, Listener):
-            raise ValueError(
-                f"haspi_v2_better_ear: listener {i} is not a Listener ({type(li).__name__})"
-            )
-    if len(listeners) == 1:
-        listeners = listeners * batch
-    if len(listeners) != batch:
-        raise ValueError(f"haspi_v2_better_ear: {len(listeners)} listeners for {batch} batch items")
-    return [li.audiogram_left for li in listeners], [li.audiogram_right for li in listeners]
-
-
 def haspi_v2_better_ear(
     *,
     reference_left,
@@ -562,7 +439,7 @@ def haspi_v2_better_ear(
         ("processed_left", processed_left),
         ("processed_right", processed_right),
     ):
-        refs[nm] = _as_signal(x, nm, None, None)
+        refs[nm] = as_signal(x, nm)
     batch = refs["reference_left"].shape[0]
     for nm, x in refs.items():
         if x.shape[0] != batch:
@@ -580,14 +457,16 @@ def haspi_v2_better_ear(
             "hearing_loss_left/right_db_hl"
         )
     if listener is not None:
-        audiogram_left, audiogram_right = _listener_audiograms(listener, batch)
-    hl_left = _hearing_loss(
+        audiogram_left, audiogram_right = listener_audiograms(
+            listener, batch, "haspi_v2_better_ear"
+        )
+    hl_left = hearing_loss(
         audiogram_left, hearing_loss_left_db_hl, batch, "haspi_v2_better_ear (left)"
     )
-    hl_right = _hearing_loss(
+    hl_right = hearing_loss(
         audiogram_right, hearing_loss_right_db_hl, batch, "haspi_v2_better_ear (right)"
     )
-    rng = _check_rng(rng, batch, "haspi_v2_better_ear")
+    rng = check_rng(rng, batch, "haspi_v2_better_ear")
     if rng.mode == "fast" and _same_layout(refs.values()):
         # fast streams need not replay pyclarity's draw order (left ear, then right ear): both
         # ears run as one batch of 2 * batch items (fewer calls; on CUDA, fewer launches)

@@ -28,8 +28,14 @@ import torch
 from torch import Tensor
 
 from clarity_se.data.audiogram import Audiogram, Listener
-from clarity_se.random import PairRandom
 from clarity_se.ear_model.shared import ProcessedPathCache
+from clarity_se.metrics.inputs import (
+    as_signal,
+    check_not_silent,
+    check_rng,
+    hearing_loss,
+    listener_audiograms,
+)
 from clarity_se.metrics.quality import (
     ave_covary2,
     bm_covary,
@@ -38,20 +44,18 @@ from clarity_se.metrics.quality import (
     segment_counts,
     spectrum_diff,
 )
+from clarity_se.random import PairRandom
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "HASQI_AUDIOGRAM_FREQUENCIES_HZ",
     "HasqiResult",
     "HasqiBetterEarResult",
     "hasqi_v2",
     "hasqi_v2_better_ear",
-    "hearing_loss_from_audiograms",
 ]
 
 #: The 6 audiometric frequencies (Hz) of the HASPI/HASQI ear model.
-HASQI_AUDIOGRAM_FREQUENCIES_HZ = (250, 500, 1000, 2000, 4000, 6000)
 
 #: ave_covary2 threshold in dB SL; pyclarity hard-codes it whatever ``silence_threshold`` is.
 _TILE_THRESHOLD_DB = 2.5
@@ -100,118 +104,39 @@ class HasqiBetterEarResult(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def _as_signal(name: str, x: object, dtype: torch.dtype | None = None) -> Tensor:
-    """``[batch, time]`` float tensor (a 1-D input becomes a batch of one)."""
-    if isinstance(x, Tensor):
-        t = x
-        if not t.is_floating_point():
-            t = t.to(torch.float64)
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be an array of numbers") from None
-    if dtype is not None:
-        t = t.to(dtype)
-    if t.ndim == 1:
-        t = t[None]
-    if t.ndim != 2:
-        raise ValueError(f"{name} must have shape [batch, time] or [time], got {tuple(t.shape)}")
-    if t.shape[-1] == 0 or t.shape[0] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-    # fast path: a finite sum implies finite samples (10x cheaper than isfinite on long signals)
-    if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or Inf")
-    return t
+#: taps of the NAL-R equaliser the ear model applies to the reference for HASQI (itype 1)
+EAR_MODEL_NALR_NFIR = 140
 
 
-def _check_not_silent(name: str, t: Tensor) -> None:
-    """Reject all-zero items: pyclarity fails on them (IndexError / NaN), so we raise clearly."""
-    silent = torch.nonzero(~(t != 0).any(dim=-1)).flatten().tolist()
-    if silent:
-        raise ValueError(
-            f"{name}: item(s) {silent} are all zeros (silent); HASQI is undefined for a silent "
-            "signal (pyclarity raises IndexError for a silent reference and returns NaN for a "
-            "silent processed signal)"
-        )
-
-
-def hearing_loss_from_audiograms(
-    audiograms: Audiogram | Sequence[Audiogram], *, name: str = "audiogram"
-) -> np.ndarray:
-    """Hearing loss at the 6 HASQI frequencies from ``Audiogram`` objects.
+def ear_model_nalr_fir(hearing_loss_db_hl: np.ndarray) -> Tensor:
+    """NAL-R FIR of each item's loss, as pyclarity's ``eb.ear_model`` builds it for itype 1.
 
     Parameters
     ----------
-    audiograms : Audiogram or sequence of Audiogram
-        One per batch item (a single one gives a batch of one).
-    name : str
-        Argument name used in error messages.
+    hearing_loss_db_hl : np.ndarray [shape=(batch, 6)], dB HL
+        At :data:`~clarity_se.data.audiogram.AUDIOMETRIC_FREQUENCIES_HZ`.
 
     Returns
     -------
-    numpy.ndarray [shape=(batch, 6)], float64, dB HL
-        Levels at 250, 500, 1000, 2000, 4000, 6000 Hz.
-
-    Raises
-    ------
-    ValueError
-        If an item is not an ``Audiogram``.
+    Tensor [shape=(batch, 141)], float64
+        140-tap NAL-R FIR designed at 24 kHz
+        (:func:`clarity_se.amplification.nalr.design_nalr_fir`).
 
     Notes
     -----
-    As pyclarity's ``hasqi_v2``: audiograms lacking some of the 6 frequencies are resampled
-    (linear interpolation on a log-frequency axis, held constant beyond the measured range,
-    ``Audiogram.resample``) and a warning is logged.
+    One design per item: a batched design multiplies matrices of batch-dependent shape, whose
+    BLAS rounding would make an item's result depend on its batch.
     """
-    items = [audiograms] if isinstance(audiograms, Audiogram) else list(audiograms)
-    rows = []
-    freqs = np.asarray(HASQI_AUDIOGRAM_FREQUENCIES_HZ, dtype=np.float64)
-    for i, ag in enumerate(items):
-        if not isinstance(ag, Audiogram):
-            raise ValueError(f"{name}[{i}] must be an Audiogram, got {type(ag).__name__}")
-        if not ag.has_frequencies(freqs):
-            logger.warning("%s[%d] lacks some HASQI frequencies; levels are interpolated", name, i)
-        rows.append(ag.resample(freqs).levels_db_hl)
-    if not rows:
-        raise ValueError(f"{name} is empty")
-    return np.stack(rows)
+    from clarity_se.amplification.nalr import design_nalr_fir
+    from clarity_se.data.audiogram import AUDIOMETRIC_FREQUENCIES_HZ
 
-
-def _hearing_loss(audiogram, hearing_loss_db_hl, batch: int, like: Tensor,
-                  names: tuple[str, str] = ("audiogram", "hearing_loss_db_hl")) -> Tensor:
-    if (audiogram is None) == (hearing_loss_db_hl is None):
-        raise ValueError(f"give exactly one of {names[0]} and {names[1]}")
-    if audiogram is not None:
-        hl = torch.as_tensor(hearing_loss_from_audiograms(audiogram, name=names[0]))
-    else:
-        src = (hearing_loss_db_hl.detach().cpu().numpy() if isinstance(hearing_loss_db_hl, Tensor)
-               else hearing_loss_db_hl)
-        try:
-            hl = torch.as_tensor(np.array(src, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise ValueError(f"{names[1]} must be an array of numbers") from None
-        if hl.ndim == 1:
-            hl = hl[None]
-    if hl.ndim != 2 or hl.shape[1] != 6:
-        raise ValueError(f"{names[1]} must have shape [batch, 6], got {tuple(hl.shape)}")
-    if hl.shape[0] == 1 and batch > 1:
-        hl = hl.expand(batch, 6)
-    if hl.shape[0] != batch:
-        raise ValueError(f"{names[0]}/{names[1]} has {hl.shape[0]} items, the signals {batch}")
-    if not bool(torch.isfinite(hl).all()):
-        raise ValueError(f"{names[1]} contains NaN or Inf")
-    return hl.to(dtype=like.dtype, device=like.device)
-
-
-def _default_rng(rng: PairRandom | None, batch: int, device: torch.device) -> PairRandom:
-    if rng is None:
-        return PairRandom.fast([0] * batch, device=device)
-    if not isinstance(rng, PairRandom):
-        raise ValueError(f"rng must be a PairRandom or None, got {type(rng).__name__}")
-    if len(rng) != batch:
-        raise ValueError(f"rng has {len(rng)} streams for a batch of {batch}")
-    return rng
+    freqs = np.asarray(AUDIOMETRIC_FREQUENCIES_HZ, dtype=np.float64)
+    firs = [
+        design_nalr_fir([[Audiogram(freqs, np.asarray(row, dtype=np.float64))]],
+                        nfir=EAR_MODEL_NALR_NFIR, sample_rate=24000.0)[0, 0]
+        for row in np.asarray(hearing_loss_db_hl)
+    ]
+    return torch.stack(firs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,7 +194,7 @@ def hasqi_v2(
         One stream per item (``len(rng) == batch``).  Draw order per item: ear-model threshold
         noise (reference, processed), then cepstral-correlation noise (reference, processed),
         as pyclarity, so ``PairRandom.compat(seeds)`` replays the official global-numpy draws.
-        Default: ``PairRandom.fast([0] * batch)`` (deterministic, not numpy-compatible).
+        Default: ``PairRandom.compat([0] * batch)`` (pyclarity after ``np.random.seed(0)``).
     processed_sample_rate : int, optional
         Sampling rate of ``processed`` in Hz if it differs from ``sample_rate``.
     nalr_fir : Tensor [shape=(batch, 141)], optional
@@ -323,13 +248,13 @@ def hasqi_v2(
     >>> r.score.shape
     torch.Size([2])
     """
-    ref = _as_signal("reference", reference)
-    proc = _as_signal("processed", processed, dtype=ref.dtype).to(ref.device)
+    ref = as_signal(reference, "reference")
+    proc = as_signal(processed, "processed", dtype=ref.dtype, device=ref.device)
     if ref.shape[0] != proc.shape[0]:
         raise ValueError(
             f"reference has {ref.shape[0]} items but processed has {proc.shape[0]}")
-    _check_not_silent("reference", ref)
-    _check_not_silent("processed", proc)
+    check_not_silent("reference", ref, "HASQI")
+    check_not_silent("processed", proc, "HASQI")
     if equalisation not in (1, 2):
         raise ValueError(f"equalisation must be 1 (add NAL-R) or 2 (already added), got "
                          f"{equalisation!r}")
@@ -343,8 +268,11 @@ def hasqi_v2(
     if sample_rate <= 0 or (processed_sample_rate is not None and processed_sample_rate <= 0):
         raise ValueError("sample_rate must be positive")
     batch = ref.shape[0]
-    hl = _hearing_loss(audiogram, hearing_loss_db_hl, batch, ref)
-    rng = _default_rng(rng, batch, ref.device)
+    hl_np = hearing_loss(audiogram, hearing_loss_db_hl, batch, "hasqi_v2")
+    hl = torch.as_tensor(hl_np, dtype=ref.dtype, device=ref.device)
+    rng = check_rng(rng, batch, "hasqi_v2")
+    if equalisation == 1 and nalr_fir is None:
+        nalr_fir = ear_model_nalr_fir(hl_np)
 
     from clarity_se.ear_model import ear_model  # local: the ear model imports are heavy
 
@@ -426,7 +354,7 @@ def hasqi_v2_better_ear(
     rng : PairRandom, optional
         One stream per item; the left ear draws everything before the right ear (pyclarity
         order), so a stream continued after ``haspi_v2_better_ear`` replays the recipe.
-        Default ``PairRandom.fast([0] * batch)``.  With ``PairRandom.fast`` streams (no draw
+        Default ``PairRandom.compat([0] * batch)``.  With ``PairRandom.fast`` streams (no draw
         order to replay), audiograms and equal shapes, both ears are scored as one batch of
         ``2 * batch`` items (each item's stream serves its left then its right ear).
     processed_cache : ProcessedPathCache, optional
@@ -457,26 +385,23 @@ def hasqi_v2_better_ear(
     if sum(given) != 1:
         raise ValueError("give exactly one of listener, audiogram_left/right, "
                          "hearing_loss_left/right_db_hl")
-    if listener is not None:
-        listeners = [listener] if isinstance(listener, Listener) else list(listener)
-        for i, lst in enumerate(listeners):
-            if not isinstance(lst, Listener):
-                raise ValueError(f"listener[{i}] must be a Listener, got {type(lst).__name__}")
-        audiogram_left = [lst.audiogram_left for lst in listeners]
-        audiogram_right = [lst.audiogram_right for lst in listeners]
-    ref_l = _as_signal("reference_left", reference_left)
-    ref_r = _as_signal("reference_right", reference_right, dtype=ref_l.dtype).to(ref_l.device)
-    proc_l = _as_signal("processed_left", processed_left, dtype=ref_l.dtype).to(ref_l.device)
-    proc_r = _as_signal("processed_right", processed_right, dtype=ref_l.dtype).to(ref_l.device)
+    ref_l = as_signal(reference_left, "reference_left")
+    ref_r = as_signal(reference_right, "reference_right", dtype=ref_l.dtype, device=ref_l.device)
+    proc_l = as_signal(processed_left, "processed_left", dtype=ref_l.dtype, device=ref_l.device)
+    proc_r = as_signal(processed_right, "processed_right", dtype=ref_l.dtype, device=ref_l.device)
     batch = ref_l.shape[0]
+    if listener is not None:
+        audiogram_left, audiogram_right = listener_audiograms(
+            listener, batch, "hasqi_v2_better_ear"
+        )
     for nm, t in (("reference_right", ref_r), ("processed_left", proc_l),
                   ("processed_right", proc_r)):
         if t.shape[0] != batch:
             raise ValueError(f"{nm} has {t.shape[0]} items but reference_left has {batch}")
     for nm, t in (("reference_left", ref_l), ("reference_right", ref_r),
                   ("processed_left", proc_l), ("processed_right", proc_r)):
-        _check_not_silent(nm, t)
-    rng = _default_rng(rng, batch, ref_l.device)
+        check_not_silent(nm, t, "HASQI")
+    rng = check_rng(rng, batch, "hasqi_v2_better_ear")
     if (rng.mode == "fast" and audiogram_left is not None and audiogram_right is not None
             and ref_r.shape == ref_l.shape and proc_r.shape == proc_l.shape == ref_l.shape):
         # fast streams need not replay pyclarity's draw order (left ear, then right ear): both
