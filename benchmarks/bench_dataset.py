@@ -4,9 +4,10 @@ Builds ``--scenes`` scenes of ``--scene-s`` seconds (16-bit stereo WAVs at 44.1 
 ``mix_CH0..3``, ``target_CH0..3``, ``interferer_CH0..3``, ``target_anechoic_CH1`` as CEC2 has)
 in a temporary folder, then measures, single-threaded:
 
-- ``CEC2TrainDataset`` items per second (4-s crops, 6-channel mixture + 2-channel target),
-  reading the crop from disk (``cache=False``) and from the in-memory cache (``cache=True``
-  after ``preload``), and the seconds of audio per second that means;
+- the training dataset (``SceneSegmentDataset``) items per second (4-s crops, 6-channel
+  mixture + 2-channel target), reading the scene from disk (``cache=False``) and from the
+  in-memory cache (``cache=True``, after one pass that fills it), and the seconds of audio
+  per second that means;
 - ``clarity-se validate`` (header checks) and ``--read-audio`` (full decode) files per second;
 - ``clarity-se manifest`` scenes per second.
 
@@ -82,8 +83,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from clarity_se.data.dataset import CEC2TrainDataset
     from clarity_se.data.manifest_cli import write_scene_manifest
+    from clarity_se.data.scene_segments import SceneSegmentDataset
     from clarity_se.data.validate import validate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,10 +93,11 @@ def main() -> None:
         n_items = args.scenes * args.epochs
         results = {}
         for cache in (False, True):
-            ds = CEC2TrainDataset(root, "dev", crop_s=args.crop_s, cache=cache)
+            ds = SceneSegmentDataset(root, "dev", segment_s=args.crop_s, cache=cache)
             if cache:
                 t0 = time.perf_counter()
-                ds.preload()
+                for i in range(len(ds)):
+                    ds.load_scene(ds.scene_ids[i])
                 results["preload_s"] = time.perf_counter() - t0
 
             def run(ds=ds):

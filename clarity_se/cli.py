@@ -12,12 +12,6 @@ import logging
 import os
 import sys
 
-# PyTorch reads this once, at its first CPU allocation: transparent huge pages for large
-# tensors.  The ear model allocates many [batch, bands, time] arrays, and with 4 KiB pages
-# their page faults cost about a third of `evaluate` (measured: 399k -> 26k faults and 14.2 s
-# -> 9.6 s on one 3-pair scene).  Set before torch is imported; spawned workers inherit it.
-os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
-
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("clarity_se.data.render.cli", "render the demo dataset in the CEC2 layout"),
@@ -67,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         Process exit status: 0 on success, non-zero on failure (2 for usage errors).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    # PyTorch reads this once, at its first CPU allocation: transparent huge pages for large
+    # tensors. The ear model allocates many [batch, bands, time] arrays, and with 4 KiB pages
+    # their page faults cost about a third of `evaluate` (399k -> 26k faults and 14.2 s -> 9.6 s
+    # on one 3-pair scene). Set before any stage imports torch; spawned workers inherit it.
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
     parser = build_parser()
     # Split off the subcommand so each stage owns its own argument parser.
     top_args, rest = parser.parse_known_args(argv)
@@ -74,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     logging.basicConfig(
-        level=logging.DEBUG if top_args.verbose > 1 else logging.INFO if top_args.verbose else logging.WARNING,
+        level=logging.DEBUG
+        if top_args.verbose > 1
+        else logging.INFO
+        if top_args.verbose
+        else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     module_name, help_text = COMMANDS[top_args.command]

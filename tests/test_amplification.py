@@ -235,19 +235,21 @@ def _config(tmp_path: Path, **extra):
 
 @pytest.mark.parametrize("kind", ["float", "int16"])
 def test_amplify_pair_matches_official(golden, tmp_path, kind, caplog):
-    from clarity_se.stages.amplify import amplify_pair, enhanced_path
+    from clarity_se.data.experiment import Experiment
+    from clarity_se.stages.amplify import amplify_pair
 
     listener = Listener.from_dict(json.loads(str(golden["pair_listener"])))
     enhanced = _pair_signal(golden)
     cfg = _config(tmp_path)
-    path = enhanced_path(cfg.path.exp_folder, "S9001", listener.name)
+    exp = Experiment(cfg.path.exp_folder)
+    path = exp.enhanced_path("S9001", listener.name)
     path.parent.mkdir(parents=True)
     if kind == "float":
         sf.write(path, enhanced.astype(np.float32), FS, subtype="FLOAT")
     else:
         sf.write(path, np.round(enhanced * 32768).astype(np.int16), FS, subtype="PCM_16")
     with caplog.at_level(logging.WARNING):
-        amplified, record = amplify_pair(cfg, "S9001", listener)
+        amplified, record = amplify_pair(cfg, exp, "S9001", listener)
     assert ("16-bit PCM" in caplog.text) == (kind == "int16")
     stride = int(golden["pair_stride"])
     assert amplified.shape == (int(golden["pair_length"]), 2) == (enhanced.shape[0] + 220, 2)

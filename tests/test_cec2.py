@@ -1,15 +1,13 @@
-"""CEC2 loader (paths, channel order, format checks) and the seeded training dataset."""
+"""CEC2 loader (paths, channel order, format checks)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from _cec2_tree import FRAMES, code, make_tree, signal
 
 from clarity_se.data.audio_io import AudioFileError, write_audio
 from clarity_se.data.cec2 import CEC2Dataset
-from clarity_se.data.dataset import CEC2TrainDataset
 
 
 @pytest.fixture(scope="module")
@@ -86,92 +84,3 @@ def test_loader_rejects_wrong_files(tmp_path):
     data.mix_path("S00001", 2).unlink()
     with pytest.raises(AudioFileError, match=r"S00001_mix_CH2\.wav: file not found"):
         data.load_mixture("S00001")
-
-
-# --------------------------------------------------------------------------- training dataset
-def test_crops_are_deterministic_and_aligned(tree):
-    ds = CEC2TrainDataset(tree, "dev", crop_s=0.05, seed=3)
-    n = int(round(0.05 * 44100))
-    assert len(ds) == 2
-    mixture, target = ds[1]
-    assert mixture.shape == (6, n) and target.shape == (2, n)
-    offset = ds.crop_offset(1)
-    ramp = (torch.arange(n, dtype=torch.float32) + offset) / 32768
-    for row in (0, 2, 4):
-        assert torch.equal(mixture[row], ramp)
-    assert torch.equal(target[0], ramp)
-    assert torch.all(target[1] == -code(1, "target", 1) / 32768)  # default target: CH1
-    assert torch.all(mixture[5] == -code(1, "mix", 3) / 32768)
-    # Same (seed, epoch, index) -> same crop, whoever asks and in whatever order.
-    again = CEC2TrainDataset(tree, "dev", crop_s=0.05, seed=3)
-    assert [again.crop_offset(i) for i in (1, 0)] == [ds.crop_offset(i) for i in (1, 0)]
-    offsets = set()
-    for epoch in range(8):
-        ds.set_epoch(epoch)
-        offsets.add(ds.crop_offset(0))
-    assert len(offsets) > 1  # new crops each epoch
-    scene = ds.scenes[0]
-    # Target (1000..3500) is longer than the crop: the crop lies inside it.
-    for epoch in range(8):
-        ds.set_epoch(epoch)
-        off = ds.crop_offset(0)
-        assert scene.target.time_start <= off <= scene.target.time_end - n
-
-
-def test_crop_region_any_and_short_target(tree):
-    ds = CEC2TrainDataset(tree, "dev", crop_s=0.08, crop_region="any", seed=0)
-    n = ds.crop_samples
-    offsets = {ds.crop_offset(0)}
-    for epoch in range(1, 20):
-        ds.set_epoch(epoch)
-        offsets.add(ds.crop_offset(0))
-    assert min(offsets) >= 0 and max(offsets) <= FRAMES - n
-    # Target (2500 samples) shorter than the crop (3528): the crop contains the whole target.
-    ds = CEC2TrainDataset(tree, "dev", crop_s=0.08, seed=0)
-    for epoch in range(10):
-        ds.set_epoch(epoch)
-        off = ds.crop_offset(0)
-        assert off <= 1000 and off + n >= 3500
-
-
-def test_short_scene_is_padded_and_anechoic_target(tree):
-    ds = CEC2TrainDataset(tree, "dev", crop_s=0.2, target="anechoic")
-    n = ds.crop_samples
-    assert n == 8820 > FRAMES and ds.crop_offset(0) == 0
-    mixture, target = ds[0]
-    assert mixture.shape == (6, n) and target.shape == (2, n)
-    assert torch.all(mixture[:, FRAMES:] == 0) and torch.all(target[:, FRAMES:] == 0)
-    assert torch.all(target[1, :FRAMES] == -code(0, "target_anechoic", 1) / 32768)
-    full_mix, full_target = CEC2TrainDataset(tree, "dev", crop_s=None)[1]
-    assert full_mix.shape == (6, FRAMES) and full_target.shape == (2, FRAMES)
-
-
-def test_cache_gives_identical_items_and_loader_batches(tree):
-    plain = CEC2TrainDataset(tree, "dev", crop_s=0.05, seed=1)
-    cached = CEC2TrainDataset(tree, "dev", crop_s=0.05, seed=1, cache=True)
-    cached.preload()
-    for i in range(len(plain)):
-        for a, b in zip(plain[i], cached[i], strict=True):
-            assert torch.equal(a, b)
-    loader = torch.utils.data.DataLoader(cached, batch_size=2)
-    mixture, target = next(iter(loader))
-    assert mixture.shape == (2, 6, plain.crop_samples) and target.shape == (
-        2,
-        2,
-        plain.crop_samples,
-    )
-
-
-def test_dataset_arguments_are_checked(tree):
-    with pytest.raises(ValueError, match="target must be one of"):
-        CEC2TrainDataset(tree, "dev", target="CH9")
-    with pytest.raises(ValueError, match="crop_s must be > 0"):
-        CEC2TrainDataset(tree, "dev", crop_s=0)
-    with pytest.raises(ValueError, match="no scene 'S07777'"):
-        CEC2TrainDataset(tree, "dev", scene_ids=["S07777"])
-    with pytest.raises(ValueError, match="cache=False"):
-        CEC2TrainDataset(tree, "dev").preload()
-    ds = CEC2TrainDataset(tree, "dev", scene_ids=["S00002"])
-    assert len(ds) == 1 and np.isclose(ds[0][0][1, 0].item(), -code(1, "mix", 1) / 32768)
-    with pytest.raises(IndexError):
-        ds[5]

@@ -29,7 +29,7 @@ from _eval_tree import SCENES_LISTENERS, make_eval_tree  # noqa: E402
 
 from clarity_se.cli import main as cli_main  # noqa: E402
 from clarity_se.config import load_config  # noqa: E402
-from clarity_se.stages.common import ErrorLog  # noqa: E402
+from clarity_se.data.experiment import ErrorLog  # noqa: E402
 from clarity_se.stages.evaluate import OFFICIAL_HEADER, run_evaluate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -316,38 +316,38 @@ def test_amplify_rerun_after_lost_output_and_kill_keeps_one_line_per_id(tree, tm
 
 def test_cli_asks_torch_for_huge_pages_before_importing_it():
     """`clarity-se` sets THP_MEM_ALLOC_ENABLE=1 (torch reads it once, at its first allocation),
-    unless the user set it; the spawned evaluate workers inherit it."""
+    unless the user set it; the spawned evaluate workers inherit it. Importing the module
+    changes nothing."""
     code = (
         "import os, sys; import clarity_se.cli; "
-        "assert 'torch' not in sys.modules, 'the CLI module must not import torch'; "
-        "print(os.environ['THP_MEM_ALLOC_ENABLE'])"
+        "assert 'THP_MEM_ALLOC_ENABLE' not in os.environ, 'set at import'; "
+        "clarity_se.cli.main([]); "
+        "assert 'torch' not in sys.modules, 'the CLI must not import torch for --help'; "
+        "print('THP=' + os.environ['THP_MEM_ALLOC_ENABLE'])"
     )
     env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "1"
+    assert out.stdout.strip().endswith("THP=1")
     env["THP_MEM_ALLOC_ENABLE"] = "0"
+    code = code.replace("assert 'THP_MEM_ALLOC_ENABLE' not in os.environ, 'set at import'; ", "")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert out.stdout.strip() == "0"
+    assert out.stdout.strip().endswith("THP=0")
 
 
-def test_plan_jobs_keeps_scenes_unless_single_pairs_balance_better():
-    from clarity_se.stages.evaluate import plan_jobs
+def test_scene_jobs_group_a_scenes_listeners_up_to_the_batch_size():
+    from clarity_se.stages.evaluate import scene_jobs
 
-    def pairs(n_scenes, per_scene=3):
-        return [(f"S{s:05d}", f"L{k}") for s in range(n_scenes) for k in range(per_scene)]
-
-    six = plan_jobs(pairs(6), 3, 2)  # 3 scenes per process: balanced, noise drawn once each
-    assert [len(j.listeners) for j in six] == [3] * 6
-    five = plan_jobs(pairs(5), 3, 2)  # 3 + 2 scenes would idle one process for a scene
-    assert [len(j.listeners) for j in five] == [1] * 15
-    assert [(j.scene, j.listeners[0]) for j in five] == pairs(5)
-    assert [len(j.listeners) for j in plan_jobs(pairs(5), 3, 1)] == [3] * 5
-    assert [len(j.listeners) for j in plan_jobs(pairs(40), 2, 2)] == [2, 1] * 40
+    pairs = [(f"S{s:05d}", f"L{k}") for s in range(3) for k in range(3)]
+    jobs = scene_jobs(pairs, 2, {})
+    assert [(j.scene, j.listeners) for j in jobs] == [
+        ("S00000", ["L0", "L1"]), ("S00000", ["L2"]), ("S00001", ["L0", "L1"]),
+        ("S00001", ["L2"]), ("S00002", ["L0", "L1"]), ("S00002", ["L2"])]
+    assert [len(j.listeners) for j in scene_jobs(pairs, 3, {})] == [3, 3, 3]
 
 
 def test_resolve_workers():
-    from clarity_se.stages.evaluate import resolve_workers
+    from clarity_se.execution import resolve_workers
 
     assert resolve_workers(3, "cpu") == 3
     assert resolve_workers(0, "cuda") == 1

@@ -1,7 +1,7 @@
 """``notebooks/results.ipynb`` runs top to bottom on a small results folder and stays stripped.
 
 The results folder is made here in the layout ``clarity-se run`` writes (per-system
-``scores.csv``, the report CSVs from :func:`clarity_se.stages.report.build_report`,
+``scores.csv``, the report CSVs from :func:`clarity_se.report.build_report`,
 ``run_info.json``), with seeded scores on the CEC2 metadata fixture (3 scenes x 3 listeners),
 so the test needs no evaluation.
 """
@@ -19,10 +19,10 @@ import pytest
 from nbclient import NotebookClient
 
 from clarity_se.config import load_config
-from clarity_se.stages.common import make_scene_listener_list, read_scenes_listeners
+from clarity_se.data.scene import make_scene_listener_list, read_scenes_listeners
 from clarity_se.stages.evaluate import OFFICIAL_HEADER
-from clarity_se.stages.report import build_report
-from clarity_se.stages.run import environment
+from clarity_se.report import build_report
+from clarity_se.provenance import environment
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "results.ipynb"

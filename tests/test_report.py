@@ -1,5 +1,6 @@
 """The report: CSV numbers, completeness check, and an HTML page that renders in Chromium."""
 
+import dataclasses
 import json
 import re
 import shutil
@@ -11,7 +12,9 @@ import pytest
 
 from clarity_se.cli import main as cli_main
 from clarity_se.data.audiogram import Audiogram, Listener, save_listeners
-from clarity_se.stages.report import build_report, mean_ci, read_scores
+from clarity_se.data.scene import save_scenes
+from clarity_se.report import build_report, mean_ci, read_scores
+from _cec2_tree import make_scene
 
 
 def _write_system(folder, pairs, rng, offset):
@@ -33,9 +36,15 @@ def results(tmp_path):
     scenes = [f"S{6000 + i:05d}" for i in range(8)]
     sl = {s: [f"L{(i + j) % 4:04d}" for j in range(3)] for i, s in enumerate(scenes)}
     (meta / "scenes_listeners.dev.json").write_text(json.dumps(sl))
-    (meta / "scenes.dev.json").write_text(json.dumps([
-        {"scene": s, "SNR": float(-10 + 2 * i), "interferers": [{"type": "speech"}, {"type": ["noise", "music"][i % 2]}]}
-        for i, s in enumerate(scenes)]))
+    records = []
+    for i, s in enumerate(scenes):
+        scene = make_scene(s)
+        kinds = ("speech", ["noise", "music"][i % 2])
+        records.append(dataclasses.replace(
+            scene, snr_db=float(-10 + 2 * i),
+            interferers=tuple(dataclasses.replace(it, type=k)
+                              for it, k in zip(scene.interferers, kinds, strict=True))))
+    save_scenes(meta / "scenes.dev.json", records)
     save_listeners(meta / "listeners.json", [
         Listener(f"L{k:04d}", Audiogram([250, 500, 1000, 2000, 4000, 8000], [10 * k, 20, 30, 40, 50, 60]),
                  Audiogram([250, 500, 1000, 2000, 4000, 8000], [10, 20, 30, 40, 50, 60 + k])) for k in range(4)])

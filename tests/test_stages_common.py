@@ -4,13 +4,9 @@ import json
 
 import pytest
 
-from clarity_se.stages.common import (
-    ErrorLog,
-    make_scene_listener_list,
-    read_scenes_listeners,
-    select_shard,
-    shard_suffix,
-)
+from clarity_se.data.experiment import ErrorLog
+from clarity_se.data.pairs import select_shard, shard_suffix
+from clarity_se.data.scene import make_scene_listener_list, read_scenes_listeners
 
 
 @pytest.fixture()

@@ -168,7 +168,7 @@ def test_ddp_two_gloo_processes_keep_replicas_identical(data_root, tmp_path):
 
 
 def test_dataset_crops_and_remix(data_root):
-    from clarity_se.training.data import SceneSegmentDataset
+    from clarity_se.data.scene_segments import SceneSegmentDataset
 
     kw = dict(n_src=2, segment_s=0.05, seed=3)
     plain = SceneSegmentDataset(data_root, "train", **kw)

@@ -82,7 +82,9 @@ class EchoCanceller(Protocol):
         """A fresh :class:`EchoStreamer` giving the same output block by block."""
 
 
-def check_clip(mic: np.ndarray, farend: np.ndarray, where: str = "clip") -> tuple[np.ndarray, np.ndarray]:
+def check_clip(
+    mic: np.ndarray, farend: np.ndarray, where: str = "clip"
+) -> tuple[np.ndarray, np.ndarray]:
     """Return ``mic`` and ``farend`` as float32 1-D arrays of equal length.
 
     A far-end signal longer than the microphone is cut; a shorter one is zero-padded (the AEC
@@ -96,8 +98,10 @@ def check_clip(mic: np.ndarray, farend: np.ndarray, where: str = "clip") -> tupl
     mic = np.asarray(mic, dtype=np.float32)
     farend = np.asarray(farend, dtype=np.float32)
     if mic.ndim != 1 or farend.ndim != 1:
-        raise ValueError(f"{where}: mic and farend must be mono [time], got "
-                         f"{tuple(mic.shape)} and {tuple(farend.shape)}")
+        raise ValueError(
+            f"{where}: mic and farend must be mono [time], got "
+            f"{tuple(mic.shape)} and {tuple(farend.shape)}"
+        )
     if farend.shape[0] >= mic.shape[0]:
         farend = farend[: mic.shape[0]]
     else:

@@ -78,7 +78,9 @@ def read_audio(
         raise AudioFileError(f"{path}: channels is {info.channels}, expected {expected_channels}")
     is_pcm16 = info.subtype == "PCM_16"
     try:
-        data, sample_rate = sf.read(str(path), dtype="int16" if is_pcm16 else dtype, always_2d=False)
+        data, sample_rate = sf.read(
+            str(path), dtype="int16" if is_pcm16 else dtype, always_2d=False
+        )
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise AudioFileError(f"{path}: unreadable audio data ({exc})") from None
     if data.shape[0] != info.frames:

@@ -63,7 +63,8 @@ class Audiogram:
             raise ValueError(f"{where}: frequencies_hz is empty")
         if freqs.shape != levels.shape:
             raise ValueError(
-                f"{where}: frequencies_hz has {freqs.size} values but levels_db_hl has {levels.size}"
+                f"{where}: frequencies_hz has {freqs.size} values "
+                f"but levels_db_hl has {levels.size}"
             )
         if not np.all(np.isfinite(freqs)) or np.any(freqs <= 0):
             raise ValueError(f"{where}: frequencies_hz must be finite and positive")
@@ -145,7 +146,9 @@ class Listener:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"Listener: name must be a non-empty string, got {self.name!r}")
-        if not np.array_equal(self.audiogram_left.frequencies_hz, self.audiogram_right.frequencies_hz):
+        if not np.array_equal(
+            self.audiogram_left.frequencies_hz, self.audiogram_right.frequencies_hz
+        ):
             raise ValueError(f"Listener {self.name!r}: left and right audiogram_cfs differ")
 
     @property
@@ -163,14 +166,20 @@ class Listener:
             Naming ``source``, the listener and the missing or bad field.
         """
         if not isinstance(entry, dict):
-            raise ValueError(f"{source}: listener entry must be an object, got {type(entry).__name__}")
+            raise ValueError(
+                f"{source}: listener entry must be an object, got {type(entry).__name__}"
+            )
         name = entry.get("name", "?")
         for key in ("name", "audiogram_cfs", "audiogram_levels_l", "audiogram_levels_r"):
             if key not in entry:
                 raise ValueError(f"{source}: listener {name!r}: missing field {key!r}")
         try:
-            left = Audiogram(entry["audiogram_cfs"], entry["audiogram_levels_l"], name=f"{name} left")
-            right = Audiogram(entry["audiogram_cfs"], entry["audiogram_levels_r"], name=f"{name} right")
+            left = Audiogram(
+                entry["audiogram_cfs"], entry["audiogram_levels_l"], name=f"{name} left"
+            )
+            right = Audiogram(
+                entry["audiogram_cfs"], entry["audiogram_levels_r"], name=f"{name} right"
+            )
         except ValueError as exc:
             field_name = "audiogram_levels_r" if "right" in str(exc) else "audiogram_levels_l"
             if "frequencies_hz" in str(exc):
@@ -218,7 +227,9 @@ def load_listeners(path: str | os.PathLike) -> dict[str, Listener]:
     return listeners
 
 
-def save_listeners(path: str | os.PathLike, listeners: dict[str, Listener] | list[Listener]) -> Path:
+def save_listeners(
+    path: str | os.PathLike, listeners: dict[str, Listener] | list[Listener]
+) -> Path:
     """Write a CEC2 ``listeners.json`` atomically (indent 4, as the CEC2 metadata)."""
     from clarity_se.data.audio_io import atomic_write_text
 

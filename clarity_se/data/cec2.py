@@ -73,12 +73,51 @@ class CEC2Dataset:
     ``clarity.data.scene_renderer_cec2.SceneRenderer.generate_binaural_signals`` (file names).
     """
 
-    def __init__(self, root: str | os.PathLike, split: str = "dev") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "dev",
+        *,
+        metadata_dir: str | os.PathLike | None = None,
+        scenes_dir: str | os.PathLike | None = None,
+        scenes_listeners_file: str | os.PathLike | None = None,
+        listeners_file: str | os.PathLike | None = None,
+    ) -> None:
         if not isinstance(split, str) or not split or "/" in split:
             raise ValueError(f"CEC2Dataset: split must be a plain folder name, got {split!r}")
         self.root = Path(root)
         self.split = split
         self.sample_rate = CEC2_SAMPLE_RATE
+        self._metadata_dir = None if metadata_dir is None else Path(metadata_dir)
+        self._scenes_dir = None if scenes_dir is None else Path(scenes_dir)
+        self._scenes_listeners_file = (
+            None if scenes_listeners_file is None else Path(scenes_listeners_file)
+        )
+        self._listeners_file = None if listeners_file is None else Path(listeners_file)
+
+    @classmethod
+    def from_recipe(cls, path) -> CEC2Dataset:
+        """The dataset a recipe config's ``path.*`` keys point at.
+
+        Parameters
+        ----------
+        path : omegaconf.DictConfig or object
+            ``path.root``, ``path.metadata_dir``, ``path.scenes_folder``,
+            ``path.scenes_listeners_file``, ``path.listeners_file`` (the official keys). The
+            split is read from the scenes-listeners file name (``scenes_listeners.<split>.json``,
+            ``dev`` otherwise).
+        """
+        name = Path(str(path.scenes_listeners_file)).name
+        parts = name.split(".")
+        split = parts[1] if len(parts) == 3 and parts[0] == "scenes_listeners" else "dev"
+        return cls(
+            path.root,
+            split,
+            metadata_dir=path.metadata_dir,
+            scenes_dir=path.scenes_folder,
+            scenes_listeners_file=path.scenes_listeners_file,
+            listeners_file=path.listeners_file,
+        )
 
     def __repr__(self) -> str:
         return f"CEC2Dataset(root={str(self.root)!r}, split={self.split!r})"
@@ -86,12 +125,16 @@ class CEC2Dataset:
     # ------------------------------------------------------------------ folders and files
     @property
     def metadata_dir(self) -> Path:
-        """``<root>/clarity_data/metadata``."""
+        """``<root>/clarity_data/metadata`` (or the folder given)."""
+        if self._metadata_dir is not None:
+            return self._metadata_dir
         return self.root / "clarity_data" / "metadata"
 
     @property
     def scenes_dir(self) -> Path:
-        """``<root>/clarity_data/<split>/scenes``."""
+        """``<root>/clarity_data/<split>/scenes`` (or the folder given)."""
+        if self._scenes_dir is not None:
+            return self._scenes_dir
         return self.root / "clarity_data" / self.split / "scenes"
 
     @property
@@ -101,12 +144,16 @@ class CEC2Dataset:
 
     @property
     def scenes_listeners_file(self) -> Path:
-        """``metadata/scenes_listeners.<split>.json``."""
+        """``metadata/scenes_listeners.<split>.json`` (or the file given)."""
+        if self._scenes_listeners_file is not None:
+            return self._scenes_listeners_file
         return self.metadata_dir / f"scenes_listeners.{self.split}.json"
 
     @property
     def listeners_file(self) -> Path:
-        """``metadata/listeners.json``."""
+        """``metadata/listeners.json`` (or the file given)."""
+        if self._listeners_file is not None:
+            return self._listeners_file
         return self.metadata_dir / "listeners.json"
 
     @property

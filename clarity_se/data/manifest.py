@@ -301,6 +301,10 @@ class ManifestWriter:
     resume : bool
         Keep the records already in the file and skip their ids (default). ``False`` starts
         an empty file.
+    updates : bool
+        Append a record even if its id is present (a newer version of it; readers keep the
+        last record of each id, :class:`clarity_se.data.journal.Journal`). Default False: a
+        present id is skipped.
 
     Notes
     -----
@@ -316,10 +320,16 @@ class ManifestWriter:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, schema: str | None = None, resume: bool = True
+        self,
+        path: str | os.PathLike,
+        *,
+        schema: str | None = None,
+        resume: bool = True,
+        updates: bool = False,
     ) -> None:
         self.path = Path(path)
         self.schema = schema
+        self.updates = bool(updates)
         self._ids: set[str] = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and resume:
@@ -377,7 +387,7 @@ class ManifestWriter:
         Returns
         -------
         bool
-            True if written, False if skipped (id present).
+            True if written, False if skipped (id present and ``updates`` is False).
 
         Raises
         ------
@@ -389,7 +399,7 @@ class ManifestWriter:
         check_record(record, where=str(self.path), schema=self.schema)
         if self._raw.closed:
             raise ValueError(f"{self.path}: manifest writer is closed")
-        if record["id"] in self._ids:
+        if record["id"] in self._ids and not self.updates:
             return False
         line = _dump_line(record)
         if self._gz is not None:

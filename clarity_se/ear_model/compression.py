@@ -21,9 +21,9 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from torch import Tensor
 
-from clarity_se.ear_model import vector_ir as vir
 from clarity_se.dsp.designs import scipy_design
 from clarity_se.dsp.iir import lfilter, numba_threads
+from clarity_se.ear_model import vector_ir as vir
 
 logger = logging.getLogger(__name__)
 

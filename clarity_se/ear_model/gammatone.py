@@ -57,8 +57,8 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 from torch import Tensor
 
-from clarity_se.ear_model import vector_ir as vir
 from clarity_se.dsp.iir import numba_threads, repeated_pole_filter
+from clarity_se.ear_model import vector_ir as vir
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,10 @@ ENHANCER_MODULES: dict[str, str] = {
 _FACTORIES: dict[str, Callable[[Any], Enhancer]] = {}
 
 
-def register_enhancer(name: str) -> Callable[[Callable[[Any], Enhancer]], Callable[[Any], Enhancer]]:
+Factory = Callable[[Any], Enhancer]
+
+
+def register_enhancer(name: str) -> Callable[[Factory], Factory]:
     """Decorator registering ``factory(options) -> Enhancer`` under ``name``."""
 
     def decorate(factory: Callable[[Any], Enhancer]) -> Callable[[Any], Enhancer]:

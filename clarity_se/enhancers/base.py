@@ -41,7 +41,7 @@ class BlockStreamer(Protocol):
         """Forget all state (start a new signal)."""
 
     def process(self, block: np.ndarray) -> np.ndarray:
-        """Feed ``block [6, n]`` float32 and return the output samples that are final, ``[2, m]``."""
+        """Feed ``block [6, n]`` float32; return the output samples that are final, ``[2, m]``."""
 
     def flush(self) -> np.ndarray:
         """End of signal: return the remaining output samples ``[2, k]`` and reset."""
@@ -127,7 +127,9 @@ def run_streamer(streamer: BlockStreamer, mixture: np.ndarray, block_size: int) 
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     streamer.reset()
-    pieces = [streamer.process(mixture[:, i : i + block_size])
-              for i in range(0, mixture.shape[1], block_size)]
+    pieces = [
+        streamer.process(mixture[:, i : i + block_size])
+        for i in range(0, mixture.shape[1], block_size)
+    ]
     pieces.append(streamer.flush())
     return np.concatenate(pieces, axis=1)

@@ -94,7 +94,9 @@ class ConvTasNetEnhancer:
             est = enhance_in_chunks(self.model, mix[None].to(self.device), self.chunk)
             out = pick_target(est, SAMPLE_RATE)[0].cpu()
             if self.mirror_average:
-                est = enhance_in_chunks(self.model, mix[MIRROR_ROWS][None].to(self.device), self.chunk)
+                est = enhance_in_chunks(
+                    self.model, mix[MIRROR_ROWS][None].to(self.device), self.chunk
+                )
                 out = 0.5 * (out + pick_target(est, SAMPLE_RATE)[0].cpu()[[1, 0]])
         if self.residual_mix > 0:
             out = (1 - self.residual_mix) * out + self.residual_mix * mix[:2]

@@ -17,8 +17,6 @@ Writes are atomic (temp file + ``os.replace``), so a kill never leaves a torn ch
 from __future__ import annotations
 
 import os
-import platform
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,34 +26,9 @@ from torch import nn
 
 from clarity_se.models import build_model, model_name
 from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT
+from clarity_se.provenance import software_versions
 
 FORMAT = "clarity_se.checkpoint/1"
-
-
-def software_versions() -> dict[str, str]:
-    """Versions recorded in checkpoints: clarity_se, torch, python and the git commit (or "")."""
-    try:
-        from importlib.metadata import version
-
-        pkg = version("clarity_se")
-    except Exception:  # pragma: no cover - not installed
-        pkg = "unknown"
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except Exception:  # pragma: no cover
-        commit = ""
-    return {
-        "clarity_se": pkg,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "git_commit": commit,
-    }
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

@@ -178,7 +178,7 @@ def selection_accuracy_on_split(
     ValueError
         Missing scenes or files, or a checkpoint whose model does not have 2 sources.
     """
-    from clarity_se.training.data import SceneSegmentDataset
+    from clarity_se.data.scene_segments import SceneSegmentDataset
 
     model = None
     if checkpoint:

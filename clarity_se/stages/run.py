@@ -26,7 +26,7 @@ Steps:
    A system that cannot start (e.g. ``convtasnet`` with a missing ``enhancer.checkpoint``)
    is reported with the reason and skipped;
    the other systems still run.
-3. :func:`clarity_se.stages.report.build_report` over every system with scores into
+3. :func:`clarity_se.report.build_report` over every system with scores into
    ``run.results_folder`` (``report.csv``, ``report.html`` and the breakdown CSVs); it prints
    the official ``report_score.py`` summary per system.
 
@@ -56,8 +56,6 @@ import argparse
 import json
 import logging
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -67,23 +65,6 @@ from pathlib import Path
 from clarity_se.config import add_config_arguments, load_config
 
 logger = logging.getLogger(__name__)
-
-#: Packages whose versions go into ``run_info.json``.
-PACKAGES = (
-    "clarity_se",
-    "torch",
-    "numpy",
-    "scipy",
-    "soundfile",
-    "omegaconf",
-    "pandas",
-    "numba",
-    "matplotlib",
-    "pyroomacoustics",
-    "julius",
-    "tqdm",
-)
-
 
 @dataclass
 class SystemResult:
@@ -127,54 +108,6 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def environment() -> dict:
-    """Python, platform, package versions and git state, for ``run_info.json``.
-
-    Returns
-    -------
-    dict
-        ``python``, ``platform``, ``cpu_count``, ``packages`` (name -> version or ``None``),
-        ``git`` (``commit`` and ``dirty``, or ``None`` outside a git checkout),
-        ``env`` (``OMP_NUM_THREADS``, ``CUDA_VISIBLE_DEVICES``).
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    packages = {}
-    for name in PACKAGES:
-        try:
-            packages[name] = version(name)
-        except PackageNotFoundError:
-            packages[name] = None
-    repo = Path(__file__).resolve().parents[2]
-    git = None
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout.strip()
-        git = {"commit": commit, "dirty": bool(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "packages": packages,
-        "git": git,
-        "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")},
-    }
-
-
 #: Written into ``path.root`` by :func:`ensure_dataset` around a demo rendering.
 DEMO_MARKER = "clarity_se_demo.json"
 
@@ -212,7 +145,7 @@ def ensure_dataset(cfg) -> dict | None:
             "(or set run.render_demo=true to render the demo there)"
         )
     from clarity_se.data.render.cli import DEFAULT_SCENES, build_dataset
-    from clarity_se.stages.evaluate import resolve_workers
+    from clarity_se.execution import resolve_workers
 
     n = int(cfg.run.demo_scenes) or DEFAULT_SCENES
     if n < 0:
@@ -254,13 +187,6 @@ def system_config(cfg, system: str):
     return resolved
 
 
-def _check_enhancer(cfg) -> None:
-    """Fail early and clearly for an enhancer that cannot start (unknown name, no checkpoint)."""
-    from clarity_se.enhancers import build_enhancer
-
-    build_enhancer(cfg.enhancer)
-
-
 def run_system(cfg, system: str) -> SystemResult:
     """Enhance and evaluate one system (resuming); never raises for a system-level failure.
 
@@ -279,54 +205,45 @@ def run_system(cfg, system: str) -> SystemResult:
     from omegaconf import OmegaConf
 
     from clarity_se.data.audio_io import atomic_write_text
-    from clarity_se.stages import enhance
-    from clarity_se.stages.common import ErrorLog, pairs_from_config, shard_suffix
+    from clarity_se.data.experiment import ErrorLog
+    from clarity_se.enhancers import build_enhancer
+    from clarity_se.stages.common import stage_inputs
+    from clarity_se.stages.enhance import run_enhance
     from clarity_se.stages.evaluate import run_evaluate
 
     sys_cfg = system_config(cfg, system)
-    exp = Path(sys_cfg.path.exp_folder)
-    result = SystemResult(name=system, exp_folder=str(exp))
+    result = SystemResult(name=system, exp_folder=str(sys_cfg.path.exp_folder))
     try:
-        result.n_pairs = len(pairs_from_config(sys_cfg))
-        _check_enhancer(sys_cfg)
+        _, exp, pairs = stage_inputs(sys_cfg)
+        result.n_pairs = len(pairs)
+        enhancer = build_enhancer(sys_cfg.enhancer)  # fails early: unknown name, no checkpoint
     except ValueError as exc:
         result.error = str(exc)
         logger.error("run: system %s cannot run: %s", system, exc)
         return result
-    exp.mkdir(parents=True, exist_ok=True)
-    config_path = atomic_write_text(exp / "config.yaml", OmegaConf.to_yaml(sys_cfg))
+    exp.folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(exp.folder / "config.yaml", OmegaConf.to_yaml(sys_cfg))
 
-    t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
-    try:
-        status = enhance.main(argparse.Namespace(config=config_path, overrides=[]))
-    except Exception as exc:  # noqa: BLE001 - one system's crash must not stop the others
-        logger.exception("run: system %s: enhance crashed", system)
-        status, result.error = 2, f"enhance crashed: {type(exc).__name__}: {exc}"
-    result.seconds["enhance"] = {
-        "wall_s": time.perf_counter() - t_wall,
-        "cpu_s": _cpu_seconds() - t_cpu,
-    }
-    if status not in (0, 1):
-        result.error = result.error or (
-            f"enhance exited with status {status} (see the log above / {exp / 'errors.csv'})"
-        )
-        return result
-
-    t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
-    try:
-        result.n_scored, _ = run_evaluate(sys_cfg)
-    except ValueError as exc:
-        result.error = f"evaluate: {exc}"
-        logger.error("run: system %s: %s", system, result.error)
-    except Exception as exc:  # noqa: BLE001 - one system's crash must not stop the others
-        result.error = f"evaluate crashed: {type(exc).__name__}: {exc}"
-        logger.exception("run: system %s: evaluate crashed", system)
-    result.seconds["evaluate"] = {
-        "wall_s": time.perf_counter() - t_wall,
-        "cpu_s": _cpu_seconds() - t_cpu,
-    }
-    suffix = shard_suffix(sys_cfg.evaluate.shard)
-    rows = ErrorLog.read(exp / f"errors{suffix}.csv")
+    for stage, call in (("enhance", lambda: run_enhance(sys_cfg, enhancer)),
+                        ("evaluate", lambda: run_evaluate(sys_cfg))):
+        t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
+        try:
+            n_done, _ = call()
+        except ValueError as exc:
+            result.error = f"{stage}: {exc}"
+            logger.error("run: system %s: %s", system, result.error)
+        except Exception as exc:  # noqa: BLE001 - one system's crash must not stop the others
+            result.error = f"{stage} crashed: {type(exc).__name__}: {exc}"
+            logger.exception("run: system %s: %s crashed", system, stage)
+        result.seconds[stage] = {
+            "wall_s": time.perf_counter() - t_wall,
+            "cpu_s": _cpu_seconds() - t_cpu,
+        }
+        if result.error:
+            break
+        if stage == "evaluate":
+            result.n_scored = n_done
+    rows = ErrorLog.read(exp.csv_path("errors"))
     result.failed = {
         stage: sum(1 for r in rows if r["stage"] == stage) for stage in ("enhance", "evaluate")
     }
@@ -392,7 +309,8 @@ def run_pipeline(cfg, *, command: list[str] | None = None) -> tuple[int, list[Sy
     from omegaconf import OmegaConf
 
     from clarity_se.data.audio_io import atomic_write_text
-    from clarity_se.stages.report import build_report
+    from clarity_se.provenance import environment
+    from clarity_se.report import build_report
 
     results_folder = Path(cfg.run.results_folder)
     results_folder.mkdir(parents=True, exist_ok=True)
@@ -501,121 +419,3 @@ def main(args: argparse.Namespace) -> int:
         + ("" if status == 0 else "; some pairs or systems FAILED (exit status 1)")
     )
     return status
-
-
-@dataclass
-class RunResults:
-    """A results folder of :func:`run_pipeline`, loaded for the notebook (no recomputation).
-
-    Attributes
-    ----------
-    folder : pathlib.Path
-        The results folder (``run.results_folder``).
-    info : dict
-        ``run_info.json`` (empty if absent).
-    systems : dict of str -> pathlib.Path
-        System name -> folder holding its ``scores.csv`` (or shard files).
-    baseline : str
-        System the paired differences are taken against (``passthrough`` if present).
-    scores : pandas.DataFrame
-        Every pair of every system: ``system, scene, listener, combined, haspi, hasqi``.
-    summary, per_listener, per_snr, per_interferer : pandas.DataFrame
-        ``report.csv`` and the breakdown CSVs written by the report (empty if absent).
-    paired_deltas : pandas.DataFrame
-        ``system, scene, listener, delta_combined``: each non-baseline system minus the baseline
-        on the pairs both scored.
-    listeners : dict of str -> clarity_se.data.audiogram.Listener
-        From the run's ``path.listeners_file`` (empty if not found).
-    compressor : clarity_se.amplification.compressor.Compressor
-        Built from the run's ``compressor.*`` and ``nalr.sample_rate``.
-    """
-
-    folder: Path
-    info: dict
-    systems: dict
-    baseline: str
-    scores: object
-    summary: object
-    per_listener: object
-    per_snr: object
-    per_interferer: object
-    paired_deltas: object
-    listeners: dict
-    compressor: object
-
-
-def load_results(results_folder: str | os.PathLike) -> RunResults:
-    """Load what ``clarity-se run`` wrote into ``results_folder`` (see :class:`RunResults`).
-
-    Parameters
-    ----------
-    results_folder : path-like
-        E.g. ``results/demo``.
-
-    Returns
-    -------
-    RunResults
-
-    Raises
-    ------
-    ValueError
-        If the folder holds no system with scores.
-    """
-    import pandas as pd
-
-    from clarity_se.amplification.compressor import Compressor
-    from clarity_se.config import RecipeConfig
-    from clarity_se.data.audiogram import load_listeners
-    from clarity_se.stages.report import discover_systems, read_scores
-
-    folder = Path(results_folder)
-    info_path = folder / "run_info.json"
-    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
-    systems = discover_systems(folder) if folder.is_dir() else {}
-    if not systems:
-        raise ValueError(f"{folder}: no system folder with scores.csv (run `clarity-se run` first)")
-    baseline = "passthrough" if "passthrough" in systems else next(iter(systems))
-    scores = pd.concat(
-        [read_scores(path).assign(system=name) for name, path in systems.items()], ignore_index=True
-    )[["system", "scene", "listener", "combined", "haspi", "hasqi"]]
-
-    def table(name: str) -> pd.DataFrame:
-        path = folder / name
-        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
-
-    base = scores[scores["system"] == baseline].set_index(["scene", "listener"])["combined"]
-    deltas = []
-    for name in systems:
-        if name == baseline:
-            continue
-        sub = scores[scores["system"] == name].set_index(["scene", "listener"])["combined"]
-        common = sub.index.intersection(base.index)
-        delta = (sub.loc[common] - base.loc[common]).rename("delta_combined").reset_index()
-        deltas.append(delta.assign(system=name))
-    paired = (
-        pd.concat(deltas, ignore_index=True)
-        if deltas
-        else pd.DataFrame(columns=["scene", "listener", "delta_combined", "system"])
-    )
-    config = info.get("config", {})
-    listeners_file = config.get("path", {}).get("listeners_file")
-    listeners = (
-        load_listeners(listeners_file) if listeners_file and Path(listeners_file).is_file() else {}
-    )
-    defaults = RecipeConfig()
-    comp = {**vars(defaults.compressor), **config.get("compressor", {})}
-    sample_rate = config.get("nalr", {}).get("sample_rate", defaults.nalr.sample_rate)
-    return RunResults(
-        folder=folder,
-        info=info,
-        systems=systems,
-        baseline=baseline,
-        scores=scores,
-        summary=table("report.csv"),
-        per_listener=table("report_per_listener.csv"),
-        per_snr=table("report_per_snr.csv"),
-        per_interferer=table("report_per_interferer.csv"),
-        paired_deltas=paired,
-        listeners=listeners,
-        compressor=Compressor(sample_rate=sample_rate, **comp),
-    )

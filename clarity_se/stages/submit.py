@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from clarity_se.config import add_config_arguments, load_config
 from clarity_se.data.audio_io import AudioFileError, audio_info
-from clarity_se.stages.common import make_scene_listener_list, read_scenes_listeners
+from clarity_se.data.cec2 import CEC2Dataset
+from clarity_se.data.experiment import Experiment
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def check_enhanced_file(path: Path, expected_frames: int | None) -> list[str]:
         return [str(exc)]
     problems = []
     if info.format != "WAV" or info.subtype != "FLOAT":
-        problems.append(f"{path}: format is {info.format}/{info.subtype}, expected WAV/FLOAT (float32)")
+        problems.append(
+            f"{path}: format is {info.format}/{info.subtype}, expected WAV/FLOAT (float32)"
+        )
     if info.samplerate != SAMPLE_RATE_HZ:
         problems.append(f"{path}: sample_rate is {info.samplerate} Hz, expected {SAMPLE_RATE_HZ}")
     if info.channels != 2:
@@ -75,39 +78,52 @@ def _sha256(path: Path) -> str:
 
 
 def make_submission(
-    enhanced_folder: Path,
-    scenes_listeners_file: Path,
-    scenes_folder: Path,
-    out_zip: Path,
+    dataset: CEC2Dataset, experiment: Experiment, out_zip: Path
 ) -> tuple[Path | None, list[str]]:
-    """Validate and zip the enhanced signals of every pair.
+    """Validate and zip the enhanced signals of every pair of the dataset.
+
+    Parameters
+    ----------
+    dataset : CEC2Dataset
+        Its ``scenes_listeners`` file gives the pairs; its CH1 mixtures the expected lengths.
+    experiment : Experiment
+        Holds ``enhanced_signals/``.
+    out_zip : Path
+        The archive to write (atomically).
 
     Returns
     -------
     (zip path or None, problems) : tuple
         ``None`` and the list of problems if any file failed; nothing is written then.
     """
-    pairs = make_scene_listener_list(read_scenes_listeners(scenes_listeners_file))
+    pairs = dataset.scene_listener_pairs()
     problems: list[str] = []
     records = []
     mixture_frames: dict[str, int | None] = {}
     for scene, listener in tqdm(pairs, desc="submit: checking", unit="pair"):
         if scene not in mixture_frames:
-            mix = Path(scenes_folder) / f"{scene}_mix_CH1.wav"
+            mix = dataset.mix_path(scene, 1)
             try:
                 mixture_frames[scene] = audio_info(mix).frames
             except AudioFileError as exc:
                 problems.append(f"{exc} (needed for the expected length)")
                 mixture_frames[scene] = None
-        path = Path(enhanced_folder) / f"{scene}_{listener}_enhanced.wav"
+        path = experiment.enhanced_path(scene, listener)
         found = check_enhanced_file(path, mixture_frames[scene])
         problems += found
         if not found:
-            records.append({"id": f"{scene}_{listener}", "scene": scene, "listener": listener,
-                            "path": path.name, "sample_rate": SAMPLE_RATE_HZ,
-                            "num_samples": mixture_frames[scene],
-                            "duration_s": (mixture_frames[scene] or 0) / SAMPLE_RATE_HZ,
-                            "sha256": _sha256(path)})
+            records.append(
+                {
+                    "id": f"{scene}_{listener}",
+                    "scene": scene,
+                    "listener": listener,
+                    "path": path.name,
+                    "sample_rate": SAMPLE_RATE_HZ,
+                    "num_samples": mixture_frames[scene],
+                    "duration_s": (mixture_frames[scene] or 0) / SAMPLE_RATE_HZ,
+                    "sha256": _sha256(path),
+                }
+            )
     if problems:
         return None, problems
     out_zip = Path(out_zip)
@@ -117,10 +133,20 @@ def make_submission(
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for record in tqdm(records, desc="submit: zipping", unit="file"):
-                archive.write(Path(enhanced_folder) / record["path"], arcname=record["path"])
-            archive.writestr("manifest.json", json.dumps(
-                {"schema": "clarity_se.submission/1", "pairs": len(records), "files": records}, indent=2))
-            archive.writestr("SHA256SUMS", "".join(f"{r['sha256']}  {r['path']}\n" for r in records))
+                archive.write(
+                    experiment.enhanced_path(record["scene"], record["listener"]),
+                    arcname=record["path"],
+                )
+            archive.writestr(
+                "manifest.json",
+                json.dumps(
+                    {"schema": "clarity_se.submission/1", "pairs": len(records), "files": records},
+                    indent=2,
+                ),
+            )
+            archive.writestr(
+                "SHA256SUMS", "".join(f"{r['sha256']}  {r['path']}\n" for r in records)
+            )
         os.replace(tmp, out_zip)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -131,17 +157,17 @@ def make_submission(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``clarity-se submit``: the recipe config plus ``--out``."""
     add_config_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None,
-                        help="zip to write (default: <exp_folder>/submission.zip)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="zip to write (default: <exp_folder>/submission.zip)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``clarity-se submit``; exit 1 (and list every problem) if any file is unfit."""
     cfg = load_config(args.config, args.overrides)
-    exp = Path(cfg.path.exp_folder)
-    out = args.out or exp / "submission.zip"
-    archive, problems = make_submission(exp / "enhanced_signals", Path(cfg.path.scenes_listeners_file),
-                                        Path(cfg.path.scenes_folder), out)
+    exp = Experiment(cfg.path.exp_folder)
+    out = args.out or exp.folder / "submission.zip"
+    archive, problems = make_submission(CEC2Dataset.from_recipe(cfg.path), exp, out)
     if problems:
         print(f"submission refused: {len(problems)} problem(s):")
         for problem in problems:

@@ -37,11 +37,11 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from clarity_se.data.scene_segments import SceneSegmentDataset
 from clarity_se.losses import neg_si_sdr_emphasised, pit_loss, si_sdr
 from clarity_se.models import build_model
 from clarity_se.models.checkpoint import read_checkpoint, save_checkpoint
 from clarity_se.models.target_selection import pick_target
-from clarity_se.training.data import SceneSegmentDataset
 
 logger = logging.getLogger(__name__)
 

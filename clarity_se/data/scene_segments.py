@@ -1,4 +1,4 @@
-"""Training data: fixed-length segments of CEC2-layout scenes (mixture, target[, residual]).
+"""The training dataset: fixed-length segments of CEC2-layout scenes (mixture, target[, residual]).
 
 Each item is one scene of a CEC2-layout split (``<root>/clarity_data/<split>/scenes``):
 
@@ -17,7 +17,6 @@ are whole scenes or a fixed crop at the target's onset.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -25,10 +24,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from clarity_se.data.audio_io import AudioFileError, read_audio
-
-#: CEC2 signals are 44.1 kHz.
-SAMPLE_RATE = 44100
+from clarity_se.data.audio_io import AudioFileError
+from clarity_se.data.cec2 import CEC2Dataset
+from clarity_se.data.scene import CEC2_SAMPLE_RATE as SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -36,67 +34,22 @@ logger = logging.getLogger(__name__)
 TARGET_KINDS = ("target_CH1", "target_anechoic_CH1")
 
 
-def list_scene_ids(root: str | Path, split: str) -> list[str]:
-    """Scene ids of a split: the ``scene`` fields of ``metadata/scenes.<split>.json`` if present
-    (file order), else the ``*_mix_CH1.wav`` files of ``clarity_data/<split>/scenes`` (sorted).
+def list_scene_ids(data: CEC2Dataset) -> list[str]:
+    """Scene ids of a split: those of ``metadata/scenes.<split>.json`` if present (file
+    order), else the ``*_mix_CH1.wav`` files of the scenes folder (sorted).
 
     Raises
     ------
     ValueError
         If the scenes file is malformed or no scene is found (names the file/folder).
     """
-    root = Path(root)
-    scenes_file = root / "clarity_data" / "metadata" / f"scenes.{split}.json"
-    scenes_dir = root / "clarity_data" / split / "scenes"
-    if scenes_file.is_file():
-        try:
-            ids = [str(entry["scene"]) for entry in json.loads(scenes_file.read_text())]
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
-            raise ValueError(
-                f"{scenes_file}: expected a list of scenes with 'scene' ({exc})"
-            ) from None
+    if data.scenes_file.is_file():
+        ids = data.scene_ids
     else:
-        ids = sorted(p.name[: -len("_mix_CH1.wav")] for p in scenes_dir.glob("*_mix_CH1.wav"))
+        ids = sorted(p.name[: -len("_mix_CH1.wav")] for p in data.scenes_dir.glob("*_mix_CH1.wav"))
     if not ids:
-        raise ValueError(f"{scenes_dir}: no scenes found (no *_mix_CH1.wav, no scenes file)")
+        raise ValueError(f"{data.scenes_dir}: no scenes found (no *_mix_CH1.wav, no scenes file)")
     return ids
-
-
-def scene_path(root: str | Path, split: str, scene: str, kind: str, ch: int) -> Path:
-    """``<root>/clarity_data/<split>/scenes/<scene>_<kind>_CH<ch>.wav`` (official naming)."""
-    return Path(root) / "clarity_data" / split / "scenes" / f"{scene}_{kind}_CH{ch}.wav"
-
-
-def read_stereo(path: Path, n_time: int | None = None) -> torch.Tensor:
-    """A 2-channel 44.1 kHz CEC2 WAV as float32 ``[2, time]`` (int16 / 32768).
-
-    Raises
-    ------
-    AudioFileError
-        Missing/unreadable file, wrong rate or channel count, or length != ``n_time``.
-    """
-    samples, _ = read_audio(
-        path, expected_sample_rate=SAMPLE_RATE, expected_channels=2, dtype="float32"
-    )
-    if n_time is not None and samples.shape[0] != n_time:
-        raise AudioFileError(f"{path}: num_samples is {samples.shape[0]}, expected {n_time}")
-    return torch.from_numpy(np.ascontiguousarray(samples.T))
-
-
-def load_mixture(root: str | Path, split: str, scene: str) -> torch.Tensor:
-    """The six hearing-aid microphones of a scene, ``[6, time]`` float32, rows
-    ``CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R``.
-
-    Raises
-    ------
-    AudioFileError
-        A file is missing/unreadable or the three pairs differ in length (names the file).
-    """
-    first = read_stereo(scene_path(root, split, scene, "mix", 1))
-    rest = [
-        read_stereo(scene_path(root, split, scene, "mix", ch), first.shape[-1]) for ch in (2, 3)
-    ]
-    return torch.cat([first, *rest], dim=0)
 
 
 def _stable_seed(*parts: object) -> int:
@@ -163,7 +116,8 @@ class SceneSegmentDataset(Dataset):
         if target not in TARGET_KINDS:
             raise ValueError(f"target must be one of {TARGET_KINDS}, got {target!r}")
         self.root, self.split = Path(root), split
-        self.scene_ids = list_scene_ids(root, split)
+        self.data = CEC2Dataset(root, split)
+        self.scene_ids = list_scene_ids(self.data)
         if max_scenes > 0:
             self.scene_ids = self.scene_ids[:max_scenes]
         self.sample_rate = SAMPLE_RATE
@@ -199,15 +153,15 @@ class SceneSegmentDataset(Dataset):
         """Whole scene: mixture ``[6, time]`` and target ``[2, time]`` (float32)."""
         if self._cache is not None and scene in self._cache:
             return self._cache[scene]
-        mixture = load_mixture(self.root, self.split, scene)
+        mixture = self.data.load_mixture(scene)
         n_time = mixture.shape[-1]
-        reverberant = read_stereo(scene_path(self.root, self.split, scene, "target", 1), n_time)
+        reverberant = self._checked(self.data.load_target(scene), self.data.target_path(scene),
+                                    n_time)  # fmt: skip
         if self.target == "target_CH1":
             target = reverberant
         else:
-            target = read_stereo(
-                scene_path(self.root, self.split, scene, "target_anechoic", 1), n_time
-            )
+            target = self._checked(self.data.load_target_anechoic(scene),
+                                   self.data.target_anechoic_path(scene), n_time)  # fmt: skip
             target = target * (
                 reverberant.pow(2).mean(-1, keepdim=True).sqrt()
                 / target.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(1e-12)
@@ -224,15 +178,16 @@ class SceneSegmentDataset(Dataset):
         """Reverberant target at all three microphone pairs, ``[6, time]`` (mixture rows)."""
         if self._cache6 is not None and scene in self._cache6:
             return self._cache6[scene]
-        first = read_stereo(scene_path(self.root, self.split, scene, "target", 1))
-        rest = [
-            read_stereo(scene_path(self.root, self.split, scene, "target", ch), first.shape[-1])
-            for ch in (2, 3)
-        ]
-        targets = torch.cat([first, *rest], dim=0)
+        targets = self.data.load_signals([self.data.target_path(scene, ch) for ch in (1, 2, 3)])
         if self._cache6 is not None:
             self._cache6[scene] = targets
         return targets
+
+    @staticmethod
+    def _checked(signal: torch.Tensor, path: Path, n_time: int) -> torch.Tensor:
+        if signal.shape[-1] != n_time:
+            raise AudioFileError(f"{path}: num_samples is {signal.shape[-1]}, expected {n_time}")
+        return signal
 
     def _crop(self, signal: torch.Tensor, start: int) -> torch.Tensor:
         signal = signal[:, start : start + self.segment]
