@@ -102,7 +102,7 @@ def profile_mode(root: Path, rng: str, top: int) -> dict:
     from omegaconf import OmegaConf
 
     from clarity_se.config import load_config
-    from clarity_se.stages.evaluate import PairJob, score_scene
+    from clarity_se.stages.evaluate import SceneJob, score_scene_job
 
     torch.set_num_threads(1)
     cfg = load_config(None, [f"path.root={root}", f"path.exp_folder={root / 'exp'}",
@@ -111,12 +111,12 @@ def profile_mode(root: Path, rng: str, top: int) -> dict:
     pairs = json.loads((root / "clarity_data" / "metadata" / "scenes_listeners.dev.json")
                        .read_text())  # fmt: skip
     scene, listeners = next(iter(pairs.items()))
-    job = PairJob(scene, list(listeners))
-    score_scene(job, container)  # warm-up
+    job = SceneJob(scene, list(listeners), container)
+    score_scene_job(job)  # warm-up
     profiler = cProfile.Profile()
     t0 = time.perf_counter()
     profiler.enable()
-    records = score_scene(job, container)
+    records = score_scene_job(job)
     profiler.disable()
     wall = time.perf_counter() - t0
     errors = [r["error"] for r in records if "error" in r]

@@ -17,9 +17,24 @@ import numpy as np
 
 #: The eight centre frequencies (Hz) of the CEC2 audiograms.
 CLARITY_AUDIOGRAM_CFS_HZ = (250, 500, 1000, 2000, 3000, 4000, 6000, 8000)
+#: dB HL: the range of a clinical audiometer; levels outside it are data errors.
+AUDIOMETER_RANGE_DB_HL = (-20.0, 120.0)
 #: Hz: the six audiometric frequencies of the ear model, HASPI, HASQI and NAL-R (Kates 2013;
 #: Byrne & Dillon 1986).
 AUDIOMETRIC_FREQUENCIES_HZ = (250, 500, 1000, 2000, 4000, 6000)
+
+
+def _check_numbers(where: str, field_name: str, values) -> None:
+    """Refuse strings and booleans hidden in a list of levels or frequencies (numpy would
+    parse ``"30"`` silently)."""
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iuf":
+            raise ValueError(f"{where}: {field_name} must be numbers, got dtype {values.dtype}")
+        return
+    items = values if isinstance(values, (list, tuple)) else [values]
+    for item in items:
+        if isinstance(item, (bool, str, bytes)) or not isinstance(item, (int, float, np.number)):
+            raise ValueError(f"{where}: {field_name} must be numbers, got {item!r}")
 
 
 @dataclass(frozen=True)
@@ -31,13 +46,15 @@ class Audiogram:
     frequencies_hz : array-like [shape=(n,)]
         Centre frequencies in Hz, strictly increasing and positive.
     levels_db_hl : array-like [shape=(n,)]
-        Hearing threshold levels in dB HL, finite.
+        Hearing threshold levels in dB HL, numbers within the audiometer range
+        :data:`AUDIOMETER_RANGE_DB_HL` (-20 to 120 dB HL).
 
     Raises
     ------
     ValueError
-        If lengths differ, frequencies are not strictly increasing/unique/positive, or a value
-        is not finite. The message names ``Audiogram`` and the field.
+        If lengths differ, frequencies are not strictly increasing/unique/positive, a value is
+        not a finite number (strings are refused, not parsed), or a level is outside the
+        audiometer range. The message names ``Audiogram`` and the field.
 
     Notes
     -----
@@ -51,6 +68,9 @@ class Audiogram:
 
     def __post_init__(self) -> None:
         where = f"Audiogram{' ' + repr(self.name) if self.name else ''}"
+        for field_name, values in (("frequencies_hz", self.frequencies_hz),
+                                   ("levels_db_hl", self.levels_db_hl)):  # fmt: skip
+            _check_numbers(where, field_name, values)
         try:
             freqs = np.asarray(self.frequencies_hz, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError):
@@ -74,6 +94,13 @@ class Audiogram:
             raise ValueError(f"{where}: frequencies_hz must be in ascending order")
         if not np.all(np.isfinite(levels)):
             raise ValueError(f"{where}: levels_db_hl must be finite")
+        low, high = AUDIOMETER_RANGE_DB_HL
+        if np.any(levels < low) or np.any(levels > high):
+            bad = levels[(levels < low) | (levels > high)]
+            raise ValueError(
+                f"{where}: levels_db_hl {bad.tolist()} outside the audiometer range "
+                f"{low:g} to {high:g} dB HL"
+            )
         freqs.setflags(write=False)
         levels.setflags(write=False)
         object.__setattr__(self, "frequencies_hz", freqs)
@@ -201,13 +228,21 @@ class Listener:
         }
 
 
-def load_listeners(path: str | os.PathLike) -> dict[str, Listener]:
-    """Read a CEC2 ``listeners.json`` (a dict keyed by listener id).
+def read_listeners(path: str | os.PathLike) -> tuple[dict[str, Listener], dict[str, str]]:
+    """Read a CEC2 ``listeners.json``, keeping good entries apart from bad ones.
+
+    Returns
+    -------
+    listeners : dict of str -> Listener
+        The valid entries, by listener id.
+    problems : dict of str -> str
+        Listener id -> why its entry is refused (names the file, listener and field). A bad
+        listener fails only the pairs that use it.
 
     Raises
     ------
     ValueError
-        If the file is missing, not JSON, or an entry is bad (names file, listener, field).
+        If the file is missing, not JSON, or not an object keyed by listener id.
     """
     path = Path(path)
     if not path.is_file():
@@ -218,12 +253,30 @@ def load_listeners(path: str | os.PathLike) -> dict[str, Listener]:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected an object keyed by listener id")
-    listeners = {}
+    listeners, problems = {}, {}
     for key, entry in raw.items():
-        listener = Listener.from_dict(entry, source=str(path))
-        if listener.name != key:
-            raise ValueError(f"{path}: key {key!r} has name {listener.name!r}")
+        try:
+            listener = Listener.from_dict(entry, source=str(path))
+            if listener.name != key:
+                raise ValueError(f"{path}: key {key!r} has name {listener.name!r}")
+        except ValueError as exc:
+            problems[str(key)] = str(exc)
+            continue
         listeners[key] = listener
+    return listeners, problems
+
+
+def load_listeners(path: str | os.PathLike) -> dict[str, Listener]:
+    """Read a CEC2 ``listeners.json`` (a dict keyed by listener id), every entry valid.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, not JSON, or an entry is bad (names file, listener, field).
+    """
+    listeners, problems = read_listeners(path)
+    if problems:
+        raise ValueError(next(iter(problems.values())))
     return listeners
 
 

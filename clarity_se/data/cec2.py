@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from clarity_se.data.audio_io import AudioFileError, read_audio
-from clarity_se.data.audiogram import Listener, load_listeners
+from clarity_se.data.audiogram import Listener, read_listeners
 from clarity_se.data.scene import (
     CEC2_SAMPLE_RATE,
     Scene,
@@ -198,9 +198,40 @@ class CEC2Dataset:
             raise KeyError(f"{self.scenes_file}: no scene {scene!r}") from None
 
     @cached_property
+    def _listener_table(self) -> tuple[dict[str, Listener], dict[str, str]]:
+        return read_listeners(self.listeners_file)
+
+    @property
     def listeners(self) -> dict[str, Listener]:
-        """``listeners.json`` as ``{listener_id: Listener}`` (``ValueError`` if bad)."""
-        return load_listeners(self.listeners_file)
+        """The valid entries of ``listeners.json`` as ``{listener_id: Listener}``.
+
+        Raises
+        ------
+        ValueError
+            If the file is missing or not a JSON object (a bad *entry* is left out and
+            reported by :meth:`listener`).
+        """
+        return self._listener_table[0]
+
+    @property
+    def listener_problems(self) -> dict[str, str]:
+        """Listener id -> why its ``listeners.json`` entry is refused."""
+        return self._listener_table[1]
+
+    def listener(self, listener_id: str) -> Listener:
+        """The listener ``listener_id``.
+
+        Raises
+        ------
+        ValueError
+            If its entry is bad (the reason names the file, listener and field) or absent.
+        """
+        listeners, problems = self._listener_table
+        if listener_id in listeners:
+            return listeners[listener_id]
+        if listener_id in problems:
+            raise ValueError(problems[listener_id])
+        raise ValueError(f"{self.listeners_file}: no listener {listener_id!r}")
 
     @cached_property
     def scenes_listeners(self) -> dict[str, list[str]]:

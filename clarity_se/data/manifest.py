@@ -28,13 +28,12 @@ import io
 import json
 import logging
 import os
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from clarity_se.data.audio_io import AudioFileError, audio_info
+from clarity_se.data.audio_io import AudioFileError, atomic_path, audio_info
 from clarity_se.data.cec2 import ALL_CHANNELS, ANECHOIC_CHANNEL, MIX_CHANNELS, CEC2Dataset
 from clarity_se.data.scene import Scene
 
@@ -260,12 +259,10 @@ def write_manifest(
         A bad record or a repeated id (the file is left untouched).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     count = 0
     seen: set[str] = set()
-    try:
-        with os.fdopen(fd, "wb") as raw:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as raw:
             sink: io.BufferedIOBase = (
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
                 if _is_gzip(path)
@@ -282,10 +279,6 @@ def write_manifest(
                 sink.close()
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return count
 
 

@@ -30,13 +30,12 @@ import argparse
 import json
 import logging
 import os
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from clarity_se.data.audio_io import AudioFileError, audio_info, read_audio
+from clarity_se.data.audio_io import AudioFileError, audio_info, read_audio, wav_data_frames
 from clarity_se.data.audiogram import Listener
 from clarity_se.data.cec2 import ALL_CHANNELS, ANECHOIC_CHANNEL, MIX_CHANNELS, CEC2Dataset
 from clarity_se.data.scene import CEC2_SAMPLE_RATE, Scene
@@ -89,44 +88,6 @@ class ValidationReport:
             f"{self.n_pairs} scene-listener pairs, {self.n_listeners} listeners, "
             f"{self.n_files} audio files ({mode})"
         )
-
-
-def wav_data_frames(path: str | os.PathLike) -> tuple[int, int] | None:
-    """Frames a WAV header declares and frames the file actually holds.
-
-    Parses the RIFF chunks (``fmt `` block align, ``data`` size) without libsndfile, which
-    silently shortens a truncated file so that its ``frames`` matches what is there.
-
-    Returns
-    -------
-    (declared, available) : tuple of int, or None
-        ``None`` when the file is not a RIFF/RIFX WAVE or the ``data`` size is a streaming
-        placeholder (0 or 0xFFFFFFFF).
-    """
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        head = handle.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-            return None
-        endian = "<" if head[:4] == b"RIFF" else ">"
-        block_align = 0
-        pos = 12
-        while pos + 8 <= size:
-            handle.seek(pos)
-            chunk = handle.read(8)
-            chunk_id = chunk[:4]
-            (chunk_size,) = struct.unpack(endian + "I", chunk[4:8])
-            if chunk_id == b"fmt ":
-                fmt = handle.read(min(chunk_size, 16))
-                if len(fmt) >= 14:
-                    (block_align,) = struct.unpack(endian + "H", fmt[12:14])
-            elif chunk_id == b"data":
-                if not block_align or chunk_size in (0, 0xFFFFFFFF):
-                    return None
-                available = max(0, min(chunk_size, size - pos - 8))
-                return chunk_size // block_align, available // block_align
-            pos += 8 + chunk_size + (chunk_size & 1)
-    return None
 
 
 # --------------------------------------------------------------------------- metadata checks
@@ -313,7 +274,7 @@ def _check_file(path: Path, report: ValidationReport, read_audio_data: bool) -> 
         report.add(path, "file", "missing")
         return None
     try:
-        info = audio_info(path)
+        info = audio_info(path, check_length=False)
     except AudioFileError as exc:
         report.add(path, "header", str(exc).removeprefix(f"{path}: "))
         return None

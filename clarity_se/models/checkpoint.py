@@ -17,7 +17,6 @@ Writes are atomic (temp file + ``os.replace``), so a kill never leaves a torn ch
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,12 @@ FORMAT = "clarity_se.checkpoint/1"
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temp file in the destination folder, then ``os.replace``."""
+    """``torch.save`` atomically (:func:`clarity_se.data.audio_io.atomic_path`)."""
+    from clarity_se.data.audio_io import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

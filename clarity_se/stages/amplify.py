@@ -161,7 +161,6 @@ def run_amplify(cfg) -> tuple[int, int]:
     from clarity_se.stages.common import stage_inputs
 
     dataset, exp, pairs = stage_inputs(cfg)
-    listeners = dataset.listeners
     exp.folder.mkdir(parents=True, exist_ok=True)
     errors = exp.errors("amplify")
     with Journal(exp.journal_path(JOURNAL), SCHEMA, exp.folder) as journal:
@@ -170,9 +169,7 @@ def run_amplify(cfg) -> tuple[int, int]:
                     len(pairs), len(pairs) - len(todo), len(todo))  # fmt: skip
         for scene, listener_id in tqdm(todo, desc="amplify", unit="pair"):
             try:
-                if listener_id not in listeners:
-                    raise ValueError(f"{dataset.listeners_file}: no listener {listener_id!r}")
-                _, record = amplify_pair(cfg, exp, scene, listeners[listener_id])
+                _, record = amplify_pair(cfg, exp, scene, dataset.listener(listener_id))
             except (ValueError, OSError) as exc:
                 errors.add(scene, listener_id, exc)
                 continue

@@ -126,7 +126,6 @@ def score_scene_job(job: SceneJob) -> list[dict]:
     exp = Experiment(cfg.path.exp_folder, cfg.evaluate.shard)
     dataset = CEC2Dataset.from_recipe(cfg.path)
     try:
-        listeners = dataset.listeners
         anechoic = dataset.load_target_anechoic(job.scene, dtype=torch.float64).numpy().T
         target = dataset.load_target(job.scene, dtype=torch.float64).numpy().T
         reference = make_reference(anechoic, target)
@@ -138,22 +137,21 @@ def score_scene_job(job: SceneJob) -> list[dict]:
     for listener_id in job.listeners:
         enhanced = exp.enhanced_path(job.scene, listener_id)
         try:
-            if listener_id not in listeners:
-                raise ValueError(f"listener {listener_id!r} not in {dataset.listeners_file}")
+            listener = dataset.listener(listener_id)
             try:
-                amplified, amp = amplify_pair(cfg, exp, job.scene, listeners[listener_id])
+                amplified, amp = amplify_pair(cfg, exp, job.scene, listener)
             except ValueError as exc:  # name the file in every reason (amplify's may not)
                 if str(enhanced) in str(exc):
                     raise
                 raise ValueError(f"{enhanced}: {exc}") from exc
             _check_amplified(amplified, reference, int(cfg.nalr.nfir), enhanced, job.scene)
-            ok.append((listener_id, amplified, amp))
+            ok.append((listener, amplified, amp))
         except Exception as exc:  # noqa: BLE001
             records.append(_failure(job.scene, listener_id, exc))
     if not ok:
         return records
-    for (listener_id, _, amp), scores in zip(ok, _score(cfg, job.scene, reference, ok,
-                                                        listeners), strict=True):
+    for (listener, _, amp), scores in zip(ok, _score(cfg, job.scene, reference, ok), strict=True):
+        listener_id = listener.name
         if isinstance(scores, (BaseException, str)):
             records.append(_failure(job.scene, listener_id, scores))
             continue
@@ -202,7 +200,7 @@ def _check_amplified(amplified, reference, nfir: int, enhanced, scene: str) -> N
         )
 
 
-def _score(cfg, scene: str, reference, ok, listeners) -> list:
+def _score(cfg, scene: str, reference, ok) -> list:
     """Scores of the ``ok`` pairs as one batch; if the batch fails, one pair at a time, so
     that only the culprit fails (its entry is then the exception)."""
     from clarity_se.metrics.scene import score_scene_pairs
@@ -213,7 +211,7 @@ def _score(cfg, scene: str, reference, ok, listeners) -> list:
             scene_seed=scene_seed(scene),
             reference=reference,
             amplified=[a for _, a, _ in items],
-            listeners=[listeners[lis] for lis, _, _ in items],
+            listeners=[listener for listener, _, _ in items],
             sample_rate=int(cfg.nalr.sample_rate),
             level_db_spl=float(cfg.evaluate.level_db_spl),
             rng=str(cfg.evaluate.rng),

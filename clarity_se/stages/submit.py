@@ -14,8 +14,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from clarity_se.config import add_config_arguments, load_config
-from clarity_se.data.audio_io import AudioFileError, audio_info
+from clarity_se.data.audio_io import AudioFileError, atomic_path, audio_info
 from clarity_se.data.cec2 import CEC2Dataset
 from clarity_se.data.experiment import Experiment
 
@@ -127,10 +125,7 @@ def make_submission(
     if problems:
         return None, problems
     out_zip = Path(out_zip)
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_zip.parent, prefix=f".{out_zip.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out_zip) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for record in tqdm(records, desc="submit: zipping", unit="file"):
                 archive.write(
@@ -147,10 +142,6 @@ def make_submission(
             archive.writestr(
                 "SHA256SUMS", "".join(f"{r['sha256']}  {r['path']}\n" for r in records)
             )
-        os.replace(tmp, out_zip)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out_zip, []
 
 

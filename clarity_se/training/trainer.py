@@ -428,9 +428,9 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
         if stop:
             break
     if is_main and cfg.train.export and best_path.is_file():
-        Path(cfg.train.export).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(cfg.train.export).with_suffix(".pt.tmp")
-        shutil.copyfile(best_path, tmp)
-        os.replace(tmp, cfg.train.export)
+        from clarity_se.data.audio_io import atomic_path
+
+        with atomic_path(cfg.train.export) as tmp:
+            shutil.copyfile(best_path, tmp)
         logger.info("exported %s -> %s", best_path, cfg.train.export)
     return model, history

@@ -354,9 +354,10 @@ def to_pcm16(signal: np.ndarray, norm: float = 1.0) -> tuple[np.ndarray, int]:
 
 
 def _write_wav(path: Path, pcm: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    wavfile.write(str(tmp), SAMPLE_RATE, pcm)
-    os.replace(tmp, path)
+    from clarity_se.data.audio_io import atomic_path
+
+    with atomic_path(path) as tmp:
+        wavfile.write(str(tmp), SAMPLE_RATE, pcm)
 
 
 def write_scene(

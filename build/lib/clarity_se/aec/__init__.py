@@ -1,0 +1,71 @@
+"""Echo cancellers and residual-echo suppressors by name: the registry behind ``aec.name``.
+
+Each system module registers ``factory(options) -> EchoCanceller`` with
+:func:`register_aec`; ``options`` is the ``aec.*`` config node. Modules are imported on first
+use of their name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from clarity_se.aec.base import (
+    MAX_LATENCY_S,
+    SAMPLE_RATE,
+    EchoCanceller,
+    EchoCancellerOutput,
+    EchoStreamer,
+    check_clip,
+)
+
+#: aec.name -> module that registers it (imported on first use); systems add themselves here.
+AEC_MODULES: dict[str, str] = {}
+
+_FACTORIES: dict[str, Callable[[Any], EchoCanceller]] = {}
+
+
+def register_aec(name: str) -> Callable:
+    """Decorator registering ``factory(options) -> EchoCanceller`` under ``name``."""
+
+    def decorate(factory: Callable[[Any], EchoCanceller]) -> Callable[[Any], EchoCanceller]:
+        _FACTORIES[name] = factory
+        return factory
+
+    return decorate
+
+
+def aec_names() -> list[str]:
+    """Names accepted by ``aec.name``, sorted."""
+    return sorted(AEC_MODULES)
+
+
+def build_aec(options: Any) -> EchoCanceller:
+    """The echo canceller named ``options.name``, built from the ``aec.*`` options.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown (the message lists the known ones) or the options are bad.
+    """
+    name = options.name
+    if name not in AEC_MODULES:
+        raise ValueError(f"aec.name: expected one of {aec_names()}, got {name!r}")
+    if name not in _FACTORIES:
+        importlib.import_module(AEC_MODULES[name])
+    return _FACTORIES[name](options)
+
+
+__all__ = [
+    "AEC_MODULES",
+    "MAX_LATENCY_S",
+    "SAMPLE_RATE",
+    "EchoCanceller",
+    "EchoCancellerOutput",
+    "EchoStreamer",
+    "aec_names",
+    "build_aec",
+    "check_clip",
+    "register_aec",
+]

@@ -1,0 +1,213 @@
+"""Recipe configuration: the official ICASSP 2023 keys, typed and checked (OmegaConf struct mode).
+
+A config file written for the official pyclarity recipe
+(``recipes/icassp_2023/baseline/config.yaml``) loads unchanged: the same ``path.*``, ``nalr.*``,
+``compressor.*``, ``soft_clip`` and ``evaluate.*`` keys; its ``hydra:`` block is accepted and
+ignored. clarity_se adds ``evaluate.rng|device|batch_size|shard|workers|level_db_spl``,
+``enhancer.*`` and ``run.*``. Unknown keys are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+@dataclass
+class PathConfig:
+    """``path.*``: where the CEC2 data live and where results go (official keys)."""
+
+    root: str = MISSING
+    metadata_dir: str = "${path.root}/clarity_data/metadata"
+    scenes_listeners_file: str = "${path.metadata_dir}/scenes_listeners.dev.json"
+    listeners_file: str = "${path.metadata_dir}/listeners.json"
+    scenes_folder: str = "${path.root}/clarity_data/dev/scenes"
+    exp_folder: str = "./exp"
+
+
+@dataclass
+class NALRConfig:
+    """``nalr.*``: NAL-R FIR design (official keys; 220 taps at 44.1 kHz)."""
+
+    nfir: int = 220
+    sample_rate: int = 44100
+
+
+@dataclass
+class CompressorConfig:
+    """``compressor.*``: the Clarity RMS compressor (official defaults)."""
+
+    threshold: float = 0.35
+    attenuation: float = 0.1
+    attack: float = 50.0
+    release: float = 1000.0
+    rms_buffer_size: float = 0.064
+    makeup_gain: float = 1.0
+
+
+@dataclass
+class EvaluateConfig:
+    """``evaluate.*``: official ``set_random_seed``/``small_test`` plus clarity_se's options.
+
+    ``rng`` is ``compat`` (replay the official numpy draws, per-pair equal to pyclarity) or
+    ``fast`` (torch generator on the device). ``shard`` is ``"k/n"`` (1-based) or empty.
+    """
+
+    set_random_seed: bool = True
+    small_test: bool = False
+    rng: str = "compat"
+    device: str = "cpu"
+    batch_size: int = 4
+    shard: str = ""
+    workers: int = 0  #: 0: one worker process per usable CPU core (memory permitting)
+    level_db_spl: float = 100.0
+
+
+@dataclass
+class EnhancerConfig:
+    """``enhancer.*``: which enhancer ``clarity-se enhance`` runs."""
+
+    name: str = "passthrough"
+    #: empty: the packaged default checkpoint of the enhancer
+    checkpoint: str = ""
+    #: model variant of enhancers that have several (e.g. dtln: ``""`` hearing-aid, ``published``)
+    variant: str = ""
+    device: str = "cpu"
+    chunk_s: float = 0.0
+    #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)
+    residual_mix: float = 0.1
+    #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
+    mirror_average: bool = True
+
+
+@dataclass
+class RunConfig:
+    """``run.*``: the main job (``clarity-se run``)."""
+
+    systems: list[str] = field(default_factory=lambda: ["passthrough"])
+    demo_scenes: int = 0
+    demo_seed: int = 0
+    render_demo: bool = False
+    results_folder: str = "results/demo"
+
+
+@dataclass
+class RecipeConfig:
+    """The whole recipe config: official ICASSP 2023 keys plus clarity_se extensions."""
+
+    path: PathConfig = field(default_factory=PathConfig)
+    nalr: NALRConfig = field(default_factory=NALRConfig)
+    compressor: CompressorConfig = field(default_factory=CompressorConfig)
+    soft_clip: bool = True
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    enhancer: EnhancerConfig = field(default_factory=EnhancerConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    hydra: Any = None
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``-c/--config`` and trailing ``key=value`` overrides to a stage's parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand parser to extend.
+    """
+    parser.add_argument("-c", "--config", type=Path, default=None, help="recipe config.yaml")
+    parser.add_argument(
+        "overrides", nargs="*", default=[], help="dotlist overrides, e.g. path.root=/data/cec2"
+    )
+
+
+def merge_config(
+    schema: type,
+    config: Path | str | None = None,
+    overrides: list[str] | None = None,
+    *,
+    what: str = "config",
+) -> DictConfig:
+    """Merge a YAML file and dotlist overrides onto a dataclass ``schema``, in struct mode.
+
+    Parameters
+    ----------
+    schema : dataclass type
+        The typed schema (unknown keys and wrong types become errors).
+    config : path-like, optional
+        YAML file.
+    overrides : list of str, optional
+        ``key=value`` items.
+    what : str
+        Name used in error messages (``"config"``, ``"training config"``).
+
+    Raises
+    ------
+    ValueError
+        If the file is missing or unreadable, a key is unknown, or a value has the wrong type;
+        the message names the file and key.
+    """
+    merged = OmegaConf.structured(schema)
+    try:
+        if config is not None:
+            path = Path(config)
+            if not path.is_file():
+                raise ValueError(f"config file {path} does not exist")
+            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        if overrides:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as exc:
+        where = f" in {config}" if config is not None else ""
+        raise ValueError(f"bad {what}{where}: {exc}") from None
+    OmegaConf.set_struct(merged, True)
+    return merged
+
+
+def load_config(config: Path | str | None = None, overrides: list[str] | None = None) -> DictConfig:
+    """Load a recipe config onto the typed schema and apply dotlist overrides.
+
+    Parameters
+    ----------
+    config : path-like, optional
+        YAML file (an official pyclarity ``config.yaml`` works unchanged).
+    overrides : list of str, optional
+        ``key=value`` items, as on the official recipe's hydra command line.
+
+    Returns
+    -------
+    omegaconf.DictConfig
+        Struct-mode config, interpolations resolved lazily; ``path.root`` must be set.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing or unreadable, a key is unknown, or a value has the wrong type;
+        the message names the file and key.
+    """
+    merged = merge_config(RecipeConfig, config, overrides)
+    if OmegaConf.is_missing(merged.path, "root"):
+        raise ValueError(f"config{' ' + str(config) if config else ''}: path.root is required")
+    return merged
+
+
+def parse_shard(shard: str) -> tuple[int, int] | None:
+    """Parse ``"k/n"`` (1-based shard k of n) into ``(k, n)``; empty means no sharding.
+
+    Raises
+    ------
+    ValueError
+        If the text is not ``k/n`` with ``1 <= k <= n``.
+    """
+    if not shard:
+        return None
+    try:
+        k_text, n_text = str(shard).split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"evaluate.shard: expected 'k/n', got {shard!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"evaluate.shard: need 1 <= k <= n, got {shard!r}")
+    return k, n

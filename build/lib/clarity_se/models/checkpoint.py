@@ -1,0 +1,206 @@
+"""Self-describing checkpoints: a model can be rebuilt from the file alone.
+
+A checkpoint is a ``torch.save`` dict with
+
+* ``format``: ``"clarity_se.checkpoint/1"``;
+* ``model_name`` (registry name, :data:`clarity_se.models.MODELS`) and ``model_args``
+  (constructor keyword arguments), ``state_dict``;
+* ``sample_rate`` (Hz) and ``channel_layout`` (input microphone order);
+* ``versions`` (clarity_se, torch, python, git commit if known);
+* ``training``: optional free-form dict (resolved training config, data manifest, epoch, best
+  validation SI-SDR...), and for resumable training checkpoints ``optimizer``, ``scheduler``,
+  ``rng`` states.
+
+Writes are atomic (temp file + ``os.replace``), so a kill never leaves a torn checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from clarity_se.models import build_model, model_name
+from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT
+from clarity_se.provenance import software_versions
+
+FORMAT = "clarity_se.checkpoint/1"
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temp file in the destination folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    training: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Save a self-describing checkpoint atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination ``.pt`` file.
+    model : nn.Module
+        A registered model with an ``hparams`` dict of constructor arguments (a
+        ``DistributedDataParallel`` wrapper is unwrapped).
+    training : dict, optional
+        Training description (config, data manifest, epoch, metrics); plain Python types.
+    extra : dict, optional
+        More top-level entries (optimizer / scheduler / rng states for resuming).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        If the model is not registered or has no ``hparams``.
+    """
+    model = getattr(model, "module", model)
+    if not hasattr(model, "hparams"):
+        raise ValueError(f"{type(model).__name__} has no hparams; cannot describe it")
+    payload = {
+        "format": FORMAT,
+        "model_name": model_name(model),
+        "model_args": dict(model.hparams),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "sample_rate": int(model.hparams.get("sample_rate", 44100)),
+        "channel_layout": list(CHANNEL_LAYOUT[: model.hparams.get("n_mics", 6)]),
+        "versions": software_versions(),
+        "training": training or {},
+    }
+    if extra:
+        payload.update(extra)
+    return atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint dict and check its format.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing, unreadable or not a clarity_se checkpoint (names the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} checkpoint")
+    for key in ("model_name", "model_args", "state_dict"):
+        if key not in payload:
+            raise ValueError(f"{path}: checkpoint field {key!r} missing")
+    return payload
+
+
+def load_model(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict]:
+    """Rebuild the model stored in a checkpoint (eval mode).
+
+    Returns
+    -------
+    model : nn.Module
+    payload : dict
+        The whole checkpoint (``sample_rate``, ``channel_layout``, ``training`` ...).
+
+    Raises
+    ------
+    ValueError
+        As :func:`read_checkpoint`, or if the registry name is unknown or the weights do not
+        fit the constructor arguments.
+    """
+    payload = read_checkpoint(path, map_location)
+    model = build_model(payload["model_name"], **payload["model_args"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not match model_args ({exc})") from None
+    return model.to(map_location).eval(), payload
+
+
+def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> Path:
+    """Write the element-wise mean of the weights of several checkpoints of one model.
+
+    Weight averaging of snapshots along one training run (Izmailov et al., "Averaging weights
+    leads to wider optima and better generalization", UAI 2018, Sec. 3) gives one model, at
+    the inference cost of one, that is usually at least as good as the best snapshot and less
+    dependent on which one a noisy selection picks. The models here have no batch-norm
+    statistics (cLN / gLN only), so no re-estimation pass is needed.
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Two or more checkpoints with the same ``model_name`` and ``model_args``.
+    out : path-like
+        Destination; metadata (``model_args``, ``sample_rate``, ``training``...) are those of
+        the first input, plus ``training["averaged_from"]`` (the inputs' names, epochs and
+        steps). Written atomically; no optimizer state.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        Fewer than two inputs, an unreadable input, or inputs of different models (names the
+        file).
+    """
+    if len(paths) < 2:
+        raise ValueError(f"average_checkpoints: need at least two checkpoints, got {len(paths)}")
+    payloads = [read_checkpoint(p) for p in paths]
+    first = payloads[0]
+    for path, payload in zip(paths[1:], payloads[1:], strict=True):
+        for key in ("model_name", "model_args"):
+            if payload[key] != first[key]:
+                raise ValueError(f"{path}: {key} {payload[key]!r} differs from {paths[0]}'s")
+        if payload["state_dict"].keys() != first["state_dict"].keys():
+            raise ValueError(f"{path}: weight names differ from {paths[0]}'s")
+    state = {}
+    for name, value in first["state_dict"].items():
+        if value.is_floating_point():
+            total = sum(p["state_dict"][name].to(torch.float64) for p in payloads)
+            state[name] = (total / len(payloads)).to(value.dtype)
+        else:
+            state[name] = value.clone()
+    training = dict(first.get("training") or {})
+    training["averaged_from"] = [
+        {
+            "file": Path(p).name,
+            "epoch": q.get("training", {}).get("epoch"),
+            "step": q.get("training", {}).get("step"),
+        }
+        for p, q in zip(paths, payloads, strict=True)
+    ]
+    averaged = {
+        key: first[key]
+        for key in ("format", "model_name", "model_args", "sample_rate", "channel_layout")
+        if key in first
+    }
+    averaged.update(state_dict=state, versions=software_versions(), training=training)
+    return atomic_torch_save(averaged, out)

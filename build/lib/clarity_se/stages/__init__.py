@@ -1,0 +1,1 @@
+"""Pipeline stages: enhance, amplify, evaluate, report, submit, and the main job ``run``."""

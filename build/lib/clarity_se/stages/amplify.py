@@ -1,0 +1,206 @@
+"""``clarity-se amplify``: the recipe's hearing aid (NAL-R + compressor + soft clip) for every pair.
+
+For each (scene, listener) pair of ``path.scenes_listeners_file`` (official order,
+``evaluate.small_test`` keeps every 15th, then ``evaluate.shard``) it reads
+``<exp>/enhanced_signals/<scene>_<listener>_enhanced.wav``, amplifies it per ear for the listener's
+audiograms (``path.listeners_file``) with ``nalr.*``, ``compressor.*`` and ``soft_clip``, and writes
+``<exp>/amplified_signals/<scene>_<listener>_HA-output.wav`` (float32 stereo, ``nfir`` samples
+longer than the input) atomically, as pyclarity 0.9.0's ``recipes/icassp_2023/baseline/evaluate.py``
+does before scoring.
+
+Each finished pair appends one record to the journal ``<exp>/amplify_manifest.jsonl`` (schema
+``clarity_se.amplified/1``; ``amplify_manifest.shard-k-of-n.jsonl`` for a shard;
+:class:`clarity_se.data.journal.Journal`); a rerun skips pairs whose record and output file
+exist. A failed pair (missing, corrupt or
+wrongly shaped file, unknown listener) is written to ``<exp>/errors.csv`` and skipped; the exit
+status is then 1.
+
+Input scaling: float WAVs are used unscaled (as ``scipy.io.wavfile.read`` gives them). A 16-bit
+PCM file is *not* divided by 32768: the official evaluate passes the raw int16 values into NAL-R
+(so the output saturates after the soft clip), and we reproduce that output, logging a warning.
+Other integer formats are rejected (the official recipe never produces them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+import numpy as np
+
+from clarity_se.config import add_config_arguments, load_config
+from clarity_se.data.experiment import Experiment
+
+logger = logging.getLogger(__name__)
+
+SCHEMA = "clarity_se.amplified/1"
+JOURNAL = "amplify_manifest"
+
+
+def read_enhanced(path, sample_rate: int) -> np.ndarray:
+    """Read an enhanced signal as the official evaluate does (``scipy.io.wavfile.read``).
+
+    Parameters
+    ----------
+    path : path-like
+        Stereo WAV.
+    sample_rate : int
+        Required sample rate in Hz (``nalr.sample_rate``; the official code asserts it).
+
+    Returns
+    -------
+    np.ndarray float64 [shape=(time, 2)]
+        Float WAVs unscaled; 16-bit PCM as raw integer values (not / 32768, the official
+        behaviour; a warning is logged).
+
+    Raises
+    ------
+    clarity_se.data.audio_io.AudioFileError
+        Missing, unreadable or truncated file, wrong sample rate, not two channels, or an
+        integer format other than 16-bit PCM.
+    """
+    from clarity_se.data.audio_io import AudioFileError, audio_info, read_audio
+
+    info = audio_info(path)
+    if info.subtype not in ("FLOAT", "DOUBLE", "PCM_16"):
+        raise AudioFileError(
+            f"{path}: subtype is {info.subtype}; enhanced signals must be float or 16-bit PCM WAV"
+        )
+    samples, _ = read_audio(path, expected_sample_rate=sample_rate, expected_channels=2)
+    if info.subtype == "PCM_16":
+        logger.warning(
+            "%s is 16-bit PCM: like the official evaluate.py, its raw integer values (not / 32768) "
+            "go into NAL-R, so the hearing-aid output saturates; write enhanced signals as float",
+            path,
+        )
+        samples = samples * 32768.0  # exact: undoes read_audio's power-of-two scaling
+    return samples
+
+
+def amplify_pair(
+    cfg, experiment: Experiment, scene: str, listener, *, write: bool = True
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Amplify one (scene, listener) pair: read the enhanced WAV, run the hearing aid, write.
+
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        Recipe config (``nalr.*``, ``compressor.*``, ``soft_clip``).
+    experiment : Experiment
+        The experiment folder holding ``enhanced_signals/``.
+    scene : str
+        Scene id (``S06001``).
+    listener : clarity_se.data.audiogram.Listener
+        The listener (its ``name`` is the listener id in the file names).
+    write : bool
+        Write ``<exp>/amplified_signals/<scene>_<listener>_HA-output.wav`` (float32, atomic).
+
+    Returns
+    -------
+    amplified : np.ndarray float64 [shape=(time + nfir, 2)]
+        The hearing-aid output in float64, as the official evaluate scores it (the WAV holds
+        its float32 cast).
+    record : dict
+        Journal record: ``id`` (``<scene>_<listener>``), ``schema``, ``scene``, ``listener``,
+        ``sample_rate`` (Hz), ``num_samples``, ``duration_s``, ``path`` (relative to the exp
+        folder), ``clipped_left``, ``clipped_right`` (samples with ``|x| > 1`` before the soft
+        clip).
+
+    Raises
+    ------
+    ValueError
+        (including ``AudioFileError``) for a missing or bad enhanced file or a bad config.
+
+    References
+    ----------
+    pyclarity 0.9.0 ``recipes/icassp_2023/baseline/evaluate.py::run_calculate_si`` (read, amplify,
+    soft clip, write).
+    """
+    from clarity_se.amplification.hearing_aid import amplify
+    from clarity_se.data.audio_io import write_audio
+
+    sample_rate = int(cfg.nalr.sample_rate)
+    signal = read_enhanced(experiment.enhanced_path(scene, listener.name), sample_rate)
+    amplified, n_clipped = amplify(
+        signal,
+        listener,
+        nalr_cfg=dict(cfg.nalr),
+        compressor_cfg=dict(cfg.compressor),
+        soft_clip=bool(cfg.soft_clip),
+    )
+    out_path = experiment.amplified_path(scene, listener.name)
+    if write:
+        write_audio(out_path, amplified, sample_rate, subtype="FLOAT")
+    record = {
+        "id": f"{scene}_{listener.name}",
+        "schema": SCHEMA,
+        "scene": scene,
+        "listener": listener.name,
+        "sample_rate": sample_rate,
+        "num_samples": int(amplified.shape[0]),
+        "duration_s": amplified.shape[0] / sample_rate,
+        "path": experiment.relative(out_path),
+        "clipped_left": int(n_clipped[0]),
+        "clipped_right": int(n_clipped[1]),
+    }
+    return amplified, record
+
+
+def run_amplify(cfg) -> tuple[int, int]:
+    """Amplify every pair of the config (resuming); return ``(n_done, n_failed)``.
+
+    Raises
+    ------
+    ValueError
+        Bad config, metadata or listeners file.
+    """
+    from tqdm import tqdm
+
+    from clarity_se.data.journal import Journal
+    from clarity_se.stages.common import stage_inputs
+
+    dataset, exp, pairs = stage_inputs(cfg)
+    listeners = dataset.listeners
+    exp.folder.mkdir(parents=True, exist_ok=True)
+    errors = exp.errors("amplify")
+    with Journal(exp.journal_path(JOURNAL), SCHEMA, exp.folder) as journal:
+        todo = [p for p in pairs if journal.done(p.id) is None]
+        logger.info("amplify: %d pairs, %d already done, %d to do",
+                    len(pairs), len(pairs) - len(todo), len(todo))  # fmt: skip
+        for scene, listener_id in tqdm(todo, desc="amplify", unit="pair"):
+            try:
+                if listener_id not in listeners:
+                    raise ValueError(f"{dataset.listeners_file}: no listener {listener_id!r}")
+                _, record = amplify_pair(cfg, exp, scene, listeners[listener_id])
+            except (ValueError, OSError) as exc:
+                errors.add(scene, listener_id, exc)
+                continue
+            journal.write(record)
+        n_done = sum(1 for p in pairs if journal.done(p.id) is not None)
+    if errors.count:
+        logger.error("amplify: %d of %d pairs failed, see %s", errors.count, len(todo), errors.path)
+    return n_done, errors.count
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``clarity-se amplify -c config.yaml key=value ...``."""
+    add_config_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the amplify stage.
+
+    Returns
+    -------
+    int
+        0 if every pair is done, 1 if any pair failed (see ``<exp>/errors.csv``), 2 for a bad
+        config or metadata file.
+    """
+    try:
+        cfg = load_config(args.config, args.overrides)
+        _, n_failed = run_amplify(cfg)
+    except ValueError as exc:
+        logger.error("amplify: %s", exc)
+        return 2
+    return 1 if n_failed else 0

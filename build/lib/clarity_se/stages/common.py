@@ -1,0 +1,53 @@
+"""What every per-pair stage starts from: the dataset, the experiment folder, the pair list.
+
+:func:`stage_inputs` turns a recipe config into typed inputs: the
+:class:`~clarity_se.data.cec2.CEC2Dataset` its ``path.*`` keys point at, the
+:class:`~clarity_se.data.experiment.Experiment` folder (with the ``evaluate.shard`` suffix)
+and the (scene, listener) pairs in the official order (``evaluate.small_test``, then the
+shard). File names come from these objects only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from clarity_se.data.cec2 import CEC2Dataset
+from clarity_se.data.experiment import Experiment
+from clarity_se.data.pairs import ScenePair, select_shard
+
+__all__ = ["StageInputs", "pairs_from_config", "stage_inputs"]
+
+
+class StageInputs(NamedTuple):
+    """Typed inputs of a per-pair stage."""
+
+    dataset: CEC2Dataset
+    experiment: Experiment
+    pairs: list[ScenePair]
+
+
+def pairs_from_config(cfg, *, apply_shard: bool = True) -> list[ScenePair]:
+    """The pair list a stage processes: official order, ``small_test``, then ``evaluate.shard``.
+
+    Raises
+    ------
+    ValueError
+        Missing or bad ``scenes_listeners`` file, or a bad ``evaluate.shard``.
+    """
+    dataset = CEC2Dataset.from_recipe(cfg.path)
+    pairs = dataset.scene_listener_pairs(bool(cfg.evaluate.small_test))
+    return select_shard(pairs, cfg.evaluate.shard if apply_shard else "")
+
+
+def stage_inputs(cfg) -> StageInputs:
+    """Dataset, experiment folder and pair list of a recipe config.
+
+    Raises
+    ------
+    ValueError
+        As :func:`pairs_from_config`.
+    """
+    dataset = CEC2Dataset.from_recipe(cfg.path)
+    pairs = select_shard(dataset.scene_listener_pairs(bool(cfg.evaluate.small_test)),
+                         cfg.evaluate.shard)
+    return StageInputs(dataset, Experiment(cfg.path.exp_folder, cfg.evaluate.shard), pairs)

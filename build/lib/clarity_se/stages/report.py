@@ -1,0 +1,67 @@
+"""``clarity-se report``: CSV and self-contained HTML report of one or more systems.
+
+Reads each system's ``scores.csv`` (and shard files ``scores.shard-k-of-n.csv``), merges them,
+checks the pair count against ``scenes_listeners`` (as the official ``report_score.py``) and
+writes the tables and ``report.html`` of :func:`clarity_se.report.build_report`. The official
+summary (pair count and the three means) is printed per system.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``clarity-se report``."""
+    parser.add_argument(
+        "results",
+        type=Path,
+        help="results folder: one sub-folder per system, or one system's exp folder",
+    )
+    parser.add_argument(
+        "--system",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="explicit system folders (repeatable); default: discovered under RESULTS",
+    )
+    parser.add_argument("--baseline", default="passthrough", help="system for paired differences")
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        default=None,
+        help="CEC2 metadata folder (scenes_listeners/scenes/listeners JSON)",
+    )
+    parser.add_argument("--split", default="dev")
+    parser.add_argument(
+        "--small-test", action="store_true", help="expect the official small_test subset"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="report folder (default: RESULTS)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``clarity-se report``; exit 1 if expected pairs are missing."""
+    from clarity_se.report import build_report, discover_systems
+
+    systems = (
+        dict(item.split("=", 1) for item in args.system)
+        if args.system
+        else discover_systems(args.results)
+    )
+    systems = {k: Path(v) for k, v in systems.items()}
+    if not systems:
+        print(f"error: no scores.csv found under {args.results}")
+        return 1
+    meta = args.metadata
+    tables = build_report(
+        systems,
+        args.out or args.results,
+        baseline=args.baseline,
+        scenes_listeners_file=meta / f"scenes_listeners.{args.split}.json" if meta else None,
+        scenes_file=meta / f"scenes.{args.split}.json" if meta else None,
+        listeners_file=meta / "listeners.json" if meta else None,
+        small_test=args.small_test,
+    )
+    print(f"report: {Path(args.out or args.results) / 'report.html'}")
+    return 1 if len(tables["missing"]) else 0

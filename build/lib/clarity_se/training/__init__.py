@@ -1,0 +1,1 @@
+"""Training of the Conv-TasNet enhancer (``clarity-se train``)."""

@@ -1,0 +1,436 @@
+"""Training loop of the Conv-TasNet enhancer: single process or DistributedDataParallel.
+
+* Loss: negative SI-SDR (Le Roux et al. 2019) of the target averaged over both ears for
+  ``n_src = 1``; uPIT (Kolbaek et al. 2017) over (target, residual) for ``n_src = 2``; with
+  ``train.preemphasis_weight > 0`` part of it is SI-SDR on pre-emphasised signals
+  (:mod:`clarity_se.losses.emphasis`).
+* Adam, global-norm gradient clipping, ReduceLROnPlateau on validation SI-SDR or cosine decay.
+* Validation: SI-SDR and SI-SDR improvement over the front-mic mixture (``CH1``) on the dev
+  split, on the output chosen by :func:`~clarity_se.models.target_selection.select_target`.
+* ``<exp_dir>/``: ``config.yaml`` (resolved), ``log.csv`` (one row per epoch), ``last.pt``
+  (everything needed to resume: model, optimiser, scheduler, RNG, epoch) and ``best.pt`` (best
+  validation SI-SDR), both self-describing (:mod:`clarity_se.models.checkpoint`) and written
+  atomically, so a run killed at any moment resumes from the last finished epoch; with
+  ``train.keep_epochs`` also ``epoch_NNN.pt`` (weights) after every epoch.
+* DDP: the same command under ``torchrun --nproc_per_node=K`` (``WORLD_SIZE > 1``): NCCL on
+  CUDA, gloo on CPU; a :class:`~torch.utils.data.distributed.DistributedSampler` splits the
+  scenes; rank 0 validates, logs and writes checkpoints, the metric is broadcast.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+import shutil
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from clarity_se.data.scene_segments import SceneSegmentDataset
+from clarity_se.losses import neg_si_sdr_emphasised, pit_loss, si_sdr
+from clarity_se.models import build_model
+from clarity_se.models.checkpoint import read_checkpoint, save_checkpoint
+from clarity_se.models.target_selection import pick_target
+
+logger = logging.getLogger(__name__)
+
+LOG_FIELDS = (
+    "epoch",
+    "step",
+    "train_loss",
+    "val_si_sdr",
+    "val_si_sdri",
+    "lr",
+    "epoch_time_s",
+    "n_train_items",
+)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def setup_distributed(device: str) -> tuple[int, int, torch.device]:
+    """Initialise the process group when launched by torchrun (``WORLD_SIZE > 1``).
+
+    Parameters
+    ----------
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:N``; under DDP ``cuda`` becomes ``cuda:<LOCAL_RANK>``.
+
+    Returns
+    -------
+    rank, world_size : int
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        If CUDA is requested but not available.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = str(device).startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise ValueError(f"train.device={device} but CUDA is not available")
+    if world > 1:
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+            dev = torch.device("cuda", local_rank)
+        else:
+            dev = torch.device("cpu")
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        return rank, world, dev
+    return 0, 1, torch.device(device)
+
+
+def compute_loss(
+    est_sources: torch.Tensor, sources: torch.Tensor, preemphasis_weight: float = 0.0
+) -> torch.Tensor:
+    """Training loss in dB (lower is better).
+
+    Parameters
+    ----------
+    est_sources, sources : Tensor [shape=(batch, n_src, 2, time)]
+    preemphasis_weight : float
+        Share of SI-SDR on pre-emphasised signals (``train.preemphasis_weight``; see
+        :func:`clarity_se.losses.neg_si_sdr_emphasised`); 0 is plain SI-SDR.
+
+    Returns
+    -------
+    Tensor []
+        ``n_src == 1``: mean per-signal loss over batch and ears; otherwise the uPIT loss with
+        the same per-signal loss.
+    """
+    loss_fn = partial(neg_si_sdr_emphasised, weight=float(preemphasis_weight))
+    if est_sources.shape[1] == 1:
+        return loss_fn(est_sources, sources).mean()
+    loss, _ = pit_loss(est_sources, sources, loss_fn)
+    return loss
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module, dataset: SceneSegmentDataset, device: torch.device, progress: bool = False
+) -> dict[str, float]:
+    """Mean SI-SDR (dB) of the selected target output and its improvement over ``CH1``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The (unwrapped) model.
+    dataset : SceneSegmentDataset
+        Validation items (one at a time, so whole scenes of any length work).
+    device : torch.device
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    dict
+        ``si_sdr``, ``si_sdr_input``, ``si_sdri`` (dB, averaged over ears and scenes), ``n``.
+    """
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    values, inputs = [], []
+    for i in tqdm(range(len(dataset)), desc="validate", disable=not progress, leave=False):
+        item = dataset[i]
+        mixture = item["mixture"][None].to(device)
+        target = item["sources"][None, 0].to(device)
+        est = pick_target(model(mixture), model.sample_rate)
+        values.append(si_sdr(est, target).mean().item())
+        inputs.append(si_sdr(mixture[:, :2], target).mean().item())
+    model.train(was_training)
+    mean = float(np.mean(values)) if values else float("nan")
+    mean_in = float(np.mean(inputs)) if inputs else float("nan")
+    return {"si_sdr": mean, "si_sdr_input": mean_in, "si_sdri": mean - mean_in, "n": len(values)}
+
+
+def _make_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer):
+    if cfg.optim.scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            mode="max",
+            factor=cfg.optim.factor,
+            patience=cfg.optim.patience,
+            min_lr=cfg.optim.min_lr,
+        )
+    if cfg.optim.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(cfg.train.epochs, 1), eta_min=cfg.optim.min_lr
+        )
+    return None
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _rng_state() -> dict:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
+    """Train (or resume training) the enhancer described by ``cfg``.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        A :class:`~clarity_se.training.config.TrainConfig`.
+
+    Returns
+    -------
+    model : nn.Module
+        The trained model (unwrapped from DDP), on ``train.device``.
+    history : list of dict
+        One row per epoch run by this call (the ``log.csv`` fields).
+
+    Raises
+    ------
+    ValueError
+        Bad config values, no training scenes, or an unreadable/incompatible ``last.pt``.
+    """
+    from tqdm import tqdm
+
+    rank, world, device = setup_distributed(cfg.train.device)
+    is_main = rank == 0
+    if cfg.train.num_threads > 0:
+        torch.set_num_threads(cfg.train.num_threads)
+    seed_everything(cfg.train.seed)
+    exp_dir = Path(cfg.train.exp_dir)
+    if is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        from clarity_se.data.audio_io import atomic_write_text
+
+        atomic_write_text(exp_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    model_args = {
+        k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"
+    }
+    model = build_model(cfg.model.name, **model_args).to(device)
+    train_set = SceneSegmentDataset(
+        cfg.data.root,
+        cfg.data.train_split,
+        n_src=cfg.model.n_src,
+        segment_s=cfg.data.segment_s,
+        target=cfg.data.target,
+        random_crop=True,
+        max_scenes=cfg.data.max_train_scenes,
+        seed=cfg.train.seed,
+        cache=cfg.data.cache,
+        remix_prob=cfg.data.remix_prob,
+        remix_gain_db=cfg.data.remix_gain_db,
+    )
+    dev_set = SceneSegmentDataset(
+        cfg.data.root,
+        cfg.data.dev_split,
+        n_src=cfg.model.n_src,
+        segment_s=cfg.data.dev_segment_s,
+        target=cfg.data.target,
+        random_crop=False,
+        max_scenes=cfg.data.max_dev_scenes,
+        cache=cfg.data.cache,
+    )
+    if train_set.sample_rate != cfg.model.sample_rate:
+        raise ValueError(
+            f"model.sample_rate={cfg.model.sample_rate} but the data are {train_set.sample_rate} Hz"
+        )
+    sampler = DistributedSampler(
+        train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed, drop_last=True
+    )
+    if len(sampler) == 0:
+        raise ValueError(f"{len(train_set)} training scenes are too few for {world} processes")
+    loader = DataLoader(
+        train_set,
+        batch_size=cfg.train.batch_size,
+        sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        drop_last=False,
+    )
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+    )
+    scheduler = _make_scheduler(cfg, optimizer)
+    start_epoch, best, step = 0, -float("inf"), 0
+    last_path, best_path = exp_dir / "last.pt", exp_dir / "best.pt"
+    if cfg.train.resume and last_path.is_file():
+        payload = read_checkpoint(last_path)
+        try:
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError as exc:
+            raise ValueError(f"{last_path}: does not match model.* of the config ({exc})") from None
+        optimizer.load_state_dict(payload["optimizer"])
+        if scheduler is not None and payload.get("scheduler") is not None:
+            scheduler.load_state_dict(payload["scheduler"])
+        start_epoch = int(payload["epoch"]) + 1
+        best = float(payload["best_val_si_sdr"])
+        step = int(payload["step"])
+        _set_rng_state(payload["rng"])
+        logger.info("resumed from %s at epoch %d (best %.2f dB)", last_path, start_epoch, best)
+    elif cfg.train.init_from:
+        init_path = Path(cfg.train.init_from)
+        payload = read_checkpoint(init_path)
+        try:
+            model.load_state_dict(payload["state_dict"])
+        except RuntimeError as exc:
+            raise ValueError(f"{init_path}: does not match model.* of the config ({exc})") from None
+        logger.info("fine-tuning from the weights of %s", init_path)
+    net: nn.Module = model
+    if world > 1:
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    steps_per_epoch = cfg.train.steps_per_epoch or len(loader)
+    training_info = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "train_manifest": train_set.manifest(),
+        "dev_manifest": {k: v for k, v in dev_set.manifest().items()},
+        "world_size": world,
+    }
+    history: list[dict] = []
+    t_start = time.monotonic()
+    stop = False
+    for epoch in range(start_epoch, cfg.train.epochs):
+        t_epoch = time.monotonic()
+        net.train()
+        losses: list[float] = []
+        n_items = 0
+        sub_epoch = 0
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch}",
+            disable=not (is_main and cfg.train.progress),
+            leave=False,
+        )
+        while len(losses) < steps_per_epoch and not stop:
+            sampler.set_epoch(epoch * 1000 + sub_epoch)
+            train_set.set_epoch(epoch * 1000 + sub_epoch)
+            sub_epoch += 1
+            for batch in loader:
+                mixture = batch["mixture"].to(device, non_blocking=True)
+                sources = batch["sources"].to(device, non_blocking=True)
+                loss = compute_loss(net(mixture), sources, cfg.train.preemphasis_weight)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.optim.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                optimizer.step()
+                step += 1
+                n_items += mixture.shape[0]
+                losses.append(loss.item())
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.2f}")
+                if cfg.train.max_time_s > 0 and time.monotonic() - t_start > cfg.train.max_time_s:
+                    stop = True
+                if len(losses) >= steps_per_epoch or stop:
+                    break
+        bar.close()
+        if stop and len(losses) < steps_per_epoch:
+            logger.info("train.max_time_s reached inside epoch %d: not saved, stopping", epoch)
+            break
+        train_loss = torch.tensor(float(np.mean(losses)), device=device)
+        val = torch.zeros(2, device=device)
+        if world > 1:
+            dist.all_reduce(train_loss)
+            train_loss /= world
+        if is_main:
+            metrics = validate(model, dev_set, device, progress=cfg.train.progress)
+            val = torch.tensor([metrics["si_sdr"], metrics["si_sdri"]], device=device)
+        if world > 1:
+            dist.broadcast(val, src=0)
+        val_si_sdr, val_si_sdri = float(val[0]), float(val[1])
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(val_si_sdr)
+        elif scheduler is not None:
+            scheduler.step()
+        improved = val_si_sdr > best
+        best = max(best, val_si_sdr)
+        row = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": round(float(train_loss), 4),
+            "val_si_sdr": round(val_si_sdr, 4),
+            "val_si_sdri": round(val_si_sdri, 4),
+            "lr": optimizer.param_groups[0]["lr"],
+            "epoch_time_s": round(time.monotonic() - t_epoch, 2),
+            "n_train_items": n_items * world,
+        }
+        history.append(row)
+        if is_main:
+            logger.info("epoch %d: %s", epoch, row)
+            _append_csv(exp_dir / "log.csv", row)
+            info = dict(
+                training_info,
+                epoch=epoch,
+                step=step,
+                val_si_sdr=val_si_sdr,
+                val_si_sdri=val_si_sdri,
+            )
+            if improved:
+                save_checkpoint(best_path, model, training=info)
+            if cfg.train.keep_epochs:
+                save_checkpoint(exp_dir / f"epoch_{epoch:03d}.pt", model, training=info)
+            save_checkpoint(
+                last_path,
+                model,
+                training=info,
+                extra={
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "epoch": epoch,
+                    "step": step,
+                    "best_val_si_sdr": best,
+                    "rng": _rng_state(),
+                },
+            )
+        if world > 1:
+            dist.barrier()
+        if stop:
+            break
+    if is_main and cfg.train.export and best_path.is_file():
+        Path(cfg.train.export).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(cfg.train.export).with_suffix(".pt.tmp")
+        shutil.copyfile(best_path, tmp)
+        os.replace(tmp, cfg.train.export)
+        logger.info("exported %s -> %s", best_path, cfg.train.export)
+    return model, history
