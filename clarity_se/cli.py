@@ -28,6 +28,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: The exit-status contract of every stage (also in the README).
+EXIT_STATUS = (
+    "exit status: 0 all done; 1 some items failed (listed in <exp>/errors.csv, the rest is "
+    "done); 2 bad config, input tree or environment (one line saying what and where)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with one lazily-populated subparser per stage.
 
@@ -39,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clarity-se",
         description="Clarity CEC2 / ICASSP 2023 hearing-aid speech enhancement toolkit.",
+        epilog=EXIT_STATUS,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="<stage>")
@@ -82,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     module_name, help_text = COMMANDS[top_args.command]
     module = importlib.import_module(module_name)
-    sub = argparse.ArgumentParser(prog=f"clarity-se {top_args.command}", description=help_text)
+    sub = argparse.ArgumentParser(
+        prog=f"clarity-se {top_args.command}", description=help_text, epilog=EXIT_STATUS
+    )
     module.add_arguments(sub)
     args = sub.parse_args(rest)
     return int(module.main(args) or 0)

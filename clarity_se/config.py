@@ -110,17 +110,32 @@ class RecipeConfig:
     hydra: Any = None
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, *, resumable: bool = True) -> None:
     """Add ``-c/--config`` and trailing ``key=value`` overrides to a stage's parser.
 
     Parameters
     ----------
     parser : argparse.ArgumentParser
         The subcommand parser to extend.
+    resumable : bool
+        Also add ``--force`` (recompute everything) and ``--wait`` (wait for the folder's
+        lock), for the stages that keep a journal.
     """
     parser.add_argument("-c", "--config", type=Path, default=None, help="recipe config.yaml")
     parser.add_argument(
         "overrides", nargs="*", default=[], help="dotlist overrides, e.g. path.root=/data/cec2"
+    )
+    if not resumable:
+        return
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every pair, even those whose inputs and config are unchanged",
+    )
+    parser.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another run holds the experiment folder, wait for it instead of exiting",
     )
 
 
@@ -151,19 +166,29 @@ def merge_config(
         the message names the file and key.
     """
     merged = OmegaConf.structured(schema)
-    try:
-        if config is not None:
-            path = Path(config)
-            if not path.is_file():
-                raise ValueError(f"config file {path} does not exist")
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise ValueError(f"{what} file {path} does not exist")
+        try:
             merged = OmegaConf.merge(merged, OmegaConf.load(path))
-        if overrides:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as exc:
-        where = f" in {config}" if config is not None else ""
-        raise ValueError(f"bad {what}{where}: {exc}") from None
+        except (OmegaConfBaseException, OSError, ValueError) as exc:
+            raise ValueError(f"bad {what} in {path}: {_first_line(exc)}") from None
+    for item in overrides or []:
+        key, sep, _ = str(item).partition("=")
+        if not sep or not key:
+            raise ValueError(f"bad override {item!r}: expected key=value (e.g. path.root=/data)")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([str(item)]))
+        except OmegaConfBaseException as exc:
+            raise ValueError(f"bad override {item!r}: {_first_line(exc)}") from None
     OmegaConf.set_struct(merged, True)
     return merged
+
+
+def _first_line(exc: BaseException) -> str:
+    """OmegaConf messages end with a multi-line context dump; keep the first line."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def load_config(config: Path | str | None = None, overrides: list[str] | None = None) -> DictConfig:

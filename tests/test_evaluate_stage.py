@@ -75,7 +75,7 @@ def tree(tmp_path_factory):
 def reference(tree, tmp_path_factory):
     """Uninterrupted single-process compat run: ``{"exp", "csv" (bytes), "rows"}``."""
     exp = new_exp(tree, tmp_path_factory.mktemp("reference"))
-    n_scored, n_failed = run_evaluate(config(tree["root"], exp, "evaluate.workers=1"))
+    n_scored, n_failed, _ = run_evaluate(config(tree["root"], exp, "evaluate.workers=1"))
     assert (n_scored, n_failed) == (len(PAIRS), 0)
     return {
         "exp": exp,
@@ -168,14 +168,14 @@ def test_killed_then_resumed_with_two_workers_equals_uninterrupted(tree, referen
     # A kill -9 in the middle of a journal write leaves a torn last line.
     with open(exp / "scores.jsonl", "ab") as handle:
         handle.write(b'{"id": "S06002_L0003", "schema": "clarity_se.sc')
-    n_scored, n_failed = run_evaluate(config(tree["root"], exp, "evaluate.workers=2"))
+    n_scored, n_failed, _ = run_evaluate(config(tree["root"], exp, "evaluate.workers=2"))
     assert (n_scored, n_failed) == (len(PAIRS), 0)
     assert (exp / "scores.csv").read_bytes() == reference["csv"]
     ids = [json.loads(line)["id"] for line in (exp / "scores.jsonl").read_text().splitlines()]
     assert sorted(ids) == sorted(f"{s}_{lis}" for s, lis in PAIRS)
     assert ErrorLog.read(exp / "errors.csv") == []
     # A third run has nothing to do and changes nothing.
-    assert run_evaluate(config(tree["root"], exp)) == (len(PAIRS), 0)
+    assert run_evaluate(config(tree["root"], exp))[:2] == (len(PAIRS), 0)
     assert len((exp / "scores.jsonl").read_text().splitlines()) == len(PAIRS)
     assert (exp / "scores.csv").read_bytes() == reference["csv"]
 
@@ -184,7 +184,7 @@ def test_two_workers_score_every_pair_once(tree, reference, tmp_path):
     """workers=2: two spawned workers share one job queue; every pair is journaled exactly
     once and the bytes equal the one-process run."""
     exp = new_exp(tree, tmp_path, "shared")
-    assert run_evaluate(config(tree["root"], exp, "evaluate.workers=2")) == (len(PAIRS), 0)
+    assert run_evaluate(config(tree["root"], exp, "evaluate.workers=2"))[:2] == (len(PAIRS), 0)
     assert (exp / "scores.csv").read_bytes() == reference["csv"]
     ids = [json.loads(line)["id"] for line in (exp / "scores.jsonl").read_text().splitlines()]
     assert sorted(ids) == sorted(f"{s}_{lis}" for s, lis in PAIRS)
@@ -193,7 +193,7 @@ def test_two_workers_score_every_pair_once(tree, reference, tmp_path):
 def test_shards_merge_in_report(tree, reference, tmp_path):
     exp = new_exp(tree, tmp_path, "shardsys")
     meta = tree["meta"]
-    assert run_evaluate(config(tree["root"], exp, "evaluate.shard=1/2")) == (2, 0)
+    assert run_evaluate(config(tree["root"], exp, "evaluate.shard=1/2"))[:2] == (2, 0)
     assert not (exp / "scores.csv").exists()
     shard1 = read_rows(exp / "scores.shard-1-of-2.csv")
     assert [(r["scene"], r["listener"]) for r in shard1] == PAIRS[0::2]
@@ -259,7 +259,7 @@ def test_corrupted_inputs_end_in_errors_csv(tree, reference, tmp_path, capsys):
         ["evaluate", "-c", str(BASELINE), f"path.root={root}", f"path.exp_folder={exp}"]
     )
     assert status == 1
-    assert "1 pairs scored, 5 failed" in capsys.readouterr().out
+    assert "1 of 6 pairs scored" in capsys.readouterr().out
     errors = {(r["scene"], r["listener"]): r for r in ErrorLog.read(exp / "errors.csv")}
     assert set(errors) == {
         ("S06001", "L0002"),

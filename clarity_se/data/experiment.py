@@ -14,10 +14,16 @@ journals, so that shards never write the same file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import logging
 import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from clarity_se.data.audio_io import atomic_write_text
@@ -25,7 +31,11 @@ from clarity_se.data.pairs import shard_suffix
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ERRORS_HEADER", "ErrorLog", "Experiment"]
+__all__ = ["ERRORS_HEADER", "ErrorLog", "Experiment", "FolderBusy"]
+
+
+class FolderBusy(ValueError):
+    """Another run holds the experiment folder's lock (the message names the holder)."""
 
 ERRORS_HEADER = ("stage", "scene", "listener", "error")
 
@@ -80,6 +90,53 @@ class Experiment:
     def relative(self, path: str | os.PathLike) -> str:
         """``path`` relative to the folder, ``/``-separated (what journals store)."""
         return Path(path).relative_to(self.folder).as_posix()
+
+    @contextlib.contextmanager
+    def lock(self, *, wait: bool = False) -> Iterator[None]:
+        """Hold the folder's lock (one writer per folder and shard) for the ``with`` block.
+
+        ``<exp>/.clarity_se<suffix>.lock`` (the ``filelock`` package; advisory, released when
+        the process ends, even by ``kill -9``) and ``<exp>/.clarity_se<suffix>.owner.json``
+        (pid, host, command, start time) to name the holder.
+
+        Parameters
+        ----------
+        wait : bool
+            Wait for the holder to finish instead of failing.
+
+        Raises
+        ------
+        FolderBusy
+            If another run holds the lock and ``wait`` is false.
+        """
+        from filelock import FileLock, Timeout
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.folder / f".clarity_se{self.suffix}.lock"))
+        owner = self.folder / f".clarity_se{self.suffix}.owner.json"
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            try:
+                holder = json.loads(owner.read_text(encoding="utf-8"))
+                who = (f"pid {holder.get('pid')} on {holder.get('host')}, started "
+                       f"{holder.get('started')}: {holder.get('command')}")  # fmt: skip
+            except (OSError, ValueError):
+                who = "another process"
+            raise FolderBusy(
+                f"{self.folder}: in use by {who}; wait for it to finish, or rerun with --wait"
+            ) from None
+        try:
+            atomic_write_text(owner, json.dumps({
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "command": " ".join(sys.argv),
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }))  # fmt: skip
+            yield
+        finally:
+            owner.unlink(missing_ok=True)
+            lock.release()
 
     def errors(self, stage: str) -> ErrorLog:
         """The :class:`ErrorLog` of ``stage`` (its rows of an earlier run are dropped)."""

@@ -6,17 +6,39 @@ through :class:`clarity_se.data.manifest.ManifestWriter` (one fsynced line per r
 last line from a kill repaired on opening). An item is *done* when its record is in the
 journal and every file the record names (``path``, relative to the folder) still exists; a
 rerun does only the items that are not done.
+
+Records carry a fingerprint (:mod:`clarity_se.data.fingerprint`) of the config and input
+files that produced them; :meth:`Journal.plan` sorts a stage's items into up to date (reused),
+stale (inputs or config changed: recomputed) and new, and ``force`` recomputes everything.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from clarity_se.data.fingerprint import FileFingerprints
 from clarity_se.data.manifest import ManifestWriter, write_manifest
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "Plan"]
+
+
+@dataclass
+class Plan:
+    """What a stage will do: ``todo`` ids, and how many are ``reused``, ``stale``, ``new``."""
+
+    todo: list[str] = field(default_factory=list)
+    reused: int = 0
+    stale: int = 0
+    new: int = 0
+    forced: bool = False
+
+    def summary(self) -> str:
+        """``"12 reused, 1 recomputed (inputs or config changed), 3 new"``."""
+        changed = "recomputed (--force)" if self.forced else "recomputed (inputs or config changed)"
+        return f"{self.reused} reused, {self.stale} {changed}, {self.new} new"
 
 
 class Journal:
@@ -57,6 +79,56 @@ class Journal:
         if isinstance(path, str) and not (self.folder / path).is_file():
             return None
         return record
+
+    def plan(
+        self,
+        ids: list[str],
+        config_hash: str | Callable[[str], str],
+        inputs: Callable[[str], Mapping[str, str | os.PathLike]],
+        files: FileFingerprints,
+        *,
+        force: bool = False,
+    ) -> Plan:
+        """Sort ``ids`` into reused, stale and new.
+
+        Parameters
+        ----------
+        ids : list of str
+            Record ids the stage is asked to produce.
+        config_hash : str or callable
+            :func:`~clarity_se.data.fingerprint.config_hash` of what affects the results, or
+            ``config_hash(id)`` when it differs per item (e.g. the listener's audiogram).
+        inputs : callable
+            ``inputs(id) -> {role: path}``: the files an item reads.
+        files : FileFingerprints
+            Hash cache.
+        force : bool
+            Recompute every item.
+
+        Returns
+        -------
+        Plan
+            ``todo`` in the order of ``ids``.
+        """
+        plan = Plan(forced=force)
+        for record_id in ids:
+            record = self.done(record_id)
+            if record is None:
+                plan.new += 1
+                plan.todo.append(record_id)
+                continue
+            fingerprint = record.get("fingerprint") or {}
+            wanted = config_hash(record_id) if callable(config_hash) else config_hash
+            if (
+                force
+                or fingerprint.get("config") != wanted
+                or not files.unchanged(fingerprint.get("inputs", {}), inputs(record_id))
+            ):
+                plan.stale += 1
+                plan.todo.append(record_id)
+            else:
+                plan.reused += 1
+        return plan
 
     def records(self) -> dict[str, dict]:
         """Every record by id (finished or not), in file order."""

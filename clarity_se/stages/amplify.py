@@ -147,57 +147,76 @@ def amplify_pair(
     return amplified, record
 
 
-def run_amplify(cfg) -> tuple[int, int]:
-    """Amplify every pair of the config (resuming); return ``(n_done, n_failed)``.
+def amplify_config_hash(cfg, listener) -> str:
+    """Fingerprint of what makes a hearing-aid output besides the enhanced signal: ``nalr.*``,
+    ``compressor.*``, ``soft_clip`` and the listener's audiograms."""
+    from omegaconf import OmegaConf
+
+    from clarity_se.data.fingerprint import config_hash
+
+    return config_hash({
+        "nalr": OmegaConf.to_container(cfg.nalr, resolve=True),
+        "compressor": OmegaConf.to_container(cfg.compressor, resolve=True),
+        "soft_clip": bool(cfg.soft_clip),
+        "listener": None if listener is None else listener.to_dict(),
+    })  # fmt: skip
+
+
+def run_amplify(cfg, *, force: bool = False, wait: bool = False) -> tuple:
+    """Amplify every pair of the config (resuming); return ``(n_done, n_failed, summary)``.
 
     Raises
     ------
     ValueError
-        Bad config, metadata or listeners file.
+        Bad config, metadata or listeners file, or the folder is in use.
     """
     from tqdm import tqdm
 
+    from clarity_se.data.fingerprint import FileFingerprints
     from clarity_se.data.journal import Journal
     from clarity_se.stages.common import stage_inputs
 
     dataset, exp, pairs = stage_inputs(cfg)
-    exp.folder.mkdir(parents=True, exist_ok=True)
-    errors = exp.errors("amplify")
-    with Journal(exp.journal_path(JOURNAL), SCHEMA, exp.folder) as journal:
-        todo = [p for p in pairs if journal.done(p.id) is None]
-        logger.info("amplify: %d pairs, %d already done, %d to do",
-                    len(pairs), len(pairs) - len(todo), len(todo))  # fmt: skip
-        for scene, listener_id in tqdm(todo, desc="amplify", unit="pair"):
+    by_id = {p.id: p for p in pairs}
+    files = FileFingerprints()
+
+    def listener_or_none(listener_id: str):
+        return dataset.listeners.get(listener_id)
+
+    def config(pair_id: str) -> str:
+        return amplify_config_hash(cfg, listener_or_none(by_id[pair_id].listener))
+
+    def inputs(pair_id: str) -> dict:
+        return {"enhanced": exp.enhanced_path(*by_id[pair_id])}
+
+    with exp.lock(wait=wait), Journal(exp.journal_path(JOURNAL), SCHEMA, exp.folder) as journal:
+        errors = exp.errors("amplify")
+        plan = journal.plan(list(by_id), config, inputs, files, force=force)
+        logger.info("amplify: %d pairs: %s", len(pairs), plan.summary())
+        for pair_id in tqdm(plan.todo, desc="amplify", unit="pair"):
+            scene, listener_id = by_id[pair_id]
             try:
+                fingerprint = {"config": config(pair_id), "inputs": files.of(inputs(pair_id))}
                 _, record = amplify_pair(cfg, exp, scene, dataset.listener(listener_id))
             except (ValueError, OSError) as exc:
                 errors.add(scene, listener_id, exc)
                 continue
-            journal.write(record)
+            journal.write(record | {"fingerprint": fingerprint})
         n_done = sum(1 for p in pairs if journal.done(p.id) is not None)
+    summary = f"{n_done} of {len(pairs)} pairs amplified ({plan.summary()}), {errors.count} failed"
     if errors.count:
-        logger.error("amplify: %d of %d pairs failed, see %s", errors.count, len(todo), errors.path)
-    return n_done, errors.count
+        summary += f" (see {errors.path})"
+    return n_done, errors.count, summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``clarity-se amplify -c config.yaml key=value ...``."""
+    """``clarity-se amplify -c config.yaml key=value ... [--force] [--wait]``."""
     add_config_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the amplify stage.
+    """Run the amplify stage (exit status: :func:`clarity_se.stages.common.stage_main`)."""
+    from clarity_se.stages.common import stage_main
 
-    Returns
-    -------
-    int
-        0 if every pair is done, 1 if any pair failed (see ``<exp>/errors.csv``), 2 for a bad
-        config or metadata file.
-    """
-    try:
-        cfg = load_config(args.config, args.overrides)
-        _, n_failed = run_amplify(cfg)
-    except ValueError as exc:
-        logger.error("amplify: %s", exc)
-        return 2
-    return 1 if n_failed else 0
+    return stage_main("amplify", lambda: run_amplify(
+        load_config(args.config, args.overrides), force=args.force, wait=args.wait))

@@ -51,3 +51,40 @@ def stage_inputs(cfg) -> StageInputs:
     pairs = select_shard(dataset.scene_listener_pairs(bool(cfg.evaluate.small_test)),
                          cfg.evaluate.shard)
     return StageInputs(dataset, Experiment(cfg.path.exp_folder, cfg.evaluate.shard), pairs)
+
+
+def stage_main(name: str, run) -> int:
+    """Run ``run() -> (n_done, n_failed, summary)`` with the stages' exit-status contract.
+
+    Parameters
+    ----------
+    name : str
+        Stage name for messages.
+    run : callable
+        Does the work; returns the number of items done (including reused ones), the number
+        that failed this time, and a one-line summary.
+
+    Returns
+    -------
+    int
+        0 all done; 1 some items failed (see ``errors.csv``); 2 bad config, input tree or
+        environment: a ``ValueError`` (bad config, missing metadata, folder in use) or an
+        ``OSError`` (unwritable folder, full disk), printed as one line without a traceback.
+    """
+    import sys
+
+    try:
+        n_done, n_failed, summary = run()
+    except ValueError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(
+            f"{name}: error: {where}{exc.strerror or exc} (check that the folder exists and "
+            "that you may write to it)",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"{name}: {summary}")
+    return 1 if n_failed else 0

@@ -34,8 +34,24 @@ SCHEMA = "clarity_se.enhanced/1"
 JOURNAL = "enhance_manifest"
 
 
-def run_enhance(cfg, enhancer=None) -> tuple[int, int]:
-    """Enhance every pair of the config (resuming); return ``(n_done, n_failed)``.
+def enhance_config_hash(cfg, enhancer) -> str:
+    """Fingerprint of what makes an enhanced signal: the ``enhancer.*`` values that change it
+    (not ``device`` or ``chunk_s``, which change nothing beyond float rounding) and the
+    content of the enhancer's checkpoint, if it has one."""
+    from omegaconf import OmegaConf
+
+    from clarity_se.data.fingerprint import config_hash, file_hash
+
+    values = OmegaConf.to_container(cfg.enhancer, resolve=True)
+    for key in ("device", "chunk_s", "checkpoint"):
+        values.pop(key, None)
+    checkpoint = getattr(enhancer, "checkpoint_path", None) or getattr(enhancer, "path", None)
+    values["checkpoint_hash"] = file_hash(checkpoint) if checkpoint else ""
+    return config_hash(values)
+
+
+def run_enhance(cfg, enhancer=None, *, force: bool = False, wait: bool = False) -> tuple:
+    """Enhance every pair of the config (resuming); return ``(n_done, n_failed, summary)``.
 
     Parameters
     ----------
@@ -43,16 +59,22 @@ def run_enhance(cfg, enhancer=None) -> tuple[int, int]:
         Recipe config (``path.*``, ``evaluate.small_test``/``shard``, ``enhancer.*``).
     enhancer : clarity_se.enhancers.Enhancer, optional
         Already built enhancer (default: built from ``enhancer.*``).
+    force : bool
+        Recompute every pair (default: only pairs that are new or whose mixtures, enhancer
+        options or checkpoint changed).
+    wait : bool
+        Wait for another run holding the experiment folder instead of failing.
 
     Raises
     ------
     ValueError
-        Bad config or metadata, unknown enhancer, missing checkpoint.
+        Bad config or metadata, unknown enhancer, missing checkpoint, folder in use.
     """
     import torch
     from tqdm import tqdm
 
     from clarity_se.data.audio_io import write_audio
+    from clarity_se.data.fingerprint import FileFingerprints
     from clarity_se.data.journal import Journal
     from clarity_se.data.pairs import group_by_scene
     from clarity_se.enhancers import SAMPLE_RATE, build_enhancer
@@ -61,14 +83,23 @@ def run_enhance(cfg, enhancer=None) -> tuple[int, int]:
     dataset, exp, pairs = stage_inputs(cfg)
     if enhancer is None:
         enhancer = build_enhancer(cfg.enhancer)
-    exp.folder.mkdir(parents=True, exist_ok=True)
-    errors = exp.errors("enhance")
-    with Journal(exp.journal_path(JOURNAL), SCHEMA, exp.folder) as journal:
-        todo = group_by_scene(p for p in pairs if journal.done(p.id) is None)
-        logger.info("enhance (%s): %d pairs, %d scenes to do",
-                    cfg.enhancer.name, len(pairs), len(todo))  # fmt: skip
+    config = enhance_config_hash(cfg, enhancer)
+    files = FileFingerprints()
+    by_id = {p.id: p for p in pairs}
+
+    def inputs(pair_id: str) -> dict:
+        scene = by_id[pair_id].scene
+        return {f"mix_CH{ch}": dataset.mix_path(scene, ch) for ch in (1, 2, 3)}
+
+    with exp.lock(wait=wait), Journal(exp.journal_path(JOURNAL), SCHEMA, exp.folder) as journal:
+        errors = exp.errors("enhance")
+        plan = journal.plan(list(by_id), config, inputs, files, force=force)
+        todo = group_by_scene(by_id[i] for i in plan.todo)
+        logger.info("enhance (%s): %d pairs: %s", cfg.enhancer.name, len(pairs), plan.summary())
         for scene, listeners in tqdm(todo.items(), desc="enhance", unit="scene"):
             try:
+                read = files.of(inputs(f"{scene}_{listeners[0]}"))
+                fingerprint = {"config": config, "inputs": read}
                 mixture = dataset.load_mixture(scene, dtype=torch.float32).numpy()
                 signal = np.ascontiguousarray(enhancer(mixture).T)
                 if not np.all(np.isfinite(signal)):
@@ -89,31 +120,23 @@ def run_enhance(cfg, enhancer=None) -> tuple[int, int]:
                     "num_samples": int(signal.shape[0]),
                     "duration_s": signal.shape[0] / SAMPLE_RATE,
                     "path": exp.relative(path),
+                    "fingerprint": fingerprint,
                 })  # fmt: skip
         n_done = sum(1 for p in pairs if journal.done(p.id) is not None)
+    summary = f"{n_done} of {len(pairs)} pairs enhanced ({plan.summary()}), {errors.count} failed"
     if errors.count:
-        logger.error("enhance: %d pairs failed, see %s", errors.count, errors.path)
-    return n_done, errors.count
+        summary += f" (see {errors.path})"
+    return n_done, errors.count, summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``clarity-se enhance -c config.yaml key=value ...``."""
+    """``clarity-se enhance -c config.yaml key=value ... [--force] [--wait]``."""
     add_config_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the enhance stage.
+    """Run the enhance stage (exit status: :func:`clarity_se.stages.common.stage_main`)."""
+    from clarity_se.stages.common import stage_main
 
-    Returns
-    -------
-    int
-        0 if every pair is written, 1 if any failed (see ``<exp>/errors.csv``), 2 for a bad
-        config, metadata file or checkpoint.
-    """
-    try:
-        cfg = load_config(args.config, args.overrides)
-        _, n_failed = run_enhance(cfg)
-    except ValueError as exc:
-        logger.error("enhance: %s", exc)
-        return 2
-    return 1 if n_failed else 0
+    return stage_main("enhance", lambda: run_enhance(
+        load_config(args.config, args.overrides), force=args.force, wait=args.wait))

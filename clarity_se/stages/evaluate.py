@@ -52,7 +52,6 @@ import argparse
 import csv
 import io
 import logging
-import sys
 import time
 from dataclasses import dataclass
 
@@ -311,27 +310,49 @@ def check_evaluate_config(cfg) -> None:
         )
 
 
-def run_evaluate(cfg) -> tuple[int, int]:
-    """Evaluate every pair of the config (resuming), return ``(n_scored, n_failed)``.
+def evaluate_config_hash(cfg, listener) -> str:
+    """Fingerprint of what makes a pair's scores besides its files: the hearing aid
+    (``nalr.*``, ``compressor.*``, ``soft_clip``), ``evaluate.rng``, ``evaluate.level_db_spl``
+    and the listener's audiograms (not ``workers``, ``batch_size`` or ``device``)."""
+    from clarity_se.data.fingerprint import config_hash
+    from clarity_se.stages.amplify import amplify_config_hash
+
+    return config_hash({
+        "hearing_aid": amplify_config_hash(cfg, listener),
+        "rng": str(cfg.evaluate.rng),
+        "level_db_spl": float(cfg.evaluate.level_db_spl),
+    })  # fmt: skip
+
+
+def run_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
+    """Evaluate every pair of the config (resuming); return ``(n_scored, n_failed, summary)``.
 
     Parameters
     ----------
     cfg : omegaconf.DictConfig
         Recipe config: ``path.*`` (enhanced signals under ``path.exp_folder``), ``nalr.*``,
         ``compressor.*``, ``soft_clip``, ``evaluate.*``.
+    force : bool
+        Rescore every pair (default: only pairs that are new or whose enhanced signal,
+        references, listener or scoring config changed).
+    wait : bool
+        Wait for another run holding the experiment folder instead of failing.
 
     Returns
     -------
     n_scored : int
         Pairs of this run's pair list (after ``small_test`` and ``shard``) now in the journal,
-        including those scored by earlier runs.
+        including those reused from earlier runs.
     n_failed : int
         Pairs that failed in this run (rows added to ``errors.csv``).
+    summary : str
+        One line: scored, reused, recomputed, new, failed.
 
     Raises
     ------
     ValueError
-        On a bad config (missing metadata, unknown ``evaluate.rng``/``device``).
+        On a bad config (missing metadata, unknown ``evaluate.rng``/``device``) or a folder
+        in use by another run.
 
     References
     ----------
@@ -340,58 +361,75 @@ def run_evaluate(cfg) -> tuple[int, int]:
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
+    from clarity_se.data.fingerprint import FileFingerprints
     from clarity_se.data.journal import Journal
     from clarity_se.execution import make_executor, resolve_workers
     from clarity_se.stages.common import stage_inputs
 
     check_evaluate_config(cfg)
-    _, exp, pairs = stage_inputs(cfg)
-    exp.folder.mkdir(parents=True, exist_ok=True)
-    journal = Journal(exp.journal_path(JOURNAL), SCHEMA, exp.folder)
-    done = {p.id: r for p in pairs if (r := journal.done(p.id)) is not None}
-    todo = [p for p in pairs if p.id not in done]
-    errors = exp.errors("evaluate")
-    logger.info("evaluate: %d pairs, %d already scored, %d to do",
-                len(pairs), len(done), len(todo))  # fmt: skip
-    jobs = scene_jobs(todo, int(cfg.evaluate.batch_size), OmegaConf.to_container(cfg, resolve=True))
-    workers = resolve_workers(cfg.evaluate.workers, str(cfg.evaluate.device))
-    executor = make_executor(workers, len(jobs))
-    last_write = time.monotonic()
-    try:
-        with tqdm(total=len(todo), desc="evaluate", unit="pair") as progress:
-            for _, records in executor.map_unordered(score_scene_job, jobs):
-                for record in records:
-                    if "error" in record:
-                        errors.add(record["scene"], record["listener"], record["error"])
-                    else:
-                        journal.write(record)
-                        done[record["id"]] = record
-                    progress.update(1)
-                # the journal is the resumable record; the CSVs are rewritten from it at most
-                # every CSV_INTERVAL_S seconds (a rewrite per job is quadratic) and at the end
-                if time.monotonic() - last_write >= CSV_INTERVAL_S:
-                    write_score_csvs(exp, pairs, done)
-                    last_write = time.monotonic()
-    finally:
-        journal.close()
-        write_score_csvs(exp, pairs, done)
-    return sum(1 for p in pairs if p.id in done), errors.count
+    dataset, exp, pairs = stage_inputs(cfg)
+    by_id = {p.id: p for p in pairs}
+    files = FileFingerprints()
+
+    def config(pair_id: str) -> str:
+        return evaluate_config_hash(cfg, dataset.listeners.get(by_id[pair_id].listener))
+
+    def inputs(pair_id: str) -> dict:
+        scene, listener = by_id[pair_id]
+        return {
+            "enhanced": exp.enhanced_path(scene, listener),
+            "target_CH1": dataset.target_path(scene),
+            "target_anechoic_CH1": dataset.target_anechoic_path(scene),
+        }
+
+    with exp.lock(wait=wait):
+        journal = Journal(exp.journal_path(JOURNAL), SCHEMA, exp.folder)
+        errors = exp.errors("evaluate")
+        plan = journal.plan(list(by_id), config, inputs, files, force=force)
+        todo = set(plan.todo)
+        done = {i: r for i in by_id if i not in todo and (r := journal.done(i)) is not None}
+        logger.info("evaluate: %d pairs: %s", len(pairs), plan.summary())
+        jobs = scene_jobs([by_id[i] for i in plan.todo], int(cfg.evaluate.batch_size),
+                          OmegaConf.to_container(cfg, resolve=True))  # fmt: skip
+        workers = resolve_workers(cfg.evaluate.workers, str(cfg.evaluate.device))
+        executor = make_executor(workers, len(jobs))
+        last_write = time.monotonic()
+        try:
+            with tqdm(total=len(plan.todo), desc="evaluate", unit="pair") as progress:
+                for _, records in executor.map_unordered(score_scene_job, jobs):
+                    for record in records:
+                        if "error" in record:
+                            errors.add(record["scene"], record["listener"], record["error"])
+                            done.pop(f"{record['scene']}_{record['listener']}", None)
+                        else:
+                            record["fingerprint"] = {"config": config(record["id"]),
+                                                     "inputs": files.of(inputs(record["id"]))}
+                            journal.write(record)
+                            done[record["id"]] = record
+                        progress.update(1)
+                    # the journal is the resumable record; the CSVs are rewritten from it at
+                    # most every CSV_INTERVAL_S seconds (a rewrite per job is quadratic)
+                    if time.monotonic() - last_write >= CSV_INTERVAL_S:
+                        write_score_csvs(exp, pairs, done)
+                        last_write = time.monotonic()
+        finally:
+            journal.close()
+            write_score_csvs(exp, pairs, done)
+    n_scored = sum(1 for p in pairs if p.id in done)
+    summary = f"{n_scored} of {len(pairs)} pairs scored ({plan.summary()}), {errors.count} failed"
+    if errors.count:
+        summary += f" (see {errors.path})"
+    return n_scored, errors.count, summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``clarity-se evaluate``: the recipe config and dotlist overrides."""
+    """``clarity-se evaluate -c config.yaml key=value ... [--force] [--wait]``."""
     add_config_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``clarity-se evaluate``; exit 1 if any pair failed (listed in ``errors.csv``)."""
-    try:
-        cfg = load_config(args.config, args.overrides)
-        n_scored, n_failed = run_evaluate(cfg)
-    except ValueError as exc:
-        print(f"evaluate: error: {exc}", file=sys.stderr)
-        return 2
-    errors_csv = Experiment(cfg.path.exp_folder, cfg.evaluate.shard).csv_path("errors")
-    print(f"evaluate: {n_scored} pairs scored, {n_failed} failed"
-          + (f" (see {errors_csv})" if n_failed else ""))  # fmt: skip
-    return 1 if n_failed else 0
+    """Run ``clarity-se evaluate`` (exit status: :func:`clarity_se.stages.common.stage_main`)."""
+    from clarity_se.stages.common import stage_main
+
+    return stage_main("evaluate", lambda: run_evaluate(
+        load_config(args.config, args.overrides), force=args.force, wait=args.wait))

@@ -56,7 +56,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -187,7 +186,7 @@ def system_config(cfg, system: str):
     return resolved
 
 
-def run_system(cfg, system: str) -> SystemResult:
+def run_system(cfg, system: str, *, force: bool = False, wait: bool = False) -> SystemResult:
     """Enhance and evaluate one system (resuming); never raises for a system-level failure.
 
     Parameters
@@ -196,6 +195,8 @@ def run_system(cfg, system: str) -> SystemResult:
         The run's config.
     system : str
         ``enhancer.name`` of the system.
+    force, wait : bool
+        As the stages' ``--force`` and ``--wait``.
 
     Returns
     -------
@@ -224,11 +225,12 @@ def run_system(cfg, system: str) -> SystemResult:
     exp.folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(exp.folder / "config.yaml", OmegaConf.to_yaml(sys_cfg))
 
-    for stage, call in (("enhance", lambda: run_enhance(sys_cfg, enhancer)),
-                        ("evaluate", lambda: run_evaluate(sys_cfg))):
+    stages = (("enhance", lambda: run_enhance(sys_cfg, enhancer, force=force, wait=wait)),
+              ("evaluate", lambda: run_evaluate(sys_cfg, force=force, wait=wait)))
+    for stage, call in stages:
         t_wall, t_cpu = time.perf_counter(), _cpu_seconds()
         try:
-            n_done, _ = call()
+            n_done, _, _ = call()
         except ValueError as exc:
             result.error = f"{stage}: {exc}"
             logger.error("run: system %s: %s", system, result.error)
@@ -284,7 +286,9 @@ def _attach_log(path: Path) -> _RunLog:
     return _RunLog(path)
 
 
-def run_pipeline(cfg, *, command: list[str] | None = None) -> tuple[int, list[SystemResult]]:
+def run_pipeline(
+    cfg, *, command: list[str] | None = None, force: bool = False, wait: bool = False
+) -> tuple[int, list[SystemResult]]:
     """The whole main job (see the module docstring); returns ``(exit_status, results)``.
 
     Parameters
@@ -293,6 +297,8 @@ def run_pipeline(cfg, *, command: list[str] | None = None) -> tuple[int, list[Sy
         Recipe config with ``run.*``.
     command : list of str, optional
         Command line recorded in ``run_info.json``.
+    force, wait : bool
+        Passed to every stage (recompute everything; wait for a folder in use).
 
     Returns
     -------
@@ -336,7 +342,7 @@ def run_pipeline(cfg, *, command: list[str] | None = None) -> tuple[int, list[Sy
             }
         for system in cfg.run.systems:
             logger.info("run: system %s", system)
-            results.append(run_system(cfg, str(system)))
+            results.append(run_system(cfg, str(system), force=force, wait=wait))
         with_scores = {
             r.name: Path(r.exp_folder)
             for r in results
@@ -402,20 +408,21 @@ def main(args: argparse.Namespace) -> int:
         0 if everything was scored, 1 if any pair or system failed, 2 on a bad config or
         missing dataset.
     """
-    try:
+    from clarity_se.stages.common import stage_main
+
+    def run():
         cfg = load_config(args.config, args.overrides)
         command = (
             ["clarity-se", "run"]
             + (["-c", str(args.config)] if args.config else [])
             + list(args.overrides)
         )
-        status, results = run_pipeline(cfg, command=command)
-    except ValueError as exc:
-        print(f"run: error: {exc}", file=sys.stderr)
-        return 2
-    print(format_summary(results))
-    print(
-        f"run: report in {Path(cfg.run.results_folder) / 'report.html'}"
-        + ("" if status == 0 else "; some pairs or systems FAILED (exit status 1)")
-    )
-    return status
+        status, results = run_pipeline(cfg, command=command, force=args.force, wait=args.wait)
+        summary = (
+            format_summary(results)
+            + f"\nrun: report in {Path(cfg.run.results_folder) / 'report.html'}"
+            + ("" if status == 0 else "; some pairs or systems FAILED (exit status 1)")
+        )
+        return len(results), status, summary
+
+    return stage_main("run", run)

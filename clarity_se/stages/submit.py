@@ -147,22 +147,25 @@ def make_submission(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``clarity-se submit``: the recipe config plus ``--out``."""
-    add_config_arguments(parser)
+    add_config_arguments(parser, resumable=False)
     parser.add_argument(
         "--out", type=Path, default=None, help="zip to write (default: <exp_folder>/submission.zip)"
     )
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``clarity-se submit``; exit 1 (and list every problem) if any file is unfit."""
-    cfg = load_config(args.config, args.overrides)
-    exp = Experiment(cfg.path.exp_folder)
-    out = args.out or exp.folder / "submission.zip"
-    archive, problems = make_submission(CEC2Dataset.from_recipe(cfg.path), exp, out)
-    if problems:
-        print(f"submission refused: {len(problems)} problem(s):")
-        for problem in problems:
-            print(f"  {problem}")
-        return 1
-    print(f"submission written: {archive}")
-    return 0
+    """Run ``clarity-se submit``: exit 1 (listing every problem) if any file is unfit, 2 for a
+    bad config, metadata or unwritable output (:func:`clarity_se.stages.common.stage_main`)."""
+    from clarity_se.stages.common import stage_main
+
+    def run():
+        cfg = load_config(args.config, args.overrides)
+        exp = Experiment(cfg.path.exp_folder)
+        out = args.out or exp.folder / "submission.zip"
+        archive, problems = make_submission(CEC2Dataset.from_recipe(cfg.path), exp, out)
+        if problems:
+            listing = "".join(f"\n  {problem}" for problem in problems)
+            return 0, len(problems), f"submission refused: {len(problems)} problem(s):{listing}"
+        return 1, 0, f"submission written: {archive}"
+
+    return stage_main("submit", run)
