@@ -77,7 +77,7 @@ def test_report_numbers_equal_scores(results, capsys):
     delta = system["combined"] - base["combined"]
     assert paired.loc["combined", "delta_mean"] == pytest.approx(delta.mean())
     assert len(tables["missing"]) == 0
-    assert "Scores based on 24 scenes." in capsys.readouterr().out
+    assert "Scores based on 24 pairs." in capsys.readouterr().out
 
 
 def test_report_flags_missing_pairs_and_cli_exit_code(results):

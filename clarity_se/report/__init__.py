@@ -5,15 +5,13 @@
 back for the notebook.
 """
 
-from clarity_se.report.build import (
-    build_report,
-    discover_systems,
-    mean_ci,
+from clarity_se.report.build import build_report, discover_systems, mean_ci, read_scores
+from clarity_se.report.plots import (
     plot_grouped,
     plot_listener,
     plot_paired,
     plot_system_means,
-    read_scores,
+    system_colours,
 )
 from clarity_se.report.results import RunResults, load_results
 
@@ -28,4 +26,5 @@ __all__ = [
     "plot_paired",
     "plot_system_means",
     "read_scores",
+    "system_colours",
 ]

@@ -16,7 +16,6 @@ The official summary (pair count and the three means) is printed per system.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import logging
 from dataclasses import dataclass
@@ -26,6 +25,13 @@ import numpy as np
 import pandas as pd
 
 from clarity_se.data.audio_io import atomic_write_text
+from clarity_se.report.plots import (
+    plot_grouped,
+    plot_listener,
+    plot_paired,
+    plot_system_means,
+    system_colours,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +76,9 @@ def read_scores(system_folder: str | Path) -> pd.DataFrame:
     return merged.reset_index(drop=True)
 
 
-def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+def mean_ci(
+    values: np.ndarray, confidence: float = 0.95, bounds: tuple[float, float] | None = (0.0, 1.0)
+) -> tuple[float, float, float]:
     """Mean and two-sided Student-t confidence interval of the mean.
 
     Returns
@@ -86,13 +94,16 @@ def mean_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float,
         return (float("nan"),) * 3
     mean = float(values.mean())
     if values.size == 1:
-        return mean, mean, mean
+        return mean, float("nan"), float("nan")
     half = float(
         stats.t.ppf(0.5 + confidence / 2, values.size - 1)
         * values.std(ddof=1)
         / np.sqrt(values.size)
     )
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, low, high
 
 
 def summarise(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -146,110 +157,6 @@ def _figure_to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def plot_system_means(summary: pd.DataFrame):
-    """Bar chart of each metric's mean with its 95 % CI, one group per system."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / max(len(summary), 1)
-    x = np.arange(len(METRICS))
-    for i, (_, row) in enumerate(summary.iterrows()):
-        means = np.array([row[f"{m}_mean"] for m in METRICS])
-        err = np.array(
-            [
-                [row[f"{m}_mean"] - row[f"{m}_ci_low"] for m in METRICS],
-                [row[f"{m}_ci_high"] - row[f"{m}_mean"] for m in METRICS],
-            ]
-        )
-        ax.bar(x + i * width, means, width, yerr=err, capsize=3, label=str(row["system"]))
-    ax.set_xticks(x + width * (len(summary) - 1) / 2, METRICS)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("score (mean, 95% CI)")
-    ax.legend(fontsize=8)
-    return fig
-
-
-def plot_grouped(summary: pd.DataFrame, group: str, metric: str = "combined", title: str = ""):
-    """Mean +/- 95 % CI of ``metric`` per ``group`` value, one line per system."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    labels = list(dict.fromkeys(summary[group].astype(str)))
-    x = np.arange(len(labels))
-    for system, sub in summary.groupby("system", sort=False):
-        sub = sub.set_index(sub[group].astype(str)).reindex(labels)
-        mean = sub[f"{metric}_mean"].to_numpy()
-        err = np.vstack(
-            [mean - sub[f"{metric}_ci_low"].to_numpy(), sub[f"{metric}_ci_high"].to_numpy() - mean]
-        )
-        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=str(system))
-    ax.set_xticks(x, labels, rotation=30, ha="right")
-    ax.set_ylabel(f"{metric} (mean, 95% CI)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def plot_listener(listener, per_system: pd.DataFrame):
-    """A listener's audiograms (dB HL, inverted axis) beside their mean scores per system."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_a, ax_s) = plt.subplots(1, 2, figsize=(8, 2.8))
-    if listener is not None:
-        ears = zip(listener.audiograms, ("left", "right"), ("x", "o"), strict=True)
-        for audiogram, label, marker in ears:
-            ax_a.semilogx(
-                audiogram.frequencies_hz, audiogram.levels_db_hl, marker=marker, label=label
-            )
-        ax_a.invert_yaxis()
-        ax_a.set_xlabel("frequency (Hz)")
-        ax_a.set_ylabel("dB HL")
-        ax_a.legend(fontsize=7)
-    ax_a.set_title("audiogram")
-    systems = per_system["system"].astype(str).tolist()
-    ax_s.barh(
-        systems,
-        per_system["combined_mean"].to_numpy(),
-        xerr=np.vstack(
-            [
-                per_system["combined_mean"] - per_system["combined_ci_low"],
-                per_system["combined_ci_high"] - per_system["combined_mean"],
-            ]
-        ),
-        capsize=3,
-    )
-    ax_s.set_xlim(0, 1)
-    ax_s.set_xlabel("combined (mean, 95% CI)")
-    fig.tight_layout()
-    return fig
-
-
-def plot_paired(paired: pd.DataFrame, baseline: str):
-    """Histogram of per-pair combined-score improvement over the baseline, per system."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    for system, sub in paired.groupby("system"):
-        ax.hist(sub["delta_combined"], bins=20, alpha=0.6, label=str(system))
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel(f"combined - combined[{baseline}] per pair")
-    ax.set_ylabel("pairs")
-    ax.legend(fontsize=8)
-    return fig
-
-
 def _table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
     """HTML table; ``<metric>_mean/_ci_low/_ci_high`` triples shown as ``mean [low, high]``."""
     frame = frame.copy()
@@ -263,6 +170,17 @@ def _table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
     return frame.to_html(
         index=False, float_format=lambda v: float_format.format(v), border=0, classes="t", na_rep=""
     )
+
+
+def _template():
+    """The page template ``report/templates/report.html.j2`` (autoescaped; tables are HTML)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("clarity_se.report", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
+    return env.get_template("report.html.j2")
 
 
 def build_report(
@@ -334,7 +252,7 @@ def build_report(
                 "were not found"
             )
         else:
-            print(f"[{name}] Scores based on {len(scores)} scenes.")
+            print(f"[{name}] Scores based on {len(scores)} pairs.")
         print(scores[["haspi", "hasqi", "combined"]].mean(axis=0).to_string())
     allscores = pd.concat(frames, ignore_index=True)
     info = read_scene_info(scenes_file)
@@ -365,7 +283,7 @@ def build_report(
         common = sub.index.intersection(base.index)
         for metric in METRICS:
             delta = sub.loc[common, metric] - base.loc[common, metric]
-            mean, low, high = mean_ci(delta.to_numpy())
+            mean, low, high = mean_ci(delta.to_numpy(), bounds=(-1.0, 1.0))
             paired_rows.append(
                 {
                     "system": name,
@@ -404,52 +322,47 @@ def build_report(
     if listeners_file is not None and Path(listeners_file).is_file():
         listeners = load_listeners(listeners_file)
 
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>clarity_se report</title>",
-        "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}"
-        "table.t{border-collapse:collapse;font-size:13px}table.t td,table.t th{padding:2px 8px;"
-        "border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}</style></head><body>",
-        "<h1>clarity_se report</h1>",
-        f"<p>Systems: {html.escape(', '.join(names))}; baseline for paired differences: "
-        f"{html.escape(baseline)}. Scores: HASPI v2 and HASQI v2 better ear after NAL-R and "
-        "compression; combined = their mean (ICASSP 2023). Intervals are 95% Student-t.</p>",
-    ]
+    warnings = []
     if len(missing):
-        parts.append(
-            f"<p style='color:#b00'><b>{len(missing)} expected pair(s) missing</b> "
-            "(see the table at the end).</p>"
+        warnings.append(f"{len(missing)} expected pair(s) missing (see the table at the end).")
+    if not info:
+        warnings.append(
+            "No scene metadata (clarity-se report --metadata META): the per-SNR and "
+            "per-interferer breakdowns are missing."
         )
-    def img(alt: str, fig) -> str:
-        return f"<img alt='{html.escape(alt)}' src='{_figure_to_data_uri(fig)}'>"
+        logger.warning("report: no scene metadata given; per-SNR / interferer plots skipped")
+    colours = system_colours(names)
 
-    parts += ["<h2>Systems</h2>", _table(summary), img("means", plot_system_means(summary))]
+    def image(alt: str, fig) -> dict:
+        return {"alt": alt, "src": _figure_to_data_uri(fig)}
+
+    sections = [{"level": 2, "title": "Systems", "table": _table(summary),
+                 "images": [image("means", plot_system_means(summary, colours))]}]
     if len(paired):
-        parts += [
-            "<h2>Improvement over the baseline (paired)</h2>",
-            _table(paired),
-            img("paired", plot_paired(per_pair_delta, baseline)),
-        ]
+        sections.append({"level": 2, "title": "Improvement over the baseline (paired)",
+                         "table": _table(paired),
+                         "images": [image("paired", plot_paired(per_pair_delta, baseline,
+                                                                colours))]})
     if len(per_snr):
-        snr_fig = plot_grouped(per_snr, "snr_bin", title="combined per SNR bin")
-        parts += ["<h2>Per SNR</h2>", img("snr", snr_fig), _table(per_snr)]
-    interferer_fig = plot_grouped(
-        per_interferer, "interferers", title="combined per interferer types"
-    )
-    parts += [
-        "<h2>Per interferer type</h2>",
-        img("interferers", interferer_fig),
-        _table(per_interferer),
-        "<h2>Per listener</h2>",
-    ]
+        fig = plot_grouped(per_snr, "snr_bin", title="combined per SNR bin", colours=colours)
+        sections.append({"level": 2, "title": "Per SNR", "table": _table(per_snr),
+                         "images": [image("snr", fig)]})
+    if info:
+        fig = plot_grouped(per_interferer, "interferers", title="combined per interferer types",
+                           colours=colours)
+        sections.append({"level": 2, "title": "Per interferer type",
+                         "table": _table(per_interferer), "images": [image("interferers", fig)]})
+    sections.append({"level": 2, "title": "Per listener", "table": "", "images": []})
     for listener_id, sub in per_listener.groupby("listener", sort=True):
-        parts.append(f"<h3>{html.escape(str(listener_id))}</h3>")
-        fig = plot_listener(listeners.get(listener_id), sub)
-        parts.append(img(f"listener {listener_id}", fig))
-        parts.append(_table(sub))
+        fig = plot_listener(listeners.get(listener_id), sub, colours)
+        sections.append({"level": 3, "title": str(listener_id), "table": _table(sub),
+                         "images": [image(f"listener {listener_id}", fig)]})
     if len(missing):
-        parts += ["<h2>Missing pairs</h2>", _table(missing)]
-    parts.append("</body></html>")
-    atomic_write_text(out / "report.html", "\n".join(parts))
+        sections.append({"level": 2, "title": "Missing pairs", "table": _table(missing),
+                         "images": []})
+    page = _template().render(systems=names, baseline=baseline, warnings=warnings,
+                              sections=sections)  # fmt: skip
+    atomic_write_text(out / "report.html", page)
     logger.info("report written to %s", out / "report.html")
     return {
         "summary": summary,

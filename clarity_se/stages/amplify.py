@@ -121,7 +121,10 @@ def amplify_pair(
     from clarity_se.data.audio_io import write_audio
 
     sample_rate = int(cfg.nalr.sample_rate)
-    signal = read_enhanced(experiment.enhanced_path(scene, listener.name), sample_rate)
+    enhanced = experiment.enhanced_path(scene, listener.name)
+    signal = read_enhanced(enhanced, sample_rate)
+    if not np.all(np.isfinite(signal)):
+        raise ValueError(f"{enhanced}: samples: contains NaN or Inf")
     amplified, n_clipped = amplify(
         signal,
         listener,
