@@ -951,7 +951,7 @@ class RostockBrirModel:
         self.folder = str(folder)
         self.brirs = load_rostock_brirs(self.folder)
         self.available_azimuths_deg = tuple(b.azimuth_deg for b in self.brirs)
-        self.rt60_s = _rt60_from_edc(np.concatenate([b.ir for b in self.brirs]))
+        self.rt60_s = _rt60_from_edc([b.ir for b in self.brirs])
 
     def draw(
         self,
@@ -1014,15 +1014,25 @@ class RostockBrirModel:
         return SceneAcoustics(self.name, target, [direct], interferers, info)
 
 
-def _rt60_from_edc(irs: np.ndarray) -> float:
-    """T20 (Schroeder backward integral, -5 to -25 dB, times 3), mean over rows ``[n, taps]``."""
+def _rt60_from_edc(irs: list[np.ndarray]) -> float:
+    """RT60 from the Schroeder decay of each row of each ``[rows, taps]`` array, mean.
+
+    T20 (line fit from -5 to -25 dB, extrapolated to -60 dB); a response that does not decay
+    to -25 dB (a truncated one) is fitted down to 1 dB above its lowest level.
+    """
     out = []
-    for ir in irs:
-        e = np.cumsum(ir[::-1] ** 2)[::-1]
-        edc = 10 * np.log10(e / e[0] + 1e-30)
-        t5, t25 = int(np.argmax(edc < -5)), int(np.argmax(edc < -25))
-        out.append(3 * (t25 - t5) / SAMPLE_RATE)
-    return float(np.mean(out))
+    for arr in irs:
+        for ir in np.atleast_2d(arr):
+            e = np.cumsum(ir[::-1] ** 2)[::-1]
+            edc = 10 * np.log10(e / e[0] + 1e-30)[:-1]
+            lo = max(-25.0, float(edc.min()) + 1.0)
+            sel = (edc <= -5.0) & (edc >= lo)
+            if sel.sum() < 2:
+                continue
+            t = np.flatnonzero(sel) / SAMPLE_RATE
+            slope = np.polyfit(t, edc[sel], 1)[0]  # dB / s
+            out.append(-60.0 / slope)
+    return float(np.mean(out)) if out else float("nan")
 
 
 # --------------------------------------------------------------------------- microphones
