@@ -330,7 +330,7 @@ def test_bte_from_brir_reproduces_the_eardrum_channel(brir_root):
     g = acoustics.BteGeometry.default()
     out = acoustics.bte_from_brir(b.ir, b.onset + 66, b.azimuth_deg, g, np.random.default_rng(0))
     assert out.shape == (4, 2, b.ir.shape[-1])
-    np.testing.assert_allclose(out[0], b.ir, atol=1e-12)  # ED: offset 0, no delay
+    np.testing.assert_allclose(out[0], b.ir, atol=1e-6 * np.abs(b.ir).max())  # ED: no delay
     # BTE channels differ from the eardrum only by sub-sample delays: same energy within 1 dB
     for c in (1, 2, 3):
         ratio = 10 * np.log10(np.sum(out[c] ** 2) / np.sum(b.ir**2))

@@ -867,6 +867,17 @@ def load_rostock_brirs(folder: str, max_length_s: float = 0.9) -> tuple[Brir, ..
     return tuple(sorted(out, key=lambda b: b.azimuth_deg))
 
 
+_MAX_Q = 32 * 4  # +-4 samples in 1/32 steps
+
+
+@functools.lru_cache(maxsize=4)
+def _delay_table(n_fft: int, shift: int) -> np.ndarray:
+    """``exp(-2 pi j f (shift + q / 32))`` for ``q = -_MAX_Q.._MAX_Q``, ``[2 _MAX_Q + 1, nf]``."""
+    f = np.arange(n_fft // 2 + 1) / n_fft
+    d = shift + np.arange(-_MAX_Q, _MAX_Q + 1) / 32
+    return np.exp(-2j * np.pi * d[:, None] * f).astype(np.complex64)
+
+
 def random_unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` directions uniform on the sphere, ``[n, 3]``."""
     v = rng.standard_normal((n, 3))
@@ -885,7 +896,8 @@ def bte_from_brir(
     """Synthesise the 4 channels of each ear from a measured eardrum BRIR.
 
     Frames of ``frame`` samples (periodic Hann, hop ``frame / 2``: the windows sum to 1) are
-    delayed per microphone by the plane-wave delay ``-u . offset / c`` of one arrival
+    delayed per microphone (linear phase, delay rounded to 1/32 sample, at most +-4 samples)
+    by the plane-wave delay ``-u . offset / c`` of one arrival
     direction ``u`` (the measured source direction for frames starting before
     ``direct_end``, a random direction per frame after) and overlap-added. ``ED`` (offset 0)
     reproduces the BRIR exactly.
@@ -913,17 +925,18 @@ def bte_from_brir(
     n_frames = (pad.shape[-1] - frame) // hop + 1
     win = np.hanning(frame + 1)[:-1]  # periodic
     idx = np.arange(n_frames)[:, None] * hop + np.arange(frame)
-    frames = pad[:, idx] * win  # [2, K, frame]
+    frames = (pad[:, idx] * win).astype(np.float32)  # [2, K, frame]
     starts = np.arange(n_frames) * hop - frame  # in brir samples
     dirs = random_unit_vectors(rng, n_frames)
     dirs[starts < direct_end] = _direction(azimuth_deg)
     delay = -np.einsum("kx,ecx->kec", dirs, geometry.offsets_m) / SPEED_OF_SOUND * SAMPLE_RATE
     n_fft = 2 * frame
-    spec = np.fft.rfft(frames, n=n_fft, axis=-1)  # [2, K, nf]; frame sits at [0, frame)
-    f = np.arange(n_fft // 2 + 1) / n_fft
-    # shift by hop // 2 + delay inside the zero-padded block, so negative delays stay causal
-    ph = np.exp(-2j * np.pi * f * (delay[..., None] + hop // 2))  # [K, 2, 4, nf]
-    y = np.fft.irfft(spec.transpose(1, 0, 2)[:, :, None, :] * ph, n=n_fft, axis=-1)  # [K,2,4,nfft]
+    spec = sfft.rfft(frames, n=n_fft, axis=-1)  # [2, K, nf]; frame sits at [0, frame)
+    # shift by hop // 2 + delay inside the zero-padded block, so negative delays stay causal;
+    # delays quantised to 1/32 sample (0.7 us) and looked up in a table of linear phases
+    q = np.clip(np.round(delay * 32).astype(np.int64), -_MAX_Q, _MAX_Q) + _MAX_Q
+    ph = _delay_table(n_fft, hop // 2)[q]  # [K, 2, 4, nf]
+    y = sfft.irfft(spec.transpose(1, 0, 2)[:, :, None, :] * ph, n=n_fft, axis=-1)  # [K,2,4,nfft]
     out = np.zeros((4, 2, pad.shape[-1] + n_fft))
     for k in range(n_frames):
         out[:, :, k * hop : k * hop + n_fft] += y[k].transpose(1, 0, 2)
@@ -1072,7 +1085,11 @@ def _minimum_phase(log_mag: np.ndarray, n_fft: int) -> np.ndarray:
 
 
 def microphone_response(
-    rng: np.random.Generator, n_fft: int, ranges: MicRanges | None = None
+    rng: np.random.Generator,
+    n_fft: int,
+    ranges: MicRanges | None = None,
+    *,
+    channels: tuple[int, ...] = (0, 1, 2, 3),
 ) -> tuple[np.ndarray, dict]:
     """Random transfer function of each of the 8 microphones on an ``n_fft`` grid.
 
@@ -1082,10 +1099,13 @@ def microphone_response(
     n_fft : int
         FFT length of the convolution it is applied in (44.1 kHz).
     ranges : MicRanges, optional
+    channels : tuple of int
+        Channels whose response is computed (the others are left 0); the random draws do not
+        depend on it.
 
     Returns
     -------
-    response : ndarray [shape=(4, 2, n_fft // 2 + 1)], complex128
+    response : ndarray [shape=(4, 2, n_fft // 2 + 1)], complex64
         Channel (``ED, BTE_fr, BTE_mid, BTE_rear``), ear.
     params : dict
         ``gain_db [4, 2]``, ``highpass_hz [4, 2]``, ``delay_us [4, 2]``.
@@ -1095,10 +1115,6 @@ def microphone_response(
     lo, hi = np.log(r.highpass_hz[0]), np.log(r.highpass_hz[1])
     corner = np.exp(rng.uniform(lo, hi, size=(4, 2)))
     delay_us = rng.uniform(-r.delay_us, r.delay_us, size=(4, 2))
-    f = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE)
-    jf = 1j * f / corner[..., None]
-    hp = jf / (1 + jf)
-    delay = np.exp(-2j * np.pi * f * delay_us[..., None] * 1e-6)
     # per-ear colouration on a 4096 grid, minimum phase, then onto the n_fft grid
     n_c = 4096
     fc = np.maximum(np.fft.rfftfreq(n_c, 1.0 / SAMPLE_RATE), 20.0)
@@ -1113,8 +1129,17 @@ def microphone_response(
     fir = np.fft.irfft(_minimum_phase(log_mag, n_c), n=n_c, axis=-1)
     if n_fft < n_c:
         fir = fir[:, :n_fft]
-    colour = np.fft.rfft(fir, n=n_fft, axis=-1)  # [2, nf]
-    response = 10 ** (gain_db[..., None] / 20) * hp * delay * colour[None]
+    colour = sfft.rfft(fir.astype(np.float32), n=n_fft, axis=-1)  # [2, nf] complex64
+    f = np.fft.rfftfreq(n_fft, 1.0 / SAMPLE_RATE).astype(np.float32)
+    response = np.zeros((4, 2, f.size), dtype=np.complex64)
+    for c in channels:
+        for e in range(2):
+            x = f / np.float32(corner[c, e])
+            hp = (x * x + 1j * x) / (1 + x * x)  # jx / (1 + jx), first-order high-pass
+            phi = np.float32(-2 * np.pi * delay_us[c, e] * 1e-6) * f
+            delay = np.cos(phi) + 1j * np.sin(phi)
+            gain = np.float32(10 ** (gain_db[c, e] / 20))
+            response[c, e] = gain * hp * delay * colour[e]
     return response, {"gain_db": gain_db, "highpass_hz": corner, "delay_us": delay_us}
 
 

@@ -557,7 +557,9 @@ class RandomisedMixtures(Dataset):
             interferer_names.append(name)
             dry_i.append(x * gain)
 
-        mic, mic_params = acoustics.microphone_response(rng, n_fft, self.mic_ranges)
+        mic, mic_params = acoustics.microphone_response(
+            rng, n_fft, self.mic_ranges, channels=(1, 2, 3)
+        )
         crop = slice(pre, pre + t)
         target6 = spatialise(dry_t, scene.target, mic, MIXTURE_ROWS, n_fft)[:, crop]
         interf = [
