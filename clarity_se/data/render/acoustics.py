@@ -82,7 +82,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -690,6 +690,8 @@ class ShoeboxModel:
         """
         r = ranges or RoomRanges()
         ears = self._ears(rng, r)
+        if isinstance(ears, SphereEars):  # the ears sit on the sphere
+            geometry = replace(geometry, ear_half_width_m=ears.radius_m)
         dims = np.array([rng.uniform(*r.length_m), rng.uniform(*r.width_m), 0.0])
         dims[2] = rng.uniform(*r.height_m)
         rt60 = float(rng.uniform(*r.rt60_s))

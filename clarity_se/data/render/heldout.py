@@ -31,7 +31,6 @@ file (60 dB SPL with the ICASSP 2023 calibration); file norms ``[12, 3, 3, 3]``.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -131,9 +130,8 @@ def render_heldout_scene(
     elif in_front:
         initial = final = 0.0
     else:
-        initial = final = draw_target_azimuth(rng, 1.0, FRONT_AZIMUTH_DEG)
-        if rostock:
-            initial = final = 40.0 * math.copysign(1.0, final)
+        avail = getattr(model, "available_azimuths_deg", None)
+        initial = final = draw_target_azimuth(rng, False, FRONT_AZIMUTH_DEG, avail)
     types = scene_sampler._select_types(rng)
     acoustic = model.draw(
         rng,

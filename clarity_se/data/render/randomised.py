@@ -33,9 +33,9 @@ What is randomised, and the source of each range
   azimuth uniform in +-10 degrees (half of these: the CEC2 final head offsets, ``U(0, 10)``
   degrees either side) or in +-``front_azimuth_deg`` (35: CEC2's initial head offset
   ``25 + N(0, 5)`` clipped at 2 sigma); otherwise (default 20 %) uniform in
-  ``front_azimuth_deg + 10 .. 180`` degrees either side. ``target_in_front`` is
-  ``|azimuth| <= front_azimuth_deg`` after the model's snapping (the measured BRIRs only have
-  0 and +-40 degrees). The head is static within an item.
+  ``front_azimuth_deg + 10 .. 180`` degrees either side; the measured BRIRs (0 and +-40
+  degrees only) take a measured direction on the drawn side. ``target_in_front`` is
+  ``|azimuth| <= front_azimuth_deg``. The head is static within an item.
 * **Talkers**: target and speech interferers from the split's talkers
   (:class:`.corpus.SourceCorpus`), never the same talker twice in a scene.
 * **Interferers**: 1-3 (CEC2: 2-3), each of type speech, noise, music, babble (3-8 talkers
@@ -395,10 +395,33 @@ def spatialise(
 
 
 def draw_target_azimuth(
-    rng: np.random.Generator, not_in_front_prob: float, front_azimuth_deg: float
+    rng: np.random.Generator,
+    in_front: bool,
+    front_azimuth_deg: float,
+    available_deg: tuple[float, ...] | None = None,
 ) -> float:
-    """Target azimuth relative to the head (degrees, + = left); see the module docstring."""
-    if rng.random() >= not_in_front_prob:
+    """Target azimuth relative to the head (degrees, + = left); see the module docstring.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    in_front : bool
+        In front: uniform in +-10 degrees or (half of the draws) +-``front_azimuth_deg``;
+        otherwise uniform in ``front_azimuth_deg + 10 .. 180`` degrees either side.
+    front_azimuth_deg : float
+    available_deg : tuple of float, optional
+        Measured directions only (BRIR models): a random one of those on the requested side
+        of ``front_azimuth_deg`` (any of them if none is).
+
+    Returns
+    -------
+    float
+    """
+    if available_deg is not None:
+        side = [a for a in available_deg if (abs(a) <= front_azimuth_deg) == in_front]
+        pool = side or list(available_deg)
+        return float(pool[int(rng.integers(len(pool)))])
+    if in_front:
         half = 10.0 if rng.random() < 0.5 else front_azimuth_deg
         return float(rng.uniform(-half, half))
     lo = min(front_azimuth_deg + 10.0, 179.0)
@@ -520,7 +543,10 @@ class RandomisedMixtures(Dataset):
         model_name = names[int(rng.choice(len(names), p=self.weights))]
         model = self.models[model_name]
         geometry = acoustics.draw_bte_geometry(rng, self.geometry_ranges)
-        azimuth = draw_target_azimuth(rng, opts.not_in_front_prob, opts.front_azimuth_deg)
+        in_front = bool(rng.random() >= opts.not_in_front_prob)
+        azimuth = draw_target_azimuth(
+            rng, in_front, opts.front_azimuth_deg, model.available_azimuths_deg
+        )
         n_int = int(rng.integers(opts.n_interferers[0], opts.n_interferers[1] + 1))
         types = [
             opts.interferer_types[int(i)]
