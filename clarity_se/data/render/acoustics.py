@@ -271,7 +271,7 @@ class KemarEars(EarModel):
     def __init__(self, hrirs: rooms.HrirSet) -> None:
         self.hrirs = hrirs
         self.lead = float(hrirs.bulk_delay)
-        self.arrival_offset = 4
+        self.arrival_offset = 4 - int(hrirs.bulk_delay)  # onset sits ~4 taps into a block
         self.diffuse_magnitude = np.sqrt(np.mean(np.abs(hrirs.spectra) ** 2, axis=0))
 
     def spectra(self, unit: np.ndarray) -> np.ndarray:
