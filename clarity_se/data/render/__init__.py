@@ -5,6 +5,11 @@ Modules: :mod:`.sources` (embedded catalogue of recordings, train/dev split),
 :mod:`.scene_sampler` (CEC2 scene / room metadata), :mod:`.renderer` (audio, SNR, 16-bit
 writing), :mod:`.listeners` (Bisgaard standard audiograms), :mod:`.cli`.
 
+Domain randomisation (issue 17): :mod:`.corpus` (talkers / noises of a data root, validation
+talkers), :mod:`.acoustics` (four acoustic models, BTE geometry, microphone mismatch),
+:mod:`.randomised` (the on-the-fly training ``Dataset``, ``build_training_dataset``),
+:mod:`.heldout` (CEC2-layout sets of one acoustic model: ``demo-data --acoustic-model``).
+
 For on-the-fly training mixtures::
 
     from clarity_se.data.render import sample_scene, scene_rng, render_scene

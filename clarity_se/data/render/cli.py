@@ -50,6 +50,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=min(2, os.cpu_count() or 1),
         help="rendering processes (default min(2, CPUs)); the output does not depend on it",
     )
+    held = parser.add_argument_group(
+        "held-out sets (clarity_se.data.render.heldout): one acoustic model, validation talkers"
+    )
+    held.add_argument(
+        "--acoustic-model",
+        default=None,
+        help="render only a dev split of --scenes scenes with this model "
+        "(kemar_ism, sphere_ism, freefield_ism, rostock_brir) and validation talkers",
+    )
+    held.add_argument(
+        "--data-root",
+        default=None,
+        help="data root with speech/, noise/, music/, rir/ (default $CLARITY_SE_DATA_ROOT, "
+        "else the embedded demo sources)",
+    )
+    held.add_argument(
+        "--validation-speakers",
+        default=None,
+        help="comma-separated talker ids (default: corpus.VALIDATION_SPEAKERS)",
+    )
+    held.add_argument(
+        "--not-in-front-share",
+        type=float,
+        default=0.25,
+        help="share of scenes whose target is not in front (default 0.25)",
+    )
 
 
 def _render_one(job: tuple[dict, dict, int, str]) -> str:
@@ -145,6 +171,8 @@ def main(args: argparse.Namespace) -> int:
     if args.scenes < 0:
         logger.error("--scenes must be >= 0")
         return 2
+    if getattr(args, "acoustic_model", None):
+        return _main_heldout(args)
     n_train = args.train_scenes if args.train_scenes is not None else args.scenes - args.scenes // 4
     n_dev = args.dev_scenes if args.dev_scenes is not None else args.scenes // 4
     try:
@@ -158,6 +186,39 @@ def main(args: argparse.Namespace) -> int:
         "wrote %d train + %d dev scenes to %s in %.1f s",
         len(result["train"]),
         len(result["dev"]),
+        Path(args.out) / "clarity_data",
+        result["seconds"],
+    )
+    return 0
+
+
+def _main_heldout(args: argparse.Namespace) -> int:
+    """``demo-data --acoustic-model NAME``: a held-out dev split (see :mod:`.heldout`)."""
+    from clarity_se.data.render.heldout import build_heldout_dataset
+
+    speakers = None
+    if args.validation_speakers:
+        speakers = tuple(s.strip() for s in args.validation_speakers.split(",") if s.strip())
+    n = args.dev_scenes if args.dev_scenes is not None else args.scenes
+    try:
+        result = build_heldout_dataset(
+            args.out,
+            acoustic_model=args.acoustic_model,
+            n_scenes=n,
+            seed=args.seed,
+            data_root=args.data_root,
+            validation_speakers=speakers,
+            not_in_front_share=args.not_in_front_share,
+            workers=args.workers,
+        )
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return 1
+    logger.info(
+        "wrote %d %s scenes (%d with the target not in front) to %s in %.1f s",
+        len(result["dev"]),
+        args.acoustic_model,
+        result["n_not_in_front"],
         Path(args.out) / "clarity_data",
         result["seconds"],
     )
