@@ -22,7 +22,8 @@ os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("clarity_se.data.render.cli", "render the demo dataset in the CEC2 layout"),
     "manifest": ("clarity_se.data.manifest_cli", "write the scene manifest of a CEC2 dataset"),
-    "validate": ("clarity_se.data.validate", "check a CEC2-layout dataset"),
+    "validate": ("clarity_se.data.validate", "check a CEC2-layout or AEC Challenge dataset"),
+    "aec-data": ("clarity_se.data.render.aec_cli", "render echo clips in the AEC Challenge layout"),
     "train": ("clarity_se.training.cli", "train the Conv-TasNet enhancer"),
     "average": ("clarity_se.training.average", "weight-average checkpoints of one run"),
     "enhance": ("clarity_se.stages.enhance", "enhance every (scene, listener) pair"),
