@@ -32,6 +32,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("clarity_se.stages.report", "CSV + HTML report of one or more systems"),
     "submit": ("clarity_se.stages.submit", "package enhanced signals for submission"),
     "run": ("clarity_se.stages.run", "enhance, amplify, evaluate and report in one go"),
+    "aec": ("clarity_se.stages.aec", "run an echo canceller over an AEC Challenge folder"),
+    "aec-evaluate": ("clarity_se.stages.aec_evaluate",
+                     "ERLE / PESQ-WB / AECMOS / SI-SDR beside WebRTC AEC3 and the mic"),
 }
 
 
