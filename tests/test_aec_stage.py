@@ -13,6 +13,7 @@ import soundfile as sf
 from clarity_se.aec_config import load_aec_config
 from clarity_se.cli import main as cli_main
 from clarity_se.data.render.echo import EchoRenderOptions, build_aec_dataset
+from clarity_se.report_aec import build_aec_report, read_aec_scores
 from tests._aec_tree import make_data_root, speech_like
 
 RECIPES = ("nlms", "pbfdaf", "webrtc_aec3")
@@ -107,6 +108,19 @@ def test_aec_evaluate_scores_side_by_side(synthetic, tmp_path):
     time_rows = _rows(exp / "aec_erle_time.csv")
     assert {r["id"] for r in time_rows} == set(changed)
     assert {r["system"] for r in time_rows} <= {"nlms", "webrtc_aec3", "input"}
+    # the report page
+    html = build_aec_report([exp / "aec_scores.csv"], tmp_path / "report")
+    text = html.read_text()
+    for needle in ("far-end single talk", "double talk", "nlms", "webrtc_aec3", "input",
+                   "AECMOS echo", "aec_st.png"):
+        assert needle in text
+    assert (tmp_path / "report" / "aec_dt.png").stat().st_size > 1000
+    if changed:
+        assert "aec_erle_path_change.png" in text
+    long = read_aec_scores([exp / "aec_scores.csv"])
+    assert set(long["system"]) == {"nlms", "webrtc_aec3", "input"}
+    with pytest.raises(ValueError, match="file not found"):
+        read_aec_scores([tmp_path / "nope.csv"])
     # resume: a second run rescored nothing
     lines = (exp / "aec_scores.jsonl").read_text().splitlines()
     assert cli_main(["aec-evaluate", *common]) == 0

@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 SCHEMA = "clarity_se.aec_score/1"
 METRICS = ("erle_db", "pesq_wb", "si_sdr_db", "aecmos_echo", "aecmos_deg")
 META_COLUMNS = ("id", "talk_type", "system", "layout", "split", "ser_db", "is_farend_nonlinear",
-                "echo_path", "is_echo_path_change")
+                "echo_path", "is_echo_path_change", "echo_path_change_s")
 INPUT = "input"
 
 
