@@ -167,6 +167,7 @@ class NLMSCore:
         self.fg_zero = True
 
     def prime(self, farend: np.ndarray) -> None:
+        """Receive the first ``lookahead`` far-end samples (before the first block)."""
         self.far.append(farend)
 
     def _realign(self, d0: int) -> None:
@@ -250,6 +251,8 @@ class NLMSCore:
         return out, mic - out
 
     def process(self, mic: np.ndarray, farend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole blocks of ``mic`` and of the far end ``lookahead`` samples ahead ->
+        (output, echo estimate = mic - output), float64 ``[n]``."""
         h = self.config.hop
         out, echo = np.empty(mic.size), np.empty(mic.size)
         for i in range(0, mic.size, h):

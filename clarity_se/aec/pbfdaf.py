@@ -143,6 +143,7 @@ class PBFDAFCore:
         self.fg_zero = True
 
     def prime(self, farend: np.ndarray) -> None:
+        """Receive the first ``lookahead`` far-end samples (before the first block)."""
         self.far.append(farend)
 
     def _aligned(self, start: int, stop: int) -> np.ndarray:
@@ -242,6 +243,8 @@ class PBFDAFCore:
         return out, mic - out
 
     def process(self, mic: np.ndarray, farend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whole blocks of ``mic`` and of the far end ``lookahead`` samples ahead ->
+        (output, echo estimate = mic - output), float64 ``[n]``."""
         n = self.config.block
         out, echo = np.empty(mic.size), np.empty(mic.size)
         for i in range(0, mic.size, n):

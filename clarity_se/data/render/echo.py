@@ -234,9 +234,10 @@ def _audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=128)
 def read_mono_16k(path: str) -> np.ndarray:
-    """A recording as mono float64 at 16 kHz (channels averaged, ``resample_poly``); cached.
+    """A recording as mono float64 at 16 kHz (channels averaged, ``resample_poly``); the last
+    128 files read are cached (read-only arrays).
 
     Raises
     ------
