@@ -66,9 +66,11 @@ def bench_system(name: str, clips, audios) -> dict:
     from omegaconf import OmegaConf
 
     from clarity_se.aec import build_aec
+    from clarity_se.aec_config import AECOptions
     from clarity_se.stages.aec_evaluate import score_output
 
-    system = build_aec(OmegaConf.create({"name": name}))
+    # every aec.* key at its schema default (packaged checkpoints for learned systems)
+    system = build_aec(OmegaConf.merge(OmegaConf.structured(AECOptions), {"name": name}))
     warm = audios[0]
     system(warm.mic[:16000], warm.farend[:16000])  # JIT / session warm-up, not timed
     seconds = wall = audio_s = 0.0

@@ -186,7 +186,8 @@ def main(args: argparse.Namespace) -> int:
 
         clips = load_aec_dataset(cfg.path.root, cfg.path.split or None)
         reference_name = cfg.evaluate.reference_system
-        reference = (build_aec(OmegaConf.create({"name": reference_name}))
+        # the reference gets the recipe's aec.* options (its own sub-node), its own name
+        reference = (build_aec(OmegaConf.merge(cfg.aec, {"name": reference_name}))
                      if reference_name else None)
     except ValueError as exc:
         logger.error("aec-evaluate: %s", exc)
