@@ -16,7 +16,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("clarity_se.data.render.cli", "render the demo dataset in the CEC2 layout"),
     "manifest": ("clarity_se.data.manifest_cli", "write the scene manifest of a CEC2 dataset"),
-    "validate": ("clarity_se.data.validate", "check a CEC2-layout dataset"),
+    "validate": ("clarity_se.data.validate", "check a CEC2-layout or AEC Challenge dataset"),
+    "aec-data": ("clarity_se.data.render.aec_cli", "render echo clips in the AEC Challenge layout"),
     "train": ("clarity_se.training.cli", "train the Conv-TasNet enhancer"),
     "average": ("clarity_se.training.average", "weight-average checkpoints of one run"),
     "enhance": ("clarity_se.stages.enhance", "enhance every (scene, listener) pair"),
@@ -25,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("clarity_se.stages.report", "CSV + HTML report of one or more systems"),
     "submit": ("clarity_se.stages.submit", "package enhanced signals for submission"),
     "run": ("clarity_se.stages.run", "enhance, amplify, evaluate and report in one go"),
+    "aec": ("clarity_se.stages.aec", "run an echo canceller over an AEC Challenge folder"),
+    "aec-evaluate": ("clarity_se.stages.aec_evaluate",
+                     "ERLE / PESQ-WB / AECMOS / SI-SDR beside WebRTC AEC3 and the mic"),
 }
 
 

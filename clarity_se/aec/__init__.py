@@ -21,7 +21,11 @@ from clarity_se.aec.base import (
 )
 
 #: aec.name -> module that registers it (imported on first use); systems add themselves here.
-AEC_MODULES: dict[str, str] = {}
+AEC_MODULES: dict[str, str] = {
+    "nlms": "clarity_se.aec.nlms",
+    "pbfdaf": "clarity_se.aec.pbfdaf",
+    "webrtc_aec3": "clarity_se.aec.webrtc_aec3",
+}
 
 _FACTORIES: dict[str, Callable[[Any], EchoCanceller]] = {}
 

@@ -435,7 +435,11 @@ def validate_dataset(
 # --------------------------------------------------------------------------- CLI
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``clarity-se validate``."""
-    parser.add_argument("root", help="dataset root (the folder holding clarity_data/)")
+    parser.add_argument(
+        "root",
+        help="dataset root (the folder holding clarity_data/), or an AEC Challenge folder "
+        "(synthetic: meta.csv + nearend_mic_signal/; real: *_mic.wav + *_lpb.wav)",
+    )
     parser.add_argument(
         "--split",
         nargs="+",
@@ -455,10 +459,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``clarity-se validate``: print each problem on one line; exit 1 if any."""
-    report = validate_dataset(
-        args.root, args.split, read_audio_data=args.read_audio, mix_only=args.mix_only
-    )
+    """Run ``clarity-se validate``: print each problem on one line; exit 1 if any.
+
+    A ROOT in an AEC Challenge layout (synthetic or real) is checked by
+    :func:`clarity_se.data.validate_aec.validate_aec_dataset` instead.
+    """
+    from clarity_se.data.aec_challenge import detect_layout
+
+    if not (Path(args.root) / "clarity_data").is_dir() and detect_layout(args.root) is not None:
+        from clarity_se.data.validate_aec import validate_aec_dataset
+
+        report = validate_aec_dataset(args.root, read_audio_data=args.read_audio)
+    else:
+        report = validate_dataset(
+            args.root, args.split, read_audio_data=args.read_audio, mix_only=args.mix_only
+        )
     for line in report.problems:
         print(line)
     print(report.summary())

@@ -1,0 +1,145 @@
+"""Configuration of the echo track (``clarity-se aec``, ``clarity-se aec-evaluate``).
+
+An OmegaConf struct schema like :mod:`clarity_se.config` (unknown keys and wrong types are
+errors naming the key), for the recipes ``recipes/aec/<system>/config.yaml``::
+
+    path.root        AEC Challenge folder (synthetic: meta.csv + signal folders; or real)
+    path.exp_folder  experiment folder (enhanced_signals/, aec_scores.csv, ...)
+    path.split       synthetic meta.csv split to process ("" = all)
+    sample_rate      16000 (the AEC Challenge rate; the only one accepted)
+    aec.name         echo canceller (registry: nlms, pbfdaf, webrtc_aec3, ...)
+    aec.*            its options, one sub-node per system, plus checkpoint / device for
+                     learned systems and res / res_alpha for a residual-echo suppressor
+    evaluate.*       aec-evaluate: the reference system scored beside it, metric switches
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from clarity_se.config import merge_config
+
+
+@dataclass
+class AECPathConfig:
+    """``path.*``: data and experiment folders."""
+
+    root: str = MISSING
+    exp_folder: str = "./exp"
+    #: synthetic layout: only clips of this meta.csv split ("" = every clip)
+    split: str = ""
+
+
+@dataclass
+class NLMSOptions:
+    """``aec.nlms.*`` (:class:`clarity_se.aec.nlms.NLMSConfig`)."""
+
+    taps: int = 1024
+    hop: int = 64
+    lookahead: int = 64
+    pre_delay: int = 64
+    mu_max: float = 0.5
+    mu_init: float = 0.25
+    max_delay: int = 960
+
+
+@dataclass
+class PBFDAFOptions:
+    """``aec.pbfdaf.*`` (:class:`clarity_se.aec.pbfdaf.PBFDAFConfig`)."""
+
+    block: int = 128
+    partitions: int = 16
+    lookahead: int = 64
+    pre_delay: int = 64
+    mu_max: float = 0.5
+    mu_init: float = 0.25
+    max_delay: int = 960
+
+
+@dataclass
+class WebRTCAEC3Options:
+    """``aec.webrtc_aec3.*``."""
+
+    noise_suppression: bool = False
+
+
+@dataclass
+class AECOptions:
+    """``aec.*``: which echo canceller runs and its options."""
+
+    name: str = "pbfdaf"
+    #: learned systems: checkpoint path ("" = the packaged one)
+    checkpoint: str = ""
+    device: str = "cpu"
+    #: classical systems: track the bulk delay by GCC-PHAT
+    estimate_delay: bool = True
+    #: residual-echo suppressor after the canceller ("" = none)
+    res: str = ""
+    #: residual-echo suppressor strength (0: bypass, 1: full)
+    res_alpha: float = 0.5
+    nlms: NLMSOptions = field(default_factory=NLMSOptions)
+    pbfdaf: PBFDAFOptions = field(default_factory=PBFDAFOptions)
+    webrtc_aec3: WebRTCAEC3Options = field(default_factory=WebRTCAEC3Options)
+
+
+@dataclass
+class AECEvaluateConfig:
+    """``evaluate.*`` of ``clarity-se aec-evaluate``."""
+
+    #: echo canceller scored beside the system (columns ``<name>_<metric>``; "" = none)
+    reference_system: str = "webrtc_aec3"
+    aecmos: bool = True
+    pesq: bool = True
+    #: seconds left out at the start of each clip for ERLE (convergence)
+    erle_skip_s: float = 0.0
+    #: score only the first N clips (0 = all)
+    max_clips: int = 0
+
+
+@dataclass
+class AECRecipeConfig:
+    """The whole echo-track recipe config."""
+
+    path: AECPathConfig = field(default_factory=AECPathConfig)
+    sample_rate: int = 16000
+    aec: AECOptions = field(default_factory=AECOptions)
+    evaluate: AECEvaluateConfig = field(default_factory=AECEvaluateConfig)
+    hydra: Any = None
+
+
+def load_aec_config(config: Path | str | None = None,
+                    overrides: list[str] | None = None) -> DictConfig:
+    """Load an echo-track recipe config onto :class:`AECRecipeConfig` with dotlist overrides.
+
+    Parameters
+    ----------
+    config : path-like, optional
+        YAML file (``recipes/aec/<system>/config.yaml``).
+    overrides : list of str, optional
+        ``key=value`` items, e.g. ``path.root=/data/synthetic aec.name=nlms``.
+
+    Returns
+    -------
+    omegaconf.DictConfig
+        Struct-mode config; ``path.root`` set.
+
+    Raises
+    ------
+    ValueError
+        Missing/unreadable file, unknown key, wrong type, ``path.root`` unset, or
+        ``sample_rate`` other than 16000; the message names the file and key.
+    """
+    merged = merge_config(AECRecipeConfig, config, overrides, what="aec config")
+    where = f"config {config}" if config else "config"
+    if OmegaConf.is_missing(merged.path, "root"):
+        raise ValueError(f"{where}: path.root is required")
+    if merged.sample_rate != 16000:
+        raise ValueError(f"{where}: sample_rate must be 16000 (the AEC Challenge rate), got "
+                         f"{merged.sample_rate}")
+    if not 0.0 <= merged.aec.res_alpha <= 1.0:
+        raise ValueError(f"{where}: aec.res_alpha must be in [0, 1], got {merged.aec.res_alpha}")
+    return merged

@@ -1,0 +1,181 @@
+"""``clarity-se validate ROOT`` for an AEC Challenge folder (synthetic or real layout).
+
+:mod:`clarity_se.data.validate` hands a ROOT that
+:func:`~clarity_se.data.aec_challenge.detect_layout` recognises to :func:`validate_aec_dataset`.
+Cheap by default: ``meta.csv`` is parsed and every field of every row checked, every expected
+file must exist and its header must say 16 kHz mono with a ``data`` chunk the file really holds;
+the four signals of a synthetic clip must have the same length; a synthetic folder may hold no
+clip that ``meta.csv`` lacks. With ``--read-audio``
+every file is decoded and NaN/Inf samples are reported. Every problem is one line
+``<file>: <field>: <problem>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clarity_se.data.aec_challenge import (
+    SAMPLE_RATE,
+    SYNTHETIC_FILES,
+    AECClip,
+    detect_layout,
+    read_signal,
+    read_synthetic_meta,
+    scan_real,
+)
+from clarity_se.data.audio_io import AudioFileError, audio_info
+
+
+@dataclass
+class AECValidationReport:
+    """Result of :func:`validate_aec_dataset`: the problems and what was checked."""
+
+    layout: str = ""
+    problems: list[str] = field(default_factory=list)
+    n_clips: int = 0
+    n_files: int = 0
+    talk_types: dict[str, int] = field(default_factory=dict)
+    read_audio: bool = False
+
+    def add(self, where: str | os.PathLike, field_name: str, message: str) -> None:
+        """Record one problem about ``where`` (a file) and ``field_name``."""
+        line = f"{where}: {field_name}: {message}" if field_name else f"{where}: {message}"
+        self.problems.append(line)
+
+    @property
+    def ok(self) -> bool:
+        """True if no problem was found."""
+        return not self.problems
+
+    def summary(self) -> str:
+        """One-line summary."""
+        mode = "decoded" if self.read_audio else "headers checked"
+        status = "OK" if self.ok else f"{len(self.problems)} problem(s)"
+        types = ", ".join(f"{k} {v}" for k, v in sorted(self.talk_types.items())) or "-"
+        return (
+            f"validate: {status}: AEC Challenge {self.layout or '?'} layout; {self.n_clips} clips "
+            f"({types}), {self.n_files} audio files ({mode})"
+        )
+
+
+def _check_file(path: Path, field_name: str, report: AECValidationReport, read: bool) -> int | None:
+    """Check one 16 kHz mono WAV; return its length in samples if known."""
+    from clarity_se.data.validate import wav_data_frames
+
+    report.n_files += 1
+    if not path.is_file():
+        report.add(path, field_name, "file missing")
+        return None
+    try:
+        info = audio_info(path)
+    except AudioFileError as exc:
+        report.add(path, "header", str(exc).removeprefix(f"{path}: "))
+        return None
+    ok = True
+    if info.samplerate != SAMPLE_RATE:
+        report.add(path, "sample_rate", f"is {info.samplerate} Hz, expected {SAMPLE_RATE} Hz")
+        ok = False
+    if info.channels != 1:
+        report.add(path, "channels", f"is {info.channels}, expected 1")
+        ok = False
+    try:
+        declared = wav_data_frames(path)
+    except OSError as exc:
+        report.add(path, "header", f"unreadable ({exc})")
+        return None
+    if declared is not None and declared[0] != declared[1]:
+        report.add(path, "num_samples",
+                   f"truncated: header declares {declared[0]} frames, file holds {declared[1]}")
+        return None
+    if read and ok:
+        try:
+            samples = read_signal(path, field_name)
+        except AudioFileError as exc:
+            report.add(path, "data", str(exc).split(f"{path}: ", 1)[-1])
+            return None
+        return int(samples.shape[0])
+    return int(info.frames)
+
+
+def _check_synthetic(root: Path, report: AECValidationReport, read: bool) -> None:
+    try:
+        clips = read_synthetic_meta(root)
+    except ValueError as exc:
+        report.problems.append(str(exc))
+        return
+    report.n_clips = len(clips)
+    for clip in clips:
+        report.talk_types[clip.talk_type] = report.talk_types.get(clip.talk_type, 0) + 1
+        lengths = {}
+        for kind in ("mic", "farend", "nearend", "echo"):
+            path = getattr(clip, kind)
+            n = _check_file(path, kind, report, read)
+            if n is not None:
+                lengths[path] = n
+        if lengths:
+            ref_path, ref = next(iter(lengths.items()))
+            for path, n in lengths.items():
+                if n != ref:
+                    report.add(path, "num_samples", f"is {n} but {ref_path.name} has {ref}")
+    known = {c.fileid for c in clips}
+    for kind, (folder, prefix) in SYNTHETIC_FILES.items():
+        pattern = re.compile(rf"^{re.escape(prefix)}(\d+)\.wav$")
+        directory = root / folder
+        if not directory.is_dir():
+            report.add(directory, kind, "missing folder")
+            continue
+        for name in sorted(os.listdir(directory)):
+            match = pattern.match(name)
+            if match is None:
+                continue
+            if int(match[1]) not in known:
+                report.add(directory / name, "fileid", f"{match[1]} is not in meta.csv")
+
+
+def _check_real(root: Path, report: AECValidationReport, read: bool) -> None:
+    try:
+        clips: list[AECClip] = scan_real(root)
+    except ValueError as exc:
+        report.problems.append(str(exc))
+        return
+    report.n_clips = len(clips)
+    for clip in clips:
+        report.talk_types[clip.talk_type] = report.talk_types.get(clip.talk_type, 0) + 1
+        _check_file(clip.mic, "mic", report, read)
+        if clip.farend is not None:
+            _check_file(clip.farend, "farend", report, read)
+
+
+def validate_aec_dataset(
+    root: str | os.PathLike, *, read_audio_data: bool = False
+) -> AECValidationReport:
+    """Validate an AEC Challenge folder and collect every problem.
+
+    Parameters
+    ----------
+    root : path-like
+        Synthetic folder (``meta.csv`` + signal folders) or real / blind-test folder.
+    read_audio_data : bool
+        Decode every file completely (also reports NaN/Inf samples).
+
+    Returns
+    -------
+    AECValidationReport
+        ``problems`` (one line each, naming the file and field) and counts.
+    """
+    root = Path(root)
+    report = AECValidationReport(read_audio=read_audio_data)
+    layout = detect_layout(root)
+    if layout is None:
+        report.add(root, "", "not an AEC Challenge folder (no meta.csv + nearend_mic_signal/, "
+                   "no *_mic.wav)")
+        return report
+    report.layout = layout
+    if layout == "synthetic":
+        _check_synthetic(root, report, read_audio_data)
+    else:
+        _check_real(root, report, read_audio_data)
+    return report
