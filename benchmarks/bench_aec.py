@@ -66,7 +66,7 @@ def bench_system(name: str, clips, audios) -> dict:
     from omegaconf import OmegaConf
 
     from clarity_se.aec import build_aec
-    from clarity_se.aec_config import AECOptions
+    from clarity_se.aec.config import AECOptions
     from clarity_se.stages.aec_evaluate import score_output
 
     # every aec.* key at its schema default (packaged checkpoints for learned systems)

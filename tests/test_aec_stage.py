@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from clarity_se.aec_config import load_aec_config
+from clarity_se.aec.config import load_aec_config
 from clarity_se.cli import main as cli_main
 from clarity_se.data.render.echo import EchoRenderOptions, build_aec_dataset
-from clarity_se.report_aec import build_aec_report, read_aec_scores
+from clarity_se.report.aec import build_aec_report, read_aec_scores
 from tests._aec_tree import make_data_root, speech_like
 
 RECIPES = ("nlms", "pbfdaf", "webrtc_aec3")

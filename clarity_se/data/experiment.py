@@ -144,8 +144,9 @@ class Experiment:
 
 
 class ErrorLog:
-    """``<exp>/errors.csv``: one row per failed pair (``stage,scene,listener,error``).
+    """``<exp>/errors.csv``: one row per failed item (``stage,<keys...>,error``).
 
+    The keys are ``scene,listener`` for the enhancement stages and ``clip`` for the echo track.
     Opening the log for a stage drops that stage's rows from an earlier run (they are retried),
     keeping other stages' rows. Each new row is flushed and fsynced, so a kill loses nothing
     that was reported.
@@ -158,38 +159,51 @@ class ErrorLog:
         Stage name written in the ``stage`` column.
     suffix : str
         File-name suffix (used by shards: ``errors.shard-1-of-4.csv``).
+    keys : tuple of str
+        Columns naming the failed item.
     """
 
-    def __init__(self, exp_folder: str | os.PathLike, stage: str, suffix: str = "") -> None:
+    def __init__(
+        self,
+        exp_folder: str | os.PathLike,
+        stage: str,
+        suffix: str = "",
+        keys: tuple[str, ...] = ("scene", "listener"),
+    ) -> None:
         self.path = Path(exp_folder) / f"errors{suffix}.csv"
         self.stage = stage
+        self.header = ("stage", *keys, "error")
         self.count = 0
-        kept = [row for row in self.read(self.path) if row["stage"] != stage]
+        kept = [row for row in self.read(self.path, self.header) if row["stage"] != stage]
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(ERRORS_HEADER)
+        writer.writerow(self.header)
         for row in kept:
-            writer.writerow([row[k] for k in ERRORS_HEADER])
+            writer.writerow([row[k] for k in self.header])
         atomic_write_text(self.path, buffer.getvalue())
 
     @staticmethod
-    def read(path: str | os.PathLike) -> list[dict[str, str]]:
+    def read(path: str | os.PathLike, header: tuple[str, ...] = ERRORS_HEADER) -> list[dict]:
         """Rows of an ``errors.csv`` (empty list if absent); a torn last line is ignored."""
         path = Path(path)
         if not path.is_file():
             return []
         with open(path, encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
-        return [r for r in rows if all(r.get(k) is not None for k in ERRORS_HEADER)]
+        return [r for r in rows if all(r.get(k) is not None for k in header)]
 
-    def add(self, scene: str, listener: str, error: BaseException | str) -> None:
-        """Record one failed pair (and log it as a warning)."""
+    def add(self, *item: str | BaseException) -> None:
+        """Record one failed item: ``add(scene, listener, error)`` (or ``add(clip, error)``
+        for a ``clip`` log), and log it as a warning."""
+        *keys, error = item
+        if len(keys) != len(self.header) - 2:
+            raise TypeError(f"ErrorLog.add takes {self.header[1:-1]} and the error")
         message = " ".join(str(error).split()) or type(error).__name__
         if isinstance(error, BaseException):
             message = f"{type(error).__name__}: {message}"
-        logger.warning("%s failed for %s/%s: %s", self.stage, scene, listener, message)
+        logger.warning("%s failed for %s: %s", self.stage, "/".join(keys), message)
         with open(self.path, "a", encoding="utf-8", newline="") as handle:
-            csv.writer(handle).writerow([self.stage, scene, listener, message])
+            csv.writer(handle).writerow([self.stage, *keys, message])
             handle.flush()
             os.fsync(handle.fileno())
         self.count += 1

@@ -18,8 +18,6 @@ and the resolved config to ``EXP/aec_config.yaml``.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import logging
 import os
@@ -28,56 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from clarity_se.config import add_config_arguments
+from clarity_se.data.experiment import ErrorLog
 
 logger = logging.getLogger(__name__)
 
 SCHEMA = "clarity_se.aec_enhanced/1"
 SAMPLE_RATE = 16000
-ERRORS_HEADER = ("stage", "clip", "error")
 
 
-class AECErrorLog:
-    """``<exp>/errors.csv`` of the echo track: one row per failed clip (``stage,clip,error``).
-
-    Opening the log for a stage drops that stage's rows of an earlier run (they are retried)
-    and keeps the other stages' rows; each row is flushed and fsynced.
-    """
-
-    def __init__(self, exp_folder: str | os.PathLike, stage: str) -> None:
-        from clarity_se.data.audio_io import atomic_write_text
-
-        self.path = Path(exp_folder) / "errors.csv"
-        self.stage = stage
-        self.count = 0
-        kept = [r for r in self.read(self.path) if r["stage"] != stage]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(ERRORS_HEADER)
-        for row in kept:
-            writer.writerow([row[k] for k in ERRORS_HEADER])
-        atomic_write_text(self.path, buffer.getvalue())
-
-    @staticmethod
-    def read(path: str | os.PathLike) -> list[dict[str, str]]:
-        """Rows of an ``errors.csv`` (empty if absent; rows of another header are ignored)."""
-        path = Path(path)
-        if not path.is_file():
-            return []
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        return [r for r in rows if all(r.get(k) is not None for k in ERRORS_HEADER)]
-
-    def add(self, clip: str, error: BaseException | str) -> None:
-        """Record one failed clip (and log it as a warning)."""
-        message = " ".join(str(error).split()) or type(error).__name__
-        if isinstance(error, BaseException):
-            message = f"{type(error).__name__}: {message}"
-        logger.warning("%s failed for %s: %s", self.stage, clip, message)
-        with open(self.path, "a", encoding="utf-8", newline="") as handle:
-            csv.writer(handle).writerow([self.stage, clip, message])
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.count += 1
+def AECErrorLog(exp_folder: str | os.PathLike, stage: str) -> ErrorLog:  # noqa: N802
+    """``<exp>/errors.csv`` of the echo track (``stage,clip,error``)."""
+    return ErrorLog(exp_folder, stage, keys=("clip",))
 
 
 def enhanced_path(exp_folder: str | os.PathLike, clip) -> Path:
@@ -139,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
-    from clarity_se.aec_config import load_aec_config
+    from clarity_se.aec.config import load_aec_config
     from clarity_se.data.aec_challenge import load_aec_dataset
     from clarity_se.data.audio_io import atomic_write_text, write_audio
 

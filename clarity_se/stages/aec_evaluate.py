@@ -175,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from clarity_se.aec import build_aec
-    from clarity_se.aec_config import load_aec_config
+    from clarity_se.aec.config import load_aec_config
     from clarity_se.data.aec_challenge import read_clip, read_signal
     from clarity_se.data.audio_io import AudioFileError, write_audio
     from clarity_se.stages.aec import AECErrorLog, enhanced_path
