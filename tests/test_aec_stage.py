@@ -117,6 +117,9 @@ def test_aec_evaluate_scores_side_by_side(synthetic, tmp_path):
     assert (tmp_path / "report" / "aec_dt.png").stat().st_size > 1000
     if changed:
         assert "aec_erle_path_change.png" in text
+    # `clarity-se report` on the experiment folder writes the same page
+    assert cli_main(["report", str(exp), "--out", str(tmp_path / "cli_report")]) == 0
+    assert (tmp_path / "cli_report" / "aec_report.html").read_text() == text
     long = read_aec_scores([exp / "aec_scores.csv"])
     assert set(long["system"]) == {"nlms", "webrtc_aec3", "input"}
     with pytest.raises(ValueError, match="file not found"):

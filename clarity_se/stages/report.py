@@ -1,5 +1,10 @@
 """``clarity-se report``: CSV and self-contained HTML report of one or more systems.
 
+Enhancement systems (folders with ``scores.csv``) get ``report.html``; echo-cancellation
+experiments (folders with ``aec_scores.csv``, from ``clarity-se aec-evaluate``) get
+``aec_report.html`` (:func:`clarity_se.report.aec.build_aec_report`); a results folder may
+hold both.
+
 Reads each system's ``scores.csv`` (and shard files ``scores.shard-k-of-n.csv``), merges them,
 checks the pair count against ``scenes_listeners`` (as the official ``report_score.py``) and
 writes the tables and ``report.html`` of :func:`clarity_se.report.build_report`. The official
@@ -41,27 +46,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run ``clarity-se report``; exit 1 if expected pairs are missing."""
-    from clarity_se.report import build_report, discover_systems
+    """Run ``clarity-se report``: exit 1 if expected pairs are missing, 2 if nothing to report
+    or a bad score file."""
+    import sys
 
-    systems = (
-        dict(item.split("=", 1) for item in args.system)
-        if args.system
-        else discover_systems(args.results)
-    )
+    from clarity_se.report import build_report, discover_systems
+    from clarity_se.report.aec import build_aec_report
+
+    results = Path(args.results)
+    aec_files = sorted(results.glob("aec_scores.csv")) + sorted(results.glob("*/aec_scores.csv"))
+    try:
+        if aec_files:
+            page = build_aec_report(aec_files, args.out or results)
+            print(f"report: {page}")
+        systems = (
+            dict(item.split("=", 1) for item in args.system)
+            if args.system
+            else discover_systems(results)
+            if results.is_dir()
+            else {}
+        )
+    except ValueError as exc:
+        print(f"report: error: {exc}", file=sys.stderr)
+        return 2
     systems = {k: Path(v) for k, v in systems.items()}
     if not systems:
-        print(f"error: no scores.csv found under {args.results}")
-        return 1
+        if aec_files:
+            return 0
+        print(f"report: error: no scores.csv or aec_scores.csv under {results}", file=sys.stderr)
+        return 2
     meta = args.metadata
-    tables = build_report(
-        systems,
-        args.out or args.results,
-        baseline=args.baseline,
-        scenes_listeners_file=meta / f"scenes_listeners.{args.split}.json" if meta else None,
-        scenes_file=meta / f"scenes.{args.split}.json" if meta else None,
-        listeners_file=meta / "listeners.json" if meta else None,
-        small_test=args.small_test,
-    )
+    try:
+        tables = build_report(
+            systems,
+            args.out or args.results,
+            baseline=args.baseline,
+            scenes_listeners_file=meta / f"scenes_listeners.{args.split}.json" if meta else None,
+            scenes_file=meta / f"scenes.{args.split}.json" if meta else None,
+            listeners_file=meta / "listeners.json" if meta else None,
+            small_test=args.small_test,
+        )
+    except ValueError as exc:
+        print(f"report: error: {exc}", file=sys.stderr)
+        return 2
     print(f"report: {Path(args.out or args.results) / 'report.html'}")
     return 1 if len(tables["missing"]) else 0
