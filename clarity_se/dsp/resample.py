@@ -2,15 +2,17 @@ r"""Rational-factor polyphase resampling with a stated look-ahead and an equal s
 
 The filter is the one :func:`scipy.signal.resample_poly` designs by default: a Kaiser-windowed
 sinc (``beta = 5``) of ``2 C + 1`` taps at the upsampled rate, ``C = 10 max(U, D)``, cut-off at
-the lower of the two Nyquist frequencies, gain ``U``. With ``U / D`` the reduced ratio
+the lower of the two Nyquist frequencies, gain ``U``; its two end taps fall on zeros of the sinc
+and are dropped (``C = 10 max(U, D) - 1``, the same filter). With ``U / D`` the reduced ratio
 ``new_rate / orig_rate``, output sample ``m`` is
 
 ``y[m] = sum_n x[n] h[m D - n U + C]``,
 
 a zero-phase (centred) filter: output ``m`` sits at input time ``m D / U`` and reads input
 samples up to ``n_hi(m) = floor((m D + C) / U)``, a look-ahead of at most ``C / U`` input
-samples. For 44.1 kHz -> 16 kHz (``U = 160, D = 441, C = 4410``) that is 27.56 input samples
-(0.625 ms); for 16 kHz -> 44.1 kHz (``U = 441, D = 160, C = 4410``) 10 input samples (0.625 ms).
+samples. For 44.1 kHz -> 16 kHz (``U = 160, D = 441, C = 4409``) that is 27.56 input samples
+(0.625 ms); for 16 kHz -> 44.1 kHz (``U = 441, D = 160, C = 4409``) 9.998 input samples
+(0.625 ms).
 A signal of ``T`` samples gives ``ceil(T U / D)`` output samples (as ``resample_poly``).
 
 The streaming path (:class:`ResamplerStreamer`) computes each output sample from the same
@@ -66,6 +68,8 @@ class PolyphaseResampler:
     (2, 160)
     >>> round(down.lookahead_s * 1000, 3)
     0.625
+    >>> down.half_len
+    4409
     """
 
     def __init__(
@@ -82,6 +86,10 @@ class PolyphaseResampler:
         max_rate = max(self.up, self.down)
         self.half_len = half_width * max_rate
         taps = firwin(2 * self.half_len + 1, 1.0 / max_rate, window=("kaiser", beta)) * self.up
+        # the sinc is zero at both ends (k = 0, 2C): drop those taps so that last_input() names
+        # a sample that is really read (the same filter, one tap shorter at each end)
+        while taps.size > 2 and abs(taps[0]) < 1e-9 * np.abs(taps).max():
+            taps, self.half_len = taps[1:-1], self.half_len - 1
         self.n_phase_taps = math.ceil(taps.size / self.up)
         padded = np.zeros(self.up * self.n_phase_taps)
         padded[: taps.size] = taps

@@ -164,6 +164,15 @@ class _DTLNBase(nn.Module):
         """Algorithmic look-ahead in seconds."""
         return self.latency_samples / self.sample_rate
 
+    def last_input(self, n):
+        """Last input sample that output sample ``n`` (int or integer array) can read.
+
+        The last frame whose segment covers ``n`` ends at ``floor(n / R) R + S - 1`` (see
+        :mod:`clarity_se.dsp.lowdelay_stft`); ``latency_samples`` is the largest
+        ``last_input(n) - n``.
+        """
+        return (n // self.hop_length) * self.hop_length + self.synth_length - 1
+
     def core2_segments(self, frames: Tensor, state: CoreState | None = None):
         """Core 2 on time frames: ``[batch, n_frames, K] -> [batch, n_frames, S]`` segments.
 

@@ -86,7 +86,7 @@ def export_onnx(model: DTLN | DTLNHearingAid, out_dir: str | Path) -> dict[str, 
     Parameters
     ----------
     model : DTLN or DTLNHearingAid
-        Trained model (exported in eval mode, on CPU, float32).
+        Trained model; left in eval mode, on CPU, float32 (its float64 STFT windows too).
     out_dir : path-like
         Created if missing.
 
@@ -112,13 +112,15 @@ def export_onnx(model: DTLN | DTLNHearingAid, out_dir: str | Path) -> dict[str, 
     dynamic = {"states_in": {0: "batch"}, "states_out": {0: "batch"}}
     with torch.no_grad():
         torch.onnx.export(
-            Core1Step(model), (torch.rand(batch, 1, _n_feats(model)), states), paths["model_1"],
+            Core1Step(model).eval(), (torch.rand(batch, 1, _n_feats(model)), states),
+            paths["model_1"],
             input_names=["mags", "states_in"], output_names=["mask", "states_out"],
             dynamic_axes={"mags": {0: "batch"}, "mask": {0: "batch"}, **dynamic},
             opset_version=OPSET, dynamo=False,
         )  # fmt: skip
         torch.onnx.export(
-            Core2Step(model), (torch.randn(batch, 1, model.win_length), states), paths["model_2"],
+            Core2Step(model).eval(), (torch.randn(batch, 1, model.win_length), states),
+            paths["model_2"],
             input_names=["frame", "states_in"], output_names=["segment", "states_out"],
             dynamic_axes={"frame": {0: "batch"}, "segment": {0: "batch"}, **dynamic},
             opset_version=OPSET, dynamo=False,
