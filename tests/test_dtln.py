@@ -249,3 +249,11 @@ def test_train_config_schema_follows_the_model(tmp_path):
     for recipe in ("config.yaml", "config_published.yaml"):
         cfg = load_train_config(f"recipes/icassp_2023/dtln/{recipe}", [])
         assert cfg.train.loss == "neg_snr"
+
+
+def test_export_command(tiny_checkpoints, tmp_path):
+    from clarity_se.models import dtln_onnx
+
+    assert dtln_onnx.main([tiny_checkpoints[0], str(tmp_path / "onnx")]) == 0
+    assert (tmp_path / "onnx" / "model_2.onnx").is_file()
+    assert dtln_onnx.main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2

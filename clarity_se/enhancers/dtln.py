@@ -123,6 +123,12 @@ class DTLNEnhancer:
         """Algorithmic look-ahead at 44.1 kHz, samples (191 hearing-aid, 1,463 published)."""
         return self._latency
 
+    @property
+    def block_samples(self) -> int:
+        """The natural streaming block at 44.1 kHz: one hop (96 samples; published: 8 ms, 353)."""
+        hop = int(self.model.hop_length)
+        return -(-hop * SAMPLE_RATE // int(self.model.sample_rate))
+
     def _model(self, x: np.ndarray) -> np.ndarray:
         import torch
 

@@ -285,3 +285,31 @@ class OnnxDTLNStreamer:
         out = self._collect(self._run(zeros), rows)[:, :n_left]
         self.reset()
         return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m clarity_se.models.dtln_onnx CHECKPOINT OUT_DIR``: export a DTLN checkpoint.
+
+    Returns 0, or 2 (with the reason on stderr) for a missing or non-DTLN checkpoint.
+    """
+    import argparse
+    import sys
+
+    from clarity_se.models.checkpoint import load_model
+
+    parser = argparse.ArgumentParser(description="export a DTLN checkpoint to two ONNX models")
+    parser.add_argument("checkpoint", help="a dtln or dtln_ha checkpoint (.pt)")
+    parser.add_argument("out_dir", help="folder for model_1.onnx, model_2.onnx, dtln_onnx.json")
+    args = parser.parse_args(argv)
+    try:
+        model, _ = load_model(args.checkpoint)
+        paths = export_onnx(model, args.out_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
