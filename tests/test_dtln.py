@@ -257,3 +257,24 @@ def test_export_command(tiny_checkpoints, tmp_path):
     assert dtln_onnx.main([tiny_checkpoints[0], str(tmp_path / "onnx")]) == 0
     assert (tmp_path / "onnx" / "model_2.onnx").is_file()
     assert dtln_onnx.main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("variant", ["", "published"])
+def test_enhance_stage_runs_both_variants(tiny_checkpoints, tmp_path, variant):
+    from clarity_se.data.audio_io import read_audio
+    from clarity_se.training.data import load_mixture
+    from tests.enhancer_helpers import make_scenes_listeners
+
+    root = tmp_path / "data"
+    scenes = make_scenes(root, "dev", 1, 4411, seed=5)
+    make_scenes_listeners(root, "dev", scenes, ["L0001"])
+    ckpt = tiny_checkpoints[1 if variant else 0]
+    exp = tmp_path / "exp"
+    args = ["enhance", f"path.root={root}", f"path.exp_folder={exp}", "enhancer.name=dtln",
+            f"enhancer.variant={variant}", f"enhancer.checkpoint={ckpt}"]  # fmt: skip
+    assert cli_main(args) == 0
+    got, rate = read_audio(exp / "enhanced_signals" / f"{scenes[0]}_L0001_enhanced.wav")
+    enh = build_enhancer(_options(name="dtln", variant=variant, checkpoint=ckpt))
+    expected = enh(load_mixture(root, "dev", scenes[0]).numpy())
+    assert rate == 44100 and got.shape == (4411, 2)
+    np.testing.assert_allclose(got.T, expected, rtol=0, atol=1e-6)

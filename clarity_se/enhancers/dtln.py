@@ -212,4 +212,4 @@ class _DTLNBlockStreamer:
 
 @register_enhancer("dtln")
 def _build(options: Any) -> DTLNEnhancer:
-    return DTLNEnhancer(str(options.checkpoint), str(options.variant), str(options.device))
+    return DTLNEnhancer(str(options.checkpoint), str(options.variant or ""), str(options.device))
