@@ -32,6 +32,8 @@ there called cLN, here "instant layer normalisation" as in DTLN).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -344,6 +346,10 @@ class DTLNHearingAid(_DTLNBase):
         Input channels, 6 in the CEC2 order ``CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R``.
     sample_rate : int
         Hz; the model runs at the CEC2 rate, no resampling (44100).
+    identity_init : bool
+        Initialise as the front-microphone pass-through (default ``True``; see
+        :meth:`_identity_init`), so that short trainings start from the baseline rather than from
+        a random decoder. Needs ``encoder_size >= synth_length``.
 
     Notes
     -----
@@ -396,6 +402,7 @@ class DTLNHearingAid(_DTLNBase):
         dropout: float = 0.25,
         n_mics: int = 6,
         sample_rate: int = 44100,
+        identity_init: bool = True,
     ) -> None:
         super().__init__()
         if n_mics != 6:
@@ -403,8 +410,13 @@ class DTLNHearingAid(_DTLNBase):
         self.hparams = dict(
             win_length=win_length, hop_length=hop_length, synth_length=synth_length, units=units,
             n_layers=n_layers, encoder_size=encoder_size, dropout=dropout, n_mics=n_mics,
-            sample_rate=sample_rate,
+            sample_rate=sample_rate, identity_init=identity_init,
         )  # fmt: skip
+        if identity_init and encoder_size < synth_length:
+            raise ValueError(
+                f"identity_init needs encoder_size >= synth_length, got {encoder_size} < "
+                f"{synth_length}"
+            )
         self.stft = LowDelaySTFT(win_length, hop_length, synth_length)
         self.sample_rate, self.n_mics = sample_rate, n_mics
         self.win_length, self.hop_length, self.synth_length = win_length, hop_length, synth_length
@@ -415,6 +427,24 @@ class DTLNHearingAid(_DTLNBase):
         self.input_norm = InstantLayerNorm(3 * self.n_bins)
         self.core1 = SeparationCore(3 * self.n_bins, self.n_bins, units, n_layers, dropout)
         self._build_core2(units, n_layers, encoder_size, dropout, synth_length)
+        if identity_init:
+            self._identity_init()
+
+    @torch.no_grad()
+    def _identity_init(self, mask_logit: float = 2.0) -> None:
+        """Start as the front-microphone pass-through (a deviation from the reference's random
+        initialisation, for short training runs): both masks' dense biases at ``mask_logit``
+        (masks ~0.88), the first ``S`` encoder filters pick the last ``S`` frame samples, the
+        decoder maps them back (gain ``1 / 0.88^2``); the other weights keep their default
+        random initialisation."""
+        S, K = self.synth_length, self.win_length
+        gain = (1.0 + math.exp(-mask_logit)) ** 2
+        self.core1.dense.bias.fill_(mask_logit)
+        self.core2.dense.bias.fill_(mask_logit)
+        self.encoder.weight[:S].zero_()
+        self.encoder.weight[:S, K - S :].copy_(torch.eye(S))
+        self.decoder.weight.zero_()
+        self.decoder.weight[:, :S].copy_(gain * torch.eye(S))
 
     # ------------------------------------------------------------------ sub-models
     def core1_mask(self, mags: Tensor, state: CoreState | None = None):
