@@ -371,7 +371,9 @@ class DTLNHearingAid(_DTLNBase):
     **Latency**: no resampling and no other buffering, so the latency is that of the framing
     (:mod:`clarity_se.dsp.lowdelay_stft`): output sample ``t`` reads input samples up to
     ``t + S - 1``: **191 samples = 4.33 ms** at 44.1 kHz for the defaults, under the Clarity
-    limit of 5 ms (220 samples); tested by perturbing the input after ``t + 191``.
+    limit of 5 ms (220 samples); tested by perturbing the input after ``t + 191``. (The
+    synthesis window is zero at a segment's first sample, so the exact reach is one sample
+    less, 190; 191 is the structural bound and the figure stated.)
 
     **Parameters** (defaults): core 1 LSTMs ``4*128*(771+128) + 8*128 = 461,312`` and
     ``4*128*256 + 1,024 = 132,096``, dense ``128*257 + 257 = 33,153``, input norm ``2*771 =
