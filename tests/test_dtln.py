@@ -234,24 +234,29 @@ def test_front_ears_view_resamples_the_front_pair(scenes_root):
 
 
 def _train_overrides(root, exp, *extra):
-    return [f"data.root={root}", f"train.exp_dir={exp}", "data.segment_s=0.2",
-            "data.dev_segment_s=0.1", "data.cache=true", "train.batch_size=2",
-            "train.progress=false", "train.num_threads=1", "train.loss=neg_snr",
-            "model.units=8", "model.encoder_size=8", "optim.lr=0.01", *extra]  # fmt: skip
+    return [f"data.root={root}", f"data.dev_root={root}", f"train.exp_dir={exp}",
+            "data.segment_s=0.2", "data.dev_segment_s=0.1", "data.cache=true",
+            "data.max_dev_scenes=2", "train.batch_size=2", "train.num_threads=1",
+            "train.export=", "model.units=8", "model.encoder_size=8", "optim.lr=0.01",
+            "model.dropout=0.0", "train.epochs=3", "train.steps_per_epoch=4", *extra]  # fmt: skip
 
 
-@pytest.mark.parametrize("name,view", [("dtln_ha", "six_mics"), ("dtln", "front_ears")])
-def test_train_cli_trains_dtln(scenes_root, tmp_path, name, view):
+@pytest.mark.parametrize("recipe,name", [("config.yaml", "dtln_ha"),
+                                         ("config_published.yaml", "dtln")])  # fmt: skip
+def test_recipe_smoke_training(scenes_root, tmp_path, recipe, name):
+    """The recipe configs with tiny overrides: the loss decreases, a checkpoint is written."""
     exp = tmp_path / name
-    extra = [f"model.name={name}", f"data.view={view}", "train.epochs=3",
-             "train.steps_per_epoch=4", "model.dropout=0.0"]  # fmt: skip
-    if name == "dtln_ha":
-        extra.append("model.identity_init=false")
-    assert cli_main(["train", *_train_overrides(scenes_root, exp, *extra)]) == 0
+    extra = ["model.identity_init=false"] if name == "dtln_ha" else []
+    config = f"recipes/icassp_2023/dtln/{recipe}"
+    assert cli_main(["train", "-c", config, *_train_overrides(scenes_root, exp, *extra)]) == 0
     rows = list(csv.DictReader(open(exp / "log.csv")))
+    assert len(rows) == 3
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     payload = read_checkpoint(exp / "last.pt")
     assert payload["model_name"] == name and payload["model_args"]["units"] == 8
+    assert payload["training"]["config"]["data"]["view"] == (
+        "six_mics" if name == "dtln_ha" else "front_ears"
+    )
 
 
 def test_train_config_schema_follows_the_model(tmp_path):
