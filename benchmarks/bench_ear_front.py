@@ -36,16 +36,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 
+from clarity_se.dsp.iir import numba_threads  # noqa: E402
+from clarity_se.dsp.resample import resample_24khz  # noqa: E402
 from clarity_se.ear_model.align import input_align  # noqa: E402
 from clarity_se.ear_model.compression import env_compress_basilar_membrane  # noqa: E402
 from clarity_se.ear_model.gammatone import (  # noqa: E402
     bandwidth_adjust,
     gammatone_basilar_membrane,
 )
-from clarity_se.dsp.iir import numba_threads  # noqa: E402
 from clarity_se.ear_model.loss import center_frequency, loss_parameters  # noqa: E402
 from clarity_se.ear_model.middle_ear import middle_ear  # noqa: E402
-from clarity_se.dsp.resample import resample_24khz  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CLARITY_SE_SHARED_DATA", "/work/shared/data"))

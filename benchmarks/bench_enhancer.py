@@ -1,17 +1,34 @@
-"""Real-time factor and memory of the Conv-TasNet enhancer's streaming inference on CPU.
+"""Cost of every registered enhancer on one CPU core: parameters, MACs, latency, block time, RTF.
 
-Configurations: the shipped one (``model.*`` of ``recipes/icassp_2023/convtasnet/config.yaml``)
-and the paper-size one (Luo & Mesgarani 2019 best causal row: N=512, L=32, B=128, H=512, P=3,
-X=8, R=3; at 44.1 kHz). Each runs in its own subprocess (clean peak-RSS figure) with
-``torch.set_num_threads(threads)``, on random weights (speed does not depend on them), on
-``--seconds`` of 6-channel noise, whole-utterance and streamed in chunks.
+One row per enhancer of :data:`clarity_se.enhancers.ENHANCER_MODULES` (and per variant:
+``dtln`` and ``dtln/published``), each built as ``clarity-se enhance`` builds it (packaged
+checkpoint, default ``enhancer.*`` options) and measured in its own subprocess (clean peak-RSS
+figure) with ``torch.set_num_threads(threads)`` on ``--seconds`` of 6-channel noise:
 
-RTF = processing time / audio duration (< 1 is faster than real time). ``peak_rss_mb`` is the
-subprocess's peak resident memory; ``state_kb`` the streaming state carried between chunks.
+* ``parameters``: trainable parameters of the model inside (0 for ``passthrough``);
+* ``macs_per_s``: multiply-accumulates per second of audio of the weight layers (Linear,
+  Conv1d, ConvTranspose1d, LSTM input and recurrent products; counted with forward hooks on a
+  whole-signal run, so test-time ensembles count twice) plus the polyphase resamplers; FFTs and
+  element-wise operations are not counted;
+* ``latency_samples`` / ``latency_ms``: the enhancer's stated look-ahead at 44.1 kHz;
+* ``pytorch``: whole-signal RTF, and the enhancer's streamer fed one block at a time (its hop:
+  96 samples for ``dtln``, 353 (8 ms) for ``dtln/published``, the encoder stride for
+  ``convtasnet``): mean and median time per block, RTF = total time / audio time;
+* ``onnxruntime`` (DTLN rows): the two exported sub-models run block by block by
+  :class:`~clarity_se.models.dtln_onnx.OnnxDTLNStreamer` (numpy FFTs, one intra-op thread);
+  for ``dtln/published`` at the model's 16 kHz with 128-sample (8 ms) blocks, the figure the
+  reference reports (breizhn/DTLN README, "Execution Times": 0.65 ms per block with a TF 2.2
+  SavedModel, 0.36 ms with TF-lite, on an Intel i5-6600K at 3.5 GHz) -- a different CPU, and
+  without the resampling the enhancer adds;
+* ``peak_rss_mb``: the subprocess's peak resident memory.
+
+RTF = processing time / audio duration (< 1 is faster than real time; the hearing-aid target is
+< 0.1 with onnxruntime). Timings are noisy on a shared machine: run under the CPU lock.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_enhancer.py   # -> results/benchmarks/enhancer.json
+    OMP_NUM_THREADS=1 python benchmarks/bench_enhancer.py [--seconds 4] [--paper-size]
+        # -> results/benchmarks/enhancer.json
 """
 
 from __future__ import annotations
@@ -22,128 +39,247 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER = dict(
-    n_filters=512,
-    kernel_size=32,
-    bn_chan=128,
-    hid_chan=512,
-    skip_chan=128,
-    conv_kernel_size=3,
-    n_blocks=8,
-    n_repeats=3,
-)
+SAMPLE_RATE = 44100
+#: Luo & Mesgarani 2019 best causal Conv-TasNet (N512 L32 B128 H512 X8 R3), random weights
+PAPER = dict(n_filters=512, kernel_size=32, bn_chan=128, hid_chan=512, skip_chan=128,
+             conv_kernel_size=3, n_blocks=8, n_repeats=3)  # fmt: skip
+REFERENCE_DTLN = {
+    "ms_per_block": 0.65,
+    "ms_per_block_tflite": 0.36,
+    "block_ms": 8.0,
+    "cpu": "Intel i5-6600K @ 3.5 GHz, TF 2.2 SavedModel / TF-lite (breizhn/DTLN README)",
+}
 
 
-def shipped_args() -> dict:
+def count_macs(module, run) -> int:
+    """Multiply-accumulates of the weight layers of ``module`` during ``run()`` (forward hooks)."""
+    from torch import nn
+
+    total = [0]
+
+    def hook(mod, inputs, output):
+        out = output[0] if isinstance(output, tuple) else output
+        if isinstance(mod, nn.Linear):
+            total[0] += out.numel() * mod.in_features
+        elif isinstance(mod, nn.Conv1d):
+            total[0] += out.numel() * mod.in_channels // mod.groups * mod.kernel_size[0]
+        elif isinstance(mod, nn.ConvTranspose1d):
+            x = inputs[0]
+            total[0] += x.numel() * mod.out_channels // mod.groups * mod.kernel_size[0]
+        elif isinstance(mod, nn.LSTM):
+            x = inputs[0]
+            steps = x.shape[0] * x.shape[1]  # batch x frames (batch_first)
+            size_in = mod.input_size
+            for _ in range(mod.num_layers):
+                total[0] += steps * 4 * mod.hidden_size * (size_in + mod.hidden_size)
+                size_in = mod.hidden_size
+
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (nn.Linear, nn.Conv1d, nn.ConvTranspose1d, nn.LSTM))]  # fmt: skip
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
+
+
+def _options(system: str, overrides: dict | None = None):
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(REPO / "recipes/icassp_2023/convtasnet/config.yaml")
-    args = OmegaConf.to_container(cfg.model)
-    args.pop("name")
-    return args
+    from clarity_se.config import EnhancerConfig
+
+    name, _, variant = system.partition("/")
+    values = {"name": name, "variant": variant, **(overrides or {})}
+    return OmegaConf.merge(OmegaConf.structured(EnhancerConfig), values)
 
 
-def _state_bytes(obj) -> int:
+def _block_samples(enh) -> int:
+    if hasattr(enh, "block_samples"):
+        return int(enh.block_samples)
+    model = getattr(enh, "model", None)
+    return int(getattr(model, "stride", 64))
+
+
+def _time_blocks(process, x, block: int) -> dict:
+    import numpy as np
+
+    times = []
+    t0 = time.perf_counter()
+    for i in range(0, x.shape[-1], block):
+        t1 = time.perf_counter()
+        process(x[..., i : i + block])
+        times.append(time.perf_counter() - t1)
+    total = time.perf_counter() - t0
+    return {
+        "block_samples": block,
+        "ms_per_block_mean": 1000 * float(np.mean(times)),
+        "ms_per_block_median": 1000 * float(np.median(times)),
+        "total_s": total,
+    }
+
+
+def run_one(system: str, seconds: float, threads: int) -> dict:
+    """Measure one enhancer (``name`` or ``name/variant``, or ``convtasnet/paper_size``)."""
+    import numpy as np
     import torch
 
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_state_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_state_bytes(v) for v in obj)
-    return 0
-
-
-def run_one(name: str, args: dict, seconds: float, threads: int, chunks_s: list[float]) -> dict:
-    import torch
-
-    from clarity_se.models.conv_tasnet import MultichannelConvTasNet, count_parameters
-    from clarity_se.models.streaming import StreamingEnhancer
+    from clarity_se.enhancers import build_enhancer
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = MultichannelConvTasNet(**args).eval()
-    sr = model.sample_rate
-    x = torch.randn(1, 6, int(seconds * sr)) * 0.1
-    out = {
-        "name": name,
-        "model_args": model.hparams,
-        "parameters": count_parameters(model),
-        "latency_ms": 1000 * model.latency_s,
+    if system == "convtasnet/paper_size":
+        from clarity_se.models import build_model
+        from clarity_se.models.checkpoint import save_checkpoint
+
+        tmp = Path(tempfile.mkdtemp())
+        ckpt = save_checkpoint(tmp / "paper.pt", build_model("convtasnet", **PAPER))
+        enh = build_enhancer(_options("convtasnet", {"checkpoint": str(ckpt)}))
+    else:
+        enh = build_enhancer(_options(system))
+    model = getattr(enh, "model", None)
+    x = (0.1 * np.random.default_rng(0).standard_normal((6, int(seconds * SAMPLE_RATE))))
+    x = x.astype(np.float32)
+    row: dict = {
+        "system": system,
+        "parameters": int(sum(p.numel() for p in model.parameters())) if model is not None else 0,
+        "latency_samples": int(enh.latency_samples),
+        "latency_ms": 1000.0 * enh.latency_samples / SAMPLE_RATE,
         "audio_s": seconds,
         "threads": threads,
-        "rtf": {},
     }
+    one_s = x[:, :SAMPLE_RATE]
+    macs = count_macs(model, lambda: enh(one_s)) if model is not None else 0
+    for attr in ("down", "up"):  # polyphase resamplers of dtln/published: taps per output
+        r = getattr(enh, attr, None)
+        if r is not None:
+            n_in = SAMPLE_RATE if attr == "down" else r.orig_rate
+            macs += 2 * r.n_out(n_in) * r.n_phase_taps
+    row["macs_per_s"] = int(macs)
+    enh(x[:, : SAMPLE_RATE // 10])  # warm-up
+    t0 = time.perf_counter()
+    enh(x)
+    row["pytorch"] = {"rtf_whole": (time.perf_counter() - t0) / seconds}
+    block = _block_samples(enh)
+    streamer = enh.streamer()
+    streamer.reset()
+    stream = _time_blocks(streamer.process, x, block)
+    streamer.flush()
+    stream["rtf"] = stream.pop("total_s") / seconds
+    row["pytorch"]["blocks"] = stream
+    if system.startswith("dtln"):
+        row["onnxruntime"] = _onnx_row(enh, seconds, threads)
+        if system == "dtln/published":
+            row["pytorch"]["model_16k_blocks"] = _published_torch_blocks(enh, seconds)
+            row["reference"] = REFERENCE_DTLN
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
+def _published_torch_blocks(enh, seconds: float) -> dict:
+    """The PyTorch DTLN streamer at 16 kHz, one 128-sample block per call, one ear."""
+    import torch
+
+    model = enh.model
+    x = 0.1 * torch.randn(1, int(seconds * model.sample_rate))
+    stream = model.streamer()
     with torch.inference_mode():
-        model(x[..., : sr // 10])  # warm-up
-        t0 = time.perf_counter()
-        model(x)
-        out["rtf"]["whole"] = (time.perf_counter() - t0) / seconds
-        for chunk_s in chunks_s:
-            chunk = max(1, int(round(chunk_s * sr)))
-            stream = StreamingEnhancer(model)
-            t0 = time.perf_counter()
-            for i in range(0, x.shape[-1], chunk):
-                stream.process(x[..., i : i + chunk])
-            state = _state_bytes(stream.state) + _state_bytes([stream.in_buf, stream.ola])
-            stream.flush()
-            out["rtf"][f"chunk_{1000 * chunk_s:g}ms"] = (time.perf_counter() - t0) / seconds
-            out["state_kb"] = state / 1024
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out = _time_blocks(stream.process, x, model.hop_length)
+    out["rtf"] = out.pop("total_s") / seconds
+    return out
+
+
+def _onnx_row(enh, seconds: float, threads: int) -> dict:
+    import numpy as np
+
+    from clarity_se.models.dtln_onnx import OnnxDTLNStreamer, export_onnx
+
+    folder = Path(tempfile.mkdtemp())
+    export_onnx(enh.model, folder)
+    runner = OnnxDTLNStreamer(folder, threads=threads)
+    rate = int(enh.model.sample_rate)
+    rows = 1 if enh.variant == "published" else 6
+    x = (0.1 * np.random.default_rng(1).standard_normal((rows, int(seconds * rate))))
+    x = x.astype(np.float32)
+    runner.process(x[:, : rate // 10])
+    runner.reset()
+    out = _time_blocks(runner.process, x, runner.R)
+    out["rtf"] = out.pop("total_s") / seconds
+    out["sample_rate"] = rate
+    out["signals"] = "one ear (CH1-L)" if enh.variant == "published" else "both ears"
+    return out
+
+
+def systems(paper_size: bool) -> list[str]:
+    """Registered enhancers plus their variants (``dtln/published``)."""
+    from clarity_se.enhancers import enhancer_names
+
+    out = []
+    for name in enhancer_names():
+        out.append(name)
+        if name == "dtln":
+            out.append("dtln/published")
+        if name == "convtasnet" and paper_size:
+            out.append("convtasnet/paper_size")
     return out
 
 
 def main() -> int:
+    """Run every system in a subprocess and write the JSON report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--chunks-ms", type=float, nargs="+", default=[5.8, 20.0, 100.0])
+    parser.add_argument("--paper-size", action="store_true",
+                        help="also the paper-size Conv-TasNet (random weights)")  # fmt: skip
+    parser.add_argument("--systems", nargs="*", default=None,
+                        help="subset, e.g. dtln dtln/published")  # fmt: skip
     parser.add_argument("--output", type=Path, default=REPO / "results/benchmarks/enhancer.json")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     opts = parser.parse_args()
-    configs = {"shipped": shipped_args(), "paper_size": PAPER}
-    chunks_s = [c / 1000 for c in opts.chunks_ms]
     if opts.one:
-        print(
-            json.dumps(run_one(opts.one, configs[opts.one], opts.seconds, opts.threads, chunks_s))
-        )
+        print(json.dumps(run_one(opts.one, opts.seconds, opts.threads)))
         return 0
     results = []
-    for name in configs:
-        cmd = [
-            sys.executable,
-            __file__,
-            "--one",
-            name,
-            "--seconds",
-            str(opts.seconds),
-            "--threads",
-            str(opts.threads),
-            "--chunks-ms",
-            *map(str, opts.chunks_ms),
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        print(json.dumps(results[-1], indent=1))
+    for system in opts.systems or systems(opts.paper_size):
+        cmd = [sys.executable, __file__, "--one", system, "--seconds", str(opts.seconds),
+               "--threads", str(opts.threads)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        if proc.returncode != 0:
+            results.append({"system": system, "error": proc.stderr.strip().splitlines()[-1:]})
+        else:
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1], indent=1), flush=True)
+    import onnxruntime
     import torch
 
     report = {
-        "benchmark": "enhancer streaming inference (CPU)",
+        "benchmark": "enhancer cost on CPU (parameters, MACs, latency, block time, RTF, memory)",
         "machine": {
             "platform": platform.platform(),
-            "processor": platform.processor(),
+            "processor": platform.processor() or _cpu_model(),
             "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
         },
         "results": results,
     }
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     opts.output.write_text(json.dumps(report, indent=1))
     return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 if __name__ == "__main__":

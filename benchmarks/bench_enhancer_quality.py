@@ -1,19 +1,32 @@
-"""Does the shipped Conv-TasNet help? SI-SDR and ICASSP 2023 scores vs the passthrough baseline.
+"""Does an enhancer help? SI-SDR and ICASSP 2023 scores of registered enhancers vs pass-through.
 
 Renders a held-out dev set with the demo renderer (``--seed`` different from the demo's 0, so
 new rooms, SNRs, source positions and utterance segments; dev speakers are disjoint from the
-training speakers), then for ``passthrough`` and ``convtasnet``:
+training speakers), then for ``passthrough`` (the front microphones, always run as the baseline)
+and every system of ``--systems`` (a registered enhancer name, or ``name/variant``, e.g.
+``convtasnet dtln dtln/published``):
 
-1. ``clarity-se enhance`` (subprocess);
-2. SI-SDR of the enhanced left/right signals against ``<scene>_target_CH1.wav`` over the target's
-   active span (``target.time_start``..``time_end``), mean of the two ears, per scene;
-3. ``clarity-se evaluate`` (NAL-R + compressor, HASPI v2 / HASQI v2 better ear; ``--rng``).
+1. ``clarity-se enhance`` (subprocess) with ``enhancer.name`` / ``enhancer.variant`` and any
+   ``--set SYSTEM:KEY=VALUE`` overrides of ``enhancer.*``;
+2. SI-SDR of the enhanced left/right signals over the target's active span
+   (``target.time_start``..``time_end``), mean of the two ears, per scene, against
+   ``<scene>_target_CH1.wav`` (the reverberant target at the front microphones) and against
+   the official reference, ``<scene>_target_anechoic_CH1.wav`` rescaled to ``target_CH1``'s RMS
+   per ear (SI-SDR is scale-invariant, so the rescaling only documents the convention);
+3. unless ``--no-evaluate``: ``clarity-se evaluate`` (NAL-R + compressor, HASPI v2 / HASQI v2
+   better ear; ``--rng``).
 
-Writes ``results/benchmarks/enhancer_quality.json`` with per-system means and paired differences
-(convtasnet - passthrough): SI-SDR improvement and combined-score improvement.
+Writes ``--out`` (default ``results/benchmarks/enhancer_quality.json``) with per-system means
+and paired differences to pass-through (mean, 95 % t-interval, scenes/pairs improved, worst
+pair) -- one leaderboard over the same scenes.
 
-    .venv/bin/python benchmarks/bench_enhancer_quality.py [--dev-scenes 12] [--seed 1] [--rng fast]
-        [--checkpoint PATH] [--residual-mix A] [--mirror-average true|false] [--out JSON]
+    .venv/bin/python benchmarks/bench_enhancer_quality.py [--systems convtasnet dtln]
+        [--dev-scenes 12] [--seed 1] [--rng fast] [--no-evaluate]
+        [--set dtln:checkpoint=PATH] [--checkpoint PATH] [--residual-mix A]
+        [--mirror-average true|false] [--out JSON]
+
+(``--checkpoint``, ``--residual-mix`` and ``--mirror-average`` are shorthands for
+``--set convtasnet:...``.)
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+BASELINE = "passthrough"
 
 
 def si_sdr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
@@ -42,36 +56,112 @@ def si_sdr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
     return float(si_sdr(torch.as_tensor(estimate)[None], torch.as_tensor(reference)[None])[0])
 
 
+def mean_ci(values: np.ndarray, confidence: float = 0.95) -> dict:
+    """Mean and two-sided Student-t confidence interval of ``values``."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean()) if values.size else float("nan")
+    if values.size < 2:
+        return {"mean": mean, "ci_low": mean, "ci_high": mean, "n": int(values.size)}
+    half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1)
+                 / np.sqrt(values.size))  # fmt: skip
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(values.size)}
+
+
+def parse_sets(items: list[str], systems: list[str]) -> dict[str, list[str]]:
+    """``SYSTEM:KEY=VALUE`` items -> ``{system: ["enhancer.KEY=VALUE", ...]}``.
+
+    Raises
+    ------
+    ValueError
+        A malformed item or a system not in ``systems``.
+    """
+    out: dict[str, list[str]] = {s: [] for s in systems}
+    for item in items:
+        system, sep, assignment = item.partition(":")
+        if not sep or "=" not in assignment:
+            raise ValueError(f"--set: expected SYSTEM:KEY=VALUE, got {item!r}")
+        if system not in out:
+            raise ValueError(f"--set: system {system!r} is not in --systems {systems}")
+        out[system].append(f"enhancer.{assignment}")
+    return out
+
+
+def system_overrides(system: str) -> list[str]:
+    """``enhancer.name`` (and ``enhancer.variant``) of ``name`` or ``name/variant``."""
+    name, _, variant = system.partition("/")
+    out = [f"enhancer.name={name}"]
+    if variant:
+        out.append(f"enhancer.variant={variant}")
+    return out
+
+
+def scene_si_sdr(exp: Path, scenes: dict, scenes_folder: Path) -> dict[str, dict[str, float]]:
+    """Per scene: SI-SDR (dB, mean of the ears) vs ``target_CH1`` and vs the official reference."""
+    from clarity_se.data.audio_io import read_audio
+
+    values: dict[str, dict[str, float]] = {"target_CH1": {}, "anechoic": {}}
+    for name, scene in scenes.items():
+        enhanced = sorted((exp / "enhanced_signals").glob(f"{name}_*_enhanced.wav"))[0]
+        est, _ = read_audio(enhanced)
+        ref, _ = read_audio(scenes_folder / f"{name}_target_CH1.wav")
+        anechoic, _ = read_audio(scenes_folder / f"{name}_target_anechoic_CH1.wav")
+        rms = np.sqrt(np.mean(ref**2, axis=0)) / np.maximum(
+            np.sqrt(np.mean(anechoic**2, axis=0)), 1e-12
+        )
+        anechoic = anechoic * rms
+        span = slice(scene.target.time_start, scene.target.time_end)
+        for key, reference in (("target_CH1", ref), ("anechoic", anechoic)):
+            values[key][name] = float(
+                np.mean([si_sdr_db(est[span, ear], reference[span, ear]) for ear in (0, 1)])
+            )
+    return values
+
+
 def main() -> int:
     """Run the quality benchmark and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--root", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality_data"
     )
+    parser.add_argument("--systems", nargs="+", default=["convtasnet"],
+                        help="registered enhancers, NAME or NAME/VARIANT")  # fmt: skip
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        metavar="SYSTEM:KEY=VALUE", help="enhancer.* override of one system")
     parser.add_argument("--dev-scenes", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rng", default="fast")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--checkpoint", default="")
-    parser.add_argument(
-        "--residual-mix",
-        type=float,
-        default=None,
-        help="enhancer.residual_mix of the convtasnet system (default: the config's, 0.1)",
-    )
-    parser.add_argument(
-        "--mirror-average",
-        choices=("true", "false"),
-        default=None,
-        help="enhancer.mirror_average of the convtasnet system (default: the config's, true)",
-    )
+    parser.add_argument("--no-evaluate", action="store_true", help="SI-SDR only (no HASPI/HASQI)")
+    parser.add_argument("--checkpoint", default="", help="shorthand: --set convtasnet:checkpoint=")
+    parser.add_argument("--residual-mix", type=float, default=None,
+                        help="shorthand: --set convtasnet:residual_mix= (default 0.1)")
+    parser.add_argument("--mirror-average", choices=("true", "false"), default=None,
+                        help="shorthand: --set convtasnet:mirror_average= (default true)")
     parser.add_argument(
         "--out", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality.json"
     )
     args = parser.parse_args()
 
-    from clarity_se.data.audio_io import read_audio
     from clarity_se.data.scene import load_scenes
+    from clarity_se.enhancers import enhancer_names
+
+    systems = [BASELINE] + [s for s in args.systems if s != BASELINE]
+    for system in systems:
+        if system.partition("/")[0] not in enhancer_names():
+            parser.error(f"unknown enhancer {system!r}; registered: {enhancer_names()}")
+    sets = list(args.sets)
+    if args.checkpoint:
+        sets.append(f"convtasnet:checkpoint={args.checkpoint}")
+    if args.residual_mix is not None:
+        sets.append(f"convtasnet:residual_mix={args.residual_mix}")
+    if args.mirror_average is not None:
+        sets.append(f"convtasnet:mirror_average={args.mirror_average}")
+    try:
+        extra = parse_sets(sets, systems)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     root = args.root
     if not (root / "clarity_data" / "metadata" / "scenes.dev.json").is_file():
@@ -87,86 +177,59 @@ def main() -> int:
         "root": str(root),
         "seed": args.seed,
         "dev_scenes": len(scenes),
-        "rng": args.rng,
-        "checkpoint": args.checkpoint or "clarity_se/assets/checkpoints/convtasnet.pt",
-        "residual_mix": args.residual_mix,
-        "mirror_average": args.mirror_average,
+        "rng": None if args.no_evaluate else args.rng,
+        "overrides": {s: v for s, v in extra.items() if v},
         "systems": {},
     }
-    per_scene = {}
-    scores = {}
-    for system in ("passthrough", "convtasnet"):
-        exp = root / f"exp_{system}"
-        if system == "convtasnet":  # checkpoint / residual_mix may differ from the last run
+    per_scene: dict[str, dict] = {}
+    scores: dict[str, pd.DataFrame] = {}
+    for system in systems:
+        exp = root / f"exp_{system.replace('/', '_')}"
+        if system != BASELINE:  # checkpoint / options may differ from the last run
             shutil.rmtree(exp, ignore_errors=True)
         common = [f"path.root={root}", f"path.exp_folder={exp}"]
-        extra = []
-        if system == "convtasnet":
-            if args.checkpoint:
-                extra.append(f"enhancer.checkpoint={args.checkpoint}")
-            if args.residual_mix is not None:
-                extra.append(f"enhancer.residual_mix={args.residual_mix}")
-            if args.mirror_average is not None:
-                extra.append(f"enhancer.mirror_average={args.mirror_average}")
         t0 = time.perf_counter()
         subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "clarity_se.cli",
-                "enhance",
-                *common,
-                f"enhancer.name={system}",
-                *extra,
-            ],
-            check=True,
-            env=env,
-            cwd=REPO,
-        )
-        enhance_s = time.perf_counter() - t0
-        values = {}
-        for name, scene in scenes.items():
-            enhanced = sorted((exp / "enhanced_signals").glob(f"{name}_*_enhanced.wav"))[0]
-            est, _ = read_audio(enhanced)
-            ref, _ = read_audio(scenes_folder / f"{name}_target_CH1.wav")
-            span = slice(scene.target.time_start, scene.target.time_end)
-            values[name] = float(
-                np.mean([si_sdr_db(est[span, ear], ref[span, ear]) for ear in (0, 1)])
+            [sys.executable, "-m", "clarity_se.cli", "enhance", *common,
+             *system_overrides(system), *extra[system]],
+            check=True, env=env, cwd=REPO,
+        )  # fmt: skip
+        entry: dict = {"enhance_s": time.perf_counter() - t0}
+        per_scene[system] = scene_si_sdr(exp, scenes, scenes_folder)
+        for key, values in per_scene[system].items():
+            entry[f"si_sdr_{key}_db"] = float(np.mean(list(values.values())))
+        if not args.no_evaluate:
+            t0 = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "clarity_se.cli", "evaluate", *common,
+                 f"evaluate.rng={args.rng}", f"evaluate.workers={args.workers}"],
+                check=True, env=env, cwd=REPO,
+            )  # fmt: skip
+            entry["evaluate_s"] = time.perf_counter() - t0
+            scores[system] = pd.read_csv(exp / "scores.csv")
+            for metric in ("combined", "haspi", "hasqi"):
+                entry[metric] = float(scores[system][metric].mean())
+            entry["pairs"] = len(scores[system])
+        result["systems"][system] = entry
+    result["vs_passthrough"] = {}
+    for system in systems[1:]:
+        paired: dict = {}
+        for key in ("target_CH1", "anechoic"):
+            delta = np.array([per_scene[system][key][s] - per_scene[BASELINE][key][s]
+                              for s in scenes])  # fmt: skip
+            paired[f"si_sdr_{key}_improvement_db"] = mean_ci(delta)
+            paired[f"si_sdr_{key}_improved_scenes"] = int((delta > 0).sum())
+        if not args.no_evaluate:
+            merged = scores[system].merge(
+                scores[BASELINE], on=["scene", "listener"], suffixes=("", "_base")
             )
-        per_scene[system] = values
-        t0 = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "clarity_se.cli",
-                "evaluate",
-                *common,
-                f"evaluate.rng={args.rng}",
-                f"evaluate.workers={args.workers}",
-            ],
-            check=True,
-            env=env,
-            cwd=REPO,
-        )
-        evaluate_s = time.perf_counter() - t0
-        scores[system] = pd.read_csv(exp / "scores.csv")
-        result["systems"][system] = {
-            "si_sdr_db": float(np.mean(list(values.values()))),
-            **{m: float(scores[system][m].mean()) for m in ("combined", "haspi", "hasqi")},
-            "pairs": len(scores[system]),
-            "enhance_s": enhance_s,
-            "evaluate_s": evaluate_s,
-        }
-    delta = np.array([per_scene["convtasnet"][s] - per_scene["passthrough"][s] for s in scenes])
-    merged = scores["convtasnet"].merge(
-        scores["passthrough"], on=["scene", "listener"], suffixes=("", "_base")
-    )
-    result["si_sdr_improvement_db"] = float(delta.mean())
-    result["si_sdr_improved_scenes"] = int((delta > 0).sum())
-    for metric in ("combined", "haspi", "hasqi"):
-        result[f"{metric}_improvement"] = float((merged[metric] - merged[f"{metric}_base"]).mean())
-    result["combined_improved_pairs"] = int((merged["combined"] > merged["combined_base"]).sum())
+            for metric in ("combined", "haspi", "hasqi"):
+                delta = (merged[metric] - merged[f"{metric}_base"]).to_numpy()
+                paired[f"{metric}_improvement"] = mean_ci(delta)
+            delta = (merged["combined"] - merged["combined_base"]).to_numpy()
+            paired["combined_improved_pairs"] = int((delta > 0).sum())
+            paired["combined_worst_pair_delta"] = float(delta.min())
+        result["vs_passthrough"][system] = paired
     result["per_scene_si_sdr_db"] = per_scene
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

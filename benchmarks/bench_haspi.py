@@ -30,8 +30,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from clarity_se.random import PairRandom  # noqa: E402
 from clarity_se.metrics.haspi import haspi_v2  # noqa: E402
+from clarity_se.random import PairRandom  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FS = 44100

@@ -32,8 +32,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", os.environ["OMP_NUM_THREADS"])
 
 import torch  # noqa: E402
 
-from clarity_se.random import PairRandom  # noqa: E402
 from clarity_se.metrics.hasqi import hasqi_v2  # noqa: E402
+from clarity_se.random import PairRandom  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CLARITY_SE_SHARED_DATA", "/work/shared/data"))

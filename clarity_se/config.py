@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -75,8 +75,9 @@ class EnhancerConfig:
     name: str = "passthrough"
     #: empty: the packaged default checkpoint of the enhancer
     checkpoint: str = ""
-    #: model variant of enhancers that have several (e.g. dtln: ``""`` hearing-aid, ``published``)
-    variant: str = ""
+    #: model variant of enhancers that have several (e.g. dtln: ``""`` hearing-aid, ``published``);
+    #: ``enhancer.variant=`` (empty on the command line) is the default variant too
+    variant: Optional[str] = ""  # noqa: UP045 (OmegaConf needs Optional)
     device: str = "cpu"
     chunk_s: float = 0.0
     #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)

@@ -26,6 +26,7 @@ from clarity_se.enhancers.base import (
 ENHANCER_MODULES: dict[str, str] = {
     "passthrough": "clarity_se.enhancers.passthrough",
     "convtasnet": "clarity_se.enhancers.convtasnet",
+    "dtln": "clarity_se.enhancers.dtln",
 }
 
 _FACTORIES: dict[str, Callable[[Any], Enhancer]] = {}

@@ -5,10 +5,13 @@ from __future__ import annotations
 from torch import nn
 
 from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT, MultichannelConvTasNet
+from clarity_se.models.dtln import DTLN, DTLNHearingAid
 
 #: Registry of model classes by the name stored in checkpoints.
 MODELS: dict[str, type[nn.Module]] = {
     "convtasnet": MultichannelConvTasNet,
+    "dtln": DTLN,
+    "dtln_ha": DTLNHearingAid,
 }
 
 
@@ -41,6 +44,8 @@ def build_model(name: str, **kwargs) -> nn.Module:
 
 __all__ = [
     "CHANNEL_LAYOUT",
+    "DTLN",
+    "DTLNHearingAid",
     "MODELS",
     "MultichannelConvTasNet",
     "build_model",

@@ -79,7 +79,9 @@ def save_checkpoint(
         "model_args": dict(model.hparams),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "sample_rate": int(model.hparams.get("sample_rate", 44100)),
-        "channel_layout": list(CHANNEL_LAYOUT[: model.hparams.get("n_mics", 6)]),
+        "channel_layout": list(
+            getattr(model, "channel_layout", CHANNEL_LAYOUT[: model.hparams.get("n_mics", 6)])
+        ),
         "versions": software_versions(),
         "training": training or {},
     }

@@ -1,1 +1,1 @@
-"""Training of the Conv-TasNet enhancer (``clarity-se train``)."""
+"""Training of the enhancement models (``clarity-se train``): any registered model."""

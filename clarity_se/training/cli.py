@@ -1,6 +1,8 @@
-"""``clarity-se train -c config.yaml [key=value ...]``: train the Conv-TasNet enhancer.
+"""``clarity-se train -c config.yaml [key=value ...]``: train an enhancement model.
 
-Single process: ``clarity-se train -c recipes/icassp_2023/convtasnet/config.yaml``.
+Any model of :data:`clarity_se.models.MODELS` (``model.name``): e.g.
+``clarity-se train -c recipes/icassp_2023/convtasnet/config.yaml`` or
+``clarity-se train -c recipes/icassp_2023/dtln/config.yaml``.
 Several processes (DistributedDataParallel, NCCL on GPUs / gloo on CPU)::
 
     torchrun --nproc_per_node=4 -m clarity_se.cli train \

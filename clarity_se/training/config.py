@@ -1,19 +1,31 @@
 """Training config schema (OmegaConf struct mode) for ``clarity-se train``.
 
-Sections: ``data.*`` (CEC2-layout root and splits, segment length, target), ``model.*``
-(registry name + constructor arguments of
-:class:`~clarity_se.models.conv_tasnet.MultichannelConvTasNet`), ``optim.*`` (Adam, gradient
-clipping, LR schedule) and ``train.*`` (epochs, batch, device, seed, experiment folder).
+Sections: ``data.*`` (CEC2-layout root and splits, segment length, target, input view),
+``model.*`` (registry name + constructor arguments of the model), ``optim.*`` (Adam, gradient
+clipping, LR schedule) and ``train.*`` (epochs, batch, device, seed, loss, experiment folder).
 Unknown keys are errors; ``???`` marks required values.
+
+``model.*`` depends on ``model.name``: :class:`ModelConfig` for ``convtasnet``; for any other
+model of :data:`clarity_se.models.MODELS` a schema built from its constructor's signature
+(:func:`model_schema`), so every registered model trains with its own arguments.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+#: training losses (``train.loss``)
+LOSSES = ("si_sdr", "neg_snr")
+#: what the model reads (``data.view``)
+DATA_VIEWS = ("six_mics", "front_ears")
 
 
 @dataclass
@@ -32,6 +44,12 @@ class DataConfig:
     remix_prob: float = 0.0  #: dynamic remixing: swap in another scene's interferers (training)
     remix_gain_db: float = 6.0  #: +- range of the remixed interferer gain, dB
     num_workers: int = 0
+    #: validation scenes from another render (its clarity_data/<dev_split>); empty: data.root
+    dev_root: str = ""
+    #: six_mics: mixture [6, T] at 44.1 kHz (as rendered); front_ears: the CH1 left/right pair
+    #: resampled to model.sample_rate, mixture [2, T'] and sources [n_src, 2, T'] (mono models
+    #: such as the published 16 kHz DTLN, run once per ear)
+    view: str = "six_mics"
 
 
 @dataclass
@@ -82,7 +100,10 @@ class TrainLoopConfig:
     resume: bool = True  #: continue from <exp_dir>/last.pt if present
     #: fine-tune: start from this checkpoint's weights (same model.*) when there is no last.pt
     init_from: Optional[str] = ""  # noqa: UP045 (OmegaConf needs Optional)
-    #: share of SI-SDR on pre-emphasised signals in the loss (0: plain SI-SDR); see
+    #: si_sdr: negative SI-SDR (Le Roux et al. 2019); neg_snr: negative SNR, the DTLN loss
+    #: (Westhausen & Meyer 2020), not scale-invariant
+    loss: str = "si_sdr"
+    #: share of SI-SDR on pre-emphasised signals in the loss (0: plain SI-SDR; si_sdr only); see
     #: clarity_se.losses.emphasis
     preemphasis_weight: float = 0.0
     #: also keep each epoch's weights as <exp_dir>/epoch_NNN.pt (checkpoint selection on a
@@ -99,9 +120,57 @@ class TrainConfig:
     """The whole training config."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    #: a ModelConfig, or the model_schema() of model.name
+    model: Any = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainLoopConfig = field(default_factory=TrainLoopConfig)
+
+
+def model_schema(name: str) -> type:
+    """The ``model.*`` schema of the registered model ``name``.
+
+    ``convtasnet``: :class:`ModelConfig`. Otherwise a dataclass generated from the model
+    class's ``__init__``: one field per keyword argument, with its annotation (int, float,
+    bool, str) and default (``???`` if none), plus ``name``.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not in :data:`clarity_se.models.MODELS`, or an argument's type cannot be
+        expressed in the config.
+    """
+    if name == "convtasnet":
+        return ModelConfig
+    from clarity_se.models import get_model_class
+
+    cls = get_model_class(name)
+    hints = typing.get_type_hints(cls.__init__)
+    fields: list[tuple] = [("name", str, field(default=name))]
+    for pname, param in inspect.signature(cls.__init__).parameters.items():
+        if pname == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        hint = hints.get(pname, Any)
+        if hint not in (int, float, bool, str, Any):
+            raise ValueError(f"model.{pname}: type {hint} of {cls.__name__} is not configurable")
+        default = MISSING if param.default is inspect.Parameter.empty else param.default
+        fields.append((pname, hint, field(default=default)))
+    return dataclasses.make_dataclass(f"{cls.__name__}Config", fields)
+
+
+def _model_name(path: str | Path | None, overrides: list[str] | None) -> str:
+    """``model.name`` from the YAML file and the overrides (the last one wins)."""
+    name = "convtasnet"
+    try:
+        if path is not None and Path(path).is_file():
+            node = OmegaConf.load(path)
+            name = str(OmegaConf.select(node, "model.name", default=name))
+    except OmegaConfBaseException as exc:
+        raise ValueError(f"bad training config in {path}: {exc}") from None
+    for item in overrides or []:
+        key, _, value = item.partition("=")
+        if key.strip() == "model.name":
+            name = value.strip()
+    return name
 
 
 def load_train_config(
@@ -116,11 +185,20 @@ def load_train_config(
     """
     from clarity_se.config import merge_config
 
-    merged = merge_config(TrainConfig, path, overrides, what="training config")
+    name = _model_name(path, overrides)
+    try:
+        schema = TrainConfig(model=model_schema(name)())
+    except ValueError as exc:
+        raise ValueError(f"training config: model.name: {exc}") from None
+    merged = merge_config(schema, path, overrides, what="training config")
     if OmegaConf.is_missing(merged.data, "root"):
         raise ValueError("training config: data.root is required")
     if merged.optim.scheduler not in ("plateau", "cosine", "none"):
         raise ValueError(
             f"optim.scheduler: expected plateau|cosine|none, got {merged.optim.scheduler!r}"
         )
+    if merged.train.loss not in LOSSES:
+        raise ValueError(f"train.loss: expected one of {LOSSES}, got {merged.train.loss!r}")
+    if merged.data.view not in DATA_VIEWS:
+        raise ValueError(f"data.view: expected one of {DATA_VIEWS}, got {merged.data.view!r}")
     return merged

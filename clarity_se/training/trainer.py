@@ -1,9 +1,14 @@
-"""Training loop of the Conv-TasNet enhancer: single process or DistributedDataParallel.
+"""Training loop of the enhancement models: single process or DistributedDataParallel.
 
-* Loss: negative SI-SDR (Le Roux et al. 2019) of the target averaged over both ears for
-  ``n_src = 1``; uPIT (Kolbaek et al. 2017) over (target, residual) for ``n_src = 2``; with
-  ``train.preemphasis_weight > 0`` part of it is SI-SDR on pre-emphasised signals
-  (:mod:`clarity_se.losses.emphasis`).
+* Model: any registered model (:data:`clarity_se.models.MODELS`, ``model.name`` and its
+  constructor arguments). It maps ``mixture [batch, channels, time]`` to ``est_sources
+  [batch, n_src, 2, time]`` (Conv-TasNet), or to ``[batch, 2, time]`` (one estimate per ear,
+  read as ``n_src = 1``: DTLN). ``data.view=front_ears`` feeds mono models the resampled
+  front-microphone pair (:class:`~clarity_se.data.views.FrontEarsView`).
+* Loss (``train.loss``): negative SI-SDR (Le Roux et al. 2019) or negative SNR (the DTLN loss)
+  of the target averaged over both ears for ``n_src = 1``; uPIT (Kolbaek et al. 2017) over
+  (target, residual) for ``n_src = 2``; with ``train.preemphasis_weight > 0`` part of the SI-SDR
+  is on pre-emphasised signals (:mod:`clarity_se.losses.emphasis`).
 * Adam, global-norm gradient clipping, ReduceLROnPlateau on validation SI-SDR or cosine decay.
 * Validation: SI-SDR and SI-SDR improvement over the front-mic mixture (``CH1``) on the dev
   split, on the output chosen by :func:`~clarity_se.models.target_selection.select_target`.
@@ -38,7 +43,8 @@ from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
 from clarity_se.data.scene_segments import SceneSegmentDataset
-from clarity_se.losses import neg_si_sdr_emphasised, pit_loss, si_sdr
+from clarity_se.data.views import FrontEarsView
+from clarity_se.losses import neg_si_sdr_emphasised, pit_loss, si_sdr, snr
 from clarity_se.models import build_model
 from clarity_se.models.checkpoint import read_checkpoint, save_checkpoint
 from clarity_se.models.target_selection import pick_target
@@ -100,8 +106,15 @@ def setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return 0, 1, torch.device(device)
 
 
+def _neg_snr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    return -snr(est, ref)
+
+
 def compute_loss(
-    est_sources: torch.Tensor, sources: torch.Tensor, preemphasis_weight: float = 0.0
+    est_sources: torch.Tensor,
+    sources: torch.Tensor,
+    preemphasis_weight: float = 0.0,
+    loss: str = "si_sdr",
 ) -> torch.Tensor:
     """Training loss in dB (lower is better).
 
@@ -111,18 +124,43 @@ def compute_loss(
     preemphasis_weight : float
         Share of SI-SDR on pre-emphasised signals (``train.preemphasis_weight``; see
         :func:`clarity_se.losses.neg_si_sdr_emphasised`); 0 is plain SI-SDR.
+    loss : {"si_sdr", "neg_snr"}
+        Per-signal loss: negative SI-SDR (with the pre-emphasis share) or negative SNR
+        (Westhausen & Meyer 2020, the DTLN loss; ``preemphasis_weight`` must be 0).
 
     Returns
     -------
     Tensor []
         ``n_src == 1``: mean per-signal loss over batch and ears; otherwise the uPIT loss with
         the same per-signal loss.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``loss``, or a pre-emphasis share with ``neg_snr``.
     """
-    loss_fn = partial(neg_si_sdr_emphasised, weight=float(preemphasis_weight))
+    if loss == "si_sdr":
+        loss_fn = partial(neg_si_sdr_emphasised, weight=float(preemphasis_weight))
+    elif loss == "neg_snr":
+        if preemphasis_weight:
+            raise ValueError("train.preemphasis_weight applies to train.loss=si_sdr only")
+        loss_fn = _neg_snr
+    else:
+        raise ValueError(f"train.loss: expected si_sdr or neg_snr, got {loss!r}")
     if est_sources.shape[1] == 1:
         return loss_fn(est_sources, sources).mean()
     loss, _ = pit_loss(est_sources, sources, loss_fn)
     return loss
+
+
+def forward_sources(net: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
+    """``net(mixture)`` as ``est_sources [batch, n_src, 2, time]``.
+
+    A model returning ``[batch, 2, time]`` (one estimate per ear, e.g. DTLN) is read as one
+    source.
+    """
+    out = net(mixture)
+    return out.unsqueeze(1) if out.dim() == 3 else out
 
 
 @torch.no_grad()
@@ -155,7 +193,7 @@ def validate(
         item = dataset[i]
         mixture = item["mixture"][None].to(device)
         target = item["sources"][None, 0].to(device)
-        est = pick_target(model(mixture), model.sample_rate)
+        est = pick_target(forward_sources(model, mixture), model.sample_rate)
         values.append(si_sdr(est, target).mean().item())
         inputs.append(si_sdr(mixture[:, :2], target).mean().item())
     model.train(was_training)
@@ -210,6 +248,56 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def build_datasets(cfg: DictConfig) -> tuple:
+    """Training and validation datasets of ``cfg`` (``data.*``, ``model.*``).
+
+    Items are ``{"mixture": [channels, T], "sources": [n_src, 2, T]}``; any dataset yielding
+    that dict (with ``set_epoch`` and ``manifest`` if it has them) can stand in.
+
+    Returns
+    -------
+    train_set, dev_set : Dataset
+
+    Raises
+    ------
+    ValueError
+        No scenes, or a model sample rate the data view cannot provide.
+    """
+    n_src = int(cfg.model.get("n_src", 1))
+    train_set = SceneSegmentDataset(
+        cfg.data.root,
+        cfg.data.train_split,
+        n_src=n_src,
+        segment_s=cfg.data.segment_s,
+        target=cfg.data.target,
+        random_crop=True,
+        max_scenes=cfg.data.max_train_scenes,
+        seed=cfg.train.seed,
+        cache=cfg.data.cache,
+        remix_prob=cfg.data.remix_prob,
+        remix_gain_db=cfg.data.remix_gain_db,
+    )
+    dev_set = SceneSegmentDataset(
+        cfg.data.dev_root or cfg.data.root,
+        cfg.data.dev_split,
+        n_src=n_src,
+        segment_s=cfg.data.dev_segment_s,
+        target=cfg.data.target,
+        random_crop=False,
+        max_scenes=cfg.data.max_dev_scenes,
+        cache=cfg.data.cache,
+    )
+    if cfg.data.view == "front_ears":
+        train_set = FrontEarsView(train_set, int(cfg.model.sample_rate))
+        dev_set = FrontEarsView(dev_set, int(cfg.model.sample_rate))
+    if train_set.sample_rate != cfg.model.sample_rate:
+        raise ValueError(
+            f"model.sample_rate={cfg.model.sample_rate} but the data are {train_set.sample_rate} Hz"
+            " (data.view=front_ears resamples the front pair)"
+        )
+    return train_set, dev_set
+
+
 def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
     """Train (or resume training) the enhancer described by ``cfg``.
 
@@ -248,33 +336,7 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
         k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"
     }
     model = build_model(cfg.model.name, **model_args).to(device)
-    train_set = SceneSegmentDataset(
-        cfg.data.root,
-        cfg.data.train_split,
-        n_src=cfg.model.n_src,
-        segment_s=cfg.data.segment_s,
-        target=cfg.data.target,
-        random_crop=True,
-        max_scenes=cfg.data.max_train_scenes,
-        seed=cfg.train.seed,
-        cache=cfg.data.cache,
-        remix_prob=cfg.data.remix_prob,
-        remix_gain_db=cfg.data.remix_gain_db,
-    )
-    dev_set = SceneSegmentDataset(
-        cfg.data.root,
-        cfg.data.dev_split,
-        n_src=cfg.model.n_src,
-        segment_s=cfg.data.dev_segment_s,
-        target=cfg.data.target,
-        random_crop=False,
-        max_scenes=cfg.data.max_dev_scenes,
-        cache=cfg.data.cache,
-    )
-    if train_set.sample_rate != cfg.model.sample_rate:
-        raise ValueError(
-            f"model.sample_rate={cfg.model.sample_rate} but the data are {train_set.sample_rate} Hz"
-        )
+    train_set, dev_set = build_datasets(cfg)
     sampler = DistributedSampler(
         train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.train.seed, drop_last=True
     )
@@ -349,7 +411,12 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
             for batch in loader:
                 mixture = batch["mixture"].to(device, non_blocking=True)
                 sources = batch["sources"].to(device, non_blocking=True)
-                loss = compute_loss(net(mixture), sources, cfg.train.preemphasis_weight)
+                loss = compute_loss(
+                    forward_sources(net, mixture),
+                    sources,
+                    cfg.train.preemphasis_weight,
+                    cfg.train.loss,
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.optim.grad_clip > 0:

@@ -51,7 +51,7 @@ What is randomised, and the source of each range
 Each source is convolved (one FFT per signal, the microphone responses applied in the same
 frequency domain) after a pre-roll as long as its impulse response, so the segment is in
 reverberant steady state. The target utterance (silence-trimmed) is placed so that it covers
-at least ``min(length, 3/4 T)`` of the segment, like :class:`~clarity_se.training.data.
+at least ``min(length, 3/4 T)`` of the segment, like :class:`~clarity_se.data.scene_segments.
 SceneSegmentDataset`'s crops.
 
 Target definition (``target``): ``"target_CH1"`` (default, the reverberant target at the

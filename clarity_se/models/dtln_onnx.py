@@ -1,0 +1,315 @@
+"""ONNX export of DTLN as the reference deploys it, and a frame-by-frame onnxruntime runner.
+
+As in the reference's ``real_time_processing_onnx.py`` (breizhn/DTLN), the network is split in
+two sub-models with the LSTM states as explicit inputs and outputs, and the FFTs, framing and
+overlap-add stay outside (numpy):
+
+* ``model_1.onnx``: ``mags [batch, 1, n_feats]``, ``states_in [batch, n_layers, units, 2]``
+  -> ``mask [batch, 1, n_bins]``, ``states_out`` (core 1; the log and instant layer norm of
+  the hearing-aid variant are inside);
+* ``model_2.onnx``: ``frame [batch, 1, K]``, ``states_in`` -> ``segment [batch, 1, S]``,
+  ``states_out`` (core 2 with encoder, norm and decoder; the synthesis window of the hearing-aid
+  variant is inside).
+
+``states[..., 0]`` is the LSTM ``h``, ``states[..., 1]`` the ``c`` (the reference's layout).
+``batch`` is dynamic: one row per processed signal (the two ears of :class:`DTLNHearingAid`, or
+the channels given to :class:`DTLN`). ``dtln_onnx.json`` next to them records the model name and
+constructor arguments, from which :class:`OnnxDTLNStreamer` rebuilds the framing.
+
+The runner produces the same output as the PyTorch model (tested within 1e-4 in
+``tests/test_dtln.py``) and is what ``benchmarks/bench_enhancer.py`` times block by block.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+import torch
+from torch import Tensor, nn
+
+from clarity_se.dsp.lowdelay_stft import asymmetric_windows, num_frames
+from clarity_se.models.dtln import DTLN, DTLNHearingAid
+
+META_FILE = "dtln_onnx.json"
+OPSET = 17
+
+
+def _split(states: Tensor) -> tuple[Tensor, Tensor]:
+    """``[batch, n_layers, units, 2]`` -> ``(h, c)`` each ``[n_layers, batch, units]``."""
+    return (
+        states[..., 0].permute(1, 0, 2).contiguous(),
+        states[..., 1].permute(1, 0, 2).contiguous(),
+    )
+
+
+def _join(state: tuple[Tensor, Tensor]) -> Tensor:
+    """``(h, c)`` each ``[n_layers, batch, units]`` -> ``[batch, n_layers, units, 2]``."""
+    return torch.stack(state, dim=-1).permute(1, 0, 2, 3)
+
+
+class Core1Step(nn.Module):
+    """Sub-model 1 of a DTLN model: ``(mags, states_in) -> (mask, states_out)``."""
+
+    def __init__(self, model: DTLN | DTLNHearingAid) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, mags: Tensor, states: Tensor) -> tuple[Tensor, Tensor]:
+        """``mags [batch, frames, n_feats]``, ``states [batch, n_layers, units, 2]``."""
+        mask, state = self.model.core1_mask(mags, _split(states))
+        return mask, _join(state)
+
+
+class Core2Step(nn.Module):
+    """Sub-model 2 of a DTLN model: ``(frame, states_in) -> (segment, states_out)``."""
+
+    def __init__(self, model: DTLN | DTLNHearingAid) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame: Tensor, states: Tensor) -> tuple[Tensor, Tensor]:
+        """``frame [batch, frames, K]``, ``states [batch, n_layers, units, 2]``."""
+        segment, state = self.model.core2_segments(frame, _split(states))
+        return segment, _join(state)
+
+
+def _n_feats(model: DTLN | DTLNHearingAid) -> int:
+    return 3 * model.n_bins if isinstance(model, DTLNHearingAid) else model.n_bins
+
+
+def export_onnx(model: DTLN | DTLNHearingAid, out_dir: str | Path) -> dict[str, Path]:
+    """Write ``model_1.onnx``, ``model_2.onnx`` and ``dtln_onnx.json`` to ``out_dir``.
+
+    Parameters
+    ----------
+    model : DTLN or DTLNHearingAid
+        Trained model; left in eval mode, on CPU, float32 (its float64 STFT windows too).
+    out_dir : path-like
+        Created if missing.
+
+    Returns
+    -------
+    dict
+        ``{"model_1": path, "model_2": path, "meta": path}``.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not a DTLN model.
+    """
+    if not isinstance(model, (DTLN, DTLNHearingAid)):
+        raise ValueError(f"export_onnx: expected a DTLN model, got {type(model).__name__}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu().float()
+    batch = 2
+    hp = model.hparams
+    states = torch.zeros(batch, hp["n_layers"], hp["units"], 2)
+    paths = {"model_1": out / "model_1.onnx", "model_2": out / "model_2.onnx"}
+    dynamic = {"states_in": {0: "batch"}, "states_out": {0: "batch"}}
+    with torch.no_grad():
+        torch.onnx.export(
+            Core1Step(model).eval(), (torch.rand(batch, 1, _n_feats(model)), states),
+            paths["model_1"],
+            input_names=["mags", "states_in"], output_names=["mask", "states_out"],
+            dynamic_axes={"mags": {0: "batch"}, "mask": {0: "batch"}, **dynamic},
+            opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
+        torch.onnx.export(
+            Core2Step(model).eval(), (torch.randn(batch, 1, model.win_length), states),
+            paths["model_2"],
+            input_names=["frame", "states_in"], output_names=["segment", "states_out"],
+            dynamic_axes={"frame": {0: "batch"}, "segment": {0: "batch"}, **dynamic},
+            opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
+    from clarity_se.models import model_name
+
+    meta = {"model_name": model_name(model), "model_args": dict(hp), "opset": OPSET}
+    paths["meta"] = out / META_FILE
+    paths["meta"].write_text(json.dumps(meta, indent=1))
+    return paths
+
+
+class OnnxDTLNStreamer:
+    """Frame-by-frame DTLN with onnxruntime (numpy FFTs, two sessions, explicit states).
+
+    Parameters
+    ----------
+    export_dir : path-like
+        Folder written by :func:`export_onnx`.
+    threads : int
+        ``intra_op_num_threads`` of both sessions (1: one CPU core).
+
+    Notes
+    -----
+    Same input and output layout and framing as :class:`~clarity_se.models.dtln.DTLNStreamer`
+    but numpy in and out, one signal at a time: ``process(x)`` takes ``[6, n]`` (hearing-aid
+    variant) or ``[channels, n]`` (published) float32 and returns the final output samples
+    ``[2, m]`` / ``[channels, m]``; ``flush()`` the rest. Each complete hop of ``R`` samples runs
+    one frame: FFT(s), sub-model 1, inverse FFT, sub-model 2, overlap-add.
+
+    Raises
+    ------
+    ValueError
+        Missing or unreadable export folder, or input of the wrong shape.
+    """
+
+    def __init__(self, export_dir: str | Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        folder = Path(export_dir)
+        meta_path = folder / META_FILE
+        if not meta_path.is_file():
+            raise ValueError(f"{folder}: no {META_FILE} (write one with export_onnx)")
+        meta = json.loads(meta_path.read_text())
+        self.model_name, hp = meta["model_name"], meta["model_args"]
+        self.hearing_aid = self.model_name == "dtln_ha"
+        if self.hearing_aid:
+            K, R, S = hp["win_length"], hp["hop_length"], hp["synth_length"]
+            self.window: np.ndarray | None = asymmetric_windows(K, R, S)[0].astype(np.float32)
+        else:
+            K, R, S = hp["block_len"], hp["block_shift"], hp["block_len"]
+            self.window = None
+        self.K, self.R, self.S = K, R, S
+        self.n_layers, self.units = hp["n_layers"], hp["units"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.sessions = [
+            ort.InferenceSession(str(folder / f"model_{i}.onnx"), options,
+                                 providers=["CPUExecutionProvider"])  # fmt: skip
+            for i in (1, 2)
+        ]
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all state."""
+        self.in_buf: np.ndarray | None = None
+        self.pending: np.ndarray | None = None
+        self.acc: np.ndarray | None = None
+        self.states: list[np.ndarray] = []
+        self.n_in = self.n_out = self.n_frames = 0
+
+    def _signals(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or (self.hearing_aid and x.shape[0] != 6):
+            want = "[6, n]" if self.hearing_aid else "[channels, n]"
+            raise ValueError(f"x: expected shape {want}, got {tuple(x.shape)}")
+        if not self.hearing_aid:
+            return x
+        out = np.empty((5, x.shape[1]), dtype=np.float32)
+        out[:2] = x[:2]
+        np.subtract(x[0], x[1], out=out[2])
+        np.subtract(x[:2], x[4:6], out=out[3:5])
+        return out
+
+    def _frame(self, block: np.ndarray) -> np.ndarray | None:
+        K, R, S = self.K, self.R, self.S
+        buf = self.in_buf
+        buf[:, :-R] = buf[:, R:]
+        buf[:, -R:] = block
+        frames = buf if self.window is None else buf * self.window
+        spec = scipy.fft.rfft(frames, axis=-1)
+        mags = np.abs(spec)
+        if self.hearing_aid:
+            n_bins = mags.shape[1]
+            feats = self.feats
+            feats[:, 0, :n_bins] = mags[:2]
+            feats[:, 0, n_bins : 2 * n_bins] = mags[2]
+            feats[:, 0, 2 * n_bins :] = mags[3:5]
+            own = spec[:2]
+        else:
+            feats, own = mags[:, None], spec
+        mask, self.states[0] = self.sessions[0].run(
+            None, {"mags": feats, "states_in": self.states[0]}
+        )
+        est = scipy.fft.irfft(own * mask[:, 0], n=K, axis=-1)
+        segment, self.states[1] = self.sessions[1].run(
+            None, {"frame": est[:, None], "states_in": self.states[1]}
+        )
+        j = S // R
+        acc, slot = self.acc, self.n_frames % j  # ring buffer of j hops per output signal
+        seg = segment[:, 0].reshape(-1, j, R)
+        acc[:, slot:] += seg[:, : j - slot]  # hop i of the segment -> slot (slot + i) mod j
+        acc[:, :slot] += seg[:, j - slot :]
+        self.n_frames += 1
+        first = acc[:, slot].copy()  # the oldest hop is now complete
+        acc[:, slot] = 0.0
+        return first if self.n_frames >= j else None  # the first j - 1 precede sample 0
+
+    def _run(self, signals: np.ndarray) -> list[np.ndarray]:
+        if self.in_buf is None:
+            n_sig = signals.shape[0]
+            n_out = 2 if self.hearing_aid else n_sig
+            self.in_buf = np.zeros((n_sig, self.K), dtype=np.float32)
+            self.pending = np.zeros((n_sig, 0), dtype=np.float32)
+            zeros = np.zeros((n_out, self.n_layers, self.units, 2), dtype=np.float32)
+            self.states = [zeros, zeros.copy()]
+            self.acc = np.zeros((n_out, self.S // self.R, self.R), dtype=np.float32)
+            self.feats = np.zeros((n_out, 1, 3 * (self.K // 2 + 1)), dtype=np.float32)
+        self.pending = np.concatenate([self.pending, signals], axis=1)
+        out = []
+        while self.pending.shape[1] >= self.R:
+            block, self.pending = self.pending[:, : self.R], self.pending[:, self.R :]
+            piece = self._frame(block)
+            if piece is not None:
+                out.append(piece)
+        return out
+
+    def _collect(self, pieces: list[np.ndarray], n_rows: int) -> np.ndarray:
+        out = np.concatenate(pieces, axis=1) if pieces else np.zeros((n_rows, 0), np.float32)
+        self.n_out += out.shape[1]
+        return out
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Feed ``x [6, n]`` / ``[channels, n]``; return the final output samples."""
+        signals = self._signals(x)
+        self.n_in += signals.shape[1]
+        rows = 2 if self.hearing_aid else signals.shape[0]
+        return self._collect(self._run(signals), rows)
+
+    def flush(self) -> np.ndarray:
+        """End of signal: the remaining output (zero input beyond the end), then reset."""
+        if self.in_buf is None:
+            self.reset()
+            return np.zeros((2 if self.hearing_aid else 0, 0), dtype=np.float32)
+        rows = 2 if self.hearing_aid else self.in_buf.shape[0]
+        missing = num_frames(self.n_in, self.R, self.S) - self.n_frames
+        pad = missing * self.R - self.pending.shape[1]
+        zeros = np.zeros((self.in_buf.shape[0], max(pad, 0)), dtype=np.float32)
+        n_left = self.n_in - self.n_out
+        out = self._collect(self._run(zeros), rows)[:, :n_left]
+        self.reset()
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m clarity_se.models.dtln_onnx CHECKPOINT OUT_DIR``: export a DTLN checkpoint.
+
+    Returns 0, or 2 (with the reason on stderr) for a missing or non-DTLN checkpoint.
+    """
+    import argparse
+    import sys
+
+    from clarity_se.models.checkpoint import load_model
+
+    parser = argparse.ArgumentParser(description="export a DTLN checkpoint to two ONNX models")
+    parser.add_argument("checkpoint", help="a dtln or dtln_ha checkpoint (.pt)")
+    parser.add_argument("out_dir", help="folder for model_1.onnx, model_2.onnx, dtln_onnx.json")
+    args = parser.parse_args(argv)
+    try:
+        model, _ = load_model(args.checkpoint)
+        paths = export_onnx(model, args.out_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
