@@ -22,17 +22,29 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from clarity_se.data.render.randomised import MixerOptions
+
 #: training losses (``train.loss``)
 LOSSES = ("si_sdr", "neg_snr")
+#: where training items come from (``data.source``)
+DATA_SOURCES = ("scenes", "randomised")
 #: what the model reads (``data.view``)
 DATA_VIEWS = ("six_mics", "front_ears")
 
 
 @dataclass
 class DataConfig:
-    """``data.*``: where the training scenes are."""
+    """``data.*``: where the training items come from.
 
-    root: str = MISSING  #: folder holding clarity_data/ (same as path.root of the recipe)
+    ``source=scenes``: segments of rendered or CEC2 scenes under ``root``
+    (:class:`~clarity_se.data.scene_segments.SceneSegmentDataset`). ``source=randomised``:
+    items mixed on the fly by the domain-randomised mixer with the options ``randomised.*``
+    (:class:`~clarity_se.data.render.randomised.MixerOptions`); validation on ``dev_root``'s
+    rendered dev scenes if given, else on the mixer's validation split (held-out talkers).
+    """
+
+    source: str = "scenes"  #: scenes | randomised
+    root: str = ""  #: folder holding clarity_data/ (same as path.root of the recipe)
     train_split: str = "train"
     dev_split: str = "dev"
     target: str = "target_CH1"  #: or target_anechoic_CH1 (rescaled to the reverberant RMS)
@@ -50,6 +62,11 @@ class DataConfig:
     #: resampled to model.sample_rate, mixture [2, T'] and sources [n_src, 2, T'] (mono models
     #: such as the published 16 kHz DTLN, run once per ear)
     view: str = "six_mics"
+    #: the mixer's options (source=randomised); n_src, segment_s, target and seed come from
+    #: model.n_src, data.segment_s, data.target and train.seed
+    randomised: MixerOptions = field(default_factory=MixerOptions)
+    #: validation items of the mixer's validation split (source=randomised, no dev_root)
+    dev_items: int = 64
 
 
 @dataclass
@@ -191,8 +208,12 @@ def load_train_config(
     except ValueError as exc:
         raise ValueError(f"training config: model.name: {exc}") from None
     merged = merge_config(schema, path, overrides, what="training config")
-    if OmegaConf.is_missing(merged.data, "root"):
-        raise ValueError("training config: data.root is required")
+    if merged.data.source not in DATA_SOURCES:
+        raise ValueError(
+            f"data.source: expected one of {DATA_SOURCES}, got {merged.data.source!r}"
+        )
+    if merged.data.source == "scenes" and not merged.data.root:
+        raise ValueError("training config: data.root is required (or data.source=randomised)")
     if merged.optim.scheduler not in ("plateau", "cosine", "none"):
         raise ValueError(
             f"optim.scheduler: expected plateau|cosine|none, got {merged.optim.scheduler!r}"

@@ -264,29 +264,46 @@ def build_datasets(cfg: DictConfig) -> tuple:
         No scenes, or a model sample rate the data view cannot provide.
     """
     n_src = int(cfg.model.get("n_src", 1))
-    train_set = SceneSegmentDataset(
-        cfg.data.root,
-        cfg.data.train_split,
-        n_src=n_src,
-        segment_s=cfg.data.segment_s,
-        target=cfg.data.target,
-        random_crop=True,
-        max_scenes=cfg.data.max_train_scenes,
-        seed=cfg.train.seed,
-        cache=cfg.data.cache,
-        remix_prob=cfg.data.remix_prob,
-        remix_gain_db=cfg.data.remix_gain_db,
-    )
-    dev_set = SceneSegmentDataset(
-        cfg.data.dev_root or cfg.data.root,
-        cfg.data.dev_split,
-        n_src=n_src,
-        segment_s=cfg.data.dev_segment_s,
-        target=cfg.data.target,
-        random_crop=False,
-        max_scenes=cfg.data.max_dev_scenes,
-        cache=cfg.data.cache,
-    )
+    if cfg.data.source == "randomised":
+        from clarity_se.data.render.randomised import build_training_dataset
+
+        common = dict(n_src=n_src, target=cfg.data.target)
+        train_set = build_training_dataset(
+            cfg.data.randomised, split="train", seed=int(cfg.train.seed),
+            segment_s=float(cfg.data.segment_s), **common,
+        )  # fmt: skip
+        if not cfg.data.dev_root:
+            dev_set = build_training_dataset(
+                cfg.data.randomised, split="validation", n_items=int(cfg.data.dev_items),
+                segment_s=float(cfg.data.dev_segment_s) or 4.0, **common,
+            )  # fmt: skip
+    else:
+        if not cfg.data.root:
+            raise ValueError("data.root is required with data.source=scenes")
+        train_set = SceneSegmentDataset(
+            cfg.data.root,
+            cfg.data.train_split,
+            n_src=n_src,
+            segment_s=cfg.data.segment_s,
+            target=cfg.data.target,
+            random_crop=True,
+            max_scenes=cfg.data.max_train_scenes,
+            seed=cfg.train.seed,
+            cache=cfg.data.cache,
+            remix_prob=cfg.data.remix_prob,
+            remix_gain_db=cfg.data.remix_gain_db,
+        )
+    if cfg.data.source == "scenes" or cfg.data.dev_root:
+        dev_set = SceneSegmentDataset(
+            cfg.data.dev_root or cfg.data.root,
+            cfg.data.dev_split,
+            n_src=n_src,
+            segment_s=cfg.data.dev_segment_s,
+            target=cfg.data.target,
+            random_crop=False,
+            max_scenes=cfg.data.max_dev_scenes,
+            cache=cfg.data.cache,
+        )
     if cfg.data.view == "front_ears":
         train_set = FrontEarsView(train_set, int(cfg.model.sample_rate))
         dev_set = FrontEarsView(dev_set, int(cfg.model.sample_rate))
