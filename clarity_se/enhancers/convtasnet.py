@@ -1,11 +1,15 @@
 """``enhancer.name=convtasnet``: the causal multi-channel Conv-TasNet of a checkpoint.
 
-The output is ``(1 - a) * estimate + a * mixture_CH1`` with ``a = enhancer.residual_mix``
-(default 0.1): keeping a little of the front-mic mixture masks the separation artefacts that
-HASQI and HASPI penalise. With ``enhancer.mirror_average`` (default true) the estimate is the
-mean of the model's estimate and that of the left/right-mirrored microphones (a two-member
-test-time ensemble, causal, at twice the compute). A 2-source model's target is chosen by
-:func:`clarity_se.models.target_selection.pick_target`.
+The model's outputs go through :class:`~clarity_se.enhancers.guard.FrontalGuard`: block by
+block and causally, the output with the largest frontal interaural coherence is the target
+(uPIT models with ``n_src >= 2``), and when no output is frontal (a target talking from the
+side, or an unsure model) the front-microphone mixture fades back in, so that the speech that
+is there is not removed (``enhancer.guard``, default true). The result is then
+``(1 - a) * estimate + a * mixture_CH1`` with ``a = enhancer.residual_mix`` (default 0.1):
+keeping a little of the front-mic mixture masks the separation artefacts that HASQI and HASPI
+penalise. With ``enhancer.mirror_average`` (default true) the result is the mean of that of the
+model and of the left/right-mirrored microphones (a two-member test-time ensemble, causal, at
+twice the compute). The whole-signal path is the streaming path run over the signal.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ class ConvTasNetEnhancer:
         Fraction ``a`` in ``[0, 1]`` of the front-mic mixture mixed back into the output.
     mirror_average : bool
         Average with ``mirror(model(mirror(mixture)))`` (left and right swapped).
+    guard : bool
+        Causal target selection with the do-no-harm fallback
+        (:class:`~clarity_se.enhancers.guard.FrontalGuard`); False: the first output as is.
 
     Raises
     ------
@@ -58,6 +65,8 @@ class ConvTasNetEnhancer:
         chunk_s: float = 0.0,
         residual_mix: float = 0.0,
         mirror_average: bool = False,
+        *,
+        guard: bool = True,
     ) -> None:
         import torch
 
@@ -75,6 +84,10 @@ class ConvTasNetEnhancer:
             raise ValueError(f"{self.path}: model is for {payload['sample_rate']} Hz, need 44100")
         self.device = torch.device(device)
         self.chunk = int(round(chunk_s * SAMPLE_RATE)) if chunk_s > 0 else 0
+        from clarity_se.enhancers.guard import GuardOptions
+
+        self.guard_options = GuardOptions(enabled=bool(guard))
+        self.last_fired: dict = {}
         logger.info("enhance: %s (%s) on %s", self.path, payload["model_args"], device)
 
     @property
@@ -83,78 +96,93 @@ class ConvTasNetEnhancer:
         return int(self.model.latency_samples)
 
     def __call__(self, mixture: np.ndarray) -> np.ndarray:
-        """Enhance ``mixture [6, time]`` -> ``[2, time]`` float32."""
-        import torch
+        """Enhance ``mixture [6, time]`` -> ``[2, time]`` float32 (the streaming path)."""
+        from clarity_se.enhancers.base import run_streamer
 
-        from clarity_se.models.streaming import enhance_in_chunks
-        from clarity_se.models.target_selection import pick_target
-
-        mix = torch.from_numpy(check_mixture(mixture))
-        with torch.inference_mode():
-            est = enhance_in_chunks(self.model, mix[None].to(self.device), self.chunk)
-            out = pick_target(est, SAMPLE_RATE)[0].cpu()
-            if self.mirror_average:
-                est = enhance_in_chunks(
-                    self.model, mix[MIRROR_ROWS][None].to(self.device), self.chunk
-                )
-                out = 0.5 * (out + pick_target(est, SAMPLE_RATE)[0].cpu()[[1, 0]])
-        if self.residual_mix > 0:
-            out = (1 - self.residual_mix) * out + self.residual_mix * mix[:2]
-        return out.contiguous().numpy().astype(np.float32)
+        mixture = check_mixture(mixture)
+        block = self.chunk if self.chunk > 0 else max(mixture.shape[1], 1)
+        return run_streamer(self.streamer(), mixture, block)
 
     def streamer(self) -> BlockStreamer:
-        """Block-by-block processing with the model's carried state (1-source models)."""
+        """Block-by-block processing with the model's carried state and the guard's."""
         return _ConvTasNetStreamer(self)
+
+    def guard_report(self) -> dict:
+        """How often the do-no-harm rule fired in the last signal (share of 10 ms blocks whose
+        estimate weight fell below 0.5), per pass."""
+        return dict(self.last_fired)
 
 
 class _ConvTasNetStreamer:
-    """:class:`~clarity_se.enhancers.base.BlockStreamer` over :class:`StreamingEnhancer`."""
+    """:class:`~clarity_se.enhancers.base.BlockStreamer`: model streams, then the guard."""
 
     def __init__(self, enhancer: ConvTasNetEnhancer) -> None:
+        from clarity_se.enhancers.guard import FrontalGuard
         from clarity_se.models.streaming import StreamingEnhancer
 
-        if enhancer.model.n_src != 1:
-            raise ValueError("streaming needs a 1-source model (target selection is per signal)")
         self.enhancer = enhancer
-        self.streams = [StreamingEnhancer(enhancer.model)]
-        if enhancer.mirror_average:
-            self.streams.append(StreamingEnhancer(enhancer.model))
+        n_pass = 2 if enhancer.mirror_average else 1
+        self.streams = [StreamingEnhancer(enhancer.model) for _ in range(n_pass)]
+        self.guards = [FrontalGuard(enhancer.model.n_src, SAMPLE_RATE, enhancer.guard_options)
+                       for _ in range(n_pass)]  # fmt: skip
         self.reset()
 
     def reset(self) -> None:
-        for s in self.streams:
-            s.reset()
-        self.mix_buf = np.zeros((2, 0), dtype=np.float32)
+        for stream, guard in zip(self.streams, self.guards, strict=True):
+            stream.reset()
+            guard.reset()
+        n_src = self.enhancer.model.n_src
+        self.est = [np.zeros((n_src, 2, 0), np.float32) for _ in self.streams]
+        self.mix = np.zeros((2, 0), np.float32)
+        self.mirrored_mix = np.zeros((2, 0), np.float32)
 
-    def _combine(self, outs: list, n: int) -> np.ndarray:
-        out = outs[0][0, 0]
-        if len(outs) > 1:
-            out = 0.5 * (out + outs[1][0, 0][[1, 0]])
-        out = out.numpy().astype(np.float32)
-        a = self.enhancer.residual_mix
-        if a > 0:
-            out = (1 - a) * out + a * self.mix_buf[:, : out.shape[1]]
-        self.mix_buf = self.mix_buf[:, out.shape[1] :]
-        return out
+    def _blocks(self, final: bool) -> np.ndarray:
+        """Guard every complete block (and, at the end, the rest); combine the passes."""
+        block = self.guards[0].block
+        ready = min(e.shape[-1] for e in self.est)
+        n = ready if final else ready - ready % block
+        pieces = []
+        for start in range(0, n, block):
+            stop = min(start + block, n)
+            outs = [guard.process(est[..., start:stop], mix[:, start:stop])
+                    for guard, est, mix in zip(self.guards, self.est,
+                                               (self.mix, self.mirrored_mix), strict=False)]
+            out = outs[0] if len(outs) == 1 else 0.5 * (outs[0] + outs[1][[1, 0]])
+            a = self.enhancer.residual_mix
+            if a > 0:
+                out = (1 - a) * out + a * self.mix[:, start:stop]
+            pieces.append(out.astype(np.float32))
+        self.est = [e[..., n:] for e in self.est]
+        self.mix, self.mirrored_mix = self.mix[:, n:], self.mirrored_mix[:, n:]
+        return np.concatenate(pieces, axis=1) if pieces else np.zeros((2, 0), np.float32)
+
+    def _append(self, outs) -> None:
+        self.est = [np.concatenate([e, o[0].numpy()], axis=-1)
+                    for e, o in zip(self.est, outs, strict=True)]  # fmt: skip
 
     def process(self, block: np.ndarray) -> np.ndarray:
         import torch
 
         block = check_mixture(block, "block")
-        self.mix_buf = np.concatenate([self.mix_buf, block[:2]], axis=1)
+        self.mix = np.concatenate([self.mix, block[:2]], axis=1)
+        self.mirrored_mix = np.concatenate([self.mirrored_mix, block[[1, 0]]], axis=1)
         x = torch.from_numpy(block)[None].to(self.enhancer.device)
         with torch.inference_mode():
-            outs = [self.streams[0].process(x)]
+            outs = [self.streams[0].process(x).cpu()]
             if len(self.streams) > 1:
-                outs.append(self.streams[1].process(x[:, MIRROR_ROWS]))
-        return self._combine([o.cpu() for o in outs], block.shape[1])
+                outs.append(self.streams[1].process(x[:, MIRROR_ROWS]).cpu())
+        self._append(outs)
+        return self._blocks(final=False)
 
     def flush(self) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            outs = [s.flush().cpu() for s in self.streams]
-        out = self._combine(outs, 0)
+            self._append([s.flush().cpu() for s in self.streams])
+        out = self._blocks(final=True)
+        self.enhancer.last_fired = {
+            ("mirrored" if i else "direct"): g.fired_fraction() for i, g in enumerate(self.guards)
+        }
         self.reset()
         return out
 
@@ -167,4 +195,5 @@ def _build(options: Any) -> ConvTasNetEnhancer:
         float(options.chunk_s),
         float(options.residual_mix),
         bool(options.mirror_average),
+        guard=bool(options.get("guard", True)),
     )
