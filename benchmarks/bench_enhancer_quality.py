@@ -18,7 +18,9 @@ and every system of ``--systems`` (a registered enhancer name, or ``name/variant
 
 Writes ``--out`` (default ``results/benchmarks/enhancer_quality.json``) with per-system means
 and paired differences to pass-through (mean, 95 % t-interval, scenes/pairs improved, worst
-pair) -- one leaderboard over the same scenes.
+pair) -- one leaderboard over the same scenes -- for all scenes and, where the scene metadata
+say so (held-out sets of ``clarity-se demo-data --acoustic-model``), separately for scenes
+whose target is in front and to the side. ``--root`` may point at such a pre-rendered set.
 
     .venv/bin/python benchmarks/bench_enhancer_quality.py [--systems convtasnet dtln]
         [--dev-scenes 12] [--seed 1] [--rng fast] [--no-evaluate]
@@ -211,25 +213,39 @@ def main() -> int:
                 entry[metric] = float(scores[system][metric].mean())
             entry["pairs"] = len(scores[system])
         result["systems"][system] = entry
+    # scene types: the held-out sets of `clarity-se demo-data --acoustic-model` mark whether
+    # the target is in front of the listener (CEC2 scenes always are)
+    in_front = {s: bool(scene.extra.get("target_in_front", True)) for s, scene in scenes.items()}
+    groups = {"all": set(scenes), "front": {s for s in scenes if in_front[s]},
+              "side": {s for s in scenes if not in_front[s]}}  # fmt: skip
+    result["scene_types"] = {k: len(v) for k, v in groups.items()}
     result["vs_passthrough"] = {}
     for system in systems[1:]:
-        paired: dict = {}
-        for key in ("target_CH1", "anechoic"):
-            delta = np.array([per_scene[system][key][s] - per_scene[BASELINE][key][s]
-                              for s in scenes])  # fmt: skip
-            paired[f"si_sdr_{key}_improvement_db"] = mean_ci(delta)
-            paired[f"si_sdr_{key}_improved_scenes"] = int((delta > 0).sum())
-        if not args.no_evaluate:
-            merged = scores[system].merge(
-                scores[BASELINE], on=["scene", "listener"], suffixes=("", "_base")
-            )
-            for metric in ("combined", "haspi", "hasqi"):
-                delta = (merged[metric] - merged[f"{metric}_base"]).to_numpy()
-                paired[f"{metric}_improvement"] = mean_ci(delta)
-            delta = (merged["combined"] - merged["combined_base"]).to_numpy()
-            paired["combined_improved_pairs"] = int((delta > 0).sum())
-            paired["combined_worst_pair_delta"] = float(delta.min())
-        result["vs_passthrough"][system] = paired
+        by_group: dict = {}
+        for group, members in groups.items():
+            if not members:
+                continue
+            paired: dict = {"scenes": len(members)}
+            for key in ("target_CH1", "anechoic"):
+                delta = np.array([per_scene[system][key][s] - per_scene[BASELINE][key][s]
+                                  for s in scenes if s in members])  # fmt: skip
+                paired[f"si_sdr_{key}_improvement_db"] = mean_ci(delta)
+                paired[f"si_sdr_{key}_improved_scenes"] = int((delta > 0).sum())
+                paired[f"si_sdr_{key}_worst_scene_delta_db"] = float(delta.min())
+            if not args.no_evaluate:
+                merged = scores[system].merge(
+                    scores[BASELINE], on=["scene", "listener"], suffixes=("", "_base")
+                )
+                merged = merged[merged["scene"].isin(members)]
+                for metric in ("combined", "haspi", "hasqi"):
+                    delta = (merged[metric] - merged[f"{metric}_base"]).to_numpy()
+                    paired[f"{metric}_improvement"] = mean_ci(delta)
+                delta = (merged["combined"] - merged["combined_base"]).to_numpy()
+                paired["pairs"] = int(delta.size)
+                paired["combined_improved_pairs"] = int((delta > 0).sum())
+                paired["combined_worst_pair_delta"] = float(delta.min()) if delta.size else None
+            by_group[group] = paired
+        result["vs_passthrough"][system] = by_group
     result["per_scene_si_sdr_db"] = per_scene
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
