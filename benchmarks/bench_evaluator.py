@@ -16,7 +16,11 @@ difference to the reference (compat must be < 1e-4).
 Writes ``results/benchmarks/evaluator.json``.
 
     .venv/bin/python benchmarks/bench_evaluator.py [--scenes 4] [--workers 1,2] [--batch-sizes 3]
-        [--device cpu] [--render-seed S]
+        [--device cpu] [--render-seed S] [--against-rev REV]
+
+``--against-rev REV`` runs every configuration a second time with the ``clarity_se`` of git
+revision ``REV`` (a temporary worktree), interleaved with ours on the same files, and reports
+the time ratio and the largest difference in combined score.
 
 Without a reference interpreter (``--ref-python ''``) only our timings are written.
 
@@ -158,15 +162,21 @@ def run_ours(
     *,
     exp: Path | None = None,
     small_test: bool = False,
+    code_dir: Path = REPO,
+    tag: str = "",
 ) -> tuple[float, pd.DataFrame]:
-    """Run ``clarity-se evaluate`` in a fresh exp folder; return (seconds, scores)."""
-    exp = exp or root / f"exp_{rng}_b{batch_size}_w{workers}_{device}"
+    """Run ``clarity-se evaluate`` in a fresh exp folder; return (seconds, scores).
+
+    ``code_dir`` is the checkout whose ``clarity_se`` runs (``python -m clarity_se.cli`` started
+    there, with it first on ``PYTHONPATH``): this repository, or a worktree of ``--against-rev``.
+    """
+    exp = exp or root / f"exp{tag}_{rng}_b{batch_size}_w{workers}_{device}"
     (exp / "enhanced_signals").mkdir(parents=True, exist_ok=True)
     for f in (root / "exp" / "enhanced_signals").iterdir():
         target = exp / "enhanced_signals" / f.name
         if not target.exists():
             os.link(f, target)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(code_dir))
     cmd = [
         sys.executable,
         "-m",
@@ -181,7 +191,7 @@ def run_ours(
         f"evaluate.small_test={small_test}",
     ]
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=REPO)
+    subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=code_dir)
     return time.perf_counter() - t0, pd.read_csv(exp / "scores.csv")
 
 
@@ -204,7 +214,19 @@ def main() -> int:
     parser.add_argument(
         "--render-seed", type=int, default=None, help="render the scenes with this seed instead"
     )
+    parser.add_argument(
+        "--against-rev",
+        default=None,
+        help="also run each configuration with the clarity_se of this git revision (a temporary "
+        "worktree), interleaved with ours, and report the time ratio and the largest score "
+        "difference",
+    )
     args = parser.parse_args()
+    other = None
+    if args.against_rev:
+        other = Path(tempfile.mkdtemp(prefix="bench_eval_rev_"))
+        subprocess.run(["git", "worktree", "add", "--detach", str(other), args.against_rev],
+                       check=True, cwd=REPO, capture_output=True)  # fmt: skip
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_eval_"))
     root.mkdir(parents=True, exist_ok=True)
@@ -226,12 +248,16 @@ def main() -> int:
             "python": sys.version.split()[0],
         },
         "runs": [],
+        "against_rev": args.against_rev,
     }
     # Warm-up (untimed): the first run after an install or a source change compiles and caches
     # the numba kernels (tens of seconds); timing it would measure the compiler, not the evaluator.
     warm = root / "warmup"
     if not warm.exists():
         run_ours(root, "compat", 3, 1, args.device, exp=warm, small_test=True)
+    if other is not None and not (root / "warmup_rev").exists():
+        run_ours(root, "compat", 3, 1, args.device, exp=root / "warmup_rev", small_test=True,
+                 code_dir=other)  # fmt: skip
     ref_scores = None
     if args.ref_python and Path(args.ref_python).exists():
         seconds, ref_scores = run_reference(args.ref_python, root)
@@ -269,8 +295,23 @@ def main() -> int:
                 run[f"mean_diff_{metric}"] = float(
                     (merged[metric] - merged[f"{metric}_ref"]).mean()
                 )
+        if other is not None:
+            rev_seconds, rev_scores = run_ours(
+                root, rng, batch, workers, args.device, code_dir=other, tag="_rev"
+            )
+            merged = scores.merge(rev_scores, on=["scene", "listener"], suffixes=("", "_rev"))
+            run["against_rev"] = {
+                "seconds": rev_seconds,
+                "pairs_per_s": n_pairs / rev_seconds,
+                "time_ratio_ours_over_rev": seconds / rev_seconds,
+                "max_abs_diff_combined": float(
+                    np.abs(merged["combined"] - merged["combined_rev"]).max()
+                ),
+            }
         result["runs"].append(run)
         print(json.dumps(run), flush=True)
+    if other is not None:
+        subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=REPO, check=False)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
