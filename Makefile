@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install sysdeps lint bench clean
+.PHONY: demo test test-golden install sysdeps lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +24,20 @@ sysdeps:
 	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	    else echo "please install chromium (headless browser used by tests/test_report.py)"; fi; }
 
+# Lint, the layer contract (.importlinter), the docstring examples, then the tests.
 test: $(STAMP) sysdeps
+	$(BIN)/python -m ruff check clarity_se tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q --doctest-modules clarity_se
 	$(BIN)/python -m pytest -q tests
+
+# The tests that compare with fixtures made on another machine, again with numba compiled for
+# a generic x86-64 target (no FMA/AVX) and 1 and 2 torch threads (run by .ci/run).
+test-golden: $(STAMP)
+	NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$$(mktemp -d) CLARITY_SE_TEST_THREADS=1 \
+	  $(BIN)/python -m pytest -q -m golden -p no:cacheprovider tests
+	NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$$(mktemp -d) CLARITY_SE_TEST_THREADS=2 \
+	  $(BIN)/python -m pytest -q -m golden -p no:cacheprovider tests
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check clarity_se tests benchmarks

@@ -9,11 +9,10 @@ the whole-clip output (tolerance 1e-5, the brief's streaming bound).
 from __future__ import annotations
 
 import numpy as np
+from conftest import STREAM_TOL
 
 from clarity_se.aec import MAX_LATENCY_S, SAMPLE_RATE
 from clarity_se.aec.framing import run_streamer
-
-STREAM_TOL = 1e-5
 
 
 def echo_clip(n_time: int, seed: int = 0, delay: int = 40) -> tuple[np.ndarray, np.ndarray]:

@@ -8,10 +8,9 @@ compares with the whole-signal output (tolerance 1e-5, the brief's streaming bou
 from __future__ import annotations
 
 import numpy as np
+from conftest import STREAM_TOL
 
 from clarity_se.enhancers.base import N_MICS, run_streamer
-
-STREAM_TOL = 1e-5
 
 
 def random_mixture(n_time: int, seed: int = 0) -> np.ndarray:

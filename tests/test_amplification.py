@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import GOLDEN_COMPRESSOR_ABS, GOLDEN_FIR_ABS, GOLDEN_PAIR_ABS
 
 from clarity_se.amplification.compressor import Compressor, plot_level_curve, static_curve
 from clarity_se.amplification.hearing_aid import amplify
@@ -22,12 +23,14 @@ from clarity_se.amplification.nalr import NALR_FREQS_HZ, apply_fir, design_nalr_
 from clarity_se.config import load_config
 from clarity_se.data.audiogram import Audiogram, Listener
 
+pytestmark = pytest.mark.golden
+
 FIXTURE = Path(__file__).parent / "fixtures" / "amplify_golden.npz"
 FS = 44100
-#: Agreement with pyclarity (absolute): FIR taps, compressor output (float64), HA output WAV.
-TOL_FIR = 1e-10
-TOL_COMPRESSOR = 1e-9
-TOL_PAIR = 1e-6
+#: Agreement with pyclarity (absolute; set and justified in tests/conftest.py).
+TOL_FIR = GOLDEN_FIR_ABS
+TOL_COMPRESSOR = GOLDEN_COMPRESSOR_ABS
+TOL_PAIR = GOLDEN_PAIR_ABS
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,10 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
+from conftest import GOLDEN_DRIFT, GOLDEN_F64, GOLDEN_F64_CHAIN, GOLDEN_GAMMATONE, GOLDEN_SCAN
 
+from clarity_se.dsp.iir import lfilter, repeated_pole_filter
+from clarity_se.dsp.resample import resample_24khz, resampled_length
 from clarity_se.ear_model.align import input_align
 from clarity_se.ear_model.compression import env_compress_basilar_membrane
 from clarity_se.ear_model.gammatone import (
@@ -36,17 +39,16 @@ from clarity_se.ear_model.gammatone import (
     gammatone_bandwidth_demodulation,
     gammatone_basilar_membrane,
 )
-from clarity_se.dsp.iir import lfilter, repeated_pole_filter
 from clarity_se.ear_model.loss import center_frequency, loss_parameters
 from clarity_se.ear_model.middle_ear import middle_ear
-from clarity_se.dsp.resample import resample_24khz, resampled_length
 
 FIXTURES = Path(__file__).parent / "fixtures"
-EXACT = 1e-12
-RESAMPLE = 1e-10
-GAMMATONE = 2e-9
-SCAN = 1e-6
-DRIFT = 1e-9
+EXACT = GOLDEN_F64
+RESAMPLE = GOLDEN_F64_CHAIN
+GAMMATONE = GOLDEN_GAMMATONE
+SCAN = GOLDEN_SCAN
+DRIFT = GOLDEN_DRIFT
+pytestmark = pytest.mark.golden
 LEVEL1 = 65.0
 FS = 24000.0
 

@@ -18,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import GOLDEN_EAR_RESAMPLED, GOLDEN_F64_CHAIN
 
 from clarity_se.ear_model import EarModelOutput, ear_model
 from clarity_se.metrics.hasqi import ear_model_nalr_fir
 from clarity_se.random import PairRandom
+
+pytestmark = pytest.mark.golden
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(
@@ -47,7 +50,7 @@ def load(case):
 
 
 def tolerance(c):
-    return 1e-10 if c["ref_sr"] == c["proc_sr"] == 24000 else 1e-7
+    return GOLDEN_F64_CHAIN if c["ref_sr"] == c["proc_sr"] == 24000 else GOLDEN_EAR_RESAMPLED
 
 
 def run_one(c, **kw):

@@ -130,8 +130,8 @@ def test_convtasnet_checkpoint_whole_and_chunked(dataset, tmp_path):
 
 def test_mirror_average_is_left_right_equivariant(dataset, tmp_path):
     """Mirrored scene in -> ears swapped out; and the average differs from one pass."""
-    from clarity_se.enhancers.convtasnet import ConvTasNetEnhancer
     from clarity_se.data.cec2 import CEC2Dataset
+    from clarity_se.enhancers.convtasnet import ConvTasNetEnhancer
 
     root, scenes = dataset
     torch.manual_seed(1)

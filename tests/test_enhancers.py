@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from enhancer_contract import check_latency, check_shapes, check_streaming
 from omegaconf import OmegaConf
 
 from clarity_se.config import EnhancerConfig
 from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer, enhancer_names
 from clarity_se.models import build_model
 from clarity_se.models.checkpoint import save_checkpoint
-from enhancer_contract import check_latency, check_shapes, check_streaming
 
 
 def _options(**kw):

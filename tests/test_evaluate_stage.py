@@ -26,6 +26,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _eval_tree import SCENES_LISTENERS, make_eval_tree  # noqa: E402
+from conftest import GOLDEN_STAGE_SCORE_ABS  # noqa: E402
 
 from clarity_se.cli import main as cli_main  # noqa: E402
 from clarity_se.config import load_config  # noqa: E402
@@ -35,8 +36,8 @@ from clarity_se.stages.evaluate import OFFICIAL_HEADER, run_evaluate  # noqa: E4
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = REPO / "recipes" / "icassp_2023" / "baseline" / "config.yaml"
 GOLDEN = Path(__file__).parent / "fixtures" / "evaluate_stage_golden.json"
-#: compat scores vs pyclarity: same draws, float64 throughout; observed differences ~1e-9.
-GOLDEN_ATOL = 1e-6
+#: compat scores vs pyclarity (tests/conftest.py)
+GOLDEN_ATOL = GOLDEN_STAGE_SCORE_ABS
 PAIRS = [(s, lis) for s, listeners in SCENES_LISTENERS.items() for lis in listeners]
 
 
@@ -84,6 +85,7 @@ def reference(tree, tmp_path_factory):
     }
 
 
+@pytest.mark.golden
 def test_compat_equals_pyclarity_recipe(tree, reference):
     golden = json.loads(GOLDEN.read_text())
     scene_dir = tree["root"] / "clarity_data" / "dev" / "scenes"

@@ -20,9 +20,9 @@ from nbclient import NotebookClient
 
 from clarity_se.config import load_config
 from clarity_se.data.scene import make_scene_listener_list, read_scenes_listeners
-from clarity_se.stages.evaluate import OFFICIAL_HEADER
-from clarity_se.report import build_report
 from clarity_se.provenance import environment
+from clarity_se.report import build_report
+from clarity_se.stages.evaluate import OFFICIAL_HEADER
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "results.ipynb"

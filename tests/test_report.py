@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -9,12 +10,12 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+from _cec2_tree import make_scene
 
 from clarity_se.cli import main as cli_main
 from clarity_se.data.audiogram import Audiogram, Listener, save_listeners
 from clarity_se.data.scene import save_scenes
 from clarity_se.report import build_report, mean_ci, read_scores
-from _cec2_tree import make_scene
 
 
 def _write_system(folder, pairs, rng, offset):
@@ -24,7 +25,9 @@ def _write_system(folder, pairs, rng, offset):
     frame = pd.DataFrame(pairs, columns=["scene", "listener"])
     frame["combined"] = 0.5 * (haspi + hasqi)
     frame["haspi"], frame["hasqi"] = haspi, hasqi
-    frame[["scene", "listener", "combined", "haspi", "hasqi"]].to_csv(folder / "scores.csv", index=False)
+    frame[["scene", "listener", "combined", "haspi", "hasqi"]].to_csv(
+        folder / "scores.csv", index=False
+    )
     return frame
 
 
@@ -40,14 +43,28 @@ def results(tmp_path):
     for i, s in enumerate(scenes):
         scene = make_scene(s)
         kinds = ("speech", ["noise", "music"][i % 2])
-        records.append(dataclasses.replace(
-            scene, snr_db=float(-10 + 2 * i),
-            interferers=tuple(dataclasses.replace(it, type=k)
-                              for it, k in zip(scene.interferers, kinds, strict=True))))
+        records.append(
+            dataclasses.replace(
+                scene,
+                snr_db=float(-10 + 2 * i),
+                interferers=tuple(
+                    dataclasses.replace(it, type=k)
+                    for it, k in zip(scene.interferers, kinds, strict=True)
+                ),
+            )
+        )
     save_scenes(meta / "scenes.dev.json", records)
-    save_listeners(meta / "listeners.json", [
-        Listener(f"L{k:04d}", Audiogram([250, 500, 1000, 2000, 4000, 8000], [10 * k, 20, 30, 40, 50, 60]),
-                 Audiogram([250, 500, 1000, 2000, 4000, 8000], [10, 20, 30, 40, 50, 60 + k])) for k in range(4)])
+    save_listeners(
+        meta / "listeners.json",
+        [
+            Listener(
+                f"L{k:04d}",
+                Audiogram([250, 500, 1000, 2000, 4000, 8000], [10 * k, 20, 30, 40, 50, 60]),
+                Audiogram([250, 500, 1000, 2000, 4000, 8000], [10, 20, 30, 40, 50, 60 + k]),
+            )
+            for k in range(4)
+        ],
+    )
     pairs = [(s, lis) for s, ls in sl.items() for lis in ls]
     res = tmp_path / "results"
     base = _write_system(res / "passthrough", pairs, rng, 0.0)
@@ -65,9 +82,14 @@ def test_mean_ci_matches_t_interval():
 
 def test_report_numbers_equal_scores(results, capsys):
     res, meta, base, system = results
-    tables = build_report({"passthrough": res / "passthrough", "convtasnet": res / "convtasnet"}, res,
-                          baseline="passthrough", scenes_listeners_file=meta / "scenes_listeners.dev.json",
-                          scenes_file=meta / "scenes.dev.json", listeners_file=meta / "listeners.json")
+    tables = build_report(
+        {"passthrough": res / "passthrough", "convtasnet": res / "convtasnet"},
+        res,
+        baseline="passthrough",
+        scenes_listeners_file=meta / "scenes_listeners.dev.json",
+        scenes_file=meta / "scenes.dev.json",
+        listeners_file=meta / "listeners.json",
+    )
     summary = pd.read_csv(res / "report.csv").set_index("system")
     for name, frame in (("passthrough", base), ("convtasnet", system)):
         for metric in ("combined", "haspi", "hasqi"):
@@ -95,7 +117,9 @@ def test_read_scores_merges_shards_and_rejects_bad_header(tmp_path):
     folder.mkdir()
     header = "scene,listener,combined,haspi,hasqi\n"
     (folder / "scores.shard-1-of-2.csv").write_text(header + "S1,L1,0.5,0.6,0.4\n")
-    (folder / "scores.shard-2-of-2.csv").write_text(header + "S2,L1,0.3,0.4,0.2\nS1,L1,0.5,0.6,0.4\n")
+    (folder / "scores.shard-2-of-2.csv").write_text(
+        header + "S2,L1,0.3,0.4,0.2\nS1,L1,0.5,0.6,0.4\n"
+    )
     assert len(read_scores(folder)) == 2
     (folder / "scores.csv").write_text("scene,listener,score\nS1,L1,0.5\n")
     with pytest.raises(ValueError, match="scores.csv.*missing column"):
@@ -105,23 +129,50 @@ def test_read_scores_merges_shards_and_rejects_bad_header(tmp_path):
 def test_html_renders_in_headless_chromium(results, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.fail("chromium is required for this test (apt-get install chromium; .ci/run installs it)")
+        # CI sets CLARITY_SE_REQUIRE_CHROMIUM=1 (.ci/run): there a missing browser is a failure;
+        # a user without root can still run `make test` and is told what was not checked.
+        reason = (
+            "headless Chromium not found: the report HTML was not rendered "
+            "(apt-get install chromium)"
+        )
+        if os.environ.get("CLARITY_SE_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(reason + "; CLARITY_SE_REQUIRE_CHROMIUM=1 requires it")
+        pytest.skip(reason)
     res, meta, _, _ = results
-    build_report({"passthrough": res / "passthrough", "convtasnet": res / "convtasnet"}, res,
-                 scenes_listeners_file=meta / "scenes_listeners.dev.json",
-                 scenes_file=meta / "scenes.dev.json", listeners_file=meta / "listeners.json")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run",
-             f"--user-data-dir={tmp_path / 'chrome'}"]
+    build_report(
+        {"passthrough": res / "passthrough", "convtasnet": res / "convtasnet"},
+        res,
+        scenes_listeners_file=meta / "scenes_listeners.dev.json",
+        scenes_file=meta / "scenes.dev.json",
+        listeners_file=meta / "listeners.json",
+    )
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ]
     url = (res / "report.html").resolve().as_uri()
-    dom = subprocess.run([chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
+    ).stdout
     summary = pd.read_csv(res / "report.csv")
     for _, row in summary.iterrows():
-        cell = f"{row['combined_mean']:.4f} [{row['combined_ci_low']:.4f}, {row['combined_ci_high']:.4f}]"
+        low, high = row["combined_ci_low"], row["combined_ci_high"]
+        cell = f"{row['combined_mean']:.4f} [{low:.4f}, {high:.4f}]"
         assert cell in dom
         assert f"{row['haspi_ci_high']:.4f}]" in dom
-    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)) >= 4 + 4  # plots + 4 listeners
+    assert (
+        len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)) >= 4 + 4
+    )  # plots + 4 listeners
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1000,1400", url],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [chromium, *flags, f"--screenshot={shot}", "--window-size=1000,1400", url],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.is_file() and shot.stat().st_size > 10_000

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from clarity_se.random import PairRandom
 from clarity_se.ear_model.shared import ProcessedPathCache
 from clarity_se.metrics.haspi import haspi_v2, haspi_v2_better_ear
 from clarity_se.metrics.hasqi import hasqi_v2, hasqi_v2_better_ear
+from clarity_se.random import PairRandom
 
 FS = 16000
 HL_LEFT = np.array([[10, 20, 30, 40, 50, 60], [0, 0, 10, 20, 40, 70]], dtype=float)

@@ -20,7 +20,12 @@ def scenes_listeners(tmp_path):
 def test_pairs_file_order_and_small_test(scenes_listeners):
     path, data = scenes_listeners
     pairs = make_scene_listener_list(read_scenes_listeners(path))
-    assert pairs[:4] == [("S06000", "L0000"), ("S06000", "L0001"), ("S06000", "L0002"), ("S06001", "L0000")]
+    assert pairs[:4] == [
+        ("S06000", "L0000"),
+        ("S06000", "L0001"),
+        ("S06000", "L0002"),
+        ("S06001", "L0000"),
+    ]
     assert len(pairs) == 60
     assert make_scene_listener_list(data, small_test=True) == pairs[::15]
 

@@ -14,7 +14,18 @@ TINY = dict(n_filters=16, kernel_size=16, bn_chan=8, hid_chan=16, n_blocks=3, n_
 # (each chunk is one Python call, so 1-sample chunks over 2001 samples cost a minute on CI).
 @pytest.mark.parametrize(
     ("n_time", "chunk"),
-    [(1, 1), (9, 1), (517, 1), (9, 7), (517, 7), (1, 64), (517, 64), (2001, 64), (9, 333), (2001, 333)],
+    [
+        (1, 1),
+        (9, 1),
+        (517, 1),
+        (9, 7),
+        (517, 7),
+        (1, 64),
+        (517, 64),
+        (2001, 64),
+        (9, 333),
+        (2001, 333),
+    ],
 )
 def test_chunked_equals_whole(n_time, chunk):
     torch.manual_seed(0)
