@@ -28,7 +28,14 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
-from conftest import GOLDEN_DRIFT, GOLDEN_F64, GOLDEN_F64_CHAIN, GOLDEN_GAMMATONE, GOLDEN_SCAN
+from conftest import (
+    GOLDEN_DRIFT,
+    GOLDEN_F64,
+    GOLDEN_F64_CHAIN,
+    GOLDEN_GAMMATONE,
+    GOLDEN_SCAN,
+    assert_golden,
+)
 
 from clarity_se.dsp.iir import lfilter, repeated_pole_filter
 from clarity_se.dsp.resample import resample_24khz, resampled_length
@@ -142,8 +149,8 @@ def test_input_align_matches_reference_batched():
     for i, c in enumerate(cases):
         n = int(out.lengths[i])
         assert n == c["reference_aligned"].size
-        np.testing.assert_array_equal(out.reference[i, :n].numpy(), c["reference_aligned"])
-        np.testing.assert_array_equal(out.processed[i, :n].numpy(), c["processed_aligned"])
+        assert_golden(out.reference[i, :n], c["reference_aligned"], EXACT)
+        assert_golden(out.processed[i, :n], c["processed_aligned"], EXACT)
         assert torch.all(out.reference[i, n:] == 0) and torch.all(out.processed[i, n:] == 0)
         assert int(out.delay[i]) == int(c["true_delay"]) - 48  # 2 ms back-up
 
