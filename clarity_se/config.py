@@ -181,6 +181,10 @@ def merge_config(
         key, sep, _ = str(item).partition("=")
         if not sep or not key:
             raise ValueError(f"bad override {item!r}: expected key=value (e.g. path.root=/data)")
+        if not str(item)[len(key) + 1 :]:
+            # `key=` means the empty string (a path or name left empty), as on a shell command
+            # line; OmegaConf's dotlist would read it as null and refuse it for a str field
+            item = f"{key}=''"
         try:
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([str(item)]))
         except OmegaConfBaseException as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 
@@ -75,7 +76,9 @@ def test_aec_writes_resumes_and_logs_errors(synthetic, tmp_path):
     files[0].unlink()
     assert cli_main(args) == 0
     assert files[0].is_file() and os.stat(files[1]).st_mtime_ns == stamp
-    assert len((exp / "aec_manifest.jsonl").read_text().splitlines()) == 7
+    # the journal keeps one record per clip (the redone clip's newer record wins)
+    ids = [json.loads(x)["id"] for x in (exp / "aec_manifest.jsonl").read_text().splitlines()]
+    assert sorted(set(ids)) == sorted(f"fileid_{i}" for i in range(6))
     # a bad clip: logged, the rest written, exit status 1
     bad = tmp_path / "bad"
     shutil.copytree(synthetic, bad)
@@ -160,3 +163,40 @@ def test_real_layout_names_and_scores(tmp_path):
     rows = {r["id"]: r for r in _rows(exp / "aec_scores.csv")}
     assert rows["clean/a_farend_singletalk"]["erle_db"]
     assert not rows["clean/a_doubletalk"]["si_sdr_db"]  # no near-end reference in real data
+
+
+def test_aec_fingerprints_lock_and_force(synthetic, tmp_path, capsys):
+    from clarity_se.data.experiment import Experiment
+
+    exp = tmp_path / "exp"
+    common = [f"path.root={synthetic}", f"path.exp_folder={exp}", "evaluate.aecmos=false",
+              "evaluate.pesq=false", "evaluate.reference_system="]
+    assert cli_main(["aec", *common, "aec.name=pbfdaf"]) == 0
+    # another system in the same folder: every clip is stale and recomputed
+    capsys.readouterr()
+    assert cli_main(["aec", *common, "aec.name=nlms"]) == 0
+    assert "6 recomputed" in capsys.readouterr().out
+    journal = [json.loads(x) for x in (exp / "aec_manifest.jsonl").read_text().splitlines()]
+    assert {r["system"] for r in journal} == {"nlms"} and len(journal) == 6
+    # scores: a replaced output is rescored, the others reused
+    assert cli_main(["aec-evaluate", *common, "aec.name=nlms"]) == 0
+    before = {r["id"]: r for r in _rows(exp / "aec_scores.csv")}
+    out = exp / "enhanced_signals" / "nearend_mic_fileid_2_enhanced.wav"
+    data, sr = sf.read(out)
+    sf.write(out, 0.5 * data, sr, subtype="FLOAT")
+    capsys.readouterr()
+    assert cli_main(["aec-evaluate", *common, "aec.name=nlms"]) == 0
+    assert "5 reused, 1 recomputed" in capsys.readouterr().out
+    after = {r["id"]: r for r in _rows(exp / "aec_scores.csv")}
+    assert after["fileid_2"]["aecmos_echo"] == before["fileid_2"]["aecmos_echo"]  # disabled
+    for clip_id in set(before) - {"fileid_2"}:
+        assert after[clip_id] == before[clip_id]
+    # --force recomputes everything
+    capsys.readouterr()
+    assert cli_main(["aec", "--force", *common, "aec.name=nlms"]) == 0
+    assert "6 recomputed" in capsys.readouterr().out
+    # one writer per folder: a second run exits 2 naming the folder
+    with Experiment(exp).lock():
+        assert cli_main(["aec", *common, "aec.name=nlms"]) == 2
+        assert cli_main(["aec-evaluate", *common, "aec.name=nlms"]) == 2
+    assert str(exp) in capsys.readouterr().err

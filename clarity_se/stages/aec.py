@@ -7,18 +7,21 @@ aec.name=...`` reads ROOT in either AEC Challenge layout
 ``EXP/enhanced_signals/[sub/]<stem>_enhanced.wav`` (real; ``<stem>`` the mic name without
 ``_mic``): 16 kHz float32 mono, the microphone's length.
 
-Resume: outputs are written atomically (temp file + rename) and existing ones are skipped, so a
-rerun after a kill continues. A clip that fails (missing or bad file, non-finite output) goes to
-``EXP/errors.csv`` (``stage,clip,error``; rows of an earlier ``aec`` run are dropped when it
-restarts) and the run continues; the exit status is then 1 (2 for a bad config or system). One
-record per written file goes to ``EXP/aec_manifest.jsonl`` (schema ``clarity_se.aec_enhanced/1``)
-and the resolved config to ``EXP/aec_config.yaml``.
+Resume and trust, as the enhancement stages: outputs are written atomically; each written clip
+appends a record to the journal ``EXP/aec_manifest.jsonl`` (schema ``clarity_se.aec_enhanced/1``,
+:class:`clarity_se.data.journal.Journal`) with a fingerprint of the ``aec.*`` options (and the
+system's checkpoint, if any) and of the input files; a rerun reuses the clips whose fingerprint
+is unchanged and recomputes the others (``--force``: all). One run at a time writes ``EXP``
+(a second exits 2 naming the holder, or waits with ``--wait``). A clip that fails (missing or bad
+file, non-finite output) goes to ``EXP/errors.csv`` (``stage,clip,error``; rows of an earlier
+``aec`` run are dropped when it restarts) and the run continues. Exit status
+(:func:`clarity_se.stages.common.stage_main`): 0 all done, 1 some clips failed, 2 bad config,
+data folder or environment. The resolved config goes to ``EXP/aec_config.yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from pathlib import Path
@@ -81,61 +84,106 @@ def run_clip(system, clip) -> np.ndarray:
     return out
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``clarity-se aec -c config.yaml key=value ...``."""
-    add_config_arguments(parser)
+def aec_config_hash(cfg, system) -> str:
+    """Fingerprint of what makes an output: the ``aec.*`` values (but ``device``) and the
+    content of the system's checkpoint, if it has one."""
+    from omegaconf import OmegaConf
+
+    from clarity_se.data.fingerprint import config_hash, file_hash
+
+    values = OmegaConf.to_container(cfg.aec, resolve=True)
+    values.pop("device", None)
+    checkpoint = getattr(system, "checkpoint_path", None)
+    values["checkpoint_hash"] = file_hash(checkpoint) if checkpoint else ""
+    return config_hash(values)
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run the aec stage.
+def clip_inputs(clip) -> dict:
+    """``{role: path}`` of the files the canceller reads for ``clip``."""
+    inputs = {"mic": clip.mic}
+    if clip.farend is not None:
+        inputs["farend"] = clip.farend
+    return inputs
 
-    Returns
-    -------
-    int
-        0 if every clip is written, 1 if any failed (see ``<exp>/errors.csv``), 2 for a bad
-        config, data folder or system.
+
+def run_aec(cfg, system=None, *, force: bool = False, wait: bool = False) -> tuple:
+    """Cancel the echo of every clip (resuming); return ``(n_done, n_failed, summary)``.
+
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        AEC config (``path.root``, ``path.exp_folder``, ``path.split``, ``aec.*``).
+    system : callable, optional
+        Already built canceller (default: built from ``aec.*``).
+    force : bool
+        Recompute every clip.
+    wait : bool
+        Wait for another run holding the experiment folder instead of failing.
+
+    Raises
+    ------
+    ValueError
+        Bad config, data folder or system; folder in use.
     """
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
-    from clarity_se.aec.config import load_aec_config
     from clarity_se.data.aec_challenge import load_aec_dataset
     from clarity_se.data.audio_io import atomic_write_text, write_audio
+    from clarity_se.data.experiment import Experiment
+    from clarity_se.data.fingerprint import FileFingerprints
+    from clarity_se.data.journal import Journal
 
-    try:
-        cfg = load_aec_config(args.config, args.overrides)
-        clips = load_aec_dataset(cfg.path.root, cfg.path.split or None)
+    clips = load_aec_dataset(cfg.path.root, cfg.path.split or None)
+    if system is None:
         system = build_system(cfg)
-    except ValueError as exc:
-        logger.error("aec: %s", exc)
-        return 2
-    exp = Path(cfg.path.exp_folder)
-    exp.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(exp / "aec_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    errors = AECErrorLog(exp, "aec")
-    todo = [c for c in clips if not enhanced_path(exp, c).is_file()]
-    logger.info("aec (%s): %d clips, %d to do", cfg.aec.name, len(clips), len(todo))
-    manifest = exp / "aec_manifest.jsonl"
-    for clip in tqdm(todo, desc=f"aec {cfg.aec.name}", unit="clip", disable=None):
-        try:
-            out = run_clip(system, clip)
-        except (ValueError, OSError, RuntimeError) as exc:
-            errors.add(clip.id, exc)
-            continue
-        path = write_audio(enhanced_path(exp, clip), out, SAMPLE_RATE)
-        record = {
-            "id": clip.id,
-            "schema": SCHEMA,
-            "talk_type": clip.talk_type,
-            "system": cfg.aec.name,
-            "sample_rate": SAMPLE_RATE,
-            "num_samples": int(out.size),
-            "duration_s": out.size / SAMPLE_RATE,
-            "path": path.relative_to(exp).as_posix(),
-        }
-        with open(manifest, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+    exp = Experiment(cfg.path.exp_folder)
+    config = aec_config_hash(cfg, system)
+    files = FileFingerprints()
+    by_id = {c.id: c for c in clips}
+    with exp.lock(wait=wait), Journal(exp.journal_path("aec_manifest"), SCHEMA,
+                                      exp.folder) as journal:  # fmt: skip
+        atomic_write_text(exp.folder / "aec_config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        errors = AECErrorLog(exp.folder, "aec")
+        plan = journal.plan(list(by_id), config, lambda i: clip_inputs(by_id[i]), files,
+                            force=force)  # fmt: skip
+        logger.info("aec (%s): %d clips: %s", cfg.aec.name, len(clips), plan.summary())
+        for clip_id in tqdm(plan.todo, desc=f"aec {cfg.aec.name}", unit="clip", disable=None):
+            clip = by_id[clip_id]
+            try:
+                read = files.of(clip_inputs(clip))
+                out = run_clip(system, clip)
+            except (ValueError, OSError, RuntimeError) as exc:
+                errors.add(clip.id, exc)
+                continue
+            path = write_audio(enhanced_path(exp.folder, clip), out, SAMPLE_RATE)
+            journal.write({
+                "id": clip.id,
+                "schema": SCHEMA,
+                "talk_type": clip.talk_type,
+                "system": cfg.aec.name,
+                "sample_rate": SAMPLE_RATE,
+                "num_samples": int(out.size),
+                "duration_s": out.size / SAMPLE_RATE,
+                "path": exp.relative(path),
+                "fingerprint": {"config": config, "inputs": read},
+            })  # fmt: skip
+        n_done = sum(1 for c in clips if journal.done(c.id) is not None)
+    summary = f"{n_done} of {len(clips)} clips done ({plan.summary()}), {errors.count} failed"
     if errors.count:
-        logger.error("aec: %d clips failed, see %s", errors.count, errors.path)
-        return 1
-    return 0
+        summary += f" (see {errors.path})"
+    return n_done, errors.count, summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``clarity-se aec -c config.yaml key=value ... [--force] [--wait]``."""
+    add_config_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the aec stage (exit status: :func:`clarity_se.stages.common.stage_main`)."""
+    from clarity_se.aec.config import load_aec_config
+    from clarity_se.stages.common import stage_main
+
+    return stage_main("aec", lambda: run_aec(
+        load_aec_config(args.config, args.overrides), force=args.force, wait=args.wait))

@@ -20,9 +20,13 @@ with the system's metrics, the reference's as ``<reference>_<metric>`` and the u
 microphone's as ``input_<metric>`` side by side (empty where a metric does not apply). For clips
 with an echo-path change, ERLE over time (100 ms frames, 50 ms hop; the echo and residual
 measured without the near-end speech when it is known) goes to ``EXP/aec_erle_time.csv``
-(``id, system, time_s, erle_db``). Each finished clip is appended to ``EXP/aec_scores.jsonl``
-first, so a rerun skips what it scored; clips without an output go to ``EXP/errors.csv``
-(stage ``aec-evaluate``) and make the exit status 1.
+(``id, system, time_s, erle_db``). Each finished clip is appended to the journal
+``EXP/aec_scores.jsonl`` first, with a fingerprint of the scoring options and of the files it
+read (the output, the mic, far-end and near-end signals): a rerun reuses the clips whose
+fingerprint is unchanged and rescores the others (``--force``: all); one run at a time writes
+``EXP`` (``--wait`` to queue). Clips without an output go to ``EXP/errors.csv`` (stage
+``aec-evaluate``). Exit status (:func:`clarity_se.stages.common.stage_main`): 0 all scored,
+1 some clips failed, 2 bad config, data folder or environment.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import logging
 import math
 from pathlib import Path
@@ -158,106 +161,125 @@ def summary(records: list[dict], reference: str) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``clarity-se aec-evaluate -c config.yaml key=value ...``."""
-    add_config_arguments(parser)
+def evaluate_config_hash(cfg) -> str:
+    """Fingerprint of what changes a clip's scores: the system's name, the reference system and
+    the scoring options."""
+    from omegaconf import OmegaConf
+
+    from clarity_se.data.fingerprint import config_hash
+
+    values = OmegaConf.to_container(cfg.evaluate, resolve=True)
+    values.pop("max_clips", None)
+    values["system"] = cfg.aec.name
+    return config_hash(values)
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run the aec-evaluate stage.
+def run_aec_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
+    """Score every clip's output (resuming); return ``(n_done, n_failed, summary)``.
 
-    Returns
-    -------
-    int
-        0 if every clip is scored, 1 if any lacked an output or failed, 2 for a bad config.
+    Raises
+    ------
+    ValueError
+        Bad config, data folder or reference system; folder in use.
     """
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
     from clarity_se.aec import build_aec
-    from clarity_se.aec.config import load_aec_config
-    from clarity_se.data.aec_challenge import read_clip, read_signal
+    from clarity_se.data.aec_challenge import load_aec_dataset, read_clip, read_signal
     from clarity_se.data.audio_io import AudioFileError, write_audio
+    from clarity_se.data.experiment import Experiment
+    from clarity_se.data.fingerprint import FileFingerprints
+    from clarity_se.data.journal import Journal
     from clarity_se.stages.aec import AECErrorLog, enhanced_path
 
-    try:
-        cfg = load_aec_config(args.config, args.overrides)
-        from clarity_se.data.aec_challenge import load_aec_dataset
-
-        clips = load_aec_dataset(cfg.path.root, cfg.path.split or None)
-        reference_name = cfg.evaluate.reference_system
-        # the reference gets the recipe's aec.* options (its own sub-node), its own name
-        reference = (build_aec(OmegaConf.merge(cfg.aec, {"name": reference_name}))
-                     if reference_name else None)
-    except ValueError as exc:
-        logger.error("aec-evaluate: %s", exc)
-        return 2
+    clips = load_aec_dataset(cfg.path.root, cfg.path.split or None)
+    reference_name = cfg.evaluate.reference_system
+    # the reference gets the recipe's aec.* options (its own sub-node), its own name
+    reference = (build_aec(OmegaConf.merge(cfg.aec, {"name": reference_name}))
+                 if reference_name else None)  # fmt: skip
     if cfg.evaluate.max_clips > 0:
         clips = clips[: cfg.evaluate.max_clips]
-    exp = Path(cfg.path.exp_folder)
-    exp.mkdir(parents=True, exist_ok=True)
-    errors = AECErrorLog(exp, "aec-evaluate")
-    jsonl = exp / "aec_scores.jsonl"
-    done: dict[str, dict] = {}
-    if jsonl.is_file():
-        for line in jsonl.read_text(encoding="utf-8").splitlines():
+    exp = Experiment(cfg.path.exp_folder)
+    config = evaluate_config_hash(cfg)
+    files = FileFingerprints()
+    by_id = {c.id: c for c in clips}
+
+    def inputs(clip_id: str) -> dict:
+        clip = by_id[clip_id]
+        roles = {"output": enhanced_path(exp.folder, clip), "mic": clip.mic,
+                 "farend": clip.farend, "nearend": clip.nearend, "echo": clip.echo}
+        return {k: v for k, v in roles.items() if v is not None and Path(v).is_file()}
+
+    with exp.lock(wait=wait), Journal(exp.journal_path("aec_scores"), SCHEMA,
+                                      exp.folder) as journal:  # fmt: skip
+        errors = AECErrorLog(exp.folder, "aec-evaluate")
+        plan = journal.plan(list(by_id), config, inputs, files, force=force)
+        logger.info("aec-evaluate (%s vs %s): %d clips: %s", cfg.aec.name,
+                    reference_name or "-", len(clips), plan.summary())  # fmt: skip
+        opts = {"pesq": cfg.evaluate.pesq, "aecmos_on": cfg.evaluate.aecmos,
+                "erle_skip_s": cfg.evaluate.erle_skip_s}  # fmt: skip
+        for clip_id in tqdm(plan.todo, desc="aec-evaluate", unit="clip", disable=None):
+            clip = by_id[clip_id]
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line of a killed run
-            if rec.get("schema") == SCHEMA and rec.get("system") == cfg.aec.name:
-                done[rec["id"]] = rec
-    todo = [c for c in clips if c.id not in done]
-    logger.info("aec-evaluate (%s vs %s): %d clips, %d to score", cfg.aec.name,
-                reference_name or "-", len(clips), len(todo))
-    opts = {"pesq": cfg.evaluate.pesq, "aecmos_on": cfg.evaluate.aecmos,
-            "erle_skip_s": cfg.evaluate.erle_skip_s}
-    for clip in tqdm(todo, desc="aec-evaluate", unit="clip", disable=None):
-        try:
-            audio = read_clip(clip)
-            system_out = read_signal(enhanced_path(exp, clip), "enhanced")
-            if system_out.shape != audio.mic.shape:
-                raise ValueError(f"{enhanced_path(exp, clip)}: num_samples is "
-                                 f"{system_out.size}, mic has {audio.mic.size}")
-            outputs = {"system": system_out, INPUT: audio.mic}
-            if reference is not None:
-                cached = exp / "reference_signals" / reference_name / clip.enhanced_name
-                if cached.is_file():
-                    outputs[reference_name] = read_signal(cached, "reference output")
-                else:
-                    outputs[reference_name] = reference(audio.mic, audio.farend).output
-                    write_audio(cached, outputs[reference_name], 16000)
-            scores = {k: score_output(audio, v, clip.talk_type, **opts)
-                      for k, v in outputs.items()}
-        except (AudioFileError, ValueError, OSError, RuntimeError) as exc:
-            errors.add(clip.id, exc)
-            continue
-        record = {
-            "id": clip.id, "schema": SCHEMA, "talk_type": clip.talk_type,
-            "system": cfg.aec.name, "layout": clip.layout, "split": clip.split,
-            "ser_db": clip.ser_db,
-            "is_farend_nonlinear": (None if clip.is_farend_nonlinear is None
-                                    else int(clip.is_farend_nonlinear)),
-            "echo_path": clip.meta.get("echo_path", ""),
-            "is_echo_path_change": int(clip.echo_path_change_s is not None),
-            "echo_path_change_s": clip.echo_path_change_s,
-            "scores": {k: {m: (None if not math.isfinite(v) else v) for m, v in s.items()}
-                       for k, s in scores.items()},
-        }
-        if clip.echo_path_change_s is not None:
-            values = {}
-            times: list[float] = []
-            for key, out in outputs.items():
-                times, values[key] = erle_time_course(audio, out)
-            record["erle_time"] = {"times": times, "values": values}
-        with open(jsonl, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-        done[clip.id] = record
-    records = [done[c.id] for c in clips if c.id in done]
-    scores_path, _ = write_tables(exp, records, reference_name)
+                read = files.of(inputs(clip_id))
+                audio = read_clip(clip)
+                system_out = read_signal(enhanced_path(exp.folder, clip), "enhanced")
+                if system_out.shape != audio.mic.shape:
+                    raise ValueError(f"{enhanced_path(exp.folder, clip)}: num_samples is "
+                                     f"{system_out.size}, mic has {audio.mic.size}")
+                outputs = {"system": system_out, INPUT: audio.mic}
+                if reference is not None:
+                    cached = exp.folder / "reference_signals" / reference_name / clip.enhanced_name
+                    if cached.is_file():
+                        outputs[reference_name] = read_signal(cached, "reference output")
+                    else:
+                        outputs[reference_name] = reference(audio.mic, audio.farend).output
+                        write_audio(cached, outputs[reference_name], 16000)
+                scores = {k: score_output(audio, v, clip.talk_type, **opts)
+                          for k, v in outputs.items()}
+            except (AudioFileError, ValueError, OSError, RuntimeError) as exc:
+                errors.add(clip.id, exc)
+                continue
+            record = {
+                "id": clip.id, "schema": SCHEMA, "talk_type": clip.talk_type,
+                "system": cfg.aec.name, "layout": clip.layout, "split": clip.split,
+                "ser_db": clip.ser_db,
+                "is_farend_nonlinear": (None if clip.is_farend_nonlinear is None
+                                        else int(clip.is_farend_nonlinear)),
+                "echo_path": clip.meta.get("echo_path", ""),
+                "is_echo_path_change": int(clip.echo_path_change_s is not None),
+                "echo_path_change_s": clip.echo_path_change_s,
+                "scores": {k: {m: (None if not math.isfinite(v) else v) for m, v in s.items()}
+                           for k, s in scores.items()},
+                "fingerprint": {"config": config, "inputs": read},
+            }  # fmt: skip
+            if clip.echo_path_change_s is not None:
+                values = {}
+                times: list[float] = []
+                for key, out in outputs.items():
+                    times, values[key] = erle_time_course(audio, out)
+                record["erle_time"] = {"times": times, "values": values}
+            journal.write(record)
+        records = [journal.done(c.id) for c in clips if journal.done(c.id) is not None]
+        scores_path, _ = write_tables(exp.folder, records, reference_name)
     print(summary(records, reference_name))
-    print(f"{len(records)} of {len(clips)} clips scored -> {scores_path}")
+    text = (f"{len(records)} of {len(clips)} clips scored ({plan.summary()}) -> {scores_path}, "
+            f"{errors.count} failed")  # fmt: skip
     if errors.count:
-        logger.error("aec-evaluate: %d clips failed, see %s", errors.count, errors.path)
-        return 1
-    return 0
+        text += f" (see {errors.path})"
+    return len(records), errors.count, text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``clarity-se aec-evaluate -c config.yaml key=value ... [--force] [--wait]``."""
+    add_config_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the aec-evaluate stage (exit status: :func:`clarity_se.stages.common.stage_main`)."""
+    from clarity_se.aec.config import load_aec_config
+    from clarity_se.stages.common import stage_main
+
+    return stage_main("aec-evaluate", lambda: run_aec_evaluate(
+        load_aec_config(args.config, args.overrides), force=args.force, wait=args.wait))
