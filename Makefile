@@ -22,7 +22,7 @@ sysdeps:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	    else echo "please install chromium (headless browser used by tests/test_report.py)"; fi; }
+	    else echo "please install chromium (headless browser used by tests/report/test_report.py)"; fi; }
 
 # Lint, the layer contract (.importlinter), the docstring examples, then the tests.
 test: $(STAMP) sysdeps

@@ -28,8 +28,22 @@ of ``.ci/run`` uses 1 and 2; the result of a summation can depend on it).
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
+
+#: tests/, its fixtures, the scripts that made the goldens, and the repository root. The test
+#: files live in sub-folders that mirror the package (tests/ear_model/ for clarity_se/ear_model/);
+#: the shared helpers (``_cec2_tree``, ``enhancer_contract``, ...) and the golden-input scripts
+#: are importable from all of them.
+TESTS = Path(__file__).resolve().parent
+FIXTURES = TESTS / "fixtures"
+GOLDEN_SCRIPTS = TESTS / "golden"
+REPO = TESTS.parent
+for _path in (TESTS, GOLDEN_SCRIPTS):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 # -- float64 faithful ports ------------------------------------------------------------------
 #: Stages that run the reference's arithmetic in float64 (centre frequencies, loss parameters,

@@ -7,7 +7,7 @@ suppressor (Google, WebRTC ``modules/audio_processing/aec3``). It takes 16-bit P
 frames: per frame the far end goes to ``process_reverse_stream`` first, then the microphone to
 ``process_stream``, which returns the processed frame.
 
-Alignment and latency (measured, pinned by ``tests/test_aec_classical.py``): at 16 kHz the
+Alignment and latency (measured, pinned by ``tests/aec/test_aec_classical.py``): at 16 kHz the
 processed signal lags its input by :data:`INTERNAL_DELAY` = 128 samples (AEC3's 64-sample block
 framing). The wrapper removes that lag so the output is time-aligned with the microphone; output
 sample ``t`` is then known when the 10 ms frame holding input sample ``t + 128`` is complete:

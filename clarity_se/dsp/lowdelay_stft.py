@@ -41,7 +41,7 @@ before), where ``H_L`` is the periodic Hann window of length ``L`` and ``c = 2R 
 ``h_a h_s = c H_S`` on the last ``S`` samples, and shifted copies of ``c H_S`` with hop ``R`` sum
 to exactly 1 (``S / R >= 2`` an integer), so ``synthesis(analysis(x)) == x`` for every sample,
 edges included. With ``S = K`` both windows become the square-root Hann window (a symmetric
-STFT). Tested in ``tests/test_dsp_lowdelay.py``.
+STFT). Tested in ``tests/dsp/test_dsp_lowdelay.py``.
 
 References
 ----------

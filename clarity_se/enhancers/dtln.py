@@ -13,7 +13,7 @@
   hearing-aid entry. Shipped checkpoint ``dtln_published.pt``.
 
 Both stream block by block with explicit state (:meth:`DTLNEnhancer.streamer`) and give the
-whole-signal output (tested within 1e-5 in ``tests/test_dtln.py``).
+whole-signal output (tested within 1e-5 in ``tests/models/test_dtln.py``).
 """
 
 from __future__ import annotations

@@ -702,7 +702,7 @@ class BmCovariance(NamedTuple):
 
 def _window_corr_inv(window: np.ndarray, maxlag: int) -> np.ndarray:
     # the reference's scipy.signal.correlate picks its direct method for these window lengths,
-    # which equals np.correlate bit for bit (tests/test_designs.py)
+    # which equals np.correlate bit for bit (tests/dsp/test_designs.py)
     corr = np.correlate(window, window, "full")
     start = len(window) - 1 - maxlag
     if start < 0:

@@ -114,7 +114,7 @@ def score_scene_pairs(
         dB SPL of RMS 1 (the recipe's 100).
     rng : {"compat", "fast"}
         ``compat``: float64, the official numpy draws (per-pair equality with pyclarity);
-        ``fast``: float32 and torch generators (``tests/test_fast_mode.py``).
+        ``fast``: float32 and torch generators (``tests/metrics/test_fast_mode.py``).
     device : str
         ``cpu`` or ``cuda[:N]``.
 

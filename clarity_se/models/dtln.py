@@ -248,7 +248,7 @@ class DTLN(_DTLNBase):
     PyTorch's :class:`~torch.nn.LSTM` keeps two bias vectors (``b_ih + b_hh``, whose sum is the
     reference's one bias): ``4 * 128`` more per LSTM layer, ``+2,048``, so this model has
     **988,801** trainable parameters (the paper: "less than one million"); pinned in
-    ``tests/test_dtln.py``.
+    ``tests/models/test_dtln.py``.
 
     ``forward(x)`` takes ``[batch, time]`` or ``[batch, channels, time]`` float (channels are
     processed independently, e.g. the two ears) and returns the same shape. Differentiable;

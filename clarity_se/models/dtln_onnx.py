@@ -17,7 +17,7 @@ the channels given to :class:`DTLN`). ``dtln_onnx.json`` next to them records th
 constructor arguments, from which :class:`OnnxDTLNStreamer` rebuilds the framing.
 
 The runner produces the same output as the PyTorch model (tested within 1e-4 in
-``tests/test_dtln.py``) and is what ``benchmarks/bench_enhancer.py`` times block by block.
+``tests/models/test_dtln.py``) and is what ``benchmarks/bench_enhancer.py`` times block by block.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Per (scene, listener) pair, exactly as pyclarity's ``recipes/icassp_2023/baselin
 Random draws: ``evaluate.rng=compat`` replays the official sequence (legacy numpy seed per pair
 from the md5 of the scene name; HASPI left, right, then HASQI left, right), so each pair's scores
 equal the official ones; ``fast`` draws the same distributions from a torch generator per pair
-and computes in float32 (within 5e-4 of float64; tests/test_fast_mode.py).
+and computes in float32 (within 5e-4 of float64; tests/metrics/test_fast_mode.py).
 
 Outputs: ``<exp>/scores.csv`` with the official header ``scene,listener,combined,haspi,hasqi``
 (official pair order), ``<exp>/scores_detail.csv`` with per-ear and diagnostic columns, and the

@@ -1,8 +1,8 @@
 """Deterministic synthetic inputs of the back-stage ear-model tests (numpy only).
 
-Shared by ``make_ear_back_golden.py`` (pyclarity venv) and ``tests/test_ear_back.py`` so that the
-fixtures only hold the reference outputs.  Uses numpy's legacy ``RandomState``, whose streams are
-stable across numpy versions.
+Shared by ``make_ear_back_golden.py`` (pyclarity venv) and
+``tests/ear_model/test_ear_back.py`` so that the fixtures only hold the reference outputs.
+Uses numpy's legacy ``RandomState``, whose streams are stable across numpy versions.
 """
 
 import numpy as np

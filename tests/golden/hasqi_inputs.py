@@ -1,8 +1,8 @@
 """Deterministic inputs for the HASQI golden fixtures (shared by the generator and the tests).
 
 Pure numpy/scipy/soundfile, importable from both the pyclarity venv (``make_hasqi_golden.py``)
-and the project venv (``tests/test_hasqi.py``), so the fixtures store only the outputs and the
-tests rebuild the inputs bit for bit (seeded ``RandomState`` + the FLAC files in
+and the project venv (``tests/metrics/test_hasqi.py``), so the fixtures store only the outputs
+and the tests rebuild the inputs bit for bit (seeded ``RandomState`` + the FLAC files in
 ``/work/shared/data``).
 """
 

@@ -2,7 +2,7 @@
 
 Writes ``tests/fixtures/aecmos_golden.npz``: the speechmos/librosa mel features of one signal
 and speechmos' echo / degradation MOS of three (loopback, mic, enhanced, talk type) cases, all
-built from :func:`aecmos_inputs` (seeded, recomputed by ``tests/test_aec_metrics.py``).
+built from :func:`aecmos_inputs` (seeded, recomputed by ``tests/metrics/test_aec_metrics.py``).
 Run once with librosa importable::
 
     PYTHONPATH=$PWD:<librosa> python tests/golden/make_aecmos_golden.py

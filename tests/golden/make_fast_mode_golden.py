@@ -8,8 +8,9 @@ For a subset of the HASPI whole-metric cases (``haspi_whole.json``: binaural spe
 the stored clips ``haspi_clips_*.npz``, the case audiograms and level), the official recipe's
 per-pair sequence -- ``haspi_v2_be`` then ``hasqi_v2_better_ear`` after one
 ``np.random.seed(seed)`` -- is run for 5 seeds.  The spread of these scores over seeds is
-pyclarity's own random-noise uncertainty; ``tests/test_fast_mode.py`` checks that our ``fast``
-mode (float32, torch-generator noise) lies within 3x that spread (at least 1e-3) of pyclarity.
+pyclarity's own random-noise uncertainty; ``tests/metrics/test_fast_mode.py`` checks that our
+``fast`` mode (float32, torch-generator noise) lies within 3x that spread (at least 1e-3) of
+pyclarity.
 
 Writes ``tests/fixtures/fast_mode_golden.json`` (a few kB).
 """

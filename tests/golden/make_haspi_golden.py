@@ -61,7 +61,7 @@ def network(raw):
 # (a) back-end golden on synthetic inputs
 # --------------------------------------------------------------------------------------------
 def synth_env(seed: int, nchan: int, nsamp: int) -> tuple[np.ndarray, np.ndarray]:
-    """Envelope-like dB signals [nchan, nsamp]; identical recipe in tests/test_haspi.py."""
+    """Envelope-like dB signals [nchan, nsamp]; identical recipe in tests/metrics/test_haspi.py."""
     rs = np.random.RandomState(seed)
     ref = 30.0 + 20.0 * rs.standard_normal((nchan, nsamp))
     proc = 0.7 * ref + 10.0 * rs.standard_normal((nchan, nsamp))

@@ -1,4 +1,4 @@
-"""Golden values for tests/test_render.py from pyclarity's CEC2 scene renderer helpers.
+"""Golden values for tests/data/test_render.py from pyclarity's CEC2 scene renderer helpers.
 
 Run with the pyclarity venv (writes tests/fixtures/render_golden.npz)::
 

@@ -1,4 +1,4 @@
-"""Early part of the three Rostock KEMAR BRIRs for tests/test_randomised.py (run once).
+"""Early part of the three Rostock KEMAR BRIRs for tests/data/test_randomised.py (run once).
 
 Usage (from the repository root; needs the shared data set)::
 

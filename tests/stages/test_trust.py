@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).parent))
 from _eval_tree import make_eval_tree  # noqa: E402
+from conftest import REPO  # noqa: E402
 
 from clarity_se.cli import main as cli_main  # noqa: E402
 from clarity_se.data.experiment import ErrorLog  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO
 BASELINE = REPO / "recipes" / "icassp_2023" / "baseline" / "config.yaml"
 
 

@@ -1,12 +1,12 @@
 """Back stages of the ear model against pyclarity 0.9.0 (fixtures from make_ear_back_golden.py)."""
 
-import sys
-from pathlib import Path
 
+import ear_back_inputs as inp  # noqa: E402
 import numpy as np
 import pytest
 import torch
 from conftest import (
+    FIXTURES,  # noqa: E402
     GOLDEN_F32,
     GOLDEN_F64,
     GOLDEN_F64_CHAIN,
@@ -20,11 +20,8 @@ from clarity_se.ear_model.ihc import inner_hair_cell_adaptation
 from clarity_se.ear_model.noise import basilar_membrane_add_noise
 from clarity_se.random import PairRandom
 
-sys.path.insert(0, str(Path(__file__).parent / "golden"))
-import ear_back_inputs as inp  # noqa: E402
-
 pytestmark = pytest.mark.golden
-FIX = np.load(Path(__file__).parent / "fixtures" / "ear_back_stages.npz")
+FIX = np.load(FIXTURES / "ear_back_stages.npz")
 
 
 def t(x):

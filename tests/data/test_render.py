@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import GOLDEN_PCM_LSB
+from conftest import (
+    FIXTURES,  # noqa: E402
+    GOLDEN_PCM_LSB,
+)
 from scipy.io import loadmat
 from scipy.signal import fftconvolve
 
@@ -23,7 +26,7 @@ from clarity_se.data.render.cli import build_dataset
 from clarity_se.data.render.listeners import BISGAARD_FREQUENCIES_HZ
 from clarity_se.data.scene import load_scenes
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 KINDS = ("mix", "target", "interferer")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FIXTURES  # noqa: E402
 from scipy.io import savemat
 from scipy.signal import coherence
 from torch.utils.data import default_collate
@@ -24,7 +25,7 @@ from clarity_se.data.render.randomised import (
     build_training_dataset,
 )
 
-FIXTURE = Path(__file__).parent / "fixtures" / "rostock_brir_early.npz"
+FIXTURE = FIXTURES / "rostock_brir_early.npz"
 FS = 44100
 SMALL = {"segment_s": 0.5, "n_items": 16, "rt60_s": [0.1, 0.4]}
 

@@ -23,19 +23,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).parent))
 from _eval_tree import SCENES_LISTENERS, make_eval_tree  # noqa: E402
-from conftest import GOLDEN_STAGE_SCORE_ABS  # noqa: E402
+from conftest import (  # noqa: E402
+    FIXTURES,
+    GOLDEN_STAGE_SCORE_ABS,  # noqa: E402
+    REPO,
+)
 
 from clarity_se.cli import main as cli_main  # noqa: E402
 from clarity_se.config import load_config  # noqa: E402
 from clarity_se.data.experiment import ErrorLog  # noqa: E402
 from clarity_se.stages.evaluate import OFFICIAL_HEADER, run_evaluate  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO
 BASELINE = REPO / "recipes" / "icassp_2023" / "baseline" / "config.yaml"
-GOLDEN = Path(__file__).parent / "fixtures" / "evaluate_stage_golden.json"
+GOLDEN = FIXTURES / "evaluate_stage_golden.json"
 #: compat scores vs pyclarity (tests/conftest.py)
 GOLDEN_ATOL = GOLDEN_STAGE_SCORE_ABS
 PAIRS = [(s, lis) for s, listeners in SCENES_LISTENERS.items() for lis in listeners]

@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN_BACKEND_ABS, GOLDEN_SCORE_AIM_ABS
+from conftest import (
+    GOLDEN_BACKEND_ABS,
+    GOLDEN_SCORE_AIM_ABS,
+    TESTS,  # noqa: E402
+)
 
 from clarity_se.data.audiogram import Audiogram, Listener
 from clarity_se.metrics import quality as q
 from clarity_se.metrics.hasqi import hasqi_v2, hasqi_v2_better_ear
 from clarity_se.random import PairRandom
 
-HERE = Path(__file__).resolve().parent
+HERE = TESTS
 sys.path.insert(0, str(HERE / "golden"))
 import hasqi_inputs as hi  # noqa: E402
 

@@ -8,13 +8,16 @@ match to ~1e-10; whole-metric tests run our ear model too (compat: 1e-4 required
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN_F64_CHAIN, GOLDEN_SCORE_ABS, GOLDEN_SCORE_AIM_ABS
+from conftest import (
+    FIXTURES,  # noqa: E402
+    GOLDEN_F64_CHAIN,
+    GOLDEN_SCORE_ABS,
+    GOLDEN_SCORE_AIM_ABS,
+)
 
 from clarity_se.data.audiogram import Audiogram, Listener
 from clarity_se.metrics import modulation as M
@@ -27,9 +30,8 @@ from clarity_se.metrics.haspi import (
 from clarity_se.metrics.haspi_network import HASPI_NETWORK_NORMALIZATION, nn_feed_forward_ensemble
 from clarity_se.random import PairRandom
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = FIXTURES
 
-sys.path.insert(0, str(Path(__file__).parent / "golden"))
 import haspi_inputs  # noqa: E402
 
 pytestmark = pytest.mark.golden

@@ -17,22 +17,22 @@ matches it to ~1e-9, see test_haspi / test_hasqi).
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN_F32_SCORE_ABS
+from conftest import (
+    FIXTURES,  # noqa: E402
+    GOLDEN_F32_SCORE_ABS,
+)
 
 from clarity_se.data.audiogram import Audiogram, Listener
 from clarity_se.metrics.haspi import haspi_v2_better_ear
 from clarity_se.metrics.hasqi import hasqi_v2_better_ear
 from clarity_se.random import PairRandom
 
-FIX = Path(__file__).parent / "fixtures"
+FIX = FIXTURES
 
-sys.path.insert(0, str(Path(__file__).parent / "golden"))
 import haspi_inputs  # noqa: E402
 
 pytestmark = pytest.mark.golden

@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import GOLDEN_COMPRESSOR_ABS, GOLDEN_FIR_ABS, GOLDEN_PAIR_ABS
+from conftest import (
+    FIXTURES,  # noqa: E402
+    GOLDEN_COMPRESSOR_ABS,
+    GOLDEN_FIR_ABS,
+    GOLDEN_PAIR_ABS,
+)
 
 from clarity_se.amplification.compressor import Compressor, plot_level_curve, static_curve
 from clarity_se.amplification.hearing_aid import amplify
@@ -25,7 +30,7 @@ from clarity_se.data.audiogram import Audiogram, Listener
 
 pytestmark = pytest.mark.golden
 
-FIXTURE = Path(__file__).parent / "fixtures" / "amplify_golden.npz"
+FIXTURE = FIXTURES / "amplify_golden.npz"
 FS = 44100
 #: Agreement with pyclarity (absolute; set and justified in tests/conftest.py).
 TOL_FIR = GOLDEN_FIR_ABS

@@ -9,19 +9,16 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from _eval_tree import make_eval_tree  # noqa: E402
+from conftest import REPO  # noqa: E402
 
 import clarity_se.data.render.cli as render_cli  # noqa: E402
 from clarity_se.cli import main as cli_main  # noqa: E402
 from clarity_se.stages.evaluate import OFFICIAL_HEADER  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO
 DEMO = REPO / "recipes" / "icassp_2023" / "demo.yaml"
 SCENES = {"S06002": ["L0003"], "S06003": ["L0001"]}
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from conftest import FIXTURES, REPO  # noqa: E402
 from nbclient import NotebookClient
 
 from clarity_se.config import load_config
@@ -24,9 +25,9 @@ from clarity_se.provenance import environment
 from clarity_se.report import build_report
 from clarity_se.stages.evaluate import OFFICIAL_HEADER
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO
 NOTEBOOK = REPO / "notebooks" / "results.ipynb"
-META = Path(__file__).parent / "fixtures" / "cec2_metadata"
+META = FIXTURES / "cec2_metadata"
 
 
 def make_results(folder: Path) -> None:

@@ -13,12 +13,15 @@ up to 6.5e-8 of their maximum (severe_it0_44k; measured with the oracle), more t
 deviation (3.3e-8).  Those cases use 1e-7.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN_EAR_RESAMPLED, GOLDEN_F64_CHAIN
+from conftest import (
+    FIXTURES,  # noqa: E402
+    GOLDEN_EAR_RESAMPLED,
+    GOLDEN_F64_CHAIN,
+)
 
 from clarity_se.ear_model import EarModelOutput, ear_model
 from clarity_se.metrics.hasqi import ear_model_nalr_fir
@@ -26,7 +29,7 @@ from clarity_se.random import PairRandom
 
 pytestmark = pytest.mark.golden
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 CASES = sorted(
     p.stem.removeprefix("ear_back_model_") for p in FIXTURES.glob("ear_back_model_*.npz")
 )

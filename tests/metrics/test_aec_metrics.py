@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import GOLDEN_AECMOS_FEATURES_ABS, GOLDEN_AECMOS_MOS_ABS
+from conftest import (
+    FIXTURES,  # noqa: E402
+    GOLDEN_AECMOS_FEATURES_ABS,
+    GOLDEN_AECMOS_MOS_ABS,
+)
 
 from clarity_se.metrics.aec import (
     _hz_to_mel,
@@ -23,7 +25,7 @@ from tests.golden.make_aecmos_golden import CASES, aecmos_inputs
 
 pytestmark = pytest.mark.golden
 
-GOLDEN = Path(__file__).parent / "fixtures" / "aecmos_golden.npz"
+GOLDEN = FIXTURES / "aecmos_golden.npz"
 FS = 16000
 
 

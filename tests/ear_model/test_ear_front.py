@@ -22,13 +22,12 @@ Tolerances (relative to the largest magnitude of the compared array or band):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.signal
 import torch
 from conftest import (
+    FIXTURES,  # noqa: E402
     GOLDEN_DRIFT,
     GOLDEN_F64,
     GOLDEN_F64_CHAIN,
@@ -49,7 +48,7 @@ from clarity_se.ear_model.gammatone import (
 from clarity_se.ear_model.loss import center_frequency, loss_parameters
 from clarity_se.ear_model.middle_ear import middle_ear
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = FIXTURES
 EXACT = GOLDEN_F64
 RESAMPLE = GOLDEN_F64_CHAIN
 GAMMATONE = GOLDEN_GAMMATONE
