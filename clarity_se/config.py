@@ -66,6 +66,8 @@ class EvaluateConfig:
     shard: str = ""
     workers: int = 0  #: 0: one worker process per usable CPU core (memory permitting)
     level_db_spl: float = 100.0
+    #: ``local`` (``workers`` processes on this machine) or ``dask`` (the ``dask.*`` cluster)
+    scheduler: str = "local"
 
 
 @dataclass
@@ -89,6 +91,29 @@ class EnhancerConfig:
 
 
 @dataclass
+class DaskConfig:
+    """``dask.*``: the Dask cluster of ``evaluate.scheduler=dask`` (docs/cluster.md).
+
+    ``address`` connects to a running scheduler (``tcp://host:8786``); otherwise ``cluster``
+    starts one for the command and closes it at the end: ``local`` (a ``LocalCluster`` of
+    ``n_workers`` processes), ``slurm`` or ``pbs`` (``dask-jobqueue``: ``n_workers`` jobs of
+    ``cores`` cores and ``memory`` each, on ``queue``, for ``walltime``).
+    """
+
+    address: str = ""
+    cluster: str = "local"
+    n_workers: int = 2
+    queue: str = ""
+    cores: int = 1
+    memory: str = "4GB"
+    walltime: str = "01:00:00"
+    #: extra scheduler directives of each job (e.g. ``["--account=abc"]``)
+    job_extra_directives: list[str] = field(default_factory=list)
+    #: resubmissions of a job whose function raised (a lost worker is retried by the scheduler)
+    retries: int = 2
+
+
+@dataclass
 class RunConfig:
     """``run.*``: the main job (``clarity-se run``)."""
 
@@ -109,6 +134,7 @@ class RecipeConfig:
     soft_clip: bool = True
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     enhancer: EnhancerConfig = field(default_factory=EnhancerConfig)
+    dask: DaskConfig = field(default_factory=DaskConfig)
     run: RunConfig = field(default_factory=RunConfig)
     hydra: Any = None
 

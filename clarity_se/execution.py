@@ -4,6 +4,10 @@ The stages hand a picklable function and a list of picklable jobs to an :class:`
 receive the results as they finish; they never touch processes themselves. Two executors:
 
 * :class:`InProcessExecutor` -- one job after the other in this process;
+* :class:`DaskExecutor` -- futures on a ``dask.distributed`` cluster (a ``LocalCluster``, a
+  SLURM/PBS cluster through ``dask-jobqueue``, or a running scheduler): jobs stream back as they
+  finish, a job whose worker dies is rescheduled by Dask, long-lived workers pay the start-up
+  (imports, compiled kernels) once;
 * :class:`LocalProcessExecutor` -- ``concurrent.futures.ProcessPoolExecutor`` with the
   ``spawn`` start method (``fork`` aborts once numba's OpenMP pool has run in the parent),
   one thread per worker (BLAS/OpenMP pools of 2+ threads in each of N workers oversubscribe
@@ -27,6 +31,7 @@ from typing import Any, Protocol
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DaskExecutor",
     "Executor",
     "InProcessExecutor",
     "LocalProcessExecutor",
@@ -125,6 +130,125 @@ class LocalProcessExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+SCHEDULERS = ("local", "dask")
+CLUSTERS = ("local", "slurm", "pbs")
+
+
+def _dask_worker_setup(warm: Callable[[], None] | None = None) -> None:
+    """Run once on each Dask worker: one torch thread, then the stage's ``warm()`` (imports,
+    compiled kernels, filter designs) so that jobs do not pay for them."""
+    import torch
+
+    torch.set_num_threads(1)
+    if warm is not None:
+        warm()
+
+
+def jobqueue_cluster(options):
+    """A ``dask-jobqueue`` SLURM or PBS cluster: one worker process per batch job, running
+    ``cores`` jobs at a time (one torch thread each).
+
+    Parameters
+    ----------
+    options : mapping
+        ``cluster`` (``slurm`` | ``pbs``), ``queue``, ``cores``, ``memory``, ``walltime``,
+        ``job_extra_directives`` (the ``dask.*`` config).
+
+    Returns
+    -------
+    dask_jobqueue.JobQueueCluster
+        Not yet scaled (no job submitted); ``job_script()`` shows what each job runs.
+    """
+    import dask_jobqueue
+
+    kind = str(options.get("cluster"))
+    make = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[kind]
+    return make(
+        queue=options.get("queue") or None,
+        cores=int(options.get("cores", 1)),
+        processes=1,
+        memory=str(options.get("memory", "4GB")),
+        walltime=str(options.get("walltime", "01:00:00")),
+        job_extra_directives=list(options.get("job_extra_directives") or []),
+    )
+
+
+class DaskExecutor:
+    """Run the jobs as futures on a ``dask.distributed`` cluster.
+
+    Parameters
+    ----------
+    options : mapping
+        The ``dask.*`` config (:class:`clarity_se.config.DaskConfig`): ``address``, or
+        ``cluster`` (``local`` | ``slurm`` | ``pbs``) with ``n_workers``, ``queue``, ``cores``,
+        ``memory``, ``walltime``, ``job_extra_directives``; ``retries``.
+    warm : callable, optional
+        Run once on every worker before its first job (must be importable by the workers).
+
+    Notes
+    -----
+    Results stream back in completion order; the caller (the stage) writes them to its
+    journal, so one process writes the experiment folder whatever the number of workers. A job
+    whose function raises is resubmitted ``retries`` times, then the exception propagates; a
+    job whose worker process dies is rescheduled by the Dask scheduler on another worker (up to
+    ``distributed.scheduler.allowed-failures`` times, then ``KilledWorker``). A cluster this
+    executor started is closed when the iteration ends.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``cluster`` or bad ``n_workers``.
+    """
+
+    def __init__(self, options, warm: Callable[[], None] | None = None) -> None:
+        self.options = dict(options)
+        cluster = str(self.options.get("cluster", "local"))
+        if not self.options.get("address") and cluster not in CLUSTERS:
+            raise ValueError(f"dask.cluster must be one of {CLUSTERS}, got {cluster!r}")
+        self.workers = int(self.options.get("n_workers", 1))
+        if self.workers < 1:
+            raise ValueError(f"dask.n_workers must be >= 1, got {self.workers}")
+        self.warm = warm
+
+    def _start(self):
+        """``(client, cluster or None)``: connect, or start the configured cluster."""
+        from dask.distributed import Client, LocalCluster
+
+        opts = self.options
+        if opts.get("address"):
+            return Client(str(opts["address"])), None
+        kind = str(opts.get("cluster", "local"))
+        if kind == "local":
+            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                   processes=True, dashboard_address=":0")  # fmt: skip
+        else:
+            cluster = jobqueue_cluster(opts)
+            cluster.scale(jobs=self.workers)
+        return Client(cluster), cluster
+
+    def map_unordered(self, fn: Callable[[Any], Any], jobs: Iterable[Any]) -> Iterator[tuple]:
+        """Yield ``(job, fn(job))`` in completion order."""
+        from dask.distributed import as_completed as dask_as_completed
+
+        jobs = list(jobs)
+        client, cluster = self._start()
+        try:
+            logger.info("dask: %s, dashboard %s", client.scheduler.address,
+                        client.dashboard_link)  # fmt: skip
+            client.run(_dask_worker_setup, self.warm)
+            futures = {}
+            for job in jobs:
+                future = client.submit(fn, job, pure=False, retries=int(self.options.get(
+                    "retries", 0)))  # fmt: skip
+                futures[future.key] = (future, job)
+            for future in dask_as_completed([f for f, _ in futures.values()]):
+                yield futures[future.key][1], future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
 def resolve_workers(workers: int, device: str = "cpu", key: str = "evaluate.workers") -> int:
     """Number of worker processes for a ``*.workers`` setting (``0``: automatic).
 
@@ -169,9 +293,29 @@ def resolve_workers(workers: int, device: str = "cpu", key: str = "evaluate.work
     return max(1, min(cores, by_memory))
 
 
-def make_executor(workers: int, n_jobs: int | None = None) -> Executor:
-    """An :class:`InProcessExecutor` for one worker (or at most one job), else a
-    :class:`LocalProcessExecutor` of ``min(workers, n_jobs)`` processes."""
+def make_executor(
+    workers: int,
+    n_jobs: int | None = None,
+    *,
+    scheduler: str = "local",
+    dask_options=None,
+    warm: Callable[[], None] | None = None,
+) -> Executor:
+    """The executor of a stage.
+
+    ``scheduler="dask"``: a :class:`DaskExecutor` on ``dask_options``. Otherwise an
+    :class:`InProcessExecutor` for one worker (or at most one job), else a
+    :class:`LocalProcessExecutor` of ``min(workers, n_jobs)`` processes.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``scheduler`` or bad Dask options.
+    """
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    if scheduler == "dask":
+        return DaskExecutor(dask_options or {}, warm=warm)
     if n_jobs is not None:
         workers = min(workers, n_jobs)
     return InProcessExecutor() if workers <= 1 else LocalProcessExecutor(workers)

@@ -104,6 +104,13 @@ def _failure(scene: str, listener: str, exc: BaseException | str) -> dict:
     return {"scene": scene, "listener": listener, "error": text}
 
 
+def warm_worker() -> None:
+    """Once per long-lived worker (``evaluate.scheduler=dask``): import the scoring code and
+    load its compiled kernels from numba's cache, so that the first job does not pay for it."""
+    import clarity_se.metrics.scene  # noqa: F401
+    import clarity_se.stages.amplify  # noqa: F401
+
+
 def score_scene_job(job: SceneJob) -> list[dict]:
     """Amplify and score the listed listeners of one scene (runs in a worker process).
 
@@ -303,6 +310,17 @@ def check_evaluate_config(cfg) -> None:
 
         if not torch.cuda.is_available():
             raise ValueError(f"evaluate.device={device} but CUDA is not available")
+    from clarity_se.execution import CLUSTERS, SCHEDULERS
+
+    if cfg.evaluate.scheduler not in SCHEDULERS:
+        raise ValueError(
+            f"evaluate.scheduler must be one of {SCHEDULERS}, got {cfg.evaluate.scheduler!r}"
+        )
+    if cfg.evaluate.scheduler == "dask" and not cfg.dask.address:
+        if cfg.dask.cluster not in CLUSTERS:
+            raise ValueError(f"dask.cluster must be one of {CLUSTERS}, got {cfg.dask.cluster!r}")
+        if int(cfg.dask.n_workers) < 1:
+            raise ValueError(f"dask.n_workers must be >= 1, got {cfg.dask.n_workers}")
     if not bool(cfg.evaluate.set_random_seed):
         raise ValueError(
             "evaluate.set_random_seed=false is not supported: clarity_se seeds every pair from "
@@ -392,7 +410,10 @@ def run_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
         jobs = scene_jobs([by_id[i] for i in plan.todo], int(cfg.evaluate.batch_size),
                           OmegaConf.to_container(cfg, resolve=True))  # fmt: skip
         workers = resolve_workers(cfg.evaluate.workers, str(cfg.evaluate.device))
-        executor = make_executor(workers, len(jobs))
+        executor = make_executor(
+            workers, len(jobs), scheduler=str(cfg.evaluate.scheduler),
+            dask_options=OmegaConf.to_container(cfg.dask, resolve=True), warm=warm_worker,
+        )  # fmt: skip
         last_write = time.monotonic()
         try:
             with tqdm(total=len(plan.todo), desc="evaluate", unit="pair") as progress:

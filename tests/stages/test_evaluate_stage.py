@@ -359,3 +359,90 @@ def test_resolve_workers():
     assert 1 <= auto <= len(os.sched_getaffinity(0))
     with pytest.raises(ValueError, match="evaluate.workers"):
         resolve_workers(-1, "cpu")
+
+
+def test_dask_local_cluster_equals_local_scheduler(tree, reference, tmp_path):
+    """evaluate.scheduler=dask on a real LocalCluster of 2 worker processes: every pair once,
+    the same bytes as the one-process run."""
+    exp = new_exp(tree, tmp_path, "dask")
+    cfg = config(tree["root"], exp, "evaluate.scheduler=dask", "dask.n_workers=2")
+    assert run_evaluate(cfg)[:2] == (len(PAIRS), 0)
+    assert (exp / "scores.csv").read_bytes() == reference["csv"]
+    ids = [json.loads(line)["id"] for line in (exp / "scores.jsonl").read_text().splitlines()]
+    assert sorted(ids) == sorted(f"{s}_{lis}" for s, lis in PAIRS)
+    with pytest.raises(ValueError, match="dask.cluster"):
+        run_evaluate(config(tree["root"], exp, "evaluate.scheduler=dask", "dask.cluster=lsf"))
+    with pytest.raises(ValueError, match="evaluate.scheduler"):
+        run_evaluate(config(tree["root"], exp, "evaluate.scheduler=ray"))
+
+
+def test_dask_client_killed_then_resumed(tree, reference, tmp_path):
+    """kill -9 of the whole command (client, scheduler and its workers, as a cluster job is
+    killed) after the first journaled pair; the rerun keeps it and scores the rest once."""
+    exp = new_exp(tree, tmp_path, "dask_killed")
+    journal = exp / "scores.jsonl"
+    cmd = [sys.executable, "-m", "clarity_se.cli", "evaluate", "-c", str(BASELINE),
+           f"path.root={tree['root']}", f"path.exp_folder={exp}", "evaluate.scheduler=dask",
+           "dask.n_workers=2"]  # fmt: skip
+    log = open(tmp_path / "dask_killed.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not (journal.is_file() and journal.read_bytes().count(b"\n") >= 1):
+            assert proc.poll() is None, (tmp_path / "dask_killed.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no pair journaled in 240 s"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+        log.close()
+    done_before = journal.read_text().count("\n")
+    assert 1 <= done_before < len(PAIRS), "kill came too late to test a resume"
+    cfg = config(tree["root"], exp, "evaluate.scheduler=dask", "dask.n_workers=2")
+    n_scored, n_failed, summary = run_evaluate(cfg)
+    assert (n_scored, n_failed) == (len(PAIRS), 0)
+    assert f"{done_before} reused" in summary
+    assert (exp / "scores.csv").read_bytes() == reference["csv"]
+    ids = [json.loads(line)["id"] for line in journal.read_text().splitlines()]
+    assert sorted(ids) == sorted(f"{s}_{lis}" for s, lis in PAIRS)
+
+
+def _die_once(job):
+    """A job whose first attempt kills its worker process (as an OOM kill would)."""
+    marker, value = job
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return value * value
+
+
+def test_dask_executor_reschedules_the_job_of_a_dead_worker(tmp_path):
+    from clarity_se.execution import DaskExecutor
+
+    executor = DaskExecutor({"cluster": "local", "n_workers": 2, "retries": 0})
+    jobs = [(str(tmp_path / "died"), 3), (str(tmp_path / "other"), 4)]
+    (tmp_path / "other").touch()  # only the first job kills its worker, once
+    results = dict(executor.map_unordered(_die_once, jobs))
+    assert results == {jobs[0]: 9, jobs[1]: 16}
+
+
+def test_slurm_and_pbs_job_scripts_carry_the_config():
+    """No batch system here: check what each job would run (nothing is submitted)."""
+    from clarity_se.execution import jobqueue_cluster
+
+    opts = {"cluster": "slurm", "queue": "cpu", "cores": 2, "memory": "8GB",
+            "walltime": "02:00:00", "job_extra_directives": ["--account=abc"]}  # fmt: skip
+    cluster = jobqueue_cluster(opts)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p cpu", "#SBATCH --cpus-per-task=2", "#SBATCH -t 02:00:00",
+                 "#SBATCH --account=abc", "--nthreads 2"):  # fmt: skip
+        assert line in script, script
+    cluster = jobqueue_cluster({**opts, "cluster": "pbs"})
+    try:
+        assert "#PBS -q cpu" in cluster.job_script()
+    finally:
+        cluster.close()
