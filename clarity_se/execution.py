@@ -131,6 +131,13 @@ class LocalProcessExecutor:
 
 
 SCHEDULERS = ("local", "dask")
+#: Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in its workers; that fixes glibc's mmap
+#: threshold at 128 KiB, so every large array of the ear model is mmapped and unmapped again:
+#: a scene job took 3.0x as long (11.9 s instead of 4.0 s, `benchmarks/bench_scale.py` tree).
+#: The workers started here run without it (this value unsets it; see docs/cluster.md for
+#: workers started by hand).
+NO_MALLOC_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+NO_MALLOC_TRIM_ENV = "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_=None"
 CLUSTERS = ("local", "slurm", "pbs")
 
 
@@ -170,6 +177,7 @@ def jobqueue_cluster(options):
         memory=str(options.get("memory", "4GB")),
         walltime=str(options.get("walltime", "01:00:00")),
         job_extra_directives=list(options.get("job_extra_directives") or []),
+        job_script_prologue=[f"export {NO_MALLOC_TRIM_ENV}"],
     )
 
 
@@ -212,6 +220,7 @@ class DaskExecutor:
 
     def _start(self):
         """``(client, cluster or None)``: connect, or start the configured cluster."""
+        import dask
         from dask.distributed import Client, LocalCluster
 
         opts = self.options
@@ -219,8 +228,9 @@ class DaskExecutor:
             return Client(str(opts["address"])), None
         kind = str(opts.get("cluster", "local"))
         if kind == "local":
-            cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
-                                   processes=True, dashboard_address=":0")  # fmt: skip
+            with dask.config.set(NO_MALLOC_TRIM):
+                cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=":0")  # fmt: skip
         else:
             cluster = jobqueue_cluster(opts)
             cluster.scale(jobs=self.workers)

@@ -439,7 +439,7 @@ def test_slurm_and_pbs_job_scripts_carry_the_config():
     finally:
         cluster.close()
     for line in ("#SBATCH -p cpu", "#SBATCH --cpus-per-task=2", "#SBATCH -t 02:00:00",
-                 "#SBATCH --account=abc", "--nthreads 2"):  # fmt: skip
+                 "#SBATCH --account=abc", "--nthreads 2", "MALLOC_TRIM_THRESHOLD_=None"):  # fmt: skip
         assert line in script, script
     cluster = jobqueue_cluster({**opts, "cluster": "pbs"})
     try:
