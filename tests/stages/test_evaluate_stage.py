@@ -438,8 +438,9 @@ def test_slurm_and_pbs_job_scripts_carry_the_config():
         script = cluster.job_script()
     finally:
         cluster.close()
-    for line in ("#SBATCH -p cpu", "#SBATCH --cpus-per-task=2", "#SBATCH -t 02:00:00",
-                 "#SBATCH --account=abc", "--nthreads 2", "MALLOC_TRIM_THRESHOLD_=None"):  # fmt: skip
+    expected = ("#SBATCH -p cpu", "#SBATCH --cpus-per-task=2", "#SBATCH -t 02:00:00",
+                "#SBATCH --account=abc", "--nthreads 2", "MALLOC_TRIM_THRESHOLD_=None")
+    for line in expected:
         assert line in script, script
     cluster = jobqueue_cluster({**opts, "cluster": "pbs"})
     try:
