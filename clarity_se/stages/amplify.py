@@ -8,6 +8,9 @@ audiograms (``path.listeners_file``) with ``nalr.*``, ``compressor.*`` and ``sof
 longer than the input) atomically, as pyclarity 0.9.0's ``recipes/icassp_2023/baseline/evaluate.py``
 does before scoring.
 
+Pairs run in this process, or on a Dask cluster with ``evaluate.scheduler=dask`` (``dask.*``;
+docs/cluster.md); this process journals the records as they return.
+
 Each finished pair appends one record to the journal ``<exp>/amplify_manifest.jsonl`` (schema
 ``clarity_se.amplified/1``; ``amplify_manifest.shard-k-of-n.jsonl`` for a shard;
 :class:`clarity_se.data.journal.Journal`); a rerun skips pairs whose record and output file
@@ -150,6 +153,24 @@ def amplify_pair(
     return amplified, record
 
 
+def amplify_job(job: tuple[str, str, dict]) -> dict:
+    """Amplify one pair ``(scene, listener, config)`` where it runs (this process or a Dask
+    worker) and write its output; return its journal record, or ``{"scene", "listener",
+    "error"}``. The caller journals the records, so one process writes the journal."""
+    from omegaconf import OmegaConf
+
+    from clarity_se.data.cec2 import CEC2Dataset
+
+    scene, listener_id, config = job
+    cfg = OmegaConf.create(config)
+    try:
+        dataset = CEC2Dataset.from_recipe(cfg.path)
+        exp = Experiment(cfg.path.exp_folder, cfg.evaluate.shard)
+        return amplify_pair(cfg, exp, scene, dataset.listener(listener_id))[1]
+    except (ValueError, OSError) as exc:
+        return {"scene": scene, "listener": listener_id, "error": f"{type(exc).__name__}: {exc}"}
+
+
 def amplify_config_hash(cfg, listener) -> str:
     """Fingerprint of what makes a hearing-aid output besides the enhanced signal: ``nalr.*``,
     ``compressor.*``, ``soft_clip`` and the listener's audiograms."""
@@ -173,12 +194,14 @@ def run_amplify(cfg, *, force: bool = False, wait: bool = False) -> tuple:
     ValueError
         Bad config, metadata or listeners file, or the folder is in use.
     """
+    from omegaconf import OmegaConf
     from tqdm import tqdm
 
     from clarity_se.data.fingerprint import FileFingerprints
     from clarity_se.data.journal import Journal
-    from clarity_se.stages.common import stage_inputs
+    from clarity_se.stages.common import check_scheduler, stage_executor, stage_inputs
 
+    check_scheduler(cfg)
     dataset, exp, pairs = stage_inputs(cfg)
     by_id = {p.id: p for p in pairs}
     files = FileFingerprints()
@@ -196,13 +219,19 @@ def run_amplify(cfg, *, force: bool = False, wait: bool = False) -> tuple:
         errors = exp.errors("amplify")
         plan = journal.plan(list(by_id), config, inputs, files, force=force)
         logger.info("amplify: %d pairs: %s", len(pairs), plan.summary())
-        for pair_id in tqdm(plan.todo, desc="amplify", unit="pair"):
-            scene, listener_id = by_id[pair_id]
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        jobs = [(*by_id[i], resolved) for i in plan.todo]
+        executor = stage_executor(cfg, 1, len(jobs))
+        for _, record in tqdm(executor.map_unordered(amplify_job, jobs), total=len(jobs),
+                              desc="amplify", unit="pair"):  # fmt: skip
+            if "error" in record:
+                errors.add(record["scene"], record["listener"], record["error"])
+                continue
+            pair_id = record["id"]
             try:
                 fingerprint = {"config": config(pair_id), "inputs": files.of(inputs(pair_id))}
-                _, record = amplify_pair(cfg, exp, scene, dataset.listener(listener_id))
             except (ValueError, OSError) as exc:
-                errors.add(scene, listener_id, exc)
+                errors.add(record["scene"], record["listener"], exc)
                 continue
             journal.write(record | {"fingerprint": fingerprint})
         n_done = sum(1 for p in pairs if journal.done(p.id) is not None)

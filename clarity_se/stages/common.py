@@ -15,7 +15,7 @@ from clarity_se.data.cec2 import CEC2Dataset
 from clarity_se.data.experiment import Experiment
 from clarity_se.data.pairs import ScenePair, select_shard
 
-__all__ = ["StageInputs", "pairs_from_config", "stage_inputs"]
+__all__ = ["StageInputs", "check_scheduler", "pairs_from_config", "stage_executor", "stage_inputs"]
 
 
 class StageInputs(NamedTuple):
@@ -51,6 +51,50 @@ def stage_inputs(cfg) -> StageInputs:
     pairs = select_shard(dataset.scene_listener_pairs(bool(cfg.evaluate.small_test)),
                          cfg.evaluate.shard)
     return StageInputs(dataset, Experiment(cfg.path.exp_folder, cfg.evaluate.shard), pairs)
+
+
+def check_scheduler(cfg) -> None:
+    """Fail early on a bad ``evaluate.scheduler`` or ``dask.*`` setting.
+
+    ``evaluate.scheduler`` applies to every per-pair stage, as ``evaluate.small_test`` and
+    ``evaluate.shard`` do.
+
+    Raises
+    ------
+    ValueError
+        Unknown scheduler or cluster kind, or ``dask.n_workers < 1``.
+    """
+    from clarity_se.execution import CLUSTERS, SCHEDULERS
+
+    if cfg.evaluate.scheduler not in SCHEDULERS:
+        raise ValueError(
+            f"evaluate.scheduler must be one of {SCHEDULERS}, got {cfg.evaluate.scheduler!r}"
+        )
+    if cfg.evaluate.scheduler == "dask" and not cfg.dask.address:
+        if cfg.dask.cluster not in CLUSTERS:
+            raise ValueError(f"dask.cluster must be one of {CLUSTERS}, got {cfg.dask.cluster!r}")
+        if int(cfg.dask.n_workers) < 1:
+            raise ValueError(f"dask.n_workers must be >= 1, got {cfg.dask.n_workers}")
+
+
+def stage_executor(cfg, workers: int, n_jobs: int, warm=None):
+    """The executor of a per-pair stage: ``workers`` local processes, or the ``dask.*``
+    cluster when ``evaluate.scheduler=dask`` (:func:`clarity_se.execution.make_executor`).
+
+    Raises
+    ------
+    ValueError
+        As :func:`check_scheduler`.
+    """
+    from omegaconf import OmegaConf
+
+    from clarity_se.execution import make_executor
+
+    check_scheduler(cfg)
+    return make_executor(
+        workers, n_jobs, scheduler=str(cfg.evaluate.scheduler),
+        dask_options=OmegaConf.to_container(cfg.dask, resolve=True), warm=warm,
+    )  # fmt: skip
 
 
 def stage_main(name: str, run) -> int:

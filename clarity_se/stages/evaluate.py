@@ -310,17 +310,9 @@ def check_evaluate_config(cfg) -> None:
 
         if not torch.cuda.is_available():
             raise ValueError(f"evaluate.device={device} but CUDA is not available")
-    from clarity_se.execution import CLUSTERS, SCHEDULERS
+    from clarity_se.stages.common import check_scheduler
 
-    if cfg.evaluate.scheduler not in SCHEDULERS:
-        raise ValueError(
-            f"evaluate.scheduler must be one of {SCHEDULERS}, got {cfg.evaluate.scheduler!r}"
-        )
-    if cfg.evaluate.scheduler == "dask" and not cfg.dask.address:
-        if cfg.dask.cluster not in CLUSTERS:
-            raise ValueError(f"dask.cluster must be one of {CLUSTERS}, got {cfg.dask.cluster!r}")
-        if int(cfg.dask.n_workers) < 1:
-            raise ValueError(f"dask.n_workers must be >= 1, got {cfg.dask.n_workers}")
+    check_scheduler(cfg)
     if not bool(cfg.evaluate.set_random_seed):
         raise ValueError(
             "evaluate.set_random_seed=false is not supported: clarity_se seeds every pair from "
@@ -381,8 +373,8 @@ def run_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
 
     from clarity_se.data.fingerprint import FileFingerprints
     from clarity_se.data.journal import Journal
-    from clarity_se.execution import make_executor, resolve_workers
-    from clarity_se.stages.common import stage_inputs
+    from clarity_se.execution import resolve_workers
+    from clarity_se.stages.common import stage_executor, stage_inputs
 
     check_evaluate_config(cfg)
     dataset, exp, pairs = stage_inputs(cfg)
@@ -410,10 +402,7 @@ def run_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
         jobs = scene_jobs([by_id[i] for i in plan.todo], int(cfg.evaluate.batch_size),
                           OmegaConf.to_container(cfg, resolve=True))  # fmt: skip
         workers = resolve_workers(cfg.evaluate.workers, str(cfg.evaluate.device))
-        executor = make_executor(
-            workers, len(jobs), scheduler=str(cfg.evaluate.scheduler),
-            dask_options=OmegaConf.to_container(cfg.dask, resolve=True), warm=warm_worker,
-        )  # fmt: skip
+        executor = stage_executor(cfg, workers, len(jobs), warm=warm_worker)
         last_write = time.monotonic()
         try:
             with tqdm(total=len(plan.todo), desc="evaluate", unit="pair") as progress:
