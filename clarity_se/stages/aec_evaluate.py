@@ -11,6 +11,10 @@ column         metric                                           talk types
 erle_db        ERLE = 10 log10(sum mic^2 / sum out^2), dB       st
 pesq_wb        PESQ-WB against the near-end speech              dt (synthetic)
 si_sdr_db      SI-SDR against the near-end speech, dB           dt (synthetic)
+dsml_db        desired-speech maintained level, dB (the         dt (synthetic)
+               canceller as a gain on the mic; Ivry et al.
+               2021, :mod:`clarity_se.metrics.dsml_resl`)
+resl_db        residual-echo suppression level, dB              dt (synthetic)
 aecmos_echo    AECMOS echo MOS (speechmos 16 kHz model)         all
 aecmos_deg     AECMOS other-degradation MOS                     all
 =============  ===============================================  =================
@@ -45,7 +49,7 @@ from clarity_se.config import add_config_arguments
 logger = logging.getLogger(__name__)
 
 SCHEMA = "clarity_se.aec_score/1"
-METRICS = ("erle_db", "pesq_wb", "si_sdr_db", "aecmos_echo", "aecmos_deg")
+METRICS = ("erle_db", "pesq_wb", "si_sdr_db", "dsml_db", "resl_db", "aecmos_echo", "aecmos_deg")
 META_COLUMNS = ("id", "talk_type", "system", "layout", "split", "ser_db", "is_farend_nonlinear",
                 "echo_path", "is_echo_path_change", "echo_path_change_s")
 INPUT = "input"
@@ -73,6 +77,7 @@ def score_output(audio, output: np.ndarray, talk_type: str, *, pesq: bool = True
         ``{metric: value}`` for :data:`METRICS`.
     """
     from clarity_se.metrics.aec import aecmos, erle, pesq_wb, si_sdr
+    from clarity_se.metrics.dsml_resl import dsml_resl
 
     scores = {m: math.nan for m in METRICS}
     output = np.asarray(output, dtype=np.float64)
@@ -80,6 +85,9 @@ def score_output(audio, output: np.ndarray, talk_type: str, *, pesq: bool = True
         scores["erle_db"] = erle(mic=audio.mic, output=output, skip_s=erle_skip_s)
     if talk_type == "dt" and audio.nearend is not None and audio.nearend.any():
         scores["si_sdr_db"] = si_sdr(reference=audio.nearend, estimate=output)
+        # the whole canceller as a time-varying gain on the microphone (Ivry et al. 2021)
+        scores["dsml_db"], scores["resl_db"] = dsml_resl(
+            suppressor_input=audio.mic, output=output, speech=audio.nearend)
         if pesq:
             scores["pesq_wb"] = pesq_wb(reference=audio.nearend, processed=output)
     if aecmos_on:

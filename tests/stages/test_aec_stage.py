@@ -106,6 +106,8 @@ def test_aec_evaluate_scores_side_by_side(synthetic, tmp_path):
             assert float(r["input_erle_db"]) == 0.0 and r["erle_db"] and not r["pesq_wb"]
         if r["talk_type"] == "dt":
             assert not r["erle_db"] and r["si_sdr_db"] and r["webrtc_aec3_si_sdr_db"]
+            assert float(r["input_resl_db"]) == pytest.approx(0.0, abs=1e-3)  # the mic itself
+            assert float(r["resl_db"]) > 0.0 and float(r["dsml_db"]) > 0.0
     assert len(list((exp / "reference_signals" / "webrtc_aec3").glob("*.wav"))) == 6
     changed = [r["id"] for r in rows if r["is_echo_path_change"] == "1"]
     time_rows = _rows(exp / "aec_erle_time.csv")
