@@ -6,9 +6,10 @@ Public API (batched, PyTorch, CPU or CUDA; equal to pyclarity 0.9.0 within float
 * :func:`haspi_v2`, :func:`haspi_v2_better_ear` -- Kates & Arehart (2021) HASPI v2;
 * :func:`hasqi_v2`, :func:`hasqi_v2_better_ear` -- Kates & Arehart (2014) HASQI v2;
 * :func:`make_reference`, :func:`score_scene_pairs` -- the official recipe's reference and
-  the scores of one scene's listeners, sharing their common work;
-* :func:`dsml_resl` -- Ivry et al. (2021) DSML and RESL of a residual-echo suppressor (the echo
-  track's other metrics: :mod:`clarity_se.metrics.aec`).
+  the scores of one scene's listeners, sharing their common work.
+
+The echo track's metrics live in :mod:`clarity_se.metrics.aec` (ERLE, PESQ-WB, SI-SDR, AECMOS)
+and :mod:`clarity_se.metrics.dsml_resl` (DSML, RESL).
 
 Heavy modules (the ear model and its compiled kernels) are imported on first use.
 """
@@ -21,7 +22,6 @@ from clarity_se.metrics.scene import EarScores, make_reference, score_scene_pair
 
 if TYPE_CHECKING:
     from clarity_se.metrics.haspi import haspi_v2, haspi_v2_better_ear
-    from clarity_se.metrics.dsml_resl import dsml_resl
     from clarity_se.metrics.hasqi import hasqi_v2, hasqi_v2_better_ear
 
 _LAZY = {
@@ -29,7 +29,6 @@ _LAZY = {
     "haspi_v2_better_ear": "clarity_se.metrics.haspi",
     "hasqi_v2": "clarity_se.metrics.hasqi",
     "hasqi_v2_better_ear": "clarity_se.metrics.hasqi",
-    "dsml_resl": "clarity_se.metrics.dsml_resl",
 }
 
 
@@ -43,7 +42,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "EarScores",
-    "dsml_resl",
     "haspi_v2",
     "haspi_v2_better_ear",
     "hasqi_v2",
