@@ -5,11 +5,13 @@ from __future__ import annotations
 from torch import nn
 
 from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT, MultichannelConvTasNet
+from clarity_se.models.crced import CRCED
 from clarity_se.models.dtln import DTLN, DTLNHearingAid
 
 #: Registry of model classes by the name stored in checkpoints.
 MODELS: dict[str, type[nn.Module]] = {
     "convtasnet": MultichannelConvTasNet,
+    "crced": CRCED,
     "dtln": DTLN,
     "dtln_ha": DTLNHearingAid,
 }
