@@ -124,7 +124,7 @@ class CRCED(nn.Module):
         self.register_buffer("window", window, persistent=False)
 
     def mask(self, features: Tensor) -> Tensor:
-        """Log magnitudes ``[batch, context, n_bins]`` (oldest first) -> mask ``[batch, n_bins]``."""
+        """Log magnitudes ``[batch, context, n_bins]`` (oldest first) -> mask ``[batch, bins]``."""
         h = self.first(features)
         for unit in self.units:
             h = h + unit(h)
