@@ -69,8 +69,10 @@ class CRCED(nn.Module):
         assumes 75 % overlap).
     context : int
         Frames in (current + past), 8.
-    filters, widths : tuple of int
-        Filters and widths of one encoder-decoder unit, (18, 30, 8) and (9, 5, 9).
+    filters_outer, filters_mid, filters_inner : int
+        Filters of one encoder-decoder unit's layers, 18, 30, 8 (the paper's 18-30-8).
+    width_outer, width_mid, width_inner : int
+        Their widths over frequency, 9, 5, 9.
     n_units : int
         Full units after the first layer (4); a last unit cut before its 18-filter layer
         follows them.
@@ -95,8 +97,12 @@ class CRCED(nn.Module):
         n_fft: int = 256,
         hop_length: int = 64,
         context: int = 8,
-        filters: tuple[int, int, int] = (18, 30, 8),
-        widths: tuple[int, int, int] = (9, 5, 9),
+        filters_outer: int = 18,
+        filters_mid: int = 30,
+        filters_inner: int = 8,
+        width_outer: int = 9,
+        width_mid: int = 5,
+        width_inner: int = 9,
         n_units: int = 4,
         sample_rate: int = 16000,
     ) -> None:
@@ -104,15 +110,17 @@ class CRCED(nn.Module):
         if n_fft != 4 * hop_length:
             raise ValueError(f"n_fft must be 4 * hop_length, got {n_fft} and {hop_length}")
         self.hparams = dict(n_fft=n_fft, hop_length=hop_length, context=context,
-                            filters=list(filters), widths=list(widths), n_units=n_units,
+                            filters_outer=filters_outer, filters_mid=filters_mid,
+                            filters_inner=filters_inner, width_outer=width_outer,
+                            width_mid=width_mid, width_inner=width_inner, n_units=n_units,
                             sample_rate=sample_rate)  # fmt: skip
         self.sample_rate = sample_rate
         self.win_length, self.hop_length, self.synth_length = n_fft, hop_length, n_fft
         self.n_bins = n_fft // 2 + 1
         self.context = context
         self.channel_layout = ["mono"]
-        f_a, f_b, f_c = filters
-        w_a, w_b, w_c = widths
+        f_a, f_b, f_c = filters_outer, filters_mid, filters_inner
+        w_a, w_b, w_c = width_outer, width_mid, width_inner
         self.first = _conv(context, f_a, w_a)
         self.units = nn.ModuleList(
             nn.Sequential(_conv(f_a, f_b, w_b), _conv(f_b, f_c, w_c), _conv(f_c, f_a, w_a))
