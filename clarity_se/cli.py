@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("clarity_se.data.validate", "check a CEC2-layout or AEC Challenge dataset"),
     "aec-data": ("clarity_se.data.render.aec_cli", "render echo clips in the AEC Challenge layout"),
     "train": ("clarity_se.training.cli", "train the Conv-TasNet enhancer"),
+    "res-train": ("clarity_se.training.res_cli",
+                  "train the RES U-Net residual-echo suppressor"),
     "average": ("clarity_se.training.average", "weight-average checkpoints of one run"),
     "enhance": ("clarity_se.stages.enhance", "enhance every (scene, listener) pair"),
     "amplify": ("clarity_se.stages.amplify", "NAL-R + compressor per listener and ear"),

@@ -77,10 +77,12 @@ class AECOptions:
     device: str = "cpu"
     #: classical systems: track the bulk delay by GCC-PHAT
     estimate_delay: bool = True
-    #: residual-echo suppressor after the canceller ("" = none)
+    #: residual-echo suppressor after the canceller ("" = none, "unet": the RES U-Net)
     res: str = ""
-    #: residual-echo suppressor strength (0: bypass, 1: full)
+    #: residual-echo suppressor trade-off (0: least speech distortion, 1: most suppression)
     res_alpha: float = 0.5
+    #: residual-echo suppressor checkpoint ("" = the packaged one)
+    res_checkpoint: str = ""
     nlms: NLMSOptions = field(default_factory=NLMSOptions)
     pbfdaf: PBFDAFOptions = field(default_factory=PBFDAFOptions)
     webrtc_aec3: WebRTCAEC3Options = field(default_factory=WebRTCAEC3Options)

@@ -7,6 +7,7 @@ from torch import nn
 from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT, MultichannelConvTasNet
 from clarity_se.models.crced import CRCED
 from clarity_se.models.dtln import DTLN, DTLNHearingAid
+from clarity_se.models.res_unet import RESUNet
 
 #: Registry of model classes by the name stored in checkpoints.
 MODELS: dict[str, type[nn.Module]] = {
@@ -14,6 +15,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "crced": CRCED,
     "dtln": DTLN,
     "dtln_ha": DTLNHearingAid,
+    "res_unet": RESUNet,
 }
 
 
@@ -50,6 +52,7 @@ __all__ = [
     "DTLNHearingAid",
     "MODELS",
     "MultichannelConvTasNet",
+    "RESUNet",
     "build_model",
     "get_model_class",
     "model_name",

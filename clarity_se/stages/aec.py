@@ -48,19 +48,19 @@ def enhanced_path(exp_folder: str | os.PathLike, clip) -> Path:
 
 
 def build_system(cfg):
-    """The echo canceller of ``cfg.aec`` (``aec.name``; ``aec.res`` must be empty here).
+    """The echo canceller of ``cfg.aec`` (``aec.name``), followed by the residual-echo
+    suppressor ``aec.res`` at ``aec.res_alpha`` when one is named
+    (:func:`clarity_se.aec.res.build_chain`).
 
     Raises
     ------
     ValueError
-        Unknown ``aec.name``, bad options, or a residual-echo suppressor this build lacks.
+        Unknown ``aec.name`` or ``aec.res``, bad options or checkpoint.
     """
     from clarity_se.aec import build_aec
+    from clarity_se.aec.res import build_chain
 
-    if cfg.aec.res:
-        raise ValueError(f"aec.res: no residual-echo suppressor {cfg.aec.res!r} is available "
-                         "in this build (leave aec.res empty)")
-    return build_aec(cfg.aec)
+    return build_chain(build_aec(cfg.aec), cfg.aec)
 
 
 def run_clip(system, clip) -> np.ndarray:
@@ -95,6 +95,9 @@ def aec_config_hash(cfg, system) -> str:
     values.pop("device", None)
     checkpoint = getattr(system, "checkpoint_path", None)
     values["checkpoint_hash"] = file_hash(checkpoint) if checkpoint else ""
+    res_checkpoint = getattr(system, "res_checkpoint_path", None)
+    if res_checkpoint:
+        values["res_checkpoint_hash"] = file_hash(res_checkpoint)
     return config_hash(values)
 
 

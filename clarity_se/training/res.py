@@ -1,0 +1,326 @@
+"""Training the RES U-Net (:mod:`clarity_se.models.res_unet`) behind echo cancellers.
+
+``clarity-se res-train -c recipes/aec/res_unet/config.yaml [key=value ...]``:
+
+1. every clip of ``data.root`` (an AEC Challenge synthetic folder with ``nearend_speech``, e.g.
+   one written by ``clarity-se aec-data``) is run through each canceller of ``data.aec``; its
+   output ``e`` and echo estimate are cached in ``<train.exp_dir>/cache/<system>/`` (atomic
+   ``.npz``, reused by a rerun);
+2. the STFT features of ``e`` and the echo estimate, and the magnitudes of the near-end speech
+   ``s`` and of the residual ``r = e - s`` (echo plus noise) are kept in memory;
+3. each step draws ``train.batch_size`` (clip, frame) pairs and an ``alpha`` uniform in
+   ``[0, 1]`` per pair, and minimises :func:`~clarity_se.models.res_unet.res_objective` on the
+   windows' last frames (Adam, gradient clipping);
+4. every ``train.val_every`` steps the objective at ``alpha`` = 0 and 1 on the clips of
+   ``data.val_root`` is logged to ``log.csv``; the best (their mean) is ``best.pt``, exported to
+   ``train.export``. ``last.pt`` resumes a killed run.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from clarity_se.config import merge_config
+from clarity_se.data.aec_challenge import load_aec_dataset, read_clip
+from clarity_se.data.audio_io import atomic_path
+from clarity_se.models.checkpoint import atomic_torch_save, save_checkpoint
+from clarity_se.models.res_unet import RESUNet, res_objective
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RESDataConfig:
+    """``data.*``: training and validation folders and the cancellers in front."""
+
+    root: str = "???"
+    val_root: str = "???"
+    #: echo cancellers whose outputs are the training inputs (``aec.name`` values)
+    aec: list[str] = field(default_factory=lambda: ["pbfdaf", "nlms"])
+    max_clips: int = 0  #: 0 = every clip
+    max_val_clips: int = 24
+
+
+@dataclass
+class RESModelConfig:
+    """``model.*``: :class:`~clarity_se.models.res_unet.RESUNet` arguments."""
+
+    context: int = 32
+    channels: list[int] = field(default_factory=lambda: [24, 48, 72, 96, 128])
+    out_channels: int = 16
+
+
+@dataclass
+class RESLossConfig:
+    """``loss.*``: :func:`~clarity_se.models.res_unet.res_objective` weights."""
+
+    leak_weight: float = 4.0
+    nullification_db: float = 6.0
+    nullification_weight: float = 0.1
+
+
+@dataclass
+class RESTrainOptions:
+    """``train.*``."""
+
+    exp_dir: str = "exp/res_unet"
+    export: str = ""
+    steps: int = 4000
+    batch_size: int = 128
+    lr: float = 1e-3
+    grad_clip: float = 5.0
+    val_every: int = 250
+    seed: int = 0
+    num_threads: int = 2
+    max_time_s: float = 0.0  #: 0 = no limit
+
+
+@dataclass
+class RESTrainConfig:
+    """The whole ``res-train`` config."""
+
+    data: RESDataConfig = field(default_factory=RESDataConfig)
+    model: RESModelConfig = field(default_factory=RESModelConfig)
+    loss: RESLossConfig = field(default_factory=RESLossConfig)
+    train: RESTrainOptions = field(default_factory=RESTrainOptions)
+
+
+def load_res_config(config=None, overrides=None) -> DictConfig:
+    """Load a ``res-train`` config (schema :class:`RESTrainConfig`) with dotlist overrides.
+
+    Raises
+    ------
+    ValueError
+        Unknown key, wrong type or a required value (``data.root``, ``data.val_root``) unset;
+        the message names the file and key.
+    """
+    cfg = merge_config(RESTrainConfig, config, overrides, what="res-train config")
+    for key in ("root", "val_root"):
+        if OmegaConf.is_missing(cfg.data, key):
+            raise ValueError(f"res-train config: data.{key} is required")
+    return cfg
+
+
+def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: int = 0):
+    """Run the canceller ``system_name`` over the clips of ``root`` that have near-end speech.
+
+    Returns
+    -------
+    list of dict
+        Per clip: ``id``, ``error``, ``echo_estimate``, ``nearend`` (float32 ``[time]``).
+
+    Raises
+    ------
+    ValueError
+        A folder without ``nearend_speech`` references, or an unknown system.
+    """
+    from clarity_se.aec import build_aec
+    from clarity_se.aec.config import AECOptions
+
+    clips = [c for c in load_aec_dataset(root) if c.nearend is not None]
+    if not clips:
+        raise ValueError(f"{root}: no clips with nearend_speech (a synthetic layout is needed)")
+    clips = clips[:max_clips] if max_clips else clips
+    options = OmegaConf.structured(AECOptions)
+    options.name = system_name
+    system = build_aec(options)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    from tqdm import tqdm
+
+    for clip in tqdm(clips, desc=f"{system_name} on {Path(root).name}", unit="clip"):
+        path = cache_dir / f"{clip.id.replace('/', '__')}.npz"
+        audio = read_clip(clip)
+        if path.is_file():
+            with np.load(path) as z:
+                error, echo = z["error"], z["echo_estimate"]
+        else:
+            result = system(audio.mic, audio.farend)
+            error = np.asarray(result.output, dtype=np.float32)
+            echo = np.asarray(result.echo_estimate, dtype=np.float32)
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, error=error, echo_estimate=echo)
+        out.append(dict(id=clip.id, error=error, echo_estimate=echo, nearend=audio.nearend))
+    return out
+
+
+class FrameBank:
+    """Features and magnitudes of many clips, indexable by (clip, frame) windows.
+
+    Parameters
+    ----------
+    model : RESUNet
+        Supplies the STFT, the feature function and the context length.
+    clips : list of dict
+        From :func:`canceller_outputs`.
+    """
+
+    def __init__(self, model: RESUNet, clips: list[dict]) -> None:
+        stft, ctx = model.stft, model.context
+        self.context = ctx
+        self.windows, self.e_mag, self.s_mag, self.r_mag = [], [], [], []
+        pad_value = model.silence_feature()
+        with torch.no_grad():
+            for c in clips:
+                e = torch.from_numpy(c["error"])
+                y = torch.from_numpy(c["echo_estimate"])
+                s = torch.from_numpy(c["nearend"])
+                e_spec, y_spec = stft.analysis(e), stft.analysis(y)
+                feats = model.features(e_spec, y_spec)
+                pad = pad_value.expand(2, ctx - 1, feats.shape[-1])
+                self.windows.append(torch.cat([pad, feats], dim=1).contiguous())
+                self.e_mag.append(e_spec.abs())
+                self.s_mag.append(stft.analysis(s).abs())
+                self.r_mag.append(stft.analysis(e - s).abs())
+        self.n_frames = np.array([m.shape[0] for m in self.e_mag])
+
+    def sample(self, rng: np.random.Generator, n: int):
+        """``n`` random windows: features ``[n, 2, context, bins]`` and the last frames'
+        ``|E|, |S|, |R|`` ``[n, bins]``."""
+        clip = rng.integers(0, len(self.e_mag), n)
+        frame = (rng.random(n) * self.n_frames[clip]).astype(int)
+        return self.gather(clip, frame)
+
+    def gather(self, clip, frame):
+        """Windows and magnitudes of the given (clip, frame) pairs."""
+        ctx = self.context
+        feats = torch.stack([self.windows[c][:, f : f + ctx] for c, f in zip(clip, frame,
+                                                                             strict=True)])
+        e = torch.stack([self.e_mag[c][f] for c, f in zip(clip, frame, strict=True)])
+        s = torch.stack([self.s_mag[c][f] for c, f in zip(clip, frame, strict=True)])
+        r = torch.stack([self.r_mag[c][f] for c, f in zip(clip, frame, strict=True)])
+        return feats, e, s, r
+
+    def all_pairs(self, stride: int = 1):
+        """Every ``stride``-th (clip, frame) pair, as two arrays."""
+        clip = np.concatenate([np.full(len(range(0, n, stride)), i)
+                               for i, n in enumerate(self.n_frames)])  # fmt: skip
+        frame = np.concatenate([np.arange(0, n, stride) for n in self.n_frames])
+        return clip, frame
+
+
+def _objective(model, bank, cfg, clip, frame, alpha_value=None, rng=None):
+    feats, e, s, r = bank.gather(clip, frame)
+    if alpha_value is None:
+        alpha = torch.from_numpy(rng.random(len(clip)).astype(np.float32))
+    else:
+        alpha = torch.full((len(clip),), float(alpha_value))
+    mask = model.window_mask(feats, alpha)
+    return res_objective(mask, e, s, r, alpha, cfg.loss.leak_weight, cfg.loss.nullification_db,
+                         cfg.loss.nullification_weight)  # fmt: skip
+
+
+@torch.no_grad()
+def validate(model, bank, cfg) -> dict[str, float]:
+    """Objective at ``alpha`` 0 and 1 over every 4th frame of the validation clips."""
+    model.eval()
+    clip, frame = bank.all_pairs(stride=4)
+    out = {}
+    for a in (0.0, 1.0):
+        losses, weights = [], []
+        for i in range(0, len(clip), 512):
+            losses.append(float(_objective(model, bank, cfg, clip[i:i + 512], frame[i:i + 512],
+                                           alpha_value=a)))  # fmt: skip
+            weights.append(len(clip[i:i + 512]))
+        out[f"val_alpha{a:g}"] = float(np.average(losses, weights=weights))
+    model.train()
+    return out
+
+
+def train_res(cfg: DictConfig) -> Path:
+    """Train the RES U-Net as configured; returns the path of ``best.pt``.
+
+    Raises
+    ------
+    ValueError
+        Bad data folders or systems (see :func:`canceller_outputs`).
+    """
+    torch.set_num_threads(cfg.train.num_threads)
+    torch.manual_seed(cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    exp = Path(cfg.train.exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    model = RESUNet(context=cfg.model.context, channels=tuple(cfg.model.channels),
+                    out_channels=cfg.model.out_channels)  # fmt: skip
+    train_clips, val_clips = [], []
+    for name in cfg.data.aec:
+        train_clips += canceller_outputs(name, cfg.data.root, exp / "cache" / name / "train",
+                                         cfg.data.max_clips)  # fmt: skip
+        val_clips += canceller_outputs(name, cfg.data.val_root, exp / "cache" / name / "val",
+                                       cfg.data.max_val_clips)  # fmt: skip
+    bank, val_bank = FrameBank(model, train_clips), FrameBank(model, val_clips)
+    logger.info("res-train: %d training frames, %d validation frames",
+                int(bank.n_frames.sum()), int(val_bank.n_frames.sum()))
+    optim = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, cfg.train.steps,
+                                                       eta_min=cfg.train.lr * 0.05)
+    step, best = 0, math.inf
+    last = exp / "last.pt"
+    if last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["state_dict"])
+        optim.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        step, best = state["step"], state["best"]
+        rng = np.random.default_rng([cfg.train.seed, step])
+        logger.info("res-train: resumed at step %d", step)
+    log_path = exp / "log.csv"
+    start = time.monotonic()
+    model.train()
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.train.steps, initial=step, desc="res-train", unit="step")
+    running = []
+    while step < cfg.train.steps:
+        clip = rng.integers(0, len(bank.n_frames), cfg.train.batch_size)
+        frame = (rng.random(cfg.train.batch_size) * bank.n_frames[clip]).astype(int)
+        loss = _objective(model, bank, cfg, clip, frame, rng=rng)
+        optim.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        optim.step()
+        sched.step()
+        step += 1
+        running.append(loss.item())
+        bar.update(1)
+        timed_out = cfg.train.max_time_s and time.monotonic() - start > cfg.train.max_time_s
+        if step % cfg.train.val_every == 0 or step == cfg.train.steps or timed_out:
+            metrics = validate(model, val_bank, cfg)
+            score = 0.5 * (metrics["val_alpha0"] + metrics["val_alpha1"])
+            row = dict(step=step, train_loss=float(np.mean(running)), **metrics,
+                       lr=sched.get_last_lr()[0], elapsed_s=round(time.monotonic() - start, 1))
+            running = []
+            new = not log_path.is_file()
+            with open(log_path, "a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(row))
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+            bar.set_postfix(val=f"{score:.4f}")
+            training = dict(config=OmegaConf.to_container(cfg), step=step, **metrics)
+            if score < best:
+                best = score
+                model.eval()
+                save_checkpoint(exp / "best.pt", model, training=training)
+                model.train()
+            atomic_torch_save(dict(state_dict=model.state_dict(), optimizer=optim.state_dict(),
+                                   scheduler=sched.state_dict(), step=step, best=best), last)
+            if timed_out:
+                logger.info("res-train: train.max_time_s reached at step %d", step)
+                break
+    bar.close()
+    best_path = exp / "best.pt"
+    if cfg.train.export and best_path.is_file():
+        with atomic_path(cfg.train.export) as tmp:
+            shutil.copyfile(best_path, tmp)
+    return best_path
