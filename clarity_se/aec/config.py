@@ -68,6 +68,14 @@ class WebRTCAEC3Options:
 
 
 @dataclass
+class DeepAdaptiveOptions:
+    """``aec.deep_adaptive.*`` (:mod:`clarity_se.aec.deep_adaptive`)."""
+
+    #: output the post-filtered estimate (true) or the NLMS error alone (the paper's output)
+    post_filter: bool = True
+
+
+@dataclass
 class AECOptions:
     """``aec.*``: which echo canceller runs and its options."""
 
@@ -84,6 +92,7 @@ class AECOptions:
     nlms: NLMSOptions = field(default_factory=NLMSOptions)
     pbfdaf: PBFDAFOptions = field(default_factory=PBFDAFOptions)
     webrtc_aec3: WebRTCAEC3Options = field(default_factory=WebRTCAEC3Options)
+    deep_adaptive: DeepAdaptiveOptions = field(default_factory=DeepAdaptiveOptions)
 
 
 @dataclass
