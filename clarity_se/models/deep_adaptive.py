@@ -51,7 +51,7 @@ pp. 756-760, Sec. 2 (differentiable adaptive layer, DNN-estimated reference and 
 S. Haykin, *Adaptive Filter Theory*, ch. 6 (NLMS); J. J. Shynk, "Frequency-domain and multirate
 adaptive filtering", IEEE SP Magazine 9(1), 1992 (per-bin adaptation).
 
-Deviations: the post-filter above; the sizes (two LSTM layers of 128, ``L = 8`` taps, a 20 ms
+Deviations: the post-filter above; the sizes (two LSTM layers of 128, ``L = 10`` taps, a 20 ms
 window to meet the 20 ms latency rule) are ours; the reference is estimated as a real gain on
 the loopback spectrum (the paper estimates the reference with the DNN; its exact
 parametrisation is not reproduced).
@@ -138,7 +138,10 @@ class DeepAdaptiveAEC(nn.Module):
             self.ref_head.weight.mul_(0.1)
             self.ref_head.bias.zero_()
             self.res_head.bias.fill_(2.0)
-        self.register_buffer("window", sqrt_hann(n_fft), persistent=False)
+        self._window64 = sqrt_hann(n_fft, torch.float64)
+
+    def _window(self, dtype: torch.dtype) -> Tensor:
+        return self._window64.to(dtype)
 
     @property
     def latency_samples(self) -> int:
@@ -244,11 +247,11 @@ class DeepAdaptiveAEC(nn.Module):
         the first ``H`` samples being history) -> ``[batch, k, F]`` complex; frame ``j`` covers
         ``signal[jH : jH + n_fft]``."""
         frames = signal.unfold(-1, self.n_fft, self.hop)
-        return torch.fft.rfft(frames * self.window.to(signal.dtype), dim=-1)
+        return torch.fft.rfft(frames * self._window(signal.dtype), dim=-1)
 
     def frames_to_time(self, spec: Tensor) -> Tensor:
         """Windowed inverse FFT of frames ``[batch, k, F]`` -> ``[batch, k, n_fft]``."""
-        return torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self.window.to(spec.real.dtype)
+        return torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self._window(spec.real.dtype)
 
     def istft(self, spec: Tensor) -> Tensor:
         """Overlap-add of :meth:`frames_to_time` -> ``[batch, (k + 1) H]`` (inverse of
