@@ -7,7 +7,7 @@ errors naming the key), for the recipes ``recipes/aec/<system>/config.yaml``::
     path.exp_folder  experiment folder (enhanced_signals/, aec_scores.csv, ...)
     path.split       synthetic meta.csv split to process ("" = all)
     sample_rate      16000 (the AEC Challenge rate; the only one accepted)
-    aec.name         echo canceller (registry: nlms, pbfdaf, webrtc_aec3, ...)
+    aec.name         echo canceller (registry: nlms, pbfdaf, webrtc_aec3, deep_adaptive, ...)
     aec.*            its options, one sub-node per system, plus checkpoint / device for
                      learned systems and res / res_alpha for a residual-echo suppressor
     evaluate.*       aec-evaluate: the reference system scored beside it, metric switches
@@ -132,6 +132,9 @@ class AECTrainConfig:
 
     render_clips: int = 1000
     render_seed: int = 1
+    #: recordings the renderer draws from ("" = its default, the shared data set)
+    render_data_root: str = ""
+    render_clip_s: float = 10.0
     #: stop after this many minutes of wall time, or steps (0 = no step limit)
     minutes: float = 38.0
     max_steps: int = 0

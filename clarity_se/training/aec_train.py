@@ -80,14 +80,18 @@ def compressed_spectral_loss(est, target, compress: float = 0.3, complex_weight:
         cplx.real.square() + cplx.imag.square()).mean()
 
 
-def ensure_training_data(root: Path, clips: int, seed: int) -> None:
-    """Render ``clips`` training clips into ``root`` unless it already has a ``meta.csv``."""
+def ensure_training_data(root: Path, clips: int, seed: int, data_root: str = "",
+                         clip_s: float = 10.0) -> None:
+    """Render ``clips`` training clips of ``clip_s`` s into ``root`` (``clarity-se aec-data
+    root --split train --seed seed [--data-root data_root]``) unless it has a ``meta.csv``."""
     if (root / "meta.csv").is_file():
         return
-    from clarity_se.data.render.echo import EchoRenderOptions, build_aec_dataset
+    from clarity_se.data.render.echo import DEFAULT_DATA_ROOT, EchoRenderOptions, build_aec_dataset
 
     logger.warning("rendering %d training clips (seed %d) into %s", clips, seed, root)
-    build_aec_dataset(root, n_clips=clips, options=EchoRenderOptions(split="train", seed=seed))
+    build_aec_dataset(root, n_clips=clips,
+                      options=EchoRenderOptions(split="train", seed=seed, clip_s=clip_s),
+                      data_root=data_root or DEFAULT_DATA_ROOT)
 
 
 class SegmentSampler:
@@ -166,7 +170,8 @@ def train_deep_adaptive(cfg) -> Path:
     torch.manual_seed(int(t.seed))
     rng = np.random.default_rng(int(t.seed))
     root = Path(cfg.path.root)
-    ensure_training_data(root, int(t.render_clips), int(t.render_seed))
+    ensure_training_data(root, int(t.render_clips), int(t.render_seed),
+                         str(t.render_data_root), float(t.render_clip_s))
     model = DeepAdaptiveAEC(**OmegaConf.to_container(t.model))
     hop = model.hop
     segment = int(round(t.segment_s * 16000 / hop)) * hop

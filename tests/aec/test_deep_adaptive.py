@@ -107,13 +107,18 @@ def test_loss_and_checkpoint_round_trip(tmp_path):
 
 def test_trainer_renders_trains_and_checkpoints(tmp_path):
     recordings = make_data_root(tmp_path / "rec")
-    data = tmp_path / "train"
-    build_aec_dataset(data, n_clips=3, options=EchoRenderOptions(clip_s=1.0, seed=2),
-                      data_root=recordings)
+    data = tmp_path / "train"  # rendered by the trainer (no meta.csv yet)
     cfg = load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
         f"path.root={data}", f"path.exp_folder={tmp_path / 'exp'}", "train.max_steps=2",
+        "train.render_clips=3", f"train.render_data_root={recordings}", "train.render_clip_s=1.0",
         "train.batch=2", "train.segment_s=0.3", "train.model.hidden=8", "train.log_every=1"])
     path = train_deep_adaptive(cfg)
+    assert (data / "meta.csv").is_file()
+    again = tmp_path / "again"
+    build_aec_dataset(again, n_clips=3, options=EchoRenderOptions(
+        split="train", seed=1, clip_s=1.0), data_root=recordings)
+    for name in ("nearend_mic_signal/nearend_mic_fileid_0.wav", "meta.csv"):
+        assert (data / name).read_bytes() == (again / name).read_bytes()  # deterministic
     model, payload = load_deep_adaptive(path)
     assert payload["training"]["step"] == 2 and len(payload["training"]["history"]) == 2
     assert payload["training"]["config"]["train"]["model"]["hidden"] == 8
