@@ -1,4 +1,4 @@
-"""``deep_adaptive``: the Deep Adaptive AEC model, its echo canceller, its trainer and checkpoint."""
+"""``deep_adaptive``: the Deep Adaptive AEC model, echo canceller, trainer and checkpoint."""
 
 from __future__ import annotations
 
