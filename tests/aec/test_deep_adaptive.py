@@ -136,6 +136,8 @@ def test_packaged_checkpoint_cancels_echo_on_rendered_clips(tmp_path):
     for fileid in range(2):
         clip = renderer.render(fileid)
         mic, far = clip.mic.astype(np.float32), clip.farend.astype(np.float32)
-        # after one second of convergence; the unprocessed microphone has ERLE 0 dB
-        assert _erle(mic[FS:], aec(mic, far).output[FS:]) > 10.0, clip.meta["echo_path"]
+        # after one second of convergence; the unprocessed microphone has ERLE 0 dB. Measured
+        # with the shipped checkpoint: 41.0 and 38.5 dB with the post-filter, 4.5 and 11.0 dB
+        # for the NLMS error alone (clip 0: measured path through the nonlinear loudspeaker)
+        assert _erle(mic[FS:], aec(mic, far).output[FS:]) > 25.0, clip.meta["echo_path"]
         assert _erle(mic[FS:], linear(mic, far).output[FS:]) > 3.0, clip.meta["echo_path"]
