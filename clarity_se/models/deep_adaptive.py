@@ -112,7 +112,7 @@ class DeepAdaptiveAEC(nn.Module):
         If ``hop != n_fft // 2`` or a size is not positive.
     """
 
-    def __init__(self, n_fft: int = 320, hop: int = 160, taps: int = 8, hidden: int = 128,
+    def __init__(self, n_fft: int = 320, hop: int = 160, taps: int = 10, hidden: int = 128,
                  layers: int = 2) -> None:
         super().__init__()
         if n_fft < 16 or n_fft % 2 or hop != n_fft // 2:
