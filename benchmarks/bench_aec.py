@@ -1,8 +1,9 @@
 """Echo-track benchmark: quality and cost of every registered echo canceller in one run.
 
 For each system of the ``aec.name`` registry (:func:`clarity_se.aec.aec_names`: the classical
-``nlms`` and ``pbfdaf``, the ``webrtc_aec3`` anchor and any learned system registered beside
-them) on the clips of an AEC Challenge synthetic folder:
+``nlms`` and ``pbfdaf``, the ``webrtc_aec3`` anchor, the learned ``deep_adaptive`` with its
+packaged checkpoint, and any system registered beside them) on the clips of an AEC Challenge
+synthetic folder:
 
 - quality per talk type, as ``clarity-se aec-evaluate`` scores it
   (:func:`clarity_se.stages.aec_evaluate.score_output`): ERLE (st), PESQ-WB and SI-SDR (dt),

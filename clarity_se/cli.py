@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("clarity_se.stages.submit", "package enhanced signals for submission"),
     "run": ("clarity_se.stages.run", "enhance, amplify, evaluate and report in one go"),
     "aec": ("clarity_se.stages.aec", "run an echo canceller over an AEC Challenge folder"),
+    "aec-train": ("clarity_se.training.aec_train", "train the Deep Adaptive AEC echo canceller"),
     "aec-evaluate": ("clarity_se.stages.aec_evaluate",
                      "ERLE / PESQ-WB / AECMOS / SI-SDR beside WebRTC AEC3 and the mic"),
 }

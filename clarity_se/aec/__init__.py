@@ -22,6 +22,7 @@ from clarity_se.aec.base import (
 
 #: aec.name -> module that registers it (imported on first use); systems add themselves here.
 AEC_MODULES: dict[str, str] = {
+    "deep_adaptive": "clarity_se.aec.deep_adaptive",
     "nlms": "clarity_se.aec.nlms",
     "pbfdaf": "clarity_se.aec.pbfdaf",
     "webrtc_aec3": "clarity_se.aec.webrtc_aec3",

@@ -7,10 +7,11 @@ errors naming the key), for the recipes ``recipes/aec/<system>/config.yaml``::
     path.exp_folder  experiment folder (enhanced_signals/, aec_scores.csv, ...)
     path.split       synthetic meta.csv split to process ("" = all)
     sample_rate      16000 (the AEC Challenge rate; the only one accepted)
-    aec.name         echo canceller (registry: nlms, pbfdaf, webrtc_aec3, ...)
+    aec.name         echo canceller (registry: nlms, pbfdaf, webrtc_aec3, deep_adaptive, ...)
     aec.*            its options, one sub-node per system, plus checkpoint / device for
                      learned systems and res / res_alpha for a residual-echo suppressor
     evaluate.*       aec-evaluate: the reference system scored beside it, metric switches
+    train.*          aec-train: learned systems (deep_adaptive)
 """
 
 from __future__ import annotations
@@ -68,6 +69,14 @@ class WebRTCAEC3Options:
 
 
 @dataclass
+class DeepAdaptiveOptions:
+    """``aec.deep_adaptive.*`` (:mod:`clarity_se.aec.deep_adaptive`)."""
+
+    #: output the post-filtered estimate (true) or the NLMS error alone (the paper's output)
+    post_filter: bool = True
+
+
+@dataclass
 class AECOptions:
     """``aec.*``: which echo canceller runs and its options."""
 
@@ -86,6 +95,7 @@ class AECOptions:
     nlms: NLMSOptions = field(default_factory=NLMSOptions)
     pbfdaf: PBFDAFOptions = field(default_factory=PBFDAFOptions)
     webrtc_aec3: WebRTCAEC3Options = field(default_factory=WebRTCAEC3Options)
+    deep_adaptive: DeepAdaptiveOptions = field(default_factory=DeepAdaptiveOptions)
 
 
 @dataclass
@@ -103,6 +113,51 @@ class AECEvaluateConfig:
 
 
 @dataclass
+class DeepAdaptiveModelOptions:
+    """``train.model.*``: :class:`clarity_se.models.deep_adaptive.DeepAdaptiveAEC` arguments."""
+
+    n_fft: int = 320
+    hop: int = 160
+    taps: int = 10
+    hidden: int = 128
+    layers: int = 2
+
+
+@dataclass
+class AECTrainConfig:
+    """``train.*`` of ``clarity-se aec-train`` (:mod:`clarity_se.training.aec_train`).
+
+    The training clips are ``path.root`` (AEC Challenge synthetic layout); when it holds no
+    ``meta.csv`` yet, ``render_clips`` clips are rendered there first with
+    ``clarity-se aec-data``'s renderer (``--split train --seed render_seed``).
+    """
+
+    render_clips: int = 1000
+    render_seed: int = 1
+    #: recordings the renderer draws from ("" = its default, the shared data set)
+    render_data_root: str = ""
+    render_clip_s: float = 10.0
+    #: stop after this many minutes of wall time, or steps (0 = no step limit)
+    minutes: float = 38.0
+    max_steps: int = 0
+    batch: int = 8
+    #: seconds per training segment (random crop of a clip); the filter starts from zero
+    segment_s: float = 4.0
+    lr: float = 1e-3
+    grad_clip: float = 3.0
+    seed: int = 0
+    #: weight of the loss on the NLMS error against mic - echo (near end + noise)
+    linear_weight: float = 0.5
+    #: power-law compression of the spectral loss and its complex-term weight
+    compress: float = 0.3
+    complex_weight: float = 0.3
+    threads: int = 1
+    log_every: int = 10
+    checkpoint_every: int = 50
+    model: DeepAdaptiveModelOptions = field(default_factory=DeepAdaptiveModelOptions)
+
+
+@dataclass
 class AECRecipeConfig:
     """The whole echo-track recipe config."""
 
@@ -110,6 +165,7 @@ class AECRecipeConfig:
     sample_rate: int = 16000
     aec: AECOptions = field(default_factory=AECOptions)
     evaluate: AECEvaluateConfig = field(default_factory=AECEvaluateConfig)
+    train: AECTrainConfig = field(default_factory=AECTrainConfig)
     hydra: Any = None
 
 

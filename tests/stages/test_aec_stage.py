@@ -17,7 +17,7 @@ from clarity_se.data.render.echo import EchoRenderOptions, build_aec_dataset
 from clarity_se.report.aec import build_aec_report, read_aec_scores
 from tests._aec_tree import make_data_root, speech_like
 
-RECIPES = ("nlms", "pbfdaf", "webrtc_aec3")
+RECIPES = ("nlms", "pbfdaf", "webrtc_aec3", "deep_adaptive")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,222 @@
+"""``deep_adaptive``: the Deep Adaptive AEC (Zhang et al., ICASSP 2022) as an echo canceller.
+
+Wraps :class:`clarity_se.models.deep_adaptive.DeepAdaptiveAEC` (a complex multi-tap NLMS per STFT
+bin whose step sizes and nonlinear reference an LSTM predicts, plus a jointly trained
+post-filter) in the :class:`~clarity_se.aec.base.EchoCanceller` protocol:
+
+- weights from ``aec.checkpoint`` or, when empty, the packaged
+  ``clarity_se/assets/checkpoints/deep_adaptive.pt`` (trained by ``clarity-se aec-train -c
+  recipes/aec/deep_adaptive/config.yaml``);
+- ``aec.deep_adaptive.post_filter`` (default true): output the post-filtered estimate ``M E``;
+  false: the NLMS error ``E`` alone (the paper's output);
+- ``echo_estimate`` is the linear echo estimate (inverse STFT of ``Yhat``).
+
+Inference runs in float64 on the CPU, one frame (10 ms) at a time with explicit state, whole clip
+and stream through the same code (:class:`DeepAdaptiveStreamer`). Latency ``n_fft - 1`` = 319
+samples (19.9 ms; derivation in :mod:`clarity_se.models.deep_adaptive`).
+
+References
+----------
+H. Zhang, S. Kandadai, H. Rao, M. Kim, T. Pruthi and T. Kristjansson, "Deep adaptive AEC:
+hybrid of deep learning and adaptive acoustic echo cancellation", Proc. ICASSP 2022.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clarity_se.aec import register_aec
+from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput, check_clip
+from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, count_parameters, load_deep_adaptive
+
+#: name of the packaged checkpoint (``clarity_se/assets/checkpoints/<name>.pt``)
+PACKAGED = "deep_adaptive"
+
+
+def packaged_checkpoint(name: str = PACKAGED) -> Path:
+    """Path of the shipped checkpoint ``clarity_se/assets/checkpoints/<name>.pt`` (found through
+    :mod:`importlib.resources`, as :func:`clarity_se.enhancers.checkpoints.packaged_checkpoint`).
+
+    Raises
+    ------
+    ValueError
+        If the package holds no such checkpoint.
+    """
+    path = Path(str(resources.files("clarity_se") / "assets" / "checkpoints" / f"{name}.pt"))
+    if not path.is_file():
+        raise ValueError(f"no packaged checkpoint {name!r} (looked for {path})")
+    return path
+
+
+class DeepAdaptiveStreamer:
+    """Frame-by-frame processing of one clip (:class:`~clarity_se.aec.base.EchoStreamer`).
+
+    Keeps ``hop`` samples of input history, the model state (LSTM states, NLMS weights and
+    reference history: fixed size) and the overlap-add tails; output is delayed internally by
+    ``hop`` samples and re-aligned with the microphone, so memory is bounded.
+
+    Parameters
+    ----------
+    model : DeepAdaptiveAEC
+        In float64, eval mode.
+    post_filter : bool
+        Output ``M E`` (true) or ``E``.
+    """
+
+    def __init__(self, model: DeepAdaptiveAEC, post_filter: bool = True) -> None:
+        self.model = model
+        self.post_filter = post_filter
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all state (start a new clip)."""
+        h = self.model.hop
+        self._state = self.model.initial_state(1, torch.float64)
+        self._mic = np.zeros(h)  # history: hop zeros before the signal
+        self._far = np.zeros(h)
+        self._tail_out = np.zeros(h)
+        self._tail_echo = np.zeros(h)
+        self._skip = h
+        self._n_in = 0
+        self._n_out = 0
+
+    def _run(self) -> tuple[np.ndarray, np.ndarray]:
+        m, h = self.model, self.model.hop
+        k = (self._mic.size - h) // h
+        if k <= 0:
+            return np.zeros(0), np.zeros(0)
+        n = (k + 1) * h
+        with torch.no_grad():
+            spec_y = m.stft(torch.from_numpy(self._mic[:n])[None])
+            spec_x = m.stft(torch.from_numpy(self._far[:n])[None])
+            outs, echoes = [], []
+            state = self._state
+            for j in range(k):
+                e, yhat, out, state = m.step(spec_y[:, j], spec_x[:, j], state)
+                outs.append(out if self.post_filter else e)
+                echoes.append(yhat)
+            self._state = state
+            frames_out = m.frames_to_time(torch.stack(outs, 1))[0].numpy()
+            frames_echo = m.frames_to_time(torch.stack(echoes, 1))[0].numpy()
+        self._mic, self._far = self._mic[k * h :], self._far[k * h :]
+        out = np.empty(k * h)
+        echo = np.empty(k * h)
+        for j in range(k):
+            out[j * h : (j + 1) * h] = self._tail_out + frames_out[j, :h]
+            echo[j * h : (j + 1) * h] = self._tail_echo + frames_echo[j, :h]
+            self._tail_out = frames_out[j, h:]
+            self._tail_echo = frames_echo[j, h:]
+        drop = min(self._skip, out.size)
+        self._skip -= drop
+        return out[drop:], echo[drop:]
+
+    def process(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
+        """Feed equal-length mono blocks ``mic [n]``, ``farend [n]``; return the final samples.
+
+        Raises
+        ------
+        ValueError
+            If the blocks are not mono or differ in length.
+        """
+        mic, farend = np.asarray(mic), np.asarray(farend)
+        if mic.ndim != 1 or farend.ndim != 1 or mic.shape != farend.shape:
+            raise ValueError(f"streamer: mic and farend blocks must be mono and of equal length, "
+                             f"got {tuple(mic.shape)} and {tuple(farend.shape)}")
+        self._mic = np.concatenate([self._mic, mic.astype(np.float64)])
+        self._far = np.concatenate([self._far, farend.astype(np.float64)])
+        self._n_in += mic.size
+        out, echo = self._run()
+        self._n_out += out.size
+        return EchoCancellerOutput(out.astype(np.float32), echo.astype(np.float32))
+
+    def flush(self) -> EchoCancellerOutput:
+        """End of clip: zeros are appended until every sample is out; resets."""
+        h = self.model.hop
+        remaining = self._n_in - self._n_out
+        pad = (-self._n_in) % h + h
+        self._mic = np.concatenate([self._mic, np.zeros(pad)])
+        self._far = np.concatenate([self._far, np.zeros(pad)])
+        out, echo = self._run()
+        out, echo = out[:remaining], echo[:remaining]
+        self.reset()
+        return EchoCancellerOutput(out.astype(np.float32), echo.astype(np.float32))
+
+
+class DeepAdaptive:
+    """The ``deep_adaptive`` echo canceller: ``(mic, farend) @ 16 kHz -> output, echo estimate``.
+
+    Parameters
+    ----------
+    model : DeepAdaptiveAEC
+        Trained model (copied and cast to float64 for inference).
+    post_filter : bool
+        Output the post-filtered estimate (default) or the NLMS error.
+    checkpoint_path : path-like, optional
+        Where the weights came from (fingerprinted by ``clarity-se aec``).
+
+    Attributes
+    ----------
+    name : str
+        ``"deep_adaptive"``.
+    latency_samples : int
+        ``n_fft - 1`` (319 samples, 19.9 ms by default).
+    n_params : int
+        Learned parameters.
+    """
+
+    name = "deep_adaptive"
+
+    def __init__(self, model: DeepAdaptiveAEC, post_filter: bool = True,
+                 checkpoint_path: str | Path | None = None) -> None:
+        self.model = copy.deepcopy(model).double().eval()
+        self.post_filter = bool(post_filter)
+        self.checkpoint_path = checkpoint_path
+        self.latency_samples = self.model.latency_samples
+        self.n_params = count_parameters(self.model)
+        self.sample_rate = SAMPLE_RATE
+
+    def streamer(self) -> DeepAdaptiveStreamer:
+        """A fresh frame-by-frame streamer (state of one clip)."""
+        return DeepAdaptiveStreamer(self.model, self.post_filter)
+
+    def __call__(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
+        """Cancel the echo of a whole clip (``[time]`` float, 16 kHz) -> float32 ``[time]``."""
+        mic, farend = check_clip(mic, farend)
+        streamer = self.streamer()
+        a = streamer.process(mic, farend)
+        b = streamer.flush()
+        return EchoCancellerOutput(np.concatenate([a.output, b.output]),
+                                   np.concatenate([a.echo_estimate, b.echo_estimate]))
+
+
+def load(checkpoint: str = "", post_filter: bool = True) -> DeepAdaptive:
+    """:class:`DeepAdaptive` from ``checkpoint`` ("" = the packaged one).
+
+    Raises
+    ------
+    ValueError
+        If the checkpoint is missing or not a Deep Adaptive AEC checkpoint (names the file).
+    """
+    if checkpoint:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise ValueError(f"aec.checkpoint: no checkpoint at {path} (train one with "
+                             "`clarity-se aec-train`, or leave it empty for the shipped one)")
+    else:
+        path = packaged_checkpoint()
+    model, _ = load_deep_adaptive(path)
+    return DeepAdaptive(model, post_filter=post_filter, checkpoint_path=path)
+
+
+@register_aec("deep_adaptive")
+def build(options: Any) -> DeepAdaptive:
+    """``aec.checkpoint`` and ``aec.deep_adaptive.post_filter`` -> :class:`DeepAdaptive`."""
+    sub = getattr(options, "deep_adaptive", None)
+    post = bool(getattr(sub, "post_filter", True)) if sub is not None else True
+    return load(str(getattr(options, "checkpoint", "") or ""), post_filter=post)

@@ -1,0 +1,323 @@
+r"""Deep Adaptive AEC: a differentiable multi-tap NLMS per STFT bin, steered by an LSTM.
+
+The model of Zhang, Kandadai, Rao, Kim, Pruthi and Kristjansson (ICASSP 2022, Sec. 2): a linear
+adaptive filter written as a layer of the network, so that gradients flow through the adaptation
+and the network learns to drive it. Per frame ``t`` and STFT bin ``f`` (``X``: far end / loopback,
+``Y``: microphone, ``L`` taps):
+
+.. code-block:: text
+
+    features_t  = [log|Y_t|^2, log|X_t|^2, log|E_{t-1}|^2]                 [3F]
+    h_t         = LSTM(Linear(features_t))                                  (2 layers)
+    mu_t        = sigmoid(Linear(h_t))                  step size per bin    in (0, 1)
+    G_t         = 2 sigmoid(Linear(h_t))                reference gain       in (0, 2)
+    Xr_t        = G_t X_t                               nonlinear reference
+    x_t         = [Xr_t, Xr_{t-1}, ..., Xr_{t-L+1}]     (per bin, complex)   [F, L]
+    Yhat_t      = sum_l W_{t,l} x_{t,l}                 echo estimate
+    E_t         = Y_t - Yhat_t                          error = near-end estimate
+    W_{t+1}     = W_t + mu_t E_t conj(x_t) / (||x_t||^2 + delta_t)           (complex NLMS)
+    delta_t     = 0.01 mean_f ||x_t||^2 + 1e-6 L                              (regulariser)
+
+``W`` starts at zero for every clip and is the adaptive filter's state, not a learned weight;
+the learned weights are those of the LSTM and its heads, trained end to end through the
+recursion (:mod:`clarity_se.training.aec_train`).
+
+**Post-filter (deviation from the paper).** The paper's output is the error ``E``. Here a second,
+small LSTM sees ``[log|E_t|^2, log|Yhat_t|^2, log|Y_t|^2, h_t]`` and predicts a real gain
+``M_t in (0, 1)`` per bin; ``M_t E_t`` is the ``post_filter`` output (a residual-echo
+suppressor trained jointly; the linear part alone cannot remove the nonlinear and late
+reverberant echo). Both outputs are returned; the echo canceller chooses (``aec.deep_adaptive
+.post_filter``).
+
+**STFT and latency.** Frames of ``n_fft`` = 320 samples (20 ms) every ``hop`` = 160 samples
+(10 ms), square-root periodic Hann analysis and synthesis windows (their product overlap-adds
+to one at 50 % overlap:
+perfect reconstruction). With ``H`` samples of zeros before the signal, frame ``k`` covers input
+samples ``[kH - H, kH + H)``; once it is processed, output samples ``[kH - H, kH)`` are final
+(frames ``k - 1`` and ``k`` are the only ones covering them). Output sample ``t`` is final after
+frame ``k = floor(t / H) + 1``, which needs the inputs up to ``kH + H - 1 = t - (t mod H) + 2H - 1
+<= t + n_fft - 1``. Algorithmic latency ``n_fft - 1 = 319`` samples
+(19.9 ms), within the AEC Challenge's 20 ms; tested by perturbing the inputs.
+
+Everything is causal per frame (:meth:`DeepAdaptiveAEC.step`), so a whole clip and a stream
+are the same loop; :meth:`DeepAdaptiveAEC.forward` runs it over a batch of spectrograms for
+training.
+
+References
+----------
+H. Zhang, S. Kandadai, H. Rao, M. Kim, T. Pruthi and T. Kristjansson, "Deep adaptive AEC:
+hybrid of deep learning and adaptive acoustic echo cancellation", Proc. ICASSP 2022,
+pp. 756-760, Sec. 2 (differentiable adaptive layer, DNN-estimated reference and step sizes).
+S. Haykin, *Adaptive Filter Theory*, ch. 6 (NLMS); J. J. Shynk, "Frequency-domain and multirate
+adaptive filtering", IEEE SP Magazine 9(1), 1992 (per-bin adaptation).
+
+Deviations: the post-filter above; the sizes (two LSTM layers of 128, ``L = 10`` taps, a 20 ms
+window to meet the 20 ms latency rule) are ours; the reference is estimated as a real gain on
+the loopback spectrum (the paper estimates the reference with the DNN; its exact
+parametrisation is not reproduced).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+#: floor of the per-bin powers in the log features
+POWER_FLOOR = 1e-8
+#: relative and absolute (per tap) NLMS regularisation
+DELTA_RELATIVE = 1e-2
+DELTA_ABSOLUTE = 1e-6
+
+#: state of one clip (or a batch): tensors by name
+State = dict[str, Tensor]
+
+
+def power(z: Tensor) -> Tensor:
+    """``|z|^2`` of a complex tensor as ``re^2 + im^2`` (finite gradient at 0)."""
+    return z.real.square() + z.imag.square()
+
+
+def log_power_feature(z: Tensor) -> Tensor:
+    """Scaled log power ``(ln(|z|^2 + 1e-8) + 8) / 4`` (about -2.5..2.5 for speech bins)."""
+    return (torch.log(power(z) + POWER_FLOOR) + 8.0) / 4.0
+
+
+def sqrt_hann(n_fft: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Square root of the periodic Hann window of ``n_fft`` samples ``[n_fft]``."""
+    n = torch.arange(n_fft, dtype=torch.float64)
+    return torch.sqrt(0.5 - 0.5 * torch.cos(2 * math.pi * n / n_fft)).to(dtype)
+
+
+class DeepAdaptiveAEC(nn.Module):
+    """Deep Adaptive AEC (see the module docstring).
+
+    Parameters
+    ----------
+    n_fft : int
+        Frame length, samples at 16 kHz (FFT size; ``F = n_fft // 2 + 1`` bins).
+    hop : int
+        Frame shift, samples; must be ``n_fft // 2``.
+    taps : int
+        ``L``: NLMS taps per bin (frames).
+    hidden : int
+        LSTM units per layer (control network and post-filter).
+    layers : int
+        LSTM layers of the control network.
+
+    Raises
+    ------
+    ValueError
+        If ``hop != n_fft // 2`` or a size is not positive.
+    """
+
+    def __init__(self, n_fft: int = 320, hop: int = 160, taps: int = 10, hidden: int = 128,
+                 layers: int = 2) -> None:
+        super().__init__()
+        if n_fft < 16 or n_fft % 2 or hop != n_fft // 2:
+            raise ValueError(f"deep_adaptive: need an even n_fft >= 16 and hop = n_fft // 2, "
+                             f"got {n_fft}, {hop}")
+        if taps < 1 or hidden < 1 or layers < 1:
+            raise ValueError(f"deep_adaptive: taps, hidden, layers must be >= 1, got {taps}, "
+                             f"{hidden}, {layers}")
+        self.hparams = {"n_fft": n_fft, "hop": hop, "taps": taps, "hidden": hidden,
+                        "layers": layers}
+        self.n_fft, self.hop, self.taps, self.hidden = n_fft, hop, taps, hidden
+        self.n_bins = f = n_fft // 2 + 1
+        self.inp = nn.Linear(3 * f, hidden)
+        self.cells = nn.ModuleList(nn.LSTMCell(hidden, hidden) for _ in range(layers))
+        self.mu_head = nn.Linear(hidden, f)
+        self.ref_head = nn.Linear(hidden, f)
+        self.res_inp = nn.Linear(3 * f + hidden, hidden)
+        self.res_cell = nn.LSTMCell(hidden, hidden)
+        self.res_head = nn.Linear(hidden, f)
+        with torch.no_grad():  # start near a plain NLMS (mu ~ 0.3, G = 1) and a mild gain
+            self.mu_head.weight.mul_(0.1)
+            self.mu_head.bias.fill_(-0.85)
+            self.ref_head.weight.mul_(0.1)
+            self.ref_head.bias.zero_()
+            self.res_head.bias.fill_(2.0)
+        self._window64 = sqrt_hann(n_fft, torch.float64)
+
+    def _window(self, dtype: torch.dtype) -> Tensor:
+        return self._window64.to(dtype)
+
+    @property
+    def latency_samples(self) -> int:
+        """``n_fft - 1`` (see the module docstring): 319 samples by default."""
+        return self.n_fft - 1
+
+    def initial_state(self, batch: int, dtype: torch.dtype = torch.float32,
+                      device: torch.device | str = "cpu") -> State:
+        """Zero state of ``batch`` clips: LSTM ``(h, c)``, filter ``w`` and reference history
+        ``xbuf`` ``[batch, F, L]`` complex, last error power ``e2`` ``[batch, F]``."""
+        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        z = torch.zeros(batch, self.hidden, dtype=dtype, device=device)
+        state: State = {}
+        for i in range(len(self.cells)):
+            state[f"h{i}"], state[f"c{i}"] = z, z
+        state["rh"], state["rc"] = z, z
+        state["w"] = torch.zeros(batch, self.n_bins, self.taps, dtype=cdtype, device=device)
+        state["xbuf"] = torch.zeros_like(state["w"])
+        state["e2"] = torch.zeros(batch, self.n_bins, dtype=dtype, device=device)
+        return state
+
+    def step(self, y: Tensor, x: Tensor, state: State) -> tuple[Tensor, Tensor, Tensor, State]:
+        """One frame.
+
+        Parameters
+        ----------
+        y, x : Tensor [shape=(batch, F)], complex
+            Microphone and far-end spectra of the frame.
+        state : State
+            From :meth:`initial_state` or the previous step.
+
+        Returns
+        -------
+        e : Tensor [shape=(batch, F)], complex
+            NLMS error (the paper's near-end estimate).
+        yhat : Tensor [shape=(batch, F)], complex
+            Linear echo estimate.
+        out : Tensor [shape=(batch, F)], complex
+            Post-filtered near-end estimate ``M E``.
+        state : State
+            The next state.
+        """
+        feats = torch.cat([log_power_feature(y), log_power_feature(x),
+                           (torch.log(state["e2"] + POWER_FLOOR) + 8.0) / 4.0], dim=-1)
+        z = torch.tanh(self.inp(feats))
+        new: State = {}
+        for i, cell in enumerate(self.cells):
+            h, c = cell(z, (state[f"h{i}"], state[f"c{i}"]))
+            new[f"h{i}"], new[f"c{i}"] = h, c
+            z = h
+        mu = torch.sigmoid(self.mu_head(z))
+        gain = 2.0 * torch.sigmoid(self.ref_head(z))
+        xbuf = torch.cat([(gain * x).unsqueeze(-1), state["xbuf"][..., :-1]], dim=-1)
+        w = state["w"]
+        yhat = (w * xbuf).sum(dim=-1)
+        e = y - yhat
+        norm = power(xbuf).sum(dim=-1)
+        delta = DELTA_RELATIVE * norm.mean(dim=-1, keepdim=True) + DELTA_ABSOLUTE * self.taps
+        new["w"] = w + (mu * e / (norm + delta)).unsqueeze(-1) * xbuf.conj()
+        new["xbuf"] = xbuf
+        e2 = power(e)
+        new["e2"] = e2
+        r_in = torch.cat([(torch.log(e2 + POWER_FLOOR) + 8.0) / 4.0, log_power_feature(yhat),
+                          log_power_feature(y), z], dim=-1)
+        rh, rc = self.res_cell(torch.tanh(self.res_inp(r_in)), (state["rh"], state["rc"]))
+        new["rh"], new["rc"] = rh, rc
+        mask = torch.sigmoid(self.res_head(rh))
+        return e, yhat, mask * e, new
+
+    def forward(self, y: Tensor, x: Tensor, state: State | None = None
+                ) -> tuple[Tensor, Tensor, Tensor, State]:
+        """Run :meth:`step` over frames.
+
+        Parameters
+        ----------
+        y, x : Tensor [shape=(batch, frames, F)], complex
+            Microphone and far-end STFTs (:meth:`stft`).
+        state : State, optional
+            Initial state (default: zeros).
+
+        Returns
+        -------
+        e, yhat, out : Tensor [shape=(batch, frames, F)], complex
+            As :meth:`step`, per frame.
+        state : State
+            After the last frame.
+        """
+        if y.shape != x.shape or y.dim() != 3:
+            raise ValueError(f"deep_adaptive: y and x must be [batch, frames, F] of one shape, "
+                             f"got {tuple(y.shape)} and {tuple(x.shape)}")
+        if state is None:
+            state = self.initial_state(y.shape[0], y.real.dtype, y.device)
+        es, yhats, outs = [], [], []
+        for t in range(y.shape[1]):
+            e, yhat, out, state = self.step(y[:, t], x[:, t], state)
+            es.append(e)
+            yhats.append(yhat)
+            outs.append(out)
+        return torch.stack(es, 1), torch.stack(yhats, 1), torch.stack(outs, 1), state
+
+    def stft(self, signal: Tensor) -> Tensor:
+        """Spectra of the frames of ``signal`` ``[batch, time]`` (``time`` = ``(k + 1) H``,
+        the first ``H`` samples being history) -> ``[batch, k, F]`` complex; frame ``j`` covers
+        ``signal[jH : jH + n_fft]``."""
+        frames = signal.unfold(-1, self.n_fft, self.hop)
+        return torch.fft.rfft(frames * self._window(signal.dtype), dim=-1)
+
+    def frames_to_time(self, spec: Tensor) -> Tensor:
+        """Windowed inverse FFT of frames ``[batch, k, F]`` -> ``[batch, k, n_fft]``."""
+        return torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self._window(spec.real.dtype)
+
+    def istft(self, spec: Tensor) -> Tensor:
+        """Overlap-add of :meth:`frames_to_time` -> ``[batch, (k + 1) H]`` (inverse of
+        :meth:`stft`; the first and last ``H`` samples are incomplete)."""
+        frames = self.frames_to_time(spec)
+        b, k, _ = frames.shape
+        h = self.hop
+        out = frames.new_zeros(b, (k + 1) * h)
+        out[:, : k * h] += frames[..., :h].reshape(b, k * h)
+        out[:, h:] += frames[..., h:].reshape(b, k * h)
+        return out
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of learned parameters."""
+    return sum(p.numel() for p in model.parameters())
+
+
+#: format tag of a Deep Adaptive AEC checkpoint
+CHECKPOINT_FORMAT = "clarity_se.deep_adaptive/1"
+
+
+def save_deep_adaptive(path, model: DeepAdaptiveAEC, training: dict | None = None) -> None:
+    """Save ``{"format", "model_args", "state_dict", "training"}`` with ``torch.save`` (atomic:
+    temp file + rename). ``training`` holds the resolved training config and progress."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, "model_args": dict(model.hparams),
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "training": training or {}}, tmp)
+    os.replace(tmp, path)
+
+
+def load_deep_adaptive(path) -> tuple[DeepAdaptiveAEC, dict]:
+    """Rebuild a :class:`DeepAdaptiveAEC` from :func:`save_deep_adaptive`'s file (eval mode).
+
+    Returns
+    -------
+    model : DeepAdaptiveAEC
+    payload : dict
+        The whole checkpoint.
+
+    Raises
+    ------
+    ValueError
+        Missing, unreadable or foreign file, or weights that do not fit ``model_args``
+        (the message names the file).
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"{path}: unreadable checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a {CHECKPOINT_FORMAT} checkpoint")
+    try:
+        model = DeepAdaptiveAEC(**payload["model_args"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{path}: weights do not match model_args ({exc})") from None
+    return model.eval(), payload

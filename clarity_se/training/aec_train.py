@@ -1,0 +1,243 @@
+r"""``clarity-se aec-train -c recipes/aec/deep_adaptive/config.yaml path.root=DATA``: train the
+Deep Adaptive AEC end to end.
+
+Data: the clips of ``path.root`` (AEC Challenge synthetic layout). If the folder has no
+``meta.csv``, ``train.render_clips`` clips are first rendered there by the echo renderer of
+``clarity-se aec-data`` (``split="train"``, ``seed=train.render_seed``: same options, same
+files). Each step draws ``train.batch`` clips and a random ``train.segment_s`` crop of each (the
+generator seeded by ``train.seed``), computes the STFTs and runs
+:class:`~clarity_se.models.deep_adaptive.DeepAdaptiveAEC` over the crop from a zero filter, so the
+gradients flow through every NLMS update of the crop (backpropagation through the adaptation).
+
+Loss (on spectra, :func:`compressed_spectral_loss`): the power-law compressed spectral distance
+of Braun & Tashev (2021) with exponent ``c = train.compress`` (0.3) and complex-term weight
+``train.complex_weight`` (0.3)::
+
+    L(S_hat, S) = (1 - a) mean (|S_hat|^c - |S|^c)^2 + a mean |S_hat^c - S^c|^2,
+    S^c = |S|^c S / |S|
+    loss = L(M E, S_near) + train.linear_weight L(E, S_mic - S_echo)
+
+``S_near`` is the clean near-end speech (the post-filtered output should hold it and nothing
+else), ``S_mic - S_echo`` the microphone without its echo (near end plus noise: what a perfect
+linear canceller leaves). Why this loss: far-end single talk has an all-zero target, for which
+scale-invariant losses (SI-SDR) are undefined; a scale-dependent spectral distance penalises
+residual echo there; the compression makes quiet residual echo count (it is audible and it is
+what ERLE and AECMOS measure), and the complex term keeps the phase of the linear part right.
+
+Every ``train.checkpoint_every`` steps and at the end, ``EXP/deep_adaptive.pt`` is written
+(:func:`~clarity_se.models.deep_adaptive.save_deep_adaptive`: model arguments, weights, the
+resolved config, step, loss history); the log goes to the console. Training stops after
+``train.minutes`` minutes or ``train.max_steps`` steps.
+
+References
+----------
+S. Braun and I. Tashev, "A consolidated view of loss functions for supervised deep
+learning-based speech enhancement", TSP 2021 (compressed spectral loss).
+H. Zhang et al., "Deep adaptive AEC", ICASSP 2022 (end-to-end training through the adaptive
+layer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def compressed_spectral_loss(est, target, compress: float = 0.3, complex_weight: float = 0.3):
+    """Power-law compressed spectral distance (see the module docstring).
+
+    Parameters
+    ----------
+    est, target : Tensor [shape=(batch, frames, F)], complex
+    compress : float
+        Exponent ``c`` applied to the magnitudes.
+    complex_weight : float
+        Weight ``a`` of the compressed complex term.
+
+    Returns
+    -------
+    Tensor
+        Scalar loss.
+    """
+    import torch
+
+    def compressed(z):
+        p = z.real.square() + z.imag.square() + 1e-12
+        mag = p ** (compress / 2)
+        return mag, z * (mag / torch.sqrt(p))
+
+    m_e, c_e = compressed(est)
+    m_t, c_t = compressed(target)
+    mag_term = (m_e - m_t).square().mean()
+    cplx = (c_e - c_t)
+    return (1 - complex_weight) * mag_term + complex_weight * (
+        cplx.real.square() + cplx.imag.square()).mean()
+
+
+def ensure_training_data(root: Path, clips: int, seed: int, data_root: str = "",
+                         clip_s: float = 10.0) -> None:
+    """Render ``clips`` training clips of ``clip_s`` s into ``root`` (``clarity-se aec-data
+    root --split train --seed seed [--data-root data_root]``) unless it has a ``meta.csv``."""
+    if (root / "meta.csv").is_file():
+        return
+    from clarity_se.data.render.echo import DEFAULT_DATA_ROOT, EchoRenderOptions, build_aec_dataset
+
+    logger.warning("rendering %d training clips (seed %d) into %s", clips, seed, root)
+    build_aec_dataset(root, n_clips=clips,
+                      options=EchoRenderOptions(split="train", seed=seed, clip_s=clip_s),
+                      data_root=data_root or DEFAULT_DATA_ROOT)
+
+
+class SegmentSampler:
+    """Random crops of the clips of a synthetic AEC folder.
+
+    Parameters
+    ----------
+    root : Path
+        AEC Challenge synthetic folder with near-end and echo references.
+    segment : int
+        Samples per crop (a multiple of ``hop``; the hop of history is added).
+    hop : int
+        STFT hop of the model, samples.
+    rng : np.random.Generator
+
+    Raises
+    ------
+    ValueError
+        If the folder holds no clips with references.
+    """
+
+    def __init__(self, root: Path, segment: int, hop: int, rng: np.random.Generator) -> None:
+        from clarity_se.data.aec_challenge import load_aec_dataset
+
+        self.clips = [c for c in load_aec_dataset(root) if c.nearend is not None
+                      and c.echo is not None]
+        if not self.clips:
+            raise ValueError(f"{root}: no synthetic clips with nearend_speech and echo_signal")
+        self.segment, self.hop, self.rng = segment, hop, rng
+
+    def batch(self, size: int) -> dict[str, np.ndarray]:
+        """``{"mic", "far", "near", "noecho"}`` each ``[size, hop + segment]`` float64 (``hop``
+        zeros of history first)."""
+        from clarity_se.data.aec_challenge import read_clip
+
+        out: dict[str, list] = {"mic": [], "far": [], "near": [], "noecho": []}
+        for i in self.rng.integers(0, len(self.clips), size):
+            audio = read_clip(self.clips[int(i)])
+            n = audio.mic.shape[0]
+            start = int(self.rng.integers(0, max(1, n - self.segment)))
+            sig = {"mic": audio.mic, "far": audio.farend, "near": audio.nearend,
+                   "noecho": audio.mic - audio.echo}
+            for key, x in sig.items():
+                seg = np.zeros(self.hop + self.segment)
+                piece = x[start : start + self.segment]
+                seg[self.hop : self.hop + piece.size] = piece
+                out[key].append(seg)
+        return {k: np.stack(v) for k, v in out.items()}
+
+
+def train_deep_adaptive(cfg) -> Path:
+    """Train :class:`~clarity_se.models.deep_adaptive.DeepAdaptiveAEC` as ``cfg.train`` says.
+
+    Parameters
+    ----------
+    cfg : omegaconf.DictConfig
+        Echo-track recipe config (:func:`clarity_se.aec.config.load_aec_config`).
+
+    Returns
+    -------
+    Path
+        The checkpoint ``EXP/deep_adaptive.pt``.
+
+    Raises
+    ------
+    ValueError
+        Bad data folder or options.
+    """
+    import torch
+    from omegaconf import OmegaConf
+
+    from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, save_deep_adaptive
+
+    t = cfg.train
+    torch.set_num_threads(int(t.threads))
+    torch.manual_seed(int(t.seed))
+    rng = np.random.default_rng(int(t.seed))
+    root = Path(cfg.path.root)
+    ensure_training_data(root, int(t.render_clips), int(t.render_seed),
+                         str(t.render_data_root), float(t.render_clip_s))
+    model = DeepAdaptiveAEC(**OmegaConf.to_container(t.model))
+    hop = model.hop
+    segment = int(round(t.segment_s * 16000 / hop)) * hop
+    if segment < 4 * hop or t.batch < 1:
+        raise ValueError(f"train.segment_s must give >= 4 frames and train.batch >= 1, got "
+                         f"{t.segment_s}, {t.batch}")
+    sampler = SegmentSampler(root, segment, hop, rng)
+    out = Path(cfg.path.exp_folder) / "deep_adaptive.pt"
+    opt = torch.optim.Adam(model.parameters(), lr=float(t.lr))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    history: list[dict] = []
+    t0 = time.monotonic()
+    step = 0
+    running = []
+    logger.warning("training deep_adaptive (%d parameters) on %d clips of %s -> %s",
+                   sum(p.numel() for p in model.parameters()), len(sampler.clips), root, out)
+    while True:
+        elapsed = (time.monotonic() - t0) / 60
+        if elapsed >= t.minutes or (t.max_steps and step >= t.max_steps):
+            break
+        b = sampler.batch(int(t.batch))
+        spec = {k: model.stft(torch.from_numpy(v).float()) for k, v in b.items()}
+        e, _, est, _ = model(spec["mic"], spec["far"])
+        loss_out = compressed_spectral_loss(est, spec["near"], t.compress, t.complex_weight)
+        loss_lin = compressed_spectral_loss(e, spec["noecho"], t.compress, t.complex_weight)
+        loss = loss_out + t.linear_weight * loss_lin
+        opt.zero_grad()
+        loss.backward()
+        grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float(t.grad_clip)))
+        if not np.isfinite(grad):
+            logger.warning("step %d: non-finite gradient, skipped", step)
+            continue
+        opt.step()
+        step += 1
+        running.append((loss_out.item(), loss_lin.item()))
+        if step % t.log_every == 0:
+            lo, ll = np.mean(running, axis=0)
+            running = []
+            history.append({"step": step, "minutes": round(elapsed, 2), "loss_out": float(lo),
+                            "loss_linear": float(ll)})
+            logger.warning("step %d  %.1f min  loss out %.4f  linear %.4f  grad %.2f", step,
+                           elapsed, lo, ll, grad)
+        if step % t.checkpoint_every == 0:
+            save_deep_adaptive(out, model, {"config": resolved, "step": step,
+                                            "history": history})
+    save_deep_adaptive(out, model, {"config": resolved, "step": step, "history": history})
+    logger.warning("done: %d steps in %.1f min -> %s", step, (time.monotonic() - t0) / 60, out)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``-c/--config`` and dotlist overrides (:func:`clarity_se.aec.config.load_aec_config`)."""
+    parser.add_argument("-c", "--config", default=None,
+                        help="recipe config (recipes/aec/deep_adaptive/config.yaml)")
+    parser.add_argument("overrides", nargs="*", default=[],
+                        help="e.g. path.root=data/aec_train train.minutes=5")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``clarity-se aec-train``; 0 on success, 2 on a config or data error."""
+    from clarity_se.aec.config import load_aec_config
+
+    try:
+        cfg = load_aec_config(args.config, args.overrides)
+        train_deep_adaptive(cfg)
+    except ValueError as exc:
+        logger.error("aec-train: %s", exc)
+        return 2
+    return 0
