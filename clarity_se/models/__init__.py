@@ -5,13 +5,14 @@ from __future__ import annotations
 from torch import nn
 
 from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT, MultichannelConvTasNet
-from clarity_se.models.crced import CRCED
+from clarity_se.models.crced import CRCED, CRCEDHearingAid
 from clarity_se.models.dtln import DTLN, DTLNHearingAid
 
 #: Registry of model classes by the name stored in checkpoints.
 MODELS: dict[str, type[nn.Module]] = {
     "convtasnet": MultichannelConvTasNet,
     "crced": CRCED,
+    "crced_ha": CRCEDHearingAid,
     "dtln": DTLN,
     "dtln_ha": DTLNHearingAid,
 }
@@ -46,6 +47,8 @@ def build_model(name: str, **kwargs) -> nn.Module:
 
 __all__ = [
     "CHANNEL_LAYOUT",
+    "CRCED",
+    "CRCEDHearingAid",
     "DTLN",
     "DTLNHearingAid",
     "MODELS",
