@@ -138,6 +138,17 @@ class CRCED(nn.Module):
             h = h + unit(h)
         return torch.sigmoid(self.out(self.tail(h)))[:, 0]
 
+    def initial_state(self, n: int, dtype=torch.float32, device=None) -> Tensor:
+        """Context state of silence ``[n, context - 1, n_bins]`` (log of the epsilon)."""
+        return torch.full((n, self.context - 1, self.n_bins), math.log(EPS), dtype=dtype,
+                          device=device)  # fmt: skip
+
+    def mask_step(self, mags: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One frame: magnitudes ``[batch, n_bins]`` and the context state ``[batch,
+        context - 1, n_bins]`` -> mask ``[batch, n_bins]`` and the next state (ONNX export)."""
+        history = torch.cat([state, torch.log(mags + EPS)[:, None]], dim=1)
+        return self.mask(history), history[:, 1:]
+
     def _signals(self, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
         if x.dim() not in (2, 3):
             raise ValueError(
@@ -418,6 +429,15 @@ class CRCEDHearingAid(nn.Module):
         """Context state of silence ``[n, context - 1, 5, n_bands]``."""
         return torch.full((n, self.context - 1, self.N_SIGNALS, self.n_bands),
                           math.log(self.POWER_EPS), dtype=dtype, device=device)  # fmt: skip
+
+    def mask_step(self, mags: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One frame: magnitudes ``[batch, 5, n_bins]`` of the derived signals and the context
+        state ``[batch, context - 1, 5, n_bands]`` -> masks ``[batch, 2, n_bins]`` and the next
+        state (the ONNX export's graph; the same arithmetic as :meth:`_process_frames`)."""
+        feats = self.band_features(mags.square())
+        history = torch.cat([state, feats[:, None]], dim=1)
+        batch = history.shape[0]
+        return self.masks(history.reshape(batch, -1, self.n_bands)), history[:, 1:]
 
     def _signals(self, mixture: Tensor) -> tuple[Tensor, tuple[int, ...]]:
         from clarity_se.models.dtln import DTLNHearingAid

@@ -200,3 +200,33 @@ def test_folded_batch_norms_equal_unfolded_in_eval_mode(cls, ha_model, model):
     bad = torch.nn.Sequential(torch.nn.BatchNorm1d(3))
     with pytest.raises(ValueError, match="follow a Conv1d"):
         fold_batch_norms(bad)
+
+
+@pytest.mark.parametrize("cls", [CRCED, CRCEDHearingAid])
+def test_onnx_export_matches_pytorch_frame_by_frame(cls, ha_model, model, tmp_path):
+    import numpy as np
+
+    from clarity_se.models.crced_onnx import OnnxCRCEDStreamer, export_onnx
+
+    m = ha_model if cls is CRCEDHearingAid else model
+    paths = export_onnx(m, tmp_path / "onnx")
+    import onnx
+
+    graph = onnx.load(str(paths["model"])).graph
+    assert [i.name for i in graph.input] == ["mags", "context_in"]
+    assert [o.name for o in graph.output] == ["mask", "context_out"]
+    assert not any(n.op_type == "BatchNormalization" for n in graph.node)  # folded
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal((6 if cls is CRCEDHearingAid else 2, 5001))).astype("float32")
+    with torch.no_grad():
+        ref = m(torch.from_numpy(x)[None])[0] if cls is CRCEDHearingAid else m(torch.from_numpy(x))
+    runner = OnnxCRCEDStreamer(tmp_path / "onnx")
+    for _ in range(2):  # a second signal after flush starts from a fresh context
+        pieces = [runner.process(x[:, i : i + 333]) for i in range(0, x.shape[1], 333)]
+        got = np.concatenate([*pieces, runner.flush()], axis=1)
+        assert got.shape == tuple(ref.shape)
+        np.testing.assert_allclose(got, ref.numpy(), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="no crced_onnx.json"):
+        OnnxCRCEDStreamer(tmp_path)
+    with pytest.raises(ValueError, match="CR-CED"):
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "x")
