@@ -197,6 +197,17 @@ class CRCED(nn.Module):
         """Algorithmic latency: ``K - 1`` samples."""
         return self.win_length - 1
 
+    def last_input(self, n):
+        """Last input sample that output sample ``n`` (int or integer array) can read:
+        ``floor(n / R) R + K - 1`` (the framing of :mod:`clarity_se.dsp.lowdelay_stft`)."""
+        return (n // self.hop_length) * self.hop_length + self.synth_length - 1
+
+    def streamer(self):
+        """A fresh :class:`~clarity_se.models.dtln.DTLNStreamer` (eval mode: the caller's)."""
+        from clarity_se.models.dtln import DTLNStreamer
+
+        return DTLNStreamer(self)
+
 
 # ---------------------------------------------------------------------------------------------
 # hearing-aid variant

@@ -230,3 +230,64 @@ def test_onnx_export_matches_pytorch_frame_by_frame(cls, ha_model, model, tmp_pa
         OnnxCRCEDStreamer(tmp_path)
     with pytest.raises(ValueError, match="CR-CED"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "x")
+
+
+# ------------------------------------------------------------------ enhancer adapter
+
+
+def _options(**kw):
+    from omegaconf import OmegaConf
+
+    from clarity_se.config import EnhancerConfig
+
+    return OmegaConf.merge(OmegaConf.structured(EnhancerConfig), kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory, ha_model):
+    from clarity_se.models.checkpoint import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("crced_ckpt")
+    torch.manual_seed(0)
+    ha = save_checkpoint(folder / "ha.pt", ha_model)
+    pub = save_checkpoint(folder / "pub.pt", build_model("crced", filters_mid=8, n_units=1))
+    return str(ha), str(pub)
+
+
+def test_enhancer_contract_both_variants(tiny_checkpoints):
+    from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer
+    from tests.enhancer_contract import check_latency, check_shapes, check_streaming
+
+    ha = build_enhancer(_options(name="crced", checkpoint=tiny_checkpoints[0]))
+    pub_ckpt = tiny_checkpoints[1]
+    pub = build_enhancer(_options(name="crced", variant="published", checkpoint=pub_ckpt))
+    assert ha.name == "crced" and ha.latency_samples == 191 <= MAX_LATENCY_S * SAMPLE_RATE
+    assert ha.block_samples == 96 and pub.block_samples == 177  # 64 samples at 16 kHz
+    # 255 samples at 16 kHz plus the two resamplers: 17.2 ms, over the 5 ms rule
+    assert pub.latency_samples == 757
+    for enh in (ha, pub):
+        check_shapes(enh)
+        check_latency(enh)
+        check_streaming(enh)
+
+
+def test_enhancer_rejects_wrong_variant_or_checkpoint(tiny_checkpoints):
+    from clarity_se.enhancers import build_enhancer, enhancer_names
+
+    assert "crced" in enhancer_names()
+    with pytest.raises(ValueError, match="enhancer.variant"):
+        build_enhancer(_options(name="crced", variant="tiny"))
+    with pytest.raises(ValueError, match="needs a 'crced_ha'"):
+        build_enhancer(_options(name="crced", checkpoint=tiny_checkpoints[1]))
+    with pytest.raises(ValueError, match="needs a 'crced'"):
+        build_enhancer(_options(name="crced", variant="published", checkpoint=tiny_checkpoints[0]))
+    with pytest.raises(ValueError, match="no packaged checkpoint 'crced_published'"):
+        build_enhancer(_options(name="crced", variant="published"))
+
+
+def test_export_command(tiny_checkpoints, tmp_path):
+    from clarity_se.models import crced_onnx
+
+    assert crced_onnx.main([tiny_checkpoints[0], str(tmp_path / "onnx")]) == 0
+    assert (tmp_path / "onnx" / "crced.onnx").is_file()
+    assert crced_onnx.main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2
