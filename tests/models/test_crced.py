@@ -291,3 +291,18 @@ def test_export_command(tiny_checkpoints, tmp_path):
     assert crced_onnx.main([tiny_checkpoints[0], str(tmp_path / "onnx")]) == 0
     assert (tmp_path / "onnx" / "crced.onnx").is_file()
     assert crced_onnx.main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2
+
+
+def test_packaged_checkpoint():
+    from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer
+    from clarity_se.enhancers.checkpoints import packaged_checkpoint
+    from clarity_se.models.checkpoint import read_checkpoint
+
+    path = packaged_checkpoint("crced")
+    assert path.stat().st_size < 1_000_000
+    payload = read_checkpoint(path)
+    assert payload["model_name"] == "crced_ha"
+    enh = build_enhancer(_options(name="crced"))
+    assert enh.latency_samples == 191 <= MAX_LATENCY_S * SAMPLE_RATE
+    assert enh.model.macs_per_second()["total"] <= 0.3e9
+    assert not enh.model.training and count_parameters(enh.model) == 17_966
