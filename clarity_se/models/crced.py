@@ -297,6 +297,10 @@ class CRCEDHearingAid(nn.Module):
         Full units (4 as the paper: 1 + 12 + 2 + 1 = 16 layers).
     mask_floor : float
         Least gain of the mask (0.1 = -20 dB): ``m = floor + (1 - floor) sigmoid(.)``.
+    frame_norm : bool
+        Subtract from each frame's log band powers their mean over the 5 signals and the
+        bands (``True``): the features, hence the masks, do not depend on the input level
+        (a gain ``g`` adds ``log g^2`` to every log power).
     n_mics : int
         6, the CEC2 order ``CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R``.
     sample_rate : int
@@ -311,12 +315,13 @@ class CRCEDHearingAid(nn.Module):
     :meth:`~clarity_se.models.dtln.DTLNHearingAid.derived_signals` (``CH1-L``, ``CH1-R``, the
     binaural difference ``CH1-L - CH1-R``, and each ear's front-minus-rear ``CH1 - CH3``) are
     analysed with the low-delay STFT; their power spectra are pooled into ``n_bands`` ERB bands
-    and logged (``log(P_b + 1e-10)``); the features of frames ``k - 7 .. k`` (oldest first)
-    form the ``8 x 5 = 40`` input channels of the first convolution, the band axis being the
-    convolution axis. The last layer (2 filters of width ``2 n_bands - 1``, full band, no batch
-    norm) gives a sigmoid mask per ear and band, interpolated to the FFT bins with the
-    partition-of-unity triangles, floored, and applied to that ear's ``CH1`` spectrum (noisy
-    phase); synthesis window and overlap-add as the low-delay STFT.
+    and logged (``log(P_b + 1e-10)``), minus the frame's mean (``frame_norm``); the features
+    of frames ``k - 7 .. k`` (oldest first) form the ``8 x 5 = 40`` input channels of the
+    first convolution, the band axis being the convolution axis. The last layer (2 filters of
+    width ``2 n_bands - 1``, full band, no batch norm) gives a sigmoid mask per ear and band,
+    interpolated to the FFT bins with the partition-of-unity triangles, floored, and applied
+    to that ear's ``CH1`` spectrum (noisy phase); synthesis window and overlap-add as the
+    low-delay STFT.
 
     **Deviations from the paper** (Park & Lee 2017 work on 129 bins at 16 kHz, 1 GMAC/s): the
     network runs on 32 ERB bands and thinner units (filters 12-16-8 instead of 18-30-8; first
@@ -381,6 +386,7 @@ class CRCEDHearingAid(nn.Module):
         width_inner: int = 9,
         n_units: int = 4,
         mask_floor: float = 0.1,
+        frame_norm: bool = True,
         n_mics: int = 6,
         sample_rate: int = 44100,
         identity_init: bool = True,
@@ -395,14 +401,15 @@ class CRCEDHearingAid(nn.Module):
             n_bands=n_bands, context=context, width_first=width_first,
             filters_outer=filters_outer, filters_mid=filters_mid,
             filters_inner=filters_inner, width_outer=width_outer, width_mid=width_mid,
-            width_inner=width_inner, n_units=n_units, mask_floor=mask_floor, n_mics=n_mics,
+            width_inner=width_inner, n_units=n_units, mask_floor=mask_floor,
+            frame_norm=frame_norm, n_mics=n_mics,
             sample_rate=sample_rate, identity_init=identity_init,
         )  # fmt: skip
         self.stft = LowDelaySTFT(win_length, hop_length, synth_length)
         self.sample_rate, self.n_mics = sample_rate, n_mics
         self.win_length, self.hop_length, self.synth_length = win_length, hop_length, synth_length
         self.n_bins, self.n_bands, self.context = self.stft.n_bins, n_bands, context
-        self.mask_floor = float(mask_floor)
+        self.mask_floor, self.frame_norm = float(mask_floor), bool(frame_norm)
         bands = erb_band_matrix(self.n_bins, n_bands, sample_rate)
         self.register_buffer("interp", bands.float(), persistent=False)  # [bands, bins]
         pool = bands / bands.sum(dim=1, keepdim=True)
@@ -422,9 +429,14 @@ class CRCEDHearingAid(nn.Module):
                 self.out.bias.fill_(3.0)
 
     # ------------------------------------------------------------------ pieces
-    def band_features(self, power: Tensor) -> Tensor:
-        """Power spectra ``[..., n_bins]`` -> log band power ``[..., n_bands]``."""
-        return torch.log(power @ self.pool.t().to(power.dtype) + self.POWER_EPS)
+    def band_features(self, power: Tensor, signal_dim: int) -> Tensor:
+        """Power spectra ``[..., n_bins]`` of the 5 signals (axis ``signal_dim``) -> log band
+        power ``[..., n_bands]``, minus its mean over signals and bands per frame if
+        ``frame_norm`` (then a gain on the input changes no feature)."""
+        feats = torch.log(power @ self.pool.t().to(power.dtype) + self.POWER_EPS)
+        if self.frame_norm:
+            feats = feats - feats.mean(dim=(signal_dim, -1), keepdim=True)
+        return feats
 
     def masks(self, windows: Tensor) -> Tensor:
         """Features ``[M, context * 5, n_bands]`` (frame-major, oldest first) -> per-bin masks
@@ -437,15 +449,16 @@ class CRCEDHearingAid(nn.Module):
         return band_mask @ self.interp.to(band_mask.dtype)
 
     def initial_state(self, n: int, dtype=torch.float32, device=None) -> Tensor:
-        """Context state of silence ``[n, context - 1, 5, n_bands]``."""
-        return torch.full((n, self.context - 1, self.N_SIGNALS, self.n_bands),
-                          math.log(self.POWER_EPS), dtype=dtype, device=device)  # fmt: skip
+        """Context state of silence ``[n, context - 1, 5, n_bands]`` (the features of zeros)."""
+        value = 0.0 if self.frame_norm else math.log(self.POWER_EPS)
+        return torch.full((n, self.context - 1, self.N_SIGNALS, self.n_bands), value,
+                          dtype=dtype, device=device)  # fmt: skip
 
     def mask_step(self, mags: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One frame: magnitudes ``[batch, 5, n_bins]`` of the derived signals and the context
         state ``[batch, context - 1, 5, n_bands]`` -> masks ``[batch, 2, n_bins]`` and the next
         state (the ONNX export's graph; the same arithmetic as :meth:`_process_frames`)."""
-        feats = self.band_features(mags.square())
+        feats = self.band_features(mags.square(), 1)
         history = torch.cat([state, feats[:, None]], dim=1)
         batch = history.shape[0]
         return self.masks(history.reshape(batch, -1, self.n_bands)), history[:, 1:]
@@ -469,7 +482,7 @@ class CRCEDHearingAid(nn.Module):
             return frames.new_zeros(batch, 2, 0, self.synth_length), state
         spec = self.stft.analysis_frames(frames)  # [N, 5, n, bins]
         power = spec.real.square() + spec.imag.square()
-        feats = self.band_features(power).transpose(1, 2)  # [N, n, 5, bands]
+        feats = self.band_features(power, 1).transpose(1, 2)  # [N, n, 5, bands]
         history = torch.cat([state, feats], dim=1)
         windows = history.unfold(1, self.context, 1)  # [N, n, 5, bands, context]
         windows = windows.permute(0, 1, 4, 2, 3).reshape(batch * n, -1, self.n_bands)

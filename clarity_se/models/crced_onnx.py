@@ -133,7 +133,7 @@ class OnnxCRCEDStreamer:
             self.analysis = analysis.astype(np.float32)
             self.synthesis = synthesis[-S:].astype(np.float32)
             self.context_shape: tuple[int, ...] = (hp["context"] - 1, 5, hp["n_bands"])
-            self.log_eps = math.log(CRCEDHearingAid.POWER_EPS)
+            self.log_eps = 0.0 if hp.get("frame_norm") else math.log(CRCEDHearingAid.POWER_EPS)
         else:
             K, R = hp["n_fft"], hp["hop_length"]
             S = K

@@ -306,3 +306,15 @@ def test_packaged_checkpoint():
     assert enh.latency_samples == 191 <= MAX_LATENCY_S * SAMPLE_RATE
     assert enh.model.macs_per_second()["total"] <= 0.3e9
     assert not enh.model.training and count_parameters(enh.model) == 17_966
+
+
+def test_ha_frame_norm_makes_the_output_level_independent():
+    torch.manual_seed(1)
+    m = CRCEDHearingAid(identity_init=False).eval()
+    x = 0.01 * torch.randn(1, 6, 4000, dtype=torch.float64)
+    m = m.double()
+    with torch.no_grad():
+        y, y_loud = m(x), m(100.0 * x) / 100.0
+        torch.testing.assert_close(y_loud, y, rtol=1e-6, atol=1e-9)
+        m.frame_norm = False  # absolute log powers: the masks depend on the level
+        assert not torch.allclose(m(100.0 * x) / 100.0, m(x), rtol=1e-3, atol=1e-6)
