@@ -9,13 +9,15 @@ figure) with ``torch.set_num_threads(threads)`` on ``--seconds`` of 6-channel no
 * ``macs_per_s``: multiply-accumulates per second of audio of the weight layers (Linear,
   Conv1d, ConvTranspose1d, LSTM input and recurrent products; counted with forward hooks on a
   whole-signal run, so test-time ensembles count twice) plus the polyphase resamplers; FFTs and
-  element-wise operations are not counted;
+  element-wise operations are not counted; for CR-CED also ``macs_per_s_analytic``, its
+  :meth:`~clarity_se.models.crced.CRCEDHearingAid.macs_per_second` (FFTs and bands included);
 * ``latency_samples`` / ``latency_ms``: the enhancer's stated look-ahead at 44.1 kHz;
 * ``pytorch``: whole-signal RTF, and the enhancer's streamer fed one block at a time (its hop:
   96 samples for ``dtln``, 353 (8 ms) for ``dtln/published``, the encoder stride for
   ``convtasnet``): mean and median time per block, RTF = total time / audio time;
-* ``onnxruntime`` (DTLN rows): the two exported sub-models run block by block by
-  :class:`~clarity_se.models.dtln_onnx.OnnxDTLNStreamer` (numpy FFTs, one intra-op thread);
+* ``onnxruntime`` (DTLN and CR-CED rows): the exported models run block by block by
+  :class:`~clarity_se.models.dtln_onnx.OnnxDTLNStreamer` /
+  :class:`~clarity_se.models.crced_onnx.OnnxCRCEDStreamer` (numpy FFTs, one intra-op thread);
   for ``dtln/published`` at the model's 16 kHz with 128-sample (8 ms) blocks, the figure the
   reference reports (breizhn/DTLN README, "Execution Times": 0.65 ms per block with a TF 2.2
   SavedModel, 0.36 ms with TF-lite, on an Intel i5-6600K at 3.5 GHz) -- a different CPU, and
@@ -161,6 +163,8 @@ def run_one(system: str, seconds: float, threads: int) -> dict:
             n_in = SAMPLE_RATE if attr == "down" else r.orig_rate
             macs += 2 * r.n_out(n_in) * r.n_phase_taps
     row["macs_per_s"] = int(macs)
+    if hasattr(model, "macs_per_second"):  # CR-CED: network + bands + STFT, counted analytically
+        row["macs_per_s_analytic"] = {k: int(v) for k, v in model.macs_per_second().items()}
     enh(x[:, : SAMPLE_RATE // 10])  # warm-up
     t0 = time.perf_counter()
     enh(x)
@@ -172,7 +176,7 @@ def run_one(system: str, seconds: float, threads: int) -> dict:
     streamer.flush()
     stream["rtf"] = stream.pop("total_s") / seconds
     row["pytorch"]["blocks"] = stream
-    if system.startswith("dtln"):
+    if system.startswith(("dtln", "crced")):
         row["onnxruntime"] = _onnx_row(enh, seconds, threads)
         if system == "dtln/published":
             row["pytorch"]["model_16k_blocks"] = _published_torch_blocks(enh, seconds)
@@ -197,11 +201,17 @@ def _published_torch_blocks(enh, seconds: float) -> dict:
 def _onnx_row(enh, seconds: float, threads: int) -> dict:
     import numpy as np
 
-    from clarity_se.models.dtln_onnx import OnnxDTLNStreamer, export_onnx
-
     folder = Path(tempfile.mkdtemp())
-    export_onnx(enh.model, folder)
-    runner = OnnxDTLNStreamer(folder, threads=threads)
+    if enh.name == "crced":
+        from clarity_se.models.crced_onnx import OnnxCRCEDStreamer, export_onnx
+
+        export_onnx(enh.model, folder)
+        runner = OnnxCRCEDStreamer(folder, threads=threads)
+    else:
+        from clarity_se.models.dtln_onnx import OnnxDTLNStreamer, export_onnx
+
+        export_onnx(enh.model, folder)
+        runner = OnnxDTLNStreamer(folder, threads=threads)
     rate = int(enh.model.sample_rate)
     rows = 1 if enh.variant == "published" else 6
     x = (0.1 * np.random.default_rng(1).standard_normal((rows, int(seconds * rate))))

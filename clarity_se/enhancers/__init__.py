@@ -27,6 +27,7 @@ ENHANCER_MODULES: dict[str, str] = {
     "passthrough": "clarity_se.enhancers.passthrough",
     "convtasnet": "clarity_se.enhancers.convtasnet",
     "dtln": "clarity_se.enhancers.dtln",
+    "crced": "clarity_se.enhancers.crced",
 }
 
 _FACTORIES: dict[str, Callable[[Any], Enhancer]] = {}

@@ -80,6 +80,9 @@ class DTLNEnhancer:
     """
 
     name = "dtln"
+    #: enhancer.variant -> (model registry name, packaged checkpoint name); subclasses for
+    #: other models of the same interface (CR-CED) replace it
+    variants = VARIANTS
 
     def __init__(self, checkpoint: str = "", variant: str = "", device: str = "cpu") -> None:
         import torch
@@ -87,13 +90,13 @@ class DTLNEnhancer:
         from clarity_se.dsp.polyphase import PolyphaseResampler
         from clarity_se.models.checkpoint import load_model
 
-        if variant not in VARIANTS:
+        if variant not in self.variants:
             raise ValueError(
-                f"enhancer.variant: expected one of {sorted(VARIANTS)}, got {variant!r}"
+                f"enhancer.variant: expected one of {sorted(self.variants)}, got {variant!r}"
             )
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"enhancer.device={device} but CUDA is not available")
-        want_model, default_ckpt = VARIANTS[variant]
+        want_model, default_ckpt = self.variants[variant]
         self.variant = variant
         self.path = resolve_checkpoint(checkpoint, default_ckpt)
         self.model, payload = load_model(self.path, map_location=device)
@@ -115,7 +118,7 @@ class DTLNEnhancer:
                     f"{self.path}: model is for {self.model.sample_rate} Hz, need 44100"
                 )
             self._latency = int(self.model.latency_samples)
-        logger.info("enhance: dtln%s %s on %s (latency %d samples)",
+        logger.info("enhance: %s%s %s on %s (latency %d samples)", self.name,
                     f"/{variant}" if variant else "", self.path, device, self._latency)  # fmt: skip
 
     @property

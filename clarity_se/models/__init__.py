@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT, MultichannelConvTasNet
-from clarity_se.models.crced import CRCED
+from clarity_se.models.crced import CRCED, CRCEDHearingAid
 from clarity_se.models.dtln import DTLN, DTLNHearingAid
 from clarity_se.models.res_unet import RESUNet
 
@@ -13,6 +13,7 @@ from clarity_se.models.res_unet import RESUNet
 MODELS: dict[str, type[nn.Module]] = {
     "convtasnet": MultichannelConvTasNet,
     "crced": CRCED,
+    "crced_ha": CRCEDHearingAid,
     "dtln": DTLN,
     "dtln_ha": DTLNHearingAid,
     "res_unet": RESUNet,
@@ -48,6 +49,8 @@ def build_model(name: str, **kwargs) -> nn.Module:
 
 __all__ = [
     "CHANNEL_LAYOUT",
+    "CRCED",
+    "CRCEDHearingAid",
     "DTLN",
     "DTLNHearingAid",
     "MODELS",

@@ -7,7 +7,7 @@ import torch
 from conftest import STREAM_TOL
 
 from clarity_se.models import build_model
-from clarity_se.models.crced import CRCED
+from clarity_se.models.crced import CRCED, CRCEDHearingAid, erb_band_matrix, fold_batch_norms
 from clarity_se.models.dtln import DTLNStreamer, count_parameters
 
 
@@ -76,7 +76,7 @@ def test_recipe_smoke_training(tmp_path):
     make_scenes(root, "train", 4, 9001, seed=1)
     make_scenes(root, "dev", 2, 6001, seed=2)
     exp = tmp_path / "exp"
-    args = ["train", "-c", "recipes/icassp_2023/crced/config.yaml", f"data.root={root}",
+    args = ["train", "-c", "recipes/icassp_2023/crced/config_published.yaml", f"data.root={root}",
             f"data.dev_root={root}", f"train.exp_dir={exp}", "data.segment_s=0.3",
             "data.dev_segment_s=0.2", "data.cache=true", "data.max_dev_scenes=2",
             "train.batch_size=2", "optim.lr=0.01", "train.epochs=3", "train.steps_per_epoch=4"]
@@ -85,3 +85,236 @@ def test_recipe_smoke_training(tmp_path):
     assert len(rows) == 3 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     model = load_model(exp / "last.pt")[0]
     assert isinstance(model, CRCED) and count_parameters(model) == 32_653
+
+
+# ------------------------------------------------------------------ hearing-aid variant
+
+
+@pytest.fixture(scope="module")
+def ha_model():
+    torch.manual_seed(0)
+    m = CRCEDHearingAid(identity_init=False).eval()
+    for bn in (mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm1d)):
+        bn.running_mean.normal_(0, 0.1)
+        bn.running_var.uniform_(0.5, 1.5)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.normal_(0, 0.1)
+    return m
+
+
+def test_ha_parameters_layers_and_compute(ha_model):
+    assert count_parameters(ha_model) == 17_966
+    assert count_parameters(fold_batch_norms(ha_model)) == 17_606
+    convs = [m for m in ha_model.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert len(convs) == 16  # the paper's 16 layers
+    macs = ha_model.macs_per_second()
+    assert macs["total"] <= 0.3e9  # the issue's budget per second of 44.1 kHz audio
+    # the dense count of the network alone: weights x bands x frames per second
+    weights = sum(c.weight.numel() for c in convs)
+    assert macs["network"] == pytest.approx(weights * 32 * 44100 / 96)
+    assert macs["total"] == pytest.approx(sum(v for k, v in macs.items() if k != "total"))
+    # the paper's width would not fit: 18-30-8 filters on the same bands exceed the budget
+    wide = CRCEDHearingAid(filters_outer=18, filters_mid=30, width_first=9)
+    assert wide.macs_per_second()["total"] > 0.3e9
+
+
+def test_erb_bands_are_a_partition_of_unity():
+    w = erb_band_matrix(257, 32, 44100)
+    torch.testing.assert_close(w.sum(0), torch.ones(257, dtype=torch.float64))
+    assert (w.sum(1) > 0).all() and (w >= 0).all()
+    peaks = w.argmax(1)
+    assert (peaks.diff() > 0).all() and peaks[0] == 0 and peaks[-1] == 256
+    with pytest.raises(ValueError, match="n_bands"):
+        erb_band_matrix(257, 1, 44100)
+
+
+def test_ha_latency_perturbing_the_future_changes_no_past_output(ha_model):
+    assert ha_model.latency_samples == 191 <= 220  # 4.33 ms at 44.1 kHz
+    x = torch.randn(1, 6, 6000)
+    with torch.no_grad():
+        y = ha_model(x)
+        for t in (3000, 3001, 3071):  # a hop boundary (t = 31 R + 24 ...) and inside hops
+            x2 = x.clone()
+            x2[..., t + 191 + 1 :] += torch.randn(6, 6000 - t - 192)
+            y2 = ha_model(x2)
+            assert torch.equal(y[..., :t], y2[..., :t])
+            assert not torch.allclose(y[..., t + 192 :], y2[..., t + 192 :])
+
+
+@pytest.mark.parametrize("block", [1, 96, 333])
+def test_ha_streaming_equals_whole(ha_model, block):
+    x = torch.randn(2, 6, 2500)
+    with torch.no_grad():
+        whole = ha_model(x)
+        streamer = DTLNStreamer(ha_model)
+        parts = [streamer.process(x[..., i : i + block]) for i in range(0, x.shape[-1], block)]
+        stream = torch.cat([*parts, streamer.flush()], dim=-1)
+    assert stream.shape == whole.shape == (2, 2, 2500)
+    torch.testing.assert_close(stream, whole, rtol=0, atol=STREAM_TOL)
+
+
+def test_ha_context_carries_eight_frames(ha_model):
+    """A change in frame k reaches the segments of frames k .. k + 7 and no later."""
+    R = ha_model.hop_length
+    x = torch.randn(1, 6, R * 60)
+    x2 = x.clone()
+    x2[..., 20 * R - 1] += 5.0  # the last sample of frame 19, inside frames 19 .. 19 + K // R
+    with torch.no_grad():
+        f1, f2 = ha_model.derived_frames(x), ha_model.derived_frames(x2)
+        changed = [k for k in range(f1.shape[2]) if not torch.equal(f1[:, :, k], f2[:, :, k])]
+        assert changed == list(range(19, 19 + 512 // R + 1))
+        s1, _ = ha_model._process_frames(f1, None)
+        s2, _ = ha_model._process_frames(f2, None)
+    diff = [k for k in range(s1.shape[2]) if not torch.allclose(s1[:, :, k], s2[:, :, k])]
+    assert diff == list(range(19, changed[-1] + 7 + 1))
+
+
+def test_ha_shapes_and_errors(ha_model):
+    with pytest.raises(ValueError, match="n_mics"):
+        CRCEDHearingAid(n_mics=2)
+    with pytest.raises(ValueError, match=r"\[batch, 6, time\]"):
+        ha_model(torch.randn(1, 2, 100))
+    assert ha_model(torch.randn(3, 6, 0)).shape == (3, 2, 0)
+
+
+def test_ha_identity_init_is_near_the_front_microphones():
+    m = CRCEDHearingAid().eval()
+    x = torch.randn(1, 6, 8000)
+    with torch.no_grad():
+        y = m(x)
+    ratio = (y[..., 500:] @ x[:, :2, 500:].transpose(-1, -2)).diagonal(dim1=-2, dim2=-1) / (
+        x[:, :2, 500:].square().sum(-1)
+    )
+    assert torch.all((ratio > 0.9) & (ratio < 1.0))
+
+
+@pytest.mark.parametrize("cls", [CRCED, CRCEDHearingAid])
+def test_folded_batch_norms_equal_unfolded_in_eval_mode(cls, ha_model, model):
+    m = ha_model if cls is CRCEDHearingAid else model
+    folded = fold_batch_norms(m)
+    assert not any(isinstance(x, torch.nn.BatchNorm1d) for x in folded.modules())
+    assert any(isinstance(x, torch.nn.BatchNorm1d) for x in m.modules())  # original untouched
+    x = torch.randn(1, 6, 4000) if cls is CRCEDHearingAid else torch.randn(2, 4000)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), m(x), rtol=0, atol=1e-5)
+    bad = torch.nn.Sequential(torch.nn.BatchNorm1d(3))
+    with pytest.raises(ValueError, match="follow a Conv1d"):
+        fold_batch_norms(bad)
+
+
+@pytest.mark.parametrize("cls", [CRCED, CRCEDHearingAid])
+def test_onnx_export_matches_pytorch_frame_by_frame(cls, ha_model, model, tmp_path):
+    import numpy as np
+
+    from clarity_se.models.crced_onnx import OnnxCRCEDStreamer, export_onnx
+
+    m = ha_model if cls is CRCEDHearingAid else model
+    paths = export_onnx(m, tmp_path / "onnx")
+    import onnx
+
+    graph = onnx.load(str(paths["model"])).graph
+    assert [i.name for i in graph.input] == ["mags", "context_in"]
+    assert [o.name for o in graph.output] == ["mask", "context_out"]
+    assert not any(n.op_type == "BatchNormalization" for n in graph.node)  # folded
+    rng = np.random.default_rng(3)
+    x = (0.1 * rng.standard_normal((6 if cls is CRCEDHearingAid else 2, 5001))).astype("float32")
+    with torch.no_grad():
+        ref = m(torch.from_numpy(x)[None])[0] if cls is CRCEDHearingAid else m(torch.from_numpy(x))
+    runner = OnnxCRCEDStreamer(tmp_path / "onnx")
+    for _ in range(2):  # a second signal after flush starts from a fresh context
+        pieces = [runner.process(x[:, i : i + 333]) for i in range(0, x.shape[1], 333)]
+        got = np.concatenate([*pieces, runner.flush()], axis=1)
+        assert got.shape == tuple(ref.shape)
+        np.testing.assert_allclose(got, ref.numpy(), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="no crced_onnx.json"):
+        OnnxCRCEDStreamer(tmp_path)
+    with pytest.raises(ValueError, match="CR-CED"):
+        export_onnx(torch.nn.Linear(2, 2), tmp_path / "x")
+
+
+# ------------------------------------------------------------------ enhancer adapter
+
+
+def _options(**kw):
+    from omegaconf import OmegaConf
+
+    from clarity_se.config import EnhancerConfig
+
+    return OmegaConf.merge(OmegaConf.structured(EnhancerConfig), kw)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(tmp_path_factory, ha_model):
+    from clarity_se.models.checkpoint import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("crced_ckpt")
+    torch.manual_seed(0)
+    ha = save_checkpoint(folder / "ha.pt", ha_model)
+    pub = save_checkpoint(folder / "pub.pt", build_model("crced", filters_mid=8, n_units=1))
+    return str(ha), str(pub)
+
+
+def test_enhancer_contract_both_variants(tiny_checkpoints):
+    from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer
+    from tests.enhancer_contract import check_latency, check_shapes, check_streaming
+
+    ha = build_enhancer(_options(name="crced", checkpoint=tiny_checkpoints[0]))
+    pub_ckpt = tiny_checkpoints[1]
+    pub = build_enhancer(_options(name="crced", variant="published", checkpoint=pub_ckpt))
+    assert ha.name == "crced" and ha.latency_samples == 191 <= MAX_LATENCY_S * SAMPLE_RATE
+    assert ha.block_samples == 96 and pub.block_samples == 177  # 64 samples at 16 kHz
+    # 255 samples at 16 kHz plus the two resamplers: 17.2 ms, over the 5 ms rule
+    assert pub.latency_samples == 757
+    for enh in (ha, pub):
+        check_shapes(enh)
+        check_latency(enh)
+        check_streaming(enh)
+
+
+def test_enhancer_rejects_wrong_variant_or_checkpoint(tiny_checkpoints):
+    from clarity_se.enhancers import build_enhancer, enhancer_names
+
+    assert "crced" in enhancer_names()
+    with pytest.raises(ValueError, match="enhancer.variant"):
+        build_enhancer(_options(name="crced", variant="tiny"))
+    with pytest.raises(ValueError, match="needs a 'crced_ha'"):
+        build_enhancer(_options(name="crced", checkpoint=tiny_checkpoints[1]))
+    with pytest.raises(ValueError, match="needs a 'crced'"):
+        build_enhancer(_options(name="crced", variant="published", checkpoint=tiny_checkpoints[0]))
+    with pytest.raises(ValueError, match="no packaged checkpoint 'crced_published'"):
+        build_enhancer(_options(name="crced", variant="published"))
+
+
+def test_export_command(tiny_checkpoints, tmp_path):
+    from clarity_se.models import crced_onnx
+
+    assert crced_onnx.main([tiny_checkpoints[0], str(tmp_path / "onnx")]) == 0
+    assert (tmp_path / "onnx" / "crced.onnx").is_file()
+    assert crced_onnx.main([str(tmp_path / "missing.pt"), str(tmp_path / "x")]) == 2
+
+
+def test_packaged_checkpoint():
+    from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer
+    from clarity_se.enhancers.checkpoints import packaged_checkpoint
+    from clarity_se.models.checkpoint import read_checkpoint
+
+    path = packaged_checkpoint("crced")
+    assert path.stat().st_size < 1_000_000
+    payload = read_checkpoint(path)
+    assert payload["model_name"] == "crced_ha"
+    enh = build_enhancer(_options(name="crced"))
+    assert enh.latency_samples == 191 <= MAX_LATENCY_S * SAMPLE_RATE
+    assert enh.model.macs_per_second()["total"] <= 0.3e9
+    assert not enh.model.training and count_parameters(enh.model) == 17_966
+
+
+def test_ha_frame_norm_makes_the_output_level_independent():
+    torch.manual_seed(1)
+    m = CRCEDHearingAid(identity_init=False).eval()
+    x = 0.01 * torch.randn(1, 6, 4000, dtype=torch.float64)
+    m = m.double()
+    with torch.no_grad():
+        y, y_loud = m(x), m(100.0 * x) / 100.0
+        torch.testing.assert_close(y_loud, y, rtol=1e-6, atol=1e-9)
+        m.frame_norm = False  # absolute log powers: the masks depend on the level
+        assert not torch.allclose(m(100.0 * x) / 100.0, m(x), rtol=1e-3, atol=1e-6)

@@ -1,0 +1,270 @@
+"""ONNX export of CR-CED with its context as an explicit state, and an onnxruntime runner.
+
+One graph per model, ``crced.onnx``, one frame per call; the batch norms are folded into the
+convolutions first (:func:`~clarity_se.models.crced.fold_batch_norms`), so the graph is
+convolutions, ReLUs, a sigmoid and (hearing-aid variant) two small matrix products:
+
+* hearing-aid variant (:class:`~clarity_se.models.crced.CRCEDHearingAid`):
+  ``mags [batch, 5, n_bins]`` (STFT magnitudes of the five derived signals),
+  ``context_in [batch, 7, 5, n_bands]`` -> ``mask [batch, 2, n_bins]`` (left, right),
+  ``context_out``;
+* published (:class:`~clarity_se.models.crced.CRCED`): ``mags [batch, n_bins]``,
+  ``context_in [batch, 7, n_bins]`` -> ``mask [batch, n_bins]``, ``context_out``.
+
+The context is the log features of the 7 previous frames (oldest first); a new signal starts
+from :meth:`initial_state` values (the log of the epsilon: silence). ``batch`` is dynamic.
+Framing, FFTs and overlap-add stay outside, in numpy (:class:`OnnxCRCEDStreamer`), as in
+:mod:`clarity_se.models.dtln_onnx`; ``crced_onnx.json`` records the model name and constructor
+arguments. The runner equals the PyTorch model within 1e-4 (``tests/models/test_crced.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import scipy.fft
+import torch
+from torch import Tensor, nn
+
+from clarity_se.dsp.lowdelay_stft import asymmetric_windows, num_frames
+from clarity_se.models.crced import CRCED, CRCEDHearingAid, fold_batch_norms
+
+META_FILE = "crced_onnx.json"
+MODEL_FILE = "crced.onnx"
+OPSET = 17
+
+
+class MaskStep(nn.Module):
+    """``(mags, context_in) -> (mask, context_out)`` of a (folded) CR-CED model."""
+
+    def __init__(self, model: CRCED | CRCEDHearingAid) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, mags: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+        """One frame; see the module docstring for the shapes."""
+        return self.model.mask_step(mags, context)
+
+
+def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str, Path]:
+    """Fold the batch norms and write ``crced.onnx`` and ``crced_onnx.json`` to ``out_dir``.
+
+    Parameters
+    ----------
+    model : CRCED or CRCEDHearingAid
+        Trained model (not modified; a folded copy in eval mode, CPU, float32 is exported).
+    out_dir : path-like
+        Created if missing.
+
+    Returns
+    -------
+    dict
+        ``{"model": path, "meta": path}``.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not a CR-CED model.
+    """
+    if not isinstance(model, (CRCED, CRCEDHearingAid)):
+        raise ValueError(f"export_onnx: expected a CR-CED model, got {type(model).__name__}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    folded = fold_batch_norms(model.cpu().float()).eval()
+    batch = 2
+    mags = torch.rand(batch, *(() if isinstance(model, CRCED) else (5,)), model.n_bins)
+    state = folded.initial_state(batch)
+    paths = {"model": out / MODEL_FILE, "meta": out / META_FILE}
+    dyn = {name: {0: "batch"} for name in ("mags", "context_in", "mask", "context_out")}
+    with torch.no_grad():
+        torch.onnx.export(
+            MaskStep(folded).eval(), (mags, state), paths["model"],
+            input_names=["mags", "context_in"], output_names=["mask", "context_out"],
+            dynamic_axes=dyn, opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
+    from clarity_se.models import model_name
+
+    meta = {"model_name": model_name(model), "model_args": dict(model.hparams), "opset": OPSET}
+    paths["meta"].write_text(json.dumps(meta, indent=1))
+    return paths
+
+
+class OnnxCRCEDStreamer:
+    """Frame-by-frame CR-CED with onnxruntime (numpy FFTs, one session, explicit context).
+
+    Parameters
+    ----------
+    export_dir : path-like
+        Folder written by :func:`export_onnx`.
+    threads : int
+        ``intra_op_num_threads`` of the session (1: one CPU core).
+
+    Notes
+    -----
+    ``process(x)`` takes ``[6, n]`` float32 (hearing-aid variant; output ``[2, m]``, left and
+    right) or ``[channels, n]`` (published; ``[channels, m]``) and returns the output samples
+    that are final; ``flush()`` the rest (the total equals the input length). Each complete hop
+    of ``R`` samples runs one frame: windowed FFTs, the ONNX graph, inverse FFTs of the masked
+    ``CH1`` spectra, synthesis window, overlap-add. Memory: ``K`` input samples per signal, the
+    context, ``S`` output samples per output signal.
+
+    Raises
+    ------
+    ValueError
+        Missing export folder, or input of the wrong shape.
+    """
+
+    def __init__(self, export_dir: str | Path, threads: int = 1) -> None:
+        import onnxruntime as ort
+
+        folder = Path(export_dir)
+        meta_path = folder / META_FILE
+        if not meta_path.is_file():
+            raise ValueError(f"{folder}: no {META_FILE} (write one with export_onnx)")
+        meta = json.loads(meta_path.read_text())
+        self.model_name, hp = meta["model_name"], meta["model_args"]
+        self.hearing_aid = self.model_name == "crced_ha"
+        if self.hearing_aid:
+            K, R, S = hp["win_length"], hp["hop_length"], hp["synth_length"]
+            analysis, synthesis = asymmetric_windows(K, R, S)
+            self.analysis = analysis.astype(np.float32)
+            self.synthesis = synthesis[-S:].astype(np.float32)
+            self.context_shape: tuple[int, ...] = (hp["context"] - 1, 5, hp["n_bands"])
+            self.log_eps = 0.0 if hp.get("frame_norm") else math.log(CRCEDHearingAid.POWER_EPS)
+        else:
+            K, R = hp["n_fft"], hp["hop_length"]
+            S = K
+            n = np.arange(K)
+            self.analysis = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * n / K)).astype(np.float32)
+            self.synthesis = self.analysis / 2.0
+            self.context_shape = (hp["context"] - 1, K // 2 + 1)
+            self.log_eps = math.log(1e-7)
+        self.K, self.R, self.S = K, R, S
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(
+            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all state (start a new signal)."""
+        self.in_buf: np.ndarray | None = None
+        self.pending: np.ndarray | None = None
+        self.acc: np.ndarray | None = None
+        self.context: np.ndarray | None = None
+        self.n_in = self.n_out = self.n_frames = 0
+
+    def _signals(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or (self.hearing_aid and x.shape[0] != 6):
+            want = "[6, n]" if self.hearing_aid else "[channels, n]"
+            raise ValueError(f"x: expected shape {want}, got {tuple(x.shape)}")
+        if not self.hearing_aid:
+            return x
+        out = np.empty((5, x.shape[1]), dtype=np.float32)
+        out[:2] = x[:2]
+        np.subtract(x[0], x[1], out=out[2])
+        np.subtract(x[:2], x[4:6], out=out[3:5])
+        return out
+
+    def _frame(self, block: np.ndarray) -> np.ndarray | None:
+        K, R, S = self.K, self.R, self.S
+        buf = self.in_buf
+        buf[:, :-R] = buf[:, R:]
+        buf[:, -R:] = block
+        spec = scipy.fft.rfft(buf * self.analysis, axis=-1)
+        mags = np.abs(spec)
+        if self.hearing_aid:
+            mags, own = mags[None], spec[:2]
+        else:
+            own = spec
+        mask, self.context = self.session.run(None, {"mags": mags, "context_in": self.context})
+        frame = scipy.fft.irfft(own * (mask[0] if self.hearing_aid else mask), n=K, axis=-1)
+        segment = frame[:, K - S :] * self.synthesis
+        j = S // R
+        acc, slot = self.acc, self.n_frames % j  # ring buffer of j hops per output signal
+        seg = segment.reshape(-1, j, R)
+        acc[:, slot:] += seg[:, : j - slot]
+        acc[:, :slot] += seg[:, j - slot :]
+        self.n_frames += 1
+        first = acc[:, slot].copy()  # the oldest hop is now complete
+        acc[:, slot] = 0.0
+        return first if self.n_frames >= j else None  # the first j - 1 precede sample 0
+
+    def _run(self, signals: np.ndarray) -> list[np.ndarray]:
+        if self.in_buf is None:
+            n_sig = signals.shape[0]
+            n_out = 2 if self.hearing_aid else n_sig
+            n_ctx = 1 if self.hearing_aid else n_sig
+            self.in_buf = np.zeros((n_sig, self.K), dtype=np.float32)
+            self.pending = np.zeros((n_sig, 0), dtype=np.float32)
+            self.context = np.full((n_ctx, *self.context_shape), self.log_eps, dtype=np.float32)
+            self.acc = np.zeros((n_out, self.S // self.R, self.R), dtype=np.float32)
+        self.pending = np.concatenate([self.pending, signals], axis=1)
+        out = []
+        while self.pending.shape[1] >= self.R:
+            block, self.pending = self.pending[:, : self.R], self.pending[:, self.R :]
+            piece = self._frame(block)
+            if piece is not None:
+                out.append(piece)
+        return out
+
+    def _collect(self, pieces: list[np.ndarray], n_rows: int) -> np.ndarray:
+        out = np.concatenate(pieces, axis=1) if pieces else np.zeros((n_rows, 0), np.float32)
+        self.n_out += out.shape[1]
+        return out.astype(np.float32)
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Feed ``x [6, n]`` / ``[channels, n]``; return the final output samples."""
+        signals = self._signals(x)
+        self.n_in += signals.shape[1]
+        rows = 2 if self.hearing_aid else signals.shape[0]
+        return self._collect(self._run(signals), rows)
+
+    def flush(self) -> np.ndarray:
+        """End of signal: the remaining output (zero input beyond the end), then reset."""
+        if self.in_buf is None:
+            self.reset()
+            return np.zeros((2 if self.hearing_aid else 0, 0), dtype=np.float32)
+        rows = 2 if self.hearing_aid else self.in_buf.shape[0]
+        missing = num_frames(self.n_in, self.R, self.S) - self.n_frames
+        pad = missing * self.R - self.pending.shape[1]
+        zeros = np.zeros((self.in_buf.shape[0], max(pad, 0)), dtype=np.float32)
+        n_left = self.n_in - self.n_out
+        out = self._collect(self._run(zeros), rows)[:, :n_left]
+        self.reset()
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m clarity_se.models.crced_onnx CHECKPOINT OUT_DIR``: export a CR-CED checkpoint.
+
+    Returns 0, or 2 (with the reason on stderr) for a missing or non-CR-CED checkpoint.
+    """
+    import argparse
+    import sys
+
+    from clarity_se.models.checkpoint import load_model
+
+    parser = argparse.ArgumentParser(description="export a CR-CED checkpoint to ONNX")
+    parser.add_argument("checkpoint", help="a crced or crced_ha checkpoint (.pt)")
+    parser.add_argument("out_dir", help="folder for crced.onnx and crced_onnx.json")
+    args = parser.parse_args(argv)
+    try:
+        model, _ = load_model(args.checkpoint)
+        paths = export_onnx(model, args.out_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
