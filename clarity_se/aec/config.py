@@ -169,6 +169,29 @@ class AECRecipeConfig:
     hydra: Any = None
 
 
+def system_label(options) -> str:
+    """The name under which a configured system's outputs and scores are recorded.
+
+    ``aec.name`` alone, or ``<aec.name>+res_unet@<alpha>`` when a residual-echo suppressor
+    follows it (``aec.res``), so that the runs of an alpha sweep stay apart in the journals,
+    ``aec_scores.csv`` and the report (which draws a trade-off curve through them,
+    :func:`clarity_se.report.aec.parse_label`).
+
+    Parameters
+    ----------
+    options : omegaconf.DictConfig
+        The ``aec.*`` node.
+
+    Returns
+    -------
+    str
+        E.g. ``"pbfdaf"``, ``"deep_adaptive+res_unet@0.5"``.
+    """
+    if not options.res:
+        return str(options.name)
+    return f"{options.name}+res_{options.res}@{float(options.res_alpha):g}"
+
+
 def load_aec_config(config: Path | str | None = None,
                     overrides: list[str] | None = None) -> DictConfig:
     """Load an echo-track recipe config onto :class:`AECRecipeConfig` with dotlist overrides.

@@ -7,10 +7,16 @@ and the unprocessed microphone ``input`` appear in each and are taken once) and 
 
 - ``aec_report.html``: per talk type (far-end single talk ``st``, double talk ``dt``, near-end
   single talk ``nst``) a table of every system's mean, 95 % confidence interval and count per
-  metric (ERLE, PESQ-WB, SI-SDR, AECMOS echo / degradation MOS), and the plots;
+  metric (ERLE, PESQ-WB, SI-SDR, DSML, RESL, AECMOS echo / degradation MOS), and the plots;
 - ``aec_<talk type>.png``: bars of the means with their confidence intervals per metric;
 - ``aec_erle_path_change.png``: ERLE over time around the echo-path change, averaged over the
-  clips that have one (time 0 = the change), one line per system, and the individual clips.
+  clips that have one (time 0 = the change), one line per system, and the individual clips;
+- ``aec_tradeoff.png``: the distortion/suppression trade-off of Ivry et al. (2021): mean DSML
+  against mean RESL in double talk, one point per system, the runs of one canceller with the
+  residual-echo suppressor at several ``aec.res_alpha`` (system names
+  ``<canceller>+res_unet@<alpha>``, :func:`clarity_se.aec.config.system_label`) joined
+  into a curve labelled by alpha, and the reference system (WebRTC AEC3) marked with a star
+  (the unprocessed mic, RESL 0 dB and DSML at its ceiling, is left out).
 
 Means skip empty cells (a metric that does not apply to a talk type). The confidence interval
 is Student's t on the clip values.
@@ -27,11 +33,13 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("erle_db", "pesq_wb", "si_sdr_db", "aecmos_echo", "aecmos_deg")
+METRICS = ("erle_db", "pesq_wb", "si_sdr_db", "dsml_db", "resl_db", "aecmos_echo", "aecmos_deg")
 METRIC_LABELS = {
     "erle_db": "ERLE (dB)",
     "pesq_wb": "PESQ-WB",
     "si_sdr_db": "SI-SDR (dB)",
+    "dsml_db": "DSML (dB)",
+    "resl_db": "RESL (dB)",
     "aecmos_echo": "AECMOS echo",
     "aecmos_deg": "AECMOS degradation",
 }
@@ -44,8 +52,8 @@ table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #bbb;
 text-align:right}th{background:#eee}td:first-child{text-align:left}</style></head>
 <body><h1>{{ title }}</h1>
 <p>{{ n_clips }} clips; systems: {{ systems|join(", ") }}. Mean [95 % CI] (n) per metric;
-ERLE in far-end single talk, PESQ-WB and SI-SDR against the near-end speech in double talk,
-AECMOS for every talk type (<code>input</code>: the unprocessed microphone).</p>
+ERLE in far-end single talk, PESQ-WB, SI-SDR, DSML and RESL against the near-end speech in
+double talk, AECMOS for every talk type (<code>input</code>: the unprocessed microphone).</p>
 {% for talk in talks %}
 <h2>{{ talk.label }} ({{ talk.name }}, {{ talk.n }} clips)</h2>
 <table><tr><th>system</th>{% for m in talk.metrics %}<th>{{ labels[m] }}</th>{% endfor %}</tr>
@@ -54,6 +62,11 @@ AECMOS for every talk type (<code>input</code>: the unprocessed microphone).</p>
 {% endfor %}</table>
 <img src="{{ talk.plot }}" alt="{{ talk.name }} means">
 {% endfor %}
+{% if tradeoff_plot %}<h2>Distortion / suppression trade-off (double talk)</h2>
+<p>Mean desired-speech maintained level (DSML) against residual-echo suppression level (RESL)
+over the double-talk clips; each curve is one canceller with the residual-echo suppressor at the
+alphas given beside its points. Up and to the right is better.</p>
+<img src="{{ tradeoff_plot }}" alt="DSML against RESL">{% endif %}
 {% if path_change_plot %}<h2>Echo-path change: ERLE over time</h2>
 <p>{{ n_changes }} clips with an echo-path change; time relative to the change.</p>
 <img src="{{ path_change_plot }}" alt="ERLE over time around the echo-path change">{% endif %}
@@ -147,6 +160,75 @@ def _plot_talk(summary, talk: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def parse_label(system: str) -> tuple[str, float | None]:
+    """Split a system name into its chain and residual-echo suppressor trade-off.
+
+    Parameters
+    ----------
+    system : str
+        A ``system`` value of ``aec_scores.csv`` (:func:`clarity_se.aec.config.system_label`).
+
+    Returns
+    -------
+    tuple of (str, float or None)
+        ``("pbfdaf+res_unet", 0.5)`` for ``"pbfdaf+res_unet@0.5"``; ``(system, None)`` for a
+        name without ``@<alpha>``.
+    """
+    base, sep, alpha = system.rpartition("@")
+    if sep and base:
+        try:
+            return base, float(alpha)
+        except ValueError:
+            pass
+    return system, None
+
+
+def _plot_tradeoff(summary, path: Path, reference: str = "webrtc_aec3") -> bool:
+    """DSML against RESL in double talk; returns False (nothing drawn) without both metrics."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = summary[(summary["talk_type"] == "dt") & summary["metric"].isin(["dsml_db", "resl_db"])]
+    table = part.pivot_table(index="system", columns="metric", values="mean")
+    if table.empty or {"dsml_db", "resl_db"} - set(table.columns):
+        return False
+    table = table.dropna(subset=["dsml_db", "resl_db"])
+    if table.empty:
+        return False
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    points = []
+    for system, row in table.iterrows():
+        if system == "input":  # the mic: RESL 0 dB, DSML at the metric's ceiling
+            continue
+        base, alpha = parse_label(str(system))
+        if alpha is None:
+            points.append((str(system), row["resl_db"], row["dsml_db"]))
+        else:
+            curves.setdefault(base, []).append((alpha, row["resl_db"], row["dsml_db"]))
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for i, (base, pts) in enumerate(sorted(curves.items())):
+        pts.sort()
+        ax.plot([p[1] for p in pts], [p[2] for p in pts], "o-", color=f"C{i}", label=base)
+        for alpha, x, y in pts:
+            ax.annotate(f"{alpha:g}", (x, y), textcoords="offset points", xytext=(4, 4),
+                        fontsize=7, color=f"C{i}")
+    for j, (system, x, y) in enumerate(sorted(points)):
+        if system == reference:
+            ax.plot(x, y, "*", ms=14, color="k", label=f"{system} (reference)")
+        else:
+            ax.plot(x, y, "D", ms=7, color=f"C{len(curves) + j}", label=system)
+    ax.set_xlabel("RESL, residual-echo suppression level (dB)")
+    ax.set_ylabel("DSML, desired-speech maintained level (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
 
 
 def _plot_path_change(curves, changes: dict[str, float], path: Path) -> int:
@@ -253,6 +335,8 @@ def build_aec_report(score_files: list[str | os.PathLike], out_dir: str | os.Pat
         time_file = Path(path).with_name("aec_erle_time.csv")
         if time_file.is_file():
             curves.append(pd.read_csv(time_file, dtype={"id": str, "system": str}))
+    tradeoff_plot = "aec_tradeoff.png" if _plot_tradeoff(summary,
+                                                         out_dir / "aec_tradeoff.png") else ""
     path_change_plot, n_changes = "", 0
     if curves and changes:
         frame = pd.concat(curves).dropna(subset=["erle_db"]).drop_duplicates(
@@ -262,5 +346,6 @@ def build_aec_report(score_files: list[str | os.PathLike], out_dir: str | os.Pat
     html = jinja2.Template(TEMPLATE).render(
         title=title, n_clips=long["id"].nunique(), systems=_system_order(set(long["system"])),
         talks=talks, labels=METRIC_LABELS, path_change_plot=path_change_plot,
+        tradeoff_plot=tradeoff_plot,
         n_changes=n_changes)
     return atomic_write_text(out_dir / "aec_report.html", html)

@@ -131,6 +131,7 @@ def run_aec(cfg, system=None, *, force: bool = False, wait: bool = False) -> tup
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
+    from clarity_se.aec.config import system_label
     from clarity_se.data.aec_challenge import load_aec_dataset
     from clarity_se.data.audio_io import atomic_write_text, write_audio
     from clarity_se.data.experiment import Experiment
@@ -150,8 +151,9 @@ def run_aec(cfg, system=None, *, force: bool = False, wait: bool = False) -> tup
         errors = AECErrorLog(exp.folder, "aec")
         plan = journal.plan(list(by_id), config, lambda i: clip_inputs(by_id[i]), files,
                             force=force)  # fmt: skip
-        logger.info("aec (%s): %d clips: %s", cfg.aec.name, len(clips), plan.summary())
-        for clip_id in tqdm(plan.todo, desc=f"aec {cfg.aec.name}", unit="clip", disable=None):
+        label = system_label(cfg.aec)
+        logger.info("aec (%s): %d clips: %s", label, len(clips), plan.summary())
+        for clip_id in tqdm(plan.todo, desc=f"aec {label}", unit="clip", disable=None):
             clip = by_id[clip_id]
             try:
                 read = files.of(clip_inputs(clip))
@@ -164,7 +166,7 @@ def run_aec(cfg, system=None, *, force: bool = False, wait: bool = False) -> tup
                 "id": clip.id,
                 "schema": SCHEMA,
                 "talk_type": clip.talk_type,
-                "system": cfg.aec.name,
+                "system": label,
                 "sample_rate": SAMPLE_RATE,
                 "num_samples": int(out.size),
                 "duration_s": out.size / SAMPLE_RATE,

@@ -19,7 +19,8 @@ aecmos_echo    AECMOS echo MOS (speechmos 16 kHz model)         all
 aecmos_deg     AECMOS other-degradation MOS                     all
 =============  ===============================================  =================
 
-``EXP/aec_scores.csv`` has one row per clip (``id``, ``talk_type``, ``system``, clip metadata)
+``EXP/aec_scores.csv`` has one row per clip (``id``, ``talk_type``, ``system``, clip metadata;
+``system`` is :func:`clarity_se.aec.config.system_label`, e.g. ``pbfdaf+res_unet@0.5``)
 with the system's metrics, the reference's as ``<reference>_<metric>`` and the unprocessed
 microphone's as ``input_<metric>`` side by side (empty where a metric does not apply). For clips
 with an echo-path change, ERLE over time (100 ms frames, 50 ms hop; the echo and residual
@@ -174,11 +175,12 @@ def evaluate_config_hash(cfg) -> str:
     the scoring options."""
     from omegaconf import OmegaConf
 
+    from clarity_se.aec.config import system_label
     from clarity_se.data.fingerprint import config_hash
 
     values = OmegaConf.to_container(cfg.evaluate, resolve=True)
     values.pop("max_clips", None)
-    values["system"] = cfg.aec.name
+    values["system"] = system_label(cfg.aec)
     return config_hash(values)
 
 
@@ -194,6 +196,7 @@ def run_aec_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
     from tqdm import tqdm
 
     from clarity_se.aec import build_aec
+    from clarity_se.aec.config import system_label
     from clarity_se.data.aec_challenge import load_aec_dataset, read_clip, read_signal
     from clarity_se.data.audio_io import AudioFileError, write_audio
     from clarity_se.data.experiment import Experiment
@@ -223,7 +226,7 @@ def run_aec_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
                                       exp.folder) as journal:  # fmt: skip
         errors = AECErrorLog(exp.folder, "aec-evaluate")
         plan = journal.plan(list(by_id), config, inputs, files, force=force)
-        logger.info("aec-evaluate (%s vs %s): %d clips: %s", cfg.aec.name,
+        logger.info("aec-evaluate (%s vs %s): %d clips: %s", system_label(cfg.aec),
                     reference_name or "-", len(clips), plan.summary())  # fmt: skip
         opts = {"pesq": cfg.evaluate.pesq, "aecmos_on": cfg.evaluate.aecmos,
                 "erle_skip_s": cfg.evaluate.erle_skip_s}  # fmt: skip
@@ -251,7 +254,7 @@ def run_aec_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
                 continue
             record = {
                 "id": clip.id, "schema": SCHEMA, "talk_type": clip.talk_type,
-                "system": cfg.aec.name, "layout": clip.layout, "split": clip.split,
+                "system": system_label(cfg.aec), "layout": clip.layout, "split": clip.split,
                 "ser_db": clip.ser_db,
                 "is_farend_nonlinear": (None if clip.is_farend_nonlinear is None
                                         else int(clip.is_farend_nonlinear)),

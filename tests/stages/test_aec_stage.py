@@ -202,3 +202,35 @@ def test_aec_fingerprints_lock_and_force(synthetic, tmp_path, capsys):
         assert cli_main(["aec", *common, "aec.name=nlms"]) == 2
         assert cli_main(["aec-evaluate", *common, "aec.name=nlms"]) == 2
     assert str(exp) in capsys.readouterr().err
+
+
+def test_res_alpha_sweep_is_kept_apart_and_drawn_as_a_tradeoff(synthetic, tmp_path):
+    """Runs of one canceller + RES U-Net at two alphas carry distinct system names through the
+    journals and ``aec_scores.csv``; the report joins them into the DSML/RESL curve."""
+    from clarity_se.aec.config import system_label
+    from clarity_se.report.aec import parse_label
+
+    assert parse_label("pbfdaf+res_unet@0.25") == ("pbfdaf+res_unet", 0.25)
+    assert parse_label("webrtc_aec3") == ("webrtc_aec3", None)
+    assert parse_label("odd@name") == ("odd@name", None)
+    files, resl = [], {}
+    for alpha in (0, 1):
+        exp = tmp_path / f"a{alpha}"
+        common = [f"path.root={synthetic}", f"path.exp_folder={exp}", "aec.name=nlms",
+                  "aec.res=unet", f"aec.res_alpha={alpha}", "evaluate.aecmos=false",
+                  "evaluate.pesq=false"]
+        cfg = load_aec_config(None, common)
+        assert system_label(cfg.aec) == f"nlms+res_unet@{alpha}"
+        assert cli_main(["aec", *common]) == 0
+        assert cli_main(["aec-evaluate", *common]) == 0
+        rows = _rows(exp / "aec_scores.csv")
+        assert {r["system"] for r in rows} == {f"nlms+res_unet@{alpha}"}
+        resl[alpha] = np.mean([float(r["resl_db"]) for r in rows if r["talk_type"] == "dt"])
+        files.append(exp / "aec_scores.csv")
+    assert resl[1] > resl[0]  # more suppression at alpha 1
+    html = build_aec_report(files, tmp_path / "report").read_text()
+    assert "aec_tradeoff.png" in html and "nlms+res_unet@0" in html and "nlms+res_unet@1" in html
+    assert (tmp_path / "report" / "aec_tradeoff.png").stat().st_size > 1000
+    long = read_aec_scores(files)
+    assert set(long["system"]) == {"nlms+res_unet@0", "nlms+res_unet@1", "webrtc_aec3", "input"}
+    assert {"dsml_db", "resl_db"} <= set(long["metric"])
