@@ -1,1 +1,0 @@
-"""Hearing-aid amplification: NAL-R prescription and FIR, the Clarity compressor, the whole aid."""

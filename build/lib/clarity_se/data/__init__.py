@@ -1,1 +1,0 @@
-"""Scene data: audio I/O, CEC2 records, manifests, the CEC2 loader and the demo renderer."""

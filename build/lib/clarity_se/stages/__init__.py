@@ -1,1 +1,0 @@
-"""Pipeline stages: enhance, amplify, evaluate, report, submit, and the main job ``run``."""

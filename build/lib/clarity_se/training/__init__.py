@@ -1,1 +1,0 @@
-"""Training of the Conv-TasNet enhancer (``clarity-se train``)."""
