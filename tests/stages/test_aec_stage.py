@@ -234,3 +234,27 @@ def test_res_alpha_sweep_is_kept_apart_and_drawn_as_a_tradeoff(synthetic, tmp_pa
     long = read_aec_scores(files)
     assert set(long["system"]) == {"nlms+res_unet@0", "nlms+res_unet@1", "webrtc_aec3", "input"}
     assert {"dsml_db", "resl_db"} <= set(long["metric"])
+
+
+def test_sweep_recipe_script(synthetic, tmp_path):
+    """``recipes/aec/res_unet/sweep.sh``: the canceller alone beside WebRTC AEC3, then each
+    alpha, then the report with the trade-off plot; a rerun recomputes nothing."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CLARITY_SE=f"{sys.executable} -m clarity_se.cli")
+    cmd = ["bash", "recipes/aec/res_unet/sweep.sh", str(synthetic), str(tmp_path / "sweep"),
+           "nlms", "0", "1"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = tmp_path / "sweep" / "report"
+    assert (report / "aec_tradeoff.png").is_file()
+    html = (report / "aec_report.html").read_text()
+    for name in ("nlms+res_unet@0", "nlms+res_unet@1", "webrtc_aec3"):
+        assert name in html
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0
+    summaries = [line for line in (again.stdout + again.stderr).splitlines()
+                 if "clips done (" in line or "clips scored (" in line]
+    assert len(summaries) == 6 and all("(6 reused, 0 recomputed" in line for line in summaries)

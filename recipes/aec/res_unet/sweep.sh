@@ -8,7 +8,8 @@
 # an aec.name with a recipe (default deep_adaptive); ALPHAS default 0 0.25 0.5 0.75 1.
 # The canceller alone is run and scored once beside WebRTC AEC3 (EXP/<canceller>); each alpha
 # goes to EXP/<canceller>_res_a<alpha> (no reference rerun); the report to EXP/report.
-# Every step resumes: a rerun recomputes nothing that is finished.
+# Every step resumes: a rerun recomputes nothing that is finished. RES_CHECKPOINT=path uses
+# another suppressor checkpoint than the shipped one (aec.res_checkpoint).
 set -euo pipefail
 ROOT=$1
 EXP=$2
@@ -17,12 +18,13 @@ shift $(( $# < 3 ? $# : 3 ))
 ALPHAS=${*:-0 0.25 0.5 0.75 1}
 CLI=${CLARITY_SE:-clarity-se}
 RECIPE=recipes/aec/$SYSTEM/config.yaml
+RES=(aec.res=unet aec.res_checkpoint="${RES_CHECKPOINT:-}")
 $CLI aec -c "$RECIPE" path.root="$ROOT" path.exp_folder="$EXP/$SYSTEM"
 $CLI aec-evaluate -c "$RECIPE" path.root="$ROOT" path.exp_folder="$EXP/$SYSTEM"
 for A in $ALPHAS; do
   OUT=$EXP/${SYSTEM}_res_a$A
-  $CLI aec -c "$RECIPE" path.root="$ROOT" path.exp_folder="$OUT" aec.res=unet aec.res_alpha="$A"
-  $CLI aec-evaluate -c "$RECIPE" path.root="$ROOT" path.exp_folder="$OUT" aec.res=unet \
+  $CLI aec -c "$RECIPE" path.root="$ROOT" path.exp_folder="$OUT" "${RES[@]}" aec.res_alpha="$A"
+  $CLI aec-evaluate -c "$RECIPE" path.root="$ROOT" path.exp_folder="$OUT" "${RES[@]}" \
       aec.res_alpha="$A" evaluate.reference_system=""
 done
 $CLI report "$EXP" --out "$EXP/report"  # every EXP/*/aec_scores.csv
