@@ -24,12 +24,14 @@ hybrid of deep learning and adaptive acoustic echo cancellation", Proc. ICASSP 2
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from clarity_se.aec import register_aec
 from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput, check_clip
@@ -67,11 +69,18 @@ class DeepAdaptiveStreamer:
         In float64, eval mode.
     post_filter : bool
         Output ``M E`` (true) or ``E``.
+    frame_filter : callable, optional
+        ``(out [k, F], echo [k, F]) -> out [k, F]`` (complex spectra of the next ``k`` frames,
+        in order): applied to the output frames before synthesis, e.g. a residual-echo
+        suppressor on the same frames (:mod:`clarity_se.aec.res`); it keeps its own state and
+        must be reset with the streamer (it is given ``reset()`` if it has one).
     """
 
-    def __init__(self, model: DeepAdaptiveAEC, post_filter: bool = True) -> None:
+    def __init__(self, model: DeepAdaptiveAEC, post_filter: bool = True,
+                 frame_filter: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
         self.model = model
         self.post_filter = post_filter
+        self.frame_filter = frame_filter
         self.reset()
 
     def reset(self) -> None:
@@ -85,6 +94,8 @@ class DeepAdaptiveStreamer:
         self._skip = h
         self._n_in = 0
         self._n_out = 0
+        if hasattr(self.frame_filter, "reset"):
+            self.frame_filter.reset()
 
     def _run(self) -> tuple[np.ndarray, np.ndarray]:
         m, h = self.model, self.model.hop
@@ -102,7 +113,10 @@ class DeepAdaptiveStreamer:
                 outs.append(out if self.post_filter else e)
                 echoes.append(yhat)
             self._state = state
-            frames_out = m.frames_to_time(torch.stack(outs, 1))[0].numpy()
+            spec_out = torch.stack(outs, 1)
+            if self.frame_filter is not None:
+                spec_out = self.frame_filter(spec_out[0], torch.stack(echoes, 1)[0])[None]
+            frames_out = m.frames_to_time(spec_out)[0].numpy()
             frames_echo = m.frames_to_time(torch.stack(echoes, 1))[0].numpy()
         self._mic, self._far = self._mic[k * h :], self._far[k * h :]
         out = np.empty(k * h)
@@ -181,9 +195,42 @@ class DeepAdaptive:
         self.n_params = count_parameters(self.model)
         self.sample_rate = SAMPLE_RATE
 
-    def streamer(self) -> DeepAdaptiveStreamer:
-        """A fresh frame-by-frame streamer (state of one clip)."""
-        return DeepAdaptiveStreamer(self.model, self.post_filter)
+    def streamer(self, frame_filter: Callable[[Tensor, Tensor], Tensor] | None = None
+                 ) -> DeepAdaptiveStreamer:
+        """A fresh frame-by-frame streamer (state of one clip); ``frame_filter``: see
+        :class:`DeepAdaptiveStreamer`."""
+        return DeepAdaptiveStreamer(self.model, self.post_filter, frame_filter)
+
+    def frame_spectra(self, mic: np.ndarray, farend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The output and echo-estimate spectra of every frame of a clip.
+
+        Parameters
+        ----------
+        mic, farend : np.ndarray [shape=(time,)], float, 16 kHz
+
+        Returns
+        -------
+        out, echo : np.ndarray [shape=(frames, n_fft // 2 + 1)], complex64
+            Frame ``j`` covers input samples ``[(j - 1) hop, (j - 1) hop + n_fft)`` (zeros
+            outside the clip), ``ceil(time / hop) + 1`` frames: the framing of
+            :class:`clarity_se.dsp.lowdelay_stft.LowDelaySTFT` with ``win_length ==
+            synth_length == n_fft``, so a target analysed with it lines up frame by frame.
+        """
+        mic, farend = check_clip(mic, farend)
+        got_out, got_echo = [], []
+
+        def record(out: Tensor, echo: Tensor) -> Tensor:
+            got_out.append(out.numpy().astype(np.complex64))
+            got_echo.append(echo.numpy().astype(np.complex64))
+            return out
+
+        streamer = self.streamer(record)
+        streamer.process(mic, farend)
+        streamer.flush()
+        n_bins = self.model.n_bins
+        out = np.concatenate(got_out) if got_out else np.zeros((0, n_bins), np.complex64)
+        echo = np.concatenate(got_echo) if got_echo else np.zeros((0, n_bins), np.complex64)
+        return out, echo
 
     def __call__(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
         """Cancel the echo of a whole clip (``[time]`` float, 16 kHz) -> float32 ``[time]``."""

@@ -188,6 +188,14 @@ class RESUNet(nn.Module):
         """Algorithmic look-ahead, samples at 16 kHz: ``synth_length - 1`` (127)."""
         return self.stft.latency_samples
 
+    def frame_synchronous(self, n_fft: int, hop: int) -> bool:
+        """Whether the model's STFT frames are those of a square-root Hann STFT of ``n_fft``
+        samples every ``hop`` (e.g. :class:`clarity_se.models.deep_adaptive.DeepAdaptiveAEC`'s),
+        so that it can mask that system's frames directly (no added latency): ``win_length ==
+        synth_length == n_fft`` and ``hop_length == hop == n_fft // 2``."""
+        st = self.stft
+        return (st.win_length == st.synth_length == n_fft and st.hop_length == hop == n_fft // 2)
+
     @staticmethod
     def features(error_spec: Tensor, echo_spec: Tensor) -> Tensor:
         """Log power features ``[..., 2, frames, bins]`` of complex ``[..., frames, bins]``."""
@@ -265,10 +273,65 @@ class RESUNet(nn.Module):
         """A :class:`RESUNetStreamer` giving :meth:`forward`'s output frame by frame."""
         return RESUNetStreamer(self, alpha)
 
+    def frame_masker(self, alpha: float = 0.5) -> RESUNetFrameMasker:
+        """A :class:`RESUNetFrameMasker`: masks for STFT frames supplied by the caller."""
+        return RESUNetFrameMasker(self, alpha)
+
+
+class RESUNetFrameMasker:
+    """Masks for successive STFT frames, the last ``context - 1`` frames of features carried.
+
+    The frame-domain core of :class:`RESUNetStreamer`, also used on another system's own STFT
+    frames when their framing equals the model's (:meth:`RESUNet.frame_synchronous`): the
+    suppressor then adds no latency (:mod:`clarity_se.aec.res`).
+
+    Parameters
+    ----------
+    model : RESUNet
+        In eval mode.
+    alpha : float
+        Trade-off in ``[0, 1]``.
+    """
+
+    def __init__(self, model: RESUNet, alpha: float = 0.5) -> None:
+        self.model, self.alpha = model, float(alpha)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the context (start a new clip)."""
+        n_bins = self.model.stft.n_bins
+        self._ctx = self.model.silence_feature().expand(2, self.model.context - 1, n_bins).clone()
+
+    @torch.no_grad()
+    def masks(self, error_spec: Tensor, echo_spec: Tensor) -> Tensor:
+        """Gains of the next frames.
+
+        Parameters
+        ----------
+        error_spec, echo_spec : Tensor [shape=(frames, n_bins)], complex
+            The error's (canceller output's) and the echo estimate's spectra of the next
+            ``frames`` frames (``n_bins = win_length // 2 + 1``).
+
+        Returns
+        -------
+        Tensor [shape=(frames, n_bins)], float32
+            Gains in ``[0, 1]``.
+        """
+        feats = self.model.features(error_spec, echo_spec).to(self._ctx.dtype)
+        allf = torch.cat([self._ctx, feats], dim=1)
+        if feats.shape[1]:
+            windows = allf.unfold(1, self.model.context, 1).permute(1, 0, 3, 2)
+            alpha = torch.full((windows.shape[0],), self.alpha, dtype=windows.dtype)
+            mask = self.model.window_mask(windows, alpha)
+        else:
+            mask = feats.new_zeros(0, error_spec.shape[-1])
+        self._ctx = allf[:, allf.shape[1] - (self.model.context - 1):]
+        return mask
+
 
 class RESUNetStreamer:
     """Frame-by-frame RES U-Net with its state: framing buffers, the last ``context - 1``
-    frames of features, the overlap-add tail.
+    frames of features (:class:`RESUNetFrameMasker`), the overlap-add tail.
 
     Parameters
     ----------
@@ -292,6 +355,7 @@ class RESUNetStreamer:
         self._fe = FrameBuffer(stft.win_length, stft.hop_length)
         self._fy = FrameBuffer(stft.win_length, stft.hop_length)
         self._ola = OverlapAddBuffer(stft.hop_length, stft.synth_length)
+        self._masker = RESUNetFrameMasker(model, alpha)
         self.reset()
 
     def reset(self) -> None:
@@ -299,23 +363,14 @@ class RESUNetStreamer:
         self._fe.reset()
         self._fy.reset()
         self._ola.reset()
-        n_bins = self.model.stft.n_bins
-        self._ctx = self.model.silence_feature().expand(2, self.model.context - 1, n_bins).clone()
+        self._masker.reset()
         self.n_in = self.n_out = 0
 
     @torch.no_grad()
     def _frames(self, fe: Tensor, fy: Tensor) -> Tensor:
         stft = self.model.stft
         e_spec, y_spec = stft.analysis_frames(fe), stft.analysis_frames(fy)
-        feats = self.model.features(e_spec, y_spec)  # [2, f, bins]
-        allf = torch.cat([self._ctx, feats], dim=1)
-        if feats.shape[1]:
-            windows = allf.unfold(1, self.model.context, 1).permute(1, 0, 3, 2)
-            alpha = torch.full((windows.shape[0],), self.alpha, dtype=windows.dtype)
-            mask = self.model.window_mask(windows, alpha)
-        else:
-            mask = e_spec.real.new_zeros(0, e_spec.shape[-1])
-        self._ctx = allf[:, allf.shape[1] - (self.model.context - 1):]
+        mask = self._masker.masks(e_spec, y_spec)
         out = self._ola.process(stft.synthesis_segments(e_spec * mask))
         self.n_out += out.shape[-1]
         return out

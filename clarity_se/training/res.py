@@ -58,6 +58,12 @@ class RESModelConfig:
     context: int = 32
     channels: list[int] = field(default_factory=lambda: [24, 48, 72, 96, 128])
     out_channels: int = 16
+    #: STFT, samples at 16 kHz: 320/64/128 is the low-delay default (127-sample latency, any
+    #: canceller); 320/160/320 is deep_adaptive's own framing (trained on its frames, no
+    #: added latency after it: :class:`clarity_se.aec.res.FramewiseResidualEchoChain`)
+    win_length: int = 320
+    hop_length: int = 64
+    synth_length: int = 128
 
 
 @dataclass
@@ -111,13 +117,31 @@ def load_res_config(config=None, overrides=None) -> DictConfig:
     return cfg
 
 
-def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: int = 0):
+def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: int = 0,
+                      frames_for: RESUNet | None = None):
     """Run the canceller ``system_name`` over the clips of ``root`` that have near-end speech.
+
+    Parameters
+    ----------
+    system_name : str
+        ``aec.name`` (packaged weights for learned systems).
+    root : str
+        AEC Challenge synthetic folder with ``nearend_speech``.
+    cache_dir : Path
+        Outputs are cached there, one ``.npz`` per clip (atomic).
+    max_clips : int
+        The first N clips (0: all).
+    frames_for : RESUNet, optional
+        When the canceller has its own STFT frames and this model's framing is theirs
+        (``deep_adaptive``, :meth:`RESUNet.frame_synchronous`), its output and echo-estimate
+        frames are returned as well (``error_spec``, ``echo_spec``), so that the suppressor
+        learns on the frames it will mask.
 
     Returns
     -------
     list of dict
-        Per clip: ``id``, ``error``, ``echo_estimate``, ``nearend`` (float32 ``[time]``).
+        Per clip: ``id``, ``error``, ``echo_estimate``, ``nearend`` (float32 ``[time]``) and,
+        with ``frames_for``, ``error_spec``, ``echo_spec`` (complex64 ``[frames, bins]``).
 
     Raises
     ------
@@ -138,19 +162,29 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
     out = []
     from tqdm import tqdm
 
+    frames = (frames_for is not None and hasattr(system, "frame_spectra")
+              and frames_for.frame_synchronous(system.model.n_fft, system.model.hop))
+    if frames_for is not None and not frames:
+        raise ValueError(f"res-train: model.win_length/hop_length/synth_length "
+                         f"{frames_for.hparams['win_length']}/{frames_for.hparams['hop_length']}/"
+                         f"{frames_for.hparams['synth_length']} are not the frames of "
+                         f"{system_name!r}")  # fmt: skip
     for clip in tqdm(clips, desc=f"{system_name} on {Path(root).name}", unit="clip"):
-        path = cache_dir / f"{clip.id.replace('/', '__')}.npz"
+        path = cache_dir / f"{clip.id.replace('/', '__')}{'.frames' if frames else ''}.npz"
         audio = read_clip(clip)
         if path.is_file():
             with np.load(path) as z:
-                error, echo = z["error"], z["echo_estimate"]
+                item = {k: z[k] for k in z.files}
         else:
             result = system(audio.mic, audio.farend)
-            error = np.asarray(result.output, dtype=np.float32)
-            echo = np.asarray(result.echo_estimate, dtype=np.float32)
+            item = dict(error=np.asarray(result.output, dtype=np.float32),
+                        echo_estimate=np.asarray(result.echo_estimate, dtype=np.float32))
+            if frames:
+                item["error_spec"], item["echo_spec"] = system.frame_spectra(audio.mic,
+                                                                             audio.farend)
             with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-                np.savez(handle, error=error, echo_estimate=echo)
-        out.append(dict(id=clip.id, error=error, echo_estimate=echo, nearend=audio.nearend))
+                np.savez(handle, **item)
+        out.append(dict(id=clip.id, nearend=audio.nearend, **item))
     return out
 
 
@@ -162,7 +196,8 @@ class FrameBank:
     model : RESUNet
         Supplies the STFT, the feature function and the context length.
     clips : list of dict
-        From :func:`canceller_outputs`.
+        From :func:`canceller_outputs`; a clip's ``error_spec``/``echo_spec`` frames, if
+        present, are used instead of an analysis of ``error``/``echo_estimate``.
     """
 
     def __init__(self, model: RESUNet, clips: list[dict]) -> None:
@@ -172,16 +207,21 @@ class FrameBank:
         pad_value = model.silence_feature()
         with torch.no_grad():
             for c in clips:
-                e = torch.from_numpy(c["error"])
-                y = torch.from_numpy(c["echo_estimate"])
-                s = torch.from_numpy(c["nearend"])
-                e_spec, y_spec = stft.analysis(e), stft.analysis(y)
-                feats = model.features(e_spec, y_spec)
+                s_spec = stft.analysis(torch.from_numpy(c["nearend"]))
+                if "error_spec" in c:
+                    e_spec = torch.from_numpy(c["error_spec"])
+                    y_spec = torch.from_numpy(c["echo_spec"])
+                    n = min(e_spec.shape[0], s_spec.shape[0])
+                    e_spec, y_spec, s_spec = e_spec[:n], y_spec[:n], s_spec[:n]
+                else:
+                    e_spec = stft.analysis(torch.from_numpy(c["error"]))
+                    y_spec = stft.analysis(torch.from_numpy(c["echo_estimate"]))
+                feats = model.features(e_spec, y_spec).float()
                 pad = pad_value.expand(2, ctx - 1, feats.shape[-1])
                 self.windows.append(torch.cat([pad, feats], dim=1).contiguous())
-                self.e_mag.append(e_spec.abs())
-                self.s_mag.append(stft.analysis(s).abs())
-                self.r_mag.append(stft.analysis(e - s).abs())
+                self.e_mag.append(e_spec.abs().float())
+                self.s_mag.append(s_spec.abs().float())
+                self.r_mag.append((e_spec - s_spec).abs().float())
         self.n_frames = np.array([m.shape[0] for m in self.e_mag])
 
     def sample(self, rng: np.random.Generator, n: int):
@@ -251,13 +291,18 @@ def train_res(cfg: DictConfig) -> Path:
     exp = Path(cfg.train.exp_dir)
     exp.mkdir(parents=True, exist_ok=True)
     model = RESUNet(context=cfg.model.context, channels=tuple(cfg.model.channels),
-                    out_channels=cfg.model.out_channels)  # fmt: skip
+                    out_channels=cfg.model.out_channels, win_length=cfg.model.win_length,
+                    hop_length=cfg.model.hop_length,
+                    synth_length=cfg.model.synth_length)  # fmt: skip
+    # a frame-synchronous model learns on the canceller's own frames
+    st = model.stft
+    frames_for = model if st.win_length == st.synth_length == 2 * st.hop_length else None
     train_clips, val_clips = [], []
     for name in cfg.data.aec:
         train_clips += canceller_outputs(name, cfg.data.root, exp / "cache" / name / "train",
-                                         cfg.data.max_clips)  # fmt: skip
+                                         cfg.data.max_clips, frames_for)  # fmt: skip
         val_clips += canceller_outputs(name, cfg.data.val_root, exp / "cache" / name / "val",
-                                       cfg.data.max_val_clips)  # fmt: skip
+                                       cfg.data.max_val_clips, frames_for)  # fmt: skip
     bank, val_bank = FrameBank(model, train_clips), FrameBank(model, val_clips)
     logger.info("res-train: %d training frames, %d validation frames",
                 int(bank.n_frames.sum()), int(val_bank.n_frames.sum()))

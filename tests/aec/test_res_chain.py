@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from clarity_se.aec import build_aec
@@ -56,3 +57,42 @@ def test_no_suppressor_leaves_the_canceller_unchanged_and_errors_are_clear(tmp_p
                                         res_checkpoint=str(tmp_path / "x.pt")))
     with pytest.raises(ValueError, match="res_alpha"):
         ResidualEchoChain(canceller, load_res_unet(), alpha=1.5)
+
+
+def _framewise_checkpoint(tmp_path, seed=0):
+    from clarity_se.models.checkpoint import save_checkpoint
+    from clarity_se.models.res_unet import RESUNet
+
+    torch.manual_seed(seed)
+    model = RESUNet(channels=(4, 4, 4, 4, 4), out_channels=4, hop_length=160,
+                    synth_length=320).eval()  # fmt: skip
+    path = tmp_path / "framewise.pt"
+    save_checkpoint(path, model)
+    return path
+
+
+def test_framewise_chain_after_deep_adaptive_adds_no_latency(tmp_path):
+    """A suppressor on deep_adaptive's own frames: the canceller's 319 samples, contract,
+    streaming; it masks the very frames the canceller outputs."""
+    from clarity_se.aec.res import FramewiseResidualEchoChain
+
+    path = _framewise_checkpoint(tmp_path)
+    opts = _options(name="deep_adaptive", res="unet", res_checkpoint=str(path), res_alpha=0.3)
+    canceller = build_aec(opts)
+    chain = build_chain(canceller, opts)
+    assert isinstance(chain, FramewiseResidualEchoChain)
+    assert chain.latency_samples == canceller.latency_samples == 319
+    check_shapes(chain)
+    check_latency(chain)
+    check_streaming(chain, blocks=(160, 441, 4096))
+    mic, far = echo_clip(16000, seed=5)
+    alone, res = canceller(mic, far), chain(mic, far)
+    np.testing.assert_array_equal(res.echo_estimate, alone.echo_estimate)
+    assert 0 < np.sum(res.output.astype(np.float64) ** 2) < np.sum(alone.output.astype(
+        np.float64) ** 2)  # sigmoid gains in (0, 1)
+    # the time-domain chain with the same (frame-synchronous) model after another canceller
+    nlms = build_aec(_options(name="nlms"))
+    other = build_chain(nlms, _options(name="nlms", res="unet", res_checkpoint=str(path)))
+    assert isinstance(other, ResidualEchoChain) and other.latency_samples == 127 + 319
+    with pytest.raises(ValueError, match="is not deep_adaptive's"):
+        FramewiseResidualEchoChain(canceller, load_res_unet(), 0.5)

@@ -1,0 +1,82 @@
+"""``clarity-se res-train``: the RES U-Net trains on canceller outputs (time-domain re-analysis
+or the canceller's own frames), resumes, exports, and refuses a framing that is not the
+canceller's."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from clarity_se.cli import main as cli_main
+from clarity_se.data.render.echo import EchoRenderOptions, build_aec_dataset
+from clarity_se.models.checkpoint import load_model
+from clarity_se.models.res_unet import RESUNet
+from clarity_se.training.res import FrameBank, canceller_outputs, load_res_config, train_res
+from tests._aec_tree import make_data_root
+
+FRAMEWISE = ["model.hop_length=160", "model.synth_length=320"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = make_data_root(tmp_path_factory.mktemp("rec"))
+    out = tmp_path_factory.mktemp("res")
+    for split, n in (("train", 3), ("test", 2)):  # double talk only
+        options = EchoRenderOptions(clip_s=0.8, seed=4, talk_mix=(0, 1, 0), split=split)
+        build_aec_dataset(out / split, n_clips=n, options=options, data_root=root)
+    return out
+
+
+def _cfg(folders, exp, *extra):
+    return load_res_config("recipes/aec/res_unet/config.yaml", [
+        f"data.root={folders / 'train'}", f"data.val_root={folders / 'test'}",
+        f"train.exp_dir={exp}", "train.steps=4", "train.batch_size=8", "train.val_every=2",
+        "train.num_threads=1", "model.channels=[4,4,4,4,4]", "model.out_channels=4", *extra])
+
+
+def _steps(exp):
+    with open(exp / "log.csv", newline="") as handle:
+        return [int(r["step"]) for r in csv.DictReader(handle)]
+
+
+def test_trains_resumes_and_exports(folders, tmp_path):
+    exp = tmp_path / "exp"
+    export = tmp_path / "res.pt"
+    best = train_res(_cfg(folders, exp, "data.aec=[nlms]", f"train.export={export}"))
+    assert _steps(exp) == [2, 4]
+    model, _ = load_model(best)
+    assert isinstance(model, RESUNet) and model.latency_samples == 127
+    assert export.read_bytes() == best.read_bytes()
+    # resume: two more steps, not six
+    train_res(_cfg(folders, exp, "data.aec=[nlms]", "train.steps=6"))
+    assert _steps(exp) == [2, 4, 6]
+
+
+def test_framewise_model_learns_on_deep_adaptive_frames(folders, tmp_path):
+    cfg = _cfg(folders, tmp_path / "exp", "data.aec=[deep_adaptive]", *FRAMEWISE)
+    best = train_res(cfg)
+    model, _ = load_model(best)
+    assert model.frame_synchronous(320, 160) and model.latency_samples == 319
+    clips = canceller_outputs("deep_adaptive", str(folders / "train"),
+                              tmp_path / "exp" / "cache" / "deep_adaptive" / "train",
+                              frames_for=model)  # fmt: skip
+    for c in clips:  # the canceller's frames line up with the analysis of the near-end speech
+        frames = model.stft.num_frames(c["nearend"].size)
+        assert c["error_spec"].shape == c["echo_spec"].shape == (frames, 161)
+    bank = FrameBank(model, clips)
+    assert bank.n_frames.tolist() == [c["error_spec"].shape[0] for c in clips]
+    feats, e, s, r = bank.gather(np.array([0]), np.array([5]))
+    assert feats.shape == (1, 2, model.context, 161)
+    np.testing.assert_allclose(e[0], np.abs(clips[0]["error_spec"][5]), rtol=1e-6)
+    assert torch.all(r >= 0) and torch.all(s >= 0)
+
+
+def test_framing_not_the_cancellers_is_refused(folders, tmp_path):
+    with pytest.raises(ValueError, match="are not the frames of 'nlms'"):
+        train_res(_cfg(folders, tmp_path / "exp", "data.aec=[nlms]", *FRAMEWISE))
+    code = cli_main(["res-train", "-c", "recipes/aec/res_unet/config.yaml",
+                     f"data.root={folders / 'train'}", "train.steps=1"])
+    assert code == 2  # data.val_root missing
