@@ -256,6 +256,10 @@ class FramewiseResidualEchoChain:
 def build_chain(canceller: EchoCanceller, options) -> EchoCanceller:
     """Wrap ``canceller`` in the suppressor named by ``options.res`` (``""``: unchanged).
 
+    The weights are :func:`res_checkpoint`'s; a model framed as ``deep_adaptive``'s STFT after
+    ``deep_adaptive`` gives :class:`FramewiseResidualEchoChain` (no added latency), any other
+    pair :class:`ResidualEchoChain`.
+
     Raises
     ------
     ValueError
