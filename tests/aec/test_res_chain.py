@@ -96,3 +96,20 @@ def test_framewise_chain_after_deep_adaptive_adds_no_latency(tmp_path):
     assert isinstance(other, ResidualEchoChain) and other.latency_samples == 127 + 319
     with pytest.raises(ValueError, match="is not deep_adaptive's"):
         FramewiseResidualEchoChain(canceller, load_res_unet(), 0.5)
+
+
+def test_packaged_framewise_checkpoint_after_deep_adaptive():
+    """``aec.name=deep_adaptive aec.res=unet`` picks the shipped frame-synchronous suppressor
+    (within the 20 ms rule) and it leaves less echo at alpha 1 than at alpha 0."""
+    from clarity_se.aec.res import FramewiseResidualEchoChain
+
+    chains = {}
+    for alpha in (0.0, 1.0):
+        opts = _options(name="deep_adaptive", res="unet", res_alpha=alpha)
+        chains[alpha] = build_chain(build_aec(opts), opts)
+        assert isinstance(chains[alpha], FramewiseResidualEchoChain)
+        assert chains[alpha].res_checkpoint_path.name == "res_unet_deep_adaptive.pt"
+        assert chains[alpha].latency_samples == 319
+    mic, far = echo_clip(32000, seed=3)
+    low, high = (chains[a](mic, far).output[16000:].astype(np.float64) for a in (0.0, 1.0))
+    assert np.sum(high**2) < np.sum(low**2)
