@@ -27,7 +27,8 @@ what ERLE and AECMOS measure), and the complex term keeps the phase of the linea
 Every ``train.checkpoint_every`` steps and at the end, ``EXP/deep_adaptive.pt`` is written
 (:func:`~clarity_se.models.deep_adaptive.save_deep_adaptive`: model arguments, weights, the
 resolved config, step, loss history); the log goes to the console. Training stops after
-``train.minutes`` minutes or ``train.max_steps`` steps.
+``train.minutes`` minutes or ``train.max_steps`` steps. ``train.init_checkpoint`` fine-tunes
+from a checkpoint (same model arguments) instead of a random initialisation.
 
 References
 ----------
@@ -173,6 +174,16 @@ def train_deep_adaptive(cfg) -> Path:
     ensure_training_data(root, int(t.render_clips), int(t.render_seed),
                          str(t.render_data_root), float(t.render_clip_s))
     model = DeepAdaptiveAEC(**OmegaConf.to_container(t.model))
+    if t.init_checkpoint:
+        from clarity_se.models.deep_adaptive import load_deep_adaptive
+
+        init, payload = load_deep_adaptive(t.init_checkpoint)
+        if payload["model_args"] != model.hparams:
+            raise ValueError(f"train.init_checkpoint: {t.init_checkpoint} has model arguments "
+                             f"{payload['model_args']}, train.model is {model.hparams}")
+        model.load_state_dict(init.state_dict())
+        model.train()
+        logger.warning("initialised from %s", t.init_checkpoint)
     hop = model.hop
     segment = int(round(t.segment_s * 16000 / hop)) * hop
     if segment < 4 * hop or t.batch < 1:

@@ -125,6 +125,17 @@ def test_trainer_renders_trains_and_checkpoints(tmp_path):
     assert all(np.isfinite(h["loss_out"]) for h in payload["training"]["history"])
     out = DeepAdaptive(model)(np.zeros(1000, np.float32), np.zeros(1000, np.float32)).output
     assert out.shape == (1000,) and np.all(np.isfinite(out))
+    # fine-tuning starts from the given weights (zero steps: unchanged) and checks the shape
+    common = [f"path.root={data}", "train.model.hidden=8", "train.batch=2",
+              "train.segment_s=0.3", f"train.init_checkpoint={path}"]
+    tuned = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+        *common, f"path.exp_folder={tmp_path / 'ft'}", "train.minutes=0"]))
+    start, _ = load_deep_adaptive(tuned)
+    for a, b in zip(start.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="train.init_checkpoint"):
+        train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common, f"path.exp_folder={tmp_path / 'ft2'}", "train.model.hidden=16"]))
 
 
 def test_packaged_checkpoint_cancels_echo_on_rendered_clips(tmp_path):
