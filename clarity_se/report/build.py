@@ -192,6 +192,7 @@ def build_report(
     scenes_file: str | Path | None = None,
     listeners_file: str | Path | None = None,
     small_test: bool = False,
+    leaderboard: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Write ``report.csv``, the breakdown CSVs and ``report.html`` for ``systems``.
 
@@ -207,6 +208,9 @@ def build_report(
         CEC2 metadata for the completeness check, SNR / interferer breakdowns and audiograms.
     small_test : bool
         Expect the official ``small_test`` subset.
+    leaderboard : pandas.DataFrame, optional
+        :func:`clarity_se.report.leaderboard.leaderboard`'s table: adds the section "Quality
+        against compute" (table and plot) and ``leaderboard.csv``.
 
     Returns
     -------
@@ -357,6 +361,16 @@ def build_report(
         fig = plot_listener(listeners.get(listener_id), sub, colours)
         sections.append({"level": 3, "title": str(listener_id), "table": _table(sub),
                          "images": [image(f"listener {listener_id}", fig)]})
+    if leaderboard is not None and len(leaderboard):
+        from clarity_se.report.leaderboard import figure_quality_vs_compute
+
+        atomic_write_text(out / "leaderboard.csv", leaderboard.to_csv(index=False))
+        images = []
+        if (pd.to_numeric(leaderboard["macs_per_s"], errors="coerce") > 0).any():
+            images = [image("quality against compute", figure_quality_vs_compute(leaderboard))]
+        sections.append({"level": 2, "title": "Quality against compute (held-out scenes)",
+                         "table": _table(leaderboard.drop(columns=["quality_file"])),
+                         "images": images})
     if len(missing):
         sections.append({"level": 2, "title": "Missing pairs", "table": _table(missing),
                          "images": []})

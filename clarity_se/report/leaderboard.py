@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["leaderboard", "plot_quality_vs_compute"]
+__all__ = ["figure_quality_vs_compute", "leaderboard", "plot_quality_vs_compute"]
 
 GROUPS = ("front", "side", "all")
 
@@ -101,6 +101,42 @@ def leaderboard(quality_files: list[str | os.PathLike], cost_files: list[str | o
     return frame.sort_values("macs_per_s", ignore_index=True)
 
 
+def figure_quality_vs_compute(board, group: str = "front"):
+    """The figure of :func:`plot_quality_vs_compute` (a ``matplotlib.figure.Figure``).
+
+    Raises
+    ------
+    ValueError
+        An empty table or no row with a MAC count.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    macs = pd.to_numeric(board["macs_per_s"], errors="coerce").to_numpy(dtype=float)
+    board = board[np.isfinite(macs) & (macs > 0)]
+    if board.empty:
+        raise ValueError("leaderboard: no system with both a quality and a MAC count")
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.axhline(0.0, color="#888888", lw=1, ls="--", label="pass-through")
+    for i, row in enumerate(board.itertuples()):
+        err = [[row.combined_gain - row.combined_ci_low],
+               [row.combined_ci_high - row.combined_gain]]
+        ax.errorbar(row.macs_per_s, row.combined_gain, yerr=err, fmt="o", color=f"C{i}",
+                    capsize=3, label=f"{row.system} ({row.latency_ms:.1f} ms)")
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-accumulates per second of 44.1 kHz audio")
+    ax.set_ylabel("combined score gain over pass-through")
+    ax.set_title(f"quality against compute ({group} scenes, 95 % intervals)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def plot_quality_vs_compute(board, path: str | os.PathLike, group: str = "front") -> Path:
     """Combined-score gain over pass-through against MACs per second (log x), with intervals.
 
@@ -123,33 +159,11 @@ def plot_quality_vs_compute(board, path: str | os.PathLike, group: str = "front"
     ValueError
         An empty table or no row with a MAC count.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
-    import pandas as pd
 
-    macs = pd.to_numeric(board["macs_per_s"], errors="coerce").to_numpy(dtype=float)
-    board = board[np.isfinite(macs) & (macs > 0)]
-    if board.empty:
-        raise ValueError("leaderboard: no system with both a quality and a MAC count")
+    fig = figure_quality_vs_compute(board, group)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.axhline(0.0, color="#888888", lw=1, ls="--", label="pass-through")
-    for i, row in enumerate(board.itertuples()):
-        err = [[row.combined_gain - row.combined_ci_low],
-               [row.combined_ci_high - row.combined_gain]]
-        ax.errorbar(row.macs_per_s, row.combined_gain, yerr=err, fmt="o", color=f"C{i}",
-                    capsize=3, label=f"{row.system} ({row.latency_ms:.1f} ms)")
-    ax.set_xscale("log")
-    ax.set_xlabel("multiply-accumulates per second of 44.1 kHz audio")
-    ax.set_ylabel("combined score gain over pass-through")
-    ax.set_title(f"quality against compute ({group} scenes, 95 % intervals)", fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--small-test", action="store_true", help="expect the official small_test subset"
     )
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: RESULTS)")
+    parser.add_argument("--quality", nargs="+", type=Path, default=[], metavar="JSON",
+                        help="bench_enhancer_quality.py outputs: with --cost, adds the "
+                             "quality-against-compute section (front scenes)")
+    parser.add_argument("--cost", nargs="+", type=Path, default=[], metavar="JSON",
+                        help="bench_enhancer.py outputs (MACs, latency, RTF)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -77,6 +82,13 @@ def main(args: argparse.Namespace) -> int:
         return 2
     meta = args.metadata
     try:
+        board = None
+        if args.quality or args.cost:
+            from clarity_se.report.leaderboard import leaderboard
+
+            if not (args.quality and args.cost):
+                raise ValueError("--quality and --cost go together")
+            board = leaderboard(args.quality, args.cost)
         tables = build_report(
             systems,
             args.out or args.results,
@@ -85,6 +97,7 @@ def main(args: argparse.Namespace) -> int:
             scenes_file=meta / f"scenes.{args.split}.json" if meta else None,
             listeners_file=meta / "listeners.json" if meta else None,
             small_test=args.small_test,
+            leaderboard=board,
         )
     except ValueError as exc:
         print(f"report: error: {exc}", file=sys.stderr)

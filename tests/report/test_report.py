@@ -176,3 +176,24 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
         timeout=120,
     )
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_report_quality_against_compute_section(results, tmp_path):
+    """``clarity-se report --quality Q.json --cost C.json``: the leaderboard section and CSV."""
+    res, meta, _, _ = results
+    block = {"combined_improvement": {"mean": 0.01, "ci_low": 0.0, "ci_high": 0.02},
+             "si_sdr_target_CH1_improvement_db": {"mean": 1.0},
+             "combined_worst_pair_delta": -0.01, "pairs": 30}  # fmt: skip
+    quality = tmp_path / "q.json"
+    quality.write_text(json.dumps({"vs_passthrough": {"crced": {"front": block}}}))
+    cost = tmp_path / "c.json"
+    cost.write_text(json.dumps({"results": [{"system": "crced", "macs_per_s": 2.6e8,
+                                             "latency_ms": 4.33, "parameters": 17966}]}))
+    out = tmp_path / "page"
+    assert cli_main(["report", str(res), "--metadata", str(meta), "--out", str(out),
+                     "--quality", str(quality), "--cost", str(cost)]) == 0
+    html = (out / "report.html").read_text()
+    assert "Quality against compute" in html and 'alt="quality against compute"' in html
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert board["system"].tolist() == ["crced"] and board["macs_per_s"].iloc[0] == 2.6e8
+    assert cli_main(["report", str(res), "--out", str(out), "--cost", str(cost)]) == 2
