@@ -29,8 +29,9 @@ import scipy.fft
 import torch
 from torch import Tensor, nn
 
-from clarity_se.dsp.lowdelay_stft import asymmetric_windows, num_frames
+from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.crced import CRCED, CRCEDHearingAid, fold_batch_norms
+from clarity_se.models.onnx_stream import OnnxFrameStreamer, ort_session_options
 
 META_FILE = "crced_onnx.json"
 MODEL_FILE = "crced.onnx"
@@ -92,7 +93,7 @@ def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str
     return paths
 
 
-class OnnxCRCEDStreamer:
+class OnnxCRCEDStreamer(OnnxFrameStreamer):
     """Frame-by-frame CR-CED with onnxruntime (numpy FFTs, one session, explicit context).
 
     Parameters
@@ -143,41 +144,21 @@ class OnnxCRCEDStreamer:
             self.context_shape = (hp["context"] - 1, K // 2 + 1)
             self.log_eps = math.log(1e-7)
         self.K, self.R, self.S = K, R, S
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+            str(folder / MODEL_FILE), ort_session_options(threads),
+            providers=["CPUExecutionProvider"])
         self.reset()
 
     def reset(self) -> None:
         """Forget all state (start a new signal)."""
-        self.in_buf: np.ndarray | None = None
-        self.pending: np.ndarray | None = None
-        self.acc: np.ndarray | None = None
+        super().reset()
         self.context: np.ndarray | None = None
-        self.n_in = self.n_out = self.n_frames = 0
 
-    def _signals(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or (self.hearing_aid and x.shape[0] != 6):
-            want = "[6, n]" if self.hearing_aid else "[channels, n]"
-            raise ValueError(f"x: expected shape {want}, got {tuple(x.shape)}")
-        if not self.hearing_aid:
-            return x
-        out = np.empty((5, x.shape[1]), dtype=np.float32)
-        out[:2] = x[:2]
-        np.subtract(x[0], x[1], out=out[2])
-        np.subtract(x[:2], x[4:6], out=out[3:5])
-        return out
+    def _init_state(self, n_signals: int, n_outputs: int) -> None:
+        n_ctx = 1 if self.hearing_aid else n_signals
+        self.context = np.full((n_ctx, *self.context_shape), self.log_eps, dtype=np.float32)
 
-    def _frame(self, block: np.ndarray) -> np.ndarray | None:
-        K, R, S = self.K, self.R, self.S
-        buf = self.in_buf
-        buf[:, :-R] = buf[:, R:]
-        buf[:, -R:] = block
+    def _segment(self, buf: np.ndarray) -> np.ndarray:
         spec = scipy.fft.rfft(buf * self.analysis, axis=-1)
         mags = np.abs(spec)
         if self.hearing_aid:
@@ -185,61 +166,8 @@ class OnnxCRCEDStreamer:
         else:
             own = spec
         mask, self.context = self.session.run(None, {"mags": mags, "context_in": self.context})
-        frame = scipy.fft.irfft(own * (mask[0] if self.hearing_aid else mask), n=K, axis=-1)
-        segment = frame[:, K - S :] * self.synthesis
-        j = S // R
-        acc, slot = self.acc, self.n_frames % j  # ring buffer of j hops per output signal
-        seg = segment.reshape(-1, j, R)
-        acc[:, slot:] += seg[:, : j - slot]
-        acc[:, :slot] += seg[:, j - slot :]
-        self.n_frames += 1
-        first = acc[:, slot].copy()  # the oldest hop is now complete
-        acc[:, slot] = 0.0
-        return first if self.n_frames >= j else None  # the first j - 1 precede sample 0
-
-    def _run(self, signals: np.ndarray) -> list[np.ndarray]:
-        if self.in_buf is None:
-            n_sig = signals.shape[0]
-            n_out = 2 if self.hearing_aid else n_sig
-            n_ctx = 1 if self.hearing_aid else n_sig
-            self.in_buf = np.zeros((n_sig, self.K), dtype=np.float32)
-            self.pending = np.zeros((n_sig, 0), dtype=np.float32)
-            self.context = np.full((n_ctx, *self.context_shape), self.log_eps, dtype=np.float32)
-            self.acc = np.zeros((n_out, self.S // self.R, self.R), dtype=np.float32)
-        self.pending = np.concatenate([self.pending, signals], axis=1)
-        out = []
-        while self.pending.shape[1] >= self.R:
-            block, self.pending = self.pending[:, : self.R], self.pending[:, self.R :]
-            piece = self._frame(block)
-            if piece is not None:
-                out.append(piece)
-        return out
-
-    def _collect(self, pieces: list[np.ndarray], n_rows: int) -> np.ndarray:
-        out = np.concatenate(pieces, axis=1) if pieces else np.zeros((n_rows, 0), np.float32)
-        self.n_out += out.shape[1]
-        return out.astype(np.float32)
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Feed ``x [6, n]`` / ``[channels, n]``; return the final output samples."""
-        signals = self._signals(x)
-        self.n_in += signals.shape[1]
-        rows = 2 if self.hearing_aid else signals.shape[0]
-        return self._collect(self._run(signals), rows)
-
-    def flush(self) -> np.ndarray:
-        """End of signal: the remaining output (zero input beyond the end), then reset."""
-        if self.in_buf is None:
-            self.reset()
-            return np.zeros((2 if self.hearing_aid else 0, 0), dtype=np.float32)
-        rows = 2 if self.hearing_aid else self.in_buf.shape[0]
-        missing = num_frames(self.n_in, self.R, self.S) - self.n_frames
-        pad = missing * self.R - self.pending.shape[1]
-        zeros = np.zeros((self.in_buf.shape[0], max(pad, 0)), dtype=np.float32)
-        n_left = self.n_in - self.n_out
-        out = self._collect(self._run(zeros), rows)[:, :n_left]
-        self.reset()
-        return out
+        frame = scipy.fft.irfft(own * (mask[0] if self.hearing_aid else mask), n=self.K, axis=-1)
+        return frame[:, self.K - self.S :] * self.synthesis
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,9 @@ import scipy.fft
 import torch
 from torch import Tensor, nn
 
-from clarity_se.dsp.lowdelay_stft import asymmetric_windows, num_frames
+from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.dtln import DTLN, DTLNHearingAid
+from clarity_se.models.onnx_stream import OnnxFrameStreamer, ort_session_options
 
 META_FILE = "dtln_onnx.json"
 OPSET = 17
@@ -133,7 +134,7 @@ def export_onnx(model: DTLN | DTLNHearingAid, out_dir: str | Path) -> dict[str, 
     return paths
 
 
-class OnnxDTLNStreamer:
+class OnnxDTLNStreamer(OnnxFrameStreamer):
     """Frame-by-frame DTLN with onnxruntime (numpy FFTs, two sessions, explicit states).
 
     Parameters
@@ -175,10 +176,7 @@ class OnnxDTLNStreamer:
             self.window = None
         self.K, self.R, self.S = K, R, S
         self.n_layers, self.units = hp["n_layers"], hp["units"]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options = ort_session_options(threads)
         self.sessions = [
             ort.InferenceSession(str(folder / f"model_{i}.onnx"), options,
                                  providers=["CPUExecutionProvider"])  # fmt: skip
@@ -187,31 +185,16 @@ class OnnxDTLNStreamer:
         self.reset()
 
     def reset(self) -> None:
-        """Forget all state."""
-        self.in_buf: np.ndarray | None = None
-        self.pending: np.ndarray | None = None
-        self.acc: np.ndarray | None = None
+        """Forget all state (start a new signal)."""
+        super().reset()
         self.states: list[np.ndarray] = []
-        self.n_in = self.n_out = self.n_frames = 0
 
-    def _signals(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 2 or (self.hearing_aid and x.shape[0] != 6):
-            want = "[6, n]" if self.hearing_aid else "[channels, n]"
-            raise ValueError(f"x: expected shape {want}, got {tuple(x.shape)}")
-        if not self.hearing_aid:
-            return x
-        out = np.empty((5, x.shape[1]), dtype=np.float32)
-        out[:2] = x[:2]
-        np.subtract(x[0], x[1], out=out[2])
-        np.subtract(x[:2], x[4:6], out=out[3:5])
-        return out
+    def _init_state(self, n_signals: int, n_outputs: int) -> None:
+        zeros = np.zeros((n_outputs, self.n_layers, self.units, 2), dtype=np.float32)
+        self.states = [zeros, zeros.copy()]
+        self.feats = np.zeros((n_outputs, 1, 3 * (self.K // 2 + 1)), dtype=np.float32)
 
-    def _frame(self, block: np.ndarray) -> np.ndarray | None:
-        K, R, S = self.K, self.R, self.S
-        buf = self.in_buf
-        buf[:, :-R] = buf[:, R:]
-        buf[:, -R:] = block
+    def _segment(self, buf: np.ndarray) -> np.ndarray:
         frames = buf if self.window is None else buf * self.window
         spec = scipy.fft.rfft(frames, axis=-1)
         mags = np.abs(spec)
@@ -227,64 +210,11 @@ class OnnxDTLNStreamer:
         mask, self.states[0] = self.sessions[0].run(
             None, {"mags": feats, "states_in": self.states[0]}
         )
-        est = scipy.fft.irfft(own * mask[:, 0], n=K, axis=-1)
+        est = scipy.fft.irfft(own * mask[:, 0], n=self.K, axis=-1)
         segment, self.states[1] = self.sessions[1].run(
             None, {"frame": est[:, None], "states_in": self.states[1]}
         )
-        j = S // R
-        acc, slot = self.acc, self.n_frames % j  # ring buffer of j hops per output signal
-        seg = segment[:, 0].reshape(-1, j, R)
-        acc[:, slot:] += seg[:, : j - slot]  # hop i of the segment -> slot (slot + i) mod j
-        acc[:, :slot] += seg[:, j - slot :]
-        self.n_frames += 1
-        first = acc[:, slot].copy()  # the oldest hop is now complete
-        acc[:, slot] = 0.0
-        return first if self.n_frames >= j else None  # the first j - 1 precede sample 0
-
-    def _run(self, signals: np.ndarray) -> list[np.ndarray]:
-        if self.in_buf is None:
-            n_sig = signals.shape[0]
-            n_out = 2 if self.hearing_aid else n_sig
-            self.in_buf = np.zeros((n_sig, self.K), dtype=np.float32)
-            self.pending = np.zeros((n_sig, 0), dtype=np.float32)
-            zeros = np.zeros((n_out, self.n_layers, self.units, 2), dtype=np.float32)
-            self.states = [zeros, zeros.copy()]
-            self.acc = np.zeros((n_out, self.S // self.R, self.R), dtype=np.float32)
-            self.feats = np.zeros((n_out, 1, 3 * (self.K // 2 + 1)), dtype=np.float32)
-        self.pending = np.concatenate([self.pending, signals], axis=1)
-        out = []
-        while self.pending.shape[1] >= self.R:
-            block, self.pending = self.pending[:, : self.R], self.pending[:, self.R :]
-            piece = self._frame(block)
-            if piece is not None:
-                out.append(piece)
-        return out
-
-    def _collect(self, pieces: list[np.ndarray], n_rows: int) -> np.ndarray:
-        out = np.concatenate(pieces, axis=1) if pieces else np.zeros((n_rows, 0), np.float32)
-        self.n_out += out.shape[1]
-        return out
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Feed ``x [6, n]`` / ``[channels, n]``; return the final output samples."""
-        signals = self._signals(x)
-        self.n_in += signals.shape[1]
-        rows = 2 if self.hearing_aid else signals.shape[0]
-        return self._collect(self._run(signals), rows)
-
-    def flush(self) -> np.ndarray:
-        """End of signal: the remaining output (zero input beyond the end), then reset."""
-        if self.in_buf is None:
-            self.reset()
-            return np.zeros((2 if self.hearing_aid else 0, 0), dtype=np.float32)
-        rows = 2 if self.hearing_aid else self.in_buf.shape[0]
-        missing = num_frames(self.n_in, self.R, self.S) - self.n_frames
-        pad = missing * self.R - self.pending.shape[1]
-        zeros = np.zeros((self.in_buf.shape[0], max(pad, 0)), dtype=np.float32)
-        n_left = self.n_in - self.n_out
-        out = self._collect(self._run(zeros), rows)[:, :n_left]
-        self.reset()
-        return out
+        return segment[:, 0]
 
 
 def main(argv: list[str] | None = None) -> int:
