@@ -68,10 +68,15 @@ def bench_system(name: str, clips, audios) -> dict:
 
     from clarity_se.aec import build_aec
     from clarity_se.aec.config import AECOptions
+    from clarity_se.aec.res import build_chain
     from clarity_se.stages.aec_evaluate import score_output
 
-    # every aec.* key at its schema default (packaged checkpoints for learned systems)
-    system = build_aec(OmegaConf.merge(OmegaConf.structured(AECOptions), {"name": name}))
+    # every aec.* key at its schema default (packaged checkpoints for learned systems);
+    # "<canceller>+res_unet@<alpha>" adds the residual-echo suppressor (system_label's names)
+    base, _, alpha = name.partition("+res_unet@")
+    extra = {"res": "unet", "res_alpha": float(alpha)} if alpha else {}
+    options = OmegaConf.merge(OmegaConf.structured(AECOptions), {"name": base, **extra})
+    system = build_chain(build_aec(options), options)
     warm = audios[0]
     system(warm.mic[:16000], warm.farend[:16000])  # JIT / session warm-up, not timed
     seconds = wall = audio_s = 0.0
@@ -85,6 +90,8 @@ def bench_system(name: str, clips, audios) -> dict:
         per_clip.append({"id": clip.id, "talk_type": clip.talk_type,
                          **score_output(audio, out, clip.talk_type)})
     n_params = getattr(system, "n_params", None)
+    if alpha and n_params is not None:
+        n_params += sum(p.numel() for p in system.model.parameters())
     return {
         "latency_samples": int(system.latency_samples),
         "latency_ms": 1000 * system.latency_samples / 16000,
@@ -142,7 +149,8 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=20, help="clips to render/use (20)")
     parser.add_argument("--seed", type=int, default=0, help="render seed (0)")
     parser.add_argument("--data-root", default=None, help="recordings for the render")
-    parser.add_argument("--systems", nargs="*", default=None, help="default: every registered")
+    parser.add_argument("--systems", nargs="*", default=None,
+                        help="default: every registered; NAME+res_unet@ALPHA adds the RES U-Net")
     parser.add_argument("--out", type=Path, default=OUT / "aec.json")
     args = parser.parse_args()
     try:
