@@ -90,8 +90,6 @@ def bench_system(name: str, clips, audios) -> dict:
         per_clip.append({"id": clip.id, "talk_type": clip.talk_type,
                          **score_output(audio, out, clip.talk_type)})
     n_params = getattr(system, "n_params", None)
-    if alpha and n_params is not None:
-        n_params += sum(p.numel() for p in system.model.parameters())
     return {
         "latency_samples": int(system.latency_samples),
         "latency_ms": 1000 * system.latency_samples / 16000,

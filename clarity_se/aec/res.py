@@ -92,6 +92,12 @@ def load_res_unet(path: str = "", device: str = "cpu") -> RESUNet:
     return model
 
 
+def _n_params(canceller, model: RESUNet) -> int:
+    """Learned parameters of the canceller (0 for a classical one) and the suppressor."""
+    own = getattr(canceller, "n_params", None) or 0
+    return int(own) + sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 class ResidualEchoChain:
     """Echo canceller followed by the RES U-Net.
 
@@ -111,6 +117,8 @@ class ResidualEchoChain:
         ``<canceller>+res_unet``.
     latency_samples : int
         ``canceller.latency_samples + model.latency_samples``.
+    n_params : int
+        Learned parameters of both.
 
     Raises
     ------
@@ -124,6 +132,7 @@ class ResidualEchoChain:
         self.canceller, self.model, self.alpha = canceller, model, float(alpha)
         self.name = f"{canceller.name}+res_unet"
         self.latency_samples = int(canceller.latency_samples) + model.latency_samples
+        self.n_params = _n_params(canceller, model)
         if self.latency_samples > MAX_LATENCY_S * SAMPLE_RATE:
             logger.warning("%s: latency %d samples (%.1f ms) exceeds the AEC Challenge's 20 ms",
                            self.name, self.latency_samples,
@@ -218,6 +227,8 @@ class FramewiseResidualEchoChain:
         ``deep_adaptive+res_unet``.
     latency_samples : int
         The canceller's (319 samples).
+    n_params : int
+        Learned parameters of both.
 
     Raises
     ------
@@ -237,6 +248,7 @@ class FramewiseResidualEchoChain:
         self.canceller, self.model, self.alpha = canceller, model, float(alpha)
         self.name = f"{canceller.name}+res_unet"
         self.latency_samples = int(canceller.latency_samples)
+        self.n_params = _n_params(canceller, model)
 
     def streamer(self):
         """Frame-by-frame processing (the canceller's streamer with the suppressor inside)."""

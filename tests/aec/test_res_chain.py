@@ -30,6 +30,7 @@ def test_contract_after_nlms():
     assert isinstance(chain, ResidualEchoChain)
     assert chain.name == "nlms+res_unet"
     assert chain.latency_samples == 127 + 127
+    assert chain.n_params == 129_801  # nlms has none
     check_shapes(chain)
     check_latency(chain)
     check_streaming(chain, blocks=(160, 441, 4096))
