@@ -1,8 +1,9 @@
 """ONNX export of CR-CED with its context as an explicit state, and an onnxruntime runner.
 
 One graph per model, ``crced.onnx``, one frame per call; the batch norms are folded into the
-convolutions first (:func:`~clarity_se.models.crced.fold_batch_norms`), so the graph is
-convolutions, ReLUs, a sigmoid and (hearing-aid variant) two small matrix products:
+convolutions first (:func:`~clarity_se.models.crced.fold_batch_norms`) and, in the hearing-aid
+variant, the full-band output layer becomes one matrix product (:class:`DenseConv1d`), so the
+graph is convolutions, ReLUs, a sigmoid and (hearing-aid variant) three small matrix products:
 
 * hearing-aid variant (:class:`~clarity_se.models.crced.CRCEDHearingAid`):
   ``mags [batch, 5, n_bins]`` (STFT magnitudes of the five derived signals),
@@ -38,6 +39,55 @@ MODEL_FILE = "crced.onnx"
 OPSET = 17
 
 
+class DenseConv1d(nn.Module):
+    """A :class:`~torch.nn.Conv1d` on a fixed length as one matrix product (the export form of
+    CR-CED's full-band output layer).
+
+    ``y[m, o, b] = bias[o] + sum_{c, b'} W[o, c, b' - b + p] x[m, c, b']`` (zero outside the
+    kernel) for ``x [M, C, n]`` is ``x.flatten(1) @ T + bias`` with the Toeplitz-structured
+    ``T [C n, O n]``, then reshaped to ``[M, O, n]``. Same function (float32 rounding); for
+    the output layer of :class:`~clarity_se.models.crced.CRCEDHearingAid` (2 filters of width
+    63 over 32 bands, 8 channels) it is one ``MatMul`` of 16,384 multiply-adds instead of a
+    ``Conv`` of 32,256 whose ``im2col`` dominates at this size (onnxruntime, one thread: about
+    5 us less per frame, 13 % of the graph; measured by ``benchmarks/bench_enhancer.py``).
+
+    Parameters
+    ----------
+    conv : torch.nn.Conv1d
+        Stride 1, dilation 1, one group, zero padding ``p`` (any ``p``, output length ``n + 2 p
+        - width + 1`` must equal ``n``).
+    length : int
+        ``n``, the fixed input length (bands or bins).
+
+    Raises
+    ------
+    ValueError
+        A convolution of another kind, or one that changes the length.
+    """
+
+    def __init__(self, conv: nn.Conv1d, length: int) -> None:
+        super().__init__()
+        (width,), (pad,) = conv.kernel_size, conv.padding
+        if (conv.stride, conv.dilation, conv.groups) != ((1,), (1,), 1) or (
+            conv.padding_mode != "zeros" or length + 2 * pad - width + 1 != length
+        ):
+            raise ValueError("DenseConv1d: needs a stride-1, ungrouped, length-keeping Conv1d")
+        w = conv.weight.detach()  # [O, C, width]
+        n_out, n_in = w.shape[:2]
+        band = torch.arange(length)
+        k = band[:, None] - band[None, :] + pad  # [b' (input), b (output)] -> kernel tap
+        valid = (k >= 0) & (k < width)
+        taps = w[:, :, k.clamp(0, width - 1)] * valid  # [O, C, b', b]
+        self.register_buffer("matrix", taps.permute(1, 2, 0, 3).reshape(n_in * length, -1))
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(n_out)
+        self.register_buffer("bias", bias.repeat_interleave(length))
+        self.n_out, self.length = n_out, length
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x [M, C, n]`` -> ``[M, O, n]``."""
+        return (x.flatten(1) @ self.matrix + self.bias).reshape(-1, self.n_out, self.length)
+
+
 class MaskStep(nn.Module):
     """``(mags, context_in) -> (mask, context_out)`` of a (folded) CR-CED model."""
 
@@ -52,6 +102,8 @@ class MaskStep(nn.Module):
 
 def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str, Path]:
     """Fold the batch norms and write ``crced.onnx`` and ``crced_onnx.json`` to ``out_dir``.
+
+    The hearing-aid variant's output layer is exported as :class:`DenseConv1d` (same function).
 
     Parameters
     ----------
@@ -75,6 +127,8 @@ def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     folded = fold_batch_norms(model.cpu().float()).eval()
+    if isinstance(model, CRCEDHearingAid):  # published: 129 x 129 taps, no saving
+        folded.out = DenseConv1d(folded.out, model.n_bands)
     batch = 2
     mags = torch.rand(batch, *(() if isinstance(model, CRCED) else (5,)), model.n_bins)
     state = folded.initial_state(batch)

@@ -318,3 +318,23 @@ def test_ha_frame_norm_makes_the_output_level_independent():
         torch.testing.assert_close(y_loud, y, rtol=1e-6, atol=1e-9)
         m.frame_norm = False  # absolute log powers: the masks depend on the level
         assert not torch.allclose(m(100.0 * x) / 100.0, m(x), rtol=1e-3, atol=1e-6)
+
+
+def test_dense_conv1d_equals_the_convolution_and_replaces_the_output_layer(ha_model, tmp_path):
+    import onnx
+
+    from clarity_se.models.crced_onnx import DenseConv1d, export_onnx
+
+    torch.manual_seed(0)
+    for conv, n in [(torch.nn.Conv1d(8, 2, 63, padding=31), 32),
+                    (torch.nn.Conv1d(3, 4, 5, padding=2), 11),
+                    (torch.nn.Conv1d(2, 1, 129, padding=64, bias=False), 129)]:  # fmt: skip
+        x = torch.randn(3, conv.in_channels, n)
+        with torch.no_grad():
+            torch.testing.assert_close(DenseConv1d(conv, n)(x), conv(x), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="length-keeping"):
+        DenseConv1d(torch.nn.Conv1d(2, 2, 5), 32)  # no padding: shortens
+    with pytest.raises(ValueError, match="length-keeping"):
+        DenseConv1d(torch.nn.Conv1d(2, 2, 3, padding=1, stride=2), 32)
+    graph = onnx.load(str(export_onnx(ha_model, tmp_path)["model"])).graph
+    assert sum(n.op_type == "Conv" for n in graph.node) == 15  # 16 layers, the last dense
