@@ -48,8 +48,9 @@ class DenseConv1d(nn.Module):
     ``T [C n, O n]``, then reshaped to ``[M, O, n]``. Same function (float32 rounding); for
     the output layer of :class:`~clarity_se.models.crced.CRCEDHearingAid` (2 filters of width
     63 over 32 bands, 8 channels) it is one ``MatMul`` of 16,384 multiply-adds instead of a
-    ``Conv`` of 32,256 whose ``im2col`` dominates at this size (onnxruntime, one thread: about
-    5 us less per frame, 13 % of the graph; measured by ``benchmarks/bench_enhancer.py``).
+    ``Conv`` of 32,256 (half of them on the zero padding) whose ``im2col`` copy dominates at
+    this size in onnxruntime. Not used for the published form (129 x 129 taps: no saving, a
+    64-fold larger weight).
 
     Parameters
     ----------
