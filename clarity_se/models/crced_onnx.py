@@ -50,7 +50,7 @@ class DenseConv1d(nn.Module):
     63 over 32 bands, 8 channels) it is one ``MatMul`` of 16,384 multiply-adds instead of a
     ``Conv`` of 32,256 (half of them on the zero padding) whose ``im2col`` copy dominates at
     this size in onnxruntime. Not used for the published form (129 x 129 taps: no saving, a
-    64-fold larger weight).
+    129-fold larger weight).
 
     Parameters
     ----------
