@@ -35,6 +35,7 @@ from torch import Tensor
 
 from clarity_se.aec import register_aec
 from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput, check_clip
+from clarity_se.aec.framing import process_whole
 from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, count_parameters, load_deep_adaptive
 
 #: name of the packaged checkpoint (``clarity_se/assets/checkpoints/<name>.pt``)
@@ -234,12 +235,7 @@ class DeepAdaptive:
 
     def __call__(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
         """Cancel the echo of a whole clip (``[time]`` float, 16 kHz) -> float32 ``[time]``."""
-        mic, farend = check_clip(mic, farend)
-        streamer = self.streamer()
-        a = streamer.process(mic, farend)
-        b = streamer.flush()
-        return EchoCancellerOutput(np.concatenate([a.output, b.output]),
-                                   np.concatenate([a.echo_estimate, b.echo_estimate]))
+        return process_whole(self.streamer(), mic, farend)
 
 
 def load(checkpoint: str = "", post_filter: bool = True) -> DeepAdaptive:

@@ -40,6 +40,7 @@ from clarity_se.aec.base import (
     check_clip,
 )
 from clarity_se.aec.deep_adaptive import DeepAdaptive
+from clarity_se.aec.framing import process_whole
 from clarity_se.models.checkpoint import load_model
 from clarity_se.models.res_unet import RESUNet
 
@@ -203,9 +204,11 @@ class _MaskFrames:
         self.masker = model.frame_masker(alpha)
 
     def reset(self) -> None:
+        """Forget the masker's feature context (a new clip)."""
         self.masker.reset()
 
     def __call__(self, out: torch.Tensor, echo: torch.Tensor) -> torch.Tensor:
+        """Masked output frames ``[k, F]`` complex from the output and echo frames ``[k, F]``."""
         return out * self.masker.masks(out, echo).to(out.real.dtype)
 
 
@@ -257,12 +260,7 @@ class FramewiseResidualEchoChain:
     @torch.no_grad()
     def __call__(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
         """Whole clip: ``mic [time]``, ``farend [time]`` float32 at 16 kHz -> output."""
-        mic, farend = check_clip(mic, farend)
-        streamer = self.streamer()
-        a = streamer.process(mic, farend)
-        b = streamer.flush()
-        return EchoCancellerOutput(np.concatenate([a.output, b.output]),
-                                   np.concatenate([a.echo_estimate, b.echo_estimate]))
+        return process_whole(self.streamer(), mic, farend)
 
 
 def build_chain(canceller: EchoCanceller, options) -> EchoCanceller:

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from clarity_se.aec import register_aec
-from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput, check_clip
+from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput
+from clarity_se.aec.framing import process_whole
 
 #: Samples per 10 ms frame at 16 kHz.
 FRAME = SAMPLE_RATE // 100
@@ -143,12 +144,7 @@ class WebRTCAEC3:
 
     def __call__(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
         """Cancel the echo of a whole clip (``[time]`` float, 16 kHz) -> float32 ``[time]``."""
-        mic, farend = check_clip(mic, farend)
-        streamer = self.streamer()
-        a = streamer.process(mic, farend)
-        b = streamer.flush()
-        return EchoCancellerOutput(np.concatenate([a.output, b.output]),
-                                   np.concatenate([a.echo_estimate, b.echo_estimate]))
+        return process_whole(self.streamer(), mic, farend)
 
 
 @register_aec("webrtc_aec3")

@@ -128,6 +128,7 @@ class _ConvTasNetStreamer:
         self.reset()
 
     def reset(self) -> None:
+        """Forget all state (start a new signal): model streams, guards, buffered samples."""
         for stream, guard in zip(self.streams, self.guards, strict=True):
             stream.reset()
             guard.reset()
@@ -161,6 +162,13 @@ class _ConvTasNetStreamer:
                     for e, o in zip(self.est, outs, strict=True)]  # fmt: skip
 
     def process(self, block: np.ndarray) -> np.ndarray:
+        """Feed ``block [6, n]`` (44.1 kHz); return the output samples ``[2, m]`` that are final.
+
+        Raises
+        ------
+        ValueError
+            A block that is not ``[6, n]`` finite audio.
+        """
         import torch
 
         block = check_mixture(block, "block")
@@ -175,6 +183,8 @@ class _ConvTasNetStreamer:
         return self._blocks(final=False)
 
     def flush(self) -> np.ndarray:
+        """End of signal: the remaining output ``[2, m]`` (totals equal the input length);
+        records the guards' fired fractions in ``enhancer.last_fired``; resets."""
         import torch
 
         with torch.inference_mode():

@@ -165,6 +165,7 @@ class _DTLNBlockStreamer:
         self.reset()
 
     def reset(self) -> None:
+        """Forget all state (start a new signal): model, resamplers, sample counts."""
         self.model_stream.reset()
         if self.enhancer.published:
             self.down.reset()
@@ -192,6 +193,13 @@ class _DTLNBlockStreamer:
         return out
 
     def process(self, block: np.ndarray) -> np.ndarray:
+        """Feed ``block [6, n]`` (44.1 kHz); return the output samples ``[2, m]`` that are final.
+
+        Raises
+        ------
+        ValueError
+            A block that is not ``[6, n]`` finite audio.
+        """
         block = check_mixture(block, "block")
         self.n_in += block.shape[1]
         if not self.enhancer.published:
@@ -200,6 +208,7 @@ class _DTLNBlockStreamer:
         return self._emit(self.up.process(ears))
 
     def flush(self) -> np.ndarray:
+        """End of signal: the remaining output ``[2, m]`` (totals equal the input length)."""
         if not self.enhancer.published:
             out = self._emit(self._model(None, final=True))
         else:

@@ -85,6 +85,8 @@ class _Down(nn.Module):
         return torch.cat([x, plane.to(x.dtype)], dim=1)
 
     def forward(self, x: Tensor, alpha: Tensor) -> Tensor:
+        """``x [batch, c_in, frames, bins]``, ``alpha [batch]`` -> ``[batch, c_out, frames / 2,
+        bins / 2]`` (the module docstring's layer table)."""
         x = F.relu(self.bn1(self.pw1(self._with_alpha(self.dw1(x), alpha))))
         return F.relu(self.bn2(self.pw2(self._with_alpha(self.dw2(x), alpha))))
 
@@ -109,6 +111,8 @@ class _Up(nn.Module):
         return torch.cat([x, plane.to(x.dtype)], dim=1)
 
     def forward(self, x: Tensor, skip: Tensor, alpha: Tensor) -> Tensor:
+        """Last frame only: ``x [batch, c_in, bins]``, ``skip [batch, c_skip, 2 bins]``,
+        ``alpha [batch]`` -> ``[batch, c_out, 2 bins]``."""
         x = torch.cat([self.up(x), skip], dim=1)
         x = F.relu(self.bn1(self.pw1(self._with_alpha(x, alpha))))
         return F.relu(self.bn2(self.pw2(self._with_alpha(self.dw2(x), alpha))))

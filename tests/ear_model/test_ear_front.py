@@ -164,6 +164,7 @@ def test_input_align_lengths_equal_one_at_a_time():
     single = input_align(ref[None, :m], proc[None, :m])
     n = int(single.lengths[0])
     assert int(out.lengths[1]) == n and int(out.delay[1]) == int(single.delay[0])
+    # batch and single item computed in this process: bit equality
     np.testing.assert_array_equal(out.reference[1, :n].numpy(), single.reference[0].numpy())
     np.testing.assert_array_equal(out.processed[1, :n].numpy(), single.processed[0].numpy())
 
@@ -328,6 +329,7 @@ def test_envelope_only_path_equals_full_path(backend, dtype):
     assert env_only.reference_basilar_membrane is None
     assert env_only.processed_basilar_membrane is None
     assert env_only.reference_envelope.dtype == dtype
+    # both paths run here: bit equality
     torch.testing.assert_close(env_only.reference_envelope, full.reference_envelope, rtol=0, atol=0)
     torch.testing.assert_close(env_only.processed_envelope, full.processed_envelope, rtol=0, atol=0)
     loss = loss_parameters(t64(g["hearing_loss"])[None], cf)
@@ -428,6 +430,7 @@ def test_gammatone_vector_lanes_equal_scalar_kernel(dtype, batch, nchan, npts):
         np.array([np.sin(tpt * f) for f in cf_np]), False, np.zeros((1, 1)), np.zeros((1, 1)),
         b.reshape(rows, 3), den.reshape(rows, 5), gain.reshape(rows), True, env_ref, bm_ref,
     )  # fmt: skip
+    # the wrapper against its kernel called directly, in this process: bit equality
     np.testing.assert_array_equal(env.numpy(), env_ref.reshape(batch, nchan, npts))
     np.testing.assert_array_equal(bm.numpy(), bm_ref.reshape(batch, nchan, npts))
 

@@ -100,7 +100,7 @@ def test_compat_skip_then_draw_equals_the_legacy_sequence(before, count):
     after = rng.standard_normal((2, 3))
     for i, (seed, extra) in enumerate([(7, 0), (8, 1)]):
         ref = _legacy_draws(seed, [(before,), (count + extra,), (2, 3)])[2]
-        np.testing.assert_array_equal(after[i].numpy(), ref)
+        np.testing.assert_array_equal(after[i].numpy(), ref)  # same process: bit equality
 
 
 @pytest.mark.parametrize("max_bytes", [1 << 30, 200])
@@ -129,7 +129,7 @@ def test_compat_items_sharing_a_seed_each_follow_the_legacy_sequence(max_bytes):
         for k, (i, c) in enumerate(zip(items, counts, strict=True)):
             history[i].append((c, True))
             ref = _legacy_draws(seeds[i], [(n,) for n, _ in history[i]])[-1]
-            np.testing.assert_array_equal(draws[k].numpy(), ref)
+            np.testing.assert_array_equal(draws[k].numpy(), ref)  # both drawn here
     assert isinstance(rng._streams[0].source, noise._LegacyNormals)
     assert rng._streams[0].source is rng._streams[2].source
     assert rng._streams[0].source is not rng._streams[3].source

@@ -275,6 +275,18 @@ class KemarEars(EarModel):
         self.diffuse_magnitude = np.sqrt(np.mean(np.abs(hrirs.spectra) ** 2, axis=0))
 
     def spectra(self, unit: np.ndarray) -> np.ndarray:
+        """Measured HRIR spectra of the nearest measured direction (no interpolation).
+
+        Parameters
+        ----------
+        unit : np.ndarray [shape=(n, 3)]
+            Unit arrival directions (head frame).
+
+        Returns
+        -------
+        np.ndarray [shape=(n, 2, bins)], complex
+            Left/right transfer functions on the renderer's frequency grid.
+        """
         idx = np.argmax(unit @ self.hrirs.directions.T, axis=1)
         return self.hrirs.spectra[idx]
 
@@ -302,6 +314,18 @@ class SphereEars(EarModel):
         self.diffuse_magnitude = np.sqrt(np.mean(mags**2, axis=0))
 
     def spectra(self, unit: np.ndarray) -> np.ndarray:
+        """Rigid-sphere ear transfer functions (Brown & Duda 1998: one-pole/one-zero head
+        shadow, Woodworth delay), with the renderer's guard delay and taper.
+
+        Parameters
+        ----------
+        unit : np.ndarray [shape=(n, 3)]
+            Unit arrival directions (head frame).
+
+        Returns
+        -------
+        np.ndarray [shape=(n, 2, bins)], complex
+        """
         a, c = self.radius_m, SPEED_OF_SOUND
         theta = np.arccos(np.clip(unit @ self.ear_axes.T, -1.0, 1.0))  # [n, 2]
         alpha = (1 + ALPHA_MIN / 2) + (1 - ALPHA_MIN / 2) * np.cos(
@@ -328,6 +352,8 @@ class FreeFieldEars(EarModel):
         self.diffuse_magnitude = np.ones((2, _FREQS.size))
 
     def spectra(self, unit: np.ndarray) -> np.ndarray:
+        """Direction-independent responses (omnidirectional microphones): the guard delay and
+        taper only, ``[n, 2, bins]`` complex (a read-only broadcast view) for ``unit [n, 3]``."""
         return np.broadcast_to(self._block, (unit.shape[0], 2, _FREQS.size))
 
 
