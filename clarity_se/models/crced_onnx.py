@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from clarity_se.dsp.lowdelay_stft import asymmetric_windows
-from clarity_se.models.crced import CRCED, CRCEDHearingAid, fold_batch_norms
+from clarity_se.models.crced import CRCED, EPS, CRCEDHearingAid, fold_batch_norms
 from clarity_se.models.onnx_stream import OnnxFrameStreamer, ort_session_options
 
 META_FILE = "crced_onnx.json"
@@ -89,16 +89,82 @@ class DenseConv1d(nn.Module):
         return (x.flatten(1) @ self.matrix + self.bias).reshape(-1, self.n_out, self.length)
 
 
-class MaskStep(nn.Module):
-    """``(mags, context_in) -> (mask, context_out)`` of a (folded) CR-CED model."""
+def _height1(conv: nn.Conv1d) -> nn.Conv2d:
+    """The :class:`~torch.nn.Conv1d` ``conv`` as a :class:`~torch.nn.Conv2d` over ``[N, C, 1,
+    n]`` with kernel ``(1, width)`` (same weights, bias and padding along ``n``)."""
+    (width,), (pad,) = conv.kernel_size, conv.padding
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, (1, width), padding=(0, pad),
+                    bias=conv.bias is not None)  # fmt: skip
+    with torch.no_grad():
+        out.weight.copy_(conv.weight[:, :, None])
+        if conv.bias is not None:
+            out.bias.copy_(conv.bias)
+    return out
+
+
+class FrameStep(nn.Module):
+    """``(mags, context_in) -> (mask, context_out)`` of a folded CR-CED model: the exported graph.
+
+    The function of the model's ``mask_step`` (one frame) with the tensors laid out for
+    onnxruntime: every :class:`~torch.nn.Conv1d` of the network as a height-1
+    :class:`~torch.nn.Conv2d` (``[N, C, 1, n]``, kernel ``(1, width)``), which onnxruntime's
+    blocked-layout (NCHWc) convolutions take, and the context kept with the signals and frames
+    in one channel axis, so that the new frame's features are concatenated to it without
+    reshapes: ``[batch, (context - 1) c, 1, n]`` (frames oldest first, ``c`` signals per frame,
+    ``n`` bands or bins; the order of ``mask_step``'s ``[batch, context - 1, c, n]``).
+
+    Parameters
+    ----------
+    model : CRCED or CRCEDHearingAid
+        A model after :func:`~clarity_se.models.crced.fold_batch_norms` (eval mode). The
+        hearing-aid variant's output layer becomes a :class:`DenseConv1d`, the published one's
+        a height-1 convolution.
+    """
 
     def __init__(self, model: CRCED | CRCEDHearingAid) -> None:
         super().__init__()
-        self.model = model
+        self.hearing_aid = isinstance(model, CRCEDHearingAid)
+        self.first = _height1(model.first[0])
+        self.units = nn.ModuleList(
+            nn.ModuleList(_height1(layer[0]) for layer in unit) for unit in model.units
+        )
+        self.tail = nn.ModuleList(_height1(layer[0]) for layer in model.tail)
+        if self.hearing_aid:
+            self.out: nn.Module = DenseConv1d(model.out, model.n_bands)
+            self.register_buffer("pool", model.pool.t().contiguous())  # [bins, bands]
+            self.register_buffer("interp", model.interp.clone())  # [bands, bins]
+            self.n_signals = model.N_SIGNALS
+            self.power_eps, self.frame_norm = model.POWER_EPS, model.frame_norm
+            self.mask_floor = model.mask_floor
+        else:
+            self.out = _height1(model.out)
+            self.n_signals = 1
 
     def forward(self, mags: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
-        """One frame; see the module docstring for the shapes."""
-        return self.model.mask_step(mags, context)
+        """``mags [batch, c, 1, n_bins]``, ``context [batch, (context - 1) c, 1, n]`` -> ``mask``
+        (``[batch, 2, n_bins]`` hearing-aid variant, ``[batch, n_bins]`` published) and the
+        next context."""
+        if self.hearing_aid:
+            feats = torch.log(mags.square() @ self.pool + self.power_eps)
+            if self.frame_norm:
+                feats = feats - feats.mean(dim=(1, 3), keepdim=True)
+        else:
+            feats = torch.log(mags + EPS)
+        history = torch.cat([context, feats], dim=1)
+        h = torch.relu(self.first(history))
+        for unit in self.units:
+            g = h
+            for conv in unit:
+                g = torch.relu(conv(g))
+            h = h + g
+        for conv in self.tail:
+            h = torch.relu(conv(h))
+        if self.hearing_aid:
+            band_mask = torch.sigmoid(self.out(h))  # [batch, 2, bands]
+            mask = (self.mask_floor + (1.0 - self.mask_floor) * band_mask) @ self.interp
+        else:
+            mask = torch.sigmoid(self.out(h)).flatten(1)
+        return mask, history[:, self.n_signals :]
 
 
 def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str, Path]:
@@ -128,16 +194,16 @@ def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     folded = fold_batch_norms(model.cpu().float()).eval()
-    if isinstance(model, CRCEDHearingAid):  # published: 129 x 129 taps, no saving
-        folded.out = DenseConv1d(folded.out, model.n_bands)
-    batch = 2
-    mags = torch.rand(batch, *(() if isinstance(model, CRCED) else (5,)), model.n_bins)
-    state = folded.initial_state(batch)
+    step = FrameStep(folded).eval()
+    batch, c = 2, step.n_signals
+    n_feat = model.n_bands if isinstance(model, CRCEDHearingAid) else model.n_bins
+    mags = torch.rand(batch, c, 1, model.n_bins)
+    state = folded.initial_state(batch).reshape(batch, -1, 1, n_feat)
     paths = {"model": out / MODEL_FILE, "meta": out / META_FILE}
     dyn = {name: {0: "batch"} for name in ("mags", "context_in", "mask", "context_out")}
     with torch.no_grad():
         torch.onnx.export(
-            MaskStep(folded).eval(), (mags, state), paths["model"],
+            step, (mags, state), paths["model"],
             input_names=["mags", "context_in"], output_names=["mask", "context_out"],
             dynamic_axes=dyn, opset_version=OPSET, dynamo=False,
         )  # fmt: skip
@@ -149,7 +215,7 @@ def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str
 
 
 class OnnxCRCEDStreamer(OnnxFrameStreamer):
-    """Frame-by-frame CR-CED with onnxruntime (numpy FFTs, one session, explicit context).
+    """Frame-by-frame CR-CED with onnxruntime (scipy FFTs, one session, explicit context).
 
     Parameters
     ----------
@@ -164,8 +230,13 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
     right) or ``[channels, n]`` (published; ``[channels, m]``) and returns the output samples
     that are final; ``flush()`` the rest (the total equals the input length). Each complete hop
     of ``R`` samples runs one frame: windowed FFTs, the ONNX graph, inverse FFTs of the masked
-    ``CH1`` spectra, synthesis window, overlap-add. Memory: ``K`` input samples per signal, the
-    context, ``S`` output samples per output signal.
+    ``CH1`` spectra, synthesis window, overlap-add. The graph runs with an
+    ``onnxruntime.IOBinding`` on preallocated arrays: the magnitudes are written into the bound
+    input, the mask comes back in a bound output, and the context alternates between two bound
+    arrays (two bindings, one reading the first and writing the second, one the reverse), so
+    no array is allocated or copied around the call. Memory: the input ring of
+    :class:`~clarity_se.models.onnx_stream.OnnxFrameStreamer`, the context, ``S - R`` output
+    samples per output signal.
 
     Raises
     ------
@@ -188,7 +259,7 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
             analysis, synthesis = asymmetric_windows(K, R, S)
             self.analysis = analysis.astype(np.float32)
             self.synthesis = synthesis[-S:].astype(np.float32)
-            self.context_shape: tuple[int, ...] = (hp["context"] - 1, 5, hp["n_bands"])
+            n_signals, n_feat = CRCEDHearingAid.N_SIGNALS, hp["n_bands"]
             self.log_eps = 0.0 if hp.get("frame_norm") else math.log(CRCEDHearingAid.POWER_EPS)
         else:
             K, R = hp["n_fft"], hp["hop_length"]
@@ -196,32 +267,45 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
             n = np.arange(K)
             self.analysis = np.sqrt(0.5 - 0.5 * np.cos(2 * np.pi * n / K)).astype(np.float32)
             self.synthesis = self.analysis / 2.0
-            self.context_shape = (hp["context"] - 1, K // 2 + 1)
-            self.log_eps = math.log(1e-7)
+            n_signals, n_feat = 1, K // 2 + 1
+            self.log_eps = math.log(EPS)
+        #: the graph's context per batch item, ``((context - 1) c, 1, n)``
+        self.context_shape = ((hp["context"] - 1) * n_signals, 1, n_feat)
         self.K, self.R, self.S = K, R, S
+        self.n_bins = K // 2 + 1
         self.session = ort.InferenceSession(
             str(folder / MODEL_FILE), ort_session_options(threads),
             providers=["CPUExecutionProvider"])
         self.reset()
 
-    def reset(self) -> None:
-        """Forget all state (start a new signal)."""
-        super().reset()
-        self.context: np.ndarray | None = None
-
     def _init_state(self, n_signals: int, n_outputs: int) -> None:
-        n_ctx = 1 if self.hearing_aid else n_signals
-        self.context = np.full((n_ctx, *self.context_shape), self.log_eps, dtype=np.float32)
+        # hearing aid: one batch item of 5 signals; published: one batch item per channel
+        batch, rows = (1, 5) if self.hearing_aid else (n_signals, 1)
+        f32 = np.float32
+        self.frame = np.empty((n_signals, self.K), f32)
+        self.mags = np.empty((batch, rows, 1, self.n_bins), f32)
+        mask_shape = (batch, 2, self.n_bins) if self.hearing_aid else (batch, self.n_bins)
+        self.mask = np.empty(mask_shape, f32)
+        self.product = np.empty((n_outputs, self.n_bins), np.complex64)
+        contexts = [np.full((batch, *self.context_shape), self.log_eps, f32) for _ in range(2)]
+        self.bindings = []
+        for i in (0, 1):
+            binding = self.session.io_binding()
+            binding.bind_cpu_input("mags", self.mags)
+            binding.bind_cpu_input("context_in", contexts[i])
+            for name, array in (("mask", self.mask), ("context_out", contexts[1 - i])):
+                binding.bind_output(name, "cpu", 0, f32, array.shape, array.ctypes.data)
+            self.bindings.append(binding)
+        self.contexts = contexts  # the bindings point into these arrays
 
     def _segment(self, buf: np.ndarray) -> np.ndarray:
-        spec = scipy.fft.rfft(buf * self.analysis, axis=-1)
-        mags = np.abs(spec)
-        if self.hearing_aid:
-            mags, own = mags[None], spec[:2]
-        else:
-            own = spec
-        mask, self.context = self.session.run(None, {"mags": mags, "context_in": self.context})
-        frame = scipy.fft.irfft(own * (mask[0] if self.hearing_aid else mask), n=self.K, axis=-1)
+        frame = np.multiply(buf, self.analysis, out=self.frame)
+        spec = scipy.fft.rfft(frame, axis=-1)
+        np.abs(spec, out=self.mags.reshape(spec.shape))
+        self.session.run_with_iobinding(self.bindings[self.n_frames & 1])
+        own = spec[:2] if self.hearing_aid else spec
+        product = np.multiply(own, self.mask.reshape(own.shape), out=self.product)
+        frame = scipy.fft.irfft(product, n=self.K, axis=-1)
         return frame[:, self.K - self.S :] * self.synthesis
 
 

@@ -46,10 +46,15 @@ def derived_signals(x: np.ndarray, hearing_aid: bool) -> np.ndarray:
     if not hearing_aid:
         return x
     out = np.empty((5, x.shape[1]), dtype=np.float32)
+    _derive(x, out)
+    return out
+
+
+def _derive(x: np.ndarray, out: np.ndarray) -> None:
+    """The five derived signals of ``x [6, n]`` (float32) into ``out [5, n]``."""
     out[:2] = x[:2]
     np.subtract(x[0], x[1], out=out[2])
     np.subtract(x[:2], x[4:6], out=out[3:5])
-    return out
 
 
 def ort_session_options(threads: int):
@@ -69,20 +74,31 @@ class OnnxFrameStreamer:
 
     ``process(x)`` takes ``[6, n]`` float32 (hearing-aid variant; output ``[2, m]``, left and
     right) or ``[channels, n]`` (published; ``[channels, m]``) and returns the output samples
-    that are final; ``flush()`` the rest (the total equals the input length) and resets. Memory:
-    ``K`` input samples per signal, the model state, ``S`` output samples per output signal.
+    that are final; ``flush()`` the rest (the total equals the input length) and resets.
+
+    Notes
+    -----
+    The input signals go into a ring of ``K - R + RING_HOPS R`` samples per signal, written
+    where they arrive (the derived signals computed into it); a frame is the view of its ``K``
+    samples, so no samples are shifted per hop; when the ring is full, its unprocessed tail
+    (fewer than ``K`` samples) moves to the front, once per ``RING_HOPS`` hops. The overlap-add
+    keeps the partial sums of the next ``S - R`` output samples: a hop's output is the first
+    ``R`` samples of the new segment plus the oldest ``R`` partial sums. Memory: the ring, the
+    model state, ``S - R`` output samples per output signal.
     """
 
     K: int
     R: int
     S: int
     hearing_aid: bool
+    #: hops the input ring holds beyond the first frame's ``K - R`` samples
+    RING_HOPS = 32
 
     def reset(self) -> None:
         """Forget all state (start a new signal)."""
-        self.in_buf: np.ndarray | None = None
-        self.pending: np.ndarray | None = None
+        self.ring: np.ndarray | None = None
         self.acc: np.ndarray | None = None
+        self.start = self.end = 0  # the next frame is ring[:, start : start + K]; written: :end
         self.n_in = self.n_out = self.n_frames = 0
 
     def _init_state(self, n_signals: int, n_outputs: int) -> None:
@@ -90,46 +106,77 @@ class OnnxFrameStreamer:
         raise NotImplementedError
 
     def _segment(self, buf: np.ndarray) -> np.ndarray:
-        """The synthesis segments ``[n_outputs, S]`` of the frame ``buf [n_signals, K]``."""
+        """The synthesis segments ``[n_outputs, S]`` of the frame ``buf [n_signals, K]`` (a view
+        of the input ring: not to be modified), as a new array (the overlap-add keeps it)."""
         raise NotImplementedError
 
-    def _frame(self, block: np.ndarray) -> np.ndarray | None:
-        R, S = self.R, self.S
-        buf = self.in_buf
-        buf[:, :-R] = buf[:, R:]
-        buf[:, -R:] = block
-        segment = self._segment(buf)
-        j = S // R
-        acc, slot = self.acc, self.n_frames % j  # ring buffer of j hops per output signal
-        seg = segment.reshape(-1, j, R)
-        acc[:, slot:] += seg[:, : j - slot]  # hop i of the segment -> slot (slot + i) mod j
-        acc[:, :slot] += seg[:, j - slot :]
-        self.n_frames += 1
-        first = acc[:, slot].copy()  # the oldest hop is now complete
-        acc[:, slot] = 0.0
-        return first if self.n_frames >= j else None  # the first j - 1 precede sample 0
+    def _begin(self, n_signals: int) -> None:
+        n_out = 2 if self.hearing_aid else n_signals
+        K, R = self.K, self.R
+        self.ring = np.zeros((n_signals, K - R + self.RING_HOPS * R), dtype=np.float32)
+        self.start, self.end = 0, K - R  # zeros before sample 0
+        self.acc = np.zeros((n_out, self.S - R), dtype=np.float32)
+        self._init_state(n_signals, n_out)
 
-    def _run(self, signals: np.ndarray) -> list[np.ndarray]:
-        if self.in_buf is None:
-            n_sig = signals.shape[0]
-            n_out = 2 if self.hearing_aid else n_sig
-            self.in_buf = np.zeros((n_sig, self.K), dtype=np.float32)
-            self.pending = np.zeros((n_sig, 0), dtype=np.float32)
-            self.acc = np.zeros((n_out, self.S // self.R, self.R), dtype=np.float32)
-            self._init_state(n_sig, n_out)
-        self.pending = np.concatenate([self.pending, signals], axis=1)
-        out = []
-        while self.pending.shape[1] >= self.R:
-            block, self.pending = self.pending[:, : self.R], self.pending[:, self.R :]
-            piece = self._frame(block)
-            if piece is not None:
-                out.append(piece)
+    def _write(self, x: np.ndarray, at: int) -> None:
+        """Write the model's input signals of the block ``x`` (float32) to ``ring[:, at:]``."""
+        n = x.shape[1]
+        dest = self.ring[:, at : at + n]
+        if self.hearing_aid:
+            _derive(x, dest)
+        else:
+            dest[...] = x
+
+    def _frame(self, buf: np.ndarray) -> np.ndarray | None:
+        R = self.R
+        segment = self._segment(buf)
+        acc = self.acc
+        out = segment[:, :R] + acc[:, :R]  # the oldest R partial sums are now complete
+        if acc.shape[1] > R:
+            segment[:, R:-R] += acc[:, R:]
+        self.acc = segment[:, R:]
+        self.n_frames += 1
+        return out if self.n_frames * R >= self.S else None  # the first S/R - 1 precede sample 0
+
+    def _run(self, x: np.ndarray) -> list[np.ndarray]:
+        K, R = self.K, self.R
+        ring, out = self.ring, []
+        n, i = x.shape[1], 0
+        while i < n:
+            if self.end == ring.shape[1]:  # full: move the unprocessed tail to the front
+                keep = self.end - self.start
+                ring[:, :keep] = ring[:, self.start : self.end]
+                self.start, self.end = 0, keep
+            m = min(n - i, ring.shape[1] - self.end)
+            self._write(x[:, i : i + m], self.end)
+            self.end += m
+            i += m
+            while self.end - self.start >= K:
+                piece = self._frame(ring[:, self.start : self.start + K])
+                self.start += R
+                if piece is not None:
+                    out.append(piece)
         return out
 
     def _collect(self, pieces: list[np.ndarray], n_rows: int) -> np.ndarray:
-        out = np.concatenate(pieces, axis=1) if pieces else np.zeros((n_rows, 0), np.float32)
+        if len(pieces) == 1:
+            out = pieces[0]
+        elif pieces:
+            out = np.concatenate(pieces, axis=1)
+        else:
+            out = np.zeros((n_rows, 0), np.float32)
         self.n_out += out.shape[1]
-        return out.astype(np.float32, copy=False)
+        return out
+
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or (self.hearing_aid and x.shape[0] != 6):
+            derived_signals(x, self.hearing_aid)  # raises the shape error
+        if self.ring is None:
+            self._begin(5 if self.hearing_aid else x.shape[0])
+        elif not self.hearing_aid and x.shape[0] != self.ring.shape[0]:
+            raise ValueError(f"x: expected {self.ring.shape[0]} channels, got {x.shape[0]}")
+        return x
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Feed ``x [6, n]`` / ``[channels, n]``; return the final output samples.
@@ -139,20 +186,20 @@ class OnnxFrameStreamer:
         ValueError
             Input of the wrong shape.
         """
-        signals = derived_signals(x, self.hearing_aid)
-        self.n_in += signals.shape[1]
-        rows = 2 if self.hearing_aid else signals.shape[0]
-        return self._collect(self._run(signals), rows)
+        x = self._check(x)
+        self.n_in += x.shape[1]
+        return self._collect(self._run(x), self.acc.shape[0])
 
     def flush(self) -> np.ndarray:
         """End of signal: the remaining output (zero input beyond the end), then reset."""
-        if self.in_buf is None:
+        if self.ring is None:
             self.reset()
             return np.zeros((2 if self.hearing_aid else 0, 0), dtype=np.float32)
-        rows = 2 if self.hearing_aid else self.in_buf.shape[0]
+        rows = self.acc.shape[0]
+        pending = self.end - self.start - (self.K - self.R)
         missing = num_frames(self.n_in, self.R, self.S) - self.n_frames
-        pad = missing * self.R - self.pending.shape[1]
-        zeros = np.zeros((self.in_buf.shape[0], max(pad, 0)), dtype=np.float32)
+        n_rows = 6 if self.hearing_aid else self.ring.shape[0]
+        zeros = np.zeros((n_rows, max(missing * self.R - pending, 0)), dtype=np.float32)
         n_left = self.n_in - self.n_out
         out = self._collect(self._run(zeros), rows)[:, :n_left]
         self.reset()
