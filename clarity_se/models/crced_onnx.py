@@ -26,13 +26,17 @@ import math
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 import torch
 from torch import Tensor, nn
 
 from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.crced import CRCED, EPS, CRCEDHearingAid, fold_batch_norms
-from clarity_se.models.onnx_stream import OnnxFrameStreamer, ort_session_options
+from clarity_se.models.onnx_stream import (
+    OnnxFrameStreamer,
+    irfft_rows,
+    ort_session_options,
+    rfft_rows,
+)
 
 META_FILE = "crced_onnx.json"
 MODEL_FILE = "crced.onnx"
@@ -286,7 +290,12 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
         self.mags = np.empty((batch, rows, 1, self.n_bins), f32)
         mask_shape = (batch, 2, self.n_bins) if self.hearing_aid else (batch, self.n_bins)
         self.mask = np.empty(mask_shape, f32)
+        self.spec = np.empty((n_signals, self.n_bins), np.complex64)
+        self.own = self.spec[:2] if self.hearing_aid else self.spec  # the spectra masked
         self.product = np.empty((n_outputs, self.n_bins), np.complex64)
+        self.out_frame = np.empty((n_outputs, self.K), f32)
+        self.mags_rows = self.mags.reshape(n_signals, self.n_bins)  # views
+        self.mask_rows = self.mask.reshape(n_outputs, self.n_bins)
         contexts = [np.full((batch, *self.context_shape), self.log_eps, f32) for _ in range(2)]
         self.bindings = []
         for i in (0, 1):
@@ -299,13 +308,11 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
         self.contexts = contexts  # the bindings point into these arrays
 
     def _segment(self, buf: np.ndarray) -> np.ndarray:
-        frame = np.multiply(buf, self.analysis, out=self.frame)
-        spec = scipy.fft.rfft(frame, axis=-1)
-        np.abs(spec, out=self.mags.reshape(spec.shape))
+        spec = rfft_rows(np.multiply(buf, self.analysis, out=self.frame), self.spec)
+        np.abs(spec, out=self.mags_rows)
         self.session.run_with_iobinding(self.bindings[self.n_frames & 1])
-        own = spec[:2] if self.hearing_aid else spec
-        product = np.multiply(own, self.mask.reshape(own.shape), out=self.product)
-        frame = scipy.fft.irfft(product, n=self.K, axis=-1)
+        np.multiply(self.own, self.mask_rows, out=self.product)
+        frame = irfft_rows(self.product, self.K, self.out_frame)
         return frame[:, self.K - self.S :] * self.synthesis
 
 

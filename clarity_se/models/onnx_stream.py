@@ -13,10 +13,64 @@ overlap-add of ``S``-sample synthesis segments in a ring of ``S / R`` hops, the 
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft
 
 from clarity_se.dsp.lowdelay_stft import num_frames
 
-__all__ = ["OnnxFrameStreamer", "derived_signals", "ort_session_options"]
+try:  # scipy.fft's pocketfft without the dispatch layers (a few us per call at 512 points)
+    from scipy.fft._pocketfft.pypocketfft import c2r as _c2r
+    from scipy.fft._pocketfft.pypocketfft import r2c as _r2c
+except ImportError:  # pragma: no cover - other scipy builds: the public functions
+    _c2r = _r2c = None
+
+__all__ = ["OnnxFrameStreamer", "derived_signals", "irfft_rows", "ort_session_options", "rfft_rows"]
+
+
+def rfft_rows(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.fft.rfft(x, axis=-1)`` of a 2-D float32 array, into ``out`` if given.
+
+    Parameters
+    ----------
+    x : np.ndarray [shape=(rows, n)], float32
+    out : np.ndarray [shape=(rows, n // 2 + 1)], complex64, optional
+
+    Returns
+    -------
+    np.ndarray [shape=(rows, n // 2 + 1)], complex64
+        ``out`` if given. The same numbers as :func:`scipy.fft.rfft` (its pocketfft, called
+        directly where scipy ships it, to skip the per-call dispatch).
+    """
+    if _r2c is None:
+        spec = scipy.fft.rfft(x, axis=-1)
+        if out is None:
+            return spec
+        out[...] = spec
+        return out
+    return _r2c(x, (1,), True, 0, out, 1)
+
+
+def irfft_rows(spec: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.fft.irfft(spec, n, axis=-1)`` of a 2-D complex64 array, into ``out`` if given.
+
+    Parameters
+    ----------
+    spec : np.ndarray [shape=(rows, n // 2 + 1)], complex64
+    n : int
+        Output length, samples.
+    out : np.ndarray [shape=(rows, n)], float32, optional
+
+    Returns
+    -------
+    np.ndarray [shape=(rows, n)], float32
+        ``out`` if given; the same numbers as :func:`scipy.fft.irfft` (see :func:`rfft_rows`).
+    """
+    if _c2r is None:
+        frame = scipy.fft.irfft(spec, n=n, axis=-1)
+        if out is None:
+            return frame
+        out[...] = frame
+        return out
+    return _c2r(spec, (1,), n, False, 2, out, 1)
 
 
 def derived_signals(x: np.ndarray, hearing_aid: bool) -> np.ndarray:
