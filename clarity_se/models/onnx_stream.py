@@ -97,18 +97,15 @@ def derived_signals(x: np.ndarray, hearing_aid: bool) -> np.ndarray:
     if x.ndim != 2 or (hearing_aid and x.shape[0] != 6):
         want = "[6, n]" if hearing_aid else "[channels, n]"
         raise ValueError(f"x: expected shape {want}, got {tuple(x.shape)}")
-    if not hearing_aid:
-        return x
-    out = np.empty((5, x.shape[1]), dtype=np.float32)
-    _derive(x, out)
-    return out
+    return np.matmul(DERIVED, x) if hearing_aid else x
 
 
-def _derive(x: np.ndarray, out: np.ndarray) -> None:
-    """The five derived signals of ``x [6, n]`` (float32) into ``out [5, n]``."""
-    out[:2] = x[:2]
-    np.subtract(x[0], x[1], out=out[2])
-    np.subtract(x[:2], x[4:6], out=out[3:5])
+#: the five derived signals as rows of weights on the six microphones (one matrix product;
+#: the weights are 0 and +-1, so each output is exactly the one subtraction it stands for)
+DERIVED = np.array(
+    [[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [1, -1, 0, 0, 0, 0], [1, 0, 0, 0, -1, 0],
+     [0, 1, 0, 0, 0, -1]], dtype=np.float32,
+)  # fmt: skip
 
 
 def ort_session_options(threads: int):
@@ -172,43 +169,35 @@ class OnnxFrameStreamer:
         self.acc = np.zeros((n_out, self.S - R), dtype=np.float32)
         self._init_state(n_signals, n_out)
 
-    def _write(self, x: np.ndarray, at: int) -> None:
-        """Write the model's input signals of the block ``x`` (float32) to ``ring[:, at:]``."""
-        n = x.shape[1]
-        dest = self.ring[:, at : at + n]
-        if self.hearing_aid:
-            _derive(x, dest)
-        else:
-            dest[...] = x
-
-    def _frame(self, buf: np.ndarray) -> np.ndarray | None:
-        R = self.R
-        segment = self._segment(buf)
-        acc = self.acc
-        out = segment[:, :R] + acc[:, :R]  # the oldest R partial sums are now complete
-        if acc.shape[1] > R:
-            segment[:, R:-R] += acc[:, R:]
-        self.acc = segment[:, R:]
-        self.n_frames += 1
-        return out if self.n_frames * R >= self.S else None  # the first S/R - 1 precede sample 0
-
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
-        K, R = self.K, self.R
-        ring, out = self.ring, []
+        """Write ``x`` (float32, checked) into the ring and run every frame it completes; the
+        output hops, in order."""
+        K, R, S, ring = self.K, self.R, self.S, self.ring
+        size, out = ring.shape[1], []
         n, i = x.shape[1], 0
         while i < n:
-            if self.end == ring.shape[1]:  # full: move the unprocessed tail to the front
+            if self.end == size:  # full: move the unprocessed tail to the front
                 keep = self.end - self.start
                 ring[:, :keep] = ring[:, self.start : self.end]
                 self.start, self.end = 0, keep
-            m = min(n - i, ring.shape[1] - self.end)
-            self._write(x[:, i : i + m], self.end)
-            self.end += m
+            end = self.end
+            m = min(n - i, size - end)
+            if self.hearing_aid:
+                np.matmul(DERIVED, x[:, i : i + m], out=ring[:, end : end + m])
+            else:
+                ring[:, end : end + m] = x[:, i : i + m]
+            self.end = end = end + m
             i += m
-            while self.end - self.start >= K:
-                piece = self._frame(ring[:, self.start : self.start + K])
+            while end - self.start >= K:  # a frame; then the overlap-add of its segment
+                segment = self._segment(ring[:, self.start : self.start + K])
                 self.start += R
-                if piece is not None:
+                acc = self.acc
+                piece = segment[:, :R] + acc[:, :R]  # the oldest R partial sums are complete
+                if acc.shape[1] > R:
+                    segment[:, R:-R] += acc[:, R:]
+                self.acc = segment[:, R:]
+                self.n_frames += 1
+                if self.n_frames * R >= S:  # the first S / R - 1 hops precede sample 0
                     out.append(piece)
         return out
 
