@@ -31,12 +31,7 @@ from torch import Tensor, nn
 
 from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.crced import CRCED, EPS, CRCEDHearingAid, fold_batch_norms
-from clarity_se.models.onnx_stream import (
-    OnnxFrameStreamer,
-    irfft_rows,
-    ort_session_options,
-    rfft_rows,
-)
+from clarity_se.models.onnx_stream import OnnxFrameStreamer, irfft, ort_session_options, rfft
 
 META_FILE = "crced_onnx.json"
 MODEL_FILE = "crced.onnx"
@@ -285,35 +280,39 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
     def _init_state(self, n_signals: int, n_outputs: int) -> None:
         # hearing aid: one batch item of 5 signals; published: one batch item per channel
         batch, rows = (1, 5) if self.hearing_aid else (n_signals, 1)
-        f32 = np.float32
-        self.frame = np.empty((n_signals, self.K), f32)
-        self.mags = np.empty((batch, rows, 1, self.n_bins), f32)
-        mask_shape = (batch, 2, self.n_bins) if self.hearing_aid else (batch, self.n_bins)
-        self.mask = np.empty(mask_shape, f32)
-        self.spec = np.empty((n_signals, self.n_bins), np.complex64)
+        f32, n_bins = np.float32, self.n_bins
+        self.frame = np.empty((self.K, n_signals), f32)  # windowed, [time, signals]
+        self.spec = np.empty((n_signals, n_bins), np.complex64)
         self.own = self.spec[:2] if self.hearing_aid else self.spec  # the spectra masked
-        self.product = np.empty((n_outputs, self.n_bins), np.complex64)
-        self.out_frame = np.empty((n_outputs, self.K), f32)
-        self.mags_rows = self.mags.reshape(n_signals, self.n_bins)  # views
-        self.mask_rows = self.mask.reshape(n_outputs, self.n_bins)
+        self.product = np.empty((n_outputs, n_bins), np.complex64)
+        self.out_frame = np.empty((self.K, n_outputs), f32)  # inverse FFT, [time, signals]
+        # the windows repeated for each signal: one contiguous multiply per frame
+        self.analysis_tiled = np.repeat(self.analysis[:, None], n_signals, axis=1)
+        self.synthesis_tiled = np.repeat(self.synthesis[:, None], n_outputs, axis=1)
+        mags = np.empty((batch, rows, 1, n_bins), f32)
+        mask_shape = (batch, 2, n_bins) if self.hearing_aid else (batch, n_bins)
+        mask = np.empty(mask_shape, f32)
+        self.mags_rows = mags.reshape(n_signals, n_bins)  # views of the bound arrays
+        self.mask_rows = mask.reshape(n_outputs, n_bins)
         contexts = [np.full((batch, *self.context_shape), self.log_eps, f32) for _ in range(2)]
         self.bindings = []
         for i in (0, 1):
             binding = self.session.io_binding()
-            binding.bind_cpu_input("mags", self.mags)
+            binding.bind_cpu_input("mags", mags)
             binding.bind_cpu_input("context_in", contexts[i])
-            for name, array in (("mask", self.mask), ("context_out", contexts[1 - i])):
+            for name, array in (("mask", mask), ("context_out", contexts[1 - i])):
                 binding.bind_output(name, "cpu", 0, f32, array.shape, array.ctypes.data)
             self.bindings.append(binding)
-        self.contexts = contexts  # the bindings point into these arrays
+        self.bound = (mags, mask, contexts)  # the bindings point into these arrays
 
     def _segment(self, buf: np.ndarray) -> np.ndarray:
-        spec = rfft_rows(np.multiply(buf, self.analysis, out=self.frame), self.spec)
-        np.abs(spec, out=self.mags_rows)
+        frame = np.multiply(buf, self.analysis_tiled, out=self.frame)
+        rfft(frame, axis=0, out=self.spec.T)
+        np.abs(self.spec, out=self.mags_rows)
         self.session.run_with_iobinding(self.bindings[self.n_frames & 1])
         np.multiply(self.own, self.mask_rows, out=self.product)
-        frame = irfft_rows(self.product, self.K, self.out_frame)
-        return frame[:, self.K - self.S :] * self.synthesis
+        frame = irfft(self.product.T, self.K, axis=0, out=self.out_frame)
+        return frame[self.K - self.S :] * self.synthesis_tiled
 
 
 def main(argv: list[str] | None = None) -> int:

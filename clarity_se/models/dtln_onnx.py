@@ -26,13 +26,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 import torch
 from torch import Tensor, nn
 
 from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.dtln import DTLN, DTLNHearingAid
-from clarity_se.models.onnx_stream import OnnxFrameStreamer, ort_session_options
+from clarity_se.models.onnx_stream import OnnxFrameStreamer, irfft, ort_session_options, rfft
 
 META_FILE = "dtln_onnx.json"
 OPSET = 17
@@ -195,8 +194,8 @@ class OnnxDTLNStreamer(OnnxFrameStreamer):
         self.feats = np.zeros((n_outputs, 1, 3 * (self.K // 2 + 1)), dtype=np.float32)
 
     def _segment(self, buf: np.ndarray) -> np.ndarray:
-        frames = buf if self.window is None else buf * self.window
-        spec = scipy.fft.rfft(frames, axis=-1)
+        frames = buf if self.window is None else buf * self.window[:, None]
+        spec = rfft(frames.T)
         mags = np.abs(spec)
         if self.hearing_aid:
             n_bins = mags.shape[1]
@@ -210,11 +209,11 @@ class OnnxDTLNStreamer(OnnxFrameStreamer):
         mask, self.states[0] = self.sessions[0].run(
             None, {"mags": feats, "states_in": self.states[0]}
         )
-        est = scipy.fft.irfft(own * mask[:, 0], n=self.K, axis=-1)
+        est = irfft(own * mask[:, 0], self.K)
         segment, self.states[1] = self.sessions[1].run(
             None, {"frame": est[:, None], "states_in": self.states[1]}
         )
-        return segment[:, 0]
+        return segment[:, 0].T
 
 
 def main(argv: list[str] | None = None) -> int:

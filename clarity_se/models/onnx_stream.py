@@ -2,12 +2,13 @@
 
 :class:`OnnxFrameStreamer` holds what :class:`~clarity_se.models.dtln_onnx.OnnxDTLNStreamer`
 and :class:`~clarity_se.models.crced_onnx.OnnxCRCEDStreamer` share: the hearing-aid variants'
-five derived signals, the input frame buffer of ``K`` samples advanced by ``R`` per frame, the
-overlap-add of ``S``-sample synthesis segments in a ring of ``S / R`` hops, the first ``S / R -
-1`` hops dropped (they precede sample 0, the framing convention of
-:mod:`clarity_se.dsp.lowdelay_stft`), and ``flush`` with zeros beyond the end. A subclass sets
-``K``, ``R``, ``S``, ``hearing_aid`` and implements :meth:`OnnxFrameStreamer._init_state` and
-:meth:`OnnxFrameStreamer._segment` (the model's work on one frame).
+five derived signals, the input frames of ``K`` samples advanced by ``R`` per frame, the
+overlap-add of ``S``-sample synthesis segments, the first ``S / R - 1`` hops dropped (they
+precede sample 0, the framing convention of :mod:`clarity_se.dsp.lowdelay_stft`), and
+``flush`` with zeros beyond the end. A subclass sets ``K``, ``R``, ``S``, ``hearing_aid`` and
+implements :meth:`OnnxFrameStreamer._init_state` and :meth:`OnnxFrameStreamer._segment` (the
+model's work on one frame). :func:`rfft` and :func:`irfft` are scipy's FFTs without their
+per-call dispatch, which at 512 points costs as much as the transform.
 """
 
 from __future__ import annotations
@@ -17,60 +18,75 @@ import scipy.fft
 
 from clarity_se.dsp.lowdelay_stft import num_frames
 
-try:  # scipy.fft's pocketfft without the dispatch layers (a few us per call at 512 points)
+try:  # scipy.fft's pocketfft, called without the dispatch layers of scipy.fft
     from scipy.fft._pocketfft.pypocketfft import c2r as _c2r
     from scipy.fft._pocketfft.pypocketfft import r2c as _r2c
-except ImportError:  # pragma: no cover - other scipy builds: the public functions
+except ImportError:  # pragma: no cover - a scipy without it: the public functions
     _c2r = _r2c = None
 
-__all__ = ["OnnxFrameStreamer", "derived_signals", "irfft_rows", "ort_session_options", "rfft_rows"]
+__all__ = ["DERIVED", "OnnxFrameStreamer", "derived_signals", "irfft", "ort_session_options",
+           "rfft"]  # fmt: skip
 
 
-def rfft_rows(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """``scipy.fft.rfft(x, axis=-1)`` of a 2-D float32 array, into ``out`` if given.
+def rfft(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.fft.rfft(x, axis=axis)`` of a float32 array, written into ``out`` if given.
 
     Parameters
     ----------
-    x : np.ndarray [shape=(rows, n)], float32
-    out : np.ndarray [shape=(rows, n // 2 + 1)], complex64, optional
+    x : np.ndarray, float32
+        Real signals, transformed along ``axis`` (length ``n``; any strides).
+    axis : int
+    out : np.ndarray, complex64, optional
+        ``x``'s shape with ``n // 2 + 1`` along ``axis`` (any strides).
 
     Returns
     -------
-    np.ndarray [shape=(rows, n // 2 + 1)], complex64
-        ``out`` if given. The same numbers as :func:`scipy.fft.rfft` (its pocketfft, called
-        directly where scipy ships it, to skip the per-call dispatch).
+    np.ndarray, complex64
+        ``out`` if given. The numbers of :func:`scipy.fft.rfft` (its pocketfft, called directly
+        where scipy ships it).
     """
-    if _r2c is None:
-        spec = scipy.fft.rfft(x, axis=-1)
-        if out is None:
-            return spec
-        out[...] = spec
-        return out
-    return _r2c(x, (1,), True, 0, out, 1)
+    if _r2c is not None:
+        return _r2c(x, (axis % x.ndim,), True, 0, out, 1)
+    spec = scipy.fft.rfft(x, axis=axis)
+    if out is None:
+        return spec
+    out[...] = spec
+    return out
 
 
-def irfft_rows(spec: np.ndarray, n: int, out: np.ndarray | None = None) -> np.ndarray:
-    """``scipy.fft.irfft(spec, n, axis=-1)`` of a 2-D complex64 array, into ``out`` if given.
+def irfft(spec: np.ndarray, n: int, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.fft.irfft(spec, n, axis=axis)`` of a complex64 array, into ``out`` if given.
 
     Parameters
     ----------
-    spec : np.ndarray [shape=(rows, n // 2 + 1)], complex64
+    spec : np.ndarray, complex64
+        One-sided spectra along ``axis`` (``n // 2 + 1`` bins; any strides).
     n : int
-        Output length, samples.
-    out : np.ndarray [shape=(rows, n)], float32, optional
+        Output length along ``axis``, samples.
+    axis : int
+    out : np.ndarray, float32, optional
+        ``spec``'s shape with ``n`` along ``axis`` (any strides).
 
     Returns
     -------
-    np.ndarray [shape=(rows, n)], float32
-        ``out`` if given; the same numbers as :func:`scipy.fft.irfft` (see :func:`rfft_rows`).
+    np.ndarray, float32
+        ``out`` if given; the numbers of :func:`scipy.fft.irfft` (see :func:`rfft`).
     """
-    if _c2r is None:
-        frame = scipy.fft.irfft(spec, n=n, axis=-1)
-        if out is None:
-            return frame
-        out[...] = frame
-        return out
-    return _c2r(spec, (1,), n, False, 2, out, 1)
+    if _c2r is not None:
+        return _c2r(spec, (axis % spec.ndim,), n, False, 2, out, 1)
+    frame = scipy.fft.irfft(spec, n=n, axis=axis)
+    if out is None:
+        return frame
+    out[...] = frame
+    return out
+
+
+#: the five derived signals as rows of weights on the six microphones (one matrix product;
+#: the weights are 0 and +-1, so each output is exactly the one subtraction it stands for)
+DERIVED = np.array(
+    [[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [1, -1, 0, 0, 0, 0], [1, 0, 0, 0, -1, 0],
+     [0, 1, 0, 0, 0, -1]], dtype=np.float32,
+)  # fmt: skip
 
 
 def derived_signals(x: np.ndarray, hearing_aid: bool) -> np.ndarray:
@@ -100,14 +116,6 @@ def derived_signals(x: np.ndarray, hearing_aid: bool) -> np.ndarray:
     return np.matmul(DERIVED, x) if hearing_aid else x
 
 
-#: the five derived signals as rows of weights on the six microphones (one matrix product;
-#: the weights are 0 and +-1, so each output is exactly the one subtraction it stands for)
-DERIVED = np.array(
-    [[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [1, -1, 0, 0, 0, 0], [1, 0, 0, 0, -1, 0],
-     [0, 1, 0, 0, 0, -1]], dtype=np.float32,
-)  # fmt: skip
-
-
 def ort_session_options(threads: int):
     """``onnxruntime.SessionOptions`` for one frame per call: ``threads`` intra-op threads, one
     inter-op thread, sequential execution."""
@@ -129,13 +137,16 @@ class OnnxFrameStreamer:
 
     Notes
     -----
-    The input signals go into a ring of ``K - R + RING_HOPS R`` samples per signal, written
-    where they arrive (the derived signals computed into it); a frame is the view of its ``K``
-    samples, so no samples are shifted per hop; when the ring is full, its unprocessed tail
-    (fewer than ``K`` samples) moves to the front, once per ``RING_HOPS`` hops. The overlap-add
-    keeps the partial sums of the next ``S - R`` output samples: a hop's output is the first
-    ``R`` samples of the new segment plus the oldest ``R`` partial sums. Memory: the ring, the
-    model state, ``S - R`` output samples per output signal.
+    Time runs along the first axis inside (``[time, signals]``: a frame of all signals is one
+    contiguous block, so numpy makes one pass over it). The input signals go into a ring of
+    ``K - R + RING_HOPS R`` samples, written where they arrive (the hearing-aid variants'
+    derived signals computed into it); a frame is the view of its ``K`` samples, so no sample
+    is shifted per hop; when the ring is full, its unprocessed tail (fewer than ``K`` samples)
+    moves to the front, once per ``RING_HOPS`` hops. The overlap-add keeps the partial sums of
+    the next ``S - R`` output samples: a hop's output is the first ``R`` samples of the new
+    segment plus the oldest ``R`` partial sums. The output is returned as the transpose of
+    the ``[time, signals]`` array. Memory: the ring, the model state, ``S - R`` output samples
+    per output signal.
     """
 
     K: int
@@ -149,7 +160,7 @@ class OnnxFrameStreamer:
         """Forget all state (start a new signal)."""
         self.ring: np.ndarray | None = None
         self.acc: np.ndarray | None = None
-        self.start = self.end = 0  # the next frame is ring[:, start : start + K]; written: :end
+        self.start = self.end = 0  # the next frame is ring[start : start + K]; written: :end
         self.n_in = self.n_out = self.n_frames = 0
 
     def _init_state(self, n_signals: int, n_outputs: int) -> None:
@@ -157,57 +168,65 @@ class OnnxFrameStreamer:
         raise NotImplementedError
 
     def _segment(self, buf: np.ndarray) -> np.ndarray:
-        """The synthesis segments ``[n_outputs, S]`` of the frame ``buf [n_signals, K]`` (a view
-        of the input ring: not to be modified), as a new array (the overlap-add keeps it)."""
+        """The synthesis segments ``[S, n_outputs]`` of the frame ``buf [K, n_signals]`` (a
+        view of the input ring: not to be modified), as a new array (the overlap-add keeps
+        and modifies it)."""
         raise NotImplementedError
 
     def _begin(self, n_signals: int) -> None:
         n_out = 2 if self.hearing_aid else n_signals
         K, R = self.K, self.R
-        self.ring = np.zeros((n_signals, K - R + self.RING_HOPS * R), dtype=np.float32)
+        self.ring = np.zeros((K - R + self.RING_HOPS * R, n_signals), dtype=np.float32)
         self.start, self.end = 0, K - R  # zeros before sample 0
-        self.acc = np.zeros((n_out, self.S - R), dtype=np.float32)
+        self.acc = np.zeros((self.S - R, n_out), dtype=np.float32)
         self._init_state(n_signals, n_out)
 
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
         """Write ``x`` (float32, checked) into the ring and run every frame it completes; the
-        output hops, in order."""
-        K, R, S, ring = self.K, self.R, self.S, self.ring
-        size, out = ring.shape[1], []
+        output hops ``[R, n_outputs]``, in order."""
+        K, ring = self.K, self.ring
+        size, out = ring.shape[0], []
         n, i = x.shape[1], 0
         while i < n:
             if self.end == size:  # full: move the unprocessed tail to the front
                 keep = self.end - self.start
-                ring[:, :keep] = ring[:, self.start : self.end]
+                ring[:keep] = ring[self.start : self.end]
                 self.start, self.end = 0, keep
             end = self.end
             m = min(n - i, size - end)
             if self.hearing_aid:
-                np.matmul(DERIVED, x[:, i : i + m], out=ring[:, end : end + m])
+                np.matmul(x[:, i : i + m].T, DERIVED.T, out=ring[end : end + m])
             else:
-                ring[:, end : end + m] = x[:, i : i + m]
-            self.end = end = end + m
+                ring[end : end + m] = x[:, i : i + m].T
+            self.end = end + m
             i += m
-            while end - self.start >= K:  # a frame; then the overlap-add of its segment
-                segment = self._segment(ring[:, self.start : self.start + K])
-                self.start += R
-                acc = self.acc
-                piece = segment[:, :R] + acc[:, :R]  # the oldest R partial sums are complete
-                if acc.shape[1] > R:
-                    segment[:, R:-R] += acc[:, R:]
-                self.acc = segment[:, R:]
-                self.n_frames += 1
-                if self.n_frames * R >= S:  # the first S / R - 1 hops precede sample 0
+            while self.end - self.start >= K:
+                piece = self._hop()
+                if piece is not None:
                     out.append(piece)
         return out
 
-    def _collect(self, pieces: list[np.ndarray], n_rows: int) -> np.ndarray:
+    def _hop(self) -> np.ndarray | None:
+        """Run the next frame and overlap-add its segment: the ``R`` output samples now final
+        (``None`` for the first ``S / R - 1`` hops: they precede sample 0)."""
+        R, start = self.R, self.start
+        segment = self._segment(self.ring[start : start + self.K])
+        self.start = start + R
+        acc = self.acc
+        piece = segment[:R] + acc[:R]  # the oldest R partial sums are complete
+        if acc.shape[0] > R:
+            segment[R:-R] += acc[R:]
+        self.acc = segment[R:]
+        self.n_frames += 1
+        return piece if self.n_frames * R >= self.S else None
+
+    def _collect(self, pieces: list[np.ndarray]) -> np.ndarray:
         if len(pieces) == 1:
-            out = pieces[0]
+            out = pieces[0].T
         elif pieces:
-            out = np.concatenate(pieces, axis=1)
+            out = np.concatenate(pieces, axis=0).T
         else:
-            out = np.zeros((n_rows, 0), np.float32)
+            out = np.zeros((self.acc.shape[1], 0), np.float32)
         self.n_out += out.shape[1]
         return out
 
@@ -217,8 +236,8 @@ class OnnxFrameStreamer:
             derived_signals(x, self.hearing_aid)  # raises the shape error
         if self.ring is None:
             self._begin(5 if self.hearing_aid else x.shape[0])
-        elif not self.hearing_aid and x.shape[0] != self.ring.shape[0]:
-            raise ValueError(f"x: expected {self.ring.shape[0]} channels, got {x.shape[0]}")
+        elif not self.hearing_aid and x.shape[0] != self.ring.shape[1]:
+            raise ValueError(f"x: expected {self.ring.shape[1]} channels, got {x.shape[0]}")
         return x
 
     def process(self, x: np.ndarray) -> np.ndarray:
@@ -231,19 +250,18 @@ class OnnxFrameStreamer:
         """
         x = self._check(x)
         self.n_in += x.shape[1]
-        return self._collect(self._run(x), self.acc.shape[0])
+        return self._collect(self._run(x))
 
     def flush(self) -> np.ndarray:
         """End of signal: the remaining output (zero input beyond the end), then reset."""
         if self.ring is None:
             self.reset()
             return np.zeros((2 if self.hearing_aid else 0, 0), dtype=np.float32)
-        rows = self.acc.shape[0]
         pending = self.end - self.start - (self.K - self.R)
         missing = num_frames(self.n_in, self.R, self.S) - self.n_frames
-        n_rows = 6 if self.hearing_aid else self.ring.shape[0]
+        n_rows = 6 if self.hearing_aid else self.ring.shape[1]
         zeros = np.zeros((n_rows, max(missing * self.R - pending, 0)), dtype=np.float32)
         n_left = self.n_in - self.n_out
-        out = self._collect(self._run(zeros), rows)[:, :n_left]
+        out = self._collect(self._run(zeros))[:, :n_left]
         self.reset()
         return out
