@@ -131,17 +131,21 @@ class FrameStep(nn.Module):
         if self.hearing_aid:
             self.out: nn.Module = DenseConv1d(model.out, model.n_bands)
             self.register_buffer("pool", model.pool.t().contiguous())  # [bins, bands]
-            self.register_buffer("interp", model.interp.clone())  # [bands, bins]
-            self.n_signals = model.N_SIGNALS
+            # the floored mask interpolated to the bins, (f + (1 - f) s) @ I, as one matrix
+            # product and bias: s @ ((1 - f) I) + f (column sums of I)
+            floor, interp = model.mask_floor, model.interp
+            self.register_buffer("interp", (1.0 - floor) * interp)  # [bands, bins]
+            self.register_buffer("floor", floor * interp.sum(dim=0))  # [bins]
+            self.n_signals, self.n_bands = model.N_SIGNALS, model.n_bands
             self.power_eps, self.frame_norm = model.POWER_EPS, model.frame_norm
-            self.mask_floor = model.mask_floor
         else:
             self.out = _height1(model.out)
             self.n_signals = 1
 
     def forward(self, mags: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """``mags [batch, c, 1, n_bins]``, ``context [batch, (context - 1) c, 1, n]`` -> ``mask``
-        (``[batch, 2, n_bins]`` hearing-aid variant, ``[batch, n_bins]`` published) and the
+        (``[batch 2, n_bins]``, rows left and right per batch item, hearing-aid variant;
+        ``[batch, n_bins]`` published) and the
         next context."""
         if self.hearing_aid:
             feats = torch.log(mags.square() @ self.pool + self.power_eps)
@@ -159,8 +163,9 @@ class FrameStep(nn.Module):
         for conv in self.tail:
             h = torch.relu(conv(h))
         if self.hearing_aid:
-            band_mask = torch.sigmoid(self.out(h))  # [batch, 2, bands]
-            mask = (self.mask_floor + (1.0 - self.mask_floor) * band_mask) @ self.interp
+            out = h.flatten(1) @ self.out.matrix + self.out.bias  # DenseConv1d, [batch, 2 bands]
+            band_mask = torch.sigmoid(out.reshape(-1, self.n_bands))  # [batch 2, bands]
+            mask = torch.addmm(self.floor, band_mask, self.interp)
         else:
             mask = torch.sigmoid(self.out(h)).flatten(1)
         return mask, history[:, self.n_signals :]
@@ -290,10 +295,9 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
         self.analysis_tiled = np.repeat(self.analysis[:, None], n_signals, axis=1)
         self.synthesis_tiled = np.repeat(self.synthesis[:, None], n_outputs, axis=1)
         mags = np.empty((batch, rows, 1, n_bins), f32)
-        mask_shape = (batch, 2, n_bins) if self.hearing_aid else (batch, n_bins)
-        mask = np.empty(mask_shape, f32)
+        mask = np.empty((n_outputs, n_bins), f32)  # [batch 2] or [batch] rows
         self.mags_rows = mags.reshape(n_signals, n_bins)  # views of the bound arrays
-        self.mask_rows = mask.reshape(n_outputs, n_bins)
+        self.mask_rows = mask
         contexts = [np.full((batch, *self.context_shape), self.log_eps, f32) for _ in range(2)]
         self.bindings = []
         for i in (0, 1):
