@@ -87,6 +87,7 @@ DERIVED = np.array(
     [[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [1, -1, 0, 0, 0, 0], [1, 0, 0, 0, -1, 0],
      [0, 1, 0, 0, 0, -1]], dtype=np.float32,
 )  # fmt: skip
+_DERIVED_T = np.ascontiguousarray(DERIVED.T)  # [6, 5]
 
 
 def derived_signals(x: np.ndarray, hearing_aid: bool) -> np.ndarray:
@@ -195,7 +196,7 @@ class OnnxFrameStreamer:
             end = self.end
             m = min(n - i, size - end)
             if self.hearing_aid:
-                np.matmul(x[:, i : i + m].T, DERIVED.T, out=ring[end : end + m])
+                np.dot(x[:, i : i + m].T, _DERIVED_T, out=ring[end : end + m])
             else:
                 ring[end : end + m] = x[:, i : i + m].T
             self.end = end + m
