@@ -31,7 +31,12 @@ from torch import Tensor, nn
 
 from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.crced import CRCED, EPS, CRCEDHearingAid, fold_batch_norms
-from clarity_se.models.onnx_stream import OnnxFrameStreamer, irfft, ort_session_options, rfft
+from clarity_se.models.onnx_stream import (
+    OnnxFrameStreamer,
+    irfft_plan,
+    ort_session_options,
+    rfft_plan,
+)
 
 META_FILE = "crced_onnx.json"
 MODEL_FILE = "crced.onnx"
@@ -308,15 +313,16 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
                 binding.bind_output(name, "cpu", 0, f32, array.shape, array.ctypes.data)
             self.bindings.append(binding)
         self.bound = (mags, mask, contexts)  # the bindings point into these arrays
+        self.forward_fft = rfft_plan(self.frame, self.spec.T, axis=0)
+        self.inverse_fft = irfft_plan(self.product.T, self.K, self.out_frame, axis=0)
 
     def _segment(self, buf: np.ndarray) -> np.ndarray:
-        frame = np.multiply(buf, self.analysis_tiled, out=self.frame)
-        rfft(frame, axis=0, out=self.spec.T)
+        np.multiply(buf, self.analysis_tiled, out=self.frame)
+        self.forward_fft()  # -> spec [signals, bins]
         np.abs(self.spec, out=self.mags_rows)
         self.session.run_with_iobinding(self.bindings[self.n_frames & 1])
         np.multiply(self.own, self.mask_rows, out=self.product)
-        frame = irfft(self.product.T, self.K, axis=0, out=self.out_frame)
-        return frame[self.K - self.S :] * self.synthesis_tiled
+        return self.inverse_fft()[self.K - self.S :] * self.synthesis_tiled
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,9 @@ per-call dispatch, which at 512 points costs as much as the transform.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import numpy as np
 import scipy.fft
 
@@ -24,8 +27,8 @@ try:  # scipy.fft's pocketfft, called without the dispatch layers of scipy.fft
 except ImportError:  # pragma: no cover - a scipy without it: the public functions
     _c2r = _r2c = None
 
-__all__ = ["DERIVED", "OnnxFrameStreamer", "derived_signals", "irfft", "ort_session_options",
-           "rfft"]  # fmt: skip
+__all__ = ["DERIVED", "OnnxFrameStreamer", "derived_signals", "irfft", "irfft_plan",
+           "ort_session_options", "rfft", "rfft_plan"]  # fmt: skip
 
 
 def rfft(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
@@ -79,6 +82,38 @@ def irfft(spec: np.ndarray, n: int, axis: int = -1, out: np.ndarray | None = Non
         return frame
     out[...] = frame
     return out
+
+
+def rfft_plan(x: np.ndarray, out: np.ndarray, axis: int = -1) -> Callable[[], np.ndarray]:
+    """A call without arguments that writes :func:`rfft` of the array ``x`` (as it is at the
+    call) into ``out``: the arguments checked and bound once, for a transform run per frame.
+
+    Parameters
+    ----------
+    x : np.ndarray, float32
+        The input array (its contents change between calls; not the array).
+    out : np.ndarray, complex64
+        ``x``'s shape with ``n // 2 + 1`` along ``axis``.
+    axis : int
+
+    Returns
+    -------
+    callable
+        ``plan() -> out``.
+    """
+    if _r2c is not None:
+        return partial(_r2c, x, (axis % x.ndim,), True, 0, out, 1)
+    return partial(rfft, x, axis, out)
+
+
+def irfft_plan(
+    spec: np.ndarray, n: int, out: np.ndarray, axis: int = -1
+) -> Callable[[], np.ndarray]:
+    """A call without arguments that writes :func:`irfft` of ``spec`` (as it is at the call)
+    into ``out`` (see :func:`rfft_plan`); ``n`` output samples along ``axis``."""
+    if _c2r is not None:
+        return partial(_c2r, spec, (axis % spec.ndim,), n, False, 2, out, 1)
+    return partial(irfft, spec, n, axis, out)
 
 
 #: the five derived signals as rows of weights on the six microphones (one matrix product;
@@ -180,6 +215,7 @@ class OnnxFrameStreamer:
         self.ring = np.zeros((K - R + self.RING_HOPS * R, n_signals), dtype=np.float32)
         self.start, self.end = 0, K - R  # zeros before sample 0
         self.acc = np.zeros((self.S - R, n_out), dtype=np.float32)
+        self._hop_shape = (6 if self.hearing_aid else n_signals, R)  # a block of one hop
         self._init_state(n_signals, n_out)
 
     def _run(self, x: np.ndarray) -> list[np.ndarray]:
@@ -249,6 +285,24 @@ class OnnxFrameStreamer:
         ValueError
             Input of the wrong shape.
         """
+        x = np.asarray(x, dtype=np.float32)
+        ring, end, R = self.ring, self.end, self.R
+        if (
+            ring is not None and x.shape == self._hop_shape and end + R <= ring.shape[0]
+            and end - self.start == self.K - R
+        ):  # fmt: skip
+            # one hop that completes a frame (streaming hop by hop): the loop of _run, unrolled
+            if self.hearing_aid:
+                np.dot(x.T, _DERIVED_T, out=ring[end : end + R])
+            else:
+                ring[end : end + R] = x.T
+            self.end = end + R
+            self.n_in += R
+            piece = self._hop()
+            if piece is None:
+                return np.zeros((self.acc.shape[1], 0), np.float32)
+            self.n_out += R
+            return piece.T
         x = self._check(x)
         self.n_in += x.shape[1]
         return self._collect(self._run(x))

@@ -221,8 +221,15 @@ def test_onnx_export_matches_pytorch_frame_by_frame(cls, ha_model, model, tmp_pa
     with torch.no_grad():
         ref = m(torch.from_numpy(x)[None])[0] if cls is CRCEDHearingAid else m(torch.from_numpy(x))
     runner = OnnxCRCEDStreamer(tmp_path / "onnx")
-    for _ in range(2):  # a second signal after flush starts from a fresh context
-        pieces = [runner.process(x[:, i : i + 333]) for i in range(0, x.shape[1], 333)]
+    hop = runner.R
+    # blocks of 333 samples; then hop by hop, with odd blocks between that misalign the hops
+    # (the hop-by-hop path and the general one) and pass the ring's wrap-around
+    odd = [hop] * 40 + [hop // 2, hop + hop // 2] + [hop] * 3 + [1, 2 * hop - 1] + [hop] * 30
+    for sizes in ([333], odd, [333]):  # after flush, a new signal starts from a fresh context
+        edges = np.cumsum([0, *(sizes * (x.shape[1] // sum(sizes) + 1))])
+        edges = [int(e) for e in edges[edges < x.shape[1]]] + [x.shape[1]]
+        pieces = [runner.process(x[:, a:b]) for a, b in zip(edges[:-1], edges[1:])]
+        assert all(p.shape[0] == ref.shape[0] for p in pieces)
         got = np.concatenate([*pieces, runner.flush()], axis=1)
         assert got.shape == tuple(ref.shape)
         np.testing.assert_allclose(got, ref.numpy(), rtol=0, atol=1e-4)
