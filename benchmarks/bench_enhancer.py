@@ -17,7 +17,8 @@ figure) with ``torch.set_num_threads(threads)`` on ``--seconds`` of 6-channel no
   ``convtasnet``): mean and median time per block, RTF = total time / audio time;
 * ``onnxruntime`` (DTLN and CR-CED rows): the exported models run block by block by
   :class:`~clarity_se.models.dtln_onnx.OnnxDTLNStreamer` /
-  :class:`~clarity_se.models.crced_onnx.OnnxCRCEDStreamer` (numpy FFTs, one intra-op thread);
+  :class:`~clarity_se.models.crced_onnx.OnnxCRCEDStreamer` (scipy's pocketfft FFTs, one
+  intra-op thread);
   ``rtf`` is the whole frame loop, ``rtf_graphs`` the time spent inside the ONNX sessions'
   ``run`` / ``run_with_iobinding`` calls, measured in a second pass over the same input with
   those calls timed (so that the timer does not add to ``rtf``; the rest of ``rtf`` is the FFTs,

@@ -145,7 +145,8 @@ class CRCED(nn.Module):
 
     def mask_step(self, mags: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One frame: magnitudes ``[batch, n_bins]`` and the context state ``[batch,
-        context - 1, n_bins]`` -> mask ``[batch, n_bins]`` and the next state (ONNX export)."""
+        context - 1, n_bins]`` -> mask ``[batch, n_bins]`` and the next state (the function of
+        the ONNX graph, :class:`~clarity_se.models.crced_onnx.FrameStep`)."""
         history = torch.cat([state, torch.log(mags + EPS)[:, None]], dim=1)
         return self.mask(history), history[:, 1:]
 
@@ -457,7 +458,8 @@ class CRCEDHearingAid(nn.Module):
     def mask_step(self, mags: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """One frame: magnitudes ``[batch, 5, n_bins]`` of the derived signals and the context
         state ``[batch, context - 1, 5, n_bands]`` -> masks ``[batch, 2, n_bins]`` and the next
-        state (the ONNX export's graph; the same arithmetic as :meth:`_process_frames`)."""
+        state (the function of the ONNX graph, :class:`~clarity_se.models.crced_onnx.FrameStep`;
+        the same arithmetic as :meth:`_process_frames`)."""
         feats = self.band_features(mags.square(), 1)
         history = torch.cat([state, feats[:, None]], dim=1)
         batch = history.shape[0]

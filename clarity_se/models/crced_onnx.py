@@ -1,22 +1,27 @@
 """ONNX export of CR-CED with its context as an explicit state, and an onnxruntime runner.
 
-One graph per model, ``crced.onnx``, one frame per call; the batch norms are folded into the
-convolutions first (:func:`~clarity_se.models.crced.fold_batch_norms`) and, in the hearing-aid
+One graph per model, ``crced.onnx``, one frame per call (:class:`FrameStep`); the batch norms
+are folded into the convolutions first (:func:`~clarity_se.models.crced.fold_batch_norms`),
+every convolution is exported as a height-1 2-D convolution (which onnxruntime runs in its
+blocked NCHWc layout, faster at this size than its 1-D ``im2col`` path) and, in the hearing-aid
 variant, the full-band output layer becomes one matrix product (:class:`DenseConv1d`), so the
 graph is convolutions, ReLUs, a sigmoid and (hearing-aid variant) three small matrix products:
 
 * hearing-aid variant (:class:`~clarity_se.models.crced.CRCEDHearingAid`):
-  ``mags [batch, 5, n_bins]`` (STFT magnitudes of the five derived signals),
-  ``context_in [batch, 7, 5, n_bands]`` -> ``mask [batch, 2, n_bins]`` (left, right),
-  ``context_out``;
-* published (:class:`~clarity_se.models.crced.CRCED`): ``mags [batch, n_bins]``,
-  ``context_in [batch, 7, n_bins]`` -> ``mask [batch, n_bins]``, ``context_out``.
+  ``mags [batch, 5, 1, n_bins]`` (STFT magnitudes of the five derived signals),
+  ``context_in [batch, 35, 1, n_bands]`` -> ``mask [2 batch, n_bins]`` (rows left, right of
+  each batch item), ``context_out``;
+* published (:class:`~clarity_se.models.crced.CRCED`): ``mags [batch, 1, 1, n_bins]``,
+  ``context_in [batch, 7, 1, n_bins]`` -> ``mask [batch, n_bins]``, ``context_out``.
 
-The context is the log features of the 7 previous frames (oldest first); a new signal starts
-from :meth:`initial_state` values (the log of the epsilon: silence). ``batch`` is dynamic.
-Framing, FFTs and overlap-add stay outside, in numpy (:class:`OnnxCRCEDStreamer`), as in
-:mod:`clarity_se.models.dtln_onnx`; ``crced_onnx.json`` records the model name and constructor
-arguments. The runner equals the PyTorch model within 1e-4 (``tests/models/test_crced.py``).
+The context is the log features of the 7 previous frames (oldest first; per frame the 5
+signals' bands in the hearing-aid variant); a new signal starts from :meth:`initial_state`
+values (the log of the epsilon: silence). ``batch`` is dynamic. Framing, FFTs and overlap-add
+stay outside, in numpy (:class:`OnnxCRCEDStreamer`, on the framing of
+:class:`~clarity_se.models.onnx_stream.OnnxFrameStreamer` shared with
+:mod:`clarity_se.models.dtln_onnx`); ``crced_onnx.json`` records the model name and
+constructor arguments. The runner equals the PyTorch model within 1e-4
+(``tests/models/test_crced.py``).
 """
 
 from __future__ import annotations
@@ -109,20 +114,26 @@ def _height1(conv: nn.Conv1d) -> nn.Conv2d:
 class FrameStep(nn.Module):
     """``(mags, context_in) -> (mask, context_out)`` of a folded CR-CED model: the exported graph.
 
-    The function of the model's ``mask_step`` (one frame) with the tensors laid out for
-    onnxruntime: every :class:`~torch.nn.Conv1d` of the network as a height-1
-    :class:`~torch.nn.Conv2d` (``[N, C, 1, n]``, kernel ``(1, width)``), which onnxruntime's
-    blocked-layout (NCHWc) convolutions take, and the context kept with the signals and frames
-    in one channel axis, so that the new frame's features are concatenated to it without
-    reshapes: ``[batch, (context - 1) c, 1, n]`` (frames oldest first, ``c`` signals per frame,
-    ``n`` bands or bins; the order of ``mask_step``'s ``[batch, context - 1, c, n]``).
+    The function of the model's ``mask_step`` (one frame; equal within float32 rounding) with
+    the tensors laid out for onnxruntime:
+
+    * every :class:`~torch.nn.Conv1d` of the network as a height-1 :class:`~torch.nn.Conv2d`
+      (``[N, C, 1, n]``, kernel ``(1, width)``), which onnxruntime's blocked-layout (NCHWc)
+      convolutions take;
+    * the context kept with the signals and frames in one channel axis, so that the new
+      frame's features are concatenated to it without reshapes: ``[batch, (context - 1) c, 1,
+      n]`` (frames oldest first, ``c`` signals per frame, ``n`` bands or bins; the order of
+      ``mask_step``'s ``[batch, context - 1, c, n]``);
+    * hearing-aid variant: the output layer as :class:`DenseConv1d`, and the floored band
+      mask interpolated to the bins, ``(f + (1 - f) s) I`` (floor ``f``, sigmoid ``s``,
+      triangles ``I``), as one matrix product plus bias, ``s ((1 - f) I) + f 1^T I``, on the
+      rows ``[batch 2, n_bands]`` (left and right of each batch item).
 
     Parameters
     ----------
     model : CRCED or CRCEDHearingAid
         A model after :func:`~clarity_se.models.crced.fold_batch_norms` (eval mode). The
-        hearing-aid variant's output layer becomes a :class:`DenseConv1d`, the published one's
-        a height-1 convolution.
+        published model's output layer stays a (height-1) convolution.
     """
 
     def __init__(self, model: CRCED | CRCEDHearingAid) -> None:
@@ -150,8 +161,7 @@ class FrameStep(nn.Module):
     def forward(self, mags: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
         """``mags [batch, c, 1, n_bins]``, ``context [batch, (context - 1) c, 1, n]`` -> ``mask``
         (``[batch 2, n_bins]``, rows left and right per batch item, hearing-aid variant;
-        ``[batch, n_bins]`` published) and the
-        next context."""
+        ``[batch, n_bins]`` published) and the next context."""
         if self.hearing_aid:
             feats = torch.log(mags.square() @ self.pool + self.power_eps)
             if self.frame_norm:
@@ -179,7 +189,8 @@ class FrameStep(nn.Module):
 def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str, Path]:
     """Fold the batch norms and write ``crced.onnx`` and ``crced_onnx.json`` to ``out_dir``.
 
-    The hearing-aid variant's output layer is exported as :class:`DenseConv1d` (same function).
+    The graph is :class:`FrameStep` of the folded model (same function as the model's
+    ``mask_step`` within float32 rounding).
 
     Parameters
     ----------
@@ -224,7 +235,7 @@ def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str
 
 
 class OnnxCRCEDStreamer(OnnxFrameStreamer):
-    """Frame-by-frame CR-CED with onnxruntime (scipy FFTs, one session, explicit context).
+    """Frame-by-frame CR-CED with onnxruntime (pocketfft FFTs, one session, explicit context).
 
     Parameters
     ----------
@@ -243,7 +254,9 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
     ``onnxruntime.IOBinding`` on preallocated arrays: the magnitudes are written into the bound
     input, the mask comes back in a bound output, and the context alternates between two bound
     arrays (two bindings, one reading the first and writing the second, one the reverse), so
-    no array is allocated or copied around the call. Memory: the input ring of
+    no array is allocated or copied around the call; the FFTs run as
+    :func:`~clarity_se.models.onnx_stream.rfft_plan` / ``irfft_plan`` on preallocated arrays,
+    ``[time, signals]`` as the framing. Memory: the input ring of
     :class:`~clarity_se.models.onnx_stream.OnnxFrameStreamer`, the context, ``S - R`` output
     samples per output signal.
 

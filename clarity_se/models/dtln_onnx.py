@@ -134,7 +134,7 @@ def export_onnx(model: DTLN | DTLNHearingAid, out_dir: str | Path) -> dict[str, 
 
 
 class OnnxDTLNStreamer(OnnxFrameStreamer):
-    """Frame-by-frame DTLN with onnxruntime (numpy FFTs, two sessions, explicit states).
+    """Frame-by-frame DTLN with onnxruntime (pocketfft FFTs, two sessions, explicit states).
 
     Parameters
     ----------

@@ -181,8 +181,9 @@ class OnnxFrameStreamer:
     moves to the front, once per ``RING_HOPS`` hops. The overlap-add keeps the partial sums of
     the next ``S - R`` output samples: a hop's output is the first ``R`` samples of the new
     segment plus the oldest ``R`` partial sums. The output is returned as the transpose of
-    the ``[time, signals]`` array. Memory: the ring, the model state, ``S - R`` output samples
-    per output signal.
+    the ``[time, signals]`` array. A block of exactly one hop that completes a frame (streaming
+    hop by hop) takes a path without the block loop. Memory: the ring, the model state,
+    ``S - R`` output samples per output signal.
     """
 
     K: int

@@ -228,7 +228,7 @@ def test_onnx_export_matches_pytorch_frame_by_frame(cls, ha_model, model, tmp_pa
     for sizes in ([333], odd, [333]):  # after flush, a new signal starts from a fresh context
         edges = np.cumsum([0, *(sizes * (x.shape[1] // sum(sizes) + 1))])
         edges = [int(e) for e in edges[edges < x.shape[1]]] + [x.shape[1]]
-        pieces = [runner.process(x[:, a:b]) for a, b in zip(edges[:-1], edges[1:])]
+        pieces = [runner.process(x[:, a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
         assert all(p.shape[0] == ref.shape[0] for p in pieces)
         got = np.concatenate([*pieces, runner.flush()], axis=1)
         assert got.shape == tuple(ref.shape)
