@@ -20,7 +20,10 @@ Writes ``--out`` (default ``results/benchmarks/enhancer_quality.json``) with per
 and paired differences to pass-through (mean, 95 % t-interval, scenes/pairs improved, worst
 pair) -- one leaderboard over the same scenes -- for all scenes and, where the scene metadata
 say so (held-out sets of ``clarity-se demo-data --acoustic-model``), separately for scenes
-whose target is in front and to the side. ``--root`` may point at such a pre-rendered set.
+whose target is in front and to the side, with how often the do-no-harm rule fired
+(``guard_fired_share``: mean share of 10 ms blocks; ``guard_fired_scenes``: scenes where it
+fired at all; from the ``guard_fired`` field of the enhance journal). ``--root`` may point at
+such a pre-rendered set.
 
     .venv/bin/python benchmarks/bench_enhancer_quality.py [--systems convtasnet dtln]
         [--dev-scenes 12] [--seed 1] [--rng fast] [--no-evaluate]
@@ -121,6 +124,21 @@ def scene_si_sdr(exp: Path, scenes: dict, scenes_folder: Path) -> dict[str, dict
     return values
 
 
+def guard_fired(exp: Path) -> dict[str, float]:
+    """Per scene: share of 10 ms blocks in which the do-no-harm rule fired (mean over the
+    passes), from the ``guard_fired`` field of ``enhance_manifest.jsonl``; empty if the
+    enhancer has no such rule."""
+    path = exp / "enhance_manifest.jsonl"
+    out: dict[str, float] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if record.get("guard_fired"):
+            out[record["scene"]] = float(np.mean(list(record["guard_fired"].values())))
+    return out
+
+
 def main() -> int:
     """Run the quality benchmark and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -184,6 +202,7 @@ def main() -> int:
         "systems": {},
     }
     per_scene: dict[str, dict] = {}
+    fired_by_system: dict[str, dict[str, float]] = {}
     scores: dict[str, pd.DataFrame] = {}
     for system in systems:
         exp = root / f"exp_{system.replace('/', '_')}"
@@ -198,6 +217,7 @@ def main() -> int:
         )  # fmt: skip
         entry: dict = {"enhance_s": time.perf_counter() - t0}
         per_scene[system] = scene_si_sdr(exp, scenes, scenes_folder)
+        fired_by_system[system] = guard_fired(exp)
         for key, values in per_scene[system].items():
             entry[f"si_sdr_{key}_db"] = float(np.mean(list(values.values())))
         if not args.no_evaluate:
@@ -226,6 +246,11 @@ def main() -> int:
             if not members:
                 continue
             paired: dict = {"scenes": len(members)}
+            fired = fired_by_system[system]
+            if fired:  # do-no-harm rule: mean share of blocks, scenes where it fired at all
+                shares = [fired[s] for s in members if s in fired]
+                paired["guard_fired_share"] = float(np.mean(shares))
+                paired["guard_fired_scenes"] = int(sum(v > 0 for v in shares))
             for key in ("target_CH1", "anechoic"):
                 delta = np.array([per_scene[system][key][s] - per_scene[BASELINE][key][s]
                                   for s in scenes if s in members])  # fmt: skip

@@ -112,6 +112,9 @@ GOLDEN_PCM_LSB = 1
 #: Block-by-block output against whole-signal output (float32 models, different reduction
 #: orders): the project's streaming contract.
 STREAM_TOL = 1e-5
+#: The same float32 function computed in one process by two layouts of the same weights (e.g. a
+#: mask layer widened from one source to two: other GEMM blocking, other summation order).
+REORDER_TOL = 1e-5
 
 
 def assert_golden(actual, expected, tol: float, *, absolute: bool = False, err_msg: str = ""):

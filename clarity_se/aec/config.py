@@ -110,6 +110,10 @@ class AECEvaluateConfig:
     erle_skip_s: float = 0.0
     #: score only the first N clips (0 = all)
     max_clips: int = 0
+    #: also score the oracle canceller, mic minus the true echo (synthetic clips with
+    #: echo_signal): every echo removed, the near-end speech and noise untouched (columns
+    #: ``oracle_<metric>``); an upper bound for any canceller
+    oracle: bool = False
 
 
 @dataclass

@@ -14,9 +14,8 @@ is that canceller's own (320-sample square-root Hann frames every 160 samples, t
 / 10 ms framing; :meth:`~clarity_se.models.res_unet.RESUNet.frame_synchronous`): the suppressor
 masks the canceller's output frames before their synthesis, so the chain adds no latency (319
 samples, the canceller's). Its features come from those frames, not from a re-analysis of the
-synthesised output (the two differ by the STFT's overlap: 0.8 dB median in log power on a
-test clip), so such a suppressor is trained on the same frames
-(:func:`clarity_se.training.res.canceller_outputs` with ``spectra=True``).
+synthesised output (the two differ by the STFT's overlap-add), so such a suppressor is trained
+on the same frames (:func:`clarity_se.training.res.canceller_outputs` with ``spectra=True``).
 
 Weights: ``aec.res_checkpoint``, or when empty the packaged
 ``clarity_se/assets/checkpoints/res_unet_<aec.name>.pt`` if there is one (``deep_adaptive``:

@@ -548,6 +548,46 @@ class MultichannelConvTasNet(nn.Module):
         decoded, _ = self.separate_frames(padded, None)
         return decoded[..., lead : lead + n_time]
 
+    def adapt_state_dict(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Weights of a ``n_src = 1`` checkpoint as the start of this ``n_src = 2`` model.
+
+        Source 0 (the target) keeps the checkpoint's masks; source 1 (the residual) gets the
+        negated mask logits, so that with sigmoid masks it starts as the complement
+        ``1 - m``: the two outputs then add up to the front-microphone signals through the
+        shared linear decoder, the state a uPIT fine-tune (target + residual) starts from.
+        Other weights are unchanged; a ``state_dict`` that already matches is returned as is.
+
+        Parameters
+        ----------
+        state_dict : dict of str to Tensor
+            ``state_dict()`` of a model with the same arguments except ``n_src``.
+
+        Returns
+        -------
+        dict of str to Tensor
+            A new dict (the input is not modified).
+
+        Raises
+        ------
+        ValueError
+            The checkpoint is not ``n_src = 1`` while this model is ``n_src = 2`` with
+            sigmoid masks (nothing else has a complement).
+        """
+        key_w, key_b = "separator.mask_conv.weight", "separator.mask_conv.bias"
+        own = self.state_dict()[key_w].shape[0]
+        theirs = state_dict[key_w].shape[0] if key_w in state_dict else own
+        if theirs == own:
+            return state_dict
+        if not (self.n_src == 2 and theirs * 2 == own and self.hparams["mask_act"] == "sigmoid"):
+            raise ValueError(
+                f"mask layer of {theirs // (2 * self.hparams['n_filters'])} source(s) cannot "
+                f"start a model of n_src={self.n_src} (only 1 -> 2 with sigmoid masks)"
+            )
+        out = dict(state_dict)
+        out[key_w] = torch.cat([state_dict[key_w], -state_dict[key_w]])
+        out[key_b] = torch.cat([state_dict[key_b], -state_dict[key_b]])
+        return out
+
     def extra_repr(self) -> str:
         """Summary of the paper letters (N, L, B, H, P, X, R) for ``print(model)``."""
         return ", ".join(f"{k}={v}" for k, v in self.hparams.items())

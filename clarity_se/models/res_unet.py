@@ -29,7 +29,8 @@ The contracting path sees the whole 32-frame window; the expanding path rebuilds
 frame (each expanding unit reads the last frame of its skip connection), which is all the
 output uses. 129,801 trainable parameters (pinned in ``tests/models/test_res_unet.py``; the
 paper: "136 thousand"); 5.1 M multiply-accumulates per frame (convolutions, counted by
-``torch.utils.flop_counter`` on one window), 1.3 GMAC per second of audio at the 64-sample hop.
+``torch.utils.flop_counter`` on one window; pinned in the same test file), 1.3 GMAC per second
+of audio at the 64-sample hop.
 
 Framing: the low-delay STFT of :mod:`clarity_se.dsp.lowdelay_stft` with a 320-sample analysis
 window (20 ms at 16 kHz, 161 bins, as the paper), a 64-sample hop and a 128-sample synthesis

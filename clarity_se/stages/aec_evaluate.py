@@ -22,7 +22,9 @@ aecmos_deg     AECMOS other-degradation MOS                     all
 ``EXP/aec_scores.csv`` has one row per clip (``id``, ``talk_type``, ``system``, clip metadata;
 ``system`` is :func:`clarity_se.aec.config.system_label`, e.g. ``pbfdaf+res_unet@0.5``)
 with the system's metrics, the reference's as ``<reference>_<metric>`` and the unprocessed
-microphone's as ``input_<metric>`` side by side (empty where a metric does not apply). For clips
+microphone's as ``input_<metric>`` side by side (empty where a metric does not apply); with
+``evaluate.oracle=true`` also the oracle canceller's, the microphone minus the true echo
+(synthetic clips), as ``oracle_<metric>``: the scores of perfect echo removal. For clips
 with an echo-path change, ERLE over time (100 ms frames, 50 ms hop; the echo and residual
 measured without the near-end speech when it is known) goes to ``EXP/aec_erle_time.csv``
 (``id, system, time_s, erle_db``). Each finished clip is appended to the journal
@@ -54,6 +56,7 @@ METRICS = ("erle_db", "pesq_wb", "si_sdr_db", "dsml_db", "resl_db", "aecmos_echo
 META_COLUMNS = ("id", "talk_type", "system", "layout", "split", "ser_db", "is_farend_nonlinear",
                 "echo_path", "is_echo_path_change", "echo_path_change_s")
 INPUT = "input"
+ORACLE = "oracle"
 
 
 def score_output(audio, output: np.ndarray, talk_type: str, *, pesq: bool = True,
@@ -123,6 +126,8 @@ def write_tables(exp: Path, records: list[dict], reference: str) -> tuple[Path, 
 
     prefixes = [("", "system")] + ([(f"{reference}_", reference)] if reference else []) + [
         (f"{INPUT}_", INPUT)]
+    if any(ORACLE in rec["scores"] for rec in records):
+        prefixes.append((f"{ORACLE}_", ORACLE))
     header = list(META_COLUMNS) + [p + m for p, _ in prefixes for m in METRICS]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -153,6 +158,8 @@ def write_tables(exp: Path, records: list[dict], reference: str) -> tuple[Path, 
 def summary(records: list[dict], reference: str) -> str:
     """Mean of each metric per talk type and system, as a text table."""
     keys = ["system"] + ([reference] if reference else []) + [INPUT]
+    if any(ORACLE in rec["scores"] for rec in records):
+        keys.append(ORACLE)
     names = {"system": records[0]["system"] if records else "system"}
     lines = [f"{'talk':4s} {'n':>3s} {'system':14s} " + " ".join(f"{m:>11s}" for m in METRICS)]
     for talk in ("st", "dt", "nst"):
@@ -240,6 +247,8 @@ def run_aec_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
                     raise ValueError(f"{enhanced_path(exp.folder, clip)}: num_samples is "
                                      f"{system_out.size}, mic has {audio.mic.size}")
                 outputs = {"system": system_out, INPUT: audio.mic}
+                if cfg.evaluate.oracle and audio.echo is not None:
+                    outputs[ORACLE] = audio.mic - audio.echo
                 if reference is not None:
                     cached = exp.folder / "reference_signals" / reference_name / clip.enhanced_name
                     if cached.is_file():

@@ -390,8 +390,11 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
         init_path = Path(cfg.train.init_from)
         payload = read_checkpoint(init_path)
         try:
-            model.load_state_dict(payload["state_dict"])
-        except RuntimeError as exc:
+            state = payload["state_dict"]
+            if hasattr(model, "adapt_state_dict"):  # e.g. Conv-TasNet n_src 1 -> 2
+                state = model.adapt_state_dict(state)
+            model.load_state_dict(state)
+        except (RuntimeError, ValueError) as exc:
             raise ValueError(f"{init_path}: does not match model.* of the config ({exc})") from None
         logger.info("fine-tuning from the weights of %s", init_path)
     net: nn.Module = model

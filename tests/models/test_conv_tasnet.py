@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from conftest import REORDER_TOL
 
 from clarity_se.models import MODELS, build_model
 from clarity_se.models.checkpoint import load_model, read_checkpoint, save_checkpoint
@@ -95,3 +96,28 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="bad.pt"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_n_src_1_weights_start_a_target_plus_residual_model():
+    torch.manual_seed(0)
+    small = dict(n_filters=16, kernel_size=16, bn_chan=8, hid_chan=16, skip_chan=8,
+                 n_blocks=2, n_repeats=1)  # fmt: skip
+    one = MultichannelConvTasNet(n_src=1, **small).eval()
+    two = MultichannelConvTasNet(n_src=2, **small).eval()
+    two.load_state_dict(two.adapt_state_dict(one.state_dict()))
+    # all-ones masks: what target + residual must add up to when the masks are complements
+    ones = MultichannelConvTasNet(n_src=1, **small).eval()
+    state = dict(one.state_dict())
+    state["separator.mask_conv.weight"] = torch.zeros_like(state["separator.mask_conv.weight"])
+    state["separator.mask_conv.bias"] = torch.full_like(state["separator.mask_conv.bias"], 40.0)
+    ones.load_state_dict(state)
+    x = torch.randn(2, 6, 1000)
+    with torch.no_grad():
+        est, ref, full = two(x), one(x), ones(x)
+    assert est.shape == (2, 2, 2, 1000)
+    # same weights; a wider mask layer may round differently (other GEMM blocking)
+    torch.testing.assert_close(est[:, :1], ref, rtol=0, atol=REORDER_TOL)
+    torch.testing.assert_close(est.sum(dim=1), full[:, 0], rtol=0, atol=REORDER_TOL)
+    assert two.adapt_state_dict(two.state_dict()) is not None  # a match passes unchanged
+    with pytest.raises(ValueError, match="n_src=3"):
+        MultichannelConvTasNet(n_src=3, **small).adapt_state_dict(one.state_dict())

@@ -33,6 +33,18 @@ def test_parameter_count_is_pinned():
     assert build_model("res_unet").hparams == model.hparams
 
 
+def test_multiply_accumulates_per_frame_are_pinned():
+    # the docstring's "5.1 M multiply-accumulates per frame": FLOPs of the matrix products and
+    # convolutions of one window, as counted by torch, halved (a count, not a float result)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = RESUNet().eval()
+    window = torch.zeros(1, 2, model.context, model.stft.win_length // 2 + 1)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.window_mask(window, torch.tensor([0.5]))
+    assert counter.get_total_flops() // 2 == 5_131_680
+
+
 def test_latency_is_127_samples():
     model = _model()
     assert model.latency_samples == 127

@@ -142,6 +142,29 @@ def test_aec_evaluate_scores_side_by_side(synthetic, tmp_path):
     assert len(_rows(exp / "aec_scores.csv")) == 5
 
 
+def test_oracle_canceller_is_scored_on_request(synthetic, tmp_path):
+    exp = tmp_path / "exp"
+    common = [f"path.root={synthetic}", f"path.exp_folder={exp}", "aec.name=nlms"]
+    assert cli_main(["aec", *common]) == 0
+    quick = ["evaluate.aecmos=false", 'evaluate.reference_system=""']
+    assert cli_main(["aec-evaluate", *common, *quick]) == 0
+    assert not any(k.startswith("oracle_") for k in _rows(exp / "aec_scores.csv")[0])
+    # a changed option rescoring every clip, the oracle (mic minus the true echo) beside
+    assert cli_main(["aec-evaluate", *common, *quick, "evaluate.oracle=true"]) == 0
+    rows = _rows(exp / "aec_scores.csv")
+    assert len(rows) == 6
+    for r in rows:
+        if r["talk_type"] == "dt":  # echo gone, near end kept: better than the mic and nlms
+            assert float(r["oracle_resl_db"]) > float(r["resl_db"])
+            assert float(r["oracle_si_sdr_db"]) > max(float(r["si_sdr_db"]),
+                                                      float(r["input_si_sdr_db"]))  # fmt: skip
+        if r["talk_type"] == "st":  # nothing but near-end noise is left: ERLE infinite
+            # (an empty cell) without noise
+            assert r["oracle_erle_db"] == "" or float(r["oracle_erle_db"]) > float(r["erle_db"])
+    long = read_aec_scores([exp / "aec_scores.csv"])
+    assert "oracle" in set(long["system"])
+
+
 def test_real_layout_names_and_scores(tmp_path):
     root = tmp_path / "real" / "clean"
     rng = np.random.default_rng(0)

@@ -101,6 +101,16 @@ def test_convtasnet_checkpoint_whole_and_chunked(dataset, tmp_path):
         assert sr == 44100 and outs[chunk].shape == (N_TIME, 2)
     np.testing.assert_allclose(outs["0"], outs["0.0123"], atol=1e-5)
     assert np.abs(outs["0"]).max() > 0
+    # the journal says how often the do-no-harm rule fell back, per pass, as a share of blocks
+    records = [json.loads(line) for line in (exp / "enhance_manifest.jsonl").open()]
+    assert records
+    for record in records:
+        assert set(record["guard_fired"]) == {"direct", "mirrored"}
+        assert all(0.0 <= v <= 1.0 for v in record["guard_fired"].values())
+    passthrough = tmp_path / "pt"
+    assert _run(root, passthrough) == 0
+    assert all("guard_fired" not in json.loads(line)
+               for line in (passthrough / "enhance_manifest.jsonl").open())  # fmt: skip
     # a missing checkpoint is a config error
     assert (
         _run(

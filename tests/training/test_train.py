@@ -7,6 +7,7 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import REORDER_TOL
 from enhancer_helpers import TINY_MODEL, make_scenes
 from omegaconf import OmegaConf
 
@@ -90,6 +91,19 @@ def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
     )
     with pytest.raises(ValueError, match="last.pt: does not match"):
         train(cfg)
+    # n_src 1 -> 2 (uPIT fine-tune): the target keeps the checkpoint's masks
+    cfg = load_train_config(
+        None,
+        _overrides(
+            data_root, tmp_path / "pit", "train.epochs=0", "model.n_src=2",
+            f"train.init_from={first}/last.pt",
+        ),  # fmt: skip
+    )
+    widened, _ = train(cfg)
+    x = torch.randn(1, 6, 2048)
+    with torch.no_grad():
+        est, ref = widened.eval()(x), trained.eval()(x)
+    torch.testing.assert_close(est[:, :1], ref, rtol=0, atol=REORDER_TOL)
 
 
 def test_training_improves_si_sdr(data_root, tmp_path):
