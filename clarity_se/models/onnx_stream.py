@@ -269,7 +269,7 @@ class OnnxFrameStreamer:
         return out
 
     def _check(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)  # (np.dot is faster on it)
         if x.ndim != 2 or (self.hearing_aid and x.shape[0] != 6):
             derived_signals(x, self.hearing_aid)  # raises the shape error
         if self.ring is None:
@@ -286,7 +286,7 @@ class OnnxFrameStreamer:
         ValueError
             Input of the wrong shape.
         """
-        x = np.asarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=np.float32)  # (np.dot is faster on it)
         ring, end, R = self.ring, self.end, self.R
         if (
             ring is not None and x.shape == self._hop_shape and end + R <= ring.shape[0]
