@@ -22,8 +22,9 @@ pair) -- one leaderboard over the same scenes -- for all scenes and, where the s
 say so (held-out sets of ``clarity-se demo-data --acoustic-model``), separately for scenes
 whose target is in front and to the side, with how often the do-no-harm rule fired
 (``guard_fired_share``: mean share of 10 ms blocks; ``guard_fired_scenes``: scenes where it
-fired at all; from the ``guard_fired`` field of the enhance journal). ``--root`` may point at
-such a pre-rendered set.
+fired at all; from the ``guard_fired`` field of the enhance journal), and the per-pair scores
+(``per_pair``: combined, HASPI, HASQI per ``<scene>_<listener>``) for paired comparisons
+between runs. ``--root`` may point at such a pre-rendered set.
 
     .venv/bin/python benchmarks/bench_enhancer_quality.py [--systems convtasnet dtln]
         [--dev-scenes 12] [--seed 1] [--rng fast] [--no-evaluate]
@@ -239,6 +240,7 @@ def main() -> int:
     groups = {"all": set(scenes), "front": {s for s in scenes if in_front[s]},
               "side": {s for s in scenes if not in_front[s]}}  # fmt: skip
     result["scene_types"] = {k: len(v) for k, v in groups.items()}
+    result["target_in_front"] = in_front
     result["vs_passthrough"] = {}
     for system in systems[1:]:
         by_group: dict = {}
@@ -272,9 +274,17 @@ def main() -> int:
             by_group[group] = paired
         result["vs_passthrough"][system] = by_group
     result["per_scene_si_sdr_db"] = per_scene
+    # per (scene, listener) scores, for paired comparisons between runs of this benchmark
+    result["per_pair"] = {
+        system: {f"{r.scene}_{r.listener}": {m: float(getattr(r, m))
+                                               for m in ("combined", "haspi", "hasqi")}
+                 for r in frame.itertuples()}
+        for system, frame in scores.items()
+    }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "per_scene_si_sdr_db"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items()
+                      if k not in ("per_scene_si_sdr_db", "per_pair")}, indent=2))  # fmt: skip
     return 0
 
 
