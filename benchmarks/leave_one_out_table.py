@@ -14,7 +14,9 @@ leave_one_out.sh`` writes them): ``RUN`` is ``all`` (trained on every acoustic m
    (without minus with) of SI-SDR (official) and combined.
 2. **Runs on one set**: every run scored on a model's held-out scenes when more than the two
    above were (the uPIT comparison: ``no_rostock_brir`` against ``upit_no_rostock_brir``), with
-   the 95 % interval of the combined difference, the pairs improved and the worst pair.
+   the 95 % interval of the combined difference, the pairs improved, the worst pair, and the
+   paired difference of the combined score to the ``no_MODEL`` run (when both JSONs have
+   ``per_pair`` scores).
 
 ``--json`` also writes the rows as JSON (a list of dicts).
 """
@@ -35,8 +37,10 @@ METRICS = (
 )
 
 
-def load(folder: Path) -> dict[tuple[str, str], dict]:
+def load(folder: Path, raw: dict | None = None) -> dict[tuple[str, str], dict]:
     """``{(run, model): vs_passthrough["convtasnet"]}`` of every ``RUN@MODEL.json`` in ``folder``.
+
+    ``raw``, if given, receives the whole JSON of each file under the same keys.
 
     Raises
     ------
@@ -51,7 +55,31 @@ def load(folder: Path) -> dict[tuple[str, str], dict]:
             out[(run, model)] = data["vs_passthrough"]["convtasnet"]
         except KeyError:
             raise ValueError(f"{path}: no vs_passthrough.convtasnet entry") from None
+        if raw is not None:
+            raw[(run, model)] = data
     return out
+
+
+def paired_difference(a: dict, b: dict, kind: str) -> dict | None:
+    """Mean and 95 % t-interval of ``combined`` of run ``a`` minus run ``b`` over the pairs both
+    scored (``per_pair`` of the two JSONs), on the scenes of ``kind`` (front / side); ``None``
+    when either file has no per-pair scores."""
+    import numpy as np
+    from scipy import stats
+
+    pa = a.get("per_pair", {}).get("convtasnet")
+    pb = b.get("per_pair", {}).get("convtasnet")
+    if not pa or not pb:
+        return None
+    front = a.get("target_in_front", {})
+    keys = [k for k in pa if k in pb
+            and front.get(k.rsplit("_", 1)[0], True) == (kind == "front")]  # fmt: skip
+    if len(keys) < 2:
+        return None
+    delta = np.array([pa[k]["combined"] - pb[k]["combined"] for k in keys])
+    half = float(stats.t.ppf(0.975, delta.size - 1) * delta.std(ddof=1) / np.sqrt(delta.size))
+    mean = float(delta.mean())
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(delta.size)}
 
 
 def _mean(entry: dict, key: str) -> float:
@@ -84,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    raw: dict = {}
     try:
-        results = load(args.folder)
+        results = load(args.folder, raw)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -111,22 +140,28 @@ def main(argv: list[str] | None = None) -> int:
         runs = sorted(run for (run, m) in results if m == model)
         if len(runs) <= 2:
             continue
-        print(f"\nRuns on the {model} held-out scenes:\n")
+        base = f"no_{model}"
+        print(f"\nRuns on the {model} held-out scenes (differences to pass-through; last "
+              f"column: combined minus {base}'s, paired):\n")
         print("| run | scenes | SI-SDR off. (dB) | SI-SDR CH1 (dB) | HASPI | HASQI | combined "
-              "[95 % CI] | pairs better | worst pair |")
-        print("|---|---|---|---|---|---|---|---|---|")
+              f"[95 % CI] | pairs better | worst pair | vs {base} [95 % CI] |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for run in runs:
             for kind, v in results[(run, model)].items():
                 if kind == "all":
                     continue
                 c = v["combined_improvement"]
+                diff = (paired_difference(raw[(run, model)], raw[(base, model)], kind)
+                        if run != base and (base, model) in raw else None)  # fmt: skip
+                vs = ("-" if diff is None else
+                      f"{diff['mean']:+.4f} [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}]")
                 print(f"| {run} | {kind} ({v['scenes']}) "
                       f"| {_mean(v, METRICS[0][0]):+.2f} | {_mean(v, METRICS[1][0]):+.2f} "
                       f"| {_mean(v, 'haspi_improvement'):+.4f} "
                       f"| {_mean(v, 'hasqi_improvement'):+.4f} "
                       f"| {c['mean']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] "
                       f"| {v['combined_improved_pairs']}/{v['pairs']} "
-                      f"| {v['combined_worst_pair_delta']:+.4f} |")
+                      f"| {v['combined_worst_pair_delta']:+.4f} | {vs} |")
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

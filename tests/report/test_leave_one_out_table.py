@@ -24,7 +24,11 @@ def _entry(sdr: float, combined: float) -> dict:
         "combined_improved_pairs": 4,
         "combined_worst_pair_delta": -0.02,
     }
-    return {"vs_passthrough": {"convtasnet": {"all": group, "front": group, "side": group}}}
+    per_pair = {f"S{i}_L1": {"combined": combined + 0.01 * i, "haspi": 0.0, "hasqi": 0.0}
+                for i in range(4)}  # fmt: skip
+    return {"vs_passthrough": {"convtasnet": {"all": group, "front": group, "side": group}},
+            "per_pair": {"convtasnet": per_pair},
+            "target_in_front": {"S0": True, "S1": True, "S2": False, "S3": False}}  # fmt: skip
 
 
 def _run(folder, *extra):
@@ -44,7 +48,12 @@ def test_table_gap_and_runs(tmp_path):
     front = next(line for line in lines if line.startswith("| kemar_ism | front"))
     assert front.rstrip().endswith("| -2.00 | -0.0400 |")  # without minus with
     assert "+3.00 / +1.00" in front
-    assert any(line.startswith("| upit_no_kemar_ism | side (2)") for line in lines)
+    upit = [line for line in lines if line.startswith("| upit_no_kemar_ism |")]
+    assert len(upit) == 2 and upit[1].startswith("| upit_no_kemar_ism | side (2)")
+    # paired against no_kemar_ism: 0.02 - 0.01 on every pair, an interval of zero width
+    assert upit[0].rstrip().endswith("| +0.0100 [+0.0100, +0.0100] |")
+    base = next(line for line in lines if line.startswith("| no_kemar_ism | front"))
+    assert base.rstrip().endswith("| - |")
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert [(r["model"], r["scenes"]) for r in rows] == [
         ("kemar_ism", "front"),
