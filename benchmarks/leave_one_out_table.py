@@ -15,8 +15,8 @@ leave_one_out.sh`` writes them): ``RUN`` is ``all`` (trained on every acoustic m
 2. **Runs on one set**: every run scored on a model's held-out scenes when more than the two
    above were (the uPIT comparison: ``no_rostock_brir`` against ``upit_no_rostock_brir``), with
    the 95 % interval of the combined difference, the pairs improved, the worst pair, and the
-   paired difference of the combined score to the ``no_MODEL`` run (when both JSONs have
-   ``per_pair`` scores).
+   paired differences to the ``no_MODEL`` run of the combined score (per pair, when both JSONs
+   have ``per_pair`` scores) and of SI-SDR against the official reference (per scene).
 
 ``--json`` also writes the rows as JSON (a list of dicts).
 """
@@ -60,23 +60,36 @@ def load(folder: Path, raw: dict | None = None) -> dict[tuple[str, str], dict]:
     return out
 
 
-def paired_difference(a: dict, b: dict, kind: str) -> dict | None:
-    """Mean and 95 % t-interval of ``combined`` of run ``a`` minus run ``b`` over the pairs both
-    scored (``per_pair`` of the two JSONs), on the scenes of ``kind`` (front / side); ``None``
-    when either file has no per-pair scores."""
+def paired_difference(a: dict, b: dict, kind: str, metric: str = "combined") -> dict | None:
+    """Mean and 95 % t-interval of run ``a`` minus run ``b`` on the scenes of ``kind`` (front /
+    side), paired.
+
+    ``metric="combined"``: over the (scene, listener) pairs both scored (``per_pair`` of the
+    two JSONs); ``metric="anechoic"``: SI-SDR against the official reference, dB, over the
+    scenes (``per_scene_si_sdr_db``). ``None`` when either file lacks those values or fewer
+    than two remain.
+    """
     import numpy as np
     from scipy import stats
 
-    pa = a.get("per_pair", {}).get("convtasnet")
-    pb = b.get("per_pair", {}).get("convtasnet")
-    if not pa or not pb:
-        return None
     front = a.get("target_in_front", {})
-    keys = [k for k in pa if k in pb
-            and front.get(k.rsplit("_", 1)[0], True) == (kind == "front")]  # fmt: skip
-    if len(keys) < 2:
+    if metric == "combined":
+        pa = a.get("per_pair", {}).get("convtasnet")
+        pb = b.get("per_pair", {}).get("convtasnet")
+        if not pa or not pb:
+            return None
+        keys = [k for k in pa if k in pb
+                and front.get(k.rsplit("_", 1)[0], True) == (kind == "front")]  # fmt: skip
+        values = [pa[k]["combined"] - pb[k]["combined"] for k in keys]
+    else:
+        sa = a.get("per_scene_si_sdr_db", {}).get("convtasnet", {}).get(metric)
+        sb = b.get("per_scene_si_sdr_db", {}).get("convtasnet", {}).get(metric)
+        if not sa or not sb or not front:
+            return None
+        values = [sa[k] - sb[k] for k in sa if k in sb and front.get(k) == (kind == "front")]
+    if len(values) < 2:
         return None
-    delta = np.array([pa[k]["combined"] - pb[k]["combined"] for k in keys])
+    delta = np.array(values)
     half = float(stats.t.ppf(0.975, delta.size - 1) * delta.std(ddof=1) / np.sqrt(delta.size))
     mean = float(delta.mean())
     return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": int(delta.size)}
@@ -144,17 +157,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nRuns on the {model} held-out scenes (differences to pass-through; last "
               f"column: combined minus {base}'s, paired):\n")
         print("| run | scenes | SI-SDR off. (dB) | SI-SDR CH1 (dB) | HASPI | HASQI | combined "
-              f"[95 % CI] | pairs better | worst pair | vs {base} [95 % CI] |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              f"[95 % CI] | pairs better | worst pair | vs {base} [95 % CI] "
+              f"| SI-SDR off. vs {base} [95 % CI] |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for run in runs:
             for kind, v in results[(run, model)].items():
                 if kind == "all":
                     continue
                 c = v["combined_improvement"]
-                diff = (paired_difference(raw[(run, model)], raw[(base, model)], kind)
-                        if run != base and (base, model) in raw else None)  # fmt: skip
-                vs = ("-" if diff is None else
-                      f"{diff['mean']:+.4f} [{diff['ci_low']:+.4f}, {diff['ci_high']:+.4f}]")
+                cells = []
+                for metric, fmt in (("combined", "+.4f"), ("anechoic", "+.2f")):
+                    diff = (paired_difference(raw[(run, model)], raw[(base, model)], kind, metric)
+                            if run != base and (base, model) in raw else None)  # fmt: skip
+                    cells.append("-" if diff is None else f"{diff['mean']:{fmt}} "
+                                 f"[{diff['ci_low']:{fmt}}, {diff['ci_high']:{fmt}}]")
+                vs = " | ".join(cells)
                 print(f"| {run} | {kind} ({v['scenes']}) "
                       f"| {_mean(v, METRICS[0][0]):+.2f} | {_mean(v, METRICS[1][0]):+.2f} "
                       f"| {_mean(v, 'haspi_improvement'):+.4f} "

@@ -28,6 +28,8 @@ def _entry(sdr: float, combined: float) -> dict:
                 for i in range(4)}  # fmt: skip
     return {"vs_passthrough": {"convtasnet": {"all": group, "front": group, "side": group}},
             "per_pair": {"convtasnet": per_pair},
+            "per_scene_si_sdr_db": {"convtasnet": {"anechoic": {
+                f"S{i}": sdr + i for i in range(4)}}},
             "target_in_front": {"S0": True, "S1": True, "S2": False, "S3": False}}  # fmt: skip
 
 
@@ -50,10 +52,11 @@ def test_table_gap_and_runs(tmp_path):
     assert "+3.00 / +1.00" in front
     upit = [line for line in lines if line.startswith("| upit_no_kemar_ism |")]
     assert len(upit) == 2 and upit[1].startswith("| upit_no_kemar_ism | side (2)")
-    # paired against no_kemar_ism: 0.02 - 0.01 on every pair, an interval of zero width
-    assert upit[0].rstrip().endswith("| +0.0100 [+0.0100, +0.0100] |")
+    # paired against no_kemar_ism: 0.02 - 0.01 on every pair and 2.0 - 1.0 dB on every scene,
+    # intervals of zero width
+    assert upit[0].rstrip().endswith("| +0.0100 [+0.0100, +0.0100] | +1.00 [+1.00, +1.00] |")
     base = next(line for line in lines if line.startswith("| no_kemar_ism | front"))
-    assert base.rstrip().endswith("| - |")
+    assert base.rstrip().endswith("| - | - |")
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert [(r["model"], r["scenes"]) for r in rows] == [
         ("kemar_ism", "front"),
