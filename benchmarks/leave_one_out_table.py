@@ -1,6 +1,6 @@
 """Leave-one-acoustic-model-out table and uPIT comparison from ``bench_enhancer_quality.py`` JSONs.
 
-    python benchmarks/leave_one_out_table.py QUALITY_DIR [--json OUT.json]
+    python benchmarks/leave_one_out_table.py QUALITY_DIR [--json OUT.json] [--base RUN]
 
 ``QUALITY_DIR`` holds files ``RUN@MODEL.json`` (``recipes/icassp_2023/convtasnet/
 leave_one_out.sh`` writes them): ``RUN`` is ``all`` (trained on every acoustic model),
@@ -12,11 +12,12 @@ leave_one_out.sh`` writes them): ``RUN`` is ``all`` (trained on every acoustic m
    ``target_CH1`` (dB), HASPI, HASQI and the combined score, for the run trained with that
    model (``all``) and the run trained without it (``no_MODEL``), and the generalisation gap
    (without minus with) of SI-SDR (official) and combined.
-2. **Runs on one set**: every run scored on a model's held-out scenes when more than the two
-   above were (the uPIT comparison: ``no_rostock_brir`` against ``upit_no_rostock_brir``), with
-   the 95 % interval of the combined difference, the pairs improved, the worst pair, and the
-   paired differences to the ``no_MODEL`` run of the combined score (per pair, when both JSONs
-   have ``per_pair`` scores) and of SI-SDR against the official reference (per scene).
+2. **Runs on one set**: every run scored on a model's held-out scenes when other runs than the
+   two above were (the uPIT comparison: ``no_rostock_brir`` against ``upit_no_rostock_brir``),
+   with the 95 % interval of the combined difference, the pairs improved, the worst pair, and
+   the paired differences to the ``no_MODEL`` run (``--base``: another run) of the combined
+   score (per pair, when both JSONs have ``per_pair`` scores) and of SI-SDR against the official
+   reference (per scene).
 
 ``--json`` also writes the rows as JSON (a list of dicts).
 """
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--base", default="no_{model}",
+                        help="run the others are compared with ({model}: the held-out model)")
     args = parser.parse_args(argv)
     raw: dict = {}
     try:
@@ -151,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     models = sorted({m for (_, m) in results})
     for model in models:
         runs = sorted(run for (run, m) in results if m == model)
-        if len(runs) <= 2:
-            continue
-        base = f"no_{model}"
+        base = args.base.format(model=model)
+        if len(runs) < 2 or (len(runs) == 2 and base == f"no_{model}" and "all" in runs):
+            continue  # the leave-one-out table above has them
         print(f"\nRuns on the {model} held-out scenes (differences to pass-through; last "
               f"column: combined minus {base}'s, paired):\n")
         print("| run | scenes | SI-SDR off. (dB) | SI-SDR CH1 (dB) | HASPI | HASQI | combined "
