@@ -139,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = leave_one_out_rows(results)
     names = " | ".join(f"{label} with / without" for _, label in METRICS)
-    print(f"| held-out model | scenes | {names} | gap SI-SDR off. | gap combined |")
-    print("|---|---|" + "---|" * len(METRICS) + "---|---|")
+    if rows:
+        print(f"| held-out model | scenes | {names} | gap SI-SDR off. | gap combined |")
+        print("|---|---|" + "---|" * len(METRICS) + "---|---|")
     for r in rows:
         cells = []
         for key, label in METRICS:
