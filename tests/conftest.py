@@ -115,6 +115,11 @@ STREAM_TOL = 1e-5
 #: The same float32 function computed in one process by two layouts of the same weights (e.g. a
 #: mask layer widened from one source to two: other GEMM blocking, other summation order).
 REORDER_TOL = 1e-5
+#: Whole ``clarity-se evaluate`` scores (float64) of the same pairs computed in other processes
+#: (spawned workers, a killed and resumed run, Dask workers) whose thread counts differ
+#: (``OMP_NUM_THREADS``): reduction order changes the last digits (observed: the 16th
+#: significant digit). Far below any score difference that matters (1e-4).
+PROCESS_SCORE_ABS = 1e-9
 
 
 def assert_golden(actual, expected, tol: float, *, absolute: bool = False, err_msg: str = ""):

@@ -36,28 +36,19 @@ from typing import Any
 
 import numba
 import numpy as np
-from scipy.signal import lfilter
 
 from clarity_se.aec import register_aec
-from clarity_se.aec.adaptive import (
-    FarEndGate,
-    GccPhatDelayEstimator,
-    LeakEstimator,
-    TwoPathSelector,
-    needs_no_realign,
-    regularisation,
-    step_size,
+from clarity_se.aec.adaptive import LeakEstimator, regularisation, step_size
+from clarity_se.aec.two_path import (
+    GCC_HOP,
+    TwoPathCanceller,
+    TwoPathCore,
+    check_common,
+    config_from_options,
 )
-from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput
-from clarity_se.aec.framing import FramedStreamer, SlidingBuffer, process_whole
 
-#: Pre-emphasis of far end and microphone before adaptation (whitens speech; Speex MDF's 0.9).
-PREEMPHASIS = 0.9
 #: Spectra of the step-size control: the last 256 samples (16 ms), Hann-windowed.
 CONTROL_WINDOW = 256
-#: GCC-PHAT microphone frame and update interval, samples.
-GCC_WINDOW = 1024
-GCC_HOP = 512
 
 
 @dataclass(frozen=True)
@@ -98,19 +89,18 @@ class NLMSConfig:
         if GCC_HOP % self.hop or self.hop > CONTROL_WINDOW:
             raise ValueError(f"nlms: hop must divide {GCC_HOP} and be <= {CONTROL_WINDOW}, "
                              f"got {self.hop}")
-        if not 0 <= self.lookahead <= 1024 or self.pre_delay < 0:
-            raise ValueError(f"nlms: need 0 <= lookahead <= 1024 and pre_delay >= 0, got "
-                             f"{self.lookahead}, {self.pre_delay}")
-        if not 0 < self.mu_init <= 1 or not 0 < self.mu_max <= 1:
-            raise ValueError(f"nlms: steps must be in (0, 1], got {self.mu_init}, {self.mu_max}")
-        if not 0 <= self.max_delay <= 16000:
-            raise ValueError(f"nlms: max_delay must be in [0, 16000], got {self.max_delay}")
+        check_common("nlms", self)
 
     @property
     def latency_samples(self) -> int:
         """``hop - 1 + lookahead``: a hop is computed once it and ``lookahead`` far-end
         samples beyond it have arrived."""
         return self.hop - 1 + self.lookahead
+
+    @property
+    def step(self) -> int:
+        """Samples per processing step (``hop``)."""
+        return self.hop
 
 
 @numba.njit(cache=True)
@@ -139,36 +129,22 @@ def _nlms_run(seg, d, wb, wf, mu, delta, adapt, eb, ef):  # pragma: no cover - n
                 wb[j] += g * seg[base - j]
 
 
-class NLMSCore:
-    """State of one clip; driven by :class:`~clarity_se.aec.framing.FramedStreamer`."""
+class NLMSCore(TwoPathCore):
+    """State of one clip (:class:`~clarity_se.aec.two_path.TwoPathCore` with a time-domain
+    filter); driven by :class:`~clarity_se.aec.framing.FramedStreamer`."""
 
     def __init__(self, config: NLMSConfig) -> None:
-        c = self.config = config
-        self.gcc = GccPhatDelayEstimator(GCC_WINDOW, -c.lookahead, c.max_delay + c.pre_delay)
-        self.far = SlidingBuffer(c.taps + c.hop + c.max_delay + 2 * c.lookahead
-                                 + self.gcc.far_length)
-        self.mic = SlidingBuffer(GCC_WINDOW + c.hop)
-        self.t = 0
-        self.d0 = -c.lookahead
+        c = config
+        super().__init__(c, c.hop, c.taps + c.hop + c.max_delay + 2 * c.lookahead, c.taps)
         self.wb = np.zeros(c.taps)
         self.wf = np.zeros(c.taps)
-        self.gate = FarEndGate(c.hop)
         self.leak = LeakEstimator(CONTROL_WINDOW // 2 + 1, c.hop)
         self._eb_hist = np.zeros(CONTROL_WINDOW)
         self._yb_hist = np.zeros(CONTROL_WINDOW)
-        self.selector = TwoPathSelector(c.hop)
         self.far_long_term = 0.0
         self.mu = c.mu_init
         self.adapt = False
-        self.adapted_sum = 0.0
-        self.adapted = False
         self._window = np.hanning(CONTROL_WINDOW + 2)[1:-1]
-        self._mic_last = self._far_last = self._out_b = self._out_f = 0.0
-        self.fg_zero = True
-
-    def prime(self, farend: np.ndarray) -> None:
-        """Receive the first ``lookahead`` far-end samples (before the first block)."""
-        self.far.append(farend)
 
     def _realign(self, d0: int) -> None:
         shift = d0 - self.d0
@@ -183,22 +159,9 @@ class NLMSCore:
             setattr(self, name, moved)
         self.d0 = d0
 
-    def _deemphasis(self, x: np.ndarray, which: str) -> np.ndarray:
-        out = lfilter([1.0], [1.0, -PREEMPHASIS], x, zi=[PREEMPHASIS * getattr(self, which)])[0]
-        setattr(self, which, float(out[-1]))
-        return out
-
-    def _preemphasis(self, x: np.ndarray, which: str) -> np.ndarray:
-        prev = getattr(self, which)
-        out = x - PREEMPHASIS * np.concatenate([[prev], x[:-1]])
-        setattr(self, which, float(x[-1]))
-        return out
-
-    def _hop(self, mic: np.ndarray, far_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _step(self, mic: np.ndarray, far_new: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         c, t, h = self.config, self.t, self.config.hop
-        d = self._preemphasis(mic, "_mic_last")
-        self.far.append(self._preemphasis(far_new, "_far_last"))
-        self.mic.append(d)
+        d = self._input(mic, far_new)
         seg = self.far.get(t - c.taps + 1 - self.d0, t + h - self.d0)
         eb, ef = np.empty(h), np.empty(h)
         delta = regularisation(self.far_long_term, c.taps)
@@ -222,45 +185,10 @@ class NLMSCore:
                 self.adapted_sum += c.mu_init * h / c.taps
                 self.adapted = self.adapted_sum > 4 and leak > 0.03
         self.adapt = active
-        out_b = self._deemphasis(eb, "_out_b")
-        out = self._deemphasis(ef, "_out_f")
-        if self.fg_zero:  # exactly the microphone (no rounding through the emphasis filters)
-            out = mic.copy()
-        decision = self.selector.update(float(np.mean(mic**2)), float(np.mean(out_b**2)),
-                                        float(np.mean(out**2)))
-        if decision == "copy":
-            self.fg_zero = False
-            self.wf = self.wb.copy()
-            self._out_f = self._out_b
-        elif decision == "clear":
-            self.fg_zero = True
-            self.wf[:] = 0.0
-            self._out_f = float(mic[-1])
-        elif decision == "restore":
-            self.wb = self.wf.copy()
-            self._out_b = self._out_f
-        self.t = t + h
-        if c.estimate_delay and active and self.t % GCC_HOP == 0 and self.t >= GCC_WINDOW:
-            g = self.gcc
-            lag = g.update(self.far.get(self.t - g.window - g.max_lag, self.t - g.min_lag),
-                           self.mic.get(self.t - g.window, self.t))
-            if lag is not None and not needs_no_realign(lag, self.d0, c.pre_delay, c.taps):
-                d0 = int(np.clip(lag - c.pre_delay, -c.lookahead, c.max_delay))
-                if d0 != self.d0:
-                    self._realign(d0)
-        return out, mic - out
-
-    def process(self, mic: np.ndarray, farend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whole blocks of ``mic`` and of the far end ``lookahead`` samples ahead ->
-        (output, echo estimate = mic - output), float64 ``[n]``."""
-        h = self.config.hop
-        out, echo = np.empty(mic.size), np.empty(mic.size)
-        for i in range(0, mic.size, h):
-            out[i : i + h], echo[i : i + h] = self._hop(mic[i : i + h], farend[i : i + h])
-        return out, echo
+        return eb, ef, active
 
 
-class NLMS:
+class NLMS(TwoPathCanceller):
     """The ``nlms`` echo canceller: ``(mic, farend) @ 16 kHz -> output, echo estimate``.
 
     Parameters
@@ -278,29 +206,11 @@ class NLMS:
     """
 
     name = "nlms"
-    n_params = 0
-
-    def __init__(self, config: NLMSConfig | None = None) -> None:
-        self.config = config or NLMSConfig()
-        self.latency_samples = self.config.latency_samples
-        self.sample_rate = SAMPLE_RATE
-
-    def streamer(self) -> FramedStreamer:
-        """A fresh frame-by-frame streamer (state of one clip)."""
-        return FramedStreamer(lambda: NLMSCore(self.config), self.config.hop,
-                              self.config.lookahead)
-
-    def __call__(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
-        """Cancel the echo of a whole clip (``[time]`` float, 16 kHz) -> float32 ``[time]``."""
-        return process_whole(self.streamer(), mic, farend)
+    config_class = NLMSConfig
+    core_class = NLMSCore
 
 
 @register_aec("nlms")
 def build(options: Any) -> NLMS:
     """``aec.nlms.*`` -> :class:`NLMS` (``aec.estimate_delay`` switches GCC-PHAT)."""
-    sub = getattr(options, "nlms", None)
-    kwargs = {k: getattr(sub, k) for k in ("taps", "hop", "lookahead", "pre_delay", "mu_max",
-                                            "mu_init", "max_delay")
-              if sub is not None and hasattr(sub, k)}
-    estimate = bool(getattr(options, "estimate_delay", True))
-    return NLMS(NLMSConfig(estimate_delay=estimate, **kwargs))
+    return NLMS(config_from_options(options, "nlms", NLMSConfig))

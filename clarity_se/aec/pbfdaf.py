@@ -43,26 +43,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter
 
 from clarity_se.aec import register_aec
-from clarity_se.aec.adaptive import (
-    FarEndGate,
-    GccPhatDelayEstimator,
-    LeakEstimator,
-    TwoPathSelector,
-    needs_no_realign,
-    regularisation,
-    step_size,
+from clarity_se.aec.adaptive import LeakEstimator, regularisation, step_size
+from clarity_se.aec.two_path import (
+    TwoPathCanceller,
+    TwoPathCore,
+    check_common,
+    config_from_options,
 )
-from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput
-from clarity_se.aec.framing import FramedStreamer, SlidingBuffer, process_whole
-
-#: Pre-emphasis of far end and microphone before adaptation (as in Speex MDF).
-PREEMPHASIS = 0.9
-#: GCC-PHAT analysis: frame length and update interval, samples.
-GCC_WINDOW = 1024
-GCC_HOP = 512
 
 
 @dataclass(frozen=True)
@@ -102,49 +91,34 @@ class PBFDAFConfig:
         if self.block < 8 or self.partitions < 1:
             raise ValueError(f"pbfdaf: block must be >= 8 and partitions >= 1, got "
                              f"{self.block}, {self.partitions}")
-        if not 0 <= self.lookahead <= 1024 or self.pre_delay < 0:
-            raise ValueError(f"pbfdaf: need 0 <= lookahead <= 1024 and pre_delay >= 0, got "
-                             f"{self.lookahead}, {self.pre_delay}")
-        if not 0 < self.mu_init <= 1 or not 0 < self.mu_max <= 1:
-            raise ValueError(f"pbfdaf: steps must be in (0, 1], got {self.mu_init}, "
-                             f"{self.mu_max}")
-        if not 0 <= self.max_delay <= 16000:
-            raise ValueError(f"pbfdaf: max_delay must be in [0, 16000], got {self.max_delay}")
+        check_common("pbfdaf", self)
 
     @property
     def latency_samples(self) -> int:
         """``block - 1 + lookahead``."""
         return self.block - 1 + self.lookahead
 
+    @property
+    def step(self) -> int:
+        """Samples per processing step (``block``)."""
+        return self.block
 
-class PBFDAFCore:
-    """State of one clip (see the module docstring); driven by :class:`FramedStreamer`."""
+
+class PBFDAFCore(TwoPathCore):
+    """State of one clip (see the module docstring; :class:`~clarity_se.aec.two_path.
+    TwoPathCore` with a partitioned frequency-domain filter); driven by
+    :class:`~clarity_se.aec.framing.FramedStreamer`."""
 
     def __init__(self, config: PBFDAFConfig) -> None:
-        c = self.config = config
+        c = config
         n, p = c.block, c.partitions
+        super().__init__(c, n, (p + 2) * n + c.max_delay + c.lookahead + n, p * n)
         self.n_bins = n + 1
-        self.gcc = GccPhatDelayEstimator(GCC_WINDOW, -c.lookahead, c.max_delay + c.pre_delay)
-        self.far = SlidingBuffer((p + 2) * n + c.max_delay + c.lookahead
-                                 + self.gcc.far_length + n)
-        self.mic = SlidingBuffer(GCC_WINDOW + n)
-        self.t = 0
-        self.d0 = -c.lookahead
         self.wb = np.zeros((p, n + 1), dtype=np.complex128)
         self.wf = np.zeros_like(self.wb)
         self.x = np.zeros_like(self.wb)
-        self.gate = FarEndGate(n)
         self.leak = LeakEstimator(n + 1, n)
-        self.selector = TwoPathSelector(n)
         self.norm_long_term = 0.0
-        self.adapted_sum = 0.0
-        self.adapted = False
-        self._mic_last = self._far_last = self._out_b = self._out_f = 0.0
-        self.fg_zero = True
-
-    def prime(self, farend: np.ndarray) -> None:
-        """Receive the first ``lookahead`` far-end samples (before the first block)."""
-        self.far.append(farend)
 
     def _aligned(self, start: int, stop: int) -> np.ndarray:
         return self.far.get(start - self.d0, stop - self.d0)
@@ -168,23 +142,10 @@ class PBFDAFCore:
         for q in range(c.partitions):
             self.x[q] = np.fft.rfft(self._aligned(t - 2 * n - q * n, t - q * n))
 
-    def _deemphasis(self, x: np.ndarray, which: str) -> np.ndarray:
-        out = lfilter([1.0], [1.0, -PREEMPHASIS], x, zi=[PREEMPHASIS * getattr(self, which)])[0]
-        setattr(self, which, float(out[-1]))
-        return out
-
-    def _preemphasis(self, x: np.ndarray, which: str) -> np.ndarray:
-        prev = getattr(self, which)
-        out = x - PREEMPHASIS * np.concatenate([[prev], x[:-1]])
-        setattr(self, which, float(x[-1]))
-        return out
-
-    def _block(self, mic: np.ndarray, far_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _step(self, mic: np.ndarray, far_new: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         c, n = self.config, self.config.block
         t = self.t
-        d = self._preemphasis(mic, "_mic_last")
-        self.far.append(self._preemphasis(far_new, "_far_last"))
-        self.mic.append(d)
+        d = self._input(mic, far_new)
         seg = self._aligned(t - n, t + n)
         self.x = np.roll(self.x, 1, axis=0)
         self.x[0] = np.fft.rfft(seg)
@@ -213,46 +174,10 @@ class PBFDAFCore:
             g = np.fft.irfft(grad, 2 * n, axis=1)
             g[:, n:] = 0.0
             self.wb += np.fft.rfft(g, axis=1)
-        out_b = self._deemphasis(eb, "_out_b")
-        out = self._deemphasis(ef, "_out_f")
-        if self.fg_zero:  # exactly the microphone (no rounding through the emphasis filters)
-            out = mic.copy()
-        decision = self.selector.update(float(np.mean(mic**2)), float(np.mean(out_b**2)),
-                                        float(np.mean(out**2)))
-        if decision == "copy":
-            self.fg_zero = False
-            self.wf = self.wb.copy()
-            self._out_f = self._out_b
-        elif decision == "clear":
-            self.fg_zero = True
-            self.wf[:] = 0.0
-            self._out_f = float(mic[-1])
-        elif decision == "restore":
-            self.wb = self.wf.copy()
-            self._out_b = self._out_f
-        self.t = t + n
-        if c.estimate_delay and active and self.t % GCC_HOP == 0 and self.t >= GCC_WINDOW:
-            g = self.gcc
-            lag = g.update(self.far.get(self.t - g.window - g.max_lag, self.t - g.min_lag),
-                           self.mic.get(self.t - g.window, self.t))
-            if lag is not None and not needs_no_realign(lag, self.d0, c.pre_delay,
-                                                        c.block * c.partitions):
-                d0 = int(np.clip(lag - c.pre_delay, -c.lookahead, c.max_delay))
-                if d0 != self.d0:
-                    self._realign(d0)
-        return out, mic - out
-
-    def process(self, mic: np.ndarray, farend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Whole blocks of ``mic`` and of the far end ``lookahead`` samples ahead ->
-        (output, echo estimate = mic - output), float64 ``[n]``."""
-        n = self.config.block
-        out, echo = np.empty(mic.size), np.empty(mic.size)
-        for i in range(0, mic.size, n):
-            out[i : i + n], echo[i : i + n] = self._block(mic[i : i + n], farend[i : i + n])
-        return out, echo
+        return eb, ef, active
 
 
-class PBFDAF:
+class PBFDAF(TwoPathCanceller):
     """The ``pbfdaf`` echo canceller: ``(mic, farend) @ 16 kHz -> output, echo estimate``.
 
     Parameters
@@ -270,29 +195,11 @@ class PBFDAF:
     """
 
     name = "pbfdaf"
-    n_params = 0
-
-    def __init__(self, config: PBFDAFConfig | None = None) -> None:
-        self.config = config or PBFDAFConfig()
-        self.latency_samples = self.config.latency_samples
-        self.sample_rate = SAMPLE_RATE
-
-    def streamer(self) -> FramedStreamer:
-        """A fresh frame-by-frame streamer (state of one clip)."""
-        return FramedStreamer(lambda: PBFDAFCore(self.config), self.config.block,
-                              self.config.lookahead)
-
-    def __call__(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
-        """Cancel the echo of a whole clip (``[time]`` float, 16 kHz) -> float32 ``[time]``."""
-        return process_whole(self.streamer(), mic, farend)
+    config_class = PBFDAFConfig
+    core_class = PBFDAFCore
 
 
 @register_aec("pbfdaf")
 def build(options: Any) -> PBFDAF:
     """``aec.pbfdaf.*`` -> :class:`PBFDAF` (``aec.estimate_delay`` switches GCC-PHAT)."""
-    sub = getattr(options, "pbfdaf", None)
-    kwargs = {k: getattr(sub, k) for k in ("block", "partitions", "lookahead", "pre_delay",
-                                            "mu_max", "mu_init", "max_delay")
-              if sub is not None and hasattr(sub, k)}
-    estimate = bool(getattr(options, "estimate_delay", True))
-    return PBFDAF(PBFDAFConfig(estimate_delay=estimate, **kwargs))
+    return PBFDAF(config_from_options(options, "pbfdaf", PBFDAFConfig))
