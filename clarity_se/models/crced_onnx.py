@@ -26,7 +26,6 @@ constructor arguments. The runner equals the PyTorch model within 1e-4
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -39,8 +38,10 @@ from clarity_se.models.crced import CRCED, EPS, CRCEDHearingAid, fold_batch_norm
 from clarity_se.models.onnx_stream import (
     OnnxFrameStreamer,
     irfft_plan,
-    ort_session_options,
+    ort_session,
+    read_export_meta,
     rfft_plan,
+    write_export_meta,
 )
 
 META_FILE = "crced_onnx.json"
@@ -227,10 +228,7 @@ def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str
             input_names=["mags", "context_in"], output_names=["mask", "context_out"],
             dynamic_axes=dyn, opset_version=OPSET, dynamo=False,
         )  # fmt: skip
-    from clarity_se.models import model_name
-
-    meta = {"model_name": model_name(model), "model_args": dict(model.hparams), "opset": OPSET}
-    paths["meta"].write_text(json.dumps(meta, indent=1))
+    write_export_meta(paths["meta"], model, OPSET)
     return paths
 
 
@@ -267,14 +265,8 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
     """
 
     def __init__(self, export_dir: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
         folder = Path(export_dir)
-        meta_path = folder / META_FILE
-        if not meta_path.is_file():
-            raise ValueError(f"{folder}: no {META_FILE} (write one with export_onnx)")
-        meta = json.loads(meta_path.read_text())
-        self.model_name, hp = meta["model_name"], meta["model_args"]
+        self.model_name, hp = read_export_meta(folder, META_FILE)
         self.hearing_aid = self.model_name == "crced_ha"
         if self.hearing_aid:
             K, R, S = hp["win_length"], hp["hop_length"], hp["synth_length"]
@@ -295,9 +287,7 @@ class OnnxCRCEDStreamer(OnnxFrameStreamer):
         self.context_shape = ((hp["context"] - 1) * n_signals, 1, n_feat)
         self.K, self.R, self.S = K, R, S
         self.n_bins = K // 2 + 1
-        self.session = ort.InferenceSession(
-            str(folder / MODEL_FILE), ort_session_options(threads),
-            providers=["CPUExecutionProvider"])
+        self.session = ort_session(folder / MODEL_FILE, threads)
         self.reset()
 
     def _init_state(self, n_signals: int, n_outputs: int) -> None:

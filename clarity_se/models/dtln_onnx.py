@@ -22,7 +22,6 @@ The runner produces the same output as the PyTorch model (tested within 1e-4 in
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,14 @@ from torch import Tensor, nn
 
 from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.dtln import DTLN, DTLNHearingAid
-from clarity_se.models.onnx_stream import OnnxFrameStreamer, irfft, ort_session_options, rfft
+from clarity_se.models.onnx_stream import (
+    OnnxFrameStreamer,
+    irfft,
+    ort_session,
+    read_export_meta,
+    rfft,
+    write_export_meta,
+)
 
 META_FILE = "dtln_onnx.json"
 OPSET = 17
@@ -125,11 +131,7 @@ def export_onnx(model: DTLN | DTLNHearingAid, out_dir: str | Path) -> dict[str, 
             dynamic_axes={"frame": {0: "batch"}, "segment": {0: "batch"}, **dynamic},
             opset_version=OPSET, dynamo=False,
         )  # fmt: skip
-    from clarity_se.models import model_name
-
-    meta = {"model_name": model_name(model), "model_args": dict(hp), "opset": OPSET}
-    paths["meta"] = out / META_FILE
-    paths["meta"].write_text(json.dumps(meta, indent=1))
+    paths["meta"] = write_export_meta(out / META_FILE, model, OPSET)
     return paths
 
 
@@ -158,14 +160,8 @@ class OnnxDTLNStreamer(OnnxFrameStreamer):
     """
 
     def __init__(self, export_dir: str | Path, threads: int = 1) -> None:
-        import onnxruntime as ort
-
         folder = Path(export_dir)
-        meta_path = folder / META_FILE
-        if not meta_path.is_file():
-            raise ValueError(f"{folder}: no {META_FILE} (write one with export_onnx)")
-        meta = json.loads(meta_path.read_text())
-        self.model_name, hp = meta["model_name"], meta["model_args"]
+        self.model_name, hp = read_export_meta(folder, META_FILE)
         self.hearing_aid = self.model_name == "dtln_ha"
         if self.hearing_aid:
             K, R, S = hp["win_length"], hp["hop_length"], hp["synth_length"]
@@ -175,12 +171,7 @@ class OnnxDTLNStreamer(OnnxFrameStreamer):
             self.window = None
         self.K, self.R, self.S = K, R, S
         self.n_layers, self.units = hp["n_layers"], hp["units"]
-        options = ort_session_options(threads)
-        self.sessions = [
-            ort.InferenceSession(str(folder / f"model_{i}.onnx"), options,
-                                 providers=["CPUExecutionProvider"])  # fmt: skip
-            for i in (1, 2)
-        ]
+        self.sessions = [ort_session(folder / f"model_{i}.onnx", threads) for i in (1, 2)]
         self.reset()
 
     def reset(self) -> None:

@@ -13,8 +13,11 @@ per-call dispatch, which at 512 points costs as much as the transform.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -28,7 +31,8 @@ except ImportError:  # pragma: no cover - a scipy without it: the public functio
     _c2r = _r2c = None
 
 __all__ = ["DERIVED", "OnnxFrameStreamer", "derived_signals", "irfft", "irfft_plan",
-           "ort_session_options", "rfft", "rfft_plan"]  # fmt: skip
+           "ort_session", "ort_session_options", "read_export_meta", "rfft", "rfft_plan",
+           "write_export_meta"]  # fmt: skip
 
 
 def rfft(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
@@ -150,6 +154,43 @@ def derived_signals(x: np.ndarray, hearing_aid: bool) -> np.ndarray:
         want = "[6, n]" if hearing_aid else "[channels, n]"
         raise ValueError(f"x: expected shape {want}, got {tuple(x.shape)}")
     return np.matmul(DERIVED, x) if hearing_aid else x
+
+
+def write_export_meta(path: Path, model: Any, opset: int) -> Path:
+    """Write the JSON that records an exported model: ``model_name`` (registry name),
+    ``model_args`` (``model.hparams``) and ``opset``; returns ``path``."""
+    from clarity_se.models import model_name
+
+    meta = {"model_name": model_name(model), "model_args": dict(model.hparams), "opset": opset}
+    path.write_text(json.dumps(meta, indent=1))
+    return path
+
+
+def read_export_meta(folder: Path, meta_file: str) -> tuple[str, dict]:
+    """``(model_name, model_args)`` of the export in ``folder`` (:func:`write_export_meta`).
+
+    Raises
+    ------
+    ValueError
+        ``folder`` has no ``meta_file``, or it is not such a JSON (names the file).
+    """
+    path = Path(folder) / meta_file
+    if not path.is_file():
+        raise ValueError(f"{folder}: no {meta_file} (write one with export_onnx)")
+    try:
+        meta = json.loads(path.read_text())
+        return str(meta["model_name"]), dict(meta["model_args"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not an export record ({exc})") from None
+
+
+def ort_session(path: Path, threads: int):
+    """An ``onnxruntime.InferenceSession`` of ``path`` on the CPU with
+    :func:`ort_session_options`."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), ort_session_options(threads),
+                                providers=["CPUExecutionProvider"])  # fmt: skip
 
 
 def ort_session_options(threads: int):

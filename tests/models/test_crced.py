@@ -235,6 +235,9 @@ def test_onnx_export_matches_pytorch_frame_by_frame(cls, ha_model, model, tmp_pa
         np.testing.assert_allclose(got, ref.numpy(), rtol=0, atol=1e-4)
     with pytest.raises(ValueError, match="no crced_onnx.json"):
         OnnxCRCEDStreamer(tmp_path)
+    (tmp_path / "crced_onnx.json").write_text('{"model_name": "crced_ha"}')
+    with pytest.raises(ValueError, match="crced_onnx.json: not an export record"):
+        OnnxCRCEDStreamer(tmp_path)
     with pytest.raises(ValueError, match="CR-CED"):
         export_onnx(torch.nn.Linear(2, 2), tmp_path / "x")
 
