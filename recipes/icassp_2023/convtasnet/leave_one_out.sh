@@ -8,7 +8,8 @@
 #
 # OUT/heldout/<model>/   16 held-out scenes per acoustic model (validation talkers, seed 7)
 # OUT/train/<run>.pt     all (every model), no_<model> (one left out; kemar_ism, INIT's own
-#                        acoustics, is never left out), upit_no_rostock_brir (n_src 2)
+#                        acoustics, is never left out), upit_no_rostock_brir (n_src 2),
+#                        no_<model>_rostock_brir (a fold without the measured BRIRs too)
 # OUT/quality/<run>@<model>.json   benchmarks/bench_enhancer_quality.py on one held-out set
 # OUT/table.md           python benchmarks/leave_one_out_table.py OUT/quality
 #
@@ -59,7 +60,7 @@ quality() {
 }
 
 others() {  # the acoustic models other than $1
-  local o; for o in "${MODELS[@]}"; do [ "$o" != "$1" ] && printf '%s ' "$o"; done
+  local o; for o in "${MODELS[@]}"; do [ "$o" != "$1" ] && printf '%s ' "$o"; done; return 0
 }
 
 train all 1 "${MODELS[@]}"
@@ -74,5 +75,11 @@ for M in sphere_ism freefield_ism; do
   quality all "$M"
   quality "no_$M" "$M"
 done
+
+# does the measured set help on other unseen acoustics? the same folds without rostock_brir
+train no_sphere_ism_rostock_brir 1 kemar_ism freefield_ism
+quality no_sphere_ism_rostock_brir sphere_ism
+train no_freefield_ism_rostock_brir 1 kemar_ism sphere_ism
+quality no_freefield_ism_rostock_brir freefield_ism
 
 "$PY" benchmarks/leave_one_out_table.py "$OUT/quality" | tee "$OUT/table.md"
