@@ -153,6 +153,18 @@ def compute_loss(
     return loss
 
 
+#: Steps with a non-finite loss skipped in one run before training stops with an error.
+MAX_SKIPPED_STEPS = 10
+
+
+def _all_finite(loss: torch.Tensor, world: int) -> bool:
+    """Whether the loss is finite on every process (all skip a step together under DDP)."""
+    finite = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
+    if world > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item() > 0)
+
+
 def forward_sources(net: nn.Module, mixture: torch.Tensor) -> torch.Tensor:
     """``net(mixture)`` as ``est_sources [batch, n_src, 2, time]``.
 
@@ -412,6 +424,7 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
     history: list[dict] = []
     t_start = time.monotonic()
     stop = False
+    n_skipped = 0
     for epoch in range(start_epoch, cfg.train.epochs):
         t_epoch = time.monotonic()
         net.train()
@@ -437,6 +450,16 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
                     cfg.train.preemphasis_weight,
                     cfg.train.loss,
                 )
+                if not _all_finite(loss, world):  # a bad item must not poison the weights
+                    n_skipped += 1
+                    meta = batch.get("metadata", {}) if isinstance(batch, dict) else {}
+                    where = meta.get("index") if isinstance(meta, dict) else None
+                    logger.warning("epoch %d step %d: non-finite loss, step skipped (items %s)",
+                                   epoch, step, where)  # fmt: skip
+                    if n_skipped > MAX_SKIPPED_STEPS:
+                        raise ValueError(f"training: {n_skipped} steps with a non-finite loss "
+                                         f"(last items {where}); check the data")  # fmt: skip
+                    continue
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.optim.grad_clip > 0:

@@ -171,6 +171,33 @@ def test_snr_level_and_sources_as_requested():
         assert (src[1 + meta["n_interferers"] :] == 0).all()
 
 
+def test_silent_interferer_is_redrawn(monkeypatch):
+    """A noise clip cropped in its digital-silence padding leaves the SNR undefined: the item
+    redraws its interferers instead of returning NaN (the other items are unchanged)."""
+    ds = build_training_dataset({**SMALL, "n_interferers": [1, 1]})
+    reference = ds[3]
+    real = type(ds.dry).interferer
+    calls = {"n": 0}
+
+    def first_silent(self, rng, kind, n, used, babble):
+        name, x = real(self, rng, kind, n, used, babble)
+        calls["n"] += 1
+        return (f"silent-{name}", np.zeros_like(x)) if calls["n"] == 1 else (name, x)
+
+    monkeypatch.setattr(type(ds.dry), "interferer", first_silent)
+    item = ds[3]
+    assert calls["n"] == 2
+    assert torch.isfinite(item["mixture"]).all() and torch.isfinite(item["sources"]).all()
+    assert "silent" not in item["metadata"]["interferers"]
+    assert not torch.equal(item["mixture"], reference["mixture"])  # another interferer
+    monkeypatch.setattr(type(ds.dry), "interferer",
+                        lambda self, rng, kind, n, used, babble: ("zero", np.zeros(n, np.float32)))
+    with pytest.raises(ValueError, match="mixer item 3 .*silent over the target"):
+        ds[3]
+    monkeypatch.undo()
+    assert torch.equal(ds[3]["mixture"], reference["mixture"])
+
+
 def test_anechoic_target_is_rescaled_direct_path():
     rev = build_training_dataset({**SMALL, "acoustic_models": ["kemar_ism"], "rt60_s": [0.6, 0.8]})
     ane = build_training_dataset(

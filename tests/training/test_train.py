@@ -4,6 +4,7 @@ import csv
 import os
 import socket
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -104,6 +105,30 @@ def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
     with torch.no_grad():
         est, ref = widened.eval()(x), trained.eval()(x)
     torch.testing.assert_close(est[:, :1], ref, rtol=0, atol=REORDER_TOL)
+
+
+def test_non_finite_loss_skips_the_step(data_root, tmp_path, monkeypatch):
+    from clarity_se.training import trainer
+
+    real, calls = trainer.compute_loss, {"n": 0}
+
+    def nan_twice(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] in (2, 3) else loss
+
+    monkeypatch.setattr(trainer, "compute_loss", nan_twice)
+    cfg = load_train_config(
+        None, _overrides(data_root, tmp_path / "nan", "train.epochs=1", "train.steps_per_epoch=4")
+    )
+    model, history = train(cfg)
+    assert calls["n"] == 6  # 4 steps taken, 2 skipped
+    assert np.isfinite(history[0]["train_loss"])
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    monkeypatch.setattr(trainer, "compute_loss", lambda *a, **k: torch.tensor(float("nan")))
+    cfg = load_train_config(None, _overrides(data_root, tmp_path / "nan2", "train.epochs=1"))
+    with pytest.raises(ValueError, match="non-finite loss"):
+        train(cfg)
 
 
 def test_training_improves_si_sdr(data_root, tmp_path):

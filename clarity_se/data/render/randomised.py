@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -90,6 +91,11 @@ TARGET_KINDS = ("target_CH1", "target_anechoic_CH1")
 INTERFERER_TYPES = ("speech", "noise", "music", "babble", "coloured")
 #: Mixture rows as (channel, ear): CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R.
 MIXTURE_ROWS = tuple((c, e) for c in (1, 2, 3) for e in (0, 1))
+
+
+#: Draws of a scene's interferers before an item whose interferers stay silent over the
+#: target's span (SNR undefined) is an error.
+MAX_INTERFERER_DRAWS = 10
 
 
 @dataclass
@@ -575,27 +581,42 @@ class RandomisedMixtures(Dataset):
             dry_t[lo - start + pre : hi - start + pre] = speech[lo:hi]
         active = (max(0, -start), min(t, speech.size - start))
 
-        used = {utt.speaker}
-        interferer_names, dry_i = [], []
-        for kind in types:
-            name, x = self.dry.interferer(rng, kind, n_total, used, tuple(opts.babble_talkers))
-            gain = 10 ** (-rng.uniform(0.0, opts.interferer_gain_db) / 20)
-            interferer_names.append(name)
-            dry_i.append(x * gain)
-
-        mic, mic_params = acoustics.microphone_response(
-            rng, n_fft, self.mic_ranges, channels=(1, 2, 3)
-        )
-        crop = slice(pre, pre + t)
-        target6 = spatialise(dry_t, scene.target, mic, MIXTURE_ROWS, n_fft)[:, crop]
-        interf = [
-            spatialise(x, r, mic, MIXTURE_ROWS, n_fft)[:, crop]
-            for x, r in zip(dry_i, scene.interferers, strict=True)
-        ]
-        interf_sum = np.sum(interf, axis=0)
         a0, a1 = active
-        snr = float(rng.uniform(*opts.snr_db))
-        g_i = snr_gain(target6[:2, a0:a1], interf_sum[:2, a0:a1], snr)
+        crop = slice(pre, pre + t)
+        # A noise clip's crop can be digital silence over the target's span (clips padded with
+        # zeros): the SNR is then undefined. Redraw the interferers (this item only).
+        for attempt in range(MAX_INTERFERER_DRAWS):
+            used = {utt.speaker}
+            interferer_names, dry_i = [], []
+            for kind in types:
+                name, x = self.dry.interferer(rng, kind, n_total, used,
+                                              tuple(opts.babble_talkers))  # fmt: skip
+                gain = 10 ** (-rng.uniform(0.0, opts.interferer_gain_db) / 20)
+                interferer_names.append(name)
+                dry_i.append(x * gain)
+            if attempt == 0:
+                mic, mic_params = acoustics.microphone_response(
+                    rng, n_fft, self.mic_ranges, channels=(1, 2, 3)
+                )
+                target6 = spatialise(dry_t, scene.target, mic, MIXTURE_ROWS, n_fft)[:, crop]
+            interf = [
+                spatialise(x, r, mic, MIXTURE_ROWS, n_fft)[:, crop]
+                for x, r in zip(dry_i, scene.interferers, strict=True)
+            ]
+            interf_sum = np.sum(interf, axis=0)
+            if attempt == 0:
+                snr = float(rng.uniform(*opts.snr_db))
+            # audible at all over the target's span (-120 dB re the target)?
+            if _rms(interf_sum[:2, a0:a1]) > 1e-6 * _rms(target6[:2, a0:a1]):
+                g_i = snr_gain(target6[:2, a0:a1], interf_sum[:2, a0:a1], snr)
+                if math.isfinite(g_i):
+                    break
+        else:
+            raise ValueError(
+                f"mixer item {index} (seed {opts.seed}, epoch {self.epoch}): interferers "
+                f"{', '.join(interferer_names)} silent over the target in "
+                f"{MAX_INTERFERER_DRAWS} draws"
+            )
         level = float(rng.uniform(*opts.target_level_dbfs))
         g = 10 ** (level / 20) / max(_rms(target6[:2, a0:a1]), 1e-12)
         target6 = target6 * g
