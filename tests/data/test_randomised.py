@@ -171,6 +171,18 @@ def test_snr_level_and_sources_as_requested():
         assert (src[1 + meta["n_interferers"] :] == 0).all()
 
 
+def test_interferer_gain_refuses_a_silent_interferer():
+    rng = np.random.default_rng(0)
+    target = rng.standard_normal((4000, 2))
+    noise = rng.standard_normal((4000, 2))
+    g = renderer.interferer_gain(target, noise, 6.0, "scene S1")
+    assert g == renderer.better_ear_speechweighted_snr(target, noise) * 10 ** (-6.0 / 20)
+    with pytest.raises(ValueError, match="scene S1: interferers silent over the target"):
+        renderer.interferer_gain(target, np.zeros_like(noise), 6.0, "scene S1")
+    with pytest.raises(ValueError, match="silent"):  # digital dust of an FFT of zeros
+        renderer.interferer_gain(target, 1e-9 * noise, 6.0, "scene S1")
+
+
 def test_silent_interferer_is_redrawn(monkeypatch):
     """A noise clip cropped in its digital-silence padding leaves the SNR undefined: the item
     redraws its interferers instead of returning NaN (the other items are unchanged)."""

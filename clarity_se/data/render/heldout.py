@@ -184,7 +184,8 @@ def render_heldout_scene(
     interf = interf.astype(np.float64).reshape(4, 2, duration)
     snr = round(float(rng.uniform(*snr_db)), 4)
     ref = renderer.REFERENCE_CHANNEL
-    interf *= snr_gain(tgt[ref, :, t_start:t_end], interf[ref, :, t_start:t_end], snr)
+    interf *= snr_gain(tgt[ref, :, t_start:t_end], interf[ref, :, t_start:t_end], snr,
+                       f"scene {scene_id}")
     level = np.sqrt(np.mean(tgt[ref, :, t_start:t_end] ** 2)) / renderer.CHANNEL_NORMS[ref]
     g = 10 ** (renderer.TARGET_LEVEL_DBFS / 20) / max(float(level), 1e-20)
     tgt *= g

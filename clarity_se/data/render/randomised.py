@@ -434,7 +434,8 @@ def draw_target_azimuth(
     return float(rng.choice([-1.0, 1.0]) * rng.uniform(lo, 180.0))
 
 
-def snr_gain(target_ch1: np.ndarray, interferer_ch1: np.ndarray, snr_db: float) -> float:
+def snr_gain(target_ch1: np.ndarray, interferer_ch1: np.ndarray, snr_db: float,
+             where: str = "mixture") -> float:
     """Interferer gain giving ``snr_db`` (CEC2 better-ear speech-weighted SNR).
 
     Parameters
@@ -442,16 +443,21 @@ def snr_gain(target_ch1: np.ndarray, interferer_ch1: np.ndarray, snr_db: float) 
     target_ch1, interferer_ch1 : ndarray [shape=(2, time)]
         Left / right at CH1 over the samples where the target is present.
     snr_db : float
+    where : str
+        Names the item in the error.
 
     Returns
     -------
     float
         Multiply the interferers by it.
+
+    Raises
+    ------
+    ValueError
+        Interferers silent over the target (:func:`.renderer.interferer_gain`).
     """
-    sw = renderer.better_ear_speechweighted_snr(
-        target_ch1.T.astype(np.float64), interferer_ch1.T.astype(np.float64)
-    )
-    return float(sw * 10 ** (-snr_db / 20))
+    return float(renderer.interferer_gain(target_ch1.T.astype(np.float64),
+                                          interferer_ch1.T.astype(np.float64), snr_db, where))
 
 
 # --------------------------------------------------------------------------- the dataset
@@ -606,11 +612,12 @@ class RandomisedMixtures(Dataset):
             interf_sum = np.sum(interf, axis=0)
             if attempt == 0:
                 snr = float(rng.uniform(*opts.snr_db))
-            # audible at all over the target's span (-120 dB re the target)?
-            if _rms(interf_sum[:2, a0:a1]) > 1e-6 * _rms(target6[:2, a0:a1]):
+            try:
                 g_i = snr_gain(target6[:2, a0:a1], interf_sum[:2, a0:a1], snr)
-                if math.isfinite(g_i):
-                    break
+            except ValueError:
+                continue
+            if math.isfinite(g_i):
+                break
         else:
             raise ValueError(
                 f"mixer item {index} (seed {opts.seed}, epoch {self.epoch}): interferers "

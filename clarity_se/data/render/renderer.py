@@ -118,6 +118,43 @@ def better_ear_speechweighted_snr(target: np.ndarray, noise: np.ndarray) -> floa
     )
 
 
+#: An interferer below this RMS relative to the target over the target's span (-120 dB) is
+#: silent there: no gain can give it an SNR.
+SILENT_INTERFERER_RATIO = 1e-6
+
+
+def interferer_gain(target: np.ndarray, noise: np.ndarray, snr_db: float, where: str) -> float:
+    """Gain on the interferers that gives ``snr_db`` (better-ear speech-weighted).
+
+    Parameters
+    ----------
+    target, noise : ndarray [shape=(time, 2)], float
+        Left / right at the reference channel over the target's span.
+    snr_db : float
+        The wanted SNR, dB.
+    where : str
+        Names the scene in the error.
+
+    Returns
+    -------
+    float
+        ``better_ear_speechweighted_snr(target, noise) * 10 ** (-snr_db / 20)``.
+
+    Raises
+    ------
+    ValueError
+        The interferers are silent over the target's span (below
+        :data:`SILENT_INTERFERER_RATIO` of its RMS, e.g. a noise clip cropped in its zero
+        padding): the SNR is undefined and the gain would be infinite.
+    """
+    rms_t = float(np.sqrt(np.mean(np.square(target, dtype=np.float64))))
+    rms_n = float(np.sqrt(np.mean(np.square(noise, dtype=np.float64))))
+    if not rms_n > SILENT_INTERFERER_RATIO * rms_t:
+        raise ValueError(f"{where}: interferers silent over the target (RMS {rms_n:.3g} against "
+                         f"{rms_t:.3g}); SNR undefined")  # fmt: skip
+    return better_ear_speechweighted_snr(target, noise) * 10 ** (-snr_db / 20)
+
+
 def smoothstep_weight(duration: int, start: float, end: float) -> np.ndarray:
     """Head-turn progress per sample, 0 before ``start``, 1 after ``end``.
 
@@ -305,10 +342,8 @@ def render_scene(scene: dict, room: dict, *, seed: int = 0) -> dict[str, np.ndar
         interf += _spatialise(seg, im_i, listener, angles, weight, i0, duration, tail_i, ts_i)
 
     ref = REFERENCE_CHANNEL
-    sw_snr = better_ear_speechweighted_snr(
-        tgt[ref, :, t_start:t_end].T, interf[ref, :, t_start:t_end].T
-    )
-    gain_i = sw_snr * 10 ** (-float(scene["SNR"]) / 20)
+    gain_i = interferer_gain(tgt[ref, :, t_start:t_end].T, interf[ref, :, t_start:t_end].T,
+                             float(scene["SNR"]), f"scene {sid}")  # fmt: skip
     interf *= gain_i
     level = np.sqrt(np.mean(tgt[ref, :, t_start:t_end] ** 2)) / CHANNEL_NORMS[ref]
     g = 10 ** (TARGET_LEVEL_DBFS / 20) / max(float(level), 1e-20)
