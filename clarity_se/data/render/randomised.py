@@ -70,7 +70,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import os
 import time
 from collections.abc import Mapping
@@ -614,10 +613,9 @@ class RandomisedMixtures(Dataset):
                 snr = float(rng.uniform(*opts.snr_db))
             try:
                 g_i = snr_gain(target6[:2, a0:a1], interf_sum[:2, a0:a1], snr)
-            except ValueError:
-                continue
-            if math.isfinite(g_i):
                 break
+            except ValueError:  # silent over the target's span
+                continue
         else:
             raise ValueError(
                 f"mixer item {index} (seed {opts.seed}, epoch {self.epoch}): interferers "
