@@ -7,10 +7,12 @@ compares with the whole-signal output (tolerance 1e-5, the brief's streaming bou
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from conftest import STREAM_TOL
 
-from clarity_se.enhancers.base import N_MICS, run_streamer
+from clarity_se.enhancers.base import N_MICS, Enhancer, run_streamer
 
 
 def random_mixture(n_time: int, seed: int = 0) -> np.ndarray:
@@ -20,10 +22,15 @@ def random_mixture(n_time: int, seed: int = 0) -> np.ndarray:
 
 
 def check_shapes(enhancer, n_time: int = 3001) -> np.ndarray:
-    """``[6, n] -> [2, n]`` float32, finite."""
+    """The :class:`Enhancer` protocol; ``[6, n] -> [2, n]`` float32, finite; its diagnostics
+    a JSON-serialisable dict (the enhance journal stores them)."""
+    assert isinstance(enhancer, Enhancer)
     out = enhancer(random_mixture(n_time))
     assert out.shape == (2, n_time) and out.dtype == np.float32
     assert np.all(np.isfinite(out))
+    diagnostics = enhancer.diagnostics()
+    assert isinstance(diagnostics, dict)
+    json.dumps(diagnostics)
     return out
 
 

@@ -69,6 +69,17 @@ class Enhancer(Protocol):
     def streamer(self) -> BlockStreamer:
         """A fresh :class:`BlockStreamer` giving the same output block by block."""
 
+    def diagnostics(self) -> dict:
+        """What the enhancer reports about the last signal it processed, for the journal.
+
+        Returns
+        -------
+        dict
+            JSON-serialisable fields that ``clarity-se enhance`` adds to each record of that
+            signal; empty when the enhancer has nothing to report (e.g. ``convtasnet`` gives
+            ``{"guard_fired": {...}}``, the do-no-harm rule's share of fallback blocks).
+        """
+
 
 def check_mixture(mixture: np.ndarray, where: str = "mixture") -> np.ndarray:
     """Return ``mixture`` as C-contiguous float32 ``[6, time]``.

@@ -107,10 +107,17 @@ class ConvTasNetEnhancer:
         """Block-by-block processing with the model's carried state and the guard's."""
         return _ConvTasNetStreamer(self)
 
-    def guard_report(self) -> dict:
-        """How often the do-no-harm rule fired in the last signal (share of 10 ms blocks whose
-        estimate weight fell below 0.5), per pass."""
-        return dict(self.last_fired)
+    def diagnostics(self) -> dict:
+        """How often the do-no-harm rule fired in the last signal.
+
+        Returns
+        -------
+        dict
+            ``{"guard_fired": {pass: share}}``: per pass (``direct``, ``mirrored``) the share
+            of 10 ms blocks whose estimate weight fell below 0.5; ``{}`` without the rule or
+            before the first signal.
+        """
+        return {"guard_fired": dict(self.last_fired)} if self.last_fired else {}
 
 
 class _ConvTasNetStreamer:

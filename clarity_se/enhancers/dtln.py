@@ -153,6 +153,10 @@ class DTLNEnhancer:
         """Block-by-block processing with carried LSTM states and buffers."""
         return _DTLNBlockStreamer(self)
 
+    def diagnostics(self) -> dict:
+        """Nothing to report: ``{}``."""
+        return {}
+
 
 class _DTLNBlockStreamer:
     """:class:`~clarity_se.enhancers.base.BlockStreamer` of :class:`DTLNEnhancer`."""

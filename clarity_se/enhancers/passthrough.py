@@ -38,6 +38,10 @@ class Passthrough:
         """Block-wise pass-through (no state)."""
         return WholeSignalStreamer(self)
 
+    def diagnostics(self) -> dict:
+        """Nothing to report: ``{}``."""
+        return {}
+
 
 @register_enhancer("passthrough")
 def _build(options: Any) -> Passthrough:

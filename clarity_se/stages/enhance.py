@@ -19,10 +19,10 @@ atomically and returns the records, which this process journals.
 Resume: outputs are written atomically and each written pair appends one record to the journal
 ``<exp>/enhance_manifest.jsonl`` (schema ``clarity_se.enhanced/1``,
 :class:`clarity_se.data.journal.Journal`); a rerun skips pairs whose record and file exist.
-Records of an enhancer with a do-no-harm rule (``convtasnet`` with ``enhancer.guard``) carry
-``guard_fired``: per pass (``direct``, ``mirrored``), the share of 10 ms blocks in which the
-rule fell back towards the front microphones
-(:meth:`~clarity_se.enhancers.convtasnet.ConvTasNetEnhancer.guard_report`). A failing scene
+Each record also carries what the enhancer reports about the scene
+(:meth:`~clarity_se.enhancers.base.Enhancer.diagnostics`): for ``convtasnet`` with
+``enhancer.guard``, ``guard_fired``: per pass (``direct``, ``mirrored``), the share of 10 ms
+blocks in which the do-no-harm rule fell back towards the front microphones. A failing scene
 (missing or bad file) is written to ``<exp>/errors.csv`` (one row per listener)
 and the run continues; the exit status is then 1.
 """
@@ -97,8 +97,7 @@ def enhance_job(job: tuple[str, list[str], dict]) -> list[dict]:
     except (ValueError, OSError, RuntimeError) as exc:
         return [{"scene": scene, "listener": lis, "error": f"{type(exc).__name__}: {exc}"}
                 for lis in listeners]  # fmt: skip
-    # the do-no-harm rule's share of 10 ms blocks that fell back to the front mics, per pass
-    guard = enhancer.guard_report() if hasattr(enhancer, "guard_report") else None
+    diagnostics = enhancer.diagnostics()
     records = []
     for listener in listeners:
         path = write_audio(exp.enhanced_path(scene, listener), signal, SAMPLE_RATE)
@@ -112,7 +111,7 @@ def enhance_job(job: tuple[str, list[str], dict]) -> list[dict]:
             "num_samples": int(signal.shape[0]),
             "duration_s": signal.shape[0] / SAMPLE_RATE,
             "path": exp.relative(path),
-        } | ({"guard_fired": guard} if guard else {}))  # fmt: skip
+        } | diagnostics)  # fmt: skip
     return records
 
 
