@@ -114,6 +114,10 @@ class AECEvaluateConfig:
     #: echo_signal): every echo removed, the near-end speech and noise untouched (columns
     #: ``oracle_<metric>``); an upper bound for any canceller
     oracle: bool = False
+    #: DSML and RESL over the double-talk frames only (both the near-end speech and the
+    #: residual within 40 dB of their loudest frame), as Ivry et al. evaluate them; false: over
+    #: the whole double-talk clip
+    dsml_double_talk: bool = False
 
 
 @dataclass

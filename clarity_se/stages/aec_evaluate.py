@@ -13,7 +13,10 @@ pesq_wb        PESQ-WB against the near-end speech              dt (synthetic)
 si_sdr_db      SI-SDR against the near-end speech, dB           dt (synthetic)
 dsml_db        desired-speech maintained level, dB (the         dt (synthetic)
                canceller as a gain on the mic; Ivry et al.
-               2021, :mod:`clarity_se.metrics.dsml_resl`)
+               2021, :mod:`clarity_se.metrics.dsml_resl`;
+               ``evaluate.dsml_double_talk=true``: over the
+               frames where near end and residual are both
+               active, the authors' protocol)
 resl_db        residual-echo suppression level, dB              dt (synthetic)
 aecmos_echo    AECMOS echo MOS (speechmos 16 kHz model)         all
 aecmos_deg     AECMOS other-degradation MOS                     all
@@ -60,7 +63,8 @@ ORACLE = "oracle"
 
 
 def score_output(audio, output: np.ndarray, talk_type: str, *, pesq: bool = True,
-                 aecmos_on: bool = True, erle_skip_s: float = 0.0) -> dict[str, float]:
+                 aecmos_on: bool = True, erle_skip_s: float = 0.0,
+                 dsml_double_talk: bool = False) -> dict[str, float]:
     """The metrics of one output of one clip (``nan`` where a metric does not apply).
 
     Parameters
@@ -74,6 +78,9 @@ def score_output(audio, output: np.ndarray, talk_type: str, *, pesq: bool = True
         Compute PESQ-WB / AECMOS.
     erle_skip_s : float
         Seconds left out of ERLE, s.
+    dsml_double_talk : bool
+        DSML and RESL over the double-talk frames only
+        (:func:`~clarity_se.metrics.dsml_resl.dsml_resl` ``double_talk_only``).
 
     Returns
     -------
@@ -91,7 +98,8 @@ def score_output(audio, output: np.ndarray, talk_type: str, *, pesq: bool = True
         scores["si_sdr_db"] = si_sdr(reference=audio.nearend, estimate=output)
         # the whole canceller as a time-varying gain on the microphone (Ivry et al. 2021)
         scores["dsml_db"], scores["resl_db"] = dsml_resl(
-            suppressor_input=audio.mic, output=output, speech=audio.nearend)
+            suppressor_input=audio.mic, output=output, speech=audio.nearend,
+            double_talk_only=dsml_double_talk)
         if pesq:
             scores["pesq_wb"] = pesq_wb(reference=audio.nearend, processed=output)
     if aecmos_on:
@@ -236,7 +244,8 @@ def run_aec_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
         logger.info("aec-evaluate (%s vs %s): %d clips: %s", system_label(cfg.aec),
                     reference_name or "-", len(clips), plan.summary())  # fmt: skip
         opts = {"pesq": cfg.evaluate.pesq, "aecmos_on": cfg.evaluate.aecmos,
-                "erle_skip_s": cfg.evaluate.erle_skip_s}  # fmt: skip
+                "erle_skip_s": cfg.evaluate.erle_skip_s,
+                "dsml_double_talk": cfg.evaluate.dsml_double_talk}  # fmt: skip
         for clip_id in tqdm(plan.todo, desc="aec-evaluate", unit="clip", disable=None):
             clip = by_id[clip_id]
             try:

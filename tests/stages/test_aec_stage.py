@@ -163,6 +163,13 @@ def test_oracle_canceller_is_scored_on_request(synthetic, tmp_path):
             assert r["oracle_erle_db"] == "" or float(r["oracle_erle_db"]) > float(r["erle_db"])
     long = read_aec_scores([exp / "aec_scores.csv"])
     assert "oracle" in set(long["system"])
+    # DSML/RESL over the double-talk frames only: every clip rescored, the dt values change
+    whole = {r["id"]: (r["dsml_db"], r["resl_db"]) for r in rows if r["talk_type"] == "dt"}
+    assert whole
+    assert cli_main(["aec-evaluate", *common, *quick, "evaluate.dsml_double_talk=true"]) == 0
+    masked = {r["id"]: (r["dsml_db"], r["resl_db"]) for r in _rows(exp / "aec_scores.csv")
+              if r["talk_type"] == "dt"}  # fmt: skip
+    assert masked.keys() == whole.keys() and masked != whole
 
 
 def test_real_layout_names_and_scores(tmp_path):
