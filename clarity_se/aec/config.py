@@ -156,6 +156,8 @@ class AECTrainConfig:
     seed: int = 0
     #: weight of the loss on the NLMS error against mic - echo (near end + noise)
     linear_weight: float = 0.5
+    #: weight of the frames with near-end speech in the output loss (1 = plain mean)
+    nearend_weight: float = 1.0
     #: power-law compression of the spectral loss and its complex-term weight
     compress: float = 0.3
     complex_weight: float = 0.3

@@ -16,7 +16,11 @@ from clarity_se.models.deep_adaptive import (
     load_deep_adaptive,
     save_deep_adaptive,
 )
-from clarity_se.training.aec_train import compressed_spectral_loss, train_deep_adaptive
+from clarity_se.training.aec_train import (
+    compressed_spectral_loss,
+    nearend_frame_weight,
+    train_deep_adaptive,
+)
 from tests._aec_tree import make_data_root
 from tests.aec_contract import check_latency, check_shapes, check_streaming, echo_clip
 
@@ -92,6 +96,22 @@ def test_loss_and_checkpoint_round_trip(tmp_path):
     z = torch.randn(2, 5, 9, dtype=torch.complex64)
     assert float(compressed_spectral_loss(z, z)) < 1e-10
     assert float(compressed_spectral_loss(z, torch.zeros_like(z))) > 0.1
+    # frame weights: all ones is the plain mean; with weights an error in the active frame
+    # costs more than without, an error in a silent frame less
+    near = torch.zeros(2, 5, 9, dtype=torch.complex64)
+    near[:, 2] = 1.0
+    w = nearend_frame_weight(near, 4.0)
+    assert w.tolist() == [[1.0, 1.0, 4.0, 1.0, 1.0]] * 2
+    torch.testing.assert_close(compressed_spectral_loss(z, near, frame_weight=torch.ones(2, 5)),
+                               compressed_spectral_loss(z, near))
+    err = near.clone()
+    err[:, 2] += 0.5
+    quiet = near.clone()
+    quiet[:, 0] += 0.5
+    assert float(compressed_spectral_loss(err, near, frame_weight=w)) > float(
+        compressed_spectral_loss(err, near))
+    assert float(compressed_spectral_loss(quiet, near, frame_weight=w)) < float(
+        compressed_spectral_loss(quiet, near))
     model = _random_model(hidden=16, taps=3)
     save_deep_adaptive(tmp_path / "m.pt", model, {"step": 3})
     back, payload = load_deep_adaptive(tmp_path / "m.pt")
