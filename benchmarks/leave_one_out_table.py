@@ -38,10 +38,8 @@ METRICS = (
 )
 
 
-def load(folder: Path, raw: dict | None = None) -> dict[tuple[str, str], dict]:
-    """``{(run, model): vs_passthrough["convtasnet"]}`` of every ``RUN@MODEL.json`` in ``folder``.
-
-    ``raw``, if given, receives the whole JSON of each file under the same keys.
+def load(folder: Path) -> dict[tuple[str, str], dict]:
+    """``{(run, model): JSON}`` of every ``RUN@MODEL.json`` in ``folder``.
 
     Raises
     ------
@@ -52,13 +50,15 @@ def load(folder: Path, raw: dict | None = None) -> dict[tuple[str, str], dict]:
     for path in sorted(folder.glob("*@*.json")):
         run, _, model = path.stem.partition("@")
         data = json.loads(path.read_text(encoding="utf-8"))
-        try:
-            out[(run, model)] = data["vs_passthrough"]["convtasnet"]
-        except KeyError:
-            raise ValueError(f"{path}: no vs_passthrough.convtasnet entry") from None
-        if raw is not None:
-            raw[(run, model)] = data
+        if "convtasnet" not in data.get("vs_passthrough", {}):
+            raise ValueError(f"{path}: no vs_passthrough.convtasnet entry")
+        out[(run, model)] = data
     return out
+
+
+def summaries(raw: dict[tuple[str, str], dict]) -> dict[tuple[str, str], dict]:
+    """``{(run, model): vs_passthrough["convtasnet"]}``: the per-scene-type summaries."""
+    return {key: data["vs_passthrough"]["convtasnet"] for key, data in raw.items()}
 
 
 def paired_difference(a: dict, b: dict, kind: str, metric: str = "combined") -> dict | None:
@@ -128,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="no_{model}",
                         help="run the others are compared with ({model}: the held-out model)")
     args = parser.parse_args(argv)
-    raw: dict = {}
     try:
-        results = load(args.folder, raw)
+        raw = load(args.folder)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    results = summaries(raw)
     if not results:
         print(f"error: {args.folder}: no RUN@MODEL.json files", file=sys.stderr)
         return 2
