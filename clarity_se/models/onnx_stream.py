@@ -30,6 +30,26 @@ try:  # scipy.fft's pocketfft, called without the dispatch layers of scipy.fft
 except ImportError:  # pragma: no cover - a scipy without it: the public functions
     _c2r = _r2c = None
 
+
+def _private_fft_works() -> bool:
+    """Whether the private pocketfft calls give :mod:`scipy.fft`'s numbers here (a private
+    API: another scipy may change its signature; then the public functions are used)."""
+    if _r2c is None or _c2r is None:
+        return False
+    x = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
+    try:
+        spec = _r2c(x, (1,), True, 0, None, 1)
+        back = _c2r(spec, (1,), 16, False, 2, None, 1)
+    except Exception:  # noqa: BLE001 - any failure of a private API means: do not use it
+        return False
+    ref = scipy.fft.rfft(x, axis=1)
+    return (spec.shape == ref.shape and back.shape == x.shape
+            and bool(np.allclose(spec, ref, atol=1e-4) and np.allclose(back, x, atol=1e-5)))
+
+
+if not _private_fft_works():  # pragma: no cover - depends on the installed scipy
+    _c2r = _r2c = None
+
 __all__ = ["DERIVED", "OnnxFrameStreamer", "derived_signals", "irfft", "irfft_plan",
            "ort_session", "ort_session_options", "read_export_meta", "rfft", "rfft_plan",
            "write_export_meta"]  # fmt: skip
