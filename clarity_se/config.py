@@ -86,8 +86,9 @@ class EnhancerConfig:
     residual_mix: float = 0.1
     #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
     mirror_average: bool = True
-    #: causal target selection and do-no-harm fallback to the front mics (convtasnet)
-    guard: bool = True
+    #: do-no-harm fallback to the front mics when no output is frontal (convtasnet; off by
+    #: default: recipes/icassp_2023/convtasnet/README.md)
+    guard: bool = False
 
 
 @dataclass

@@ -28,8 +28,10 @@ def tiny_convtasnet(tmp_path_factory):
 def _enhancers(ckpt):
     yield "passthrough", build_enhancer(_options(name="passthrough"))
     for mirror in (False, True):
-        yield f"convtasnet-mirror{mirror}", build_enhancer(_options(
-            name="convtasnet", checkpoint=ckpt, mirror_average=mirror, residual_mix=0.1))
+        for guard in (False, True):
+            yield f"convtasnet-mirror{mirror}-guard{guard}", build_enhancer(_options(
+                name="convtasnet", checkpoint=ckpt, mirror_average=mirror, residual_mix=0.1,
+                guard=guard))
 
 
 def test_registry_names():
@@ -44,6 +46,22 @@ def test_contract(tiny_convtasnet):
         check_latency(enh)
         check_streaming(enh)
         assert enh.latency_samples <= MAX_LATENCY_S * SAMPLE_RATE, label
+
+
+def test_convtasnet_reports_the_rule_only_when_it_runs(tiny_convtasnet):
+    from enhancer_contract import random_mixture
+
+    for guard in (False, True):
+        enh = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
+                                      guard=guard))  # fmt: skip
+        enh(random_mixture(4410))
+        report = enh.diagnostics()
+        if guard:
+            assert set(report) == {"guard_fired"}
+            assert set(report["guard_fired"]) == {"direct", "mirrored"}
+            assert 0.0 <= report["guard_fired"]["direct"] <= 1.0
+        else:
+            assert report == {}
 
 
 def test_packaged_convtasnet_within_challenge_latency():

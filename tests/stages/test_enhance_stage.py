@@ -93,6 +93,7 @@ def test_convtasnet_checkpoint_whole_and_chunked(dataset, tmp_path):
                 "enhancer.name=convtasnet",
                 f"enhancer.checkpoint={ckpt}",
                 f"enhancer.chunk_s={chunk}",
+                "enhancer.guard=true",
             )
             == 0
         )

@@ -13,7 +13,8 @@
 # OUT/quality/<run>@<model>.json   benchmarks/bench_enhancer_quality.py on one held-out set
 # OUT/table.md           python benchmarks/leave_one_out_table.py OUT/quality
 #
-# Environment: CLARITY_SE_DATA_ROOT (default ../shared/data), PYTHON (default python).
+# Environment: CLARITY_SE_DATA_ROOT (default ../shared/data), PYTHON (default python), GUARD
+# (enhancer.guard of the scoring, default true: the setting of the README's tables).
 # Every step is skipped when its output exists, so a rerun after a kill resumes.
 set -euo pipefail
 OUT=${1:?usage: leave_one_out.sh OUT INIT [STEPS]}
@@ -21,6 +22,7 @@ INIT=$(realpath "${2:?usage: leave_one_out.sh OUT INIT [STEPS]}")
 STEPS=${3:-300}
 DATA=${CLARITY_SE_DATA_ROOT:-../shared/data}
 PY=${PYTHON:-python}
+GUARD=${GUARD:-true}
 MODELS=(kemar_ism sphere_ism freefield_ism rostock_brir)
 LEFT_OUT=(rostock_brir sphere_ism freefield_ism)
 EPOCHS=3
@@ -50,13 +52,14 @@ train() {
     train.seed=0 train.progress=false
 }
 
-# quality RUN MODEL: the run's checkpoint on MODEL's held-out scenes (enhancer defaults)
+# quality RUN MODEL: the run's checkpoint on MODEL's held-out scenes (enhancer defaults but
+# enhancer.guard=$GUARD)
 quality() {
   local run=$1 m=$2
   [ -f "$OUT/quality/$run@$m.json" ] && return 0
   "$PY" benchmarks/bench_enhancer_quality.py --root "$OUT/heldout/$m" --systems convtasnet \
-    --checkpoint "$(realpath "$OUT/train/$run.pt")" --rng fast --workers 1 \
-    --out "$OUT/quality/$run@$m.json"
+    --checkpoint "$(realpath "$OUT/train/$run.pt")" --set "convtasnet:guard=$GUARD" \
+    --rng fast --workers 1 --out "$OUT/quality/$run@$m.json"
 }
 
 others() {  # the acoustic models other than $1
