@@ -221,6 +221,8 @@ def train_deep_adaptive(cfg) -> Path:
     if segment < 4 * hop or t.batch < 1:
         raise ValueError(f"train.segment_s must give >= 4 frames and train.batch >= 1, got "
                          f"{t.segment_s}, {t.batch}")
+    if not t.nearend_weight >= 0:
+        raise ValueError(f"train.nearend_weight must be >= 0, got {t.nearend_weight}")
     sampler = SegmentSampler(root, segment, hop, rng)
     out = Path(cfg.path.exp_folder) / "deep_adaptive.pt"
     opt = torch.optim.Adam(model.parameters(), lr=float(t.lr))

@@ -156,6 +156,14 @@ def test_trainer_renders_trains_and_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="train.init_checkpoint"):
         train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
             *common, f"path.exp_folder={tmp_path / 'ft2'}", "train.model.hidden=16"]))
+    # near-end frames weighted: trains; a negative weight is a config error
+    weighted = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+        *common, f"path.exp_folder={tmp_path / 'nw'}", "train.max_steps=1",
+        "train.log_every=1", "train.nearend_weight=4"]))
+    assert np.isfinite(load_deep_adaptive(weighted)[1]["training"]["history"][0]["loss_out"])
+    with pytest.raises(ValueError, match="train.nearend_weight"):
+        train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common, f"path.exp_folder={tmp_path / 'nw2'}", "train.nearend_weight=-1"]))
 
 
 def test_packaged_checkpoint_cancels_echo_on_rendered_clips(tmp_path):
