@@ -1,10 +1,12 @@
 """Does the do-no-harm rule's cue tell front from side targets? Frontal coherence per scene type.
 
-    python benchmarks/guard_coherence.py ROOT [ROOT ...] [--checkpoint PATH] [--out JSON]
+    python benchmarks/guard_coherence.py ROOT [ROOT ...] [--checkpoint PATH]
+        [--residual-mix A] [--out JSON]
 
 Each ``ROOT`` is a held-out set of ``clarity-se demo-data --acoustic-model`` (its
 ``clarity_data/metadata/scenes.dev.json`` marks ``target_in_front``). The Conv-TasNet enhancer
-runs with the rule off (``enhancer.guard=false``, the recipe's other defaults) and
+runs with the rule off (``enhancer.guard=false``; ``enhancer.residual_mix`` from
+``--residual-mix``, default 0.1; the recipe's other defaults) and
 :class:`~clarity_se.enhancers.guard.FrontalGuard` follows its output block by block, as the rule
 would: before each 10 ms block, the frontal interaural coherence of the output so far (the
 rule's cue; the estimate's weight is 0 below ``c_low`` and 1 above ``c_high``). Printed and
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("roots", type=Path, nargs="+")
     parser.add_argument("--checkpoint", default="", help="enhancer.checkpoint (default packaged)")
+    parser.add_argument("--residual-mix", type=float, default=0.1,
+                        help="enhancer.residual_mix (0.1)")
     parser.add_argument("--out", type=Path,
                         default=REPO / "results" / "benchmarks" / "guard_coherence.json")
     args = parser.parse_args(argv)
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = load_config(REPO / "recipes" / "icassp_2023" / "baseline" / "config.yaml",
                          ["enhancer.name=convtasnet", "enhancer.guard=false",
-                          f"enhancer.checkpoint={args.checkpoint}"])  # fmt: skip
+                          f"enhancer.checkpoint={args.checkpoint}",
+                          f"enhancer.residual_mix={args.residual_mix}"])  # fmt: skip
     enhancer = build_enhancer(config.enhancer)
     options = GuardOptions()
     midpoint = (options.c_low + options.c_high) / 2

@@ -83,7 +83,7 @@ class EnhancerConfig:
     device: str = "cpu"
     chunk_s: float = 0.0
     #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)
-    residual_mix: float = 0.1
+    residual_mix: float = 0.25
     #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
     mirror_average: bool = True
     #: do-no-harm fallback to the front mics when no output is frontal (convtasnet; off by

@@ -7,7 +7,7 @@ side, or an unsure model) the front-microphone mixture fades back in, so that th
 is there is not removed (``enhancer.guard``, default false: on three held-out acoustic models
 the rule cost more on front scenes than it saved on side ones; recipe README). Off, a
 ``n_src >= 2`` model's target is still selected that way. The result is then
-``(1 - a) * estimate + a * mixture_CH1`` with ``a = enhancer.residual_mix`` (default 0.1):
+``(1 - a) * estimate + a * mixture_CH1`` with ``a = enhancer.residual_mix`` (default 0.25):
 keeping a little of the front-mic mixture masks the separation artefacts that HASQI and HASPI
 penalise. With ``enhancer.mirror_average`` (default true) the result is the mean of that of the
 model and of the left/right-mirrored microphones (a two-member test-time ensemble, causal, at

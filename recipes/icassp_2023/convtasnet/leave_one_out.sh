@@ -14,7 +14,8 @@
 # OUT/table.md           python benchmarks/leave_one_out_table.py OUT/quality
 #
 # Environment: CLARITY_SE_DATA_ROOT (default ../shared/data), PYTHON (default python), GUARD
-# (enhancer.guard of the scoring, default true: the setting of the README's tables).
+# and RESIDUAL_MIX (enhancer.guard and enhancer.residual_mix of the scoring, default true and
+# 0.1: the settings of the README's tables).
 # Every step is skipped when its output exists, so a rerun after a kill resumes.
 set -euo pipefail
 OUT=${1:?usage: leave_one_out.sh OUT INIT [STEPS]}
@@ -23,6 +24,7 @@ STEPS=${3:-300}
 DATA=${CLARITY_SE_DATA_ROOT:-../shared/data}
 PY=${PYTHON:-python}
 GUARD=${GUARD:-true}
+RESIDUAL_MIX=${RESIDUAL_MIX:-0.1}
 MODELS=(kemar_ism sphere_ism freefield_ism rostock_brir)
 LEFT_OUT=(rostock_brir sphere_ism freefield_ism)
 EPOCHS=3
@@ -53,13 +55,13 @@ train() {
 }
 
 # quality RUN MODEL: the run's checkpoint on MODEL's held-out scenes (enhancer defaults but
-# enhancer.guard=$GUARD)
+# enhancer.guard=$GUARD, enhancer.residual_mix=$RESIDUAL_MIX)
 quality() {
   local run=$1 m=$2
   [ -f "$OUT/quality/$run@$m.json" ] && return 0
   "$PY" benchmarks/bench_enhancer_quality.py --root "$OUT/heldout/$m" --systems convtasnet \
     --checkpoint "$(realpath "$OUT/train/$run.pt")" --set "convtasnet:guard=$GUARD" \
-    --rng fast --workers 1 --out "$OUT/quality/$run@$m.json"
+    --residual-mix "$RESIDUAL_MIX" --rng fast --workers 1 --out "$OUT/quality/$run@$m.json"
 }
 
 others() {  # the acoustic models other than $1
