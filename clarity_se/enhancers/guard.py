@@ -169,8 +169,12 @@ class FrontalGuard:
         np.ndarray [shape=(2, n)]
             ``g * est_sources[k] + (1 - g) * mixture`` with ``g`` faded from the previous
             block's weight to this block's, ``k`` the selected output.
+            With the rule off and one output: ``est_sources[0]`` itself (no statistics kept).
         """
         s = self.state
+        if not self.options.enabled and self.n_src == 1:  # nothing to select or to blend
+            s.history.append((1.0, 0))
+            return est_sources[0]
         target, k = self._target_weight()
         weight = s.weight + self.smooth * (target - s.weight)
         n = est_sources.shape[-1]
