@@ -31,7 +31,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +91,58 @@ def _seconds(samples: float) -> float:
 
 
 # --------------------------------------------------------------------------- records
+_R = TypeVar("_R", bound="_IntervalRecord")
+
+
+class _IntervalRecord:
+    """Shared behaviour of the CEC2 objects with ``time_start``/``time_end`` in samples
+    (``Target``, ``Interferer``): interval checks, seconds, and the JSON round trip over the
+    class's ``_KEYS`` (the CEC2 key order). Subclasses are frozen dataclasses."""
+
+    _KEYS: ClassVar[tuple[str, ...]] = ()
+    _WHERE: ClassVar[str] = ""
+    time_start: int
+    time_end: int
+
+    def _check_interval(self, where: str, *, allow_empty: bool) -> None:
+        """Check and normalise ``time_start``/``time_end`` (``ValueError`` names ``where``)."""
+        start = _int_field(where, "time_start", self.time_start)
+        end = _int_field(where, "time_end", self.time_end)
+        if end < start or (end == start and not allow_empty):
+            relation = ">=" if allow_empty else ">"
+            raise ValueError(f"{where}: time_end ({end}) must be {relation} time_start ({start})")
+        object.__setattr__(self, "time_start", start)
+        object.__setattr__(self, "time_end", end)
+
+    @property
+    def time_start_s(self) -> float:
+        """Onset in seconds."""
+        return _seconds(self.time_start)
+
+    @property
+    def time_end_s(self) -> float:
+        """Offset in seconds."""
+        return _seconds(self.time_end)
+
+    @classmethod
+    def from_dict(cls: type[_R], entry: Mapping[str, Any], *, where: str = "") -> _R:
+        """Build from the CEC2 JSON object (``scene["target"]``, an ``scene["interferers"]``
+        entry); raises ``ValueError`` naming ``where`` (default: the object's key) and the
+        field."""
+        where = where or cls._WHERE
+        _check_keys(where, entry, cls._KEYS)
+        try:
+            return cls(**{k: entry[k] for k in cls._KEYS})
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The CEC2 JSON object (key order as in the CEC2 files)."""
+        return {k: getattr(self, k) for k in self._KEYS}
+
+
 @dataclass(frozen=True, kw_only=True)
-class Target:
+class Target(_IntervalRecord):
     """The target talker of a scene (``scene["target"]``).
 
     Parameters
@@ -117,42 +167,17 @@ class Target:
     time_start: int
     time_end: int
 
+    _KEYS: ClassVar[tuple[str, ...]] = _TARGET_KEYS
+    _WHERE: ClassVar[str] = "target"
+
     def __post_init__(self) -> None:
         where = f"Target {self.name!r}"
         _str_field(where, "name", self.name)
-        start = _int_field(where, "time_start", self.time_start)
-        end = _int_field(where, "time_end", self.time_end)
-        if end <= start:
-            raise ValueError(f"{where}: time_end ({end}) must be > time_start ({start})")
-        object.__setattr__(self, "time_start", start)
-        object.__setattr__(self, "time_end", end)
-
-    @property
-    def time_start_s(self) -> float:
-        """Target onset in seconds."""
-        return _seconds(self.time_start)
-
-    @property
-    def time_end_s(self) -> float:
-        """Target offset in seconds."""
-        return _seconds(self.time_end)
-
-    @classmethod
-    def from_dict(cls, entry: Mapping[str, Any], *, where: str = "target") -> Target:
-        """Build from ``scene["target"]``; raises ``ValueError`` naming ``where`` and the field."""
-        _check_keys(where, entry, _TARGET_KEYS)
-        try:
-            return cls(**{k: entry[k] for k in _TARGET_KEYS})
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The CEC2 ``scene["target"]`` object."""
-        return {"name": self.name, "time_start": self.time_start, "time_end": self.time_end}
+        self._check_interval(where, allow_empty=False)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Interferer:
+class Interferer(_IntervalRecord):
     """One interferer of a scene (an entry of ``scene["interferers"]``).
 
     Parameters
@@ -186,47 +211,22 @@ class Interferer:
     name: str
     offset: int
 
+    _KEYS: ClassVar[tuple[str, ...]] = _INTERFERER_KEYS
+    _WHERE: ClassVar[str] = "interferer"
+
     def __post_init__(self) -> None:
         where = f"Interferer {self.name!r}"
         _str_field(where, "name", self.name)
         object.__setattr__(self, "position", _int_field(where, "position", self.position, 1))
-        start = _int_field(where, "time_start", self.time_start)
-        end = _int_field(where, "time_end", self.time_end)
-        if end < start:
-            raise ValueError(f"{where}: time_end ({end}) must be >= time_start ({start})")
+        self._check_interval(where, allow_empty=True)
         if self.type not in INTERFERER_TYPES:
             raise ValueError(f"{where}: type must be one of {INTERFERER_TYPES}, got {self.type!r}")
-        object.__setattr__(self, "time_start", start)
-        object.__setattr__(self, "time_end", end)
         object.__setattr__(self, "offset", _int_field(where, "offset", self.offset))
-
-    @property
-    def time_start_s(self) -> float:
-        """Interferer onset in seconds."""
-        return _seconds(self.time_start)
-
-    @property
-    def time_end_s(self) -> float:
-        """Interferer offset in seconds."""
-        return _seconds(self.time_end)
 
     @property
     def offset_s(self) -> float:
         """Start of the excerpt within the masker file, in seconds."""
         return _seconds(self.offset)
-
-    @classmethod
-    def from_dict(cls, entry: Mapping[str, Any], *, where: str = "interferer") -> Interferer:
-        """Build from one ``scene["interferers"]`` entry (``ValueError`` names ``where``)."""
-        _check_keys(where, entry, _INTERFERER_KEYS)
-        try:
-            return cls(**{k: entry[k] for k in _INTERFERER_KEYS})
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The CEC2 interferer object (key order as in the CEC2 files)."""
-        return {k: getattr(self, k) for k in _INTERFERER_KEYS}
 
 
 @dataclass(frozen=True, kw_only=True)
