@@ -35,9 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clarity_se.data.audio_io import AudioFileError, audio_info, read_audio, wav_data_frames
+from clarity_se.data.audio_io import AudioFileError, read_audio
 from clarity_se.data.audiogram import Listener
 from clarity_se.data.cec2 import ALL_CHANNELS, ANECHOIC_CHANNEL, MIX_CHANNELS, CEC2Dataset
+from clarity_se.data.problems import ProblemReport, check_wav_header
 from clarity_se.data.scene import CEC2_SAMPLE_RATE, Scene
 
 logger = logging.getLogger(__name__)
@@ -58,35 +59,23 @@ OPTIONAL_SIGNALS = tuple(
 
 
 @dataclass
-class ValidationReport:
-    """Result of :func:`validate_dataset`: the problems and what was checked."""
+class ValidationReport(ProblemReport):
+    """Result of :func:`validate_dataset`: the problems (:class:`ProblemReport`) and what was
+    checked."""
 
-    problems: list[str] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     n_scenes: int = 0
     n_pairs: int = 0
     n_listeners: int = 0
     n_files: int = 0
-    read_audio: bool = False
-
-    def add(self, where: str | os.PathLike, field_name: str, message: str) -> None:
-        """Record one problem about ``where`` (a file) and ``field_name``."""
-        line = f"{where}: {field_name}: {message}" if field_name else f"{where}: {message}"
-        self.problems.append(line)
-
-    @property
-    def ok(self) -> bool:
-        """True if no problem was found."""
-        return not self.problems
 
     def summary(self) -> str:
         """One-line summary."""
-        mode = "decoded" if self.read_audio else "headers checked"
         status = "OK" if self.ok else f"{len(self.problems)} problem(s)"
         return (
             f"validate: {status}: splits {', '.join(self.splits) or '-'}; {self.n_scenes} scenes, "
             f"{self.n_pairs} scene-listener pairs, {self.n_listeners} listeners, "
-            f"{self.n_files} audio files ({mode})"
+            f"{self.n_files} audio files ({self.mode})"
         )
 
 
@@ -273,31 +262,11 @@ def _check_file(path: Path, report: ValidationReport, read_audio_data: bool) -> 
     if not path.is_file():
         report.add(path, "file", "missing")
         return None
-    try:
-        info = audio_info(path, check_length=False)
-    except AudioFileError as exc:
-        report.add(path, "header", str(exc).removeprefix(f"{path}: "))
+    checked = check_wav_header(path, report, sample_rate=CEC2_SAMPLE_RATE, channels=2)
+    if checked is None:
         return None
-    ok = True
-    if info.samplerate != CEC2_SAMPLE_RATE:
-        report.add(path, "sample_rate", f"is {info.samplerate} Hz, expected {CEC2_SAMPLE_RATE} Hz")
-        ok = False
-    if info.channels != 2:
-        report.add(path, "channels", f"is {info.channels}, expected 2")
-        ok = False
+    info, declared, ok = checked
     frames = int(info.frames)
-    try:
-        declared = wav_data_frames(path)
-    except OSError as exc:
-        report.add(path, "header", f"unreadable ({exc})")
-        return None
-    if declared is not None and declared[0] != declared[1]:
-        report.add(
-            path,
-            "num_samples",
-            f"truncated: header declares {declared[0]} frames, file holds {declared[1]}",
-        )
-        return None
     if read_audio_data and ok:
         try:
             samples, _ = read_audio(path, dtype="float32")

@@ -26,70 +26,40 @@ from clarity_se.data.aec_challenge import (
     read_synthetic_meta,
     scan_real,
 )
-from clarity_se.data.audio_io import AudioFileError, audio_info
+from clarity_se.data.audio_io import AudioFileError
+from clarity_se.data.problems import ProblemReport, check_wav_header
 
 
 @dataclass
-class AECValidationReport:
-    """Result of :func:`validate_aec_dataset`: the problems and what was checked."""
+class AECValidationReport(ProblemReport):
+    """Result of :func:`validate_aec_dataset`: the problems (:class:`ProblemReport`) and what
+    was checked."""
 
     layout: str = ""
-    problems: list[str] = field(default_factory=list)
     n_clips: int = 0
     n_files: int = 0
     talk_types: dict[str, int] = field(default_factory=dict)
-    read_audio: bool = False
-
-    def add(self, where: str | os.PathLike, field_name: str, message: str) -> None:
-        """Record one problem about ``where`` (a file) and ``field_name``."""
-        line = f"{where}: {field_name}: {message}" if field_name else f"{where}: {message}"
-        self.problems.append(line)
-
-    @property
-    def ok(self) -> bool:
-        """True if no problem was found."""
-        return not self.problems
 
     def summary(self) -> str:
         """One-line summary."""
-        mode = "decoded" if self.read_audio else "headers checked"
         status = "OK" if self.ok else f"{len(self.problems)} problem(s)"
         types = ", ".join(f"{k} {v}" for k, v in sorted(self.talk_types.items())) or "-"
         return (
             f"validate: {status}: AEC Challenge {self.layout or '?'} layout; {self.n_clips} clips "
-            f"({types}), {self.n_files} audio files ({mode})"
+            f"({types}), {self.n_files} audio files ({self.mode})"
         )
 
 
 def _check_file(path: Path, field_name: str, report: AECValidationReport, read: bool) -> int | None:
     """Check one 16 kHz mono WAV; return its length in samples if known."""
-    from clarity_se.data.audio_io import wav_data_frames
-
     report.n_files += 1
     if not path.is_file():
         report.add(path, field_name, "file missing")
         return None
-    try:
-        info = audio_info(path, check_length=False)
-    except AudioFileError as exc:
-        report.add(path, "header", str(exc).removeprefix(f"{path}: "))
+    checked = check_wav_header(path, report, sample_rate=SAMPLE_RATE, channels=1)
+    if checked is None:
         return None
-    ok = True
-    if info.samplerate != SAMPLE_RATE:
-        report.add(path, "sample_rate", f"is {info.samplerate} Hz, expected {SAMPLE_RATE} Hz")
-        ok = False
-    if info.channels != 1:
-        report.add(path, "channels", f"is {info.channels}, expected 1")
-        ok = False
-    try:
-        declared = wav_data_frames(path)
-    except OSError as exc:
-        report.add(path, "header", f"unreadable ({exc})")
-        return None
-    if declared is not None and declared[0] != declared[1]:
-        report.add(path, "num_samples",
-                   f"truncated: header declares {declared[0]} frames, file holds {declared[1]}")
-        return None
+    info, _, ok = checked
     if read and ok:
         try:
             samples = read_signal(path, field_name)

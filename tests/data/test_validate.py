@@ -10,8 +10,8 @@ import soundfile as sf
 from _cec2_tree import make_tree, signal
 
 from clarity_se.cli import main as cli_main
-from clarity_se.data.audio_io import write_audio
-from clarity_se.data.validate import validate_dataset, wav_data_frames
+from clarity_se.data.audio_io import wav_data_frames, write_audio
+from clarity_se.data.validate import validate_dataset
 
 
 def _scenes(root):
