@@ -56,19 +56,6 @@ LISTENERS_PER_SCENE = 3
 FRONT_AZIMUTH_DEG = 35.0
 
 
-def _cec2_head_turn(rng: np.random.Generator) -> tuple[float, float]:
-    """(initial, final) target azimuth relative to the head, CEC2 ``generate_rotation``."""
-    r = scene_sampler.ROTATION
-    sign = 1.0 if rng.random() < 0.5 else -1.0
-    while True:
-        off = rng.normal(0.0, r["angle_initial_sd"])
-        if abs(off) < 2 * r["angle_initial_sd"]:
-            break
-    initial = sign * (r["angle_initial_mean"] + off)
-    final = sign * rng.uniform(*r["angle_final_range"])
-    return float(initial), float(final)
-
-
 def render_heldout_scene(
     scene_id: str,
     *,
@@ -126,7 +113,7 @@ def render_heldout_scene(
     in_front = bool(rng.random() >= not_in_front_share)
     rostock = acoustic_model == "rostock_brir"
     if in_front and not rostock:
-        initial, final = _cec2_head_turn(rng)
+        initial, final = scene_sampler.head_turn(rng)
     elif in_front:
         initial = final = 0.0
     else:

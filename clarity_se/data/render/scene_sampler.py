@@ -172,19 +172,44 @@ def _select_types(rng: np.random.Generator) -> list[str]:
             return types
 
 
+def head_turn(rng: np.random.Generator) -> tuple[float, float]:
+    """Target azimuth relative to the head before and after the listener's turn, degrees.
+
+    The initial offset is ``sign * (ROTATION["angle_initial_mean"] + N(0, sd))`` with the
+    normal redrawn until within 2 sd, the final one ``sign * U(angle_final_range)``, one random
+    side ``sign`` for both.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        Draws, in this order: the side, the initial offset (and its redraws), the final offset.
+
+    Returns
+    -------
+    (initial, final) : tuple of float
+        Degrees.
+
+    References
+    ----------
+    pyclarity ``clarity.data.scene_builder_cec2`` (``generate_rotation``).
+    """
+    r = ROTATION
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    while True:
+        offset = rng.normal(0.0, r["angle_initial_sd"])
+        if abs(offset) < 2 * r["angle_initial_sd"]:
+            break
+    return float(sign * (r["angle_initial_mean"] + offset)), float(
+        sign * rng.uniform(*r["angle_final_range"]))
+
+
 def _rotation(rng: np.random.Generator, room: dict, target_start: int) -> list[dict]:
     r = ROTATION
     start_offset = rng.uniform(*r["relative_start_time_range"])
     duration = int(rng.normal(r["duration_mean"], r["duration_sd"]))
     start = max(target_start + start_offset, 0)
     end = start + duration
-    sign = 1 if rng.random() < 0.5 else -1
-    while True:
-        offset = rng.normal(0.0, r["angle_initial_sd"])
-        if abs(offset) < 2 * r["angle_initial_sd"]:
-            break
-    initial = sign * (r["angle_initial_mean"] + offset)
-    final = sign * rng.uniform(*r["angle_final_range"])
+    initial, final = head_turn(rng)
     lis, tar = room["listener"]["position"], room["target"]["position"]
     target_angle = math.degrees(math.atan2(tar[1] - lis[1], tar[0] - lis[0]))
     return [
