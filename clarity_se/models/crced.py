@@ -45,7 +45,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from clarity_se.dsp.lowdelay_stft import frame_signal, overlap_add
+from clarity_se.dsp.lowdelay_stft import frame_signal
+from clarity_se.models.framewise import HearingAidInput, MonoInput
 
 #: epsilon of the log magnitude
 EPS = 1e-7
@@ -57,7 +58,7 @@ def _conv(c_in: int, c_out: int, width: int) -> nn.Sequential:
     )
 
 
-class CRCED(nn.Module):
+class CRCED(MonoInput, nn.Module):
     """The published CR-CED (16 kHz, one channel in, one out).
 
     Parameters
@@ -150,13 +151,6 @@ class CRCED(nn.Module):
         history = torch.cat([state, torch.log(mags + EPS)[:, None]], dim=1)
         return self.mask(history), history[:, 1:]
 
-    def _signals(self, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
-        if x.dim() not in (2, 3):
-            raise ValueError(
-                f"x: expected shape [batch, time] or [batch, channels, time], got {tuple(x.shape)}"
-            )
-        return x.reshape(-1, x.shape[-1]), tuple(x.shape[:-1])
-
     def _process_frames(self, frames: Tensor, state: Tensor | None):
         """Frames ``[B, n, K]`` -> segments ``[B, n, K]`` and the last ``context - 1`` frames'
         features (the streaming state)."""
@@ -184,30 +178,6 @@ class CRCED(nn.Module):
         windows = torch.cat([pad, feats], 1).unfold(1, self.context, 1).transpose(-1, -2)
         mask = self.mask(windows.reshape(-1, self.context, self.n_bins)).reshape(spec.shape)
         return mask * spec.abs(), spec.abs()
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Enhance ``x [batch, time]`` or ``[batch, channels, time]`` (same shape out)."""
-        signals, lead = self._signals(x)
-        n_time = signals.shape[-1]
-        frames = frame_signal(signals, self.win_length, self.hop_length, self.synth_length)
-        segments, _ = self._process_frames(frames, None)
-        return overlap_add(segments, self.hop_length, n_time).reshape(*lead, n_time)
-
-    @property
-    def latency_samples(self) -> int:
-        """Algorithmic latency: ``K - 1`` samples."""
-        return self.win_length - 1
-
-    def last_input(self, n):
-        """Last input sample that output sample ``n`` (int or integer array) can read:
-        ``floor(n / R) R + K - 1`` (the framing of :mod:`clarity_se.dsp.lowdelay_stft`)."""
-        return (n // self.hop_length) * self.hop_length + self.synth_length - 1
-
-    def streamer(self):
-        """A fresh :class:`~clarity_se.models.dtln.DTLNStreamer` (eval mode: the caller's)."""
-        from clarity_se.models.dtln import DTLNStreamer
-
-        return DTLNStreamer(self)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,7 +241,7 @@ def erb_band_matrix(n_bins: int, n_bands: int, sample_rate: float) -> torch.Tens
     return weights
 
 
-class CRCEDHearingAid(nn.Module):
+class CRCEDHearingAid(HearingAidInput, nn.Module):
     r"""CR-CED for the Clarity hearing aid: six microphones at 44.1 kHz, two ears, 4.33 ms.
 
     The cascaded redundant convolutional encoder-decoder of :class:`CRCED` (convolution + batch
@@ -313,7 +283,7 @@ class CRCEDHearingAid(nn.Module):
     Notes
     -----
     **Signal path** (frame ``k``): the five linear signals of
-    :meth:`~clarity_se.models.dtln.DTLNHearingAid.derived_signals` (``CH1-L``, ``CH1-R``, the
+    :meth:`~clarity_se.models.framewise.HearingAidInput.derived_signals` (``CH1-L``, ``CH1-R``, the
     binaural difference ``CH1-L - CH1-R``, and each ear's front-minus-rear ``CH1 - CH3``) are
     analysed with the low-delay STFT; their power spectra are pooled into ``n_bands`` ERB bands
     and logged (``log(P_b + 1e-10)``), minus the frame's mean (``frame_norm``); the features
@@ -395,8 +365,7 @@ class CRCEDHearingAid(nn.Module):
         from clarity_se.dsp.lowdelay_stft import LowDelaySTFT
 
         super().__init__()
-        if n_mics != 6:
-            raise ValueError(f"n_mics must be 6 (the CEC2 hearing-aid layout), got {n_mics}")
+        self._check_n_mics(n_mics)
         self.hparams = dict(
             win_length=win_length, hop_length=hop_length, synth_length=synth_length,
             n_bands=n_bands, context=context, width_first=width_first,
@@ -465,15 +434,6 @@ class CRCEDHearingAid(nn.Module):
         batch = history.shape[0]
         return self.masks(history.reshape(batch, -1, self.n_bands)), history[:, 1:]
 
-    def _signals(self, mixture: Tensor) -> tuple[Tensor, tuple[int, ...]]:
-        from clarity_se.models.dtln import DTLNHearingAid
-
-        if mixture.dim() != 3 or mixture.shape[1] != self.n_mics:
-            raise ValueError(
-                f"mixture: expected shape [batch, {self.n_mics}, time], got {tuple(mixture.shape)}"
-            )
-        return DTLNHearingAid.derived_signals(mixture), (mixture.shape[0], 2)
-
     def _process_frames(self, frames: Tensor, state: Tensor | None):
         """Frames ``[N, 5, n, K]`` -> segments ``[N, 2, n, S]`` and the last ``context - 1``
         frames' features ``[N, context - 1, 5, n_bands]`` (the streaming state)."""
@@ -496,28 +456,6 @@ class CRCEDHearingAid(nn.Module):
         """Unwindowed frames ``[batch, 5, n_frames, K]`` of the derived signals of ``mixture
         [batch, 6, time]`` (the framing of :mod:`clarity_se.dsp.lowdelay_stft`)."""
         return self.stft.frames(self._signals(mixture)[0])
-
-    def forward(self, mixture: Tensor) -> Tensor:
-        """Enhance ``mixture [batch, 6, time]`` -> ``[batch, 2, time]`` (left, right)."""
-        signals, lead = self._signals(mixture)
-        n_time = signals.shape[-1]
-        segments, _ = self._process_frames(self.stft.frames(signals), None)
-        return overlap_add(segments, self.hop_length, n_time).reshape(*lead, n_time)
-
-    @property
-    def latency_samples(self) -> int:
-        """Algorithmic look-ahead ``S - 1`` samples (191 = 4.33 ms for the defaults)."""
-        return self.synth_length - 1
-
-    def last_input(self, n):
-        """Last input sample output sample ``n`` can read: ``floor(n / R) R + S - 1``."""
-        return (n // self.hop_length) * self.hop_length + self.synth_length - 1
-
-    def streamer(self):
-        """A fresh :class:`~clarity_se.models.dtln.DTLNStreamer` (eval mode: the caller's)."""
-        from clarity_se.models.dtln import DTLNStreamer
-
-        return DTLNStreamer(self)
 
     def macs_per_second(self) -> dict[str, float]:
         """Multiply-accumulates per second of audio, counted analytically (both ears).

@@ -13,7 +13,9 @@ sigmoid mask, are stacked (Westhausen & Meyer 2020, Sec. 2):
 Both classes here run whole signals (training, offline) and, through :class:`DTLNStreamer`,
 frame by frame with the LSTM states and the framing / overlap-add buffers carried; the two
 paths give the same output (tested within 1e-5). The 1x1 convolutions over the frame axis are
-:class:`torch.nn.Linear` layers on the last axis (same weights, same arithmetic).
+:class:`torch.nn.Linear` layers on the last axis (same weights, same arithmetic). The input
+checks, whole-signal path, latency and streamer are shared with CR-CED
+(:mod:`clarity_se.models.framewise`).
 
 :class:`DTLN` is the published model (16 kHz, one channel in, one out). :class:`DTLNHearingAid`
 is the same two-core design on the low-delay STFT of :mod:`clarity_se.dsp.lowdelay_stft` for the
@@ -37,13 +39,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from clarity_se.dsp.lowdelay_stft import (
-    FrameBuffer,
-    LowDelaySTFT,
-    OverlapAddBuffer,
-    frame_signal,
-    overlap_add,
-)
+from clarity_se.dsp.lowdelay_stft import FrameBuffer, LowDelaySTFT, OverlapAddBuffer
+from clarity_se.models.framewise import FramewiseModel, HearingAidInput, MonoInput
 
 #: LSTM state of one core: ``(h, c)``, each ``[n_layers, batch, units]``.
 CoreState = tuple[Tensor, Tensor]
@@ -141,12 +138,9 @@ class SeparationCore(nn.Module):
         return torch.sigmoid(self.dense(y)), state
 
 
-class _DTLNBase(nn.Module):
-    """Shared pieces: core 2 (encoder, instant layer norm, core, decoder) and streaming."""
-
-    win_length: int
-    hop_length: int
-    synth_length: int
+class _DTLNBase(FramewiseModel, nn.Module):
+    """Shared pieces: core 2 (encoder, instant layer norm, core, decoder); the frame pipeline,
+    latency and streamer are :class:`~clarity_se.models.framewise.FramewiseModel`'s."""
 
     def _build_core2(
         self, units: int, n_layers: int, encoder_size: int, dropout: float, segment: int
@@ -157,23 +151,9 @@ class _DTLNBase(nn.Module):
         self.decoder = nn.Linear(encoder_size, segment, bias=False)
 
     @property
-    def latency_samples(self) -> int:
-        """Algorithmic look-ahead at ``sample_rate``: ``S - 1`` samples (see the class)."""
-        return self.synth_length - 1
-
-    @property
     def latency_s(self) -> float:
         """Algorithmic look-ahead in seconds."""
         return self.latency_samples / self.sample_rate
-
-    def last_input(self, n):
-        """Last input sample that output sample ``n`` (int or integer array) can read.
-
-        The last frame whose segment covers ``n`` ends at ``floor(n / R) R + S - 1`` (see
-        :mod:`clarity_se.dsp.lowdelay_stft`); ``latency_samples`` is the largest
-        ``last_input(n) - n``.
-        """
-        return (n // self.hop_length) * self.hop_length + self.synth_length - 1
 
     def core2_segments(self, frames: Tensor, state: CoreState | None = None):
         """Core 2 on time frames: ``[batch, n_frames, K] -> [batch, n_frames, S]`` segments.
@@ -190,12 +170,8 @@ class _DTLNBase(nn.Module):
             segments = segments * window.to(segments.dtype)
         return segments, state
 
-    def streamer(self) -> DTLNStreamer:
-        """A fresh :class:`DTLNStreamer` (eval mode is the caller's business)."""
-        return DTLNStreamer(self)
 
-
-class DTLN(_DTLNBase):
+class DTLN(MonoInput, _DTLNBase):
     r"""The published DTLN (Westhausen & Meyer 2020): 16 kHz, one channel in, one out.
 
     Paper letters and names -> arguments: block length ``block_len`` (512 samples = 32 ms),
@@ -298,13 +274,6 @@ class DTLN(_DTLNBase):
             feats = self.input_norm(torch.log(mags + EPS))
         return self.core1(feats, state)
 
-    def _signals(self, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
-        if x.dim() not in (2, 3):
-            raise ValueError(
-                f"x: expected shape [batch, time] or [batch, channels, time], got {tuple(x.shape)}"
-            )
-        return x.reshape(-1, x.shape[-1]), tuple(x.shape[:-1])
-
     def _process_frames(self, frames: Tensor, state: State | None):
         """Frames ``[B, n_frames, K]`` -> segments ``[B, n_frames, K]`` and the new state."""
         state = state or {}
@@ -314,16 +283,8 @@ class DTLN(_DTLNBase):
         segments, s2 = self.core2_segments(est, state.get("core2"))
         return segments, {"core1": s1, "core2": s2}
 
-    def forward(self, x: Tensor) -> Tensor:
-        """Enhance ``x [batch, time]`` or ``[batch, channels, time]`` (same shape out)."""
-        signals, lead = self._signals(x)
-        n_time = signals.shape[-1]
-        frames = frame_signal(signals, self.win_length, self.hop_length, self.synth_length)
-        segments, _ = self._process_frames(frames, None)
-        return overlap_add(segments, self.hop_length, n_time).reshape(*lead, n_time)
 
-
-class DTLNHearingAid(_DTLNBase):
+class DTLNHearingAid(HearingAidInput, _DTLNBase):
     r"""DTLN for the Clarity hearing aid: six microphones at 44.1 kHz, two ears, 4.33 ms.
 
     The two cores of :class:`DTLN` on the asymmetric-window low-delay STFT of
@@ -407,8 +368,7 @@ class DTLNHearingAid(_DTLNBase):
         identity_init: bool = True,
     ) -> None:
         super().__init__()
-        if n_mics != 6:
-            raise ValueError(f"n_mics must be 6 (the CEC2 hearing-aid layout), got {n_mics}")
+        self._check_n_mics(n_mics)
         self.hparams = dict(
             win_length=win_length, hop_length=hop_length, synth_length=synth_length, units=units,
             n_layers=n_layers, encoder_size=encoder_size, dropout=dropout, n_mics=n_mics,
@@ -455,29 +415,12 @@ class DTLNHearingAid(_DTLNBase):
         return self.core1(self.input_norm(torch.log(mags + EPS)), state)
 
     @staticmethod
-    def derived_signals(mixture: Tensor) -> Tensor:
-        """``mixture [..., 6, time]`` -> ``[..., 5, time]``: CH1-L, CH1-R, CH1-L - CH1-R,
-        CH1-L - CH3-L, CH1-R - CH3-R (linear and per sample, so they stream trivially)."""
-        left, right = mixture[..., 0, :], mixture[..., 1, :]
-        return torch.stack(
-            [left, right, left - right, left - mixture[..., 4, :], right - mixture[..., 5, :]],
-            dim=-2,
-        )
-
-    @staticmethod
     def ear_features(mags: Tensor) -> Tensor:
         """Magnitudes ``[batch, 5, n_frames, n_bins]`` of :meth:`derived_signals` ->
         per-ear core-1 input ``[batch, 2, n_frames, 3 n_bins]``."""
         left = torch.cat([mags[:, 0], mags[:, 2], mags[:, 3]], dim=-1)
         right = torch.cat([mags[:, 1], mags[:, 2], mags[:, 4]], dim=-1)
         return torch.stack([left, right], dim=1)
-
-    def _signals(self, mixture: Tensor) -> tuple[Tensor, tuple[int, ...]]:
-        if mixture.dim() != 3 or mixture.shape[1] != self.n_mics:
-            raise ValueError(
-                f"mixture: expected shape [batch, {self.n_mics}, time], got {tuple(mixture.shape)}"
-            )
-        return self.derived_signals(mixture), (mixture.shape[0], 2)
 
     def _process_frames(self, frames: Tensor, state: State | None):
         """Frames ``[B, 5, n_frames, K]`` -> segments ``[B * 2, n_frames, S]`` and the state."""
@@ -490,13 +433,6 @@ class DTLNHearingAid(_DTLNBase):
         est = torch.fft.irfft(own * mask, n=self.win_length)
         segments, s2 = self.core2_segments(est, state.get("core2"))
         return segments, {"core1": s1, "core2": s2}
-
-    def forward(self, mixture: Tensor) -> Tensor:
-        """Enhance ``mixture [batch, 6, time]`` -> ``[batch, 2, time]`` (left, right)."""
-        signals, lead = self._signals(mixture)
-        n_time = signals.shape[-1]
-        segments, _ = self._process_frames(self.stft.frames(signals), None)
-        return overlap_add(segments, self.hop_length, n_time).reshape(*lead, n_time)
 
 
 class DTLNStreamer:
