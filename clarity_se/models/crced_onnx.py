@@ -37,6 +37,7 @@ from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.crced import CRCED, EPS, CRCEDHearingAid, fold_batch_norms
 from clarity_se.models.onnx_stream import (
     OnnxFrameStreamer,
+    export_main,
     irfft_plan,
     ort_session,
     read_export_meta,
@@ -333,23 +334,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns 0, or 2 (with the reason on stderr) for a missing or non-CR-CED checkpoint.
     """
-    import argparse
-    import sys
-
-    from clarity_se.models.checkpoint import load_model
-
-    parser = argparse.ArgumentParser(description="export a CR-CED checkpoint to ONNX")
-    parser.add_argument("checkpoint", help="a crced or crced_ha checkpoint (.pt)")
-    parser.add_argument("out_dir", help="folder for crced.onnx and crced_onnx.json")
-    args = parser.parse_args(argv)
-    try:
-        model, _ = load_model(args.checkpoint)
-        paths = export_onnx(model, args.out_dir)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(str(p) for p in paths.values()))
-    return 0
+    return export_main(argv, export_onnx, "export a CR-CED checkpoint to ONNX",
+                       "a crced or crced_ha checkpoint (.pt)",
+                       "folder for crced.onnx and crced_onnx.json")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from clarity_se.dsp.lowdelay_stft import asymmetric_windows
 from clarity_se.models.dtln import DTLN, DTLNHearingAid
 from clarity_se.models.onnx_stream import (
     OnnxFrameStreamer,
+    export_main,
     irfft,
     ort_session,
     read_export_meta,
@@ -212,23 +213,9 @@ def main(argv: list[str] | None = None) -> int:
 
     Returns 0, or 2 (with the reason on stderr) for a missing or non-DTLN checkpoint.
     """
-    import argparse
-    import sys
-
-    from clarity_se.models.checkpoint import load_model
-
-    parser = argparse.ArgumentParser(description="export a DTLN checkpoint to two ONNX models")
-    parser.add_argument("checkpoint", help="a dtln or dtln_ha checkpoint (.pt)")
-    parser.add_argument("out_dir", help="folder for model_1.onnx, model_2.onnx, dtln_onnx.json")
-    args = parser.parse_args(argv)
-    try:
-        model, _ = load_model(args.checkpoint)
-        paths = export_onnx(model, args.out_dir)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print("\n".join(str(p) for p in paths.values()))
-    return 0
+    return export_main(argv, export_onnx, "export a DTLN checkpoint to two ONNX models",
+                       "a dtln or dtln_ha checkpoint (.pt)",
+                       "folder for model_1.onnx, model_2.onnx, dtln_onnx.json")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ precede sample 0, the framing convention of :mod:`clarity_se.dsp.lowdelay_stft`)
 ``flush`` with zeros beyond the end. A subclass sets ``K``, ``R``, ``S``, ``hearing_aid`` and
 implements :meth:`OnnxFrameStreamer._init_state` and :meth:`OnnxFrameStreamer._segment` (the
 model's work on one frame). :func:`rfft` and :func:`irfft` are scipy's FFTs without their
-per-call dispatch, which at 512 points costs as much as the transform.
+per-call dispatch, which at 512 points costs as much as the transform. The exports share
+their record (:func:`write_export_meta`, :func:`read_export_meta`) and command line
+(:func:`export_main`).
 """
 
 from __future__ import annotations
@@ -50,9 +52,9 @@ def _private_fft_works() -> bool:
 if not _private_fft_works():  # pragma: no cover - depends on the installed scipy
     _c2r = _r2c = None
 
-__all__ = ["DERIVED", "OnnxFrameStreamer", "derived_signals", "irfft", "irfft_plan",
-           "ort_session", "ort_session_options", "read_export_meta", "rfft", "rfft_plan",
-           "write_export_meta"]  # fmt: skip
+__all__ = ["DERIVED", "OnnxFrameStreamer", "derived_signals", "export_main", "irfft",
+           "irfft_plan", "ort_session", "ort_session_options", "read_export_meta", "rfft",
+           "rfft_plan", "write_export_meta"]  # fmt: skip
 
 
 def rfft(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
@@ -202,6 +204,53 @@ def read_export_meta(folder: Path, meta_file: str) -> tuple[str, dict]:
         return str(meta["model_name"]), dict(meta["model_args"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{path}: not an export record ({exc})") from None
+
+
+def export_main(
+    argv: list[str] | None,
+    export: Callable[[Any, str], dict[str, Path]],
+    description: str,
+    checkpoint_help: str,
+    out_help: str,
+) -> int:
+    """The command line of an ONNX export: ``CHECKPOINT OUT_DIR`` -> ``export(model, out_dir)``.
+
+    Loads the checkpoint (:func:`clarity_se.models.checkpoint.load_model`), exports it and
+    prints the written paths, one a line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (``None``: ``sys.argv[1:]``).
+    export : callable
+        ``(model, out_dir) -> {name: path}``, e.g. :func:`clarity_se.models.dtln_onnx.export_onnx`;
+        raises ValueError for a model it does not export.
+    description, checkpoint_help, out_help : str
+        The parser's description and the two arguments' help.
+
+    Returns
+    -------
+    int
+        0, or 2 (with ``error: <reason>`` on stderr) when loading or exporting raised
+        ValueError (a missing checkpoint, a model of another kind).
+    """
+    import argparse
+    import sys
+
+    from clarity_se.models.checkpoint import load_model
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("checkpoint", help=checkpoint_help)
+    parser.add_argument("out_dir", help=out_help)
+    args = parser.parse_args(argv)
+    try:
+        model, _ = load_model(args.checkpoint)
+        paths = export(model, args.out_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(str(p) for p in paths.values()))
+    return 0
 
 
 def ort_session(path: Path, threads: int):
