@@ -45,6 +45,7 @@ from clarity_se.aec.two_path import (
     TwoPathCore,
     check_common,
     config_from_options,
+    shift_taps,
 )
 
 #: Spectra of the step-size control: the last 256 samples (16 ms), Hann-windowed.
@@ -147,16 +148,9 @@ class NLMSCore(TwoPathCore):
         self._window = np.hanning(CONTROL_WINDOW + 2)[1:-1]
 
     def _realign(self, d0: int) -> None:
+        """Move the filters' time origin to ``d0``, shifting the weights to keep the model."""
         shift = d0 - self.d0
-        for name in ("wb", "wf"):
-            w = getattr(self, name)
-            moved = np.zeros_like(w)
-            if abs(shift) < w.size:
-                if shift >= 0:
-                    moved[: w.size - shift] = w[shift:]
-                else:
-                    moved[-shift:] = w[: w.size + shift]
-            setattr(self, name, moved)
+        self.wb, self.wf = shift_taps(self.wb, shift), shift_taps(self.wf, shift)
         self.d0 = d0
 
     def _step(self, mic: np.ndarray, far_new: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -51,6 +51,7 @@ from clarity_se.aec.two_path import (
     TwoPathCore,
     check_common,
     config_from_options,
+    shift_taps,
 )
 
 
@@ -129,12 +130,7 @@ class PBFDAFCore(TwoPathCore):
         shift = d0 - self.d0
         for name in ("wb", "wf"):
             w = np.fft.irfft(getattr(self, name), 2 * n)[:, :n].reshape(-1)
-            moved = np.zeros_like(w)
-            if abs(shift) < w.size:
-                if shift >= 0:
-                    moved[: w.size - shift] = w[shift:]
-                else:
-                    moved[-shift:] = w[: w.size + shift]
+            moved = shift_taps(w, shift)
             padded = np.concatenate([moved.reshape(p, n), np.zeros((p, n))], axis=1)
             setattr(self, name, np.fft.rfft(padded, axis=1))
         self.d0 = d0

@@ -15,8 +15,9 @@ Both classical cancellers process the microphone in steps of ``step`` samples (`
 
 :class:`TwoPathCore` holds that state; a subclass implements :meth:`TwoPathCore._step` (one
 step of its filter: background and foreground errors from the emphasised signals) and
-``_realign`` (move both filters' weights to a new ``d0``). :class:`TwoPathCanceller` is the
-public wrapper (``(mic, farend) @ 16 kHz -> output, echo estimate``, frame-by-frame streamer).
+``_realign`` (move both filters' weights to a new ``d0``, with :func:`shift_taps`).
+:class:`TwoPathCanceller` is the public wrapper (``(mic, farend) @ 16 kHz -> output, echo
+estimate``, frame-by-frame streamer).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput
 from clarity_se.aec.framing import FramedStreamer, SlidingBuffer, process_whole
 
 __all__ = ["GCC_HOP", "GCC_WINDOW", "PREEMPHASIS", "TwoPathCanceller", "TwoPathCore",
-           "check_common", "config_from_options"]  # fmt: skip
+           "check_common", "config_from_options", "shift_taps"]  # fmt: skip
 
 #: Pre-emphasis of far end and microphone before adaptation (whitens speech; Speex MDF's 0.9).
 PREEMPHASIS = 0.9
@@ -63,6 +64,41 @@ def check_common(name: str, config: Any) -> None:
         raise ValueError(f"{name}: steps must be in (0, 1], got {c.mu_init}, {c.mu_max}")
     if not 0 <= c.max_delay <= 16000:
         raise ValueError(f"{name}: max_delay must be in [0, 16000], got {c.max_delay}")
+
+
+def shift_taps(w: np.ndarray, shift: int) -> np.ndarray:
+    """The impulse response ``w`` re-expressed for a filter whose time origin (bulk delay)
+    moved ``shift`` samples later: tap ``j`` of the result is tap ``j + shift`` of ``w``.
+
+    Used by both cancellers' ``_realign`` (``shift = d0_new - d0_old``); taps that leave the
+    span are dropped, those that enter it are zero.
+
+    Parameters
+    ----------
+    w : np.ndarray [shape=(n_taps,)]
+        Time-domain taps (any dtype; not modified).
+    shift : int
+        Samples, positive (later origin: taps move towards the start) or negative.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_taps,)]
+        A new array of ``w``'s dtype; all zeros if ``|shift| >= n_taps``.
+
+    Examples
+    --------
+    >>> shift_taps(np.array([1.0, 2.0, 3.0, 4.0]), 1)
+    array([2., 3., 4., 0.])
+    >>> shift_taps(np.array([1.0, 2.0, 3.0, 4.0]), -2)
+    array([0., 0., 1., 2.])
+    """
+    moved = np.zeros_like(w)
+    if abs(shift) < w.size:
+        if shift >= 0:
+            moved[: w.size - shift] = w[shift:]
+        else:
+            moved[-shift:] = w[: w.size + shift]
+    return moved
 
 
 class TwoPathCore:
