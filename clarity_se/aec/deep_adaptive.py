@@ -35,7 +35,7 @@ from torch import Tensor
 
 from clarity_se.aec import register_aec
 from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput, check_clip
-from clarity_se.aec.framing import process_whole
+from clarity_se.aec.framing import QueuedStreamer, process_whole
 from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, count_parameters, load_deep_adaptive
 
 #: name of the packaged checkpoint (``clarity_se/assets/checkpoints/<name>.pt``)
@@ -57,7 +57,7 @@ def packaged_checkpoint(name: str = PACKAGED) -> Path:
     return path
 
 
-class DeepAdaptiveStreamer:
+class DeepAdaptiveStreamer(QueuedStreamer):
     """Frame-by-frame processing of one clip (:class:`~clarity_se.aec.base.EchoStreamer`).
 
     Keeps ``hop`` samples of input history, the model state (LSTM states, NLMS weights and
@@ -88,13 +88,10 @@ class DeepAdaptiveStreamer:
         """Forget all state (start a new clip)."""
         h = self.model.hop
         self._state = self.model.initial_state(1, torch.float64)
-        self._mic = np.zeros(h)  # history: hop zeros before the signal
-        self._far = np.zeros(h)
+        self._clear_queues(h)  # history: hop zeros before the signal
         self._tail_out = np.zeros(h)
         self._tail_echo = np.zeros(h)
         self._skip = h
-        self._n_in = 0
-        self._n_out = 0
         if hasattr(self.frame_filter, "reset"):
             self.frame_filter.reset()
 
@@ -130,25 +127,6 @@ class DeepAdaptiveStreamer:
         drop = min(self._skip, out.size)
         self._skip -= drop
         return out[drop:], echo[drop:]
-
-    def process(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
-        """Feed equal-length mono blocks ``mic [n]``, ``farend [n]``; return the final samples.
-
-        Raises
-        ------
-        ValueError
-            If the blocks are not mono or differ in length.
-        """
-        mic, farend = np.asarray(mic), np.asarray(farend)
-        if mic.ndim != 1 or farend.ndim != 1 or mic.shape != farend.shape:
-            raise ValueError(f"streamer: mic and farend blocks must be mono and of equal length, "
-                             f"got {tuple(mic.shape)} and {tuple(farend.shape)}")
-        self._mic = np.concatenate([self._mic, mic.astype(np.float64)])
-        self._far = np.concatenate([self._far, farend.astype(np.float64)])
-        self._n_in += mic.size
-        out, echo = self._run()
-        self._n_out += out.size
-        return EchoCancellerOutput(out.astype(np.float32), echo.astype(np.float32))
 
     def flush(self) -> EchoCancellerOutput:
         """End of clip: zeros are appended until every sample is out; resets."""

@@ -8,7 +8,9 @@ blocks into such calls (several blocks at a time) and back into output samples, 
 algorithmic latency of a core is ``block - 1 + lookahead`` samples: output sample ``t`` is
 produced once ``mic[..t']`` and ``farend[..t' + lookahead]`` with ``t' = t - t mod B + B - 1``
 have arrived. The whole-clip output of an echo canceller is the streamer run over the whole
-clip (:func:`process_whole`), so streaming == whole by construction.
+clip (:func:`process_whole`), so streaming == whole by construction. :class:`QueuedStreamer`
+holds the input queues every streamer here keeps (``FramedStreamer``, and those of
+``deep_adaptive`` and ``webrtc_aec3``).
 
 Memory is bounded: the queues hold less than ``block + lookahead`` samples between calls, and
 cores keep fixed-size histories (:class:`SlidingBuffer`).
@@ -88,7 +90,70 @@ class SlidingBuffer:
         return out
 
 
-class FramedStreamer:
+class QueuedStreamer:
+    """Input queues of an echo streamer: microphone and far-end samples not yet processed.
+
+    A base class, the ``process`` of :class:`~clarity_se.aec.base.EchoStreamer`: it appends
+    the blocks to the queues (:meth:`_enqueue`) and runs the subclass's ``_run()`` (what the
+    queues allow: the new output and echo-estimate samples, float64, consuming the queued
+    input). The subclass's ``reset()`` calls :meth:`_clear_queues`, and its ``flush()``
+    returns the ``_n_in - _n_out`` samples still owed (``_n_in``, ``_n_out``: samples received
+    and returned since the last reset).
+    """
+
+    _mic: np.ndarray
+    _far: np.ndarray
+    _n_in: int
+    _n_out: int
+
+    def _clear_queues(self, history: int = 0) -> None:
+        """Empty queues (or ``history`` zeros before the signal) and zero counts."""
+        self._mic = np.zeros(history)
+        self._far = np.zeros(history)
+        self._n_in = 0
+        self._n_out = 0
+
+    def _enqueue(self, mic: np.ndarray, farend: np.ndarray) -> None:
+        """Append a block pair to the queues (float64) and count it.
+
+        Parameters
+        ----------
+        mic, farend : np.ndarray [shape=(n,)], float
+            Microphone and far-end samples, same length.
+
+        Raises
+        ------
+        ValueError
+            If the blocks are not mono or differ in length.
+        """
+        mic, farend = np.asarray(mic), np.asarray(farend)
+        if mic.ndim != 1 or farend.ndim != 1 or mic.shape != farend.shape:
+            raise ValueError(f"streamer: mic and farend blocks must be mono and of equal length, "
+                             f"got {tuple(mic.shape)} and {tuple(farend.shape)}")
+        self._mic = np.concatenate([self._mic, mic.astype(np.float64)])
+        self._far = np.concatenate([self._far, farend.astype(np.float64)])
+        self._n_in += mic.size
+
+    def _run(self) -> tuple[np.ndarray, np.ndarray]:
+        """Process what the queues allow: ``(output, echo estimate)`` samples now final."""
+        raise NotImplementedError
+
+    def process(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
+        """Feed equal-length mono blocks ``mic [n]``, ``farend [n]``; return the finished
+        samples (float32; their number depends on the system's framing and latency).
+
+        Raises
+        ------
+        ValueError
+            If the blocks are not mono or differ in length.
+        """
+        self._enqueue(mic, farend)
+        out, echo = self._run()
+        self._n_out += out.size
+        return EchoCancellerOutput(out.astype(np.float32), echo.astype(np.float32))
+
+
+class FramedStreamer(QueuedStreamer):
     """:class:`~clarity_se.aec.base.EchoStreamer` over an :class:`EchoCore`.
 
     Parameters
@@ -117,11 +182,8 @@ class FramedStreamer:
     def reset(self) -> None:
         """Forget all state (start a new clip)."""
         self._core = self._make_core()
-        self._mic = np.zeros(0)
-        self._far = np.zeros(0)
+        self._clear_queues()
         self._primed = False
-        self._n_in = 0
-        self._n_out = 0
 
     def _run(self) -> tuple[np.ndarray, np.ndarray]:
         if not self._primed and self._far.size >= self.lookahead:
@@ -136,26 +198,6 @@ class FramedStreamer:
         out, echo = self._core.process(self._mic[:n], self._far[:n])
         self._mic, self._far = self._mic[n:], self._far[n:]
         return out, echo
-
-    def process(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
-        """Feed equal-length blocks ``mic [n]``, ``farend [n]``; return the finished samples.
-
-        Raises
-        ------
-        ValueError
-            If the blocks are not mono or differ in length.
-        """
-        mic = np.asarray(mic)
-        farend = np.asarray(farend)
-        if mic.ndim != 1 or farend.ndim != 1 or mic.shape != farend.shape:
-            raise ValueError(f"streamer: mic and farend blocks must be mono and of equal length, "
-                             f"got {tuple(mic.shape)} and {tuple(farend.shape)}")
-        self._mic = np.concatenate([self._mic, mic.astype(np.float64)])
-        self._far = np.concatenate([self._far, farend.astype(np.float64)])
-        self._n_in += mic.size
-        out, echo = self._run()
-        self._n_out += out.size
-        return EchoCancellerOutput(out.astype(np.float32), echo.astype(np.float32))
 
     def flush(self) -> EchoCancellerOutput:
         """End of clip: the remaining output samples (zeros appended to the inputs); resets."""

@@ -30,7 +30,7 @@ import numpy as np
 
 from clarity_se.aec import register_aec
 from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput
-from clarity_se.aec.framing import process_whole
+from clarity_se.aec.framing import QueuedStreamer, process_whole
 
 #: Samples per 10 ms frame at 16 kHz.
 FRAME = SAMPLE_RATE // 100
@@ -42,7 +42,7 @@ def _to_pcm(x: np.ndarray) -> bytes:
     return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16).tobytes()
 
 
-class WebRTCAEC3Streamer:
+class WebRTCAEC3Streamer(QueuedStreamer):
     """Frame-by-frame AEC3 with its lag removed (see the module docstring)."""
 
     def __init__(self, noise_suppression: bool = False) -> None:
@@ -61,11 +61,8 @@ class WebRTCAEC3Streamer:
         if ap.get_frame_size() != FRAME:  # pragma: no cover - fixed by the wheel
             raise RuntimeError(f"AEC3 frame size {ap.get_frame_size()}, expected {FRAME}")
         self._ap = ap
-        self._mic = np.zeros(0)
-        self._far = np.zeros(0)
+        self._clear_queues()
         self._skip = INTERNAL_DELAY
-        self._n_in = 0
-        self._n_out = 0
 
     def _frames(self) -> np.ndarray:
         outs = []
@@ -79,25 +76,10 @@ class WebRTCAEC3Streamer:
         self._skip -= drop
         return y[drop:]
 
-    def process(self, mic: np.ndarray, farend: np.ndarray) -> EchoCancellerOutput:
-        """Feed equal-length mono blocks; return the finished (aligned) output samples.
-
-        Raises
-        ------
-        ValueError
-            If the blocks are not mono or differ in length.
-        """
-        mic, farend = np.asarray(mic), np.asarray(farend)
-        if mic.ndim != 1 or farend.ndim != 1 or mic.shape != farend.shape:
-            raise ValueError(f"streamer: mic and farend blocks must be mono and of equal length, "
-                             f"got {tuple(mic.shape)} and {tuple(farend.shape)}")
-        self._mic = np.concatenate([self._mic, mic.astype(np.float64)])
-        self._far = np.concatenate([self._far, farend.astype(np.float64)])
-        self._n_in += mic.size
+    def _run(self) -> tuple[np.ndarray, np.ndarray]:
+        """The aligned output samples now final, and zeros (AEC3 exposes no echo estimate)."""
         y = self._frames()
-        self._n_out += y.size
-        out = y.astype(np.float32)
-        return EchoCancellerOutput(out, np.zeros_like(out))
+        return y, np.zeros_like(y)
 
     def flush(self) -> EchoCancellerOutput:
         """End of clip: process zero-padded frames until every sample is out; reset."""
