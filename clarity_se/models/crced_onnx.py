@@ -42,6 +42,7 @@ from clarity_se.models.onnx_stream import (
     ort_session,
     read_export_meta,
     rfft_plan,
+    torchscript_export,
     write_export_meta,
 )
 
@@ -224,10 +225,10 @@ def export_onnx(model: CRCED | CRCEDHearingAid, out_dir: str | Path) -> dict[str
     paths = {"model": out / MODEL_FILE, "meta": out / META_FILE}
     dyn = {name: {0: "batch"} for name in ("mags", "context_in", "mask", "context_out")}
     with torch.no_grad():
-        torch.onnx.export(
+        torchscript_export(
             step, (mags, state), paths["model"],
             input_names=["mags", "context_in"], output_names=["mask", "context_out"],
-            dynamic_axes=dyn, opset_version=OPSET, dynamo=False,
+            dynamic_axes=dyn, opset_version=OPSET,
         )  # fmt: skip
     write_export_meta(paths["meta"], model, OPSET)
     return paths

@@ -37,6 +37,7 @@ from clarity_se.models.onnx_stream import (
     ort_session,
     read_export_meta,
     rfft,
+    torchscript_export,
     write_export_meta,
 )
 
@@ -118,19 +119,19 @@ def export_onnx(model: DTLN | DTLNHearingAid, out_dir: str | Path) -> dict[str, 
     paths = {"model_1": out / "model_1.onnx", "model_2": out / "model_2.onnx"}
     dynamic = {"states_in": {0: "batch"}, "states_out": {0: "batch"}}
     with torch.no_grad():
-        torch.onnx.export(
+        torchscript_export(
             Core1Step(model).eval(), (torch.rand(batch, 1, _n_feats(model)), states),
             paths["model_1"],
             input_names=["mags", "states_in"], output_names=["mask", "states_out"],
             dynamic_axes={"mags": {0: "batch"}, "mask": {0: "batch"}, **dynamic},
-            opset_version=OPSET, dynamo=False,
+            opset_version=OPSET,
         )  # fmt: skip
-        torch.onnx.export(
+        torchscript_export(
             Core2Step(model).eval(), (torch.randn(batch, 1, model.win_length), states),
             paths["model_2"],
             input_names=["frame", "states_in"], output_names=["segment", "states_out"],
             dynamic_axes={"frame": {0: "batch"}, "segment": {0: "batch"}, **dynamic},
-            opset_version=OPSET, dynamo=False,
+            opset_version=OPSET,
         )  # fmt: skip
     paths["meta"] = write_export_meta(out / META_FILE, model, OPSET)
     return paths

@@ -178,6 +178,40 @@ def derived_signals(x: np.ndarray, hearing_aid: bool) -> np.ndarray:
     return np.matmul(DERIVED, x) if hearing_aid else x
 
 
+def torchscript_export(module: Any, args: tuple, path: Path, **kwargs: Any) -> None:
+    """``torch.onnx.export(..., dynamo=False)`` with the exporter's own warnings silenced.
+
+    The TorchScript-based exporter is used on purpose: the ``torch.export``-based one needs
+    ``onnxscript``, which is not a dependency, and the graphs this exporter writes (LSTM and
+    context states as explicit inputs and outputs) are checked against PyTorch by the
+    onnxruntime parity tests. Its deprecation notice, tracer notices and the LSTM batch-size
+    notice (the states are graph inputs here, which is what it recommends) are filtered for the
+    call only.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The step module to export (eval mode).
+    args : tuple of Tensor
+        Example inputs.
+    path : Path
+        Output ``.onnx`` file.
+    **kwargs
+        ``input_names``, ``output_names``, ``dynamic_axes``, ``opset_version``: passed on.
+    """
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        warnings.filterwarnings("ignore", category=DeprecationWarning,
+                                message=r".*legacy TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.onnx")
+        torch.onnx.export(module, args, path, dynamo=False, **kwargs)
+
+
 def write_export_meta(path: Path, model: Any, opset: int) -> Path:
     """Write the JSON that records an exported model: ``model_name`` (registry name),
     ``model_args`` (``model.hparams``) and ``opset``; returns ``path``."""

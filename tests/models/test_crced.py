@@ -81,7 +81,8 @@ def test_recipe_smoke_training(tmp_path):
             "data.dev_segment_s=0.2", "data.cache=true", "data.max_dev_scenes=2",
             "train.batch_size=2", "optim.lr=0.01", "train.epochs=3", "train.steps_per_epoch=4"]
     assert cli_main(args) == 0
-    rows = list(csv.DictReader(open(exp / "log.csv")))
+    with open(exp / "log.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 3 and float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     model = load_model(exp / "last.pt")[0]
     assert isinstance(model, CRCED) and count_parameters(model) == 32_653

@@ -251,7 +251,8 @@ def test_recipe_smoke_training(scenes_root, tmp_path, recipe, name):
     extra = ["model.identity_init=false"] if name == "dtln_ha" else []
     config = f"recipes/icassp_2023/dtln/{recipe}"
     assert cli_main(["train", "-c", config, *_train_overrides(scenes_root, exp, *extra)]) == 0
-    rows = list(csv.DictReader(open(exp / "log.csv")))
+    with open(exp / "log.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 3
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     payload = read_checkpoint(exp / "last.pt")
