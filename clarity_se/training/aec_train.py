@@ -32,7 +32,8 @@ Every ``train.checkpoint_every`` steps and at the end, ``EXP/deep_adaptive.pt`` 
 (:func:`~clarity_se.models.deep_adaptive.save_deep_adaptive`: model arguments, weights, the
 resolved config, step, loss history); the log goes to the console. Training stops after
 ``train.minutes`` minutes or ``train.max_steps`` steps. ``train.init_checkpoint`` fine-tunes
-from a checkpoint (same model arguments) instead of a random initialisation.
+from a checkpoint (the same model arguments, except ``taps``: no weight depends on the filter
+length) instead of a random initialisation.
 
 References
 ----------
@@ -89,6 +90,11 @@ def compressed_spectral_loss(est, target, compress: float = 0.3, complex_weight:
     if frame_weight is None:
         return per_frame.mean()
     return (frame_weight * per_frame).sum() / frame_weight.sum().clamp_min(1e-12)
+
+
+#: model arguments an initialising checkpoint may differ in: no weight depends on them (``taps``,
+#: the NLMS filter length, is only the length of the filter state)
+RESIZABLE_ARGS = frozenset({"taps"})
 
 
 def nearend_frame_weight(near, weight: float, active_db: float = 30.0):
@@ -210,9 +216,12 @@ def train_deep_adaptive(cfg) -> Path:
         from clarity_se.models.deep_adaptive import load_deep_adaptive
 
         init, payload = load_deep_adaptive(t.init_checkpoint)
-        if payload["model_args"] != model.hparams:
+        differ = {k for k in set(payload["model_args"]) | set(model.hparams)
+                  if payload["model_args"].get(k) != model.hparams.get(k)}
+        if differ - RESIZABLE_ARGS:
             raise ValueError(f"train.init_checkpoint: {t.init_checkpoint} has model arguments "
-                             f"{payload['model_args']}, train.model is {model.hparams}")
+                             f"{payload['model_args']}, train.model is {model.hparams} (only "
+                             f"{sorted(RESIZABLE_ARGS)} may differ)")
         model.load_state_dict(init.state_dict())
         model.train()
         logger.warning("initialised from %s", t.init_checkpoint)

@@ -156,6 +156,14 @@ def test_trainer_renders_trains_and_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="train.init_checkpoint"):
         train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
             *common, f"path.exp_folder={tmp_path / 'ft2'}", "train.model.hidden=16"]))
+    # a longer NLMS filter may start from the same weights (no weight depends on taps)
+    longer = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+        *common, f"path.exp_folder={tmp_path / 'taps'}", "train.minutes=0",
+        "train.model.taps=20"]))
+    resized, resized_payload = load_deep_adaptive(longer)
+    assert resized_payload["model_args"]["taps"] == 20 and resized.taps == 20
+    for a, b in zip(resized.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
     # near-end frames weighted: trains; a negative weight is a config error
     weighted = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
         *common, f"path.exp_folder={tmp_path / 'nw'}", "train.max_steps=1",
