@@ -129,6 +129,8 @@ class DeepAdaptiveModelOptions:
     taps: int = 10
     hidden: int = 128
     layers: int = 2
+    #: neighbouring bins on either side in each bin's NLMS filter (0: per-bin filters)
+    cross_bands: int = 0
 
 
 @dataclass

@@ -13,14 +13,24 @@ and the network learns to drive it. Per frame ``t`` and STFT bin ``f`` (``X``: f
     G_t         = 2 sigmoid(Linear(h_t))                reference gain       in (0, 2)
     Xr_t        = G_t X_t                               nonlinear reference
     x_t         = [Xr_t, Xr_{t-1}, ..., Xr_{t-L+1}]     (per bin, complex)   [F, L]
+                  (with B cross bands: also those of bins f-B..f+B)          [F, (2B+1) L]
     Yhat_t      = sum_l W_{t,l} x_{t,l}                 echo estimate
     E_t         = Y_t - Yhat_t                          error = near-end estimate
     W_{t+1}     = W_t + mu_t E_t conj(x_t) / (||x_t||^2 + delta_t)           (complex NLMS)
-    delta_t     = 0.01 mean_f ||x_t||^2 + 1e-6 L                              (regulariser)
+    delta_t     = 0.01 mean_f ||x_t||^2 + 1e-6 (2B+1) L                       (regulariser)
 
 ``W`` starts at zero for every clip and is the adaptive filter's state, not a learned weight;
 the learned weights are those of the LSTM and its heads, trained end to end through the
-recursion (:mod:`clarity_se.training.aec_train`).
+recursion (:mod:`clarity_se.training.aec_train`). Neither ``L`` nor ``B`` changes a weight's
+shape.
+
+**Cross-band taps** (``cross_bands = B``, default 0 as in the paper). A filter per bin over the
+same bin's frames models the echo path only as far as the window's frequency resolution allows:
+a delay that is not a multiple of the hop, or a path whose response changes steeply across a
+bin (a vent high-pass, a receiver resonance), leaks far-end energy between neighbouring bins
+that a per-bin filter cannot follow. With ``B > 0`` each bin's filter also takes the reference
+frames of its ``B`` neighbours on either side (cross-band filters, Avargel and Cohen 2007).
+``benchmarks/aec_linear_bound.py`` measures what the best fixed filter of each form can remove.
 
 **Post-filter (deviation from the paper).** The paper's output is the error ``E``. Here a second,
 small LSTM sees ``[log|E_t|^2, log|Yhat_t|^2, log|Y_t|^2, h_t]`` and predicts a real gain
@@ -50,6 +60,8 @@ hybrid of deep learning and adaptive acoustic echo cancellation", Proc. ICASSP 2
 pp. 756-760, Sec. 2 (differentiable adaptive layer, DNN-estimated reference and step sizes).
 S. Haykin, *Adaptive Filter Theory*, ch. 6 (NLMS); J. J. Shynk, "Frequency-domain and multirate
 adaptive filtering", IEEE SP Magazine 9(1), 1992 (per-bin adaptation).
+Y. Avargel and I. Cohen, "System identification in the short-time Fourier transform domain with
+crossband filtering", IEEE TASLP 15(4), 2007 (cross-band filters).
 
 Deviations: the post-filter above; the sizes (two LSTM layers of 128, ``L = 10`` taps, a 20 ms
 window to meet the 20 ms latency rule) are ours; the reference is estimated as a real gain on
@@ -105,15 +117,19 @@ class DeepAdaptiveAEC(nn.Module):
         LSTM units per layer (control network and post-filter).
     layers : int
         LSTM layers of the control network.
+    cross_bands : int
+        ``B``: neighbouring bins on either side whose reference frames each bin's filter also
+        takes (0: a filter per bin, as in the paper).
 
     Raises
     ------
     ValueError
-        If ``hop != n_fft // 2`` or a size is not positive.
+        If ``hop != n_fft // 2``, a size is not positive or ``cross_bands`` is outside
+        ``[0, n_fft // 4)``.
     """
 
     def __init__(self, n_fft: int = 320, hop: int = 160, taps: int = 10, hidden: int = 128,
-                 layers: int = 2) -> None:
+                 layers: int = 2, cross_bands: int = 0) -> None:
         super().__init__()
         if n_fft < 16 or n_fft % 2 or hop != n_fft // 2:
             raise ValueError(f"deep_adaptive: need an even n_fft >= 16 and hop = n_fft // 2, "
@@ -121,9 +137,17 @@ class DeepAdaptiveAEC(nn.Module):
         if taps < 1 or hidden < 1 or layers < 1:
             raise ValueError(f"deep_adaptive: taps, hidden, layers must be >= 1, got {taps}, "
                              f"{hidden}, {layers}")
+        if not 0 <= cross_bands < n_fft // 4:
+            raise ValueError(f"deep_adaptive: cross_bands must be in [0, n_fft // 4), got "
+                             f"{cross_bands}")
         self.hparams = {"n_fft": n_fft, "hop": hop, "taps": taps, "hidden": hidden,
                         "layers": layers}
+        if cross_bands:  # absent from the arguments of checkpoints without cross-band taps
+            self.hparams["cross_bands"] = cross_bands
         self.n_fft, self.hop, self.taps, self.hidden = n_fft, hop, taps, hidden
+        self.cross_bands = cross_bands
+        #: regressors per bin: the taps of the bin and of its 2 cross_bands neighbours
+        self.n_regressors = (2 * cross_bands + 1) * taps
         self.n_bins = f = n_fft // 2 + 1
         self.inp = nn.Linear(3 * f, hidden)
         self.cells = nn.ModuleList(nn.LSTMCell(hidden, hidden) for _ in range(layers))
@@ -158,10 +182,23 @@ class DeepAdaptiveAEC(nn.Module):
         for i in range(len(self.cells)):
             state[f"h{i}"], state[f"c{i}"] = z, z
         state["rh"], state["rc"] = z, z
-        state["w"] = torch.zeros(batch, self.n_bins, self.taps, dtype=cdtype, device=device)
-        state["xbuf"] = torch.zeros_like(state["w"])
+        state["w"] = torch.zeros(batch, self.n_bins, self.n_regressors, dtype=cdtype,
+                                 device=device)
+        state["xbuf"] = torch.zeros(batch, self.n_bins, self.taps, dtype=cdtype, device=device)
         state["e2"] = torch.zeros(batch, self.n_bins, dtype=dtype, device=device)
         return state
+
+    def _regressors(self, xbuf: Tensor) -> Tensor:
+        """Reference history ``[batch, F, L]`` -> the filter's regressors per bin
+        ``[batch, F, (2B + 1) L]``: the bin's own taps, then those of the bins ``f - B .. f + B``
+        (zeros beyond the band edges)."""
+        b = self.cross_bands
+        if b == 0:
+            return xbuf
+        padded = torch.nn.functional.pad(xbuf.transpose(1, 2), (b, b)).transpose(1, 2)
+        f = self.n_bins
+        shifted = [padded[:, b + k : b + k + f] for k in range(-b, b + 1) if k != 0]
+        return torch.cat([xbuf, *shifted], dim=-1)
 
     def step(self, y: Tensor, x: Tensor, state: State) -> tuple[Tensor, Tensor, Tensor, State]:
         """One frame.
@@ -195,12 +232,14 @@ class DeepAdaptiveAEC(nn.Module):
         mu = torch.sigmoid(self.mu_head(z))
         gain = 2.0 * torch.sigmoid(self.ref_head(z))
         xbuf = torch.cat([(gain * x).unsqueeze(-1), state["xbuf"][..., :-1]], dim=-1)
+        reg = self._regressors(xbuf)
         w = state["w"]
-        yhat = (w * xbuf).sum(dim=-1)
+        yhat = (w * reg).sum(dim=-1)
         e = y - yhat
-        norm = power(xbuf).sum(dim=-1)
-        delta = DELTA_RELATIVE * norm.mean(dim=-1, keepdim=True) + DELTA_ABSOLUTE * self.taps
-        new["w"] = w + (mu * e / (norm + delta)).unsqueeze(-1) * xbuf.conj()
+        norm = power(reg).sum(dim=-1)
+        delta = (DELTA_RELATIVE * norm.mean(dim=-1, keepdim=True)
+                 + DELTA_ABSOLUTE * self.n_regressors)
+        new["w"] = w + (mu * e / (norm + delta)).unsqueeze(-1) * reg.conj()
         new["xbuf"] = xbuf
         e2 = power(e)
         new["e2"] = e2

@@ -32,8 +32,8 @@ Every ``train.checkpoint_every`` steps and at the end, ``EXP/deep_adaptive.pt`` 
 (:func:`~clarity_se.models.deep_adaptive.save_deep_adaptive`: model arguments, weights, the
 resolved config, step, loss history); the log goes to the console. Training stops after
 ``train.minutes`` minutes or ``train.max_steps`` steps. ``train.init_checkpoint`` fine-tunes
-from a checkpoint (the same model arguments, except ``taps``: no weight depends on the filter
-length) instead of a random initialisation.
+from a checkpoint (the same model arguments, except ``taps`` and ``cross_bands``: no weight
+depends on the filter's size) instead of a random initialisation.
 
 References
 ----------
@@ -92,9 +92,9 @@ def compressed_spectral_loss(est, target, compress: float = 0.3, complex_weight:
     return (frame_weight * per_frame).sum() / frame_weight.sum().clamp_min(1e-12)
 
 
-#: model arguments an initialising checkpoint may differ in: no weight depends on them (``taps``,
-#: the NLMS filter length, is only the length of the filter state)
-RESIZABLE_ARGS = frozenset({"taps"})
+#: model arguments an initialising checkpoint may differ in: no weight depends on them (``taps``
+#: and ``cross_bands`` set only the size of the NLMS filter state)
+RESIZABLE_ARGS = frozenset({"taps", "cross_bands"})
 
 
 def nearend_frame_weight(near, weight: float, active_db: float = 30.0):
