@@ -29,6 +29,7 @@ JSON (default ``results/benchmarks/aec_linear_bound.json``).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -37,16 +38,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
+@functools.lru_cache(maxsize=4)
+def _analysis(n_fft: int):
+    """A ``deep_adaptive`` model of frame ``n_fft``, built once: only its STFT is used."""
+    from clarity_se.models.deep_adaptive import DeepAdaptiveAEC
+
+    return DeepAdaptiveAEC(n_fft=n_fft, hop=n_fft // 2, taps=1, hidden=1, layers=1)
+
+
 def framed(signal: np.ndarray, n_fft: int) -> np.ndarray:
     """``deep_adaptive``'s analysis of ``signal [time]`` (hop ``n_fft // 2``) ->
     ``[frames, n_fft // 2 + 1]``."""
     import torch
 
-    from clarity_se.models.deep_adaptive import DeepAdaptiveAEC
-
-    model = DeepAdaptiveAEC(n_fft=n_fft, hop=n_fft // 2, taps=1)
     x = torch.as_tensor(np.asarray(signal, dtype=np.float64))[None]
-    return model.stft(x)[0].numpy()
+    return _analysis(n_fft).stft(x)[0].numpy()
 
 
 def best_filter_reduction(far: np.ndarray, echo: np.ndarray, taps: int,

@@ -167,8 +167,8 @@ class AECTrainConfig:
     log_every: int = 10
     checkpoint_every: int = 50
     #: start from these weights (a deep_adaptive checkpoint whose model arguments equal
-    #: ``train.model`` except perhaps ``taps``; "" = random initialisation); the optimiser
-    #: starts afresh
+    #: ``train.model`` except perhaps ``taps`` and ``cross_bands``; "" = random
+    #: initialisation); the optimiser starts afresh
     init_checkpoint: str = ""
     model: DeepAdaptiveModelOptions = field(default_factory=DeepAdaptiveModelOptions)
 

@@ -66,9 +66,8 @@ crossband filtering", IEEE TASLP 15(4), 2007 (cross-band filters).
 Deviations: the post-filter above; the cross-band taps (optional, used by the packaged
 checkpoint: ``L = 20``, ``B = 1``); the sizes (two LSTM layers of 128, ``L = 10`` taps by
 default, a 20 ms window to meet the 20 ms latency rule) are ours; the reference is estimated
-as a real gain on
-the loopback spectrum (the paper estimates the reference with the DNN; its exact
-parametrisation is not reproduced).
+as a real gain on the loopback spectrum (the paper estimates the reference with the DNN; its
+exact parametrisation is not reproduced).
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def test_cross_band_taps_cancel_what_a_per_bin_filter_cannot():
         assert model.n_regressors == (2 * bands + 1) * 10
         out = DeepAdaptive(model, post_filter=False)(mic, far).output
         erle[bands] = _erle(mic[-2 * FS:], out[-2 * FS:])
-    assert erle[1] > erle[0] + 4.0  # measured: 15.9 and 24.9 dB
+    assert erle[1] > erle[0] + 4.0  # measured: 15.7 and 25.4 dB
     assert "cross_bands" not in _random_model().hparams  # old checkpoints' arguments
     with pytest.raises(ValueError, match="cross_bands"):
         DeepAdaptiveAEC(cross_bands=80)
