@@ -170,6 +170,13 @@ class AECTrainConfig:
     #: ``train.model`` except perhaps ``taps`` and ``cross_bands``; "" = random
     #: initialisation); the optimiser starts afresh
     init_checkpoint: str = ""
+    #: held-out AEC folder scored every ``val_every`` steps and at the end
+    #: (:mod:`clarity_se.training.aec_validation`; "" = no validation); when it has no
+    #: ``meta.csv``, ``val_clips`` clips are rendered there (``--split test --seed val_seed``)
+    val_root: str = ""
+    val_every: int = 250
+    val_clips: int = 40
+    val_seed: int = 11
     model: DeepAdaptiveModelOptions = field(default_factory=DeepAdaptiveModelOptions)
 
 

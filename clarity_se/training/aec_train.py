@@ -33,7 +33,10 @@ Every ``train.checkpoint_every`` steps and at the end, ``EXP/deep_adaptive.pt`` 
 resolved config, step, loss history); the log goes to the console. Training stops after
 ``train.minutes`` minutes or ``train.max_steps`` steps. ``train.init_checkpoint`` fine-tunes
 from a checkpoint (the same model arguments, except ``taps`` and ``cross_bands``: no weight
-depends on the filter's size) instead of a random initialisation.
+depends on the filter's size) instead of a random initialisation. With ``train.val_root``, a
+held-out folder is scored every ``train.val_every`` steps and at the end, and the best
+checkpoint by PESQ-WB plus AECMOS echo MOS in double talk is kept in
+``EXP/deep_adaptive_best.pt`` (:mod:`clarity_se.training.aec_validation`).
 
 References
 ----------
@@ -120,16 +123,16 @@ def nearend_frame_weight(near, weight: float, active_db: float = 30.0):
 
 
 def ensure_training_data(root: Path, clips: int, seed: int, data_root: str = "",
-                         clip_s: float = 10.0) -> None:
-    """Render ``clips`` training clips of ``clip_s`` s into ``root`` (``clarity-se aec-data
-    root --split train --seed seed [--data-root data_root]``) unless it has a ``meta.csv``."""
+                         clip_s: float = 10.0, split: str = "train") -> None:
+    """Render ``clips`` clips of ``clip_s`` s into ``root`` (``clarity-se aec-data root --split
+    split --seed seed [--data-root data_root]``) unless it has a ``meta.csv``."""
     if (root / "meta.csv").is_file():
         return
     from clarity_se.data.render.echo import DEFAULT_DATA_ROOT, EchoRenderOptions, build_aec_dataset
 
-    logger.warning("rendering %d training clips (seed %d) into %s", clips, seed, root)
+    logger.warning("rendering %d %s clips (seed %d) into %s", clips, split, seed, root)
     build_aec_dataset(root, n_clips=clips,
-                      options=EchoRenderOptions(split="train", seed=seed, clip_s=clip_s),
+                      options=EchoRenderOptions(split=split, seed=seed, clip_s=clip_s),
                       data_root=data_root or DEFAULT_DATA_ROOT)
 
 
@@ -234,6 +237,16 @@ def train_deep_adaptive(cfg) -> Path:
         raise ValueError(f"train.nearend_weight must be >= 0, got {t.nearend_weight}")
     sampler = SegmentSampler(root, segment, hop, rng)
     out = Path(cfg.path.exp_folder) / "deep_adaptive.pt"
+    val_clips = None
+    if t.val_root:
+        from clarity_se.training.aec_validation import load_validation_clips
+
+        if t.val_every < 1:
+            raise ValueError(f"train.val_every must be >= 1 step, got {t.val_every}")
+        ensure_training_data(Path(t.val_root), int(t.val_clips), int(t.val_seed),
+                             str(t.render_data_root), float(t.render_clip_s), split="test")
+        val_clips = load_validation_clips(Path(t.val_root))
+    validations: list[dict] = []
     opt = torch.optim.Adam(model.parameters(), lr=float(t.lr))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     history: list[dict] = []
@@ -242,6 +255,29 @@ def train_deep_adaptive(cfg) -> Path:
     running = []
     logger.warning("training deep_adaptive (%d parameters) on %d clips of %s -> %s",
                    sum(p.numel() for p in model.parameters()), len(sampler.clips), root, out)
+
+    def checkpoint_payload() -> dict:
+        payload = {"config": resolved, "step": step, "history": history}
+        if validations:
+            payload["validation"] = validations
+        return payload
+
+    def run_validation(elapsed: float) -> None:
+        from clarity_se.training.aec_validation import validate, write_validation_csv
+
+        row = {"step": step, "minutes": elapsed, **validate(model, val_clips)}
+        best = max((v["score"] for v in validations if np.isfinite(v["score"])),
+                   default=-np.inf)
+        validations.append(row)
+        write_validation_csv(out.with_name("validation.csv"), validations)
+        logger.warning("step %d validation: PESQ-WB dt %.3f  echo MOS dt %.3f  deg MOS dt %.3f"
+                       "  ERLE st %.1f dB  score %.3f", step, row["pesq_wb_dt"],
+                       row["aecmos_echo_dt"], row["aecmos_deg_dt"], row["erle_st_db"],
+                       row["score"])
+        if np.isfinite(row["score"]) and row["score"] > best:
+            save_deep_adaptive(out.with_name("deep_adaptive_best.pt"), model,
+                               checkpoint_payload())
+
     while True:
         elapsed = (time.monotonic() - t0) / 60
         if elapsed >= t.minutes or (t.max_steps and step >= t.max_steps):
@@ -271,11 +307,18 @@ def train_deep_adaptive(cfg) -> Path:
                             "loss_linear": float(ll)})
             logger.warning("step %d  %.1f min  loss out %.4f  linear %.4f  grad %.2f", step,
                            elapsed, lo, ll, grad)
+        if val_clips is not None and step % t.val_every == 0:
+            run_validation(elapsed)
         if step % t.checkpoint_every == 0:
-            save_deep_adaptive(out, model, {"config": resolved, "step": step,
-                                            "history": history})
-    save_deep_adaptive(out, model, {"config": resolved, "step": step, "history": history})
+            save_deep_adaptive(out, model, checkpoint_payload())
+    if val_clips is not None and (not validations or validations[-1]["step"] != step):
+        run_validation((time.monotonic() - t0) / 60)
+    save_deep_adaptive(out, model, checkpoint_payload())
     logger.warning("done: %d steps in %.1f min -> %s", step, (time.monotonic() - t0) / 60, out)
+    if validations:
+        best = max(validations, key=lambda v: v["score"] if np.isfinite(v["score"]) else -np.inf)
+        logger.warning("best validation score %.3f at step %d -> %s", best["score"],
+                       best["step"], out.with_name("deep_adaptive_best.pt"))
     return out
 
 

@@ -209,3 +209,48 @@ def test_packaged_checkpoint_cancels_echo_on_rendered_clips(tmp_path):
         # for the NLMS error alone (clip 0: measured path through the nonlinear loudspeaker)
         assert _erle(mic[FS:], aec(mic, far).output[FS:]) > 25.0, clip.meta["echo_path"]
         assert _erle(mic[FS:], linear(mic, far).output[FS:]) > 3.0, clip.meta["echo_path"]
+
+
+def test_trainer_validates_and_keeps_the_best_checkpoint(tmp_path):
+    import csv
+
+    from clarity_se.data.aec_challenge import load_aec_dataset
+    from clarity_se.training.aec_validation import VAL_COLUMNS, validate
+
+    recordings = make_data_root(tmp_path / "rec")
+    train = tmp_path / "train"
+    build_aec_dataset(train, n_clips=3, options=EchoRenderOptions(
+        split="train", seed=1, clip_s=1.0), data_root=recordings)
+    val = tmp_path / "val"  # rendered by the trainer: held-out split, val_seed
+    common = [f"path.root={train}", f"path.exp_folder={tmp_path / 'exp'}", "train.batch=2",
+              "train.segment_s=0.3", "train.model.hidden=8", f"train.val_root={val}",
+              f"train.render_data_root={recordings}", "train.render_clip_s=2.0",
+              "train.val_clips=6", "train.val_seed=3"]
+    path = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+        *common, "train.max_steps=3", "train.val_every=2"]))
+    clips = load_aec_dataset(val)
+    assert len(clips) == 6 and {c.split for c in clips} == {"test"}
+    assert any(c.talk_type == "dt" for c in clips)
+    with open(path.with_name("validation.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert tuple(rows[0]) == VAL_COLUMNS
+    assert [int(r["step"]) for r in rows] == [2, 3]  # every val_every steps, and the last
+    scores = [float(r["score"]) for r in rows]
+    assert all(np.isfinite(scores))
+    for r in rows:
+        assert float(r["score"]) == pytest.approx(
+            float(r["pesq_wb_dt"]) + float(r["aecmos_echo_dt"]), abs=2e-4)
+    best_model, best = load_deep_adaptive(path.with_name("deep_adaptive_best.pt"))
+    assert best["training"]["step"] == int(rows[int(np.argmax(scores))]["step"])
+    # the stored score is what validate() gives for the stored weights
+    again = validate(best_model, [c for c in clips if c.talk_type != "nst"], progress=False)
+    assert again["score"] == pytest.approx(max(scores), abs=2e-4)
+    last, payload = load_deep_adaptive(path)
+    assert [v["step"] for v in payload["training"]["validation"]] == [2, 3]
+    # a held-out folder without double talk cannot be scored: a config error naming the key
+    st_only = tmp_path / "st_only"
+    build_aec_dataset(st_only, n_clips=2, options=EchoRenderOptions(
+        split="test", seed=3, clip_s=1.0, talk_mix=(1, 0, 0)), data_root=recordings)
+    with pytest.raises(ValueError, match="train.val_root"):
+        train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common[:5], f"train.val_root={st_only}", "train.max_steps=1"]))
