@@ -160,6 +160,8 @@ class AECTrainConfig:
     linear_weight: float = 0.5
     #: weight of the frames with near-end speech in the output loss (1 = plain mean)
     nearend_weight: float = 1.0
+    #: weight of the speech-distortion term (the post-filter gain on the near-end speech alone)
+    distortion_weight: float = 0.0
     #: power-law compression of the spectral loss and its complex-term weight
     compress: float = 0.3
     complex_weight: float = 0.3

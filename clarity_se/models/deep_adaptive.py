@@ -202,7 +202,7 @@ class DeepAdaptiveAEC(nn.Module):
         return torch.cat([xbuf, *shifted], dim=-1)
 
     def step(self, y: Tensor, x: Tensor, state: State) -> tuple[Tensor, Tensor, Tensor, State]:
-        """One frame.
+        """One frame: :meth:`step_with_mask` with the post-filter applied (``out = M E``).
 
         Parameters
         ----------
@@ -219,6 +219,31 @@ class DeepAdaptiveAEC(nn.Module):
             Linear echo estimate.
         out : Tensor [shape=(batch, F)], complex
             Post-filtered near-end estimate ``M E``.
+        state : State
+            The next state.
+        """
+        e, yhat, mask, state = self.step_with_mask(y, x, state)
+        return e, yhat, mask * e, state
+
+    def step_with_mask(self, y: Tensor, x: Tensor, state: State
+                       ) -> tuple[Tensor, Tensor, Tensor, State]:
+        """One frame, returning the post-filter gain instead of its output.
+
+        Parameters
+        ----------
+        y, x : Tensor [shape=(batch, F)], complex
+            Microphone and far-end spectra of the frame.
+        state : State
+            From :meth:`initial_state` or the previous step.
+
+        Returns
+        -------
+        e : Tensor [shape=(batch, F)], complex
+            NLMS error (the paper's near-end estimate).
+        yhat : Tensor [shape=(batch, F)], complex
+            Linear echo estimate.
+        mask : Tensor [shape=(batch, F)], real
+            Post-filter gain ``M`` in (0, 1).
         state : State
             The next state.
         """
@@ -249,7 +274,7 @@ class DeepAdaptiveAEC(nn.Module):
         rh, rc = self.res_cell(torch.tanh(self.res_inp(r_in)), (state["rh"], state["rc"]))
         new["rh"], new["rc"] = rh, rc
         mask = torch.sigmoid(self.res_head(rh))
-        return e, yhat, mask * e, new
+        return e, yhat, mask, new
 
     def forward(self, y: Tensor, x: Tensor, state: State | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, State]:
@@ -269,18 +294,31 @@ class DeepAdaptiveAEC(nn.Module):
         state : State
             After the last frame.
         """
+        e, yhat, mask, state = self.forward_with_mask(y, x, state)
+        return e, yhat, mask * e, state
+
+    def forward_with_mask(self, y: Tensor, x: Tensor, state: State | None = None
+                          ) -> tuple[Tensor, Tensor, Tensor, State]:
+        """Run :meth:`step_with_mask` over frames (as :meth:`forward`, the third output being
+        the post-filter gain ``M [batch, frames, F]``, real, instead of ``M E``).
+
+        Raises
+        ------
+        ValueError
+            If ``y`` and ``x`` are not ``[batch, frames, F]`` of one shape.
+        """
         if y.shape != x.shape or y.dim() != 3:
             raise ValueError(f"deep_adaptive: y and x must be [batch, frames, F] of one shape, "
                              f"got {tuple(y.shape)} and {tuple(x.shape)}")
         if state is None:
             state = self.initial_state(y.shape[0], y.real.dtype, y.device)
-        es, yhats, outs = [], [], []
+        es, yhats, masks = [], [], []
         for t in range(y.shape[1]):
-            e, yhat, out, state = self.step(y[:, t], x[:, t], state)
+            e, yhat, mask, state = self.step_with_mask(y[:, t], x[:, t], state)
             es.append(e)
             yhats.append(yhat)
-            outs.append(out)
-        return torch.stack(es, 1), torch.stack(yhats, 1), torch.stack(outs, 1), state
+            masks.append(mask)
+        return torch.stack(es, 1), torch.stack(yhats, 1), torch.stack(masks, 1), state
 
     def stft(self, signal: Tensor) -> Tensor:
         """Spectra of the frames of ``signal`` ``[batch, time]`` (``time`` = ``(k + 1) H``,

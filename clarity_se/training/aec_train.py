@@ -16,6 +16,7 @@ of Braun & Tashev (2021) with exponent ``c = train.compress`` (0.3) and complex-
     L(S_hat, S) = (1 - a) mean (|S_hat|^c - |S|^c)^2 + a mean |S_hat^c - S^c|^2,
     S^c = |S|^c S / |S|
     loss = L_w(M E, S_near) + train.linear_weight L(E, S_mic - S_echo)
+           + train.distortion_weight L(M S_near, S_near)
 
 ``S_near`` is the clean near-end speech (the post-filtered output should hold it and nothing
 else), ``S_mic - S_echo`` the microphone without its echo (near end plus noise: what a perfect
@@ -27,6 +28,11 @@ what ERLE and AECMOS measure), and the complex term keeps the phase of the linea
 loudest near-end frame) ``train.nearend_weight`` times the others (1: the plain mean): a weight
 above 1 moves the post-filter's effort from far-end single talk, where any residual is already
 tens of dB down, to the frames that double-talk quality (PESQ, AECMOS degradation) measures.
+The last term (``train.distortion_weight``, default 0) is the post-filter gain applied to the
+near-end speech alone against that speech: the speech distortion, apart from the residual echo
+and noise that ``M E - S_near = (M - 1) S_near + M (E - S_near)`` mixes in (the split of the
+DSML / RESL measures of Ivry et al. 2021); a weight above 0 trades residual echo for less
+near-end suppression in double talk.
 
 Every ``train.checkpoint_every`` steps and at the end, ``EXP/deep_adaptive.pt`` is written
 (:func:`~clarity_se.models.deep_adaptive.save_deep_adaptive`: model arguments, weights, the
@@ -44,6 +50,8 @@ S. Braun and I. Tashev, "A consolidated view of loss functions for supervised de
 learning-based speech enhancement", TSP 2021 (compressed spectral loss).
 H. Zhang et al., "Deep adaptive AEC", ICASSP 2022 (end-to-end training through the adaptive
 layer).
+A. Ivry, I. Cohen, B. Berdugo, "Deep residual echo suppression with a tunable tradeoff between
+signal distortion and echo suppression", ICASSP 2021 (the distortion / suppression split).
 """
 
 from __future__ import annotations
@@ -235,6 +243,8 @@ def train_deep_adaptive(cfg) -> Path:
                          f"{t.segment_s}, {t.batch}")
     if not t.nearend_weight >= 0:
         raise ValueError(f"train.nearend_weight must be >= 0, got {t.nearend_weight}")
+    if not t.distortion_weight >= 0:
+        raise ValueError(f"train.distortion_weight must be >= 0, got {t.distortion_weight}")
     sampler = SegmentSampler(root, segment, hop, rng)
     out = Path(cfg.path.exp_folder) / "deep_adaptive.pt"
     val_clips = None
@@ -284,13 +294,18 @@ def train_deep_adaptive(cfg) -> Path:
             break
         b = sampler.batch(int(t.batch))
         spec = {k: model.stft(torch.from_numpy(v).float()) for k, v in b.items()}
-        e, _, est, _ = model(spec["mic"], spec["far"])
+        e, _, mask, _ = model.forward_with_mask(spec["mic"], spec["far"])
+        est = mask * e
         weight = (nearend_frame_weight(spec["near"], t.nearend_weight)
                   if t.nearend_weight != 1.0 else None)  # fmt: skip
         loss_out = compressed_spectral_loss(est, spec["near"], t.compress, t.complex_weight,
                                             weight)
         loss_lin = compressed_spectral_loss(e, spec["noecho"], t.compress, t.complex_weight)
         loss = loss_out + t.linear_weight * loss_lin
+        if t.distortion_weight:
+            # the post-filter's gain on the near-end speech alone: what it takes from the speech
+            loss = loss + t.distortion_weight * compressed_spectral_loss(
+                mask * spec["near"], spec["near"], t.compress, t.complex_weight)
         opt.zero_grad()
         loss.backward()
         grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float(t.grad_clip)))

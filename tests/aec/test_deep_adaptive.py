@@ -254,3 +254,38 @@ def test_trainer_validates_and_keeps_the_best_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="train.val_root"):
         train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
             *common[:5], f"train.val_root={st_only}", "train.max_steps=1"]))
+
+
+def test_forward_with_mask_is_the_post_filter_gain():
+    model = _random_model(hidden=8).double()
+    y = torch.randn(2, 7, model.n_bins, dtype=torch.complex128)
+    x = torch.randn(2, 7, model.n_bins, dtype=torch.complex128)
+    e, yhat, out, _ = model(y, x)
+    e2, yhat2, mask, _ = model.forward_with_mask(y, x)
+    assert not mask.is_complex() and bool(((mask > 0) & (mask < 1)).all())
+    assert torch.equal(e, e2) and torch.equal(yhat, yhat2) and torch.equal(out, mask * e)
+
+
+def test_distortion_term_trains_and_pulls_the_gain_up(tmp_path):
+    recordings = make_data_root(tmp_path / "rec")
+    train = tmp_path / "train"
+    build_aec_dataset(train, n_clips=3, options=EchoRenderOptions(
+        split="train", seed=1, clip_s=1.0, talk_mix=(0, 1, 0)), data_root=recordings)
+    common = [f"path.root={train}", "train.batch=2", "train.segment_s=0.5",
+              "train.model.hidden=8", "train.max_steps=8", "train.lr=0.01", "train.seed=3"]
+    gains = {}
+    for w in (0, 50):
+        path = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common, f"path.exp_folder={tmp_path / str(w)}", f"train.distortion_weight={w}"]))
+        model, _ = load_deep_adaptive(path)
+        clip = EchoSceneRenderer(recordings, EchoRenderOptions(
+            split="train", seed=1, clip_s=1.0, talk_mix=(0, 1, 0))).render(0)
+        with torch.no_grad():
+            spec = [model.stft(torch.from_numpy(np.concatenate([np.zeros(model.hop), s]))[None]
+                               .float()) for s in (clip.mic, clip.farend)]
+            gains[w] = float(model.forward_with_mask(*spec)[2].mean())
+    # the same crops and steps; the distortion term alone differs: a higher mean gain
+    assert gains[50] > gains[0] + 0.01, gains
+    with pytest.raises(ValueError, match="train.distortion_weight"):
+        train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common, f"path.exp_folder={tmp_path / 'bad'}", "train.distortion_weight=-1"]))
