@@ -1,0 +1,121 @@
+"""Where does PESQ-WB in double talk go? The post-filter's gain applied to each part of its input.
+
+    python benchmarks/aec_pesq_components.py ROOT [--checkpoint PT] [--out JSON]
+
+``ROOT`` is a synthetic AEC Challenge folder with ``nearend_speech/`` and ``echo_signal/``
+(``clarity-se aec-data``); ``--checkpoint`` a ``deep_adaptive`` checkpoint (default: the
+packaged one). For every double-talk clip the canceller runs over the whole clip (float64, the
+filter from zero, as ``clarity-se aec`` runs it) and its NLMS error is split, frame by frame,
+into what the microphone brought in: ``E = S + N + R`` with ``S`` the near-end speech, ``N`` the
+near-end noise (``mic - nearend - echo``) and ``R = E - S - N`` the residual echo (the linear
+filter acts on the far end only, so ``S`` and ``N`` pass it unchanged). The post-filter gain
+``M`` of each bin and frame is applied to each part, and PESQ-WB against ``S`` is computed for
+
+- ``output``: ``M (S + N + R)``, what the canceller outputs;
+- ``no_residual_echo``: ``M (S + N)``, the same gains with the residual echo gone;
+- ``no_speech_distortion``: ``S + M (N + R)``, the same gains on everything but the speech;
+- ``gain_on_speech``: ``M S`` alone;
+- ``oracle``: ``S + N`` (the microphone without its echo);
+- ``mic``: the unprocessed microphone.
+
+What it says: how much of the gap between ``output`` and ``oracle`` the residual echo costs and
+how much the gain's suppression of the near-end speech costs. Printed and written as JSON
+(default ``results/benchmarks/aec_pesq_components.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("output", "no_residual_echo", "no_speech_distortion", "gain_on_speech", "oracle",
+            "mic")
+
+
+def components(model, mic: np.ndarray, farend: np.ndarray, nearend: np.ndarray,
+               echo: np.ndarray) -> dict[str, np.ndarray]:
+    """The signals of :data:`VARIANTS` for one clip.
+
+    Parameters
+    ----------
+    model : clarity_se.models.deep_adaptive.DeepAdaptiveAEC
+        In float64 (``.double().eval()``).
+    mic, farend, nearend, echo : np.ndarray [shape=(time,)], float, 16 kHz
+        The clip's signals (``mic = nearend + echo + noise``).
+
+    Returns
+    -------
+    dict
+        ``{variant: [time] float64}``; ``output`` is the canceller's output.
+    """
+    import torch
+
+    n, h = mic.size, model.hop
+    length = -(-n // h) * h + 2 * h  # hop of history first, whole frames, one more at the end
+
+    def spec(x: np.ndarray):
+        padded = np.zeros(length)
+        padded[h : h + n] = x
+        return model.stft(torch.from_numpy(padded)[None])
+
+    def signal(s) -> np.ndarray:
+        return model.istft(s)[0, h : h + n].numpy()
+
+    with torch.no_grad():
+        e, _, mask, _ = model.forward_with_mask(spec(mic), spec(farend))
+        s, v = spec(nearend), spec(mic - nearend - echo)
+        r = e - s - v
+        return {"output": signal(mask * e), "no_residual_echo": signal(mask * (s + v)),
+                "no_speech_distortion": signal(s + mask * (v + r)),
+                "gain_on_speech": signal(mask * s), "oracle": signal(s + v),
+                "mic": np.asarray(mic, dtype=np.float64)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print and write the table; 2 on a folder without double-talk clips with references."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--checkpoint", default="", help="deep_adaptive checkpoint (packaged)")
+    parser.add_argument("--out", type=Path,
+                        default=REPO / "results" / "benchmarks" / "aec_pesq_components.json")
+    args = parser.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from clarity_se.aec.deep_adaptive import load
+    from clarity_se.data.aec_challenge import read_clip, read_synthetic_meta
+    from clarity_se.metrics.aec import pesq_wb
+
+    try:
+        clips = [c for c in read_synthetic_meta(args.root) if c.talk_type == "dt"
+                 and c.nearend is not None and c.echo is not None and c.echo.is_file()]
+        model = load(args.checkpoint).model  # float64, eval mode
+    except ValueError as exc:
+        print(f"aec_pesq_components: {exc}")
+        return 2
+    if not clips:
+        print(f"aec_pesq_components: {args.root}: no double-talk clip with nearend_speech and "
+              "echo_signal")
+        return 2
+    rows = []
+    for clip in tqdm(clips, desc="clips"):
+        audio = read_clip(clip)
+        sig = components(model, audio.mic, audio.farend, audio.nearend, audio.echo)
+        rows.append({"id": clip.id, **{k: pesq_wb(reference=audio.nearend, processed=x)
+                                       for k, x in sig.items()}})
+    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in VARIANTS}
+    print(f"PESQ-WB in double talk, {len(rows)} clips of {args.root}")
+    for k in VARIANTS:
+        print(f"  {k:22s} {mean[k]:.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"root": str(args.root), "checkpoint": args.checkpoint or
+                                    "packaged", "mean": mean, "clips": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
