@@ -42,7 +42,8 @@ from a checkpoint (the same model arguments, except ``taps`` and ``cross_bands``
 depends on the filter's size) instead of a random initialisation. With ``train.val_root``, a
 held-out folder is scored every ``train.val_every`` steps and at the end, and the best
 checkpoint by PESQ-WB plus AECMOS echo MOS in double talk is kept in
-``EXP/deep_adaptive_best.pt`` (:mod:`clarity_se.training.aec_validation`).
+``EXP/deep_adaptive_best.pt``, with ``EXP/validation.csv`` and ``EXP/validation.png``
+(WebRTC AEC3 scored once beside it; :mod:`clarity_se.training.aec_validation`).
 
 References
 ----------
@@ -257,6 +258,7 @@ def train_deep_adaptive(cfg) -> Path:
                              str(t.render_data_root), float(t.render_clip_s), split="test")
         val_clips = load_validation_clips(Path(t.val_root))
     validations: list[dict] = []
+    val_reference: list[dict] = []
     opt = torch.optim.Adam(model.parameters(), lr=float(t.lr))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     history: list[dict] = []
@@ -273,13 +275,24 @@ def train_deep_adaptive(cfg) -> Path:
         return payload
 
     def run_validation(elapsed: float) -> None:
-        from clarity_se.training.aec_validation import validate, write_validation_csv
+        from clarity_se.training.aec_validation import (
+            REFERENCE_SYSTEM,
+            plot_validation,
+            validate,
+            validate_reference,
+            write_validation_csv,
+        )
 
-        row = {"step": step, "minutes": elapsed, **validate(model, val_clips)}
+        if not val_reference:
+            val_reference.append({"system": REFERENCE_SYSTEM,
+                                  **validate_reference(val_clips)})
+        row = {"system": "deep_adaptive", "step": step, "minutes": elapsed,
+               **validate(model, val_clips)}
         best = max((v["score"] for v in validations if np.isfinite(v["score"])),
                    default=-np.inf)
         validations.append(row)
-        write_validation_csv(out.with_name("validation.csv"), validations)
+        write_validation_csv(out.with_name("validation.csv"), val_reference + validations)
+        plot_validation(out.with_name("validation.png"), val_reference + validations)
         logger.warning("step %d validation: PESQ-WB dt %.3f  echo MOS dt %.3f  deg MOS dt %.3f"
                        "  ERLE st %.1f dB  score %.3f", step, row["pesq_wb_dt"],
                        row["aecmos_echo_dt"], row["aecmos_deg_dt"], row["erle_st_db"],

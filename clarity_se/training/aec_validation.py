@@ -12,8 +12,10 @@ far-end single talk, PESQ-WB and AECMOS echo and degradation MOS in double talk
 the two double-talk measures of the AEC Challenge that trade against each other (removing more
 echo during double talk removes near-end speech too); far-end single talk is left out of the
 score because the post-filter all but mutes it at any checkpoint worth keeping (ERLE above
-40 dB). The weights of the best score so far go to ``EXP/deep_adaptive_best.pt`` and every
-validation to a row of ``EXP/validation.csv`` (:data:`VAL_COLUMNS`).
+40 dB). The weights of the best score so far go to ``EXP/deep_adaptive_best.pt``, every
+validation to a row of ``EXP/validation.csv`` (:data:`VAL_COLUMNS`) and to the plot
+``EXP/validation.png``. WebRTC AEC3 (:data:`REFERENCE_SYSTEM`) is scored once on the same clips
+and written beside them: the AEC Challenge's bars are relative to it.
 
 Validation steps are fixed step numbers and training is deterministic for a seed, so a rerun on
 the same machine keeps the same step; on another CPU, float differences in training may change
@@ -31,8 +33,12 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 #: columns of ``EXP/validation.csv``
-VAL_COLUMNS = ("step", "minutes", "erle_st_db", "aecmos_echo_st", "pesq_wb_dt",
+VAL_COLUMNS = ("system", "step", "minutes", "erle_st_db", "aecmos_echo_st", "pesq_wb_dt",
                "aecmos_echo_dt", "aecmos_deg_dt", "score")
+#: the scores: every column after ``minutes``
+SCORE_COLUMNS = VAL_COLUMNS[3:]
+#: the system scored once beside the model (the AEC Challenge's classical reference)
+REFERENCE_SYSTEM = "webrtc_aec3"
 
 
 def load_validation_clips(root: Path) -> list:
@@ -78,18 +84,50 @@ def validate(model, clips: list, progress: bool = True) -> dict[str, float]:
     Returns
     -------
     dict
-        :data:`VAL_COLUMNS` except ``step`` and ``minutes``: means of the finite values over
-        the clips of each talk type (an all-but-silent output has infinite ERLE and is left out
-        of the ERLE mean; ``nan`` where no clip gives a finite value).
+        :data:`SCORE_COLUMNS` (:func:`score_system`).
+    """
+    from clarity_se.aec.deep_adaptive import DeepAdaptive
+
+    return score_system(DeepAdaptive(model), clips, progress)
+
+
+def validate_reference(clips: list, progress: bool = True) -> dict[str, float]:
+    """:func:`score_system` for :data:`REFERENCE_SYSTEM` (WebRTC AEC3) on the same clips."""
+    from omegaconf import OmegaConf
+
+    from clarity_se.aec import build_aec
+    from clarity_se.aec.config import AECOptions
+
+    options = OmegaConf.structured(AECOptions)
+    options.name = REFERENCE_SYSTEM
+    return score_system(build_aec(options), clips, progress)
+
+
+def score_system(canceller, clips: list, progress: bool = True) -> dict[str, float]:
+    """Score an echo canceller on validation clips as ``clarity-se aec-evaluate`` would.
+
+    Parameters
+    ----------
+    canceller : clarity_se.aec.base.EchoCanceller
+        ``(mic, farend) -> EchoCancellerOutput`` at 16 kHz, whole clips.
+    clips : list of clarity_se.data.aec_challenge.AECClip
+        From :func:`load_validation_clips`.
+    progress : bool
+        Show a ``tqdm`` bar over the clips.
+
+    Returns
+    -------
+    dict
+        :data:`SCORE_COLUMNS`: means of the finite values over the clips of each talk type
+        (an all-but-silent output has infinite ERLE and is left out of the ERLE mean; ``nan``
+        where no clip gives a finite value), and ``score``.
     """
     from tqdm import tqdm
 
-    from clarity_se.aec.deep_adaptive import DeepAdaptive
     from clarity_se.data.aec_challenge import read_clip
     from clarity_se.metrics.aec import aecmos, erle, pesq_wb
 
-    canceller = DeepAdaptive(model)
-    values: dict[str, list[float]] = {k: [] for k in VAL_COLUMNS[2:-1]}
+    values: dict[str, list[float]] = {k: [] for k in SCORE_COLUMNS[:-1]}
     for clip in tqdm(clips, desc="validation", unit="clip", leave=False, disable=not progress):
         audio = read_clip(clip)
         out = canceller(audio.mic, audio.farend).output.astype(np.float64)
@@ -114,11 +152,66 @@ def validate(model, clips: list, progress: bool = True) -> dict[str, float]:
 
 
 def write_validation_csv(path: Path, rows: list[dict]) -> Path:
-    """Write the validation history (:data:`VAL_COLUMNS`, one row per validation) atomically."""
+    """Write the validation history atomically: :data:`VAL_COLUMNS`, one row per validation
+    (``system`` ``deep_adaptive``) and the reference's row (``system`` ``webrtc_aec3``, empty
+    ``step`` and ``minutes``) if ``rows`` holds one."""
     from clarity_se.data.audio_io import atomic_write_text
 
-    lines = [",".join(VAL_COLUMNS)]
-    for row in rows:
-        lines.append(",".join(str(row[k]) if k == "step" else f"{row[k]:.4f}"
-                              for k in VAL_COLUMNS))
+    def cell(row: dict, key: str) -> str:
+        value = row.get(key)
+        if value is None or isinstance(value, str):
+            return value or ""
+        return str(value) if key == "step" else f"{value:.4f}"
+
+    lines = [",".join(VAL_COLUMNS)] + [",".join(cell(r, k) for k in VAL_COLUMNS) for r in rows]
     return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def plot_validation(path: Path, rows: list[dict]) -> Path:
+    """Draw the validation history: PESQ-WB and AECMOS echo MOS in double talk against the
+    training step, the reference system as dashed lines, and the two against each other (the
+    trade-off each checkpoint sits on). Written atomically as PNG.
+
+    Parameters
+    ----------
+    path : Path
+        ``EXP/validation.png``.
+    rows : list of dict
+        As for :func:`write_validation_csv`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from clarity_se.data.audio_io import atomic_path
+
+    model = [r for r in rows if r["system"] != REFERENCE_SYSTEM]
+    ref = next((r for r in rows if r["system"] == REFERENCE_SYSTEM), None)
+    steps = [r["step"] for r in model]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key, label in ((axes[0], "pesq_wb_dt", "PESQ-WB, double talk"),
+                           (axes[1], "aecmos_echo_dt", "AECMOS echo MOS, double talk")):
+        ax.plot(steps, [r[key] for r in model], "o-", label="deep_adaptive")
+        if ref is not None:
+            ax.axhline(ref[key], ls="--", color="grey", label=REFERENCE_SYSTEM)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax = axes[2]
+    sc = ax.scatter([r["aecmos_echo_dt"] for r in model], [r["pesq_wb_dt"] for r in model],
+                    c=steps, cmap="viridis")
+    fig.colorbar(sc, ax=ax, label="step")
+    if ref is not None:
+        ax.scatter([ref["aecmos_echo_dt"]], [ref["pesq_wb_dt"]], marker="x", color="grey",
+                   label=REFERENCE_SYSTEM)
+        ax.legend(fontsize=8)
+    ax.set_xlabel("AECMOS echo MOS, double talk")
+    ax.set_ylabel("PESQ-WB, double talk")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return path

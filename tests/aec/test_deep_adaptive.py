@@ -234,7 +234,12 @@ def test_trainer_validates_and_keeps_the_best_checkpoint(tmp_path):
     with open(path.with_name("validation.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0]) == VAL_COLUMNS
+    ref, rows = rows[0], rows[1:]  # WebRTC AEC3 on the same clips, then the model
+    assert ref["system"] == "webrtc_aec3" and ref["step"] == ""
+    assert np.isfinite(float(ref["pesq_wb_dt"])) and np.isfinite(float(ref["aecmos_echo_dt"]))
+    assert {r["system"] for r in rows} == {"deep_adaptive"}
     assert [int(r["step"]) for r in rows] == [2, 3]  # every val_every steps, and the last
+    assert path.with_name("validation.png").read_bytes()[:4] == b"\x89PNG"
     scores = [float(r["score"]) for r in rows]
     assert all(np.isfinite(scores))
     for r in rows:
