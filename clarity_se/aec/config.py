@@ -172,6 +172,8 @@ class AECTrainConfig:
     #: ``train.model`` except perhaps ``taps`` and ``cross_bands``; "" = random
     #: initialisation); the optimiser starts afresh
     init_checkpoint: str = ""
+    #: continue from ``EXP/last.pt`` when the folder holds one (false: start afresh)
+    resume: bool = True
     #: held-out AEC folder scored every ``val_every`` steps and at the end
     #: (:mod:`clarity_se.training.aec_validation`; "" = no validation); when it has no
     #: ``meta.csv``, ``val_clips`` clips are rendered there (``--split test --seed val_seed``)

@@ -36,10 +36,15 @@ near-end suppression in double talk.
 
 Every ``train.checkpoint_every`` steps and at the end, ``EXP/deep_adaptive.pt`` is written
 (:func:`~clarity_se.models.deep_adaptive.save_deep_adaptive`: model arguments, weights, the
-resolved config, step, loss history); the log goes to the console. Training stops after
-``train.minutes`` minutes or ``train.max_steps`` steps. ``train.init_checkpoint`` fine-tunes
-from a checkpoint (the same model arguments, except ``taps`` and ``cross_bands``: no weight
-depends on the filter's size) instead of a random initialisation. With ``train.val_root``, a
+resolved config, step, loss history) and, with the optimiser state, the sampler's generator
+state, the minutes done and the validations, ``EXP/last.pt`` (atomic writes); the log goes to
+the console. Training stops after ``train.minutes`` minutes (in all, over resumed runs) or
+``train.max_steps`` steps. With ``train.resume`` (default true) a rerun in the same folder
+continues from ``EXP/last.pt``: a killed run loses at most ``checkpoint_every`` steps, and a run
+stopped and resumed draws the same crops and reaches the same weights as one that was not.
+``train.init_checkpoint`` fine-tunes from a checkpoint (the same model arguments, except
+``taps`` and ``cross_bands``: no weight depends on the filter's size) instead of a random
+initialisation. With ``train.val_root``, a
 held-out folder is scored every ``train.val_every`` steps and at the end, and the best
 checkpoint by PESQ-WB plus AECMOS echo MOS in double talk is kept in
 ``EXP/deep_adaptive_best.pt``, with ``EXP/validation.csv`` and ``EXP/validation.png``
@@ -262,9 +267,33 @@ def train_deep_adaptive(cfg) -> Path:
     opt = torch.optim.Adam(model.parameters(), lr=float(t.lr))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     history: list[dict] = []
+    step, done_minutes = 0, 0.0
+    last = out.with_name("last.pt")
+    if t.resume and last.is_file():
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        if state.get("model_args") != dict(model.hparams):
+            raise ValueError(f"{last}: saved with model arguments {state.get('model_args')}, "
+                             f"train.model is {model.hparams} (another run's folder? remove "
+                             "it, or set train.resume=false to start afresh)")
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["rng"]  # the sampler's generator
+        step, done_minutes, history = state["step"], state["minutes"], state["history"]
+        validations[:], val_reference[:] = state["validations"], state["val_reference"]
+        logger.warning("resumed from %s at step %d (%.1f min done)", last, step, done_minutes)
     t0 = time.monotonic()
-    step = 0
     running = []
+
+    def minutes_done() -> float:
+        return done_minutes + (time.monotonic() - t0) / 60
+
+    def save_state() -> None:
+        from clarity_se.models.checkpoint import atomic_torch_save
+
+        atomic_torch_save({"model_args": dict(model.hparams), "state_dict": model.state_dict(),
+                           "optimizer": opt.state_dict(), "rng": rng.bit_generator.state,
+                           "step": step, "minutes": minutes_done(), "history": history,
+                           "validations": validations, "val_reference": val_reference}, last)
     logger.warning("training deep_adaptive (%d parameters) on %d clips of %s -> %s",
                    sum(p.numel() for p in model.parameters()), len(sampler.clips), root, out)
 
@@ -302,7 +331,7 @@ def train_deep_adaptive(cfg) -> Path:
                                checkpoint_payload())
 
     while True:
-        elapsed = (time.monotonic() - t0) / 60
+        elapsed = minutes_done()
         if elapsed >= t.minutes or (t.max_steps and step >= t.max_steps):
             break
         b = sampler.batch(int(t.batch))
@@ -339,10 +368,12 @@ def train_deep_adaptive(cfg) -> Path:
             run_validation(elapsed)
         if step % t.checkpoint_every == 0:
             save_deep_adaptive(out, model, checkpoint_payload())
+            save_state()
     if val_clips is not None and (not validations or validations[-1]["step"] != step):
-        run_validation((time.monotonic() - t0) / 60)
+        run_validation(minutes_done())
     save_deep_adaptive(out, model, checkpoint_payload())
-    logger.warning("done: %d steps in %.1f min -> %s", step, (time.monotonic() - t0) / 60, out)
+    save_state()
+    logger.warning("done: %d steps in %.1f min -> %s", step, minutes_done(), out)
     if validations:
         best = max(validations, key=lambda v: v["score"] if np.isfinite(v["score"]) else -np.inf)
         logger.warning("best validation score %.3f at step %d -> %s", best["score"],

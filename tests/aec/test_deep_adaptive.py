@@ -294,3 +294,29 @@ def test_distortion_term_trains_and_pulls_the_gain_up(tmp_path):
     with pytest.raises(ValueError, match="train.distortion_weight"):
         train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
             *common, f"path.exp_folder={tmp_path / 'bad'}", "train.distortion_weight=-1"]))
+
+
+def test_trainer_resumes_where_it_stopped(tmp_path):
+    recordings = make_data_root(tmp_path / "rec")
+    train = tmp_path / "train"
+    build_aec_dataset(train, n_clips=3, options=EchoRenderOptions(
+        split="train", seed=1, clip_s=1.0), data_root=recordings)
+    common = [f"path.root={train}", "train.batch=2", "train.segment_s=0.3",
+              "train.model.hidden=8", "train.checkpoint_every=2", "train.log_every=1"]
+
+    def run(exp, *more):
+        return train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common, f"path.exp_folder={tmp_path / exp}", *more]))
+
+    straight, _ = load_deep_adaptive(run("straight", "train.max_steps=4"))
+    run("resumed", "train.max_steps=2")
+    path = run("resumed", "train.max_steps=4")  # a rerun continues from EXP/last.pt
+    resumed, payload = load_deep_adaptive(path)
+    assert [h["step"] for h in payload["training"]["history"]] == [1, 2, 3, 4]
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)  # same crops, same optimiser state: the same weights
+    with pytest.raises(ValueError, match="last.pt"):
+        run("resumed", "train.model.hidden=16")
+    afresh, payload = load_deep_adaptive(run("resumed", "train.resume=false",
+                                             "train.max_steps=1"))
+    assert payload["training"]["step"] == 1
