@@ -227,26 +227,9 @@ class DeepAdaptiveAEC(nn.Module):
 
     def step_with_mask(self, y: Tensor, x: Tensor, state: State
                        ) -> tuple[Tensor, Tensor, Tensor, State]:
-        """One frame, returning the post-filter gain instead of its output.
-
-        Parameters
-        ----------
-        y, x : Tensor [shape=(batch, F)], complex
-            Microphone and far-end spectra of the frame.
-        state : State
-            From :meth:`initial_state` or the previous step.
-
-        Returns
-        -------
-        e : Tensor [shape=(batch, F)], complex
-            NLMS error (the paper's near-end estimate).
-        yhat : Tensor [shape=(batch, F)], complex
-            Linear echo estimate.
-        mask : Tensor [shape=(batch, F)], real
-            Post-filter gain ``M`` in (0, 1).
-        state : State
-            The next state.
-        """
+        """One frame, as :meth:`step` (same parameters), returning the post-filter gain
+        ``mask`` (``M [batch, F]``, real, in (0, 1)) in place of ``out = M E``: ``(e, yhat,
+        mask, state)``."""
         feats = torch.cat([log_power_feature(y), log_power_feature(x),
                            (torch.log(state["e2"] + POWER_FLOOR) + 8.0) / 4.0], dim=-1)
         z = torch.tanh(self.inp(feats))

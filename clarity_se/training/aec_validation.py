@@ -70,22 +70,9 @@ def load_validation_clips(root: Path) -> list:
 
 
 def validate(model, clips: list, progress: bool = True) -> dict[str, float]:
-    """Score a model on validation clips as ``clarity-se aec`` / ``aec-evaluate`` would.
-
-    Parameters
-    ----------
-    model : clarity_se.models.deep_adaptive.DeepAdaptiveAEC
-        Copied and cast to float64 for inference; not modified.
-    clips : list of clarity_se.data.aec_challenge.AECClip
-        From :func:`load_validation_clips`.
-    progress : bool
-        Show a ``tqdm`` bar over the clips.
-
-    Returns
-    -------
-    dict
-        :data:`SCORE_COLUMNS` (:func:`score_system`).
-    """
+    """:func:`score_system` for a model, run as ``clarity-se aec`` runs it
+    (:class:`~clarity_se.aec.deep_adaptive.DeepAdaptive`: a float64 copy, post-filter on; the
+    model is not modified)."""
     from clarity_se.aec.deep_adaptive import DeepAdaptive
 
     return score_system(DeepAdaptive(model), clips, progress)
