@@ -44,11 +44,11 @@ continues from ``EXP/last.pt``: a killed run loses at most ``checkpoint_every`` 
 stopped and resumed draws the same crops and reaches the same weights as one that was not.
 ``train.init_checkpoint`` fine-tunes from a checkpoint (the same model arguments, except
 ``taps`` and ``cross_bands``: no weight depends on the filter's size) instead of a random
-initialisation. With ``train.val_root``, a
-held-out folder is scored every ``train.val_every`` steps and at the end, and the best
-checkpoint by PESQ-WB plus AECMOS echo MOS in double talk is kept in
-``EXP/deep_adaptive_best.pt``, with ``EXP/validation.csv`` and ``EXP/validation.png``
-(WebRTC AEC3 scored once beside it; :mod:`clarity_se.training.aec_validation`).
+initialisation. With ``train.val_root``, a held-out folder is scored every
+``train.val_every`` steps and at the end, and the best checkpoint by PESQ-WB plus AECMOS echo
+MOS in double talk is kept in ``EXP/deep_adaptive_best.pt``, with ``EXP/validation.csv`` and
+``EXP/validation.png`` (WebRTC AEC3 scored once beside it;
+:mod:`clarity_se.training.aec_validation`).
 
 References
 ----------
