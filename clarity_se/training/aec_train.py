@@ -45,7 +45,8 @@ stopped and resumed draws the same crops and reaches the same weights as one tha
 ``train.init_checkpoint`` fine-tunes from a checkpoint (the same model arguments, except
 ``taps`` and ``cross_bands``: no weight depends on the filter's size) instead of a random
 initialisation. With ``train.val_root``, a held-out folder is scored every
-``train.val_every`` steps and at the end, and the best checkpoint by PESQ-WB plus AECMOS echo
+``train.val_every`` steps and at the end (and at step 0 when fine-tuning from
+``train.init_checkpoint``), and the best checkpoint by PESQ-WB plus AECMOS echo
 MOS in double talk is kept in ``EXP/deep_adaptive_best.pt``, with ``EXP/validation.csv`` and
 ``EXP/validation.png`` (WebRTC AEC3 scored once beside it;
 :mod:`clarity_se.training.aec_validation`).
@@ -330,6 +331,8 @@ def train_deep_adaptive(cfg) -> Path:
             save_deep_adaptive(out.with_name("deep_adaptive_best.pt"), model,
                                checkpoint_payload())
 
+    if val_clips is not None and step == 0 and t.init_checkpoint:
+        run_validation(0.0)  # the starting point a fine-tune has to beat
     while True:
         elapsed = minutes_done()
         if elapsed >= t.minutes or (t.max_steps and step >= t.max_steps):

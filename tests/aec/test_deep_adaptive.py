@@ -252,6 +252,12 @@ def test_trainer_validates_and_keeps_the_best_checkpoint(tmp_path):
     assert again["score"] == pytest.approx(max(scores), abs=2e-4)
     last, payload = load_deep_adaptive(path)
     assert [v["step"] for v in payload["training"]["validation"]] == [2, 3]
+    # a fine-tune is validated at step 0 too: the score it starts from
+    tuned = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+        *common, f"path.exp_folder={tmp_path / 'ft'}", f"train.init_checkpoint={path}",
+        "train.max_steps=1", "train.val_every=5"]))
+    steps = [v["step"] for v in load_deep_adaptive(tuned)[1]["training"]["validation"]]
+    assert steps == [0, 1]
     # a held-out folder without double talk cannot be scored: a config error naming the key
     st_only = tmp_path / "st_only"
     build_aec_dataset(st_only, n_clips=2, options=EchoRenderOptions(
