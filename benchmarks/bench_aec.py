@@ -6,7 +6,7 @@ packaged checkpoint, and any system registered beside them) on the clips of an A
 synthetic folder:
 
 - quality per talk type, as ``clarity-se aec-evaluate`` scores it
-  (:func:`clarity_se.stages.aec_evaluate.score_output`): ERLE (st), PESQ-WB and SI-SDR (dt),
+  (:func:`clarity_se.metrics.aec_scores.score_output`): ERLE (st), PESQ-WB and SI-SDR (dt),
   AECMOS echo and degradation MOS (all), with the unprocessed microphone (``input``) beside;
 - cost on one CPU core (``torch``, numba, onnxruntime and BLAS limited to one thread): the
   CPU time of the whole-clip call (which is the streaming path; process CPU time, so other load
@@ -69,7 +69,7 @@ def bench_system(name: str, clips, audios) -> dict:
     from clarity_se.aec import build_aec
     from clarity_se.aec.config import AECOptions
     from clarity_se.aec.res import build_chain
-    from clarity_se.stages.aec_evaluate import score_output
+    from clarity_se.metrics.aec_scores import score_output
 
     # every aec.* key at its schema default (packaged checkpoints for learned systems);
     # "<canceller>+res_unet@<alpha>" adds the residual-echo suppressor (system_label's names)
@@ -159,7 +159,7 @@ def main() -> int:
         pass
     from clarity_se.aec import aec_names
     from clarity_se.data.aec_challenge import load_aec_dataset, read_clip
-    from clarity_se.stages.aec_evaluate import score_output
+    from clarity_se.metrics.aec_scores import score_output
 
     folder = args.data or ensure_data(OUT / "aec_data", args.clips, args.seed, args.data_root)
     clips = load_aec_dataset(folder)[: args.clips]

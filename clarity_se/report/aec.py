@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from clarity_se.metrics.aec_scores import METRICS
+
 logger = logging.getLogger(__name__)
 
-METRICS = ("erle_db", "pesq_wb", "si_sdr_db", "dsml_db", "resl_db", "aecmos_echo", "aecmos_deg")
 METRIC_LABELS = {
     "erle_db": "ERLE (dB)",
     "pesq_wb": "PESQ-WB",

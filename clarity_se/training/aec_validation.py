@@ -37,6 +37,10 @@ VAL_COLUMNS = ("system", "step", "minutes", "erle_st_db", "aecmos_echo_st", "pes
                "aecmos_echo_dt", "aecmos_deg_dt", "score")
 #: the scores: every column after ``minutes``
 SCORE_COLUMNS = VAL_COLUMNS[3:]
+#: the validation column of each (talk type, ``aec-evaluate`` metric)
+_COLUMN_SOURCE = {"erle_st_db": ("st", "erle_db"), "aecmos_echo_st": ("st", "aecmos_echo"),
+                  "pesq_wb_dt": ("dt", "pesq_wb"), "aecmos_echo_dt": ("dt", "aecmos_echo"),
+                  "aecmos_deg_dt": ("dt", "aecmos_deg")}
 #: the system scored once beside the model (the AEC Challenge's classical reference)
 REFERENCE_SYSTEM = "webrtc_aec3"
 
@@ -112,22 +116,15 @@ def score_system(canceller, clips: list, progress: bool = True) -> dict[str, flo
     from tqdm import tqdm
 
     from clarity_se.data.aec_challenge import read_clip
-    from clarity_se.metrics.aec import aecmos, erle, pesq_wb
+    from clarity_se.metrics.aec_scores import score_output
 
     values: dict[str, list[float]] = {k: [] for k in SCORE_COLUMNS[:-1]}
     for clip in tqdm(clips, desc="validation", unit="clip", leave=False, disable=not progress):
         audio = read_clip(clip)
-        out = canceller(audio.mic, audio.farend).output.astype(np.float64)
-        echo, deg = aecmos(loopback=np.clip(audio.farend, -1, 1), mic=np.clip(audio.mic, -1, 1),
-                           enhanced=np.clip(out, -1, 1), talk_type=clip.talk_type)
-        if clip.talk_type == "st":
-            values["erle_st_db"].append(erle(mic=audio.mic, output=out))
-            values["aecmos_echo_st"].append(echo)
-        else:
-            values["aecmos_echo_dt"].append(echo)
-            values["aecmos_deg_dt"].append(deg)
-            if audio.nearend is not None and audio.nearend.any():
-                values["pesq_wb_dt"].append(pesq_wb(reference=audio.nearend, processed=out))
+        scores = score_output(audio, canceller(audio.mic, audio.farend).output, clip.talk_type)
+        for column, (talk_type, metric) in _COLUMN_SOURCE.items():
+            if clip.talk_type == talk_type:
+                values[column].append(scores[metric])
 
     def mean(xs: list[float]) -> float:
         finite = [x for x in xs if np.isfinite(x)]
