@@ -117,6 +117,18 @@ def load_res_config(config=None, overrides=None) -> DictConfig:
     return cfg
 
 
+def _file_digest(path: Path) -> str:
+    """First 12 hex digits of the SHA-256 of a file (names a cache of a learned canceller's
+    outputs, so that new weights never reuse another checkpoint's outputs)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:12]
+
+
 def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: int = 0,
                       frames_for: RESUNet | None = None):
     """Run the canceller ``system_name`` over the clips of ``root`` that have near-end speech.
@@ -128,7 +140,8 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
     root : str
         AEC Challenge synthetic folder with ``nearend_speech``.
     cache_dir : Path
-        Outputs are cached there, one ``.npz`` per clip (atomic).
+        Outputs are cached there, one ``.npz`` per clip (atomic); for a canceller with
+        weights, in a subfolder named by the weights file's SHA-256 (first 12 hex digits).
     max_clips : int
         The first N clips (0: all).
     frames_for : RESUNet, optional
@@ -158,6 +171,9 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
     options = OmegaConf.structured(AECOptions)
     options.name = system_name
     system = build_aec(options)
+    weights = getattr(system, "checkpoint_path", None)
+    if weights is not None:  # a learned canceller: one cache per weights file
+        cache_dir = cache_dir / _file_digest(Path(weights))
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = []
     from tqdm import tqdm

@@ -5,11 +5,13 @@ canceller's."""
 from __future__ import annotations
 
 import csv
+import hashlib
 
 import numpy as np
 import pytest
 import torch
 
+from clarity_se.aec.deep_adaptive import packaged_checkpoint
 from clarity_se.cli import main as cli_main
 from clarity_se.data.render.echo import EchoRenderOptions, build_aec_dataset
 from clarity_se.models.checkpoint import load_model
@@ -63,6 +65,10 @@ def test_framewise_model_learns_on_deep_adaptive_frames(folders, tmp_path):
     clips = canceller_outputs("deep_adaptive", str(folders / "train"),
                               tmp_path / "exp" / "cache" / "deep_adaptive" / "train",
                               frames_for=model)  # fmt: skip
+    # the cache of a learned canceller is keyed by its weights, so new weights never reuse it
+    digest = hashlib.sha256(packaged_checkpoint().read_bytes()).hexdigest()[:12]
+    cached = list((tmp_path / "exp" / "cache" / "deep_adaptive" / "train" / digest).glob("*.npz"))
+    assert len(cached) == len(clips) > 0
     for c in clips:  # the canceller's frames line up with the analysis of the near-end speech
         frames = model.stft.num_frames(c["nearend"].size)
         assert c["error_spec"].shape == c["echo_spec"].shape == (frames, 161)
