@@ -407,6 +407,7 @@ def res_objective(
     leak_weight: float = 4.0,
     nullification_db: float = 6.0,
     nullification_weight: float = 0.1,
+    leak_gate: bool = False,
 ) -> Tensor:
     r"""Training objective with the distortion/suppression trade-off ``alpha``.
 
@@ -424,13 +425,18 @@ def res_objective(
     nullification_db, nullification_weight : float
         Anti-nullification: frames whose output energy falls more than ``nullification_db``
         below the near-end speech energy are penalised (weight ``gamma``), in dB.
+    leak_gate : bool
+        Weight each bin's leakage by its residual share ``w = |R|^2 / (|R|^2 + |S|^2)``, so
+        that ``alpha`` acts on the bins the residual dominates and leaves speech-dominated bins
+        to the distortion term (a deviation from the paper, in the spirit of SER-weighted
+        echo-aware losses; off by default).
 
     Returns
     -------
     Tensor
         Scalar loss::
 
-            L = mean |m |E| - |S||^2 + lambda alpha |m |R||^2
+            L = mean |m |E| - |S||^2 + lambda alpha [w] |m |R||^2
                 + gamma mean_speech-frames relu(10 log10(|S|^2 / |m E|^2) - nullification_db)
 
     Notes
@@ -444,7 +450,11 @@ def res_objective(
     scale = error_mag.square().mean().clamp_min(1e-12)
     out = mask * error_mag
     distortion = (out - speech_mag).square().mean(dim=1) / scale
-    leak = (mask * residual_mag).square().mean(dim=1) / scale
+    leak = (mask * residual_mag).square()
+    if leak_gate:
+        r2, s2 = residual_mag.square(), speech_mag.square()
+        leak = leak * r2 / (r2 + s2).clamp_min(1e-12)
+    leak = leak.mean(dim=1) / scale
     loss = distortion + leak_weight * alpha * leak
     s_energy = speech_mag.square().sum(dim=1)
     o_energy = out.square().sum(dim=1)

@@ -73,6 +73,8 @@ class RESLossConfig:
     leak_weight: float = 4.0
     nullification_db: float = 6.0
     nullification_weight: float = 0.1
+    #: weight the leakage by the bin's residual share (see ``res_objective``)
+    leak_gate: bool = False
 
 
 @dataclass
@@ -273,7 +275,7 @@ def _objective(model, bank, cfg, clip, frame, alpha_value=None, rng=None):
         alpha = torch.full((len(clip),), float(alpha_value))
     mask = model.window_mask(feats, alpha)
     return res_objective(mask, e, s, r, alpha, cfg.loss.leak_weight, cfg.loss.nullification_db,
-                         cfg.loss.nullification_weight)  # fmt: skip
+                         cfg.loss.nullification_weight, cfg.loss.leak_gate)  # fmt: skip
 
 
 @torch.no_grad()

@@ -120,6 +120,27 @@ def test_objective_trades_distortion_for_suppression():
         zeros, e, s, r, a0, nullification_weight=0.0)
 
 
+def test_leak_gate_spares_speech_dominated_bins():
+    """With ``leak_gate`` the alpha term weighs a bin by its residual share: in a bin the speech
+    dominates, passing the residual costs almost nothing more at alpha = 1; in a bin the
+    residual dominates it costs nearly the ungated amount."""
+    e_mag = torch.ones(1, 2)
+    s = torch.tensor([[0.99, 0.01]])
+    r = torch.tensor([[0.01, 0.99]])
+    a1, ones = torch.ones(1), torch.ones(1, 2)
+    kwargs = dict(nullification_weight=0.0)
+
+    def leak(mask, gate):
+        a0 = torch.zeros(1)
+        return (res_objective(mask, e_mag, s, r, a1, leak_gate=gate, **kwargs)
+                - res_objective(mask, e_mag, s, r, a0, leak_gate=gate, **kwargs))
+
+    speech_bin, residual_bin = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    assert leak(speech_bin, True) < 1e-3 * leak(speech_bin, False)
+    assert leak(residual_bin, True) > 0.99 * leak(residual_bin, False) > 0
+    assert leak(ones, True) < leak(ones, False)
+
+
 def test_bad_geometry_is_refused():
     with pytest.raises(ValueError, match="sample_rate"):
         RESUNet(sample_rate=44100)
