@@ -407,7 +407,7 @@ def res_objective(
     leak_weight: float = 4.0,
     nullification_db: float = 6.0,
     nullification_weight: float = 0.1,
-    leak_gate: bool = False,
+    leak_gate: str = "none",
 ) -> Tensor:
     r"""Training objective with the distortion/suppression trade-off ``alpha``.
 
@@ -425,11 +425,17 @@ def res_objective(
     nullification_db, nullification_weight : float
         Anti-nullification: frames whose output energy falls more than ``nullification_db``
         below the near-end speech energy are penalised (weight ``gamma``), in dB.
-    leak_gate : bool
-        Weight each bin's leakage by its residual share ``w = |R|^2 / (|R|^2 + |S|^2)``, so
-        that ``alpha`` acts on the bins the residual dominates and leaves speech-dominated bins
+    leak_gate : {"none", "bin", "frame"}
+        Weight the leakage by the residual's share ``w = |R|^2 / (|R|^2 + |S|^2)`` of each bin
+        (``"bin"``) or of the whole frame (``"frame"``, energies summed over bins), so that
+        ``alpha`` acts where the residual dominates and leaves speech-dominated bins or frames
         to the distortion term (a deviation from the paper, in the spirit of SER-weighted
-        echo-aware losses; off by default).
+        echo-aware losses; ``"none"``, the paper's objective, by default).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``leak_gate``.
 
     Returns
     -------
@@ -451,9 +457,14 @@ def res_objective(
     out = mask * error_mag
     distortion = (out - speech_mag).square().mean(dim=1) / scale
     leak = (mask * residual_mag).square()
-    if leak_gate:
-        r2, s2 = residual_mag.square(), speech_mag.square()
+    r2, s2 = residual_mag.square(), speech_mag.square()
+    if leak_gate == "bin":
         leak = leak * r2 / (r2 + s2).clamp_min(1e-12)
+    elif leak_gate == "frame":
+        r2, s2 = r2.sum(dim=1, keepdim=True), s2.sum(dim=1, keepdim=True)
+        leak = leak * r2 / (r2 + s2).clamp_min(1e-12)
+    elif leak_gate != "none":
+        raise ValueError(f"leak_gate: 'none', 'bin' or 'frame' expected, got {leak_gate!r}")
     leak = leak.mean(dim=1) / scale
     loss = distortion + leak_weight * alpha * leak
     s_energy = speech_mag.square().sum(dim=1)

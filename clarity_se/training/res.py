@@ -73,8 +73,8 @@ class RESLossConfig:
     leak_weight: float = 4.0
     nullification_db: float = 6.0
     nullification_weight: float = 0.1
-    #: weight the leakage by the bin's residual share (see ``res_objective``)
-    leak_gate: bool = False
+    #: "none", "bin" or "frame": weight the leakage by the residual's share (``res_objective``)
+    leak_gate: str = "none"
 
 
 @dataclass

@@ -131,6 +131,7 @@ def test_leak_gate_spares_speech_dominated_bins():
     kwargs = dict(nullification_weight=0.0)
 
     def leak(mask, gate):
+        gate = {True: "bin", False: "none"}.get(gate, gate)
         a0 = torch.zeros(1)
         return (res_objective(mask, e_mag, s, r, a1, leak_gate=gate, **kwargs)
                 - res_objective(mask, e_mag, s, r, a0, leak_gate=gate, **kwargs))
@@ -139,6 +140,11 @@ def test_leak_gate_spares_speech_dominated_bins():
     assert leak(speech_bin, True) < 1e-3 * leak(speech_bin, False)
     assert leak(residual_bin, True) > 0.99 * leak(residual_bin, False) > 0
     assert leak(ones, True) < leak(ones, False)
+    # "frame": one weight per frame, the residual's share of the frame's energy (here 1/2)
+    np.testing.assert_allclose(float(leak(ones, "frame")), 0.5 * float(leak(ones, "none")),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="leak_gate"):
+        res_objective(ones, e_mag, s, r, a1, leak_gate="bins")
 
 
 def test_bad_geometry_is_refused():
