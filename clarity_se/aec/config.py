@@ -162,6 +162,8 @@ class AECTrainConfig:
     nearend_weight: float = 1.0
     #: weight of the speech-distortion term (the post-filter gain on the near-end speech alone)
     distortion_weight: float = 0.0
+    #: level augmentation: each crop scaled by a gain uniform in +-level_db dB (0 = none)
+    level_db: float = 0.0
     #: power-law compression of the spectral loss and its complex-term weight
     compress: float = 0.3
     complex_weight: float = 0.3

@@ -163,21 +163,29 @@ class SegmentSampler:
     hop : int
         STFT hop of the model, samples.
     rng : np.random.Generator
+    level_db : float
+        Each crop's signals are scaled together by a gain drawn uniformly in
+        ``[-level_db, +level_db]`` dB (level augmentation: the features are log powers, so
+        without it the network learns the training set's levels); 0 draws nothing (the crops,
+        and the generator's sequence, are those of earlier versions).
 
     Raises
     ------
     ValueError
-        If the folder holds no clips with references.
+        If the folder holds no clips with references, or ``level_db`` is negative.
     """
 
-    def __init__(self, root: Path, segment: int, hop: int, rng: np.random.Generator) -> None:
+    def __init__(self, root: Path, segment: int, hop: int, rng: np.random.Generator,
+                 level_db: float = 0.0) -> None:
         from clarity_se.data.aec_challenge import load_aec_dataset
 
         self.clips = [c for c in load_aec_dataset(root) if c.nearend is not None
                       and c.echo is not None]
         if not self.clips:
             raise ValueError(f"{root}: no synthetic clips with nearend_speech and echo_signal")
-        self.segment, self.hop, self.rng = segment, hop, rng
+        if level_db < 0:
+            raise ValueError(f"train.level_db must be >= 0 dB, got {level_db}")
+        self.segment, self.hop, self.rng, self.level_db = segment, hop, rng, float(level_db)
 
     def batch(self, size: int) -> dict[str, np.ndarray]:
         """``{"mic", "far", "near", "noecho"}`` each ``[size, hop + segment]`` float64 (``hop``
@@ -196,7 +204,11 @@ class SegmentSampler:
                 piece = x[start : start + self.segment]
                 seg[self.hop : self.hop + piece.size] = piece
                 out[key].append(seg)
-        return {k: np.stack(v) for k, v in out.items()}
+        batch = {k: np.stack(v) for k, v in out.items()}
+        if self.level_db:  # drawn after the crops: the same crops as without, scaled
+            gains = 10 ** (self.rng.uniform(-self.level_db, self.level_db, size) / 20)
+            batch = {k: v * gains[:, None] for k, v in batch.items()}
+        return batch
 
 
 def train_deep_adaptive(cfg) -> Path:
@@ -252,7 +264,7 @@ def train_deep_adaptive(cfg) -> Path:
         raise ValueError(f"train.nearend_weight must be >= 0, got {t.nearend_weight}")
     if not t.distortion_weight >= 0:
         raise ValueError(f"train.distortion_weight must be >= 0, got {t.distortion_weight}")
-    sampler = SegmentSampler(root, segment, hop, rng)
+    sampler = SegmentSampler(root, segment, hop, rng, float(t.level_db))
     out = Path(cfg.path.exp_folder) / "deep_adaptive.pt"
     val_clips = None
     if t.val_root:

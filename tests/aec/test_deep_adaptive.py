@@ -17,6 +17,7 @@ from clarity_se.models.deep_adaptive import (
     save_deep_adaptive,
 )
 from clarity_se.training.aec_train import (
+    SegmentSampler,
     compressed_spectral_loss,
     nearend_frame_weight,
     train_deep_adaptive,
@@ -193,6 +194,33 @@ def test_trainer_renders_trains_and_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="train.nearend_weight"):
         train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
             *common, f"path.exp_folder={tmp_path / 'nw2'}", "train.nearend_weight=-1"]))
+
+
+def test_level_augmentation_scales_each_crop_as_a_whole(tmp_path):
+    """``train.level_db``: every signal of a crop carries the same gain, within the range;
+    gains differ between crops; 0 dB leaves the crops (and the draws) as without it."""
+    recordings = make_data_root(tmp_path / "rec")
+    data = tmp_path / "train"
+    build_aec_dataset(data, n_clips=3, options=EchoRenderOptions(split="train", seed=1,
+                                                                 clip_s=1.0),
+                      data_root=recordings)  # fmt: skip
+    plain = SegmentSampler(data, 3200, 160, np.random.default_rng(5)).batch(6)
+    same = SegmentSampler(data, 3200, 160, np.random.default_rng(5), 0.0).batch(6)
+    for key in plain:
+        assert np.array_equal(plain[key], same[key])
+    with pytest.raises(ValueError, match="level_db"):
+        SegmentSampler(data, 3200, 160, np.random.default_rng(5), -1.0)
+    sampler = SegmentSampler(data, 3200, 160, np.random.default_rng(5), 6.0)
+    scaled = sampler.batch(6)
+    # the same clips and starts are drawn before the gain: recover each crop's gain
+    gains = []
+    for i in range(6):
+        ref = plain["mic"][i]
+        g = float(scaled["mic"][i] @ ref / (ref @ ref))
+        for key in plain:
+            np.testing.assert_allclose(scaled[key][i], g * plain[key][i], rtol=1e-6, atol=1e-9)
+        gains.append(20 * np.log10(g))
+    assert all(abs(g) <= 6.0 for g in gains) and np.ptp(gains) > 0.5
 
 
 def test_packaged_checkpoint_cancels_echo_on_rendered_clips(tmp_path):
