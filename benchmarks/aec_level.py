@@ -20,7 +20,6 @@ degradation MOS in double talk. Written as JSON (default
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -30,14 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 #: (talk type, metric) columns of the table
 COLUMNS = (("st", "erle_db"), ("st", "aecmos_echo"), ("dt", "pesq_wb"), ("dt", "aecmos_echo"),
            ("dt", "aecmos_deg"))
-
-
-def scaled(audio, gain_db: float):
-    """The clip's signals scaled by ``gain_db`` dB (a ``ClipAudio`` copy; references too)."""
-    g = 10 ** (gain_db / 20)
-    return dataclasses.replace(audio, **{
-        k: None if getattr(audio, k) is None else getattr(audio, k) * g
-        for k in ("mic", "farend", "nearend", "echo")})
 
 
 def build(name: str, checkpoint: str):
@@ -100,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     for clip in tqdm(clips, desc="clips"):
         audio = read_clip(clip)
         for gain in args.gains_db:
-            a = scaled(audio, gain)
+            a = audio.scaled(gain)
             for name, system in systems.items():
                 with warnings.catch_warnings():  # a loud clip may exceed full scale
                     warnings.simplefilter("ignore")

@@ -183,6 +183,9 @@ class AECTrainConfig:
     val_every: int = 250
     val_clips: int = 40
     val_seed: int = 11
+    #: input gains (dB) at which the validation scores every clip, the whole scene scaled;
+    #: its means pool them (``[0]``: the clips as recorded)
+    val_gains_db: list[float] = field(default_factory=lambda: [0.0])
     model: DeepAdaptiveModelOptions = field(default_factory=DeepAdaptiveModelOptions)
 
 

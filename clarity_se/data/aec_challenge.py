@@ -217,6 +217,13 @@ class ClipAudio:
     nearend: np.ndarray | None
     echo: np.ndarray | None
 
+    def scaled(self, gain_db: float) -> ClipAudio:
+        """The same scene recorded ``gain_db`` dB louder: every signal (references too) times
+        ``10^(gain_db / 20)``, no clipping."""
+        g = 10 ** (gain_db / 20)
+        return ClipAudio(*(None if x is None else x * g
+                           for x in (self.mic, self.farend, self.nearend, self.echo)))
+
 
 # --------------------------------------------------------------------------- layout detection
 def detect_layout(root: str | os.PathLike) -> str | None:

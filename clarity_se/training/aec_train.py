@@ -49,7 +49,9 @@ initialisation. With ``train.val_root``, a held-out folder is scored every
 ``train.init_checkpoint``), and the best checkpoint by PESQ-WB plus AECMOS echo
 MOS in double talk is kept in ``EXP/deep_adaptive_best.pt``, with ``EXP/validation.csv`` and
 ``EXP/validation.png`` (WebRTC AEC3 scored once beside it;
-:mod:`clarity_se.training.aec_validation`).
+:mod:`clarity_se.training.aec_validation`), at the input gains of ``train.val_gains_db``
+(the whole scene scaled; pooled). ``train.level_db`` scales each training crop as a whole by
+a random gain (level augmentation).
 
 References
 ----------
@@ -276,6 +278,7 @@ def train_deep_adaptive(cfg) -> Path:
                              str(t.render_data_root), float(t.render_clip_s), split="test")
         val_clips = load_validation_clips(Path(t.val_root))
     validations: list[dict] = []
+    val_gains = tuple(float(g) for g in t.val_gains_db)
     val_reference: list[dict] = []
     opt = torch.optim.Adam(model.parameters(), lr=float(t.lr))
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -327,9 +330,9 @@ def train_deep_adaptive(cfg) -> Path:
 
         if not val_reference:
             val_reference.append({"system": REFERENCE_SYSTEM,
-                                  **validate_reference(val_clips)})
+                                  **validate_reference(val_clips, gains_db=val_gains)})
         row = {"system": "deep_adaptive", "step": step, "minutes": elapsed,
-               **validate(model, val_clips)}
+               **validate(model, val_clips, gains_db=val_gains)}
         best = max((v["score"] for v in validations if np.isfinite(v["score"])),
                    default=-np.inf)
         validations.append(row)

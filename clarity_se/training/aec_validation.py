@@ -73,16 +73,18 @@ def load_validation_clips(root: Path) -> list:
     return clips
 
 
-def validate(model, clips: list, progress: bool = True) -> dict[str, float]:
+def validate(model, clips: list, progress: bool = True,
+             gains_db: tuple[float, ...] = (0.0,)) -> dict[str, float]:
     """:func:`score_system` for a model, run as ``clarity-se aec`` runs it
     (:class:`~clarity_se.aec.deep_adaptive.DeepAdaptive`: a float64 copy, post-filter on; the
     model is not modified)."""
     from clarity_se.aec.deep_adaptive import DeepAdaptive
 
-    return score_system(DeepAdaptive(model), clips, progress)
+    return score_system(DeepAdaptive(model), clips, progress, gains_db)
 
 
-def validate_reference(clips: list, progress: bool = True) -> dict[str, float]:
+def validate_reference(clips: list, progress: bool = True,
+                       gains_db: tuple[float, ...] = (0.0,)) -> dict[str, float]:
     """:func:`score_system` for :data:`REFERENCE_SYSTEM` (WebRTC AEC3) on the same clips."""
     from omegaconf import OmegaConf
 
@@ -91,10 +93,11 @@ def validate_reference(clips: list, progress: bool = True) -> dict[str, float]:
 
     options = OmegaConf.structured(AECOptions)
     options.name = REFERENCE_SYSTEM
-    return score_system(build_aec(options), clips, progress)
+    return score_system(build_aec(options), clips, progress, gains_db)
 
 
-def score_system(canceller, clips: list, progress: bool = True) -> dict[str, float]:
+def score_system(canceller, clips: list, progress: bool = True,
+                 gains_db: tuple[float, ...] = (0.0,)) -> dict[str, float]:
     """Score an echo canceller on validation clips as ``clarity-se aec-evaluate`` would.
 
     Parameters
@@ -105,11 +108,16 @@ def score_system(canceller, clips: list, progress: bool = True) -> dict[str, flo
         From :func:`load_validation_clips`.
     progress : bool
         Show a ``tqdm`` bar over the clips.
+    gains_db : tuple of float
+        Input gains, dB: each clip is scored once per gain, the whole scene scaled
+        (:meth:`~clarity_se.data.aec_challenge.ClipAudio.scaled`), and the means pool them;
+        ``(0.0,)``, the clips as recorded, by default.
 
     Returns
     -------
     dict
-        :data:`SCORE_COLUMNS`: means of the finite values over the clips of each talk type
+        :data:`SCORE_COLUMNS`: means of the finite values over the clips (and gains) of each
+        talk type
         (an all-but-silent output has infinite ERLE and is left out of the ERLE mean; ``nan``
         where no clip gives a finite value), and ``score``.
     """
@@ -120,11 +128,14 @@ def score_system(canceller, clips: list, progress: bool = True) -> dict[str, flo
 
     values: dict[str, list[float]] = {k: [] for k in SCORE_COLUMNS[:-1]}
     for clip in tqdm(clips, desc="validation", unit="clip", leave=False, disable=not progress):
-        audio = read_clip(clip)
-        scores = score_output(audio, canceller(audio.mic, audio.farend).output, clip.talk_type)
-        for column, (talk_type, metric) in _COLUMN_SOURCE.items():
-            if clip.talk_type == talk_type:
-                values[column].append(scores[metric])
+        recorded = read_clip(clip)
+        for gain in gains_db:
+            audio = recorded.scaled(gain) if gain else recorded
+            scores = score_output(audio, canceller(audio.mic, audio.farend).output,
+                                  clip.talk_type)
+            for column, (talk_type, metric) in _COLUMN_SOURCE.items():
+                if clip.talk_type == talk_type:
+                    values[column].append(scores[metric])
 
     def mean(xs: list[float]) -> float:
         finite = [x for x in xs if np.isfinite(x)]

@@ -295,6 +295,43 @@ def test_trainer_validates_and_keeps_the_best_checkpoint(tmp_path):
             *common[:5], f"train.val_root={st_only}", "train.max_steps=1"]))
 
 
+def test_validation_at_several_input_levels(tmp_path):
+    """``train.val_gains_db``: every clip is scored once per gain with the whole scene scaled,
+    the means pool them; ``(0,)`` is the clips as recorded."""
+    from clarity_se.aec.base import EchoCancellerOutput
+    from clarity_se.data.aec_challenge import load_aec_dataset, read_clip
+    from clarity_se.training.aec_validation import score_system
+
+    recordings = make_data_root(tmp_path / "rec")
+    root = tmp_path / "val"  # far-end single talk: ERLE applies to every clip
+    build_aec_dataset(root, n_clips=2, options=EchoRenderOptions(
+        split="test", seed=3, clip_s=1.0, talk_mix=(1, 0, 0)), data_root=recordings)
+    clips = load_aec_dataset(root)
+    seen = []
+
+    def half(mic, farend):  # a canceller that halves the mic, noting the level it was given
+        seen.append(float(np.sqrt(np.mean(np.square(mic, dtype=np.float64)))))
+        return EchoCancellerOutput(output=0.5 * mic, echo_estimate=np.zeros_like(mic))
+
+    plain = score_system(half, clips, progress=False)
+    again = score_system(half, clips, progress=False, gains_db=(0.0,))
+    np.testing.assert_equal(list(again.values()), list(plain.values()))  # nan == nan here
+    recorded = seen[: len(clips)]
+    seen.clear()
+    both = score_system(half, clips, progress=False, gains_db=(-20.0, 0.0))
+    np.testing.assert_allclose(seen[0::2], 0.1 * np.array(recorded), rtol=1e-5)
+    np.testing.assert_allclose(seen[1::2], recorded, rtol=1e-12)
+    # a constant gain of 1/2 removes 6.02 dB at any level
+    assert both["erle_st_db"] == pytest.approx(plain["erle_st_db"], abs=1e-6)
+    assert plain["erle_st_db"] == pytest.approx(20 * np.log10(2), abs=1e-6)
+    audio = read_clip(clips[0])
+    louder = audio.scaled(6.0)
+    np.testing.assert_allclose(louder.mic, 10 ** 0.3 * audio.mic, rtol=1e-6)
+    cfg = load_aec_config("recipes/aec/deep_adaptive/config.yaml",
+                          [f"path.root={root}", "train.val_gains_db=[-10,0]"])
+    assert list(cfg.train.val_gains_db) == [-10.0, 0.0]
+
+
 def test_forward_with_mask_is_the_post_filter_gain():
     model = _random_model(hidden=8).double()
     y = torch.randn(2, 7, model.n_bins, dtype=torch.complex128)

@@ -21,7 +21,7 @@ def test_levels_on_a_rendered_folder(tmp_path):
         split="test", seed=3, clip_s=2.0, talk_mix=(1, 1, 0)))
     clips = read_synthetic_meta(root)
     audio = read_clip(clips[0])
-    louder = aec_level.scaled(audio, 6.0)
+    louder = audio.scaled(6.0)
     for key in ("mic", "farend", "nearend", "echo"):
         if getattr(audio, key) is not None:
             np.testing.assert_allclose(getattr(louder, key), 10 ** 0.3 * getattr(audio, key),
