@@ -33,16 +33,10 @@ COLUMNS = (("st", "erle_db"), ("st", "aecmos_echo"), ("dt", "pesq_wb"), ("dt", "
 
 def build(name: str, checkpoint: str):
     """An ``aec.name`` system with its recipe defaults (``checkpoint`` for ``deep_adaptive``)."""
-    from omegaconf import OmegaConf
+    from clarity_se.aec import build_aec_named
 
-    from clarity_se.aec import build_aec
-    from clarity_se.aec.config import AECOptions
-
-    options = OmegaConf.structured(AECOptions)
-    options.name = name
-    if name == "deep_adaptive":
-        options.checkpoint = checkpoint
-    return build_aec(options)
+    return build_aec_named(name, **({"checkpoint": checkpoint} if name == "deep_adaptive"
+                                    else {}))
 
 
 def summarise(rows: list[dict]) -> dict:

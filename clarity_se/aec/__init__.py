@@ -62,6 +62,24 @@ def build_aec(options: Any) -> EchoCanceller:
     return _FACTORIES[name](options)
 
 
+def build_aec_named(name: str, **overrides: Any) -> EchoCanceller:
+    """:func:`build_aec` with every ``aec.*`` option at its schema default
+    (:class:`~clarity_se.aec.config.AECOptions`; packaged checkpoints for learned systems) but
+    ``name`` and the given top-level ``overrides`` (e.g. ``checkpoint=...``).
+
+    Raises
+    ------
+    ValueError
+        As :func:`build_aec`.
+    """
+    from omegaconf import OmegaConf
+
+    from clarity_se.aec.config import AECOptions
+
+    return build_aec(OmegaConf.merge(OmegaConf.structured(AECOptions),
+                                     {"name": name, **overrides}))
+
+
 __all__ = [
     "AEC_MODULES",
     "MAX_LATENCY_S",
@@ -71,6 +89,7 @@ __all__ = [
     "EchoStreamer",
     "aec_names",
     "build_aec",
+    "build_aec_named",
     "check_clip",
     "register_aec",
 ]

@@ -86,14 +86,9 @@ def validate(model, clips: list, progress: bool = True,
 def validate_reference(clips: list, progress: bool = True,
                        gains_db: tuple[float, ...] = (0.0,)) -> dict[str, float]:
     """:func:`score_system` for :data:`REFERENCE_SYSTEM` (WebRTC AEC3) on the same clips."""
-    from omegaconf import OmegaConf
+    from clarity_se.aec import build_aec_named
 
-    from clarity_se.aec import build_aec
-    from clarity_se.aec.config import AECOptions
-
-    options = OmegaConf.structured(AECOptions)
-    options.name = REFERENCE_SYSTEM
-    return score_system(build_aec(options), clips, progress, gains_db)
+    return score_system(build_aec_named(REFERENCE_SYSTEM), clips, progress, gains_db)
 
 
 def score_system(canceller, clips: list, progress: bool = True,

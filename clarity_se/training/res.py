@@ -163,16 +163,13 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
     ValueError
         A folder without ``nearend_speech`` references, or an unknown system.
     """
-    from clarity_se.aec import build_aec
-    from clarity_se.aec.config import AECOptions
+    from clarity_se.aec import build_aec_named
 
     clips = [c for c in load_aec_dataset(root) if c.nearend is not None]
     if not clips:
         raise ValueError(f"{root}: no clips with nearend_speech (a synthetic layout is needed)")
     clips = clips[:max_clips] if max_clips else clips
-    options = OmegaConf.structured(AECOptions)
-    options.name = system_name
-    system = build_aec(options)
+    system = build_aec_named(system_name)
     weights = getattr(system, "checkpoint_path", None)
     if weights is not None:  # a learned canceller: one cache per weights file
         cache_dir = cache_dir / _file_digest(Path(weights))
