@@ -453,18 +453,17 @@ def res_objective(
     removing whole near-end frames when echo dominates (double talk at low SER). The first two
     terms are divided by the batch's mean error power, so the loss does not depend on level.
     """
+    if leak_gate not in ("none", "bin", "frame"):
+        raise ValueError(f"leak_gate: 'none', 'bin' or 'frame' expected, got {leak_gate!r}")
     scale = error_mag.square().mean().clamp_min(1e-12)
     out = mask * error_mag
     distortion = (out - speech_mag).square().mean(dim=1) / scale
     leak = (mask * residual_mag).square()
-    r2, s2 = residual_mag.square(), speech_mag.square()
-    if leak_gate == "bin":
+    if leak_gate != "none":
+        r2, s2 = residual_mag.square(), speech_mag.square()
+        if leak_gate == "frame":
+            r2, s2 = r2.sum(dim=1, keepdim=True), s2.sum(dim=1, keepdim=True)
         leak = leak * r2 / (r2 + s2).clamp_min(1e-12)
-    elif leak_gate == "frame":
-        r2, s2 = r2.sum(dim=1, keepdim=True), s2.sum(dim=1, keepdim=True)
-        leak = leak * r2 / (r2 + s2).clamp_min(1e-12)
-    elif leak_gate != "none":
-        raise ValueError(f"leak_gate: 'none', 'bin' or 'frame' expected, got {leak_gate!r}")
     leak = leak.mean(dim=1) / scale
     loss = distortion + leak_weight * alpha * leak
     s_energy = speech_mag.square().sum(dim=1)
