@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "res-train": ("clarity_se.training.res_cli",
                   "train the RES U-Net residual-echo suppressor"),
     "average": ("clarity_se.training.average", "weight-average checkpoints of one run"),
+    "set-args": ("clarity_se.training.set_args",
+                 "copy a checkpoint with some model arguments changed (same weights)"),
     "enhance": ("clarity_se.stages.enhance", "enhance every (scene, listener) pair"),
     "amplify": ("clarity_se.stages.amplify", "NAL-R + compressor per listener and ear"),
     "evaluate": ("clarity_se.stages.evaluate", "HASPI v2 / HASQI v2 better-ear scores"),

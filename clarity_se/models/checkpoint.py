@@ -200,3 +200,55 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) 
     }
     averaged.update(state_dict=state, versions=software_versions(), training=training)
     return atomic_torch_save(averaged, out)
+
+
+def set_model_args(src: str | os.PathLike, out: str | os.PathLike, **overrides: Any) -> Path:
+    """Write a copy of a checkpoint with some constructor arguments changed, same weights.
+
+    For arguments that change what the model does at inference but not the shape of any
+    weight, e.g. the least gain of a mask (``crced_ha``'s ``mask_floor``: raising it from
+    ``f`` to ``f'`` is the same as mixing ``(f' - f) / (1 - f)`` of the front-microphone
+    signal into the output, the mask and the synthesis being linear).
+
+    Parameters
+    ----------
+    src, out : path-like
+        Input checkpoint and destination (written atomically).
+    **overrides
+        ``model_args`` entries to set; each must already be one of the checkpoint's
+        ``model_args``.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        An unreadable input, no override, an argument the checkpoint does not have, or
+        arguments the weights do not fit (the model is rebuilt with them and loaded; names the
+        file).
+
+    Notes
+    -----
+    ``training["model_args_set"]`` records each change as ``{name: [old, new]}`` (added to
+    those of earlier calls), so the file says how it differs from what its training run wrote.
+    """
+    if not overrides:
+        raise ValueError("set_model_args: no argument to set")
+    payload = read_checkpoint(src)
+    args = dict(payload["model_args"])
+    unknown = sorted(set(overrides) - set(args))
+    if unknown:
+        raise ValueError(f"{src}: model_args has no {unknown} (it has {sorted(args)})")
+    changes = {name: [args[name], value] for name, value in overrides.items()}
+    args.update(overrides)
+    try:
+        model = build_model(payload["model_name"], **args)
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{src}: the weights do not fit model_args {overrides} ({exc})") from None
+    training = dict(payload.get("training") or {})
+    training["model_args_set"] = {**training.get("model_args_set", {}), **changes}
+    payload = dict(payload, model_args=args, training=training)
+    return atomic_torch_save(payload, out)

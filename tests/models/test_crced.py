@@ -349,3 +349,44 @@ def test_dense_conv1d_equals_the_convolution_and_replaces_the_output_layer(ha_mo
         DenseConv1d(torch.nn.Conv1d(2, 2, 3, padding=1, stride=2), 32)
     graph = onnx.load(str(export_onnx(ha_model, tmp_path)["model"])).graph
     assert sum(n.op_type == "Conv" for n in graph.node) == 15  # 16 layers, the last dense
+
+
+def test_raising_the_mask_floor_mixes_in_the_front_microphones(ha_model, tmp_path):
+    """``set_model_args(mask_floor=f')`` keeps the weights; its output is the old one mixed
+    with the all-pass output (mask 1, the front microphones through the STFT) by
+    ``a = (f' - f) / (1 - f)``, as documented."""
+    from clarity_se.models.checkpoint import load_model, save_checkpoint, set_model_args
+
+    src = save_checkpoint(tmp_path / "src.pt", ha_model)
+    floor = ha_model.mask_floor
+    outs = {}
+    for new in (0.4, 1.0):
+        path = set_model_args(src, tmp_path / f"f{new}.pt", mask_floor=new)
+        model, payload = load_model(path)
+        assert payload["training"]["model_args_set"] == {"mask_floor": [floor, new]}
+        outs[new] = model
+    x = torch.randn(1, 6, 4000, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        old, raised, allpass = ha_model.eval()(x), outs[0.4](x), outs[1.0](x)
+    a = (0.4 - floor) / (1.0 - floor)
+    assert not torch.allclose(raised, old, atol=1e-4)
+    assert torch.allclose(raised, (1 - a) * old + a * allpass, atol=1e-5)
+
+
+def test_set_model_args_errors_and_command(ha_model, tmp_path):
+    from clarity_se.cli import main as cli_main
+    from clarity_se.models.checkpoint import read_checkpoint, save_checkpoint, set_model_args
+
+    src = save_checkpoint(tmp_path / "src.pt", ha_model)
+    with pytest.raises(ValueError, match="no argument"):
+        set_model_args(src, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="has no \\['mask_floors'\\]"):
+        set_model_args(src, tmp_path / "x.pt", mask_floors=0.4)
+    with pytest.raises(ValueError, match="src.pt: the weights do not fit"):
+        set_model_args(src, tmp_path / "x.pt", n_bands=16)
+    assert not (tmp_path / "x.pt").exists()
+    out = tmp_path / "cli.pt"
+    assert cli_main(["set-args", str(src), str(out), "mask_floor=0.25"]) == 0
+    assert read_checkpoint(out)["model_args"]["mask_floor"] == 0.25
+    assert cli_main(["set-args", str(src), str(out), "mask_floor"]) == 2
+    assert cli_main(["set-args", str(tmp_path / "none.pt"), str(out), "mask_floor=0.2"]) == 2
