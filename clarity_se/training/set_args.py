@@ -1,7 +1,8 @@
 """``clarity-se set-args IN OUT NAME=VALUE ...``: a checkpoint with some model arguments changed.
 
 See :func:`clarity_se.models.checkpoint.set_model_args` (e.g. ``mask_floor=0.4`` for a
-``crced_ha`` checkpoint). Values are read as OmegaConf reads command-line overrides (``0.4``, ``true``, ``12``).
+``crced_ha`` checkpoint). Values are read as OmegaConf reads command-line overrides
+(``0.4``, ``true``, ``12``).
 """
 
 from __future__ import annotations
