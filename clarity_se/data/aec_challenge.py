@@ -48,7 +48,7 @@ import csv
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -221,8 +221,8 @@ class ClipAudio:
         """The same scene recorded ``gain_db`` dB louder: every signal (references too) times
         ``10^(gain_db / 20)``, no clipping."""
         g = 10 ** (gain_db / 20)
-        return ClipAudio(*(None if x is None else x * g
-                           for x in (self.mic, self.farend, self.nearend, self.echo)))
+        return ClipAudio(**{f.name: None if getattr(self, f.name) is None
+                            else getattr(self, f.name) * g for f in fields(self)})
 
 
 # --------------------------------------------------------------------------- layout detection

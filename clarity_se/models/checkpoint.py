@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from clarity_se.models import build_model, model_name
+from clarity_se.models import get_model_class, model_name
 from clarity_se.models.conv_tasnet import CHANNEL_LAYOUT
 from clarity_se.provenance import software_versions
 
@@ -131,12 +131,21 @@ def load_model(
         fit the constructor arguments.
     """
     payload = read_checkpoint(path, map_location)
-    model = build_model(payload["model_name"], **payload["model_args"])
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not match model_args ({exc})") from None
+    model = _rebuild(payload, payload["model_args"], path)
     return model.to(map_location).eval(), payload
+
+
+def _rebuild(payload: dict, model_args: dict, path: str | os.PathLike) -> nn.Module:
+    """The registry model ``payload["model_name"]`` built with ``model_args`` and loaded with
+    the payload's weights; ``ValueError`` naming ``path`` if they do not fit."""
+    cls = get_model_class(payload["model_name"])
+    try:
+        model = cls(**model_args)
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(
+            f"{path}: the weights do not fit model_args {model_args} ({exc})") from None
+    return model
 
 
 def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) -> Path:
@@ -243,11 +252,7 @@ def set_model_args(src: str | os.PathLike, out: str | os.PathLike, **overrides: 
         raise ValueError(f"{src}: model_args has no {unknown} (it has {sorted(args)})")
     changes = {name: [args[name], value] for name, value in overrides.items()}
     args.update(overrides)
-    try:
-        model = build_model(payload["model_name"], **args)
-        model.load_state_dict(payload["state_dict"])
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{src}: the weights do not fit model_args {overrides} ({exc})") from None
+    _rebuild(payload, args, src)
     training = dict(payload.get("training") or {})
     training["model_args_set"] = {**training.get("model_args_set", {}), **changes}
     payload = dict(payload, model_args=args, training=training)
