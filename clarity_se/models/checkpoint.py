@@ -16,6 +16,7 @@ Writes are atomic (temp file + ``os.replace``), so a kill never leaves a torn ch
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,13 @@ def average_checkpoints(paths: list[str | os.PathLike], out: str | os.PathLike) 
     return atomic_torch_save(averaged, out)
 
 
+def _constructor_arguments(name: str) -> set[str]:
+    """Keyword arguments of the registry model ``name``'s constructor (an argument added after
+    a checkpoint was written has its default there and can still be set)."""
+    params = inspect.signature(get_model_class(name).__init__).parameters
+    return {p for p, v in params.items() if p != "self" and v.kind is v.POSITIONAL_OR_KEYWORD}
+
+
 def set_model_args(src: str | os.PathLike, out: str | os.PathLike, **overrides: Any) -> Path:
     """Write a copy of a checkpoint with some constructor arguments changed, same weights.
 
@@ -224,8 +232,9 @@ def set_model_args(src: str | os.PathLike, out: str | os.PathLike, **overrides: 
     src, out : path-like
         Input checkpoint and destination (written atomically).
     **overrides
-        ``model_args`` entries to set; each must already be one of the checkpoint's
-        ``model_args``.
+        ``model_args`` entries to set; each must be one of the checkpoint's ``model_args`` or
+        of its model's constructor arguments (one added after the checkpoint was written,
+        whose default the checkpoint had).
 
     Returns
     -------
@@ -240,17 +249,19 @@ def set_model_args(src: str | os.PathLike, out: str | os.PathLike, **overrides: 
 
     Notes
     -----
-    ``training["model_args_set"]`` records each change as ``{name: [old, new]}`` (added to
+    ``training["model_args_set"]`` records each change as ``{name: [old, new]}`` (``old`` is
+    ``None`` for an argument the checkpoint did not record; added to
     those of earlier calls), so the file says how it differs from what its training run wrote.
     """
     if not overrides:
         raise ValueError("set_model_args: no argument to set")
     payload = read_checkpoint(src)
     args = dict(payload["model_args"])
-    unknown = sorted(set(overrides) - set(args))
+    known = set(args) | _constructor_arguments(payload["model_name"])
+    unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(f"{src}: model_args has no {unknown} (it has {sorted(args)})")
-    changes = {name: [args[name], value] for name, value in overrides.items()}
+        raise ValueError(f"{src}: model_args has no {unknown} (it has {sorted(known)})")
+    changes = {name: [args.get(name), value] for name, value in overrides.items()}
     args.update(overrides)
     _rebuild(payload, args, src)
     training = dict(payload.get("training") or {})

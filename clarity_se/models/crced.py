@@ -279,6 +279,12 @@ class CRCEDHearingAid(HearingAidInput, nn.Module):
     identity_init : bool
         Start near the front-microphone pass-through (output bias 3, output weights / 10: all
         masks ~0.96), so that short trainings start from the baseline.
+    output_gain_db : float
+        Gain on the output, dB (0): the masks times ``g = 10^(output_gain_db / 20)``. A model
+        trained with a scale-invariant loss (SI-SDR) has no reason to keep the target's
+        level, and the hearing-aid scores are not scale-invariant (the amplifier and the
+        audibility of the ear model follow the level); this sets the scale after training,
+        e.g. to give the target the unit gain it has in the mixture (see the recipe's README).
 
     Notes
     -----
@@ -361,6 +367,7 @@ class CRCEDHearingAid(HearingAidInput, nn.Module):
         n_mics: int = 6,
         sample_rate: int = 44100,
         identity_init: bool = True,
+        output_gain_db: float = 0.0,
     ) -> None:
         from clarity_se.dsp.lowdelay_stft import LowDelaySTFT
 
@@ -372,7 +379,7 @@ class CRCEDHearingAid(HearingAidInput, nn.Module):
             filters_outer=filters_outer, filters_mid=filters_mid,
             filters_inner=filters_inner, width_outer=width_outer, width_mid=width_mid,
             width_inner=width_inner, n_units=n_units, mask_floor=mask_floor,
-            frame_norm=frame_norm, n_mics=n_mics,
+            frame_norm=frame_norm, n_mics=n_mics, output_gain_db=output_gain_db,
             sample_rate=sample_rate, identity_init=identity_init,
         )  # fmt: skip
         self.stft = LowDelaySTFT(win_length, hop_length, synth_length)
@@ -380,6 +387,8 @@ class CRCEDHearingAid(HearingAidInput, nn.Module):
         self.win_length, self.hop_length, self.synth_length = win_length, hop_length, synth_length
         self.n_bins, self.n_bands, self.context = self.stft.n_bins, n_bands, context
         self.mask_floor, self.frame_norm = float(mask_floor), bool(frame_norm)
+        self.output_gain_db = float(output_gain_db)
+        self.output_gain = 10.0 ** (self.output_gain_db / 20.0)
         bands = erb_band_matrix(self.n_bins, n_bands, sample_rate)
         self.register_buffer("interp", bands.float(), persistent=False)  # [bands, bins]
         pool = bands / bands.sum(dim=1, keepdim=True)
@@ -410,13 +419,13 @@ class CRCEDHearingAid(HearingAidInput, nn.Module):
 
     def masks(self, windows: Tensor) -> Tensor:
         """Features ``[M, context * 5, n_bands]`` (frame-major, oldest first) -> per-bin masks
-        ``[M, 2, n_bins]`` (left, right) in ``[mask_floor, 1]``."""
+        ``[M, 2, n_bins]`` (left, right) in ``[g mask_floor, g]``, ``g`` the output gain."""
         h = self.first(windows)
         for unit in self.units:
             h = h + unit(h)
         band_mask = torch.sigmoid(self.out(self.tail(h)))
         band_mask = self.mask_floor + (1.0 - self.mask_floor) * band_mask
-        return band_mask @ self.interp.to(band_mask.dtype)
+        return (self.output_gain * band_mask) @ self.interp.to(band_mask.dtype)
 
     def initial_state(self, n: int, dtype=torch.float32, device=None) -> Tensor:
         """Context state of silence ``[n, context - 1, 5, n_bands]`` (the features of zeros)."""

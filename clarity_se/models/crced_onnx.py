@@ -128,9 +128,10 @@ class FrameStep(nn.Module):
       n]`` (frames oldest first, ``c`` signals per frame, ``n`` bands or bins; the order of
       ``mask_step``'s ``[batch, context - 1, c, n]``);
     * hearing-aid variant: the output layer as :class:`DenseConv1d`, and the floored band
-      mask interpolated to the bins, ``(f + (1 - f) s) I`` (floor ``f``, sigmoid ``s``,
-      triangles ``I``), as one matrix product plus bias, ``s ((1 - f) I) + f 1^T I``, on the
-      rows ``[batch 2, n_bands]`` (left and right of each batch item).
+      mask interpolated to the bins, ``g (f + (1 - f) s) I`` (floor ``f``, sigmoid ``s``,
+      triangles ``I``, output gain ``g``), as one matrix product plus bias,
+      ``s (g (1 - f) I) + g f 1^T I``, on the rows ``[batch 2, n_bands]`` (left and right of
+      each batch item).
 
     Parameters
     ----------
@@ -150,11 +151,11 @@ class FrameStep(nn.Module):
         if self.hearing_aid:
             self.out: nn.Module = DenseConv1d(model.out, model.n_bands)
             self.register_buffer("pool", model.pool.t().contiguous())  # [bins, bands]
-            # the floored mask interpolated to the bins, (f + (1 - f) s) @ I, as one matrix
-            # product and bias: s @ ((1 - f) I) + f (column sums of I)
-            floor, interp = model.mask_floor, model.interp
-            self.register_buffer("interp", (1.0 - floor) * interp)  # [bands, bins]
-            self.register_buffer("floor", floor * interp.sum(dim=0))  # [bins]
+            # the floored mask interpolated to the bins, g (f + (1 - f) s) @ I, as one matrix
+            # product and bias: s @ (g (1 - f) I) + g f (column sums of I)
+            floor, interp, gain = model.mask_floor, model.interp, model.output_gain
+            self.register_buffer("interp", gain * (1.0 - floor) * interp)  # [bands, bins]
+            self.register_buffer("floor", gain * floor * interp.sum(dim=0))  # [bins]
             self.n_signals, self.n_bands = model.N_SIGNALS, model.n_bands
             self.power_eps, self.frame_norm = model.POWER_EPS, model.frame_norm
         else:

@@ -390,3 +390,30 @@ def test_set_model_args_errors_and_command(ha_model, tmp_path):
     assert read_checkpoint(out)["model_args"]["mask_floor"] == 0.25
     assert cli_main(["set-args", str(src), str(out), "mask_floor"]) == 2
     assert cli_main(["set-args", str(tmp_path / "none.pt"), str(out), "mask_floor=0.2"]) == 2
+
+
+def test_output_gain_scales_the_output_in_pytorch_and_onnx(ha_model, tmp_path):
+    """``output_gain_db`` (set after training with ``set_model_args``) multiplies the output by
+    ``10^(gain / 20)``, in the PyTorch model and in its ONNX export (parity within 1e-4)."""
+    import numpy as np
+
+    from clarity_se.models.checkpoint import load_model, save_checkpoint, set_model_args
+    from clarity_se.models.crced_onnx import OnnxCRCEDStreamer, export_onnx
+
+    src = save_checkpoint(tmp_path / "src.pt", ha_model)
+    payload = torch.load(src, weights_only=False)  # as written before the argument existed
+    del payload["model_args"]["output_gain_db"]
+    torch.save(payload, src)
+    louder, payload = load_model(set_model_args(src, tmp_path / "g.pt", output_gain_db=3.0))
+    assert payload["model_args"]["output_gain_db"] == 3.0
+    assert payload["training"]["model_args_set"] == {"output_gain_db": [None, 3.0]}
+    x = torch.randn(1, 6, 4000, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref, got = ha_model.eval()(x), louder(x)
+    assert ref.abs().max() > 1e-3
+    torch.testing.assert_close(got, 10 ** (3.0 / 20) * ref, rtol=1e-5, atol=1e-6)
+    export_onnx(louder, tmp_path / "onnx")
+    runner = OnnxCRCEDStreamer(tmp_path / "onnx")
+    out = np.concatenate([runner.process(x[0, :, :2000].numpy()),
+                          runner.process(x[0, :, 2000:].numpy()), runner.flush()], axis=1)
+    np.testing.assert_allclose(out, got[0].numpy(), rtol=0, atol=1e-4)
