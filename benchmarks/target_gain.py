@@ -26,6 +26,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from clarity_se.config import EnhancerConfig
 from clarity_se.data.audio_io import read_audio
 from clarity_se.data.cec2 import CEC2Dataset
 from clarity_se.enhancers import build_enhancer
@@ -51,13 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roots", nargs="+", required=True, help="CEC2-layout folders")
     parser.add_argument("--enhancer", default="crced", help="enhancer.name (crced)")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="enhancer options, e.g. checkpoint=my_crced.pt")
+                        help="enhancer.* options, e.g. checkpoint=my_crced.pt")
     parser.add_argument("--out", default="results/benchmarks/target_gain.json")
     args = parser.parse_args(argv)
     options = OmegaConf.merge(
-        OmegaConf.create({"name": args.enhancer, "checkpoint": "", "variant": "",
-                          "device": "cpu"}),  # fmt: skip
-        OmegaConf.from_dotlist(args.set),
+        OmegaConf.structured(EnhancerConfig(name=args.enhancer)), OmegaConf.from_dotlist(args.set)
     )
     enhancer = build_enhancer(options)
     per_scene: dict[str, list[float]] = {}
