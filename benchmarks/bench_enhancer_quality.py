@@ -53,6 +53,35 @@ REPO = Path(__file__).resolve().parents[1]
 BASELINE = "passthrough"
 
 
+def lock_root(root: Path):
+    """Hold ``ROOT/bench_enhancer_quality.lock`` (an exclusive ``flock``) for this run, so a
+    second run on the same root, which would rewrite the same ``exp_<system>`` folders, stops
+    at once with a clear error instead of failing half-way or mixing outputs.
+
+    Returns
+    -------
+    file object
+        Keep it open for the run; the lock goes with it (and with the process).
+
+    Raises
+    ------
+    RuntimeError
+        Another process holds the lock (the message names the file).
+    """
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "bench_enhancer_quality.lock"
+    handle = open(path, "a")  # noqa: SIM115 (held for the run)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise RuntimeError(f"{path}: another bench_enhancer_quality.py run uses this root; "
+                           "wait for it or use another --root") from None
+    return handle
+
+
 def si_sdr_db(estimate: np.ndarray, reference: np.ndarray) -> float:
     """Scale-invariant SDR (zero-mean, Le Roux et al. 2019) of 1-D signals, in dB."""
     import torch
@@ -185,6 +214,10 @@ def main() -> int:
         parser.error(str(exc))
 
     root = args.root
+    try:
+        lock = lock_root(root)  # noqa: F841 (held until the process ends)
+    except RuntimeError as exc:
+        parser.error(str(exc))
     if not (root / "clarity_data" / "metadata" / "scenes.dev.json").is_file():
         from clarity_se.data.render.cli import build_dataset
 
