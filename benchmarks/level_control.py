@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from clarity_se.data.scene import load_scenes
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -59,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     base = pd.read_csv(source / "scores.csv").set_index(keys)
     scaled = pd.read_csv(exp / "scores.csv").set_index(keys)
     delta = (scaled - base).dropna()["combined"]
-    meta = json.loads((args.root / "clarity_data" / "metadata" / "scenes.dev.json").read_text())
-    in_front = {s["scene"]: bool(s.get("target_in_front", True)) for s in meta}
+    scenes = load_scenes(args.root / "clarity_data" / "metadata" / "scenes.dev.json")
+    in_front = {s.scene: bool(s.extra.get("target_in_front", True)) for s in scenes}
     result: dict = {"root": str(args.root), "gain_db": args.gain_db, "rng": args.rng,
                     "per_pair": {f"{s}_{lis}": float(v) for (s, lis), v in delta.items()}}
     for kind, front in (("front", True), ("side", False)):
