@@ -311,6 +311,12 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
         Initialise as the front-microphone pass-through (default ``True``; see
         :meth:`_identity_init`), so that short trainings start from the baseline rather than from
         a random decoder. Needs ``encoder_size >= synth_length``.
+    output_gain_db : float
+        Gain on the output, dB (0): the synthesis window times ``g = 10^(output_gain_db / 20)``,
+        so the PyTorch, streaming and ONNX paths all apply it. A model trained with SI-SDR is
+        free to choose its output level, and the hearing-aid scores (HASPI/HASQI after the
+        listener's amplification) are not scale-invariant; set after training with
+        ``clarity-se set-args`` (a deviation from the paper, which has no such gain).
 
     Notes
     -----
@@ -366,13 +372,14 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
         n_mics: int = 6,
         sample_rate: int = 44100,
         identity_init: bool = True,
+        output_gain_db: float = 0.0,
     ) -> None:
         super().__init__()
         self._check_n_mics(n_mics)
         self.hparams = dict(
             win_length=win_length, hop_length=hop_length, synth_length=synth_length, units=units,
             n_layers=n_layers, encoder_size=encoder_size, dropout=dropout, n_mics=n_mics,
-            sample_rate=sample_rate, identity_init=identity_init,
+            sample_rate=sample_rate, identity_init=identity_init, output_gain_db=output_gain_db,
         )  # fmt: skip
         if identity_init and encoder_size < synth_length:
             raise ValueError(
@@ -383,8 +390,12 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
         self.sample_rate, self.n_mics = sample_rate, n_mics
         self.win_length, self.hop_length, self.synth_length = win_length, hop_length, synth_length
         self.n_bins = self.stft.n_bins
+        self.output_gain_db = float(output_gain_db)
+        self.output_gain = 10.0 ** (self.output_gain_db / 20.0)
         self.register_buffer(
-            "segment_window", self.stft.synthesis_window.float().clone(), persistent=False
+            "segment_window",
+            (self.output_gain * self.stft.synthesis_window).float().clone(),
+            persistent=False,
         )
         self.input_norm = InstantLayerNorm(3 * self.n_bins)
         self.core1 = SeparationCore(3 * self.n_bins, self.n_bins, units, n_layers, dropout)

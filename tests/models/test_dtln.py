@@ -160,6 +160,34 @@ def tiny_checkpoints(tmp_path_factory):
     return str(ha), str(pub)
 
 
+def test_output_gain_scales_the_output_in_pytorch_and_onnx(tiny_checkpoints, tmp_path):
+    """``output_gain_db`` of the hearing-aid form (set after training with ``set_model_args``,
+    also on a checkpoint written before the argument existed) multiplies the output by
+    ``10^(gain / 20)`` in the PyTorch model and in its ONNX export (parity within 1e-4)."""
+    from clarity_se.models.checkpoint import set_model_args
+
+    src = tmp_path / "old.pt"
+    payload = torch.load(tiny_checkpoints[0], weights_only=False)
+    del payload["model_args"]["output_gain_db"]
+    torch.save(payload, src)
+    base, _ = load_model(src)
+    softer, payload = load_model(set_model_args(src, tmp_path / "g.pt", output_gain_db=-6.0))
+    assert payload["model_args"]["output_gain_db"] == -6.0
+    assert payload["training"]["model_args_set"] == {"output_gain_db": [None, -6.0]}
+    x = random_mixture(6001, seed=4)
+    with torch.no_grad():
+        ref = base.eval()(torch.from_numpy(x)[None])[0]
+        got = softer.eval()(torch.from_numpy(x)[None])[0]
+    assert ref.abs().max() > 1e-4
+    torch.testing.assert_close(got, 10 ** (-6.0 / 20) * ref, rtol=1e-5, atol=1e-7)
+    export_onnx(softer, tmp_path / "onnx")
+    runner = OnnxDTLNStreamer(tmp_path / "onnx")
+    out = np.concatenate(
+        [runner.process(x[:, :3000]), runner.process(x[:, 3000:]), runner.flush()], axis=1
+    )
+    np.testing.assert_allclose(out, got.numpy(), rtol=0, atol=1e-4)
+
+
 def test_checkpoint_round_trip_odd_length(tiny_checkpoints):
     model, payload = load_model(tiny_checkpoints[0])
     assert payload["model_name"] == "dtln_ha" and payload["sample_rate"] == 44100
