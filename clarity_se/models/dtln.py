@@ -142,6 +142,15 @@ class _DTLNBase(FramewiseModel, nn.Module):
     """Shared pieces: core 2 (encoder, instant layer norm, core, decoder); the frame pipeline,
     latency and streamer are :class:`~clarity_se.models.framewise.FramewiseModel`'s."""
 
+    #: least gain of both cores' masks (0: the published sigmoid masks, unchanged)
+    mask_floor: float = 0.0
+
+    def _floored(self, mask: Tensor) -> Tensor:
+        """``floor + (1 - floor) mask`` (the mask itself when the floor is 0)."""
+        if self.mask_floor == 0.0:
+            return mask
+        return self.mask_floor + (1.0 - self.mask_floor) * mask
+
     def _build_core2(
         self, units: int, n_layers: int, encoder_size: int, dropout: float, segment: int
     ) -> None:
@@ -164,7 +173,7 @@ class _DTLNBase(FramewiseModel, nn.Module):
         """
         encoded = self.encoder(frames)
         mask, state = self.core2(self.encoder_norm(encoded), state)
-        segments = self.decoder(encoded * mask)
+        segments = self.decoder(encoded * self._floored(mask))
         window = getattr(self, "segment_window", None)
         if window is not None:
             segments = segments * window.to(segments.dtype)
@@ -317,6 +326,12 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
         free to choose its output level, and the hearing-aid scores (HASPI/HASQI after the
         listener's amplification) are not scale-invariant; set after training with
         ``clarity-se set-args`` (a deviation from the paper, which has no such gain).
+    mask_floor : float
+        Least gain of both cores' masks, in [0, 1) (0, the paper's sigmoid masks):
+        ``m = floor + (1 - floor) sigmoid(.)``, applied to a trained model's masks with
+        ``clarity-se set-args`` (a deviation from the paper; CR-CED's ``mask_floor`` likewise
+        bounds how much a mask may remove). Core 2's mask acts on the learned encoding, so there
+        the floor bounds the change per basis coefficient, not the spectral attenuation.
 
     Notes
     -----
@@ -354,7 +369,8 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
     ------
     ValueError
         Inconsistent STFT geometry (see :class:`~clarity_se.dsp.lowdelay_stft.LowDelaySTFT`),
-        ``n_mics != 6``, or (forward) an input not shaped ``[batch, 6, time]``.
+        ``n_mics != 6``, ``mask_floor`` outside [0, 1), or (forward) an input not shaped
+        ``[batch, 6, time]``.
     """
 
     #: rows of the six-microphone input used per ear: own CH1, other CH1, own CH3
@@ -373,13 +389,17 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
         sample_rate: int = 44100,
         identity_init: bool = True,
         output_gain_db: float = 0.0,
+        mask_floor: float = 0.0,
     ) -> None:
         super().__init__()
         self._check_n_mics(n_mics)
+        if not 0.0 <= mask_floor < 1.0:
+            raise ValueError(f"mask_floor must be in [0, 1), got {mask_floor}")
         self.hparams = dict(
             win_length=win_length, hop_length=hop_length, synth_length=synth_length, units=units,
             n_layers=n_layers, encoder_size=encoder_size, dropout=dropout, n_mics=n_mics,
             sample_rate=sample_rate, identity_init=identity_init, output_gain_db=output_gain_db,
+            mask_floor=mask_floor,
         )  # fmt: skip
         if identity_init and encoder_size < synth_length:
             raise ValueError(
@@ -392,6 +412,7 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
         self.n_bins = self.stft.n_bins
         self.output_gain_db = float(output_gain_db)
         self.output_gain = 10.0 ** (self.output_gain_db / 20.0)
+        self.mask_floor = float(mask_floor)
         self.register_buffer(
             "segment_window",
             (self.output_gain * self.stft.synthesis_window).float().clone(),
@@ -422,8 +443,9 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
     # ------------------------------------------------------------------ sub-models
     def core1_mask(self, mags: Tensor, state: CoreState | None = None):
         """Core 1: ``[batch, n_frames, 3 n_bins]`` magnitudes (own CH1, L-R, own CH1-CH3) ->
-        mask ``[batch, n_frames, n_bins]`` and the LSTM state."""
-        return self.core1(self.input_norm(torch.log(mags + EPS)), state)
+        mask ``[batch, n_frames, n_bins]`` (floored, see ``mask_floor``) and the LSTM state."""
+        mask, state = self.core1(self.input_norm(torch.log(mags + EPS)), state)
+        return self._floored(mask), state
 
     @staticmethod
     def ear_features(mags: Tensor) -> Tensor:

@@ -188,6 +188,45 @@ def test_output_gain_scales_the_output_in_pytorch_and_onnx(tiny_checkpoints, tmp
     np.testing.assert_allclose(out, got.numpy(), rtol=0, atol=1e-4)
 
 
+def test_mask_floor_bounds_both_masks_in_pytorch_and_onnx(tiny_checkpoints, tmp_path):
+    """``mask_floor`` of the hearing-aid form (set after training) bounds both cores' masks from
+    below, changes the output, keeps streaming == whole, and is in the ONNX export (1e-4)."""
+    from clarity_se.models.checkpoint import set_model_args
+
+    base, _ = load_model(tiny_checkpoints[0])
+    floored, payload = load_model(
+        set_model_args(tiny_checkpoints[0], tmp_path / "f.pt", mask_floor=0.6)
+    )
+    assert payload["model_args"]["mask_floor"] == 0.6
+    base.eval(), floored.eval()
+    mags = torch.rand(2, 7, 3 * floored.n_bins) * 3.0
+    with torch.no_grad():
+        m1, _ = floored.core1_mask(mags)
+        m1_base, _ = base.core1_mask(mags)
+    assert m1.min() >= 0.6 and m1_base.min() < 0.6
+    torch.testing.assert_close(m1, 0.6 + 0.4 * m1_base)
+    x = random_mixture(6001, seed=6)
+    with torch.no_grad():
+        ref = base(torch.from_numpy(x)[None])[0]
+        got = floored(torch.from_numpy(x)[None])[0]
+    assert (got - ref).abs().max() > 1e-4
+    with torch.no_grad():
+        stream = floored.streamer()
+        pieces = [
+            stream.process(torch.from_numpy(x[None, :, i : i + 97])) for i in range(0, 6001, 97)
+        ]
+        pieces.append(stream.flush())
+    torch.testing.assert_close(torch.cat(pieces, dim=-1)[0], got, rtol=0, atol=1e-5)
+    export_onnx(floored, tmp_path / "onnx")
+    runner = OnnxDTLNStreamer(tmp_path / "onnx")
+    out = np.concatenate(
+        [runner.process(x[:, :3000]), runner.process(x[:, 3000:]), runner.flush()], axis=1
+    )
+    np.testing.assert_allclose(out, got.numpy(), rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="mask_floor"):
+        DTLNHearingAid(mask_floor=1.0)
+
+
 def test_checkpoint_round_trip_odd_length(tiny_checkpoints):
     model, payload = load_model(tiny_checkpoints[0])
     assert payload["model_name"] == "dtln_ha" and payload["sample_rate"] == 44100
