@@ -410,13 +410,10 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
         self.sample_rate, self.n_mics = sample_rate, n_mics
         self.win_length, self.hop_length, self.synth_length = win_length, hop_length, synth_length
         self.n_bins = self.stft.n_bins
-        self.output_gain_db = float(output_gain_db)
-        self.output_gain = 10.0 ** (self.output_gain_db / 20.0)
         self.mask_floor = float(mask_floor)
+        gain = 10.0 ** (float(output_gain_db) / 20.0)
         self.register_buffer(
-            "segment_window",
-            (self.output_gain * self.stft.synthesis_window).float().clone(),
-            persistent=False,
+            "segment_window", (gain * self.stft.synthesis_window).float().clone(), persistent=False
         )
         self.input_norm = InstantLayerNorm(3 * self.n_bins)
         self.core1 = SeparationCore(3 * self.n_bins, self.n_bins, units, n_layers, dropout)
