@@ -131,6 +131,8 @@ class DeepAdaptiveModelOptions:
     layers: int = 2
     #: neighbouring bins on either side in each bin's NLMS filter (0: per-bin filters)
     cross_bands: int = 0
+    #: units of the refinement post-filter (0: none)
+    refine: int = 0
 
 
 @dataclass
@@ -171,7 +173,7 @@ class AECTrainConfig:
     log_every: int = 10
     checkpoint_every: int = 50
     #: start from these weights (a deep_adaptive checkpoint whose model arguments equal
-    #: ``train.model`` except perhaps ``taps`` and ``cross_bands``; "" = random
+    #: ``train.model`` except perhaps ``taps``, ``cross_bands`` and an added ``refine``; "" = random
     #: initialisation); the optimiser starts afresh
     init_checkpoint: str = ""
     #: continue from ``EXP/last.pt`` when the folder holds one (false: start afresh)

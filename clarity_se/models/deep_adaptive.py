@@ -39,6 +39,14 @@ suppressor trained jointly; the linear part alone cannot remove the nonlinear an
 reverberant echo). Both outputs are returned; the echo canceller chooses (``aec.deep_adaptive
 .post_filter``).
 
+**Refinement post-filter (optional, ``refine = R`` units, default 0: none).** A third LSTM of
+``R`` units sees the first post-filter's features and state ``[log|E_t|^2, log|Yhat_t|^2,
+log|Y_t|^2, h_t, r_t]`` and the log mean power of the filter's regressors
+``log(||x_t||^2 / ((2B+1) L))`` (how much far-end energy lies within the echo path's span), and
+adds a correction to the gain's logit: ``M_t = sigmoid(a_t + c_t)``. Its output layer starts
+at zero, so a checkpoint without it fine-tunes into one with it from the same output (a
+residual branch initialised to the identity).
+
 **STFT and latency.** Frames of ``n_fft`` = 320 samples (20 ms) every ``hop`` = 160 samples
 (10 ms), square-root periodic Hann analysis and synthesis windows (their product overlap-adds
 to one at 50 % overlap:
@@ -121,16 +129,18 @@ class DeepAdaptiveAEC(nn.Module):
     cross_bands : int
         ``B``: neighbouring bins on either side whose reference frames each bin's filter also
         takes (0: a filter per bin, as in the paper).
+    refine : int
+        ``R``: units of the refinement post-filter (module docstring; 0: none).
 
     Raises
     ------
     ValueError
-        If ``hop != n_fft // 2``, a size is not positive or ``cross_bands`` is outside
-        ``[0, n_fft // 4)``.
+        If ``hop != n_fft // 2``, a size is not positive, ``refine`` is negative or
+        ``cross_bands`` is outside ``[0, n_fft // 4)``.
     """
 
     def __init__(self, n_fft: int = 320, hop: int = 160, taps: int = 10, hidden: int = 128,
-                 layers: int = 2, cross_bands: int = 0) -> None:
+                 layers: int = 2, cross_bands: int = 0, refine: int = 0) -> None:
         super().__init__()
         if n_fft < 16 or n_fft % 2 or hop != n_fft // 2:
             raise ValueError(f"deep_adaptive: need an even n_fft >= 16 and hop = n_fft // 2, "
@@ -138,6 +148,8 @@ class DeepAdaptiveAEC(nn.Module):
         if taps < 1 or hidden < 1 or layers < 1:
             raise ValueError(f"deep_adaptive: taps, hidden, layers must be >= 1, got {taps}, "
                              f"{hidden}, {layers}")
+        if refine < 0:
+            raise ValueError(f"deep_adaptive: refine must be >= 0, got {refine}")
         if not 0 <= cross_bands < n_fft // 4:
             raise ValueError(f"deep_adaptive: cross_bands must be in [0, n_fft // 4), got "
                              f"{cross_bands}")
@@ -145,6 +157,9 @@ class DeepAdaptiveAEC(nn.Module):
                         "layers": layers}
         if cross_bands:  # absent from the arguments of checkpoints without cross-band taps
             self.hparams["cross_bands"] = cross_bands
+        if refine:  # absent from the arguments of checkpoints without the refinement
+            self.hparams["refine"] = refine
+        self.refine = refine
         self.n_fft, self.hop, self.taps, self.hidden = n_fft, hop, taps, hidden
         self.cross_bands = cross_bands
         #: regressors per bin: the taps of the bin and of its 2 cross_bands neighbours
@@ -157,12 +172,19 @@ class DeepAdaptiveAEC(nn.Module):
         self.res_inp = nn.Linear(3 * f + hidden, hidden)
         self.res_cell = nn.LSTMCell(hidden, hidden)
         self.res_head = nn.Linear(hidden, f)
+        if refine:
+            self.refine_inp = nn.Linear(4 * f + 2 * hidden, refine)
+            self.refine_cell = nn.LSTMCell(refine, refine)
+            self.refine_head = nn.Linear(refine, f)
         with torch.no_grad():  # start near a plain NLMS (mu ~ 0.3, G = 1) and a mild gain
             self.mu_head.weight.mul_(0.1)
             self.mu_head.bias.fill_(-0.85)
             self.ref_head.weight.mul_(0.1)
             self.ref_head.bias.zero_()
             self.res_head.bias.fill_(2.0)
+            if refine:  # the identity: no correction until trained
+                self.refine_head.weight.zero_()
+                self.refine_head.bias.zero_()
         self._window64 = sqrt_hann(n_fft, torch.float64)
 
     def _window(self, dtype: torch.dtype) -> Tensor:
@@ -176,13 +198,17 @@ class DeepAdaptiveAEC(nn.Module):
     def initial_state(self, batch: int, dtype: torch.dtype = torch.float32,
                       device: torch.device | str = "cpu") -> State:
         """Zero state of ``batch`` clips: LSTM ``(h, c)``, filter ``w`` and reference history
-        ``xbuf`` ``[batch, F, L]`` complex, last error power ``e2`` ``[batch, F]``."""
+        ``xbuf`` ``[batch, F, L]`` complex, last error power ``e2`` ``[batch, F]`` (and the
+        refinement LSTM's ``(fh, fc)`` when ``refine > 0``)."""
         cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
         z = torch.zeros(batch, self.hidden, dtype=dtype, device=device)
         state: State = {}
         for i in range(len(self.cells)):
             state[f"h{i}"], state[f"c{i}"] = z, z
         state["rh"], state["rc"] = z, z
+        if self.refine:
+            zr = torch.zeros(batch, self.refine, dtype=dtype, device=device)
+            state["fh"], state["fc"] = zr, zr
         state["w"] = torch.zeros(batch, self.n_bins, self.n_regressors, dtype=cdtype,
                                  device=device)
         state["xbuf"] = torch.zeros(batch, self.n_bins, self.taps, dtype=cdtype, device=device)
@@ -256,7 +282,15 @@ class DeepAdaptiveAEC(nn.Module):
                           log_power_feature(y), z], dim=-1)
         rh, rc = self.res_cell(torch.tanh(self.res_inp(r_in)), (state["rh"], state["rc"]))
         new["rh"], new["rc"] = rh, rc
-        mask = torch.sigmoid(self.res_head(rh))
+        logit = self.res_head(rh)
+        if self.refine:
+            span = (torch.log(norm / self.n_regressors + POWER_FLOOR) + 8.0) / 4.0
+            fh, fc = self.refine_cell(torch.tanh(self.refine_inp(torch.cat([r_in, rh, span],
+                                                                          dim=-1))),
+                                      (state["fh"], state["fc"]))
+            new["fh"], new["fc"] = fh, fc
+            logit = logit + self.refine_head(fh)
+        mask = torch.sigmoid(logit)
         return e, yhat, mask, new
 
     def forward(self, y: Tensor, x: Tensor, state: State | None = None

@@ -43,8 +43,9 @@ the console. Training stops after ``train.minutes`` minutes (in all, over resume
 continues from ``EXP/last.pt``: a killed run loses at most ``checkpoint_every`` steps, and a run
 stopped and resumed draws the same crops and reaches the same weights as one that was not.
 ``train.init_checkpoint`` fine-tunes from a checkpoint (the same model arguments, except
-``taps`` and ``cross_bands``: no weight depends on the filter's size) instead of a random
-initialisation. With ``train.val_root``, a held-out folder is scored every
+``taps`` and ``cross_bands``: no weight depends on the filter's size; and ``refine`` when the
+checkpoint has none: the refinement post-filter is added, starting from the identity) instead of
+a random initialisation. With ``train.val_root``, a held-out folder is scored every
 ``train.val_every`` steps and at the end (and at step 0 when fine-tuning from
 ``train.init_checkpoint``), and the best checkpoint by PESQ-WB plus AECMOS echo
 MOS in double talk is kept in ``EXP/deep_adaptive_best.pt``, with ``EXP/validation.csv`` and
@@ -115,6 +116,8 @@ def compressed_spectral_loss(est, target, compress: float = 0.3, complex_weight:
 #: model arguments an initialising checkpoint may differ in: no weight depends on them (``taps``
 #: and ``cross_bands`` set only the size of the NLMS filter state)
 RESIZABLE_ARGS = frozenset({"taps", "cross_bands"})
+#: prefix of the weights of the refinement post-filter, which a checkpoint without it lacks
+REFINE_PREFIX = "refine_"
 
 
 def nearend_frame_weight(near, weight: float, active_db: float = 30.0):
@@ -250,11 +253,15 @@ def train_deep_adaptive(cfg) -> Path:
         init, payload = load_deep_adaptive(t.init_checkpoint)
         differ = {k for k in set(payload["model_args"]) | set(model.hparams)
                   if payload["model_args"].get(k) != model.hparams.get(k)}
-        if differ - RESIZABLE_ARGS:
+        extend = "refine" in differ and not payload["model_args"].get("refine")
+        if differ - RESIZABLE_ARGS - ({"refine"} if extend else set()):
             raise ValueError(f"train.init_checkpoint: {t.init_checkpoint} has model arguments "
                              f"{payload['model_args']}, train.model is {model.hparams} (only "
-                             f"{sorted(RESIZABLE_ARGS)} may differ)")
-        model.load_state_dict(init.state_dict())
+                             f"{sorted(RESIZABLE_ARGS)} may differ, and refine where the "
+                             f"checkpoint has none)")
+        missing, _ = model.load_state_dict(init.state_dict(), strict=not extend)
+        if any(not k.startswith(REFINE_PREFIX) for k in missing):
+            raise ValueError(f"train.init_checkpoint: {t.init_checkpoint} lacks {missing}")
         model.train()
         logger.warning("initialised from %s", t.init_checkpoint)
     hop = model.hop

@@ -101,6 +101,36 @@ def test_contract_cross_band_untrained():
     check_streaming(aec)
 
 
+def test_refinement_post_filter_starts_as_the_identity_and_streams():
+    """``refine``: a model with the refinement, holding another's weights, gives that model's
+    output bit for bit (its head starts at zero); trained away from zero it changes the gain,
+    adds no latency and streams."""
+    base = _random_model(hidden=16, taps=4, cross_bands=1)
+    torch.manual_seed(1)
+    refined = DeepAdaptiveAEC(hidden=16, taps=4, cross_bands=1, refine=8)
+    missing, unexpected = refined.load_state_dict(base.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(k.startswith("refine_") for k in missing)
+    assert refined.hparams["refine"] == 8 and "refine" not in base.hparams
+    mic, far = echo_clip(30 * 160 + 160, seed=5)
+    y = base.stft(torch.from_numpy(mic)[None].double())
+    x = base.stft(torch.from_numpy(far)[None].double())
+    base.double()
+    refined.double()
+    with torch.no_grad():
+        m0 = base.forward_with_mask(y, x)[2]
+        m1 = refined.forward_with_mask(y, x)[2]
+        assert torch.equal(m0, m1)
+        refined.refine_head.bias.fill_(1.0)  # a correction: the gain rises in every bin
+        refined.refine_head.weight.copy_(0.01 * torch.randn_like(refined.refine_head.weight))
+        m2 = refined.forward_with_mask(y, x)[2]
+    assert bool((m2 > m0).all())
+    aec = DeepAdaptive(refined.float())
+    check_latency(aec)
+    check_streaming(aec)
+    with pytest.raises(ValueError, match="refine"):
+        DeepAdaptiveAEC(refine=-1)
+
+
 def test_gradients_flow_through_the_adaptation():
     model = _random_model(hidden=16)
     mic, far = echo_clip(20 * 160 + 160, seed=4)
@@ -186,6 +216,23 @@ def test_trainer_renders_trains_and_checkpoints(tmp_path):
     assert resized_payload["model_args"]["taps"] == 20 and resized.taps == 20
     for a, b in zip(resized.state_dict().values(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+    # the refinement post-filter may be added to a checkpoint without it (the shared weights
+    # kept, the new head at zero), but not resized once there
+    refined = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+        *common, f"path.exp_folder={tmp_path / 'refine'}", "train.minutes=0",
+        "train.model.refine=4"]))
+    grown, grown_payload = load_deep_adaptive(refined)
+    assert grown_payload["model_args"]["refine"] == 4
+    old = model.state_dict()
+    for k, v in grown.state_dict().items():
+        if k.startswith("refine_head"):
+            assert not v.any()
+        elif not k.startswith("refine_"):
+            assert torch.equal(v, old[k])
+    with pytest.raises(ValueError, match="train.init_checkpoint"):
+        train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common[:-1], f"train.init_checkpoint={refined}",
+            f"path.exp_folder={tmp_path / 'refine2'}", "train.model.refine=8"]))
     # near-end frames weighted: trains; a negative weight is a config error
     weighted = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
         *common, f"path.exp_folder={tmp_path / 'nw'}", "train.max_steps=1",
