@@ -133,6 +133,8 @@ class DeepAdaptiveModelOptions:
     cross_bands: int = 0
     #: units of the refinement post-filter (0: none)
     refine: int = 0
+    #: smoothing factor of the refinement's coherence features (0: none; needs refine)
+    coherence: float = 0.0
 
 
 @dataclass

@@ -47,6 +47,18 @@ adds a correction to the gain's logit: ``M_t = sigmoid(a_t + c_t)``. Its output 
 at zero, so a checkpoint without it fine-tunes into one with it from the same output (a
 residual branch initialised to the identity).
 
+**Coherence features (optional, ``coherence = lambda`` in (0, 1), default 0: none).** Every
+feature above is a log power, blind to phase, so the post-filter cannot tell near-end speech
+from residual echo of the same power. Classical residual-echo suppressors decide with the
+coherence between the error and the echo: residual echo is linear in the far end and stays
+coherent with the echo estimate, near-end speech does not. With ``coherence > 0`` the
+refinement also sees, per bin, the magnitude-squared coherences of ``E`` with ``Yhat`` and of
+``E`` with ``Y``, and the smoothed error-to-microphone power ratio (log), from cross-spectra
+smoothed recursively over frames, ``S_ab,t = lambda S_ab,t-1 + (1 - lambda) A_t conj(B_t)``,
+``C_ab = |S_ab|^2 / (S_aa S_bb)`` (the coherence-based double-talk detection of Benesty, Morgan
+and Cho 2000; the error/echo coherence of residual-echo suppressors, Hänsler and Schmidt 2004).
+They enter as inputs only (no gradient flows through them into the linear stage).
+
 **STFT and latency.** Frames of ``n_fft`` = 320 samples (20 ms) every ``hop`` = 160 samples
 (10 ms), square-root periodic Hann analysis and synthesis windows (their product overlap-adds
 to one at 50 % overlap:
@@ -70,6 +82,10 @@ S. Haykin, *Adaptive Filter Theory*, ch. 6 (NLMS); J. J. Shynk, "Frequency-domai
 adaptive filtering", IEEE SP Magazine 9(1), 1992 (per-bin adaptation).
 Y. Avargel and I. Cohen, "System identification in the short-time Fourier transform domain with
 crossband filtering", IEEE TASLP 15(4), 2007 (cross-band filters).
+J. Benesty, D. R. Morgan and J. H. Cho, "A new class of doubletalk detectors based on
+cross-correlation", IEEE Trans. Speech Audio Process. 8(2), 2000 (coherence features).
+E. Hänsler and G. Schmidt, *Acoustic Echo and Noise Control: A Practical Approach*, Wiley, 2004
+(residual-echo suppression).
 
 Deviations: the post-filter above; the cross-band taps (optional, used by the packaged
 checkpoint: ``L = 20``, ``B = 1``); the sizes (two LSTM layers of 128, ``L = 10`` taps by
@@ -131,16 +147,21 @@ class DeepAdaptiveAEC(nn.Module):
         takes (0: a filter per bin, as in the paper).
     refine : int
         ``R``: units of the refinement post-filter (module docstring; 0: none).
+    coherence : float
+        ``lambda``: smoothing factor per frame of the refinement's coherence features (module
+        docstring; 0: none). Needs ``refine > 0``.
 
     Raises
     ------
     ValueError
-        If ``hop != n_fft // 2``, a size is not positive, ``refine`` is negative or
-        ``cross_bands`` is outside ``[0, n_fft // 4)``.
+        If ``hop != n_fft // 2``, a size is not positive, ``refine`` is negative,
+        ``coherence`` is outside ``[0, 1)`` or set without ``refine``, or ``cross_bands`` is
+        outside ``[0, n_fft // 4)``.
     """
 
     def __init__(self, n_fft: int = 320, hop: int = 160, taps: int = 10, hidden: int = 128,
-                 layers: int = 2, cross_bands: int = 0, refine: int = 0) -> None:
+                 layers: int = 2, cross_bands: int = 0, refine: int = 0,
+                 coherence: float = 0.0) -> None:
         super().__init__()
         if n_fft < 16 or n_fft % 2 or hop != n_fft // 2:
             raise ValueError(f"deep_adaptive: need an even n_fft >= 16 and hop = n_fft // 2, "
@@ -150,6 +171,9 @@ class DeepAdaptiveAEC(nn.Module):
                              f"{hidden}, {layers}")
         if refine < 0:
             raise ValueError(f"deep_adaptive: refine must be >= 0, got {refine}")
+        if not 0.0 <= coherence < 1.0 or (coherence and not refine):
+            raise ValueError(f"deep_adaptive: coherence must be in [0, 1) and needs refine > 0, "
+                             f"got coherence={coherence}, refine={refine}")
         if not 0 <= cross_bands < n_fft // 4:
             raise ValueError(f"deep_adaptive: cross_bands must be in [0, n_fft // 4), got "
                              f"{cross_bands}")
@@ -159,7 +183,9 @@ class DeepAdaptiveAEC(nn.Module):
             self.hparams["cross_bands"] = cross_bands
         if refine:  # absent from the arguments of checkpoints without the refinement
             self.hparams["refine"] = refine
-        self.refine = refine
+        if coherence:
+            self.hparams["coherence"] = coherence
+        self.refine, self.coherence = refine, float(coherence)
         self.n_fft, self.hop, self.taps, self.hidden = n_fft, hop, taps, hidden
         self.cross_bands = cross_bands
         #: regressors per bin: the taps of the bin and of its 2 cross_bands neighbours
@@ -173,7 +199,7 @@ class DeepAdaptiveAEC(nn.Module):
         self.res_cell = nn.LSTMCell(hidden, hidden)
         self.res_head = nn.Linear(hidden, f)
         if refine:
-            self.refine_inp = nn.Linear(4 * f + 2 * hidden, refine)
+            self.refine_inp = nn.Linear((7 if coherence else 4) * f + 2 * hidden, refine)
             self.refine_cell = nn.LSTMCell(refine, refine)
             self.refine_head = nn.Linear(refine, f)
         with torch.no_grad():  # start near a plain NLMS (mu ~ 0.3, G = 1) and a mild gain
@@ -199,7 +225,8 @@ class DeepAdaptiveAEC(nn.Module):
                       device: torch.device | str = "cpu") -> State:
         """Zero state of ``batch`` clips: LSTM ``(h, c)``, filter ``w`` and reference history
         ``xbuf`` ``[batch, F, L]`` complex, last error power ``e2`` ``[batch, F]`` (and the
-        refinement LSTM's ``(fh, fc)`` when ``refine > 0``)."""
+        refinement LSTM's ``(fh, fc)`` when ``refine > 0``, and the smoothed spectra ``s_ee``,
+        ``s_hh``, ``s_yy`` (real) and ``s_eh``, ``s_ey`` (complex) when ``coherence > 0``)."""
         cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
         z = torch.zeros(batch, self.hidden, dtype=dtype, device=device)
         state: State = {}
@@ -209,6 +236,11 @@ class DeepAdaptiveAEC(nn.Module):
         if self.refine:
             zr = torch.zeros(batch, self.refine, dtype=dtype, device=device)
             state["fh"], state["fc"] = zr, zr
+        if self.coherence:
+            zf = torch.zeros(batch, self.n_bins, dtype=dtype, device=device)
+            zc = torch.zeros(batch, self.n_bins, dtype=cdtype, device=device)
+            state["s_ee"], state["s_hh"], state["s_yy"] = zf, zf, zf
+            state["s_eh"], state["s_ey"] = zc, zc
         state["w"] = torch.zeros(batch, self.n_bins, self.n_regressors, dtype=cdtype,
                                  device=device)
         state["xbuf"] = torch.zeros(batch, self.n_bins, self.taps, dtype=cdtype, device=device)
@@ -285,13 +317,30 @@ class DeepAdaptiveAEC(nn.Module):
         logit = self.res_head(rh)
         if self.refine:
             span = (torch.log(norm / self.n_regressors + POWER_FLOOR) + 8.0) / 4.0
-            fh, fc = self.refine_cell(torch.tanh(self.refine_inp(torch.cat([r_in, rh, span],
-                                                                          dim=-1))),
+            parts = [r_in, rh, span]
+            if self.coherence:
+                parts.append(self._coherence_features(e.detach(), yhat.detach(), y, state,
+                                                      new))
+            fh, fc = self.refine_cell(torch.tanh(self.refine_inp(torch.cat(parts, dim=-1))),
                                       (state["fh"], state["fc"]))
             new["fh"], new["fc"] = fh, fc
             logit = logit + self.refine_head(fh)
         mask = torch.sigmoid(logit)
         return e, yhat, mask, new
+
+    def _coherence_features(self, e: Tensor, yhat: Tensor, y: Tensor, state: State,
+                            new: State) -> Tensor:
+        """Smoothed-spectra update (into ``new``) and the features ``[C_eh, C_ey,
+        log(S_ee / S_yy) / 4]`` ``[batch, 3F]`` (module docstring)."""
+        lam = self.coherence
+        for key, val in (("s_ee", power(e)), ("s_hh", power(yhat)), ("s_yy", power(y)),
+                         ("s_eh", e * yhat.conj()), ("s_ey", e * y.conj())):
+            new[key] = lam * state[key] + (1.0 - lam) * val
+        floor = POWER_FLOOR * POWER_FLOOR
+        c_eh = power(new["s_eh"]) / (new["s_ee"] * new["s_hh"] + floor)
+        c_ey = power(new["s_ey"]) / (new["s_ee"] * new["s_yy"] + floor)
+        ratio = torch.log((new["s_ee"] + POWER_FLOOR) / (new["s_yy"] + POWER_FLOOR)) / 4.0
+        return torch.cat([c_eh.clamp(max=1.0), c_ey.clamp(max=1.0), ratio], dim=-1)
 
     def forward(self, y: Tensor, x: Tensor, state: State | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, State]:

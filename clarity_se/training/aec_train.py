@@ -44,10 +44,10 @@ continues from ``EXP/last.pt``: a killed run loses at most ``checkpoint_every`` 
 stopped and resumed draws the same crops and reaches the same weights as one that was not.
 ``train.init_checkpoint`` fine-tunes from a checkpoint (the same model arguments, except
 ``taps`` and ``cross_bands``: no weight depends on the filter's size; and ``refine`` when the
-checkpoint has none: the refinement post-filter is added, starting from the identity) instead of
-a random initialisation. With ``train.val_root``, a held-out folder is scored every
-``train.val_every`` steps and at the end (and at step 0 when fine-tuning from
-``train.init_checkpoint``), and the best checkpoint by PESQ-WB plus AECMOS echo
+checkpoint has none: the refinement post-filter, with or without ``coherence``, is added,
+starting from the identity) instead of a random initialisation. With ``train.val_root``, a
+held-out folder is scored every ``train.val_every`` steps and at the end (and at step 0 when
+fine-tuning from ``train.init_checkpoint``), and the best checkpoint by PESQ-WB plus AECMOS echo
 MOS in double talk is kept in ``EXP/deep_adaptive_best.pt``, with ``EXP/validation.csv`` and
 ``EXP/validation.png`` (WebRTC AEC3 scored once beside it;
 :mod:`clarity_se.training.aec_validation`), at the input gains of ``train.val_gains_db``
@@ -254,7 +254,7 @@ def train_deep_adaptive(cfg) -> Path:
         differ = {k for k in set(payload["model_args"]) | set(model.hparams)
                   if payload["model_args"].get(k) != model.hparams.get(k)}
         extend = "refine" in differ and not payload["model_args"].get("refine")
-        if differ - RESIZABLE_ARGS - ({"refine"} if extend else set()):
+        if differ - RESIZABLE_ARGS - ({"refine", "coherence"} if extend else set()):
             raise ValueError(f"train.init_checkpoint: {t.init_checkpoint} has model arguments "
                              f"{payload['model_args']}, train.model is {model.hparams} (only "
                              f"{sorted(RESIZABLE_ARGS)} may differ, and refine where the "

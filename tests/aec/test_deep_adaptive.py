@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -101,13 +103,14 @@ def test_contract_cross_band_untrained():
     check_streaming(aec)
 
 
-def test_refinement_post_filter_starts_as_the_identity_and_streams():
+@pytest.mark.parametrize("coherence", [0.0, 0.8])
+def test_refinement_post_filter_starts_as_the_identity_and_streams(coherence):
     """``refine``: a model with the refinement, holding another's weights, gives that model's
     output bit for bit (its head starts at zero); trained away from zero it changes the gain,
     adds no latency and streams."""
     base = _random_model(hidden=16, taps=4, cross_bands=1)
     torch.manual_seed(1)
-    refined = DeepAdaptiveAEC(hidden=16, taps=4, cross_bands=1, refine=8)
+    refined = DeepAdaptiveAEC(hidden=16, taps=4, cross_bands=1, refine=8, coherence=coherence)
     missing, unexpected = refined.load_state_dict(base.state_dict(), strict=False)
     assert unexpected == [] and missing and all(k.startswith("refine_") for k in missing)
     assert refined.hparams["refine"] == 8 and "refine" not in base.hparams
@@ -129,6 +132,38 @@ def test_refinement_post_filter_starts_as_the_identity_and_streams():
     check_streaming(aec)
     with pytest.raises(ValueError, match="refine"):
         DeepAdaptiveAEC(refine=-1)
+    with pytest.raises(ValueError, match="coherence"):
+        DeepAdaptiveAEC(coherence=0.5)  # needs the refinement
+    with pytest.raises(ValueError, match="coherence"):
+        DeepAdaptiveAEC(refine=4, coherence=1.0)
+
+
+def test_coherence_features_tell_echo_from_near_end():
+    """An error that is a fixed multiple of the echo estimate is fully coherent with it
+    (``C_eh`` -> 1); an error independent of it is not; the power ratio is ``log(S_ee/S_yy)/4``."""
+    model = DeepAdaptiveAEC(hidden=8, taps=2, refine=4, coherence=0.9).double()
+    gen = torch.Generator().manual_seed(3)
+    f = model.n_bins
+
+    def rand():
+        return torch.complex(torch.randn(1, f, generator=gen, dtype=torch.float64),
+                             torch.randn(1, f, generator=gen, dtype=torch.float64))
+
+    feats = {}
+    for case in ("echo", "near"):
+        state = model.initial_state(1, torch.float64)
+        for _ in range(200):
+            yhat = rand()
+            e = (0.5 - 0.2j) * yhat if case == "echo" else rand()
+            new = {}
+            feats[case] = model._coherence_features(e, yhat, 2.0 * e, state, new)
+            state.update(new)
+    c_eh = {k: v[0, :f] for k, v in feats.items()}
+    assert float(c_eh["echo"].min()) > 0.999
+    assert float(c_eh["near"].mean()) < 0.2
+    torch.testing.assert_close(feats["near"][0, 2 * f:],
+                               torch.full((f,), math.log(0.25) / 4, dtype=torch.float64),
+                               atol=1e-6, rtol=0)
 
 
 def test_gradients_flow_through_the_adaptation():
