@@ -168,6 +168,9 @@ class AECTrainConfig:
     distortion_weight: float = 0.0
     #: level augmentation: each crop scaled by a gain uniform in +-level_db dB (0 = none)
     level_db: float = 0.0
+    #: train only the parameters whose names start with one of these prefixes (e.g.
+    #: ``[refine_]``: the refinement post-filter alone, the rest frozen); empty = all
+    trainable: list[str] = field(default_factory=list)
     #: power-law compression of the spectral loss and its complex-term weight
     compress: float = 0.3
     complex_weight: float = 0.3

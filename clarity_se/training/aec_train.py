@@ -52,7 +52,8 @@ MOS in double talk is kept in ``EXP/deep_adaptive_best.pt``, with ``EXP/validati
 ``EXP/validation.png`` (WebRTC AEC3 scored once beside it;
 :mod:`clarity_se.training.aec_validation`), at the input gains of ``train.val_gains_db``
 (the whole scene scaled; pooled). ``train.level_db`` scales each training crop as a whole by
-a random gain (level augmentation).
+a random gain (level augmentation). ``train.trainable`` (parameter-name prefixes, e.g.
+``[refine_]``) trains those parameters alone and freezes the rest.
 
 References
 ----------
@@ -287,7 +288,13 @@ def train_deep_adaptive(cfg) -> Path:
     validations: list[dict] = []
     val_gains = tuple(float(g) for g in t.val_gains_db)
     val_reference: list[dict] = []
-    opt = torch.optim.Adam(model.parameters(), lr=float(t.lr))
+    prefixes = tuple(str(p) for p in t.trainable)
+    if prefixes:
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(prefixes))
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError(f"train.trainable: no parameter name starts with {list(prefixes)}")
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=float(t.lr))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     history: list[dict] = []
     step, done_minutes = 0, 0.0

@@ -268,6 +268,19 @@ def test_trainer_renders_trains_and_checkpoints(tmp_path):
         train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
             *common[:-1], f"train.init_checkpoint={refined}",
             f"path.exp_folder={tmp_path / 'refine2'}", "train.model.refine=8"]))
+    # train.trainable: one step on the refinement alone moves it and nothing else
+    frozen = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+        *common, f"path.exp_folder={tmp_path / 'frozen'}", "train.max_steps=1",
+        "train.model.refine=4", "train.model.coherence=0.8", "train.trainable=[refine_]"]))
+    stepped = load_deep_adaptive(frozen)[0].state_dict()
+    for k, v in stepped.items():
+        if k.startswith("refine_"):
+            continue
+        assert torch.equal(v, old[k]), k
+    assert stepped["refine_head.bias"].any()
+    with pytest.raises(ValueError, match="train.trainable"):
+        train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common, f"path.exp_folder={tmp_path / 'frozen2'}", "train.trainable=[nope_]"]))
     # near-end frames weighted: trains; a negative weight is a config error
     weighted = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
         *common, f"path.exp_folder={tmp_path / 'nw'}", "train.max_steps=1",
