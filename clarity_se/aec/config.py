@@ -178,8 +178,8 @@ class AECTrainConfig:
     log_every: int = 10
     checkpoint_every: int = 50
     #: start from these weights (a deep_adaptive checkpoint whose model arguments equal
-    #: ``train.model`` except perhaps ``taps``, ``cross_bands`` and an added ``refine``; "" = random
-    #: initialisation); the optimiser starts afresh
+    #: ``train.model`` except perhaps ``taps``, ``cross_bands`` and an added ``refine`` (with its
+    #: ``coherence``); "" = random initialisation); the optimiser starts afresh
     init_checkpoint: str = ""
     #: continue from ``EXP/last.pt`` when the folder holds one (false: start afresh)
     resume: bool = True
