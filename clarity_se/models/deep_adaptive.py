@@ -304,9 +304,7 @@ class DeepAdaptiveAEC(nn.Module):
         yhat = (w * reg).sum(dim=-1)
         e = y - yhat
         norm = power(reg).sum(dim=-1)
-        delta = (DELTA_RELATIVE * norm.mean(dim=-1, keepdim=True)
-                 + DELTA_ABSOLUTE * self.n_regressors)
-        new["w"] = w + (mu * e / (norm + delta)).unsqueeze(-1) * reg.conj()
+        new["w"] = self.adapt(w, reg, norm, e, mu, state, new)
         new["xbuf"] = xbuf
         e2 = power(e)
         new["e2"] = e2
@@ -327,6 +325,41 @@ class DeepAdaptiveAEC(nn.Module):
             logit = logit + self.refine_head(fh)
         mask = torch.sigmoid(logit)
         return e, yhat, mask, new
+
+    def adapt(self, w: Tensor, reg: Tensor, norm: Tensor, e: Tensor, mu: Tensor,
+              state: State, new: State) -> Tensor:
+        """The filter's update for the next frame: the complex NLMS of the module docstring.
+
+        A subclass may replace it to compare another adaptation rule under the same network
+        (``benchmarks/aec_linear_alternatives.py`` does); the control network, the reference
+        and the post-filter stay as trained.
+
+        Parameters
+        ----------
+        w : Tensor [shape=(batch, F, P)], complex
+            Filter of this frame (``P = (2B + 1) L`` regressors per bin).
+        reg : Tensor [shape=(batch, F, P)], complex
+            Regressors ``x_t`` of this frame.
+        norm : Tensor [shape=(batch, F)]
+            ``||x_t||^2`` per bin.
+        e : Tensor [shape=(batch, F)], complex
+            Error ``Y_t - Yhat_t``.
+        mu : Tensor [shape=(batch, F)]
+            Step size the network predicts, in (0, 1).
+        state : State
+            This frame's state (read only).
+        new : State
+            The next state, being built: an override may store its own entries there (they
+            must also be in the state it starts from, or be read with a default).
+
+        Returns
+        -------
+        Tensor [shape=(batch, F, P)], complex
+            ``W_{t+1}``.
+        """
+        delta = (DELTA_RELATIVE * norm.mean(dim=-1, keepdim=True)
+                 + DELTA_ABSOLUTE * self.n_regressors)
+        return w + (mu * e / (norm + delta)).unsqueeze(-1) * reg.conj()
 
     def _coherence_features(self, e: Tensor, yhat: Tensor, y: Tensor, state: State,
                             new: State) -> Tensor:
