@@ -1,7 +1,8 @@
 """Does the learned step-size control beat classical adaptation rules under the same network?
 
     python benchmarks/aec_linear_alternatives.py ROOT [--checkpoint PT]
-        [--rules learned nlms:0.1 nlms:0.3 rls:0.995 rls:0.999 kalman:0.999] [--out JSON]
+        [--rules learned nlms:0.1 nlms:0.3 rls:0.995 rls:0.999 kalman:0.999] [--aecmos]
+        [--out JSON]
 
 ``ROOT`` is a synthetic AEC Challenge folder with ``echo_signal/`` (``clarity-se aec-data``);
 ``--checkpoint`` a ``deep_adaptive`` checkpoint (default: the packaged one). For every clip with
@@ -25,7 +26,8 @@ else: the network, its estimated reference (the far end times a gain per bin), t
 Reported per rule: the linear stage's echo reduction ``10 log10(sum |D|^2 / sum |D - Yhat|^2)``
 over each clip's frames (``D`` the true echo's spectrum, ``Yhat`` the filter's estimate), in dB,
 averaged per talk type, echo path and loudspeaker nonlinearity as in
-``benchmarks/aec_linear_bound.py``; PESQ-WB of the post-filtered output in double talk; the
+``benchmarks/aec_linear_bound.py``; PESQ-WB of the post-filtered output in double talk (with
+``--aecmos`` also its AECMOS echo and degradation MOS there, as ``clarity-se aec-evaluate``); the
 time per clip relative to ``learned`` in the same run. ``P_0`` of ``rls`` suits the level of
 ``clarity-se aec-data`` clips (microphone -38 to -17 dBFS RMS); the rules are not tuned further.
 
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path)
     parser.add_argument("--checkpoint", default="", help="deep_adaptive checkpoint (packaged)")
     parser.add_argument("--rules", nargs="+", default=list(DEFAULT_RULES))
+    parser.add_argument("--aecmos", action="store_true",
+                        help="also AECMOS echo and degradation MOS in double talk")
     parser.add_argument("--out", type=Path,
                         default=REPO / "results" / "benchmarks" / "aec_linear_alternatives.json")
     args = parser.parse_args(argv)
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from clarity_se.aec.deep_adaptive import load
     from clarity_se.data.aec_challenge import read_clip, read_synthetic_meta
-    from clarity_se.metrics.aec import pesq_wb
+    from clarity_se.metrics.aec import aecmos, pesq_wb
 
     torch.set_num_threads(1)
     try:
@@ -208,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
             row[f"{rule}_s"] = time.process_time() - start
             if clip.talk_type == "dt" and audio.nearend is not None:
                 row[f"{rule}_pesq"] = pesq_wb(reference=audio.nearend, processed=out)
+                if args.aecmos:
+                    row[f"{rule}_echo_mos"], row[f"{rule}_deg_mos"] = aecmos(
+                        loopback=audio.farend, mic=audio.mic, enhanced=out, talk_type="dt")
         rows.append(row)
     groups: dict[str, dict] = {}
     picks = ([("all", lambda r: True)]
@@ -225,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     dt = [r for r in rows if f"{args.rules[0]}_pesq" in r]
     pesq = {rule: float(np.nanmean([r[f"{rule}_pesq"] for r in dt])) if dt else float("nan")
             for rule in args.rules}
+    mos = {f"{kind}_mos_dt": {rule: float(np.nanmean([r[f"{rule}_{kind}_mos"] for r in dt]))
+                              for rule in args.rules}
+           for kind in ("echo", "deg") if dt and args.aecmos}
     ref = args.rules[0]
     cost = {rule: float(np.sum([r[f"{rule}_s"] for r in rows])
                         / max(np.sum([r[f"{ref}_s"] for r in rows]), 1e-9))
@@ -236,12 +246,16 @@ def main(argv: list[str] | None = None) -> int:
                                                        for rule in args.rules))
     print(f"{'PESQ-WB dt (output)':24s} {len(dt):5d} " + " ".join(f"{pesq[rule]:12.3f}"
                                                                  for rule in args.rules))
+    for key, values in mos.items():
+        print(f"{'AECMOS ' + key:24s} {len(dt):5d} " + " ".join(f"{values[rule]:12.3f}"
+                                                               for rule in args.rules))
     print(f"{'time / ' + ref:24s} {'':5s} " + " ".join(f"{cost[rule]:12.2f}"
                                                        for rule in args.rules))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"root": str(args.root), "checkpoint": args.checkpoint or
                                     "packaged", "rules": args.rules, "groups": groups,
-                                    "pesq_wb_dt": pesq, "time_ratio": cost, "clips": rows},
+                                    "pesq_wb_dt": pesq, **mos, "time_ratio": cost,
+                                    "clips": rows},
                                    indent=1) + "\n")
     return 0
 

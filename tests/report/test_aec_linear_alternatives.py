@@ -79,5 +79,10 @@ def test_cli_on_a_rendered_folder(tmp_path):
     assert result["rules"] == ["learned", "nlms:0.3"]
     assert result["groups"]["all"]["clips"] == len(result["clips"]) > 0
     assert result["time_ratio"]["learned"] == pytest.approx(1.0)
+    assert any(r["talk_type"] == "dt" for r in result["clips"])  # seed 3: two dt clips
+    assert alt.main([str(root), "--rules", "learned", "--aecmos", "--out", str(out)]) == 0
+    mos = json.loads(out.read_text())
+    assert 1.0 <= mos["echo_mos_dt"]["learned"] <= 5.0
+    assert 1.0 <= mos["deg_mos_dt"]["learned"] <= 5.0
     assert alt.main([str(root), "--rules", "bogus"]) == 2
     assert alt.main([str(tmp_path / "missing")]) == 2
