@@ -74,6 +74,8 @@ class DeepAdaptiveOptions:
 
     #: output the post-filtered estimate (true) or the NLMS error alone (the paper's output)
     post_filter: bool = True
+    #: forgetting factor of the Kalman selection's second filter (0: off)
+    kalman_selection: float = 0.999
 
 
 @dataclass

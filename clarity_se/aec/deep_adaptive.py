@@ -9,6 +9,10 @@ post-filter) in the :class:`~clarity_se.aec.base.EchoCanceller` protocol:
   recipes/aec/deep_adaptive/config.yaml``);
 - ``aec.deep_adaptive.post_filter`` (default true): output the post-filtered estimate ``M E``;
   false: the NLMS error ``E`` alone (the paper's output);
+- ``aec.deep_adaptive.kalman_selection`` (default :data:`KALMAN_SELECTION`, 0.999; 0: off): a
+  second, Kalman-adapted linear filter beside the network-steered NLMS, whose error replaces the
+  NLMS error per bin wherever its smoothed power is lower ("Kalman selection" in
+  :mod:`clarity_se.models.deep_adaptive`; no weights, the same latency);
 - ``echo_estimate`` is the linear echo estimate (inverse STFT of ``Yhat``).
 
 Inference runs in float64 on the CPU, one frame (10 ms) at a time with explicit state, whole clip
@@ -40,6 +44,9 @@ from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, count_parameters, l
 
 #: name of the packaged checkpoint (``clarity_se/assets/checkpoints/<name>.pt``)
 PACKAGED = "deep_adaptive"
+#: default forgetting factor of the Kalman selection's filter (``aec.deep_adaptive
+#: .kalman_selection``; chosen on the 40-clip selection set, recipes/aec/deep_adaptive/README.md)
+KALMAN_SELECTION = 0.999
 
 
 def packaged_checkpoint(name: str = PACKAGED) -> Path:
@@ -152,6 +159,9 @@ class DeepAdaptive:
         Output the post-filtered estimate (default) or the NLMS error.
     checkpoint_path : path-like, optional
         Where the weights came from (fingerprinted by ``clarity-se aec``).
+    kalman_selection : float
+        Forgetting factor of the Kalman selection's filter, set on the copy (0: off; default
+        :data:`KALMAN_SELECTION`).
 
     Attributes
     ----------
@@ -166,8 +176,14 @@ class DeepAdaptive:
     name = "deep_adaptive"
 
     def __init__(self, model: DeepAdaptiveAEC, post_filter: bool = True,
-                 checkpoint_path: str | Path | None = None) -> None:
+                 checkpoint_path: str | Path | None = None,
+                 kalman_selection: float = KALMAN_SELECTION) -> None:
+        if not 0.0 <= kalman_selection <= 1.0:
+            raise ValueError(f"aec.deep_adaptive.kalman_selection: must be 0 (off) or in (0, 1], "
+                             f"got {kalman_selection}")
         self.model = copy.deepcopy(model).double().eval()
+        self.model.kalman_selection = float(kalman_selection)
+        self.kalman_selection = float(kalman_selection)
         self.post_filter = bool(post_filter)
         self.checkpoint_path = checkpoint_path
         self.latency_samples = self.model.latency_samples
@@ -216,13 +232,15 @@ class DeepAdaptive:
         return process_whole(self.streamer(), mic, farend)
 
 
-def load(checkpoint: str = "", post_filter: bool = True) -> DeepAdaptive:
+def load(checkpoint: str = "", post_filter: bool = True,
+         kalman_selection: float = KALMAN_SELECTION) -> DeepAdaptive:
     """:class:`DeepAdaptive` from ``checkpoint`` ("" = the packaged one).
 
     Raises
     ------
     ValueError
-        If the checkpoint is missing or not a Deep Adaptive AEC checkpoint (names the file).
+        If the checkpoint is missing or not a Deep Adaptive AEC checkpoint (names the file), or
+        ``kalman_selection`` is outside ``{0} U (0, 1]``.
     """
     if checkpoint:
         path = Path(checkpoint).expanduser()
@@ -232,12 +250,17 @@ def load(checkpoint: str = "", post_filter: bool = True) -> DeepAdaptive:
     else:
         path = packaged_checkpoint()
     model, _ = load_deep_adaptive(path)
-    return DeepAdaptive(model, post_filter=post_filter, checkpoint_path=path)
+    return DeepAdaptive(model, post_filter=post_filter, checkpoint_path=path,
+                        kalman_selection=kalman_selection)
 
 
 @register_aec("deep_adaptive")
 def build(options: Any) -> DeepAdaptive:
-    """``aec.checkpoint`` and ``aec.deep_adaptive.post_filter`` -> :class:`DeepAdaptive`."""
+    """``aec.checkpoint``, ``aec.deep_adaptive.post_filter`` and ``.kalman_selection`` ->
+    :class:`DeepAdaptive`."""
     sub = getattr(options, "deep_adaptive", None)
     post = bool(getattr(sub, "post_filter", True)) if sub is not None else True
-    return load(str(getattr(options, "checkpoint", "") or ""), post_filter=post)
+    select = float(getattr(sub, "kalman_selection", KALMAN_SELECTION)) if sub is not None \
+        else KALMAN_SELECTION
+    return load(str(getattr(options, "checkpoint", "") or ""), post_filter=post,
+                kalman_selection=select)

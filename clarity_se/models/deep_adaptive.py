@@ -59,6 +59,29 @@ smoothed recursively over frames, ``S_ab,t = lambda S_ab,t-1 + (1 - lambda) A_t 
 and Cho 2000; the error/echo coherence of residual-echo suppressors, Hänsler and Schmidt 2004).
 They enter as inputs only (no gradient flows through them into the linear stage).
 
+**Kalman selection (inference option, ``kalman_selection = A``, default 0: off).** A second
+linear filter of the same form runs beside the network-steered NLMS, on the same regressors
+``x_t`` (the network's reference), adapted by a diagonal frequency-domain Kalman filter
+(Enzner and Vary 2006) per bin and regressor: random-walk state ``W_{t+1} = A W_t + noise``
+with process noise ``(1 - A^2) |W_t|^2``, observation noise ``R_t`` the error power smoothed
+recursively (factor 0.5), prior ``P_0 = 1``:
+
+.. code-block:: text
+
+    P'_t   = A^2 P_t + (1 - A^2) |K_t|^2                     (K: the Kalman filter's weights)
+    D_t    = sum_l P'_{t,l} |x_{t,l}|^2 + R_t
+    K_{t+1} = A K_t + P'_t conj(x_t) Ek_t / D_t,   P_{t+1} = P'_t (1 - P'_t |x_t|^2 / D_t)
+
+Per bin and frame, of the two errors ``E`` (NLMS) and ``Ek`` (Kalman) the one whose power,
+smoothed recursively (factor 0.7), is lower goes on to the post-filter and the output, with
+its echo estimate; each filter adapts on its own error, and the network keeps seeing the NLMS
+error (``e2``), as in training. Near-end speech and noise pass both filters alike, so the
+lower error power holds less residual echo: the two-filter selection of classical cancellers
+(Ochiai et al. 1977; Valin 2007, Speex MDF, foreground/background filters) with two different
+adaptation rules. No weight changes, the latency does not change, and the state stays of
+fixed size; it is not used in training (the checkpoints were trained without it).
+``benchmarks/aec_linear_alternatives.py`` scores the Kalman filter alone.
+
 **STFT and latency.** Frames of ``n_fft`` = 320 samples (20 ms) every ``hop`` = 160 samples
 (10 ms), square-root periodic Hann analysis and synthesis windows (their product overlap-adds
 to one at 50 % overlap:
@@ -86,8 +109,14 @@ J. Benesty, D. R. Morgan and J. H. Cho, "A new class of doubletalk detectors bas
 cross-correlation", IEEE Trans. Speech Audio Process. 8(2), 2000 (coherence features).
 E. Hänsler and G. Schmidt, *Acoustic Echo and Noise Control: A Practical Approach*, Wiley, 2004
 (residual-echo suppression).
+G. Enzner and P. Vary, "Frequency-domain adaptive Kalman filter for acoustic echo control in
+hands-free telephones", Signal Processing 86(6), 2006 (the diagonal Kalman filter).
+K. Ochiai, T. Araseki and T. Ogihara, "Echo canceler with two echo path models", IEEE Trans.
+Commun. 25(6), 1977; J.-M. Valin, "On adjusting the learning rate in frequency domain echo
+cancellation with double-talk", IEEE TASLP 15(3), 2007 (two filters, the better one kept).
 
-Deviations: the post-filter above; the cross-band taps (optional, used by the packaged
+Deviations: the post-filter above; the Kalman selection (an inference option, on by default
+in ``clarity-se aec``); the cross-band taps (optional, used by the packaged
 checkpoint: ``L = 20``, ``B = 1``); the sizes (two LSTM layers of 128, ``L = 10`` taps by
 default, a 20 ms window to meet the 20 ms latency rule) are ours; the reference is estimated
 as a real gain on the loopback spectrum (the paper estimates the reference with the DNN; its
@@ -109,6 +138,12 @@ DELTA_ABSOLUTE = 1e-6
 
 #: state of one clip (or a batch): tensors by name
 State = dict[str, Tensor]
+
+#: Kalman selection (see the module docstring): observation-noise smoothing, state prior and
+#: the smoothing of the two errors' powers that decides which one goes on
+KALMAN_NOISE_SMOOTHING = 0.5
+KALMAN_P0 = 1.0
+SELECTION_SMOOTHING = 0.7
 
 
 def power(z: Tensor) -> Tensor:
@@ -150,18 +185,24 @@ class DeepAdaptiveAEC(nn.Module):
     coherence : float
         ``lambda``: smoothing factor per frame of the refinement's coherence features (module
         docstring; 0: none). Needs ``refine > 0``.
+    kalman_selection : float
+        ``A``: forgetting factor of the second, Kalman-adapted filter whose error replaces the
+        NLMS error per bin when its smoothed power is lower (module docstring, "Kalman
+        selection"; 0: off). An inference option: not a model argument of the checkpoint, and
+        it may be changed on a built model (attribute of the same name) before
+        :meth:`initial_state`.
 
     Raises
     ------
     ValueError
         If ``hop != n_fft // 2``, a size is not positive, ``refine`` is negative,
-        ``coherence`` is outside ``[0, 1)`` or set without ``refine``, or ``cross_bands`` is
-        outside ``[0, n_fft // 4)``.
+        ``coherence`` is outside ``[0, 1)`` or set without ``refine``, ``cross_bands`` is
+        outside ``[0, n_fft // 4)``, or ``kalman_selection`` is outside ``{0} U (0, 1]``.
     """
 
     def __init__(self, n_fft: int = 320, hop: int = 160, taps: int = 10, hidden: int = 128,
                  layers: int = 2, cross_bands: int = 0, refine: int = 0,
-                 coherence: float = 0.0) -> None:
+                 coherence: float = 0.0, kalman_selection: float = 0.0) -> None:
         super().__init__()
         if n_fft < 16 or n_fft % 2 or hop != n_fft // 2:
             raise ValueError(f"deep_adaptive: need an even n_fft >= 16 and hop = n_fft // 2, "
@@ -177,6 +218,11 @@ class DeepAdaptiveAEC(nn.Module):
         if not 0 <= cross_bands < n_fft // 4:
             raise ValueError(f"deep_adaptive: cross_bands must be in [0, n_fft // 4), got "
                              f"{cross_bands}")
+        if not 0.0 <= kalman_selection <= 1.0:
+            raise ValueError(f"deep_adaptive: kalman_selection must be 0 (off) or in (0, 1], got "
+                             f"{kalman_selection}")
+        #: forgetting factor of the Kalman selection's filter (0: off; inference option)
+        self.kalman_selection = float(kalman_selection)
         self.hparams = {"n_fft": n_fft, "hop": hop, "taps": taps, "hidden": hidden,
                         "layers": layers}
         if cross_bands:  # absent from the arguments of checkpoints without cross-band taps
@@ -245,6 +291,11 @@ class DeepAdaptiveAEC(nn.Module):
                                  device=device)
         state["xbuf"] = torch.zeros(batch, self.n_bins, self.taps, dtype=cdtype, device=device)
         state["e2"] = torch.zeros(batch, self.n_bins, dtype=dtype, device=device)
+        if self.kalman_selection:
+            state["kw"] = torch.zeros_like(state["w"])
+            state["kp"] = torch.full(state["w"].shape, KALMAN_P0, dtype=dtype, device=device)
+            for key in ("kr", "sn", "sk"):
+                state[key] = torch.zeros_like(state["e2"])
         return state
 
     def _regressors(self, xbuf: Tensor) -> Tensor:
@@ -308,6 +359,9 @@ class DeepAdaptiveAEC(nn.Module):
         new["xbuf"] = xbuf
         e2 = power(e)
         new["e2"] = e2
+        if self.kalman_selection:
+            e, yhat = self._kalman_select(y, reg, e, e2, yhat, state, new)
+            e2 = power(e)
         r_in = torch.cat([(torch.log(e2 + POWER_FLOOR) + 8.0) / 4.0, log_power_feature(yhat),
                           log_power_feature(y), z], dim=-1)
         rh, rc = self.res_cell(torch.tanh(self.res_inp(r_in)), (state["rh"], state["rc"]))
@@ -360,6 +414,27 @@ class DeepAdaptiveAEC(nn.Module):
         delta = (DELTA_RELATIVE * norm.mean(dim=-1, keepdim=True)
                  + DELTA_ABSOLUTE * self.n_regressors)
         return w + (mu * e / (norm + delta)).unsqueeze(-1) * reg.conj()
+
+    def _kalman_select(self, y: Tensor, reg: Tensor, e: Tensor, e2: Tensor, yhat: Tensor,
+                       state: State, new: State) -> tuple[Tensor, Tensor]:
+        """The Kalman selection's filter (update into ``new``) and, per bin, the error and echo
+        estimate of lower smoothed error power, ``(e, yhat)`` (module docstring)."""
+        a, kw, kp = self.kalman_selection, state["kw"], state["kp"]
+        yk = (kw * reg).sum(dim=-1)
+        ek = y - yk
+        ek2 = power(ek)
+        noise = KALMAN_NOISE_SMOOTHING * state["kr"] + (1.0 - KALMAN_NOISE_SMOOTHING) * ek2
+        prior = a * a * kp + (1.0 - a * a) * power(kw)
+        x2 = power(reg)
+        den = ((prior * x2).sum(dim=-1) + noise + DELTA_ABSOLUTE * DELTA_ABSOLUTE).unsqueeze(-1)
+        new["kw"] = a * kw + prior * reg.conj() * ek.unsqueeze(-1) / den
+        new["kp"] = prior * (1.0 - prior * x2 / den)
+        new["kr"] = noise
+        lam = SELECTION_SMOOTHING
+        new["sn"] = lam * state["sn"] + (1.0 - lam) * e2
+        new["sk"] = lam * state["sk"] + (1.0 - lam) * ek2
+        pick = new["sk"] < new["sn"]
+        return torch.where(pick, ek, e), torch.where(pick, yk, yhat)
 
     def _coherence_features(self, e: Tensor, yhat: Tensor, y: Tensor, state: State,
                             new: State) -> Tensor:

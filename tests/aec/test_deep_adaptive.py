@@ -97,6 +97,56 @@ def test_cross_band_taps_cancel_what_a_per_bin_filter_cannot():
         DeepAdaptiveAEC(cross_bands=80)
 
 
+def _frozen_nlms_model():
+    """A random model whose network never steps its NLMS (mu ~ 0) on the far end itself."""
+    model = _random_model()
+    with torch.no_grad():
+        model.mu_head.weight.zero_()
+        model.mu_head.bias.fill_(-30.0)
+        model.ref_head.weight.zero_()
+        model.ref_head.bias.zero_()
+    return model
+
+
+def test_kalman_selection_takes_over_where_the_nlms_does_not_adapt():
+    # the NLMS error stays the microphone; the Kalman filter beside it cancels the echo, and
+    # per bin its lower error goes on (measured: 0.0 dB off, 16.2 dB on)
+    mic, far = echo_clip(3 * FS, seed=3)
+    model = _frozen_nlms_model()
+    off = DeepAdaptive(model, post_filter=False, kalman_selection=0.0)(mic, far).output
+    on = DeepAdaptive(model, post_filter=False)(mic, far)
+    assert abs(_erle(mic[-FS:], off[-FS:])) < 0.5
+    assert _erle(mic[-FS:], on.output[-FS:]) > 12.0
+    # the echo estimate is that of the filter whose error was chosen
+    np.testing.assert_allclose(on.echo_estimate + on.output, mic, atol=1e-5)
+
+
+def test_kalman_selection_is_an_inference_option(tmp_path):
+    model = _random_model(hidden=8)
+    assert model.kalman_selection == 0.0 and "kalman_selection" not in model.hparams
+    assert "kw" not in model.initial_state(1)
+    aec = DeepAdaptive(model)  # the canceller's default: on, on its own copy
+    assert aec.model.kalman_selection == 0.999 and model.kalman_selection == 0.0
+    assert {"kw", "kp", "kr", "sn", "sk"} <= set(aec.model.initial_state(1))
+    save_deep_adaptive(tmp_path / "m.pt", aec.model)
+    assert load_deep_adaptive(tmp_path / "m.pt")[0].kalman_selection == 0.0
+    cfg = OmegaConf.create({"name": "deep_adaptive", "checkpoint": "",
+                            "deep_adaptive": {"post_filter": True, "kalman_selection": 0.0}})
+    assert build_aec(cfg).model.kalman_selection == 0.0
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="kalman_selection"):
+            DeepAdaptiveAEC(kalman_selection=bad)
+        with pytest.raises(ValueError, match="aec.deep_adaptive.kalman_selection"):
+            DeepAdaptive(model, kalman_selection=bad)
+
+
+def test_contract_kalman_selection_frozen_nlms():
+    # the selection's own path (the Kalman filter carries the echo): latency and streaming
+    aec = DeepAdaptive(_frozen_nlms_model())
+    check_latency(aec)
+    check_streaming(aec)
+
+
 def test_contract_cross_band_untrained():
     aec = DeepAdaptive(_random_model(taps=4, cross_bands=2))
     check_latency(aec)  # the neighbours' frames are the same frames: no added latency
