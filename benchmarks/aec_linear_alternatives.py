@@ -13,6 +13,10 @@ else: the network, its estimated reference (the far end times a gain per bin), t
 (``L`` taps per bin and ``B`` cross bands) and the post-filter stay as trained.
 
 - ``learned``: the trained model's complex NLMS with the step size its network predicts.
+- ``select:A``: ``learned`` with the Kalman selection of ``clarity-se aec`` (forgetting factor
+  ``A``; :mod:`clarity_se.models.deep_adaptive`): per bin, the error of the NLMS or of a
+  diagonal Kalman filter beside it, whichever has the lower smoothed power; the echo estimate
+  is the chosen filter's. Every other rule runs without it.
 - ``nlms:MU``: the same NLMS and regulariser with a fixed step size ``MU``.
 - ``rls:LAMBDA``: exponentially weighted recursive least squares per bin over the same
   regressors (full ``P x P`` inverse correlation matrix per bin, forgetting factor ``LAMBDA``,
@@ -61,8 +65,8 @@ def rule_model(base, rule: str):
     ----------
     base : clarity_se.models.deep_adaptive.DeepAdaptiveAEC
     rule : str
-        ``learned``, ``nlms:MU`` (0 < MU < 2), ``rls:LAMBDA`` (0 < LAMBDA <= 1) or
-        ``kalman:A`` (0 < A <= 1).
+        ``learned``, ``select:A``, ``nlms:MU`` (0 < MU < 2), ``rls:LAMBDA`` (0 < LAMBDA <= 1)
+        or ``kalman:A`` (0 < A <= 1).
 
     Returns
     -------
@@ -85,6 +89,10 @@ def rule_model(base, rule: str):
         raise ValueError(f"rule {rule!r}: {arg!r} is not a number") from None
     if name == "learned" and value is None:
         cls = DeepAdaptiveAEC
+    elif name == "select" and value is not None and 0.0 < value <= 1.0:
+        model = DeepAdaptiveAEC(**base.hparams, kalman_selection=value)
+        model.load_state_dict(base.state_dict())
+        return model.double().eval()
     elif name == "nlms" and value is not None and 0.0 < value < 2.0:
         class FixedStep(DeepAdaptiveAEC):
             def adapt(self, w, reg, norm, e, mu, state, new):
@@ -122,8 +130,8 @@ def rule_model(base, rule: str):
                 return value * w + prior * reg.conj() * e.unsqueeze(-1) / den
         cls = DiagonalKalman
     else:
-        raise ValueError(f"rule {rule!r}: expected learned, nlms:MU (0<MU<2), rls:LAMBDA or "
-                         "kalman:A (0<LAMBDA, A<=1)")
+        raise ValueError(f"rule {rule!r}: expected learned, select:A, nlms:MU (0<MU<2), "
+                         "rls:LAMBDA or kalman:A (0<A, LAMBDA<=1)")
     model = cls(**base.hparams)
     model.load_state_dict(base.state_dict())
     return model.double().eval()

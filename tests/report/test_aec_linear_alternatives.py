@@ -46,6 +46,14 @@ def test_learned_rule_is_the_model_itself(base):
     assert db == db0 and np.array_equal(out, out0)  # same process: bit equality
 
 
+def test_select_rule_is_the_canceller_with_kalman_selection(base):
+    far, echo = _clip()
+    model = alt.rule_model(base, "select:0.999")
+    assert model.kalman_selection == 0.999 and alt.rule_model(base, "learned").kalman_selection == 0
+    db = alt.run_rule(model, echo, far, echo)[0]
+    assert db > alt.run_rule(alt.rule_model(base, "learned"), echo, far, echo)[0] - 1.0
+
+
 @pytest.mark.parametrize("rule", ["nlms:0.5", "rls:0.999", "kalman:0.9999"])
 def test_each_rule_cancels_a_linear_echo_without_near_end(base, rule):
     # white far end, a 12.5 ms path, no near end, no noise: every rule converges close to
@@ -63,7 +71,7 @@ def test_rules_differ_and_bad_rules_are_refused(base):
     a = alt.run_rule(alt.rule_model(base, "nlms:0.1"), echo, far, echo)[0]
     b = alt.run_rule(alt.rule_model(base, "nlms:0.9"), echo, far, echo)[0]
     assert a != b
-    for bad in ("nlms", "nlms:2.5", "rls:0", "kalman:x", "lms:0.1"):
+    for bad in ("nlms", "nlms:2.5", "rls:0", "kalman:x", "lms:0.1", "select:2"):
         with pytest.raises(ValueError, match="rule"):
             alt.rule_model(base, bad)
 
