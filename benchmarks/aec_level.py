@@ -1,7 +1,7 @@
 """How much does an echo canceller depend on the input level? Scores at several input gains.
 
     python benchmarks/aec_level.py ROOT [--systems deep_adaptive webrtc_aec3]
-        [--checkpoint PT] [--gains-db -20 -10 0 6] [--out JSON]
+        [--checkpoint PT] [--kalman-selection A] [--gains-db -20 -10 0 6] [--out JSON]
 
 ``ROOT`` is a synthetic AEC Challenge folder (``clarity-se aec-data``). For every far-end
 single-talk and double-talk clip and every gain ``G`` (dB), the microphone, far end, near-end
@@ -10,7 +10,8 @@ no clipping is applied, AECMOS clips its inputs to [-1, 1] as ``aec-evaluate`` d
 system runs on the scaled microphone and far end as ``clarity-se aec`` runs it, and the output
 is scored as ``clarity-se aec-evaluate`` scores it
 (:func:`clarity_se.metrics.aec_scores.score_output`). ``--checkpoint`` is a ``deep_adaptive``
-checkpoint (default: the packaged one).
+checkpoint (default: the packaged one), ``--kalman-selection`` its
+``aec.deep_adaptive.kalman_selection`` (default 0.999, the canceller's; 0: off).
 
 Printed per system and gain: ERLE and AECMOS echo MOS in far-end single talk; PESQ-WB, echo and
 degradation MOS in double talk. Written as JSON (default
@@ -31,12 +32,15 @@ COLUMNS = (("st", "erle_db"), ("st", "aecmos_echo"), ("dt", "pesq_wb"), ("dt", "
            ("dt", "aecmos_deg"))
 
 
-def build(name: str, checkpoint: str):
-    """An ``aec.name`` system with its recipe defaults (``checkpoint`` for ``deep_adaptive``)."""
+def build(name: str, checkpoint: str, kalman_selection: float = 0.999):
+    """An ``aec.name`` system with its recipe defaults (``checkpoint`` and
+    ``deep_adaptive.kalman_selection`` for ``deep_adaptive``)."""
     from clarity_se.aec import build_aec_named
 
-    return build_aec_named(name, **({"checkpoint": checkpoint} if name == "deep_adaptive"
-                                    else {}))
+    if name != "deep_adaptive":
+        return build_aec_named(name)
+    return build_aec_named(name, checkpoint=checkpoint,
+                           deep_adaptive={"kalman_selection": kalman_selection})
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("root", type=Path)
     parser.add_argument("--systems", nargs="+", default=["deep_adaptive", "webrtc_aec3"])
     parser.add_argument("--checkpoint", default="", help="deep_adaptive checkpoint (packaged)")
+    parser.add_argument("--kalman-selection", type=float, default=0.999,
+                        help="deep_adaptive's aec.deep_adaptive.kalman_selection (0: off)")
     parser.add_argument("--gains-db", nargs="+", type=float, default=[-20.0, -10.0, 0.0, 6.0])
     parser.add_argument("--out", type=Path,
                         default=REPO / "results" / "benchmarks" / "aec_level.json")
@@ -74,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         clips = [c for c in read_synthetic_meta(args.root) if c.talk_type in ("st", "dt")]
-        systems = {name: build(name, args.checkpoint) for name in args.systems}
+        systems = {name: build(name, args.checkpoint, args.kalman_selection)
+                   for name in args.systems}
     except ValueError as exc:
         print(f"aec_level: {exc}")
         return 2
@@ -102,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m['dt_aecmos_echo']:7.3f}  {m['dt_aecmos_deg']:6.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"root": str(args.root), "checkpoint": args.checkpoint or
-                                    "packaged", "gains_db": args.gains_db, "mean": table,
+                                    "packaged", "kalman_selection": args.kalman_selection,
+                                    "gains_db": args.gains_db, "mean": table,
                                     "clips": rows}, indent=1) + "\n")
     return 0
 

@@ -1,11 +1,14 @@
 """Where does PESQ-WB in double talk go? The post-filter's gain applied to each part of its input.
 
-    python benchmarks/aec_pesq_components.py ROOT [--checkpoint PT] [--out JSON]
+    python benchmarks/aec_pesq_components.py ROOT [--checkpoint PT] [--kalman-selection A]
+        [--out JSON]
 
 ``ROOT`` is a synthetic AEC Challenge folder with ``nearend_speech/`` and ``echo_signal/``
 (``clarity-se aec-data``); ``--checkpoint`` a ``deep_adaptive`` checkpoint (default: the
-packaged one). For every double-talk clip the canceller runs over the whole clip (float64, the
-filter from zero, as ``clarity-se aec`` runs it) and its NLMS error is split, frame by frame,
+packaged one), ``--kalman-selection`` its ``aec.deep_adaptive.kalman_selection`` (default
+0.999, the canceller's; 0: off). For every double-talk clip the canceller runs over the whole
+clip (float64, the filter from zero, as ``clarity-se aec`` runs it) and its error (the NLMS
+error, or the Kalman filter's where the selection chose it) is split, frame by frame,
 into what the microphone brought in: ``E = S + N + R`` with ``S`` the near-end speech, ``N`` the
 near-end noise (``mic - nearend - echo``) and ``R = E - S - N`` the residual echo (the linear
 filter acts on the far end only, so ``S`` and ``N`` pass it unchanged). The post-filter gain
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", type=Path)
     parser.add_argument("--checkpoint", default="", help="deep_adaptive checkpoint (packaged)")
+    parser.add_argument("--kalman-selection", type=float, default=0.999,
+                        help="aec.deep_adaptive.kalman_selection (0: off)")
     parser.add_argument("--out", type=Path,
                         default=REPO / "results" / "benchmarks" / "aec_pesq_components.json")
     args = parser.parse_args(argv)
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         clips = [c for c in read_synthetic_meta(args.root) if c.talk_type == "dt"
                  and c.nearend is not None and c.echo is not None and c.echo.is_file()]
-        model = load(args.checkpoint).model  # float64, eval mode
+        model = load(args.checkpoint, kalman_selection=args.kalman_selection).model  # float64
     except ValueError as exc:
         print(f"aec_pesq_components: {exc}")
         return 2
@@ -113,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:22s} {mean[k]:.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"root": str(args.root), "checkpoint": args.checkpoint or
-                                    "packaged", "mean": mean, "clips": rows}, indent=1) + "\n")
+                                    "packaged", "kalman_selection": args.kalman_selection,
+                                    "mean": mean, "clips": rows}, indent=1) + "\n")
     return 0
 
 

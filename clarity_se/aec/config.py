@@ -195,6 +195,9 @@ class AECTrainConfig:
     #: input gains (dB) at which the validation scores every clip, the whole scene scaled;
     #: its means pool them (``[0]``: the clips as recorded)
     val_gains_db: list[float] = field(default_factory=lambda: [0.0])
+    #: the validation's ``aec.deep_adaptive.kalman_selection`` (0: off; the default is the
+    #: canceller's, so the validation scores what ``clarity-se aec`` runs)
+    val_kalman_selection: float = 0.999
     model: DeepAdaptiveModelOptions = field(default_factory=DeepAdaptiveModelOptions)
 
 

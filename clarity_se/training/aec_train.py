@@ -346,7 +346,8 @@ def train_deep_adaptive(cfg) -> Path:
             val_reference.append({"system": REFERENCE_SYSTEM,
                                   **validate_reference(val_clips, gains_db=val_gains)})
         row = {"system": "deep_adaptive", "step": step, "minutes": elapsed,
-               **validate(model, val_clips, gains_db=val_gains)}
+               **validate(model, val_clips, gains_db=val_gains,
+                          kalman_selection=float(t.val_kalman_selection))}
         best = max((v["score"] for v in validations if np.isfinite(v["score"])),
                    default=-np.inf)
         validations.append(row)

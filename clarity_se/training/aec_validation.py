@@ -73,14 +73,16 @@ def load_validation_clips(root: Path) -> list:
     return clips
 
 
-def validate(model, clips: list, progress: bool = True,
-             gains_db: tuple[float, ...] = (0.0,)) -> dict[str, float]:
+def validate(model, clips: list, progress: bool = True, gains_db: tuple[float, ...] = (0.0,),
+             kalman_selection: float | None = None) -> dict[str, float]:
     """:func:`score_system` for a model, run as ``clarity-se aec`` runs it
-    (:class:`~clarity_se.aec.deep_adaptive.DeepAdaptive`: a float64 copy, post-filter on; the
-    model is not modified)."""
-    from clarity_se.aec.deep_adaptive import DeepAdaptive
+    (:class:`~clarity_se.aec.deep_adaptive.DeepAdaptive`: a float64 copy, post-filter on, the
+    Kalman selection at ``kalman_selection``, default the canceller's
+    :data:`~clarity_se.aec.deep_adaptive.KALMAN_SELECTION`; the model is not modified)."""
+    from clarity_se.aec.deep_adaptive import KALMAN_SELECTION, DeepAdaptive
 
-    return score_system(DeepAdaptive(model), clips, progress, gains_db)
+    select = KALMAN_SELECTION if kalman_selection is None else kalman_selection
+    return score_system(DeepAdaptive(model, kalman_selection=select), clips, progress, gains_db)
 
 
 def validate_reference(clips: list, progress: bool = True,

@@ -39,5 +39,8 @@ def test_levels_on_a_rendered_folder(tmp_path):
                                               dtype=np.float64), clips[0].talk_type)
     for key, value in expected.items():
         assert (np.isnan(value) and np.isnan(row[key])) or abs(value - row[key]) < 1e-9
+    assert result["kalman_selection"] == 0.999
+    assert system.model.kalman_selection == 0.999  # the canceller's default
+    assert aec_level.build("deep_adaptive", "", 0.0).model.kalman_selection == 0.0
     assert aec_level.main([str(tmp_path / "missing")]) == 2
     assert aec_level.main([str(root), "--systems", "no_such_aec"]) == 2

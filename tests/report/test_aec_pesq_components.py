@@ -47,4 +47,9 @@ def test_cli_on_a_rendered_folder(tmp_path):
     result = json.loads(out.read_text())
     assert len(result["clips"]) == 2 and set(result["mean"]) == set(aec_pesq_components.VARIANTS)
     assert result["mean"]["oracle"] > result["mean"]["mic"]
+    assert result["kalman_selection"] == 0.999
+    off = tmp_path / "off.json"
+    assert aec_pesq_components.main([str(root), "--kalman-selection", "0", "--out", str(off)]) == 0
+    off = json.loads(off.read_text())
+    assert off["kalman_selection"] == 0.0 and off["mean"]["oracle"] == result["mean"]["oracle"]
     assert aec_pesq_components.main([str(tmp_path / "missing")]) == 2
