@@ -143,7 +143,9 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
         AEC Challenge synthetic folder with ``nearend_speech``.
     cache_dir : Path
         Outputs are cached there, one ``.npz`` per clip (atomic); for a canceller with
-        weights, in a subfolder named by the weights file's SHA-256 (first 12 hex digits).
+        weights, in a subfolder named by the weights file's SHA-256 (first 12 hex digits),
+        followed by ``_kalman<A>`` when its Kalman selection is on (``deep_adaptive``), so
+        outputs of one configuration are never reused for another.
     max_clips : int
         The first N clips (0: all).
     frames_for : RESUNet, optional
@@ -171,8 +173,10 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
     clips = clips[:max_clips] if max_clips else clips
     system = build_aec_named(system_name)
     weights = getattr(system, "checkpoint_path", None)
-    if weights is not None:  # a learned canceller: one cache per weights file
-        cache_dir = cache_dir / _file_digest(Path(weights))
+    if weights is not None:  # a learned canceller: one cache per weights file (and options)
+        select = float(getattr(system, "kalman_selection", 0.0) or 0.0)
+        cache_dir = cache_dir / (_file_digest(Path(weights)) + (f"_kalman{select:g}" if select
+                                                                 else ""))
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = []
     from tqdm import tqdm

@@ -65,9 +65,12 @@ def test_framewise_model_learns_on_deep_adaptive_frames(folders, tmp_path):
     clips = canceller_outputs("deep_adaptive", str(folders / "train"),
                               tmp_path / "exp" / "cache" / "deep_adaptive" / "train",
                               frames_for=model)  # fmt: skip
-    # the cache of a learned canceller is keyed by its weights, so new weights never reuse it
+    # the cache of a learned canceller is keyed by its weights and its Kalman selection, so new
+    # weights or another selection never reuse it
     digest = hashlib.sha256(packaged_checkpoint().read_bytes()).hexdigest()[:12]
-    cached = list((tmp_path / "exp" / "cache" / "deep_adaptive" / "train" / digest).glob("*.npz"))
+    cache = tmp_path / "exp" / "cache" / "deep_adaptive" / "train"
+    assert [p.name for p in cache.iterdir()] == [f"{digest}_kalman0.999"]
+    cached = list((cache / f"{digest}_kalman0.999").glob("*.npz"))
     assert len(cached) == len(clips) > 0
     for c in clips:  # the canceller's frames line up with the analysis of the near-end speech
         frames = model.stft.num_frames(c["nearend"].size)
