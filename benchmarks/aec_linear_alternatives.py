@@ -23,9 +23,11 @@ else: the network, its estimated reference (the far end times a gain per bin), t
   ``P_0 = 100 I``; Haykin, *Adaptive Filter Theory*, ch. 10): it decorrelates the regressors,
   which the NLMS does not (neighbouring frames and bins of speech are strongly correlated).
 - ``kalman:A``: a diagonal frequency-domain Kalman filter per bin and regressor (Enzner and Vary,
-  Signal Processing 86(6), 2006): random-walk state ``W_{t+1} = A W_t + noise`` with process
-  noise ``(1 - A^2) |W_t|^2``, observation noise the recursively smoothed error power
-  (factor 0.5), prior ``P_0 = 1``; its step size follows from the state and noise estimates.
+  Signal Processing 86(6), 2006), the one of the Kalman selection
+  (:func:`~clarity_se.models.deep_adaptive.kalman_step`): random-walk state
+  ``W_{t+1} = A W_t + noise`` with process noise ``(1 - A^2) |W_t|^2``, observation noise the
+  recursively smoothed error power (factor 0.5), prior ``P_0 = 1``; its step size follows from
+  the state and noise estimates.
 
 Reported per rule: the linear stage's echo reduction ``10 log10(sum |D|^2 / sum |D - Yhat|^2)``
 over each clip's frames (``D`` the true echo's spectrum, ``Yhat`` the filter's estimate), in dB,
@@ -53,9 +55,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RULES = ("learned", "nlms:0.1", "nlms:0.3", "rls:0.995", "rls:0.999", "kalman:0.999")
 #: prior of the RLS inverse correlation matrix (times the identity)
 RLS_P0 = 100.0
-#: smoothing of the Kalman filter's observation-noise estimate, and its state prior
-KALMAN_SMOOTHING = 0.5
-KALMAN_P0 = 1.0
 
 
 def rule_model(base, rule: str):
@@ -80,7 +79,13 @@ def rule_model(base, rule: str):
     """
     import torch
 
-    from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, power
+    from clarity_se.models.deep_adaptive import (
+        KALMAN_NOISE_SMOOTHING,
+        KALMAN_P0,
+        DeepAdaptiveAEC,
+        kalman_step,
+        power,
+    )
 
     name, _, arg = rule.partition(":")
     try:
@@ -119,15 +124,12 @@ def rule_model(base, rule: str):
                 p = state.get("kalman_p")
                 if p is None:
                     p = torch.full(w.shape, KALMAN_P0, dtype=norm.dtype, device=w.device)
-                noise = power(e)
+                noise = (1 - KALMAN_NOISE_SMOOTHING) * power(e)
                 if "kalman_r" in state:
-                    noise = KALMAN_SMOOTHING * state["kalman_r"] + (1 - KALMAN_SMOOTHING) * noise
+                    noise = noise + KALMAN_NOISE_SMOOTHING * state["kalman_r"]
                 new["kalman_r"] = noise
-                prior = value * value * p + (1 - value * value) * power(w)
-                x2 = power(reg)
-                den = ((prior * x2).sum(-1) + noise + 1e-12).unsqueeze(-1)
-                new["kalman_p"] = prior * (1 - prior * x2 / den)
-                return value * w + prior * reg.conj() * e.unsqueeze(-1) / den
+                w_next, new["kalman_p"] = kalman_step(w, p, noise, reg, e, value)
+                return w_next
         cls = DiagonalKalman
     else:
         raise ValueError(f"rule {rule!r}: expected learned, select:A, nlms:MU (0<MU<2), "

@@ -156,6 +156,39 @@ def log_power_feature(z: Tensor) -> Tensor:
     return (torch.log(power(z) + POWER_FLOOR) + 8.0) / 4.0
 
 
+def kalman_step(w: Tensor, p: Tensor, noise: Tensor, reg: Tensor, e: Tensor, a: float
+                ) -> tuple[Tensor, Tensor]:
+    """One update of the diagonal frequency-domain Kalman filter of the Kalman selection.
+
+    Enzner and Vary (2006), per bin and regressor (the equations in the module docstring):
+    random-walk state with forgetting factor ``a`` and process noise ``(1 - a^2) |w|^2``.
+
+    Parameters
+    ----------
+    w : Tensor [shape=(batch, F, P)], complex
+        Filter of this frame (``yhat = sum_l w_l x_l``).
+    p : Tensor [shape=(batch, F, P)]
+        Its state error variance per regressor.
+    noise : Tensor [shape=(batch, F)]
+        Observation-noise power (near end plus noise plus what the filter cannot model).
+    reg : Tensor [shape=(batch, F, P)], complex
+        Regressors ``x_t``.
+    e : Tensor [shape=(batch, F)], complex
+        The filter's error ``Y_t - sum_l w_l x_l``.
+    a : float
+        Forgetting factor in (0, 1].
+
+    Returns
+    -------
+    w, p : Tensor
+        The next frame's filter and variance.
+    """
+    prior = a * a * p + (1.0 - a * a) * power(w)
+    x2 = power(reg)
+    den = ((prior * x2).sum(dim=-1) + noise + DELTA_ABSOLUTE * DELTA_ABSOLUTE).unsqueeze(-1)
+    return a * w + prior * reg.conj() * e.unsqueeze(-1) / den, prior * (1.0 - prior * x2 / den)
+
+
 def sqrt_hann(n_fft: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """Square root of the periodic Hann window of ``n_fft`` samples ``[n_fft]``."""
     n = torch.arange(n_fft, dtype=torch.float64)
@@ -419,16 +452,12 @@ class DeepAdaptiveAEC(nn.Module):
                        state: State, new: State) -> tuple[Tensor, Tensor]:
         """The Kalman selection's filter (update into ``new``) and, per bin, the error and echo
         estimate of lower smoothed error power, ``(e, yhat)`` (module docstring)."""
-        a, kw, kp = self.kalman_selection, state["kw"], state["kp"]
-        yk = (kw * reg).sum(dim=-1)
+        yk = (state["kw"] * reg).sum(dim=-1)
         ek = y - yk
         ek2 = power(ek)
         noise = KALMAN_NOISE_SMOOTHING * state["kr"] + (1.0 - KALMAN_NOISE_SMOOTHING) * ek2
-        prior = a * a * kp + (1.0 - a * a) * power(kw)
-        x2 = power(reg)
-        den = ((prior * x2).sum(dim=-1) + noise + DELTA_ABSOLUTE * DELTA_ABSOLUTE).unsqueeze(-1)
-        new["kw"] = a * kw + prior * reg.conj() * ek.unsqueeze(-1) / den
-        new["kp"] = prior * (1.0 - prior * x2 / den)
+        new["kw"], new["kp"] = kalman_step(state["kw"], state["kp"], noise, reg, ek,
+                                           self.kalman_selection)
         new["kr"] = noise
         lam = SELECTION_SMOOTHING
         new["sn"] = lam * state["sn"] + (1.0 - lam) * e2
