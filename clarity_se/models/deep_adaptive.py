@@ -75,8 +75,10 @@ recursively (factor 0.5), prior ``P_0 = 1``:
 Per bin and frame, of the two errors ``E`` (NLMS) and ``Ek`` (Kalman) the one whose power,
 smoothed recursively (factor 0.7), is lower goes on to the post-filter and the output, with
 its echo estimate; each filter adapts on its own error, and the network keeps seeing the NLMS
-error (``e2``), as in training. Near-end speech and noise pass both filters alike, so the
-lower error power holds less residual echo: the two-filter selection of classical cancellers
+error (``e2``), as in training. Where the far end is digitally silent the Kalman filter and its
+variance are held (:func:`kalman_step`), so that a long far-end silence does not stop it.
+Near-end speech and noise pass both filters alike, so the lower error power holds less residual
+echo: the two-filter selection of classical cancellers
 (Ochiai et al. 1977; Valin 2007, Speex MDF, foreground/background filters) with two different
 adaptation rules. No weight changes, the latency does not change, and the state stays of
 fixed size; it is not used in training (the checkpoints were trained without it).
@@ -161,7 +163,12 @@ def kalman_step(w: Tensor, p: Tensor, noise: Tensor, reg: Tensor, e: Tensor, a: 
     """One update of the diagonal frequency-domain Kalman filter of the Kalman selection.
 
     Enzner and Vary (2006), per bin and regressor (the equations in the module docstring):
-    random-walk state with forgetting factor ``a`` and process noise ``(1 - a^2) |w|^2``.
+    random-walk state with forgetting factor ``a`` and process noise ``(1 - a^2) |w|^2``. In
+    bins whose regressors carry no far end (``||x_t||^2`` at most the NLMS's absolute
+    regulariser, ``1e-6`` per regressor: digital silence) the filter and its variance are held:
+    otherwise, from a zero filter, the variance would decay as ``a^(2t)`` through a far-end
+    silence (to 0.6 % after 60 s at ``a = 0.999``) and the filter would no longer adapt when
+    the far end starts.
 
     Parameters
     ----------
@@ -186,7 +193,10 @@ def kalman_step(w: Tensor, p: Tensor, noise: Tensor, reg: Tensor, e: Tensor, a: 
     prior = a * a * p + (1.0 - a * a) * power(w)
     x2 = power(reg)
     den = ((prior * x2).sum(dim=-1) + noise + DELTA_ABSOLUTE * DELTA_ABSOLUTE).unsqueeze(-1)
-    return a * w + prior * reg.conj() * e.unsqueeze(-1) / den, prior * (1.0 - prior * x2 / den)
+    w_next = a * w + prior * reg.conj() * e.unsqueeze(-1) / den
+    p_next = prior * (1.0 - prior * x2 / den)
+    active = (x2.sum(dim=-1) > DELTA_ABSOLUTE * reg.shape[-1]).unsqueeze(-1)
+    return torch.where(active, w_next, w), torch.where(active, p_next, p)
 
 
 def sqrt_hann(n_fft: int, dtype: torch.dtype = torch.float32) -> Tensor:
