@@ -68,7 +68,8 @@ class DeepAdaptiveStreamer(QueuedStreamer):
     """Frame-by-frame processing of one clip (:class:`~clarity_se.aec.base.EchoStreamer`).
 
     Keeps ``hop`` samples of input history, the model state (LSTM states, NLMS weights and
-    reference history: fixed size) and the overlap-add tails; output is delayed internally by
+    reference history, and the Kalman selection's filter, variances and smoothed powers: fixed
+    size) and the overlap-add tails; output is delayed internally by
     ``hop`` samples and re-aligned with the microphone, so memory is bounded.
 
     Parameters
