@@ -15,6 +15,7 @@ from clarity_se.aec.deep_adaptive import DeepAdaptive, load, packaged_checkpoint
 from clarity_se.data.render.echo import EchoRenderOptions, EchoSceneRenderer, build_aec_dataset
 from clarity_se.models.deep_adaptive import (
     DeepAdaptiveAEC,
+    kalman_step,
     load_deep_adaptive,
     save_deep_adaptive,
 )
@@ -125,6 +126,29 @@ def test_kalman_selection_takes_over_where_the_nlms_does_not_adapt():
     late = DeepAdaptive(model, post_filter=False)(np.concatenate([silence, mic]),
                                                   np.concatenate([silence, far])).output
     assert _erle(mic[-FS:], late[-FS:]) > 12.0
+
+
+def test_kalman_step_identifies_a_filter_and_holds_in_silence():
+    # y = h x + small noise, per bin with P regressors: the diagonal Kalman filter converges to h
+    g = torch.Generator().manual_seed(0)
+    shape = (1, 5, 3)
+    def cplx():
+        return torch.complex(torch.randn(shape, generator=g, dtype=torch.float64),
+                             torch.randn(shape, generator=g, dtype=torch.float64))
+
+    h = cplx()
+    w = torch.zeros_like(h)
+    p = torch.ones(shape, dtype=torch.float64)
+    noise = torch.full(shape[:2], 1e-6, dtype=torch.float64)
+    for _ in range(400):  # a = 1: no process noise (measured error 1.5e-6)
+        x = cplx()
+        e = (h * x).sum(-1) - (w * x).sum(-1)
+        w, p = kalman_step(w, p, noise, x, e, 1.0)
+    assert float((w - h).abs().max()) < 1e-4
+    # digital silence: filter and variance held exactly
+    w2, p2 = kalman_step(w, p, noise, torch.zeros_like(h), torch.zeros(shape[:2],
+                         dtype=h.dtype), 0.999)
+    assert torch.equal(w2, w) and torch.equal(p2, p)
 
 
 def test_kalman_selection_is_an_inference_option(tmp_path):
