@@ -45,7 +45,8 @@ from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, count_parameters, l
 #: name of the packaged checkpoint (``clarity_se/assets/checkpoints/<name>.pt``)
 PACKAGED = "deep_adaptive"
 #: default forgetting factor of the Kalman selection's filter (``aec.deep_adaptive
-#: .kalman_selection``; chosen on the 40-clip selection set, recipes/aec/deep_adaptive/README.md)
+#: .kalman_selection``; how it was chosen: "Kalman selection" in
+#: recipes/aec/deep_adaptive/README.md)
 KALMAN_SELECTION = 0.999
 
 

@@ -167,8 +167,8 @@ def kalman_step(w: Tensor, p: Tensor, noise: Tensor, reg: Tensor, e: Tensor, a: 
     bins whose regressors carry no far end (``||x_t||^2`` at most the NLMS's absolute
     regulariser, ``1e-6`` per regressor: digital silence) the filter and its variance are held:
     otherwise, from a zero filter, the variance would decay as ``a^(2t)`` through a far-end
-    silence (to 0.6 % after 60 s at ``a = 0.999``) and the filter would no longer adapt when
-    the far end starts.
+    silence (to 6e-6 of its prior after 60 s at ``a = 0.999``) and the filter would no longer
+    adapt when the far end starts.
 
     Parameters
     ----------
