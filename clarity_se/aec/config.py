@@ -198,6 +198,9 @@ class AECTrainConfig:
     #: the validation's ``aec.deep_adaptive.kalman_selection`` (0: off; the default is the
     #: canceller's, so the validation scores what ``clarity-se aec`` runs)
     val_kalman_selection: float = 0.999
+    #: the Kalman selection's forgetting factor in the training forward pass (0: off, the
+    #: model alone): the post-filter then learns on the selected error it sees at inference
+    kalman_selection: float = 0.0
     model: DeepAdaptiveModelOptions = field(default_factory=DeepAdaptiveModelOptions)
 
 

@@ -53,7 +53,11 @@ MOS in double talk is kept in ``EXP/deep_adaptive_best.pt``, with ``EXP/validati
 :mod:`clarity_se.training.aec_validation`), at the input gains of ``train.val_gains_db``
 (the whole scene scaled; pooled). ``train.level_db`` scales each training crop as a whole by
 a random gain (level augmentation). ``train.trainable`` (parameter-name prefixes, e.g.
-``[refine_]``) trains those parameters alone and freezes the rest.
+``[refine_]``) trains those parameters alone and freezes the rest. ``train.kalman_selection``
+(default 0: off) runs the Kalman selection of :mod:`clarity_se.models.deep_adaptive` in the
+training forward pass, so the post-filter learns on the selected error it is given at inference
+(with ``train.trainable=[res_]`` the canceller stays as it is; the linear term then scores the
+selected error, which carries no gradient to the post-filter).
 
 References
 ----------
@@ -248,6 +252,10 @@ def train_deep_adaptive(cfg) -> Path:
     ensure_training_data(root, int(t.render_clips), int(t.render_seed),
                          str(t.render_data_root), float(t.render_clip_s))
     model = DeepAdaptiveAEC(**OmegaConf.to_container(t.model))
+    if not 0.0 <= t.kalman_selection <= 1.0:
+        raise ValueError(f"train.kalman_selection must be 0 (off) or in (0, 1], got "
+                         f"{t.kalman_selection}")
+    model.kalman_selection = float(t.kalman_selection)  # not stored in the checkpoint
     if t.init_checkpoint:
         from clarity_se.models.deep_adaptive import load_deep_adaptive
 

@@ -369,6 +369,23 @@ def test_trainer_renders_trains_and_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="train.nearend_weight"):
         train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
             *common, f"path.exp_folder={tmp_path / 'nw2'}", "train.nearend_weight=-1"]))
+    # the Kalman selection in the training forward pass: the post-filter alone learns on the
+    # selected error (another loss on the same crop); the checkpoint stays an ordinary one
+    losses = {}
+    for select in ("0", "0.999"):
+        run = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common, f"path.exp_folder={tmp_path / ('ks' + select)}", "train.max_steps=1",
+            "train.log_every=1", "train.trainable=[res_]", f"train.kalman_selection={select}"]))
+        tuned_model, tuned_payload = load_deep_adaptive(run)
+        losses[select] = tuned_payload["training"]["history"][0]["loss_out"]
+        assert tuned_model.kalman_selection == 0.0
+        assert tuned_payload["model_args"] == dict(model.hparams)
+        for k, v in tuned_model.state_dict().items():
+            assert k.startswith("res_") or torch.equal(v, old[k]), k
+    assert np.isfinite(losses["0.999"]) and losses["0.999"] != losses["0"]
+    with pytest.raises(ValueError, match="train.kalman_selection"):
+        train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+            *common, f"path.exp_folder={tmp_path / 'ks2'}", "train.kalman_selection=1.5"]))
 
 
 def test_level_augmentation_scales_each_crop_as_a_whole(tmp_path):
