@@ -1,7 +1,8 @@
 """How much does an echo canceller depend on the input level? Scores at several input gains.
 
     python benchmarks/aec_level.py ROOT [--systems deep_adaptive webrtc_aec3]
-        [--checkpoint PT] [--kalman-selection A] [--gains-db -20 -10 0 6] [--out JSON]
+        [--checkpoint PT] [--kalman-selection A] [--level-target-db T [T ...]]
+        [--gains-db -20 -10 0 6] [--out JSON]
 
 ``ROOT`` is a synthetic AEC Challenge folder (``clarity-se aec-data``). For every far-end
 single-talk and double-talk clip and every gain ``G`` (dB), the microphone, far end, near-end
@@ -11,7 +12,10 @@ system runs on the scaled microphone and far end as ``clarity-se aec`` runs it, 
 is scored as ``clarity-se aec-evaluate`` scores it
 (:func:`clarity_se.metrics.aec_scores.score_output`). ``--checkpoint`` is a ``deep_adaptive``
 checkpoint (default: the packaged one), ``--kalman-selection`` its
-``aec.deep_adaptive.kalman_selection`` (default 0.999, the canceller's; 0: off).
+``aec.deep_adaptive.kalman_selection`` (default 0.999, the canceller's; 0: off),
+``--level-target-db`` its ``aec.deep_adaptive.level_target_db`` (default 0: off): with several
+values ``deep_adaptive`` runs once per value, named ``deep_adaptive`` for 0 and
+``deep_adaptive@T`` for ``T``.
 
 Printed per system and gain: ERLE and AECMOS echo MOS in far-end single talk; PESQ-WB, echo and
 degradation MOS in double talk. Written as JSON (default
@@ -32,15 +36,17 @@ COLUMNS = (("st", "erle_db"), ("st", "aecmos_echo"), ("dt", "pesq_wb"), ("dt", "
            ("dt", "aecmos_deg"))
 
 
-def build(name: str, checkpoint: str, kalman_selection: float = 0.999):
-    """An ``aec.name`` system with its recipe defaults (``checkpoint`` and
-    ``deep_adaptive.kalman_selection`` for ``deep_adaptive``)."""
+def build(name: str, checkpoint: str, kalman_selection: float = 0.999,
+          level_target_db: float = 0.0):
+    """An ``aec.name`` system with its recipe defaults (``checkpoint``,
+    ``deep_adaptive.kalman_selection`` and ``.level_target_db`` for ``deep_adaptive``)."""
     from clarity_se.aec import build_aec_named
 
     if name != "deep_adaptive":
         return build_aec_named(name)
     return build_aec_named(name, checkpoint=checkpoint,
-                           deep_adaptive={"kalman_selection": kalman_selection})
+                           deep_adaptive={"kalman_selection": kalman_selection,
+                                          "level_target_db": level_target_db})
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -66,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="", help="deep_adaptive checkpoint (packaged)")
     parser.add_argument("--kalman-selection", type=float, default=0.999,
                         help="deep_adaptive's aec.deep_adaptive.kalman_selection (0: off)")
+    parser.add_argument("--level-target-db", nargs="+", type=float, default=[0.0],
+                        help="deep_adaptive's aec.deep_adaptive.level_target_db (0: off), one "
+                             "run per value")
     parser.add_argument("--gains-db", nargs="+", type=float, default=[-20.0, -10.0, 0.0, 6.0])
     parser.add_argument("--out", type=Path,
                         default=REPO / "results" / "benchmarks" / "aec_level.json")
@@ -80,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         clips = [c for c in read_synthetic_meta(args.root) if c.talk_type in ("st", "dt")]
-        systems = {name: build(name, args.checkpoint, args.kalman_selection)
-                   for name in args.systems}
+        systems = {}
+        for name in args.systems:
+            levels = args.level_target_db if name == "deep_adaptive" else [0.0]
+            for level in levels:
+                key = f"{name}@{level:g}" if level else name
+                systems[key] = build(name, args.checkpoint, args.kalman_selection, level)
     except ValueError as exc:
         print(f"aec_level: {exc}")
         return 2
@@ -110,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"root": str(args.root), "checkpoint": args.checkpoint or
                                     "packaged", "kalman_selection": args.kalman_selection,
+                                    "level_target_db": args.level_target_db,
                                     "gains_db": args.gains_db, "mean": table,
                                     "clips": rows}, indent=1) + "\n")
     return 0

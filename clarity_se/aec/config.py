@@ -76,6 +76,8 @@ class DeepAdaptiveOptions:
     post_filter: bool = True
     #: forgetting factor of the Kalman selection's second filter (0: off)
     kalman_selection: float = 0.999
+    #: input-level normalisation: target microphone level, dBFS RMS (0: off)
+    level_target_db: float = 0.0
 
 
 @dataclass

@@ -13,6 +13,10 @@ post-filter) in the :class:`~clarity_se.aec.base.EchoCanceller` protocol:
   second, Kalman-adapted linear filter beside the network-steered NLMS, whose error replaces the
   NLMS error per bin wherever its smoothed power is lower ("Kalman selection" in
   :mod:`clarity_se.models.deep_adaptive`; no weights, the same latency);
+- ``aec.deep_adaptive.level_target_db`` (default 0: off): scale microphone and far end together,
+  frame by frame, toward this microphone level (dBFS RMS) before the network sees them, and the
+  output back ("Input-level normalisation" in :mod:`clarity_se.models.deep_adaptive`; causal,
+  the same latency);
 - ``echo_estimate`` is the linear echo estimate (inverse STFT of ``Yhat``).
 
 Inference runs in float64 on the CPU, one frame (10 ms) at a time with explicit state, whole clip
@@ -40,7 +44,12 @@ from torch import Tensor
 from clarity_se.aec import register_aec
 from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput, check_clip
 from clarity_se.aec.framing import QueuedStreamer, process_whole
-from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, count_parameters, load_deep_adaptive
+from clarity_se.models.deep_adaptive import (
+    DeepAdaptiveAEC,
+    check_level_target,
+    count_parameters,
+    load_deep_adaptive,
+)
 
 #: name of the packaged checkpoint (``clarity_se/assets/checkpoints/<name>.pt``)
 PACKAGED = "deep_adaptive"
@@ -164,6 +173,9 @@ class DeepAdaptive:
     kalman_selection : float
         Forgetting factor of the Kalman selection's filter, set on the copy (0: off; default
         :data:`KALMAN_SELECTION`).
+    level_target_db : float
+        Target microphone level of the input-level normalisation, dBFS RMS, set on the copy
+        (0: off, the default).
 
     Attributes
     ----------
@@ -179,13 +191,17 @@ class DeepAdaptive:
 
     def __init__(self, model: DeepAdaptiveAEC, post_filter: bool = True,
                  checkpoint_path: str | Path | None = None,
-                 kalman_selection: float = KALMAN_SELECTION) -> None:
+                 kalman_selection: float = KALMAN_SELECTION,
+                 level_target_db: float = 0.0) -> None:
         if not 0.0 <= kalman_selection <= 1.0:
             raise ValueError(f"aec.deep_adaptive.kalman_selection: must be 0 (off) or in (0, 1], "
                              f"got {kalman_selection}")
+        check_level_target(level_target_db, "aec.deep_adaptive.level_target_db")
         self.model = copy.deepcopy(model).double().eval()
         self.model.kalman_selection = float(kalman_selection)
         self.kalman_selection = float(kalman_selection)
+        self.model.level_target_db = float(level_target_db)
+        self.level_target_db = float(level_target_db)
         self.post_filter = bool(post_filter)
         self.checkpoint_path = checkpoint_path
         self.latency_samples = self.model.latency_samples
@@ -235,14 +251,16 @@ class DeepAdaptive:
 
 
 def load(checkpoint: str = "", post_filter: bool = True,
-         kalman_selection: float = KALMAN_SELECTION) -> DeepAdaptive:
+         kalman_selection: float = KALMAN_SELECTION,
+         level_target_db: float = 0.0) -> DeepAdaptive:
     """:class:`DeepAdaptive` from ``checkpoint`` ("" = the packaged one).
 
     Raises
     ------
     ValueError
-        If the checkpoint is missing or not a Deep Adaptive AEC checkpoint (names the file), or
-        ``kalman_selection`` is outside ``{0} U (0, 1]``.
+        If the checkpoint is missing or not a Deep Adaptive AEC checkpoint (names the file),
+        ``kalman_selection`` is outside ``{0} U (0, 1]`` or ``level_target_db`` outside
+        ``{0} U [-60, -6]``.
     """
     if checkpoint:
         path = Path(checkpoint).expanduser()
@@ -253,16 +271,17 @@ def load(checkpoint: str = "", post_filter: bool = True,
         path = packaged_checkpoint()
     model, _ = load_deep_adaptive(path)
     return DeepAdaptive(model, post_filter=post_filter, checkpoint_path=path,
-                        kalman_selection=kalman_selection)
+                        kalman_selection=kalman_selection, level_target_db=level_target_db)
 
 
 @register_aec("deep_adaptive")
 def build(options: Any) -> DeepAdaptive:
-    """``aec.checkpoint``, ``aec.deep_adaptive.post_filter`` and ``.kalman_selection`` ->
-    :class:`DeepAdaptive`."""
+    """``aec.checkpoint``, ``aec.deep_adaptive.post_filter``, ``.kalman_selection`` and
+    ``.level_target_db`` -> :class:`DeepAdaptive`."""
     sub = getattr(options, "deep_adaptive", None)
     post = bool(getattr(sub, "post_filter", True)) if sub is not None else True
     select = float(getattr(sub, "kalman_selection", KALMAN_SELECTION)) if sub is not None \
         else KALMAN_SELECTION
+    level = float(getattr(sub, "level_target_db", 0.0)) if sub is not None else 0.0
     return load(str(getattr(options, "checkpoint", "") or ""), post_filter=post,
-                kalman_selection=select)
+                kalman_selection=select, level_target_db=level)

@@ -84,6 +84,21 @@ adaptation rules. No weight changes, the latency does not change, and the state 
 fixed size; it is not used in training (the checkpoints were trained without it).
 ``benchmarks/aec_linear_alternatives.py`` scores the Kalman filter alone.
 
+**Input-level normalisation (inference option, ``level_target_db = T``, default 0: off).** The
+network's features are log powers, so it sees the absolute level, and its training clips put
+the near-end speech at -35 to -25 dBFS (microphones -38 to -17 dBFS RMS). With ``T < 0`` every
+frame's microphone and far-end spectra are multiplied by one gain ``g_t`` before the network
+and both filters see them, and the error and echo estimate are divided by it again (the
+post-filter gain is scale-free). ``g_t = sqrt(10^(T/10) / P_t)``, clipped to +-30 dB, with
+``P_t`` the mean of the microphone's power per frame (the time-domain mean square of the
+windowed frame) over the frames so far, ``P_t = P_{t-1} + (p_t - P_{t-1}) / min(n_t, 1000)``
+(``n_t`` frames counted: a plain mean over the first 10 s, then a recursive one with a 10 s
+memory); digitally silent frames (mean square below 1e-10) are not counted, and until the
+first other frame ``P = 10^(T/10)`` (``g = 1``). The same gain on both signals leaves the echo
+path the filters identify unchanged while ``g`` varies slowly (over the filter's 200 ms); it is
+causal per frame (no added latency) and adds two numbers per clip to the state. Not used in
+training.
+
 **STFT and latency.** Frames of ``n_fft`` = 320 samples (20 ms) every ``hop`` = 160 samples
 (10 ms), square-root periodic Hann analysis and synthesis windows (their product overlap-adds
 to one at 50 % overlap:
@@ -118,11 +133,11 @@ Commun. 25(6), 1977; J.-M. Valin, "On adjusting the learning rate in frequency d
 cancellation with double-talk", IEEE TASLP 15(3), 2007 (two filters, the better one kept).
 
 Deviations: the post-filter above; the Kalman selection (an inference option, on by default
-in ``clarity-se aec``); the cross-band taps (optional, used by the packaged
-checkpoint: ``L = 20``, ``B = 1``); the sizes (two LSTM layers of 128, ``L = 10`` taps by
-default, a 20 ms window to meet the 20 ms latency rule) are ours; the reference is estimated
-as a real gain on the loopback spectrum (the paper estimates the reference with the DNN; its
-exact parametrisation is not reproduced).
+in ``clarity-se aec``); the input-level normalisation (an inference option, off by default);
+the cross-band taps (optional, used by the packaged checkpoint: ``L = 20``, ``B = 1``); the
+sizes (two LSTM layers of 128, ``L = 10`` taps by default, a 20 ms window to meet the 20 ms
+latency rule) are ours; the reference is estimated as a real gain on the loopback spectrum (the
+paper estimates the reference with the DNN; its exact parametrisation is not reproduced).
 """
 
 from __future__ import annotations
@@ -147,6 +162,12 @@ KALMAN_NOISE_SMOOTHING = 0.5
 KALMAN_P0 = 1.0
 SELECTION_SMOOTHING = 0.7
 
+#: input-level normalisation (module docstring): longest memory (frames), largest gain either
+#: way (dB), and the mean square below which a frame is digitally silent
+LEVEL_MEMORY_FRAMES = 1000.0
+LEVEL_MAX_GAIN_DB = 30.0
+LEVEL_SILENCE = 1e-10
+
 
 def power(z: Tensor) -> Tensor:
     """``|z|^2`` of a complex tensor as ``re^2 + im^2`` (finite gradient at 0)."""
@@ -156,6 +177,12 @@ def power(z: Tensor) -> Tensor:
 def log_power_feature(z: Tensor) -> Tensor:
     """Scaled log power ``(ln(|z|^2 + 1e-8) + 8) / 4`` (about -2.5..2.5 for speech bins)."""
     return (torch.log(power(z) + POWER_FLOOR) + 8.0) / 4.0
+
+
+def check_level_target(value: float, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is 0 (off) or in [-60, -6] dBFS."""
+    if not (value == 0.0 or -60.0 <= value <= -6.0):
+        raise ValueError(f"{name}: must be 0 (off) or a level in [-60, -6] dBFS, got {value}")
 
 
 def kalman_step(w: Tensor, p: Tensor, noise: Tensor, reg: Tensor, e: Tensor, a: float
@@ -234,18 +261,24 @@ class DeepAdaptiveAEC(nn.Module):
         selection"; 0: off). An inference option: not a model argument of the checkpoint, and
         it may be changed on a built model (attribute of the same name) before
         :meth:`initial_state`.
+    level_target_db : float
+        ``T``: the microphone level, dBFS RMS, to which the input-level normalisation scales
+        both inputs (module docstring; 0: off). An inference option like
+        ``kalman_selection``.
 
     Raises
     ------
     ValueError
         If ``hop != n_fft // 2``, a size is not positive, ``refine`` is negative,
         ``coherence`` is outside ``[0, 1)`` or set without ``refine``, ``cross_bands`` is
-        outside ``[0, n_fft // 4)``, or ``kalman_selection`` is outside ``{0} U (0, 1]``.
+        outside ``[0, n_fft // 4)``, ``kalman_selection`` is outside ``{0} U (0, 1]``, or
+        ``level_target_db`` is outside ``{0} U [-60, -6]``.
     """
 
     def __init__(self, n_fft: int = 320, hop: int = 160, taps: int = 10, hidden: int = 128,
                  layers: int = 2, cross_bands: int = 0, refine: int = 0,
-                 coherence: float = 0.0, kalman_selection: float = 0.0) -> None:
+                 coherence: float = 0.0, kalman_selection: float = 0.0,
+                 level_target_db: float = 0.0) -> None:
         super().__init__()
         if n_fft < 16 or n_fft % 2 or hop != n_fft // 2:
             raise ValueError(f"deep_adaptive: need an even n_fft >= 16 and hop = n_fft // 2, "
@@ -264,8 +297,11 @@ class DeepAdaptiveAEC(nn.Module):
         if not 0.0 <= kalman_selection <= 1.0:
             raise ValueError(f"deep_adaptive: kalman_selection must be 0 (off) or in (0, 1], got "
                              f"{kalman_selection}")
+        check_level_target(level_target_db, "deep_adaptive: level_target_db")
         #: forgetting factor of the Kalman selection's filter (0: off; inference option)
         self.kalman_selection = float(kalman_selection)
+        #: target microphone level of the input-level normalisation, dBFS (0: off; inference)
+        self.level_target_db = float(level_target_db)
         self.hparams = {"n_fft": n_fft, "hop": hop, "taps": taps, "hidden": hidden,
                         "layers": layers}
         if cross_bands:  # absent from the arguments of checkpoints without cross-band taps
@@ -315,7 +351,9 @@ class DeepAdaptiveAEC(nn.Module):
         """Zero state of ``batch`` clips: LSTM ``(h, c)``, filter ``w`` and reference history
         ``xbuf`` ``[batch, F, L]`` complex, last error power ``e2`` ``[batch, F]`` (and the
         refinement LSTM's ``(fh, fc)`` when ``refine > 0``, and the smoothed spectra ``s_ee``,
-        ``s_hh``, ``s_yy`` (real) and ``s_eh``, ``s_ey`` (complex) when ``coherence > 0``)."""
+        ``s_hh``, ``s_yy`` (real) and ``s_eh``, ``s_ey`` (complex) when ``coherence > 0``; the
+        Kalman filter's when ``kalman_selection > 0``; the running level ``level`` and its
+        weight ``level_n`` ``[batch]`` when ``level_target_db < 0``)."""
         cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
         z = torch.zeros(batch, self.hidden, dtype=dtype, device=device)
         state: State = {}
@@ -339,6 +377,10 @@ class DeepAdaptiveAEC(nn.Module):
             state["kp"] = torch.full(state["w"].shape, KALMAN_P0, dtype=dtype, device=device)
             for key in ("kr", "sn", "sk"):
                 state[key] = torch.zeros_like(state["e2"])
+        if self.level_target_db:
+            state["level"] = torch.full((batch,), 10.0 ** (self.level_target_db / 10.0),
+                                        dtype=dtype, device=device)
+            state["level_n"] = torch.zeros(batch, dtype=dtype, device=device)
         return state
 
     def _regressors(self, xbuf: Tensor) -> Tensor:
@@ -382,6 +424,33 @@ class DeepAdaptiveAEC(nn.Module):
         """One frame, as :meth:`step` (same parameters), returning the post-filter gain
         ``mask`` (``M [batch, F]``, real, in (0, 1)) in place of ``out = M E``: ``(e, yhat,
         mask, state)``."""
+        if not self.level_target_db:
+            return self._step_core(y, x, state)
+        gain, level, count = self._level_gain(y, state)
+        e, yhat, mask, new = self._step_core(y * gain, x * gain, state)
+        new["level"], new["level_n"] = level, count
+        return e / gain, yhat / gain, mask, new
+
+    def _level_gain(self, y: Tensor, state: State) -> tuple[Tensor, Tensor, Tensor]:
+        """The input-level normalisation's gain ``[batch, 1]`` for this frame and the updated
+        running level and weight ``[batch]`` (module docstring)."""
+        n = self.n_fft
+        p = power(y)  # one-sided spectrum -> mean square of the windowed frame (Parseval)
+        energy = 2.0 * p.sum(dim=-1) - p[:, 0] - p[:, -1]
+        mean_square = energy / n / (n / 2)  # sum of the squared sqrt-Hann window: n / 2
+        active = mean_square > LEVEL_SILENCE
+        count = torch.where(active, (state["level_n"] + 1.0).clamp(max=LEVEL_MEMORY_FRAMES),
+                            state["level_n"])
+        level = torch.where(active, state["level"] + (mean_square - state["level"]) / count,
+                            state["level"])
+        limit = 10.0 ** (LEVEL_MAX_GAIN_DB / 20.0)
+        gain = torch.sqrt(10.0 ** (self.level_target_db / 10.0) / level).clamp(1.0 / limit,
+                                                                                  limit)
+        return gain.unsqueeze(-1), level, count
+
+    def _step_core(self, y: Tensor, x: Tensor, state: State
+                   ) -> tuple[Tensor, Tensor, Tensor, State]:
+        """:meth:`step_with_mask` on inputs already at the network's level."""
         feats = torch.cat([log_power_feature(y), log_power_feature(x),
                            (torch.log(state["e2"] + POWER_FLOOR) + 8.0) / 4.0], dim=-1)
         z = torch.tanh(self.inp(feats))

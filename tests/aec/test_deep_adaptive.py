@@ -177,6 +177,69 @@ def test_contract_kalman_selection_frozen_nlms():
     check_streaming(aec)
 
 
+def test_level_normalisation_is_an_inference_option(tmp_path):
+    model = _random_model(hidden=8)
+    assert model.level_target_db == 0.0 and "level_target_db" not in model.hparams
+    assert "level" not in model.initial_state(1)
+    aec = DeepAdaptive(model, level_target_db=-24.0)  # on its own copy
+    assert aec.model.level_target_db == -24.0 and model.level_target_db == 0.0
+    state = aec.model.initial_state(2, torch.float64)
+    assert state["level"].shape == (2,) and abs(10 * math.log10(state["level"][0]) + 24) < 1e-9
+    save_deep_adaptive(tmp_path / "m.pt", aec.model)
+    assert load_deep_adaptive(tmp_path / "m.pt")[0].level_target_db == 0.0
+    assert DeepAdaptive(model).model.level_target_db == 0.0  # off by default
+    cfg = OmegaConf.create({"name": "deep_adaptive", "checkpoint": "",
+                            "deep_adaptive": {"level_target_db": -30.0}})
+    assert build_aec(cfg).model.level_target_db == -30.0
+    for bad in (-70.0, -3.0, 5.0):
+        with pytest.raises(ValueError, match="level_target_db"):
+            DeepAdaptiveAEC(level_target_db=bad)
+        with pytest.raises(ValueError, match="aec.deep_adaptive.level_target_db"):
+            DeepAdaptive(model, level_target_db=bad)
+
+
+def test_contract_level_normalisation():
+    aec = DeepAdaptive(_random_model(), level_target_db=-24.0)
+    check_latency(aec)  # the gain of frame t comes from frames up to t: no added latency
+    check_streaming(aec)
+
+
+def test_level_normalisation_tracks_the_microphone_level():
+    model = _random_model(hidden=8).double()
+    model.level_target_db = -24.0
+    state = model.initial_state(1, torch.float64)
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(6 * FS) * 10 ** (-50 / 20)  # white noise at -50 dBFS RMS
+    spec = model.stft(torch.from_numpy(np.concatenate([np.zeros(160), noise]))[None])
+    for t in range(spec.shape[1]):
+        gain, level, count = model._level_gain(spec[:, t], state)
+        state = {**state, "level": level, "level_n": count}
+    # after 6 s the running level is within 1 dB of -50 dBFS and the
+    # gain brings it to the target: +26 dB
+    assert abs(10 * math.log10(float(level[0])) + 50) < 1.0
+    assert abs(20 * math.log10(float(gain[0, 0])) - 26) < 1.0
+    # digital silence leaves the level as it is; a very soft input is raised by 30 dB at most
+    silent = torch.zeros_like(spec[:, 0])
+    assert torch.equal(model._level_gain(silent, state)[1], level)
+    quiet = {**state, "level": torch.full_like(level, 1e-9)}
+    assert abs(20 * math.log10(float(model._level_gain(spec[:, 0] * 1e-3, quiet)[0])) - 30) < 1e-9
+
+
+def test_level_normalisation_makes_the_output_follow_the_input_scale():
+    # the network sees log powers, so without the normalisation the same clip 20 dB softer
+    # gives another output (scaled back); with it, after the estimate has settled, nearly
+    # the same one
+    mic, far = echo_clip(6 * FS, seed=4)
+    model = _random_model(hidden=16)
+    gap = {}
+    for level in (0.0, -24.0):
+        aec = DeepAdaptive(model, level_target_db=level)
+        loud = aec(mic, far).output[-2 * FS:].astype(np.float64)
+        soft = aec(0.1 * mic, 0.1 * far).output[-2 * FS:].astype(np.float64) / 0.1
+        gap[level] = 10 * math.log10(np.sum((loud - soft) ** 2) / np.sum(loud ** 2))
+    assert gap[-24.0] < gap[0.0] - 10.0, gap
+
+
 def test_contract_cross_band_untrained():
     aec = DeepAdaptive(_random_model(taps=4, cross_bands=2))
     check_latency(aec)  # the neighbours' frames are the same frames: no added latency

@@ -42,5 +42,14 @@ def test_levels_on_a_rendered_folder(tmp_path):
     assert result["kalman_selection"] == 0.999
     assert system.model.kalman_selection == 0.999  # the canceller's default
     assert aec_level.build("deep_adaptive", "", 0.0).model.kalman_selection == 0.0
+    # --level-target-db: deep_adaptive once per value, the 0 run as before
+    out2 = tmp_path / "level2.json"
+    assert aec_level.main([str(root), "--systems", "deep_adaptive", "--gains-db", "0",
+                           "--level-target-db", "0", "-24", "--out", str(out2)]) == 0
+    both = json.loads(out2.read_text())
+    assert set(both["mean"]) == {"deep_adaptive", "deep_adaptive@-24"}
+    assert both["mean"]["deep_adaptive"]["0.0"] == result["mean"]["deep_adaptive"]["0.0"]
+    assert aec_level.build("deep_adaptive", "", 0.999, -24.0).model.level_target_db == -24.0
+    assert aec_level.main([str(root), "--level-target-db", "-3"]) == 2
     assert aec_level.main([str(tmp_path / "missing")]) == 2
     assert aec_level.main([str(root), "--systems", "no_such_aec"]) == 2
