@@ -203,6 +203,12 @@ class AECTrainConfig:
     #: the Kalman selection's forgetting factor in the training forward pass (0: off, the
     #: model alone): the post-filter then learns on the selected error it sees at inference
     kalman_selection: float = 0.0
+    #: the validation's ``aec.deep_adaptive.level_target_db`` (0: off, as the canceller's
+    #: default)
+    val_level_target_db: float = 0.0
+    #: the input-level normalisation's target (dBFS RMS) in the training forward pass (0: off):
+    #: the network then learns on inputs brought to that level
+    level_target_db: float = 0.0
     model: DeepAdaptiveModelOptions = field(default_factory=DeepAdaptiveModelOptions)
 
 

@@ -57,7 +57,10 @@ a random gain (level augmentation). ``train.trainable`` (parameter-name prefixes
 (default 0: off) runs the Kalman selection of :mod:`clarity_se.models.deep_adaptive` in the
 training forward pass, so the post-filter learns on the selected error it is given at inference
 (with ``train.trainable=[res_]`` the canceller stays as it is; the linear term then scores the
-selected error, which carries no gradient to the post-filter).
+selected error, which carries no gradient to the post-filter). ``train.level_target_db``
+(default 0: off) runs the input-level normalisation of :mod:`clarity_se.models.deep_adaptive`
+in the training forward pass (the network learns on inputs brought to that level) and
+``train.val_level_target_db`` in the validation; neither is stored in the checkpoint.
 
 References
 ----------
@@ -242,7 +245,11 @@ def train_deep_adaptive(cfg) -> Path:
     import torch
     from omegaconf import OmegaConf
 
-    from clarity_se.models.deep_adaptive import DeepAdaptiveAEC, save_deep_adaptive
+    from clarity_se.models.deep_adaptive import (
+        DeepAdaptiveAEC,
+        check_level_target,
+        save_deep_adaptive,
+    )
 
     t = cfg.train
     torch.set_num_threads(int(t.threads))
@@ -256,6 +263,9 @@ def train_deep_adaptive(cfg) -> Path:
         raise ValueError(f"train.kalman_selection must be 0 (off) or in (0, 1], got "
                          f"{t.kalman_selection}")
     model.kalman_selection = float(t.kalman_selection)  # not stored in the checkpoint
+    check_level_target(float(t.level_target_db), "train.level_target_db")
+    check_level_target(float(t.val_level_target_db), "train.val_level_target_db")
+    model.level_target_db = float(t.level_target_db)  # not stored in the checkpoint either
     if t.init_checkpoint:
         from clarity_se.models.deep_adaptive import load_deep_adaptive
 
@@ -355,7 +365,8 @@ def train_deep_adaptive(cfg) -> Path:
                                   **validate_reference(val_clips, gains_db=val_gains)})
         row = {"system": "deep_adaptive", "step": step, "minutes": elapsed,
                **validate(model, val_clips, gains_db=val_gains,
-                          kalman_selection=float(t.val_kalman_selection))}
+                          kalman_selection=float(t.val_kalman_selection),
+                          level_target_db=float(t.val_level_target_db))}
         best = max((v["score"] for v in validations if np.isfinite(v["score"])),
                    default=-np.inf)
         validations.append(row)

@@ -74,15 +74,18 @@ def load_validation_clips(root: Path) -> list:
 
 
 def validate(model, clips: list, progress: bool = True, gains_db: tuple[float, ...] = (0.0,),
-             kalman_selection: float | None = None) -> dict[str, float]:
+             kalman_selection: float | None = None,
+             level_target_db: float = 0.0) -> dict[str, float]:
     """:func:`score_system` for a model, run as ``clarity-se aec`` runs it
     (:class:`~clarity_se.aec.deep_adaptive.DeepAdaptive`: a float64 copy, post-filter on, the
     Kalman selection at ``kalman_selection``, default the canceller's
-    :data:`~clarity_se.aec.deep_adaptive.KALMAN_SELECTION`; the model is not modified)."""
+    :data:`~clarity_se.aec.deep_adaptive.KALMAN_SELECTION`, the input-level normalisation at
+    ``level_target_db`` (0: off, the canceller's default); the model is not modified)."""
     from clarity_se.aec.deep_adaptive import KALMAN_SELECTION, DeepAdaptive
 
     select = KALMAN_SELECTION if kalman_selection is None else kalman_selection
-    return score_system(DeepAdaptive(model, kalman_selection=select), clips, progress, gains_db)
+    return score_system(DeepAdaptive(model, kalman_selection=select,
+                                     level_target_db=level_target_db), clips, progress, gains_db)
 
 
 def validate_reference(clips: list, progress: bool = True,

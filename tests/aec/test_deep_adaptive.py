@@ -449,6 +449,19 @@ def test_trainer_renders_trains_and_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="train.kalman_selection"):
         train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
             *common, f"path.exp_folder={tmp_path / 'ks2'}", "train.kalman_selection=1.5"]))
+    # the input-level normalisation in the training forward pass: another loss on the same
+    # crop, an ordinary checkpoint; a bad target is a named config error
+    leveled = train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+        *common, f"path.exp_folder={tmp_path / 'lv'}", "train.max_steps=1", "train.log_every=1",
+        "train.trainable=[res_]", "train.level_target_db=-24"]))
+    lv_model, lv_payload = load_deep_adaptive(leveled)
+    assert lv_model.level_target_db == 0.0 and lv_payload["model_args"] == dict(model.hparams)
+    assert np.isfinite(lv_payload["training"]["history"][0]["loss_out"])
+    assert lv_payload["training"]["history"][0]["loss_out"] != losses["0"]
+    for key in ("train.level_target_db=-3", "train.val_level_target_db=5"):
+        with pytest.raises(ValueError, match=key.split("=")[0]):
+            train_deep_adaptive(load_aec_config("recipes/aec/deep_adaptive/config.yaml", [
+                *common, f"path.exp_folder={tmp_path / 'lv2'}", key]))
 
 
 def test_level_augmentation_scales_each_crop_as_a_whole(tmp_path):
