@@ -550,6 +550,9 @@ def test_trainer_validates_and_keeps_the_best_checkpoint(tmp_path):
     off = validate(best_model, [c for c in clips if c.talk_type != "nst"], progress=False,
                    kalman_selection=0.0)  # train.val_kalman_selection=0: the model alone
     assert np.isfinite(off["score"])
+    leveled = validate(best_model, [c for c in clips if c.talk_type != "nst"], progress=False,
+                       level_target_db=-24.0)  # train.val_level_target_db=-24
+    assert np.isfinite(leveled["score"]) and leveled["erle_st_db"] != again["erle_st_db"]
     last, payload = load_deep_adaptive(path)
     assert [v["step"] for v in payload["training"]["validation"]] == [2, 3]
     # a fine-tune is validated at step 0 too: the score it starts from
