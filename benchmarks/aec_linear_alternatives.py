@@ -1,7 +1,7 @@
 """Does the learned step-size control beat classical adaptation rules under the same network?
 
     python benchmarks/aec_linear_alternatives.py ROOT [--checkpoint PT]
-        [--rules learned nlms:0.1 nlms:0.3 rls:0.995 rls:0.999 kalman:0.999] [--aecmos]
+        [--rules learned nlms:0.1 nlms:0.3 rls:0.995 rls:0.999 kalman:0.999 ...] [--aecmos]
         [--out JSON]
 
 ``ROOT`` is a synthetic AEC Challenge folder with ``echo_signal/`` (``clarity-se aec-data``);
@@ -17,6 +17,11 @@ else: the network, its estimated reference (the far end times a gain per bin), t
   ``A``; :mod:`clarity_se.models.deep_adaptive`): per bin, the error of the NLMS or of a
   diagonal Kalman filter beside it, whichever has the lower smoothed power; the echo estimate
   is the chosen filter's. Every other rule runs without it.
+- ``hammerstein:A``: ``select:A`` whose Kalman filter also takes, per bin, the same taps and
+  cross bands of the spectrum of the rectified far end ``|x[n]|`` (a Hammerstein branch: the
+  AEC Challenge loudspeaker model, hard clip then an asymmetric sigmoid, puts an even-order
+  part into the echo that no linear filter of ``x`` models; ``|x|`` carries it at the lowest
+  order, and scales with ``x``). Its filter state and variance cover both branches.
 - ``nlms:MU``: the same NLMS and regulariser with a fixed step size ``MU``.
 - ``rls:LAMBDA``: exponentially weighted recursive least squares per bin over the same
   regressors (full ``P x P`` inverse correlation matrix per bin, forgetting factor ``LAMBDA``,
@@ -64,8 +69,8 @@ def rule_model(base, rule: str):
     ----------
     base : clarity_se.models.deep_adaptive.DeepAdaptiveAEC
     rule : str
-        ``learned``, ``select:A``, ``nlms:MU`` (0 < MU < 2), ``rls:LAMBDA`` (0 < LAMBDA <= 1)
-        or ``kalman:A`` (0 < A <= 1).
+        ``learned``, ``select:A``, ``hammerstein:A``, ``nlms:MU`` (0 < MU < 2), ``rls:LAMBDA``
+        (0 < LAMBDA <= 1) or ``kalman:A`` (0 < A <= 1).
 
     Returns
     -------
@@ -82,6 +87,7 @@ def rule_model(base, rule: str):
     from clarity_se.models.deep_adaptive import (
         KALMAN_NOISE_SMOOTHING,
         KALMAN_P0,
+        SELECTION_SMOOTHING,
         DeepAdaptiveAEC,
         kalman_step,
         power,
@@ -96,6 +102,43 @@ def rule_model(base, rule: str):
         cls = DeepAdaptiveAEC
     elif name == "select" and value is not None and 0.0 < value <= 1.0:
         model = DeepAdaptiveAEC(**base.hparams, kalman_selection=value)
+        model.load_state_dict(base.state_dict())
+        return model.double().eval()
+    elif name == "hammerstein" and value is not None and 0.0 < value <= 1.0:
+        class Hammerstein(DeepAdaptiveAEC):
+            def set_rectified(self, spec):
+                """Spectra ``[1, frames, F]`` of ``|x|``, consumed one per frame."""
+                self._rectified, self._frame = spec, 0
+
+            def initial_state(self, batch, dtype=torch.float32, device="cpu"):
+                state = super().initial_state(batch, dtype, device)
+                shape = (batch, self.n_bins, 2 * self.n_regressors)
+                state["kw"] = torch.zeros(shape, dtype=state["w"].dtype, device=device)
+                state["kp"] = torch.full(shape, KALMAN_P0, dtype=dtype, device=device)
+                state["rbuf"] = torch.zeros_like(state["xbuf"])
+                return state
+
+            def _kalman_select(self, y, reg, e, e2, yhat, state, new):
+                r = self._rectified[:, self._frame]
+                self._frame += 1
+                rbuf = torch.cat([r.unsqueeze(-1), state["rbuf"][..., :-1]], dim=-1)
+                new["rbuf"] = rbuf
+                reg = torch.cat([reg, self._regressors(rbuf)], dim=-1)
+                yk = (state["kw"] * reg).sum(dim=-1)
+                ek = y - yk
+                ek2 = power(ek)
+                noise = (KALMAN_NOISE_SMOOTHING * state["kr"]
+                         + (1.0 - KALMAN_NOISE_SMOOTHING) * ek2)
+                new["kw"], new["kp"] = kalman_step(state["kw"], state["kp"], noise, reg, ek,
+                                                   self.kalman_selection)
+                new["kr"] = noise
+                lam = SELECTION_SMOOTHING
+                new["sn"] = lam * state["sn"] + (1.0 - lam) * e2
+                new["sk"] = lam * state["sk"] + (1.0 - lam) * ek2
+                pick = new["sk"] < new["sn"]
+                return torch.where(pick, ek, e), torch.where(pick, yk, yhat)
+
+        model = Hammerstein(**base.hparams, kalman_selection=value)
         model.load_state_dict(base.state_dict())
         return model.double().eval()
     elif name == "nlms" and value is not None and 0.0 < value < 2.0:
@@ -132,8 +175,8 @@ def rule_model(base, rule: str):
                 return w_next
         cls = DiagonalKalman
     else:
-        raise ValueError(f"rule {rule!r}: expected learned, select:A, nlms:MU (0<MU<2), "
-                         "rls:LAMBDA or kalman:A (0<A, LAMBDA<=1)")
+        raise ValueError(f"rule {rule!r}: expected learned, select:A, hammerstein:A, nlms:MU "
+                         "(0<MU<2), rls:LAMBDA or kalman:A (0<A, LAMBDA<=1)")
     model = cls(**base.hparams)
     model.load_state_dict(base.state_dict())
     return model.double().eval()
@@ -168,6 +211,8 @@ def run_rule(model, mic: np.ndarray, farend: np.ndarray, echo: np.ndarray
         return model.stft(torch.from_numpy(padded)[None])
 
     with torch.no_grad():
+        if hasattr(model, "set_rectified"):  # hammerstein:A
+            model.set_rectified(spec(np.abs(farend)))
         e, yhat, mask, _ = model.forward_with_mask(spec(mic), spec(farend))
         d = spec(echo)
         total = float(d.abs().square().sum())

@@ -54,6 +54,25 @@ def test_select_rule_is_the_canceller_with_kalman_selection(base):
     assert db > alt.run_rule(alt.rule_model(base, "learned"), echo, far, echo)[0] - 1.0
 
 
+def test_hammerstein_rule_models_a_rectifying_loudspeaker(base):
+    # echo through an asymmetric loudspeaker (x + 0.8 |x|, the even-order part of the AEC
+    # Challenge model at low level): the Kalman filter with the |x| branch leaves less echo
+    # than the selection without it (measured 6.2 -> 13.3 dB); a linear echo stays cancelled
+    # (15.7 dB without the branch, 15.4 dB with it)
+    rng = np.random.default_rng(2)
+    far = rng.standard_normal(16000 * 3) * 0.05
+    h = rng.standard_normal(200) * np.exp(-np.arange(200) / 40.0) * 0.3
+    echo = np.convolve(far + 0.8 * np.abs(far), h)[: far.size]
+    ham = alt.rule_model(base, "hammerstein:0.999")
+    sel = alt.rule_model(base, "select:0.999")
+    assert ham.kalman_selection == 0.999
+    db_ham, out = alt.run_rule(ham, echo, far, echo)
+    assert db_ham > alt.run_rule(sel, echo, far, echo)[0] + 3.0
+    assert out.shape == echo.shape and np.all(np.isfinite(out))
+    far_lin, echo_lin = _clip()
+    assert alt.run_rule(ham, echo_lin, far_lin, echo_lin)[0] > 12.0
+
+
 @pytest.mark.parametrize("rule", ["nlms:0.5", "rls:0.999", "kalman:0.9999"])
 def test_each_rule_cancels_a_linear_echo_without_near_end(base, rule):
     # white far end, a 12.5 ms path, no near end, no noise: every rule converges close to
