@@ -87,7 +87,6 @@ def rule_model(base, rule: str):
     from clarity_se.models.deep_adaptive import (
         KALMAN_NOISE_SMOOTHING,
         KALMAN_P0,
-        SELECTION_SMOOTHING,
         DeepAdaptiveAEC,
         kalman_step,
         power,
@@ -118,25 +117,12 @@ def rule_model(base, rule: str):
                 state["rbuf"] = torch.zeros_like(state["xbuf"])
                 return state
 
-            def _kalman_select(self, y, reg, e, e2, yhat, state, new):
+            def kalman_regressors(self, reg, state, new):
                 r = self._rectified[:, self._frame]
                 self._frame += 1
                 rbuf = torch.cat([r.unsqueeze(-1), state["rbuf"][..., :-1]], dim=-1)
                 new["rbuf"] = rbuf
-                reg = torch.cat([reg, self._regressors(rbuf)], dim=-1)
-                yk = (state["kw"] * reg).sum(dim=-1)
-                ek = y - yk
-                ek2 = power(ek)
-                noise = (KALMAN_NOISE_SMOOTHING * state["kr"]
-                         + (1.0 - KALMAN_NOISE_SMOOTHING) * ek2)
-                new["kw"], new["kp"] = kalman_step(state["kw"], state["kp"], noise, reg, ek,
-                                                   self.kalman_selection)
-                new["kr"] = noise
-                lam = SELECTION_SMOOTHING
-                new["sn"] = lam * state["sn"] + (1.0 - lam) * e2
-                new["sk"] = lam * state["sk"] + (1.0 - lam) * ek2
-                pick = new["sk"] < new["sn"]
-                return torch.where(pick, ek, e), torch.where(pick, yk, yhat)
+                return torch.cat([reg, self._regressors(rbuf)], dim=-1)
 
         model = Hammerstein(**base.hparams, kalman_selection=value)
         model.load_state_dict(base.state_dict())

@@ -531,6 +531,7 @@ class DeepAdaptiveAEC(nn.Module):
                        state: State, new: State) -> tuple[Tensor, Tensor]:
         """The Kalman selection's filter (update into ``new``) and, per bin, the error and echo
         estimate of lower smoothed error power, ``(e, yhat)`` (module docstring)."""
+        reg = self.kalman_regressors(reg, state, new)
         yk = (state["kw"] * reg).sum(dim=-1)
         ek = y - yk
         ek2 = power(ek)
@@ -543,6 +544,15 @@ class DeepAdaptiveAEC(nn.Module):
         new["sk"] = lam * state["sk"] + (1.0 - lam) * ek2
         pick = new["sk"] < new["sn"]
         return torch.where(pick, ek, e), torch.where(pick, yk, yhat)
+
+    def kalman_regressors(self, reg: Tensor, state: State, new: State) -> Tensor:
+        """The Kalman selection's filter's regressors: the NLMS's ``reg`` ``[batch, F, P]``.
+
+        A subclass may add its own (``benchmarks/aec_linear_alternatives.py`` adds a branch on
+        the rectified far end), storing any history in ``new`` and sizing ``kw`` / ``kp`` in its
+        :meth:`initial_state` to match.
+        """
+        return reg
 
     def _coherence_features(self, e: Tensor, yhat: Tensor, y: Tensor, state: State,
                             new: State) -> Tensor:
