@@ -353,7 +353,7 @@ class DeepAdaptiveAEC(nn.Module):
         refinement LSTM's ``(fh, fc)`` when ``refine > 0``, and the smoothed spectra ``s_ee``,
         ``s_hh``, ``s_yy`` (real) and ``s_eh``, ``s_ey`` (complex) when ``coherence > 0``; the
         Kalman filter's when ``kalman_selection > 0``; the running level ``level`` and its
-        weight ``level_n`` ``[batch]`` when ``level_target_db < 0``)."""
+        frame count ``level_n`` ``[batch]`` when ``level_target_db < 0``)."""
         cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
         z = torch.zeros(batch, self.hidden, dtype=dtype, device=device)
         state: State = {}
