@@ -46,6 +46,7 @@ from clarity_se.aec.base import SAMPLE_RATE, EchoCancellerOutput, check_clip
 from clarity_se.aec.framing import QueuedStreamer, process_whole
 from clarity_se.models.deep_adaptive import (
     DeepAdaptiveAEC,
+    check_kalman_selection,
     check_level_target,
     count_parameters,
     load_deep_adaptive,
@@ -193,9 +194,7 @@ class DeepAdaptive:
                  checkpoint_path: str | Path | None = None,
                  kalman_selection: float = KALMAN_SELECTION,
                  level_target_db: float = 0.0) -> None:
-        if not 0.0 <= kalman_selection <= 1.0:
-            raise ValueError(f"aec.deep_adaptive.kalman_selection: must be 0 (off) or in (0, 1], "
-                             f"got {kalman_selection}")
+        check_kalman_selection(kalman_selection, "aec.deep_adaptive.kalman_selection")
         check_level_target(level_target_db, "aec.deep_adaptive.level_target_db")
         self.model = copy.deepcopy(model).double().eval()
         self.model.kalman_selection = float(kalman_selection)

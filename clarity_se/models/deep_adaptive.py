@@ -179,6 +179,12 @@ def log_power_feature(z: Tensor) -> Tensor:
     return (torch.log(power(z) + POWER_FLOOR) + 8.0) / 4.0
 
 
+def check_kalman_selection(value: float, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is 0 (off) or in (0, 1]."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}: must be 0 (off) or in (0, 1], got {value}")
+
+
 def check_level_target(value: float, name: str) -> None:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is 0 (off) or in [-60, -6] dBFS."""
     if not (value == 0.0 or -60.0 <= value <= -6.0):
@@ -294,9 +300,7 @@ class DeepAdaptiveAEC(nn.Module):
         if not 0 <= cross_bands < n_fft // 4:
             raise ValueError(f"deep_adaptive: cross_bands must be in [0, n_fft // 4), got "
                              f"{cross_bands}")
-        if not 0.0 <= kalman_selection <= 1.0:
-            raise ValueError(f"deep_adaptive: kalman_selection must be 0 (off) or in (0, 1], got "
-                             f"{kalman_selection}")
+        check_kalman_selection(kalman_selection, "deep_adaptive: kalman_selection")
         check_level_target(level_target_db, "deep_adaptive: level_target_db")
         #: forgetting factor of the Kalman selection's filter (0: off; inference option)
         self.kalman_selection = float(kalman_selection)

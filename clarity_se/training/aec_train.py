@@ -247,6 +247,7 @@ def train_deep_adaptive(cfg) -> Path:
 
     from clarity_se.models.deep_adaptive import (
         DeepAdaptiveAEC,
+        check_kalman_selection,
         check_level_target,
         save_deep_adaptive,
     )
@@ -259,9 +260,7 @@ def train_deep_adaptive(cfg) -> Path:
     ensure_training_data(root, int(t.render_clips), int(t.render_seed),
                          str(t.render_data_root), float(t.render_clip_s))
     model = DeepAdaptiveAEC(**OmegaConf.to_container(t.model))
-    if not 0.0 <= t.kalman_selection <= 1.0:
-        raise ValueError(f"train.kalman_selection must be 0 (off) or in (0, 1], got "
-                         f"{t.kalman_selection}")
+    check_kalman_selection(float(t.kalman_selection), "train.kalman_selection")
     model.kalman_selection = float(t.kalman_selection)  # not stored in the checkpoint
     check_level_target(float(t.level_target_db), "train.level_target_db")
     check_level_target(float(t.val_level_target_db), "train.val_level_target_db")
