@@ -18,6 +18,9 @@ filter acts on the far end only, so ``S`` and ``N`` pass it unchanged). The post
 - ``no_residual_echo``: ``M (S + N)``, the same gains with the residual echo gone;
 - ``no_speech_distortion``: ``S + M (N + R)``, the same gains on everything but the speech;
 - ``gain_on_speech``: ``M S`` alone;
+- ``ideal_gain``: ``min(1, |S| / |E|) E``, the real gain in [0, 1] per bin and frame that
+  brings each bin of the same error closest to the near-end speech (:func:`ideal_gain`): what
+  a post-filter of this form (a gain on the error) could reach at best;
 - ``oracle``: ``S + N`` (the microphone without its echo);
 - ``mic``: the unprocessed microphone.
 
@@ -35,8 +38,29 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("output", "no_residual_echo", "no_speech_distortion", "gain_on_speech", "oracle",
-            "mic")
+VARIANTS = ("output", "no_residual_echo", "no_speech_distortion", "gain_on_speech",
+            "ideal_gain", "oracle", "mic")
+
+
+def ideal_gain(e, s):
+    """The ideal real gain ``min(1, |S| / |E|)`` of each bin and frame.
+
+    Parameters
+    ----------
+    e, s : Tensor [shape=(..., F)], complex
+        The canceller's error and the near-end speech, same frames.
+
+    Returns
+    -------
+    Tensor [shape=(..., F)], real in [0, 1]
+        The gain in [0, 1] that minimises ``| |g E| - |S| |`` per bin (1 where ``|E| = 0``): a
+        magnitude mask, the ideal ratio mask of the error toward the speech, clipped at 1.
+    """
+    import torch
+
+    mag_e = e.abs()
+    return torch.where(mag_e > 0, (s.abs() / mag_e.clamp_min(1e-30)).clamp(max=1.0),
+                       torch.ones_like(mag_e))
 
 
 def components(model, mic: np.ndarray, farend: np.ndarray, nearend: np.ndarray,
@@ -74,7 +98,8 @@ def components(model, mic: np.ndarray, farend: np.ndarray, nearend: np.ndarray,
         r = e - s - v
         return {"output": signal(mask * e), "no_residual_echo": signal(mask * (s + v)),
                 "no_speech_distortion": signal(s + mask * (v + r)),
-                "gain_on_speech": signal(mask * s), "oracle": signal(s + v),
+                "gain_on_speech": signal(mask * s), "ideal_gain": signal(ideal_gain(e, s) * e),
+                "oracle": signal(s + v),
                 "mic": np.asarray(mic, dtype=np.float64)}
 
 

@@ -53,3 +53,14 @@ def test_cli_on_a_rendered_folder(tmp_path):
     off = json.loads(off.read_text())
     assert off["kalman_selection"] == 0.0 and off["mean"]["oracle"] == result["mean"]["oracle"]
     assert aec_pesq_components.main([str(tmp_path / "missing")]) == 2
+
+
+def test_ideal_gain_is_the_clipped_magnitude_ratio():
+    e = torch.tensor([[2 + 0j, 1j, 0j, 3 - 4j]])
+    s = torch.tensor([[1 + 0j, 2 + 0j, 1j, 0j]])
+    g = aec_pesq_components.ideal_gain(e, s)
+    # |S| / |E| = 0.5, 2 -> 1 (clipped), E = 0 -> 1, S = 0 -> 0
+    np.testing.assert_allclose(g.numpy(), [[0.5, 1.0, 1.0, 0.0]])
+    # never louder than the error, and exactly |S| wherever |S| <= |E|
+    assert torch.all((g * e).abs() <= e.abs())
+    assert torch.isclose((g * e).abs()[0, 0], s.abs()[0, 0])
