@@ -49,6 +49,10 @@ class RESDataConfig:
     aec: list[str] = field(default_factory=lambda: ["pbfdaf", "nlms"])
     max_clips: int = 0  #: 0 = every clip
     max_val_clips: int = 24
+    #: ``deep_adaptive``'s post-filter in front of the suppressor (``aec.deep_adaptive
+    #: .post_filter``); false: the suppressor learns on the canceller's linear error, the
+    #: paper's set-up (run it with ``aec.deep_adaptive.post_filter=false aec.res=unet``)
+    post_filter: bool = True
 
 
 @dataclass
@@ -132,7 +136,7 @@ def _file_digest(path: Path) -> str:
 
 
 def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: int = 0,
-                      frames_for: RESUNet | None = None):
+                      frames_for: RESUNet | None = None, post_filter: bool = True):
     """Run the canceller ``system_name`` over the clips of ``root`` that have near-end speech.
 
     Parameters
@@ -144,8 +148,9 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
     cache_dir : Path
         Outputs are cached there, one ``.npz`` per clip (atomic); for a canceller with
         weights, in a subfolder named by the weights file's SHA-256 (first 12 hex digits),
-        followed by ``_kalman<A>`` when its Kalman selection is on (``deep_adaptive``), so
-        outputs of one configuration are never reused for another.
+        followed by ``_kalman<A>`` when its Kalman selection is on (``deep_adaptive``) and by
+        ``_linear`` without its post-filter, so outputs of one configuration are never reused
+        for another.
     max_clips : int
         The first N clips (0: all).
     frames_for : RESUNet, optional
@@ -153,6 +158,9 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
         (``deep_adaptive``, :meth:`RESUNet.frame_synchronous`), its output and echo-estimate
         frames are returned as well (``error_spec``, ``echo_spec``), so that the suppressor
         learns on the frames it will mask.
+    post_filter : bool
+        ``aec.deep_adaptive.post_filter`` of the canceller (false: its linear error; no effect
+        on a canceller without a post-filter).
 
     Returns
     -------
@@ -171,12 +179,14 @@ def canceller_outputs(system_name: str, root: str, cache_dir: Path, max_clips: i
     if not clips:
         raise ValueError(f"{root}: no clips with nearend_speech (a synthetic layout is needed)")
     clips = clips[:max_clips] if max_clips else clips
-    system = build_aec_named(system_name)
+    system = build_aec_named(system_name, deep_adaptive={"post_filter": bool(post_filter)})
     weights = getattr(system, "checkpoint_path", None)
     if weights is not None:  # a learned canceller: one cache per weights file (and options)
         select = float(getattr(system, "kalman_selection", 0.0) or 0.0)
-        cache_dir = cache_dir / (_file_digest(Path(weights)) + (f"_kalman{select:g}" if select
-                                                                 else ""))
+        linear = getattr(system, "post_filter", True) is False
+        cache_dir = cache_dir / (_file_digest(Path(weights))
+                                 + (f"_kalman{select:g}" if select else "")
+                                 + ("_linear" if linear else ""))
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = []
     from tqdm import tqdm
@@ -319,9 +329,11 @@ def train_res(cfg: DictConfig) -> Path:
     train_clips, val_clips = [], []
     for name in cfg.data.aec:
         train_clips += canceller_outputs(name, cfg.data.root, exp / "cache" / name / "train",
-                                         cfg.data.max_clips, frames_for)  # fmt: skip
+                                         cfg.data.max_clips, frames_for,
+                                         cfg.data.post_filter)  # fmt: skip
         val_clips += canceller_outputs(name, cfg.data.val_root, exp / "cache" / name / "val",
-                                       cfg.data.max_val_clips, frames_for)  # fmt: skip
+                                       cfg.data.max_val_clips, frames_for,
+                                       cfg.data.post_filter)  # fmt: skip
     bank, val_bank = FrameBank(model, train_clips), FrameBank(model, val_clips)
     logger.info("res-train: %d training frames, %d validation frames",
                 int(bank.n_frames.sum()), int(val_bank.n_frames.sum()))

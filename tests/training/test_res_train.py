@@ -83,6 +83,29 @@ def test_framewise_model_learns_on_deep_adaptive_frames(folders, tmp_path):
     assert torch.all(r >= 0) and torch.all(s >= 0)
 
 
+def test_linear_error_of_deep_adaptive_is_cached_apart(folders, tmp_path):
+    """``data.post_filter=false``: the suppressor learns on deep_adaptive's linear error (the
+    paper's set-up), cached under its own key, never mixed with the post-filtered outputs."""
+    exp = tmp_path / "exp"
+    train_res(_cfg(folders, exp, "data.aec=[deep_adaptive]", "data.post_filter=false",
+                   "train.steps=2", *FRAMEWISE))
+    digest = hashlib.sha256(packaged_checkpoint().read_bytes()).hexdigest()[:12]
+    cache = exp / "cache" / "deep_adaptive" / "train"
+    assert [p.name for p in cache.iterdir()] == [f"{digest}_kalman0.999_linear"]
+    model = RESUNet(hop_length=160, synth_length=320, channels=(4, 4, 4, 4, 4), out_channels=4)
+    linear = canceller_outputs("deep_adaptive", str(folders / "train"), cache,
+                               frames_for=model, post_filter=False)
+    gained = canceller_outputs("deep_adaptive", str(folders / "train"), cache,
+                               frames_for=model)
+    assert sorted(p.name for p in cache.iterdir()) == [f"{digest}_kalman0.999",
+                                                       f"{digest}_kalman0.999_linear"]
+    for lin, out in zip(linear, gained, strict=True):
+        # the post-filter is a gain in (0, 1) on the same error: never louder, and not 1
+        assert np.all(np.abs(out["error_spec"]) <= np.abs(lin["error_spec"]) * (1 + 1e-5) + 1e-9)
+        assert np.abs(out["error_spec"]).sum() < 0.99 * np.abs(lin["error_spec"]).sum()
+        np.testing.assert_allclose(out["echo_spec"], lin["echo_spec"], rtol=1e-5, atol=1e-7)
+
+
 def test_framing_not_the_cancellers_is_refused(folders, tmp_path):
     with pytest.raises(ValueError, match="are not the frames of 'nlms'"):
         train_res(_cfg(folders, tmp_path / "exp", "data.aec=[nlms]", *FRAMEWISE))
