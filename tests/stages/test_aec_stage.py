@@ -288,3 +288,7 @@ def test_sweep_recipe_script(synthetic, tmp_path):
     summaries = [line for line in (again.stdout + again.stderr).splitlines()
                  if "clips done (" in line or "clips scored (" in line]
     assert len(summaries) == 6 and all("(6 reused, 0 recomputed" in line for line in summaries)
+    # RES_OPTIONS reaches the runs with the suppressor (not the canceller alone, reused above)
+    bad = subprocess.run(cmd, env=dict(env, RES_OPTIONS="aec.no_such_option=1"),
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "no_such_option" in bad.stdout + bad.stderr

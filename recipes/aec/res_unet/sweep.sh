@@ -9,7 +9,9 @@
 # The canceller alone is run and scored once beside WebRTC AEC3 (EXP/<canceller>); each alpha
 # goes to EXP/<canceller>_res_a<alpha> (no reference rerun); the report to EXP/report.
 # Every step resumes: a rerun recomputes nothing that is finished. RES_CHECKPOINT=path uses
-# another suppressor checkpoint than the shipped one (aec.res_checkpoint).
+# another suppressor checkpoint than the shipped one (aec.res_checkpoint); RES_OPTIONS="k=v ..."
+# adds options to the runs with the suppressor (e.g. aec.deep_adaptive.post_filter=false for a
+# suppressor trained with res-train data.post_filter=false).
 set -euo pipefail
 ROOT=$1
 EXP=$2
@@ -18,7 +20,8 @@ shift $(( $# < 3 ? $# : 3 ))
 ALPHAS=${*:-0 0.25 0.5 0.75 1}
 CLI=${CLARITY_SE:-clarity-se}
 RECIPE=recipes/aec/$SYSTEM/config.yaml
-RES=(aec.res=unet aec.res_checkpoint="${RES_CHECKPOINT:-}")
+read -r -a EXTRA <<< "${RES_OPTIONS:-}"
+RES=(aec.res=unet aec.res_checkpoint="${RES_CHECKPOINT:-}" "${EXTRA[@]}")
 $CLI aec -c "$RECIPE" path.root="$ROOT" path.exp_folder="$EXP/$SYSTEM"
 $CLI aec-evaluate -c "$RECIPE" path.root="$ROOT" path.exp_folder="$EXP/$SYSTEM"
 for A in $ALPHAS; do
