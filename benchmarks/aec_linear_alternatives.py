@@ -97,12 +97,11 @@ def rule_model(base, rule: str):
         value = float(arg) if arg else None
     except ValueError:
         raise ValueError(f"rule {rule!r}: {arg!r} is not a number") from None
+    select = 0.0  # the Kalman selection's forgetting factor (select:A, hammerstein:A)
     if name == "learned" and value is None:
         cls = DeepAdaptiveAEC
     elif name == "select" and value is not None and 0.0 < value <= 1.0:
-        model = DeepAdaptiveAEC(**base.hparams, kalman_selection=value)
-        model.load_state_dict(base.state_dict())
-        return model.double().eval()
+        cls, select = DeepAdaptiveAEC, value
     elif name == "hammerstein" and value is not None and 0.0 < value <= 1.0:
         class Hammerstein(DeepAdaptiveAEC):
             def set_rectified(self, spec):
@@ -124,9 +123,7 @@ def rule_model(base, rule: str):
                 new["rbuf"] = rbuf
                 return torch.cat([reg, self._regressors(rbuf)], dim=-1)
 
-        model = Hammerstein(**base.hparams, kalman_selection=value)
-        model.load_state_dict(base.state_dict())
-        return model.double().eval()
+        cls, select = Hammerstein, value
     elif name == "nlms" and value is not None and 0.0 < value < 2.0:
         class FixedStep(DeepAdaptiveAEC):
             def adapt(self, w, reg, norm, e, mu, state, new):
@@ -163,7 +160,7 @@ def rule_model(base, rule: str):
     else:
         raise ValueError(f"rule {rule!r}: expected learned, select:A, hammerstein:A, nlms:MU "
                          "(0<MU<2), rls:LAMBDA or kalman:A (0<A, LAMBDA<=1)")
-    model = cls(**base.hparams)
+    model = cls(**base.hparams, kalman_selection=select)
     model.load_state_dict(base.state_dict())
     return model.double().eval()
 

@@ -81,7 +81,8 @@ Near-end speech and noise pass both filters alike, so the lower error power hold
 echo: the two-filter selection of classical cancellers
 (Ochiai et al. 1977; Valin 2007, Speex MDF, foreground/background filters) with two different
 adaptation rules. No weight changes, the latency does not change, and the state stays of
-fixed size; it is not used in training (the checkpoints were trained without it).
+fixed size; the packaged checkpoint was trained without it (``train.kalman_selection`` runs it
+in training).
 ``benchmarks/aec_linear_alternatives.py`` scores the Kalman filter alone.
 
 **Input-level normalisation (inference option, ``level_target_db = T``, default 0: off).** The
@@ -96,8 +97,8 @@ windowed frame) over the frames so far, ``P_t = P_{t-1} + (p_t - P_{t-1}) / min(
 memory); digitally silent frames (mean square below 1e-10) are not counted, and until the
 first other frame ``P = 10^(T/10)`` (``g = 1``). The same gain on both signals leaves the echo
 path the filters identify unchanged while ``g`` varies slowly (over the filter's 200 ms); it is
-causal per frame (no added latency) and adds two numbers per clip to the state. Not used in
-training.
+causal per frame (no added latency) and adds two numbers per clip to the state. The packaged
+checkpoint was trained without it (``train.level_target_db`` runs it in training).
 
 **STFT and latency.** Frames of ``n_fft`` = 320 samples (20 ms) every ``hop`` = 160 samples
 (10 ms), square-root periodic Hann analysis and synthesis windows (their product overlap-adds
