@@ -209,6 +209,14 @@ class AECTrainConfig:
     #: the input-level normalisation's target (dBFS RMS) in the training forward pass (0: off):
     #: the network then learns on inputs brought to that level
     level_target_db: float = 0.0
+    #: weight of the PESQ-like perceptual term on the crops with near-end speech (0: none;
+    #: :mod:`clarity_se.training.perceptual_loss`)
+    perceptual_weight: float = 0.0
+    #: weight of its asymmetric disturbance against 0.1 for the symmetric one
+    perceptual_asymmetry: float = 0.001
+    #: fine-tune the post-filter alone on cached canceller frames (needs
+    #: ``trainable=[res_]`` and ``init_checkpoint``; :mod:`clarity_se.training.post_filter_cache`)
+    post_filter_cache: bool = False
     model: DeepAdaptiveModelOptions = field(default_factory=DeepAdaptiveModelOptions)
 
 

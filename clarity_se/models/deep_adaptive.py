@@ -479,8 +479,7 @@ class DeepAdaptiveAEC(nn.Module):
         if self.kalman_selection:
             e, yhat = self._kalman_select(y, reg, e, e2, yhat, state, new)
             e2 = power(e)
-        r_in = torch.cat([(torch.log(e2 + POWER_FLOOR) + 8.0) / 4.0, log_power_feature(yhat),
-                          log_power_feature(y), z], dim=-1)
+        r_in = self.post_filter_features(e2, yhat, y, z)
         rh, rc = self.res_cell(torch.tanh(self.res_inp(r_in)), (state["rh"], state["rc"]))
         new["rh"], new["rc"] = rh, rc
         logit = self.res_head(rh)
@@ -496,6 +495,14 @@ class DeepAdaptiveAEC(nn.Module):
             logit = logit + self.refine_head(fh)
         mask = torch.sigmoid(logit)
         return e, yhat, mask, new
+
+    @staticmethod
+    def post_filter_features(e2: Tensor, yhat: Tensor, y: Tensor, z: Tensor) -> Tensor:
+        """The post-filter's input of one frame, ``[batch, 3 F + hidden]``: the log powers of the
+        error (``e2 = |E|^2``), the echo estimate and the microphone, and the last LSTM layer's
+        output ``z`` (module docstring)."""
+        return torch.cat([(torch.log(e2 + POWER_FLOOR) + 8.0) / 4.0, log_power_feature(yhat),
+                          log_power_feature(y), z], dim=-1)
 
     def adapt(self, w: Tensor, reg: Tensor, norm: Tensor, e: Tensor, mu: Tensor,
               state: State, new: State) -> Tensor:

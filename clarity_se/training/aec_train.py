@@ -121,6 +121,40 @@ def compressed_spectral_loss(est, target, compress: float = 0.3, complex_weight:
     return (frame_weight * per_frame).sum() / frame_weight.sum().clamp_min(1e-12)
 
 
+#: crops with fewer frames of near-end speech than this add no perceptual term
+PERCEPTUAL_MIN_FRAMES = 50
+
+
+def perceptual_term(loss_fn, est, near, asymmetry: float):
+    """The PESQ-like term of the loss: ``0.1 d_sym + asymmetry d_asym``
+    (:class:`~clarity_se.training.perceptual_loss.PesqLikeLoss`) of each crop with at least
+    :data:`PERCEPTUAL_MIN_FRAMES` frames of near-end speech (the active frames of
+    :func:`nearend_frame_weight`), summed and divided by the number of crops (a crop without
+    near-end speech adds 0: PESQ scores speech).
+
+    Parameters
+    ----------
+    loss_fn : PesqLikeLoss
+    est, near : Tensor [shape=(batch, frames, F)], complex
+        The output and the clean near-end speech.
+    asymmetry : float
+        Weight of the asymmetric disturbance.
+
+    Returns
+    -------
+    Tensor
+        Scalar.
+    """
+    from clarity_se.training.perceptual_loss import SYMMETRIC_WEIGHT
+
+    active = nearend_frame_weight(near, 2.0) > 1.0
+    ok = active.sum(-1) >= PERCEPTUAL_MIN_FRAMES
+    if not bool(ok.any()):
+        return est.real.new_zeros(())
+    d_sym, d_asym = loss_fn(est[ok], near[ok], active[ok])
+    return (SYMMETRIC_WEIGHT * d_sym + asymmetry * d_asym).sum() / est.shape[0]
+
+
 #: model arguments an initialising checkpoint may differ in: no weight depends on them (``taps``
 #: and ``cross_bands`` set only the size of the NLMS filter state)
 RESIZABLE_ARGS = frozenset({"taps", "cross_bands"})
@@ -291,6 +325,14 @@ def train_deep_adaptive(cfg) -> Path:
         raise ValueError(f"train.nearend_weight must be >= 0, got {t.nearend_weight}")
     if not t.distortion_weight >= 0:
         raise ValueError(f"train.distortion_weight must be >= 0, got {t.distortion_weight}")
+    if not (t.perceptual_weight >= 0 and t.perceptual_asymmetry >= 0):
+        raise ValueError(f"train.perceptual_weight and train.perceptual_asymmetry must be >= 0, "
+                         f"got {t.perceptual_weight}, {t.perceptual_asymmetry}")
+    perceptual = None
+    if t.perceptual_weight:
+        from clarity_se.training.perceptual_loss import PesqLikeLoss
+
+        perceptual = PesqLikeLoss(model.n_bins)
     sampler = SegmentSampler(root, segment, hop, rng, float(t.level_db))
     out = Path(cfg.path.exp_folder) / "deep_adaptive.pt"
     val_clips = None
@@ -311,6 +353,28 @@ def train_deep_adaptive(cfg) -> Path:
             param.requires_grad_(name.startswith(prefixes))
         if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(f"train.trainable: no parameter name starts with {list(prefixes)}")
+    cache = replay = None
+    if t.post_filter_cache:
+        from clarity_se.training.post_filter_cache import (
+            PostFilterReplay,
+            build_post_filter_cache,
+            cache_key,
+        )
+
+        frozen_ok = prefixes and all(n.startswith("res_") for n, p in model.named_parameters()
+                                     if p.requires_grad)
+        if not (t.init_checkpoint and frozen_ok):
+            raise ValueError("train.post_filter_cache needs train.init_checkpoint and "
+                             "train.trainable=[res_] (the canceller frozen)")
+        if t.level_db or t.linear_weight or t.distortion_weight:
+            raise ValueError("train.post_filter_cache: set train.level_db=0, "
+                             "train.linear_weight=0 and train.distortion_weight=0 (the cached "
+                             "frames hold one level and no echo-free reference)")
+        replay = PostFilterReplay(model)
+        cache = build_post_filter_cache(
+            model, sampler.clips, Path(cfg.path.exp_folder) / "post_filter_cache",
+            cache_key(str(t.init_checkpoint), float(t.kalman_selection),
+                      [c.id for c in sampler.clips]))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=float(t.lr))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     history: list[dict] = []
@@ -385,20 +449,28 @@ def train_deep_adaptive(cfg) -> Path:
         elapsed = minutes_done()
         if elapsed >= t.minutes or (t.max_steps and step >= t.max_steps):
             break
-        b = sampler.batch(int(t.batch))
-        spec = {k: model.stft(torch.from_numpy(v).float()) for k, v in b.items()}
-        e, _, mask, _ = model.forward_with_mask(spec["mic"], spec["far"])
+        if cache is not None:
+            r_in, e, near = cache.batch(rng, int(t.batch), segment // hop)
+            mask = replay(r_in)
+            loss_lin = torch.zeros(())
+        else:
+            b = sampler.batch(int(t.batch))
+            spec = {k: model.stft(torch.from_numpy(v).float()) for k, v in b.items()}
+            e, _, mask, _ = model.forward_with_mask(spec["mic"], spec["far"])
+            near = spec["near"]
+            loss_lin = compressed_spectral_loss(e, spec["noecho"], t.compress, t.complex_weight)
         est = mask * e
-        weight = (nearend_frame_weight(spec["near"], t.nearend_weight)
+        weight = (nearend_frame_weight(near, t.nearend_weight)
                   if t.nearend_weight != 1.0 else None)  # fmt: skip
-        loss_out = compressed_spectral_loss(est, spec["near"], t.compress, t.complex_weight,
-                                            weight)
-        loss_lin = compressed_spectral_loss(e, spec["noecho"], t.compress, t.complex_weight)
+        loss_out = compressed_spectral_loss(est, near, t.compress, t.complex_weight, weight)
         loss = loss_out + t.linear_weight * loss_lin
         if t.distortion_weight:
             # the post-filter's gain on the near-end speech alone: what it takes from the speech
             loss = loss + t.distortion_weight * compressed_spectral_loss(
-                mask * spec["near"], spec["near"], t.compress, t.complex_weight)
+                mask * near, near, t.compress, t.complex_weight)
+        if perceptual is not None:
+            loss = loss + t.perceptual_weight * perceptual_term(
+                perceptual, est, near, float(t.perceptual_asymmetry))
         opt.zero_grad()
         loss.backward()
         grad = float(torch.nn.utils.clip_grad_norm_(model.parameters(), float(t.grad_clip)))
