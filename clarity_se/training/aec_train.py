@@ -62,6 +62,17 @@ selected error, which carries no gradient to the post-filter). ``train.level_tar
 in the training forward pass (the network learns on inputs brought to that level) and
 ``train.val_level_target_db`` in the validation; neither is stored in the checkpoint.
 
+``train.perceptual_weight`` (default 0: none) adds a PESQ-like term on the crops with at least
+:data:`PERCEPTUAL_MIN_FRAMES` frames of near-end speech (:func:`perceptual_term`,
+:class:`~clarity_se.training.perceptual_loss.PesqLikeLoss`: P.862's symmetric disturbance plus
+``train.perceptual_asymmetry`` times its asymmetric one, after PMSQE): the compressed spectral
+distance weighs speech removed and residual echo left alike, where PESQ-WB in double talk
+forgives a little residual more readily than speech taken away. ``train.post_filter_cache``
+(with ``train.trainable=[res_]``, ``train.init_checkpoint``, ``train.linear_weight=0``, no level
+augmentation and no distortion term) runs the frozen canceller once over the training clips and
+trains the post-filter on the cached frames (:mod:`clarity_se.training.post_filter_cache`);
+the crops are drawn from the same generator, so such a run resumes like any other.
+
 References
 ----------
 S. Braun and I. Tashev, "A consolidated view of loss functions for supervised deep
@@ -70,6 +81,8 @@ H. Zhang et al., "Deep adaptive AEC", ICASSP 2022 (end-to-end training through t
 layer).
 A. Ivry, I. Cohen, B. Berdugo, "Deep residual echo suppression with a tunable tradeoff between
 signal distortion and echo suppression", ICASSP 2021 (the distortion / suppression split).
+J. M. Martin-Donas et al., "A deep learning loss function based on the perceptual evaluation of
+the speech quality", IEEE SPL 2018 (PMSQE: the perceptual term).
 """
 
 from __future__ import annotations
