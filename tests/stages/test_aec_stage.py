@@ -292,3 +292,8 @@ def test_sweep_recipe_script(synthetic, tmp_path):
     bad = subprocess.run(cmd, env=dict(env, RES_OPTIONS="aec.no_such_option=1"),
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "no_such_option" in bad.stdout + bad.stderr
+    # AEC_OPTIONS reaches every run: the canceller alone fails first, nothing is scored
+    bad = subprocess.run(cmd, env=dict(env, AEC_OPTIONS="aec.no_such_option=1"),
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "no_such_option" in bad.stdout + bad.stderr
+    assert "clips done (" not in bad.stdout + bad.stderr

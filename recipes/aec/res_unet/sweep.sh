@@ -11,7 +11,8 @@
 # Every step resumes: a rerun recomputes nothing that is finished. RES_CHECKPOINT=path uses
 # another suppressor checkpoint than the shipped one (aec.res_checkpoint); RES_OPTIONS="k=v ..."
 # adds options to the runs with the suppressor (e.g. aec.deep_adaptive.post_filter=false for a
-# suppressor trained with res-train data.post_filter=false).
+# suppressor trained with res-train data.post_filter=false); AEC_OPTIONS="k=v ..." adds options to
+# every run, the canceller alone included (e.g. aec.checkpoint=... for another canceller).
 set -euo pipefail
 ROOT=$1
 EXP=$2
@@ -21,9 +22,10 @@ ALPHAS=${*:-0 0.25 0.5 0.75 1}
 CLI=${CLARITY_SE:-clarity-se}
 RECIPE=recipes/aec/$SYSTEM/config.yaml
 read -r -a EXTRA <<< "${RES_OPTIONS:-}"
-RES=(aec.res=unet aec.res_checkpoint="${RES_CHECKPOINT:-}" "${EXTRA[@]}")
-$CLI aec -c "$RECIPE" path.root="$ROOT" path.exp_folder="$EXP/$SYSTEM"
-$CLI aec-evaluate -c "$RECIPE" path.root="$ROOT" path.exp_folder="$EXP/$SYSTEM"
+read -r -a ALL <<< "${AEC_OPTIONS:-}"
+RES=(aec.res=unet aec.res_checkpoint="${RES_CHECKPOINT:-}" "${ALL[@]}" "${EXTRA[@]}")
+$CLI aec -c "$RECIPE" path.root="$ROOT" path.exp_folder="$EXP/$SYSTEM" "${ALL[@]}"
+$CLI aec-evaluate -c "$RECIPE" path.root="$ROOT" path.exp_folder="$EXP/$SYSTEM" "${ALL[@]}"
 for A in $ALPHAS; do
   OUT=$EXP/${SYSTEM}_res_a$A
   $CLI aec -c "$RECIPE" path.root="$ROOT" path.exp_folder="$OUT" "${RES[@]}" aec.res_alpha="$A"
