@@ -6,7 +6,10 @@ post-filter) in the :class:`~clarity_se.aec.base.EchoCanceller` protocol:
 
 - weights from ``aec.checkpoint`` or, when empty, the packaged
   ``clarity_se/assets/checkpoints/deep_adaptive.pt`` (trained by ``clarity-se aec-train -c
-  recipes/aec/deep_adaptive/config.yaml``);
+  recipes/aec/deep_adaptive/config.yaml``; its post-filter last fine-tuned with the PESQ-like
+  term, ``train.perceptual_weight``). ``deep_adaptive_spectral.pt`` beside it is the previous
+  packaged checkpoint (the same canceller, the post-filter trained with the spectral loss
+  alone), kept so that the figures measured with it can be reproduced;
 - ``aec.deep_adaptive.post_filter`` (default true): output the post-filtered estimate ``M E``;
   false: the NLMS error ``E`` alone (the paper's output);
 - ``aec.deep_adaptive.kalman_selection`` (default :data:`KALMAN_SELECTION`, 0.999; 0: off): a
