@@ -145,3 +145,24 @@ def test_perceptual_term_counts_crops_with_near_end_speech(setup, tmp_path):
     with pytest.raises(ValueError, match="train.perceptual_weight"):
         train_deep_adaptive(load_aec_config(CONFIG, [
             *common, f"path.exp_folder={tmp_path / 'bad'}", "train.perceptual_weight=-1"]))
+
+
+def test_cached_run_resumes_to_the_same_weights(setup, tmp_path):
+    """Killed after 2 steps and rerun to 4: the same crops and optimiser state as 4 straight
+    steps (the cache reused), so the same weights (bit-equal: one process, same code path)."""
+    data, ckpt = setup
+    common = [f"path.root={data}", "train.model.hidden=8", "train.batch=2",
+              "train.segment_s=0.5", f"train.init_checkpoint={ckpt}", "train.log_every=1",
+              "train.trainable=[res_]", "train.linear_weight=0", "train.post_filter_cache=true",
+              "train.checkpoint_every=2", "train.perceptual_weight=0.02", "train.lr=0.01"]
+
+    def run(exp, steps):
+        return train_deep_adaptive(load_aec_config(CONFIG, [
+            *common, f"path.exp_folder={tmp_path / exp}", f"train.max_steps={steps}"]))
+
+    straight, _ = load_deep_adaptive(run("straight", 4))
+    run("resumed", 2)
+    resumed, payload = load_deep_adaptive(run("resumed", 4))
+    assert [h["step"] for h in payload["training"]["history"]] == [1, 2, 3, 4]
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
