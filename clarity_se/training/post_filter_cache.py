@@ -9,8 +9,8 @@ the canceller once over each training clip, frame by frame, as the training forw
 post-filter's input (:meth:`~clarity_se.models.deep_adaptive.DeepAdaptiveAEC.post_filter_features`,
 float16), the error ``E`` and the clean near-end speech ``S`` (complex64). Training then draws
 crops of these frames and runs the post-filter alone (:class:`PostFilterReplay`: the model's own
-``res_*`` layers, the LSTM cell unrolled as one ``nn.LSTM`` over the crop), which is some 30
-times faster per crop than the whole model; the canceller's work is paid once.
+``res_*`` layers, the LSTM cell unrolled as one ``nn.LSTM`` over the crop) without running
+the canceller: its work is paid once (throughput in ``recipes/aec/deep_adaptive/README.md``).
 
 The cache lives in ``EXP/post_filter_cache/`` (``R.npy``, ``E.npy``, ``S.npy``, memory-mapped,
 and ``meta.json``: the clips, their frame counts and talk types, and the key it was built for);
