@@ -28,9 +28,11 @@ Deviations from P.862 and PMSQE (documented, all for a 16 kHz STFT of any size):
   listening level P.862 assumes; the loudness exponent is 0.23 in every band.
 - No time alignment (the signals are aligned by construction), no L6 aggregation over
   split-second intervals (the mean over the active frames), and no mapping to MOS.
-- The constants of the frequency equalisation (``1000 c_b``), the frame-gain compensation
-  (``5000 sum_b c_b``, smoothed 0.8 / 0.2 as in P.862) and the asymmetry factor (``50 c_b``) are
-  P.862's, re-expressed relative to the hearing threshold ``c_b`` of this level alignment.
+- The offsets of the frequency equalisation (``1000 c_b``), the frame-gain compensation
+  (``5000 sum_b c_b``; smoothed 0.8 / 0.2 and clipped to [3e-4, 5] as in P.862) and the
+  asymmetry factor (``50 c_b``) take P.862's numbers as multiples of the band's hearing
+  threshold ``c_b`` under this level alignment: a choice of this port, not a conversion of
+  P.862's internal units.
 
 References
 ----------
@@ -55,9 +57,9 @@ LISTENING_LEVEL_DB = 79.0
 BAND_BARK = 0.5
 #: Zwicker's loudness exponent
 ZWICKER_POWER = 0.23
-#: P.862's weights of the symmetric and asymmetric disturbances in its MOS mapping
+#: P.862's weight of the symmetric disturbance in its MOS mapping (its asymmetric one, 0.0309,
+#: is replaced by ``train.perceptual_asymmetry``)
 SYMMETRIC_WEIGHT = 0.1
-ASYMMETRIC_WEIGHT_P862 = 0.0309
 
 
 def bark(f_hz):
