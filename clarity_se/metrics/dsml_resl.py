@@ -109,7 +109,8 @@ def dsml_resl(
     output: np.ndarray,
     speech: np.ndarray,
     double_talk_only: bool = False,
-) -> tuple[float, float]:
+    return_speech_gain: bool = False,
+) -> tuple[float, float] | tuple[float, float, float]:
     """DSML and RESL of a residual-echo suppressor (or of a whole canceller: input = mic).
 
     Parameters
@@ -123,12 +124,17 @@ def dsml_resl(
         data); the residual is ``suppressor_input - speech``.
     double_talk_only : bool
         Sum the norms over the frames where both speech and residual are active only.
+    return_speech_gain : bool
+        Also return the attenuation compensation :math:`\\hat g` (the speech's level kept).
 
     Returns
     -------
     (dsml_db, resl_db) : tuple of float
         dB, each capped at :data:`CAP_DB`; a constant gain c gives DSML = cap and
         RESL = -20 log10(c); g = 1 gives RESL 0 dB; g = 0 gives DSML 0 dB and RESL = cap.
+        With ``return_speech_gain`` a third element, :math:`\\hat g` (linear, in [0, 1]);
+        ``resl_db + 20 log10(g_hat)`` is the residual's attenuation relative to the speech's,
+        which a constant gain leaves unchanged.
 
     Raises
     ------
@@ -157,4 +163,4 @@ def dsml_resl(
     target = g_hat * s
     dsml = _level_db(float(target @ target), float(((target - g * s) ** 2).sum()))
     resl = _level_db(float(r @ r), float(((g * r) ** 2).sum()))
-    return dsml, resl
+    return (dsml, resl, g_hat) if return_speech_gain else (dsml, resl)

@@ -34,6 +34,10 @@ def test_constant_gain_is_no_distortion(signals, c):
     dsml, resl = dsml_resl(suppressor_input=e, output=c * e, speech=speech)
     assert resl == pytest.approx(-20 * np.log10(c), abs=1e-4)
     assert dsml > 60.0  # compensated: a constant attenuation does not distort
+    d, r, g_hat = dsml_resl(suppressor_input=e, output=c * e, speech=speech,
+                            return_speech_gain=True)
+    assert (d, r) == (dsml, resl) and g_hat == pytest.approx(c, rel=1e-4)
+    assert r + 20 * np.log10(g_hat) == pytest.approx(0.0, abs=1e-3)  # at the speech's level
 
 
 def test_gain_that_tracks_the_residual_trades_dsml_for_resl():
