@@ -79,6 +79,14 @@ class RESLossConfig:
     nullification_weight: float = 0.1
     #: "none", "bin" or "frame": weight the leakage by the residual's share (``res_objective``)
     leak_gate: str = "none"
+    #: weight of the PESQ-like term on contiguous crops (:func:`perceptual_crops_loss`; 0: off;
+    #: needs the 10 ms hop of ``deep_adaptive``'s framing)
+    perceptual_weight: float = 0.0
+    #: weight of its asymmetric disturbance (``clarity_se.training.aec_train.perceptual_term``)
+    perceptual_asymmetry: float = 0.001
+    #: crops per step and their length in frames (each needs 50 frames of near-end speech)
+    perceptual_crops: int = 2
+    perceptual_frames: int = 150
 
 
 @dataclass
@@ -95,6 +103,8 @@ class RESTrainOptions:
     seed: int = 0
     num_threads: int = 2
     max_time_s: float = 0.0  #: 0 = no limit
+    #: a RES U-Net checkpoint to start from (the same model arguments); empty: random weights
+    init_checkpoint: str = ""
 
 
 @dataclass
@@ -270,6 +280,30 @@ class FrameBank:
         r = torch.stack([self.r_mag[c][f] for c, f in zip(clip, frame, strict=True)])
         return feats, e, s, r
 
+    def crops(self, clips, starts, length: int):
+        """Contiguous crops: windows ``[n * length, 2, context, bins]`` and ``|E|, |S|``
+        ``[n, length, bins]`` of ``length`` frames of each ``(clip, start)``."""
+        clip = np.repeat(np.asarray(clips), length)
+        frame = (np.asarray(starts)[:, None] + np.arange(length)[None]).reshape(-1)
+        feats, e, s, _ = self.gather(clip, frame)
+        return feats, e.reshape(len(clips), length, -1), s.reshape(len(clips), length, -1)
+
+    def random_crops(self, rng: np.random.Generator, n: int, length: int):
+        """``n`` random ``(clip, start)`` pairs among the clips of at least ``length`` frames.
+
+        Raises
+        ------
+        ValueError
+            No clip has ``length`` frames.
+        """
+        long_enough = np.flatnonzero(self.n_frames >= length)
+        if long_enough.size == 0:
+            raise ValueError(f"loss.perceptual_frames: {length} frames, longer than every clip "
+                             f"({int(self.n_frames.max())} frames at most)")
+        clips = rng.choice(long_enough, n)
+        starts = (rng.random(n) * (self.n_frames[clips] - length + 1)).astype(int)
+        return clips, starts
+
     def all_pairs(self, stride: int = 1):
         """Every ``stride``-th (clip, frame) pair, as two arrays."""
         clip = np.concatenate([np.full(len(range(0, n, stride)), i)
@@ -289,6 +323,58 @@ def _objective(model, bank, cfg, clip, frame, alpha_value=None, rng=None):
                          cfg.loss.nullification_weight, cfg.loss.leak_gate)  # fmt: skip
 
 
+def perceptual_crops_loss(model, bank, cfg, loss_fn, clips, starts, alpha) -> torch.Tensor:
+    """The PESQ-like term of the suppressor's output on contiguous crops.
+
+    The network masks every frame of each crop (one window per frame, as it runs), and
+    ``0.1 d_sym + loss.perceptual_asymmetry d_asym`` of the masked error magnitudes against the
+    near-end speech (:func:`clarity_se.training.aec_train.perceptual_term`, the term
+    ``aec-train`` fine-tunes ``deep_adaptive``'s post-filter with; phase-blind) is averaged
+    over the crops.
+
+    Parameters
+    ----------
+    model : RESUNet
+    bank : FrameBank
+    cfg : DictConfig
+        The ``res-train`` config (``loss.perceptual_*``).
+    loss_fn : clarity_se.training.perceptual_loss.PesqLikeLoss
+    clips, starts : np.ndarray [shape=(n,)], int
+        The crops (:meth:`FrameBank.random_crops`).
+    alpha : Tensor [shape=(n,)]
+        The trade-off fed to the network, one per crop.
+
+    Returns
+    -------
+    Tensor
+        Scalar (0 when no crop holds 50 frames of near-end speech).
+    """
+    from clarity_se.training.aec_train import perceptual_term
+
+    length = int(cfg.loss.perceptual_frames)
+    feats, e, s = bank.crops(clips, starts, length)
+    mask = model.window_mask(feats, alpha.repeat_interleave(length)).reshape(e.shape)
+    est = torch.complex(mask * e, torch.zeros_like(e))
+    near = torch.complex(s, torch.zeros_like(s))
+    return perceptual_term(loss_fn, est, near, float(cfg.loss.perceptual_asymmetry))
+
+
+def _perceptual_check(model: RESUNet, cfg) -> None:
+    if cfg.loss.perceptual_weight < 0 or cfg.loss.perceptual_crops < 1:
+        raise ValueError("loss.perceptual_weight must be >= 0 and loss.perceptual_crops >= 1, "
+                         f"got {cfg.loss.perceptual_weight} and {cfg.loss.perceptual_crops}")
+    if cfg.loss.perceptual_weight > 0 and model.stft.hop_length != 160:
+        raise ValueError("loss.perceptual_weight: the PESQ-like term needs 10 ms frames "
+                         f"(model.hop_length=160), got model.hop_length={model.stft.hop_length}")
+
+
+def _validation_crops(bank, length: int):
+    """Every whole ``length``-frame crop of every validation clip, back to back."""
+    pairs = [(i, start) for i, n in enumerate(bank.n_frames)
+             for start in range(0, int(n) - length + 1, length)]
+    return np.array([p[0] for p in pairs], dtype=int), np.array([p[1] for p in pairs], dtype=int)
+
+
 @torch.no_grad()
 def validate(model, bank, cfg) -> dict[str, float]:
     """Objective at ``alpha`` 0 and 1 over every 4th frame of the validation clips."""
@@ -302,6 +388,16 @@ def validate(model, bank, cfg) -> dict[str, float]:
                                            alpha_value=a)))  # fmt: skip
             weights.append(len(clip[i:i + 512]))
         out[f"val_alpha{a:g}"] = float(np.average(losses, weights=weights))
+    if cfg.loss.perceptual_weight > 0:
+        from clarity_se.training.perceptual_loss import PesqLikeLoss
+
+        loss_fn = PesqLikeLoss(model.stft.n_bins)
+        clips, starts = _validation_crops(bank, int(cfg.loss.perceptual_frames))
+        terms = [float(perceptual_crops_loss(model, bank, cfg, loss_fn, clips[i:i + 8],
+                                             starts[i:i + 8], torch.full((len(clips[i:i + 8]),),
+                                                                         0.5)))
+                 * len(clips[i:i + 8]) for i in range(0, len(clips), 8)]
+        out["val_perceptual"] = float(np.sum(terms) / max(len(clips), 1))
     model.train()
     return out
 
@@ -312,7 +408,9 @@ def train_res(cfg: DictConfig) -> Path:
     Raises
     ------
     ValueError
-        Bad data folders or systems (see :func:`canceller_outputs`).
+        Bad data folders or systems (see :func:`canceller_outputs`); a
+        ``train.init_checkpoint`` that is no RES U-Net of the configured arguments; the
+        PESQ-like term with another hop than 10 ms or a crop longer than every clip.
     """
     torch.set_num_threads(cfg.train.num_threads)
     torch.manual_seed(cfg.train.seed)
@@ -323,6 +421,24 @@ def train_res(cfg: DictConfig) -> Path:
                     out_channels=cfg.model.out_channels, win_length=cfg.model.win_length,
                     hop_length=cfg.model.hop_length,
                     synth_length=cfg.model.synth_length)  # fmt: skip
+    _perceptual_check(model, cfg)
+    if cfg.train.init_checkpoint:
+        from clarity_se.models.checkpoint import load_model
+
+        init, _ = load_model(cfg.train.init_checkpoint)
+        if not isinstance(init, RESUNet):
+            raise ValueError(f"train.init_checkpoint: {cfg.train.init_checkpoint} holds "
+                             f"{type(init).__name__}, not a RESUNet")
+        try:
+            model.load_state_dict(init.state_dict())
+        except RuntimeError as exc:
+            raise ValueError(f"train.init_checkpoint: {cfg.train.init_checkpoint}: other model "
+                             f"arguments than model.* ({str(exc).splitlines()[0]})") from exc
+    perceptual_fn = None
+    if cfg.loss.perceptual_weight > 0:
+        from clarity_se.training.perceptual_loss import PesqLikeLoss
+
+        perceptual_fn = PesqLikeLoss(model.stft.n_bins)
     # a frame-synchronous model learns on the canceller's own frames
     st = model.stft
     frames_for = model if st.win_length == st.synth_length == 2 * st.hop_length else None
@@ -335,6 +451,12 @@ def train_res(cfg: DictConfig) -> Path:
                                        cfg.data.max_val_clips, frames_for,
                                        cfg.data.post_filter)  # fmt: skip
     bank, val_bank = FrameBank(model, train_clips), FrameBank(model, val_clips)
+    if perceptual_fn is not None:
+        length = int(cfg.loss.perceptual_frames)
+        for name, b in (("data.root", bank), ("data.val_root", val_bank)):
+            if b.n_frames.max() < length:
+                raise ValueError(f"loss.perceptual_frames: {length} frames, longer than every "
+                                 f"clip of {name} ({int(b.n_frames.max())} frames at most)")
     logger.info("res-train: %d training frames, %d validation frames",
                 int(bank.n_frames.sum()), int(val_bank.n_frames.sum()))
     optim = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
@@ -361,6 +483,12 @@ def train_res(cfg: DictConfig) -> Path:
         clip = rng.integers(0, len(bank.n_frames), cfg.train.batch_size)
         frame = (rng.random(cfg.train.batch_size) * bank.n_frames[clip]).astype(int)
         loss = _objective(model, bank, cfg, clip, frame, rng=rng)
+        if perceptual_fn is not None:
+            crops, starts = bank.random_crops(rng, cfg.loss.perceptual_crops,
+                                              cfg.loss.perceptual_frames)
+            alpha = torch.from_numpy(rng.random(len(crops)).astype(np.float32))
+            loss = loss + cfg.loss.perceptual_weight * perceptual_crops_loss(
+                model, bank, cfg, perceptual_fn, crops, starts, alpha)
         optim.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
@@ -373,6 +501,7 @@ def train_res(cfg: DictConfig) -> Path:
         if step % cfg.train.val_every == 0 or step == cfg.train.steps or timed_out:
             metrics = validate(model, val_bank, cfg)
             score = 0.5 * (metrics["val_alpha0"] + metrics["val_alpha1"])
+            score += cfg.loss.perceptual_weight * metrics.get("val_perceptual", 0.0)
             row = dict(step=step, train_loss=float(np.mean(running)), **metrics,
                        lr=sched.get_last_lr()[0], elapsed_s=round(time.monotonic() - start, 1))
             running = []

@@ -112,3 +112,81 @@ def test_framing_not_the_cancellers_is_refused(folders, tmp_path):
     code = cli_main(["res-train", "-c", "recipes/aec/res_unet/config.yaml",
                      f"data.root={folders / 'train'}", "train.steps=1"])
     assert code == 2  # data.val_root missing
+
+
+PERCEPTUAL = ["loss.perceptual_weight=1.0", "loss.perceptual_frames=250",
+              "loss.perceptual_crops=2"]
+
+
+@pytest.fixture(scope="module")
+def long_folders(tmp_path_factory):
+    """2.5 s double-talk clips: 46-60 frames of near-end speech each (the PESQ-like term
+    scores crops with at least 50)."""
+    root = make_data_root(tmp_path_factory.mktemp("rec"))
+    out = tmp_path_factory.mktemp("res_long")
+    for split, n in (("train", 2), ("test", 1)):
+        options = EchoRenderOptions(clip_s=2.5, seed=4, talk_mix=(0, 1, 0), split=split)
+        build_aec_dataset(out / split, n_clips=n, options=options, data_root=root)
+    return out
+
+
+def test_perceptual_term_from_a_checkpoint(long_folders, tmp_path):
+    """``loss.perceptual_weight``: the PESQ-like term on contiguous crops is validated and
+    trains the network; ``train.init_checkpoint`` starts from given weights (with a zero
+    learning rate the best checkpoint keeps them exactly)."""
+    first = train_res(_cfg(long_folders, tmp_path / "a", "data.aec=[deep_adaptive]",
+                           "train.steps=2", *FRAMEWISE))
+    init, _ = load_model(first)
+    kept = train_res(_cfg(long_folders, tmp_path / "b", "data.aec=[deep_adaptive]", "train.steps=2",
+                          "train.lr=0", f"train.init_checkpoint={first}", *FRAMEWISE,
+                          *PERCEPTUAL))
+    for a, b in zip(init.parameters(), load_model(kept)[0].parameters(), strict=True):
+        assert torch.equal(a, b)  # (batch-norm statistics move without a learning rate)
+    exp = tmp_path / "c"
+    moved = train_res(_cfg(long_folders, exp, "data.aec=[deep_adaptive]", "train.steps=2",
+                           f"train.init_checkpoint={first}", *FRAMEWISE, *PERCEPTUAL))
+    assert any(not torch.equal(a, b) for a, b in zip(
+        init.parameters(), load_model(moved)[0].parameters(), strict=True))
+    with open(exp / "log.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(np.isfinite(float(r["val_perceptual"])) and float(r["val_perceptual"]) > 0
+               for r in rows)
+
+
+def test_perceptual_crops_are_the_frames_and_carry_gradients(long_folders, tmp_path):
+    from clarity_se.training.perceptual_loss import PesqLikeLoss
+    from clarity_se.training.res import perceptual_crops_loss
+
+    model = RESUNet(hop_length=160, synth_length=320, channels=(4, 4, 4, 4, 4), out_channels=4)
+    clips = canceller_outputs("deep_adaptive", str(long_folders / "train"), tmp_path / "cache",
+                              frames_for=model)
+    bank = FrameBank(model, clips)
+    rng = np.random.default_rng(0)
+    crops, starts = bank.random_crops(rng, 3, 250)
+    assert np.all(starts + 250 <= bank.n_frames[crops])
+    feats, e, s = bank.crops(crops, starts, 250)
+    f2, e2, s2, _ = bank.gather(np.repeat(crops[1:2], 250), starts[1] + np.arange(250))
+    assert torch.equal(feats[250:500], f2) and torch.equal(e[1], e2) and torch.equal(s[1], s2)
+    cfg = load_res_config("recipes/aec/res_unet/config.yaml",
+                          ["data.root=x", "data.val_root=y", *PERCEPTUAL])
+    loss = perceptual_crops_loss(model, bank, cfg, PesqLikeLoss(model.stft.n_bins), crops,
+                                 starts, torch.rand(3))
+    loss.backward()
+    assert loss.item() > 0
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="loss.perceptual_frames"):
+        bank.random_crops(rng, 1, int(bank.n_frames.max()) + 1)
+
+
+def test_perceptual_and_init_errors_are_named(folders, tmp_path):
+    with pytest.raises(ValueError, match="model.hop_length=64"):
+        train_res(_cfg(folders, tmp_path / "a", "data.aec=[nlms]", *PERCEPTUAL))
+    with pytest.raises(ValueError, match="loss.perceptual_frames: 250 frames.*data.root"):
+        train_res(_cfg(folders, tmp_path / "d", "data.aec=[deep_adaptive]", *FRAMEWISE,
+                       *PERCEPTUAL))  # 0.8 s clips: 81 frames
+    other = tmp_path / "other.pt"
+    first = train_res(_cfg(folders, tmp_path / "b", "data.aec=[nlms]", "train.steps=2"))
+    other.write_bytes(first.read_bytes())
+    with pytest.raises(ValueError, match="train.init_checkpoint"):
+        train_res(_cfg(folders, tmp_path / "c", "data.aec=[nlms]", "model.channels=[4,4,4,4,8]",
+                       f"train.init_checkpoint={other}"))
