@@ -377,7 +377,9 @@ def _validation_crops(bank, length: int):
 
 @torch.no_grad()
 def validate(model, bank, cfg) -> dict[str, float]:
-    """Objective at ``alpha`` 0 and 1 over every 4th frame of the validation clips."""
+    """Objective at ``alpha`` 0 and 1 over every 4th frame of the validation clips; with
+    ``loss.perceptual_weight``, also the PESQ-like term at ``alpha`` 0.5 over back-to-back
+    crops of every clip (``val_perceptual``)."""
     model.eval()
     clip, frame = bank.all_pairs(stride=4)
     out = {}
@@ -393,11 +395,13 @@ def validate(model, bank, cfg) -> dict[str, float]:
 
         loss_fn = PesqLikeLoss(model.stft.n_bins)
         clips, starts = _validation_crops(bank, int(cfg.loss.perceptual_frames))
-        terms = [float(perceptual_crops_loss(model, bank, cfg, loss_fn, clips[i:i + 8],
-                                             starts[i:i + 8], torch.full((len(clips[i:i + 8]),),
-                                                                         0.5)))
-                 * len(clips[i:i + 8]) for i in range(0, len(clips), 8)]
-        out["val_perceptual"] = float(np.sum(terms) / max(len(clips), 1))
+        total = 0.0
+        for i in range(0, len(clips), 8):
+            part, first = clips[i:i + 8], starts[i:i + 8]
+            term = perceptual_crops_loss(model, bank, cfg, loss_fn, part, first,
+                                         torch.full((len(part),), 0.5))
+            total += float(term) * len(part)  # the term is a mean over its crops
+        out["val_perceptual"] = total / max(len(clips), 1)
     model.train()
     return out
 
