@@ -376,10 +376,11 @@ def _validation_crops(bank, length: int):
 
 
 @torch.no_grad()
-def validate(model, bank, cfg) -> dict[str, float]:
+def validate(model, bank, cfg, perceptual_fn=None) -> dict[str, float]:
     """Objective at ``alpha`` 0 and 1 over every 4th frame of the validation clips; with
     ``loss.perceptual_weight``, also the PESQ-like term at ``alpha`` 0.5 over back-to-back
-    crops of every clip (``val_perceptual``)."""
+    crops of every clip (``val_perceptual``; ``perceptual_fn``: the trainer's
+    :class:`~clarity_se.training.perceptual_loss.PesqLikeLoss`, built here if not given)."""
     model.eval()
     clip, frame = bank.all_pairs(stride=4)
     out = {}
@@ -393,7 +394,7 @@ def validate(model, bank, cfg) -> dict[str, float]:
     if cfg.loss.perceptual_weight > 0:
         from clarity_se.training.perceptual_loss import PesqLikeLoss
 
-        loss_fn = PesqLikeLoss(model.stft.n_bins)
+        loss_fn = perceptual_fn or PesqLikeLoss(model.stft.n_bins)
         clips, starts = _validation_crops(bank, int(cfg.loss.perceptual_frames))
         total = 0.0
         for i in range(0, len(clips), 8):
@@ -503,7 +504,7 @@ def train_res(cfg: DictConfig) -> Path:
         bar.update(1)
         timed_out = cfg.train.max_time_s and time.monotonic() - start > cfg.train.max_time_s
         if step % cfg.train.val_every == 0 or step == cfg.train.steps or timed_out:
-            metrics = validate(model, val_bank, cfg)
+            metrics = validate(model, val_bank, cfg, perceptual_fn)
             score = 0.5 * (metrics["val_alpha0"] + metrics["val_alpha1"])
             score += cfg.loss.perceptual_weight * metrics.get("val_perceptual", 0.0)
             row = dict(step=step, train_loss=float(np.mean(running)), **metrics,
