@@ -116,7 +116,8 @@ class AECEvaluateConfig:
     max_clips: int = 0
     #: also score the oracle canceller, mic minus the true echo (synthetic clips with
     #: echo_signal): every echo removed, the near-end speech and noise untouched (columns
-    #: ``oracle_<metric>``); an upper bound for any canceller
+    #: ``oracle_<metric>``); an upper bound for any canceller. Where the near-end speech is
+    #: known, also that speech alone (``oracle_clean_<metric>``: echo and noise removed)
     oracle: bool = False
     #: DSML and RESL over the double-talk frames only (both the near-end speech and the
     #: residual within 40 dB of their loudest frame), as Ivry et al. evaluate them; false: over

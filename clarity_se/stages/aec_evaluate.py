@@ -27,7 +27,9 @@ aecmos_deg     AECMOS other-degradation MOS                     all
 with the system's metrics, the reference's as ``<reference>_<metric>`` and the unprocessed
 microphone's as ``input_<metric>`` side by side (empty where a metric does not apply); with
 ``evaluate.oracle=true`` also the oracle canceller's, the microphone minus the true echo
-(synthetic clips), as ``oracle_<metric>``: the scores of perfect echo removal. For clips
+(synthetic clips), as ``oracle_<metric>``: the scores of perfect echo removal; and, where the
+near-end speech is known, that speech alone, as ``oracle_clean_<metric>``: echo and near-end
+noise both removed, nothing distorted (the bound for a system that also denoises). For clips
 with an echo-path change, ERLE over time (100 ms frames, 50 ms hop; the echo and residual
 measured without the near-end speech when it is known) goes to ``EXP/aec_erle_time.csv``
 (``id, system, time_s, erle_db``). Each finished clip is appended to the journal
@@ -60,6 +62,8 @@ META_COLUMNS = ("id", "talk_type", "system", "layout", "split", "ser_db", "is_fa
                 "echo_path", "is_echo_path_change", "echo_path_change_s")
 INPUT = "input"
 ORACLE = "oracle"
+ORACLE_CLEAN = "oracle_clean"
+ORACLES = (ORACLE, ORACLE_CLEAN)
 
 
 def erle_time_course(audio, output: np.ndarray) -> tuple[list[float], list[float]]:
@@ -87,8 +91,8 @@ def write_tables(exp: Path, records: list[dict], reference: str) -> tuple[Path, 
 
     prefixes = [("", "system")] + ([(f"{reference}_", reference)] if reference else []) + [
         (f"{INPUT}_", INPUT)]
-    if any(ORACLE in rec["scores"] for rec in records):
-        prefixes.append((f"{ORACLE}_", ORACLE))
+    prefixes += [(f"{key}_", key) for key in ORACLES
+                 if any(key in rec["scores"] for rec in records)]
     header = list(META_COLUMNS) + [p + m for p, _ in prefixes for m in METRICS]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -119,8 +123,7 @@ def write_tables(exp: Path, records: list[dict], reference: str) -> tuple[Path, 
 def summary(records: list[dict], reference: str) -> str:
     """Mean of each metric per talk type and system, as a text table."""
     keys = ["system"] + ([reference] if reference else []) + [INPUT]
-    if any(ORACLE in rec["scores"] for rec in records):
-        keys.append(ORACLE)
+    keys += [key for key in ORACLES if any(key in rec["scores"] for rec in records)]
     names = {"system": records[0]["system"] if records else "system"}
     lines = [f"{'talk':4s} {'n':>3s} {'system':14s} " + " ".join(f"{m:>11s}" for m in METRICS)]
     for talk in ("st", "dt", "nst"):
@@ -211,6 +214,8 @@ def run_aec_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
                 outputs = {"system": system_out, INPUT: audio.mic}
                 if cfg.evaluate.oracle and audio.echo is not None:
                     outputs[ORACLE] = audio.mic - audio.echo
+                if cfg.evaluate.oracle and audio.nearend is not None:
+                    outputs[ORACLE_CLEAN] = audio.nearend
                 if reference is not None:
                     cached = exp.folder / "reference_signals" / reference_name / clip.enhanced_name
                     if cached.is_file():
@@ -240,7 +245,8 @@ def run_aec_evaluate(cfg, *, force: bool = False, wait: bool = False) -> tuple:
                 values = {}
                 times: list[float] = []
                 for key, out in outputs.items():
-                    times, values[key] = erle_time_course(audio, out)
+                    if key != ORACLE_CLEAN:  # no echo and no residual: nothing to follow
+                        times, values[key] = erle_time_course(audio, out)
                 record["erle_time"] = {"times": times, "values": values}
             journal.write(record)
         records = [journal.done(c.id) for c in clips if journal.done(c.id) is not None]
