@@ -1,7 +1,7 @@
 """Where does PESQ-WB in double talk go? The post-filter's gain applied to each part of its input.
 
     python benchmarks/aec_pesq_components.py ROOT [--checkpoint PT] [--kalman-selection A]
-        [--out JSON]
+        [--aecmos] [--out JSON]
 
 ``ROOT`` is a synthetic AEC Challenge folder with ``nearend_speech/`` and ``echo_signal/``
 (``clarity-se aec-data``); ``--checkpoint`` a ``deep_adaptive`` checkpoint (default: the
@@ -22,11 +22,16 @@ filter acts on the far end only, so ``S`` and ``N`` pass it unchanged). The post
   brings each bin of the same error closest to the near-end speech (:func:`ideal_gain`): what
   a post-filter of this form (a gain on the error) could reach at best;
 - ``oracle``: ``S + N`` (the microphone without its echo);
+- ``nearend``: ``S`` alone (echo and noise removed, nothing distorted: the ceiling);
 - ``mic``: the unprocessed microphone.
 
 What it says: how much of the gap between ``output`` and ``oracle`` the residual echo costs and
-how much the gain's suppression of the near-end speech costs. Printed and written as JSON
-(default ``results/benchmarks/aec_pesq_components.json``).
+how much the gain's suppression of the near-end speech costs. ``--aecmos`` also scores each
+signal with the AECMOS echo and degradation MOS (:func:`clarity_se.metrics.aec.aecmos`, talk
+type ``dt``): where a gain on the error can take the degradation MOS (``ideal_gain``) against
+the echo-free signals. Printed and written as JSON (default
+``results/benchmarks/aec_pesq_components.json``: ``mean`` is PESQ-WB; with ``--aecmos`` also
+``mean_aecmos_echo`` and ``mean_aecmos_deg``, and per clip ``aecmos_echo`` / ``aecmos_deg``).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("output", "no_residual_echo", "no_speech_distortion", "gain_on_speech",
-            "ideal_gain", "oracle", "mic")
+            "ideal_gain", "oracle", "nearend", "mic")
 
 
 def ideal_gain(e, s):
@@ -99,7 +104,7 @@ def components(model, mic: np.ndarray, farend: np.ndarray, nearend: np.ndarray,
         return {"output": signal(mask * e), "no_residual_echo": signal(mask * (s + v)),
                 "no_speech_distortion": signal(s + mask * (v + r)),
                 "gain_on_speech": signal(mask * s), "ideal_gain": signal(ideal_gain(e, s) * e),
-                "oracle": signal(s + v),
+                "oracle": signal(s + v), "nearend": np.asarray(nearend, dtype=np.float64),
                 "mic": np.asarray(mic, dtype=np.float64)}
 
 
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default="", help="deep_adaptive checkpoint (packaged)")
     parser.add_argument("--kalman-selection", type=float, default=0.999,
                         help="aec.deep_adaptive.kalman_selection (0: off)")
+    parser.add_argument("--aecmos", action="store_true",
+                        help="also the AECMOS echo and degradation MOS of each signal")
     parser.add_argument("--out", type=Path,
                         default=REPO / "results" / "benchmarks" / "aec_pesq_components.json")
     args = parser.parse_args(argv)
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from clarity_se.aec.deep_adaptive import load
     from clarity_se.data.aec_challenge import read_clip, read_synthetic_meta
-    from clarity_se.metrics.aec import pesq_wb
+    from clarity_se.metrics.aec import aecmos, pesq_wb
 
     try:
         clips = [c for c in read_synthetic_meta(args.root) if c.talk_type == "dt"
@@ -135,16 +142,32 @@ def main(argv: list[str] | None = None) -> int:
     for clip in tqdm(clips, desc="clips"):
         audio = read_clip(clip)
         sig = components(model, audio.mic, audio.farend, audio.nearend, audio.echo)
-        rows.append({"id": clip.id, **{k: pesq_wb(reference=audio.nearend, processed=x)
-                                       for k, x in sig.items()}})
+        row = {"id": clip.id, **{k: pesq_wb(reference=audio.nearend, processed=x)
+                                 for k, x in sig.items()}}
+        if args.aecmos:
+            mos = {k: aecmos(loopback=audio.farend, mic=audio.mic, enhanced=x, talk_type="dt")
+                   for k, x in sig.items()}
+            row["aecmos_echo"] = {k: m[0] for k, m in mos.items()}
+            row["aecmos_deg"] = {k: m[1] for k, m in mos.items()}
+        rows.append(row)
     mean = {k: float(np.nanmean([r[k] for r in rows])) for k in VARIANTS}
-    print(f"PESQ-WB in double talk, {len(rows)} clips of {args.root}")
+    result = {"root": str(args.root), "checkpoint": args.checkpoint or "packaged",
+              "kalman_selection": args.kalman_selection, "mean": mean}
+    header = f"  {'signal':22s} {'PESQ-WB':>8s}"
+    if args.aecmos:
+        for key in ("aecmos_echo", "aecmos_deg"):
+            result[f"mean_{key}"] = {k: float(np.nanmean([r[key][k] for r in rows]))
+                                     for k in VARIANTS}
+        header += f" {'echo MOS':>9s} {'deg MOS':>8s}"
+    print(f"Double talk, {len(rows)} clips of {args.root}")
+    print(header)
     for k in VARIANTS:
-        print(f"  {k:22s} {mean[k]:.3f}")
+        line = f"  {k:22s} {mean[k]:8.3f}"
+        if args.aecmos:
+            line += f" {result['mean_aecmos_echo'][k]:9.2f} {result['mean_aecmos_deg'][k]:8.2f}"
+        print(line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"root": str(args.root), "checkpoint": args.checkpoint or
-                                    "packaged", "kalman_selection": args.kalman_selection,
-                                    "mean": mean, "clips": rows}, indent=1) + "\n")
+    args.out.write_text(json.dumps({**result, "clips": rows}, indent=1) + "\n")
     return 0
 
 

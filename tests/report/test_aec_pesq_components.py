@@ -36,6 +36,7 @@ def test_parts_add_up_and_the_output_is_the_cancellers(tmp_path):
     noise = clip.mic - clip.nearend - clip.echo
     assert np.abs(noise).max() > 0
     np.testing.assert_allclose(sig["oracle"], clip.nearend + noise, atol=1e-9)
+    np.testing.assert_array_equal(sig["nearend"], clip.nearend)
 
 
 def test_cli_on_a_rendered_folder(tmp_path):
@@ -53,6 +54,16 @@ def test_cli_on_a_rendered_folder(tmp_path):
     off = json.loads(off.read_text())
     assert off["kalman_selection"] == 0.0 and off["mean"]["oracle"] == result["mean"]["oracle"]
     assert aec_pesq_components.main([str(tmp_path / "missing")]) == 2
+    assert "mean_aecmos_deg" not in result and "aecmos_deg" not in result["clips"][0]
+    mos = tmp_path / "mos.json"
+    assert aec_pesq_components.main([str(root), "--aecmos", "--out", str(mos)]) == 0
+    mos = json.loads(mos.read_text())
+    assert mos["mean"] == result["mean"]
+    for key in ("mean_aecmos_echo", "mean_aecmos_deg"):
+        assert set(mos[key]) == set(aec_pesq_components.VARIANTS)
+        assert all(1.0 <= v <= 5.0 for v in mos[key].values())
+    # the microphone's echo is what the echo MOS measures: the clean speech scores higher
+    assert mos["mean_aecmos_echo"]["nearend"] > mos["mean_aecmos_echo"]["mic"]
 
 
 def test_ideal_gain_is_the_clipped_magnitude_ratio():
