@@ -21,6 +21,8 @@ filter acts on the far end only, so ``S`` and ``N`` pass it unchanged). The post
 - ``ideal_gain``: ``min(1, |S| / |E|) E``, the real gain in [0, 1] per bin and frame that
   brings each bin of the same error closest to the near-end speech (:func:`ideal_gain`): what
   a post-filter of this form (a gain on the error) could reach at best;
+- ``ideal_gain_sn``: ``min(1, |S + N| / |E|) E``, the same ideal gain toward the speech and
+  the noise (a suppressor that takes away the residual echo and keeps the noise);
 - ``oracle``: ``S + N`` (the microphone without its echo);
 - ``nearend``: ``S`` alone (echo and noise removed, nothing distorted: the ceiling);
 - ``mic``: the unprocessed microphone.
@@ -28,8 +30,8 @@ filter acts on the far end only, so ``S`` and ``N`` pass it unchanged). The post
 What it says: how much of the gap between ``output`` and ``oracle`` the residual echo costs and
 how much the gain's suppression of the near-end speech costs. ``--aecmos`` also scores each
 signal with the AECMOS echo and degradation MOS (:func:`clarity_se.metrics.aec.aecmos`, talk
-type ``dt``): where a gain on the error can take the degradation MOS (``ideal_gain``) against
-the echo-free signals. Printed and written as JSON (default
+type ``dt``): where a gain on the error can take the degradation MOS (``ideal_gain``,
+``ideal_gain_sn``) against the echo-free signals. Printed and written as JSON (default
 ``results/benchmarks/aec_pesq_components.json``: ``mean`` is PESQ-WB; with ``--aecmos`` also
 ``mean_aecmos_echo`` and ``mean_aecmos_deg``, and per clip ``aecmos_echo`` / ``aecmos_deg``).
 """
@@ -44,7 +46,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ("output", "no_residual_echo", "no_speech_distortion", "gain_on_speech",
-            "ideal_gain", "oracle", "nearend", "mic")
+            "ideal_gain", "ideal_gain_sn", "oracle", "nearend", "mic")
 
 
 def ideal_gain(e, s):
@@ -104,6 +106,7 @@ def components(model, mic: np.ndarray, farend: np.ndarray, nearend: np.ndarray,
         return {"output": signal(mask * e), "no_residual_echo": signal(mask * (s + v)),
                 "no_speech_distortion": signal(s + mask * (v + r)),
                 "gain_on_speech": signal(mask * s), "ideal_gain": signal(ideal_gain(e, s) * e),
+                "ideal_gain_sn": signal(ideal_gain(e, s + v) * e),
                 "oracle": signal(s + v), "nearend": np.asarray(nearend, dtype=np.float64),
                 "mic": np.asarray(mic, dtype=np.float64)}
 

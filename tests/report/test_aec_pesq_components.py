@@ -37,6 +37,14 @@ def test_parts_add_up_and_the_output_is_the_cancellers(tmp_path):
     assert np.abs(noise).max() > 0
     np.testing.assert_allclose(sig["oracle"], clip.nearend + noise, atol=1e-9)
     np.testing.assert_array_equal(sig["nearend"], clip.nearend)
+    # the gain toward S + N keeps the noise the gain toward S takes away
+    assert np.abs(sig["ideal_gain_sn"] - sig["ideal_gain"]).max() > 1e-6
+    quiet = EchoSceneRenderer(recordings, EchoRenderOptions(
+        clip_s=1.5, talk_mix=(0, 1, 0), p_nearend_noise=0.0, seed=2)).render(0)
+    assert np.abs(quiet.mic - quiet.nearend - quiet.echo).max() < 1e-6
+    sig = aec_pesq_components.components(aec.model, quiet.mic, quiet.farend, quiet.nearend,
+                                         quiet.echo)
+    np.testing.assert_allclose(sig["ideal_gain_sn"], sig["ideal_gain"], atol=1e-6)
 
 
 def test_cli_on_a_rendered_folder(tmp_path):
