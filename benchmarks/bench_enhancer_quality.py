@@ -169,8 +169,32 @@ def guard_fired(exp: Path) -> dict[str, float]:
     return out
 
 
-def main() -> int:
-    """Run the quality benchmark and write its JSON."""
+class StageFailed(RuntimeError):
+    """A ``clarity-se`` stage run by the benchmark exited with an error (its message is above)."""
+
+
+def run_stage(command: list[str], env: dict[str, str]) -> None:
+    """Run ``python -m clarity_se.cli COMMAND...`` in the caller's working directory.
+
+    Relative paths of the caller (``--root``, a ``--set ...:checkpoint=``) mean the same to the
+    stage as to the caller; the repository is put on ``PYTHONPATH`` so the stage imports this
+    checkout's package.
+
+    Raises
+    ------
+    StageFailed
+        The stage exited with a non-zero status (it has printed its own error).
+    """
+    env = dict(env, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), env.get("PYTHONPATH", "")) if p))
+    status = subprocess.run([sys.executable, "-m", "clarity_se.cli", *command], env=env,
+                            check=False).returncode
+    if status != 0:
+        raise StageFailed(f"`clarity-se {' '.join(command)}` exited with status {status}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the quality benchmark and write its JSON; 1 if a stage fails (its error printed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--root", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality_data"
@@ -192,7 +216,7 @@ def main() -> int:
     parser.add_argument(
         "--out", type=Path, default=REPO / "results" / "benchmarks" / "enhancer_quality.json"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     from clarity_se.data.scene import load_scenes
     from clarity_se.enhancers import enhancer_names
@@ -213,7 +237,7 @@ def main() -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
-    root = args.root
+    root = args.root.resolve()
     try:
         lock = lock_root(root)  # noqa: F841 (held until the process ends)
     except RuntimeError as exc:
@@ -243,25 +267,24 @@ def main() -> int:
         if system != BASELINE:  # checkpoint / options may differ from the last run
             shutil.rmtree(exp, ignore_errors=True)
         common = [f"path.root={root}", f"path.exp_folder={exp}"]
-        t0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "clarity_se.cli", "enhance", *common,
-             *system_overrides(system), *extra[system]],
-            check=True, env=env, cwd=REPO,
-        )  # fmt: skip
-        entry: dict = {"enhance_s": time.perf_counter() - t0}
+        entry: dict = {}
+        try:
+            t0 = time.perf_counter()
+            run_stage(["enhance", *common, *system_overrides(system), *extra[system]], env)
+            entry["enhance_s"] = time.perf_counter() - t0
+            if not args.no_evaluate:
+                t0 = time.perf_counter()
+                run_stage(["evaluate", *common, f"evaluate.rng={args.rng}",
+                           f"evaluate.workers={args.workers}"], env)
+                entry["evaluate_s"] = time.perf_counter() - t0
+        except StageFailed as exc:
+            print(f"bench_enhancer_quality: {system}: {exc}", file=sys.stderr)
+            return 1
         per_scene[system] = scene_si_sdr(exp, scenes, scenes_folder)
         fired_by_system[system] = guard_fired(exp)
         for key, values in per_scene[system].items():
             entry[f"si_sdr_{key}_db"] = float(np.mean(list(values.values())))
         if not args.no_evaluate:
-            t0 = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "clarity_se.cli", "evaluate", *common,
-                 f"evaluate.rng={args.rng}", f"evaluate.workers={args.workers}"],
-                check=True, env=env, cwd=REPO,
-            )  # fmt: skip
-            entry["evaluate_s"] = time.perf_counter() - t0
             scores[system] = pd.read_csv(exp / "scores.csv")
             for metric in ("combined", "haspi", "hasqi"):
                 entry[metric] = float(scores[system][metric].mean())
