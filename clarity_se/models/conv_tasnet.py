@@ -349,6 +349,12 @@ class MultichannelConvTasNet(nn.Module):
         Mask non-linearity (sigmoid as in the TASLP paper).
     sample_rate : int
         Hz, recorded in checkpoints; the model itself runs at this rate (44100 for CEC2).
+    output_gain_db : float
+        Gain on every estimate, dB (default 0): the decoder output times
+        ``10^(output_gain_db / 20)``, in :meth:`forward` and the streaming step alike. Set after
+        training with :func:`clarity_se.models.checkpoint.set_model_args` (a make-up gain: a
+        model trained with the scale-invariant SI-SDR chooses its own output level, and the
+        hearing-aid scores are not scale-invariant). Not in the paper.
 
     Notes
     -----
@@ -384,6 +390,7 @@ class MultichannelConvTasNet(nn.Module):
         causal: bool = True,
         mask_act: str = "sigmoid",
         sample_rate: int = 44100,
+        output_gain_db: float = 0.0,
     ) -> None:
         super().__init__()
         if n_src < 1:
@@ -423,7 +430,9 @@ class MultichannelConvTasNet(nn.Module):
             causal=causal,
             mask_act=mask_act,
             sample_rate=sample_rate,
+            output_gain_db=float(output_gain_db),
         )
+        self.output_gain = 10.0 ** (float(output_gain_db) / 20.0)
         self.n_src, self.n_mics, self.causal = n_src, n_mics, causal
         self.kernel_size, self.stride = kernel_size, kernel_size // 2
         self.sample_rate = sample_rate
@@ -504,7 +513,7 @@ class MultichannelConvTasNet(nn.Module):
         Returns
         -------
         decoded : Tensor [shape=(batch, n_src, 2, (frames - 1) * S + L)]
-            Decoder output before overlap-add with neighbouring calls.
+            Decoder output (times the output gain) before overlap-add with neighbouring calls.
         state : dict
             Updated separator state.
         """
@@ -514,6 +523,8 @@ class MultichannelConvTasNet(nn.Module):
         masks = masks.view(batch, self.n_src, 2, n_filt, n_frames)
         masked = masks * front[:, None]
         decoded = self.decoder(masked.reshape(batch * self.n_src * 2, n_filt, n_frames))
+        if self.output_gain != 1.0:
+            decoded = decoded * self.output_gain
         return decoded.view(batch, self.n_src, 2, decoded.shape[-1]), state
 
     def init_state(self) -> State:

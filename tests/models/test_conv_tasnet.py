@@ -5,8 +5,14 @@ import torch
 from conftest import REORDER_TOL
 
 from clarity_se.models import MODELS, build_model
-from clarity_se.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from clarity_se.models.checkpoint import (
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+    set_model_args,
+)
 from clarity_se.models.conv_tasnet import MultichannelConvTasNet
+from clarity_se.models.streaming import enhance_in_chunks
 
 TINY = dict(n_filters=16, kernel_size=16, bn_chan=8, hid_chan=16, n_blocks=3, n_repeats=2)
 
@@ -96,6 +102,27 @@ def test_checkpoint_round_trip(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="bad.pt"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_output_gain_scales_every_estimate_whole_and_streamed(tmp_path):
+    """``output_gain_db`` set after training (an older checkpoint without the argument keeps
+    its default, 0 dB) multiplies the estimates by ``10^(g / 20)`` in the whole-signal and the
+    streaming paths, and is recorded in the file."""
+    torch.manual_seed(4)
+    model = build_model("convtasnet", n_src=2, **TINY).eval()
+    src = save_checkpoint(tmp_path / "ck.pt", model)
+    payload = torch.load(src, weights_only=False)
+    del payload["model_args"]["output_gain_db"]  # as written before the argument existed
+    torch.save(payload, src)
+    louder, payload = load_model(set_model_args(src, tmp_path / "g.pt", output_gain_db=5.7))
+    assert payload["training"]["model_args_set"] == {"output_gain_db": [None, 5.7]}
+    x = torch.randn(1, 6, 1237)
+    with torch.no_grad():
+        base, gained = model(x), louder(x)
+        streamed = enhance_in_chunks(louder, x, 100)
+    assert not torch.equal(gained, base)
+    torch.testing.assert_close(gained, base * 10 ** (5.7 / 20), rtol=1e-5, atol=1e-7)
+    assert (streamed - gained).abs().max() < 1e-5
 
 
 def test_n_src_1_weights_start_a_target_plus_residual_model():
