@@ -88,6 +88,7 @@ class ModelConfig:
     norm_type: str = "cLN"
     mask_act: str = "sigmoid"
     sample_rate: int = 44100
+    output_gain_db: float = 0.0  #: gain on every estimate, dB (set after training)
 
 
 @dataclass

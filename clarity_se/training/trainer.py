@@ -63,6 +63,37 @@ LOG_FIELDS = (
 )
 
 
+def init_args_differences(checkpoint_args: dict, config_args: dict) -> list[str]:
+    """What the config's ``model.*`` changes in a ``train.init_from`` checkpoint's arguments.
+
+    ``train.init_from`` loads the checkpoint's weights only; the model is built from the
+    config. Arguments set after training with ``clarity-se set-args`` (a mask floor, an output
+    gain) are therefore dropped unless the config repeats them; the trainer logs each
+    difference as a warning.
+
+    Parameters
+    ----------
+    checkpoint_args : dict
+        ``model_args`` of the ``init_from`` checkpoint.
+    config_args : dict
+        ``hparams`` of the model built from the config.
+
+    Returns
+    -------
+    list of str
+        One line per argument whose values differ, e.g. ``"model.mask_floor=0.0 (the
+        checkpoint has 0.4; add model.mask_floor=0.4 to keep it)"``; empty if none differ.
+        Arguments present on one side only are not listed.
+    """
+    out = []
+    for key in sorted(set(checkpoint_args) & set(config_args)):
+        old, new = checkpoint_args[key], config_args[key]
+        if old != new:
+            out.append(f"model.{key}={new} (the checkpoint has {old}; add model.{key}={old} "
+                       "to keep it)")
+    return out
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CPU and CUDA)."""
     random.seed(seed)
@@ -408,6 +439,8 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
             model.load_state_dict(state)
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"{init_path}: does not match model.* of the config ({exc})") from None
+        for line in init_args_differences(payload.get("model_args", {}), model.hparams):
+            logger.warning("train.init_from=%s: %s", init_path, line)
         logger.info("fine-tuning from the weights of %s", init_path)
     net: nn.Module = model
     if world > 1:

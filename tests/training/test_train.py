@@ -107,6 +107,33 @@ def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
     torch.testing.assert_close(est[:, :1], ref, rtol=0, atol=REORDER_TOL)
 
 
+
+def test_init_from_warns_about_dropped_model_args(data_root, tmp_path, caplog):
+    from clarity_se.models.checkpoint import set_model_args
+    from clarity_se.training.trainer import init_args_differences
+
+    assert init_args_differences({"a": 1, "b": 0.4}, {"a": 1, "b": 0.0, "c": 2}) == [
+        "model.b=0.0 (the checkpoint has 0.4; add model.b=0.4 to keep it)"
+    ]
+    first = tmp_path / "first"
+    train(load_train_config(None, _overrides(data_root, first, "train.epochs=1")))
+    gained = set_model_args(first / "last.pt", tmp_path / "gained.pt", output_gain_db=3.0)
+    caplog.set_level("WARNING", logger="clarity_se.training.trainer")
+    cfg = load_train_config(
+        None, _overrides(data_root, tmp_path / "ft", "train.epochs=0", f"train.init_from={gained}")
+    )
+    train(cfg)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("model.output_gain_db=0.0 (the checkpoint has 3.0" in m for m in warned), warned
+    caplog.clear()
+    cfg = load_train_config(
+        None,
+        _overrides(data_root, tmp_path / "ft2", "train.epochs=0", "model.output_gain_db=3.0",
+                   f"train.init_from={gained}"),
+    )  # fmt: skip
+    train(cfg)
+    assert not [r for r in caplog.records if "init_from" in r.getMessage()]
+
 def test_non_finite_loss_skips_the_step(data_root, tmp_path, monkeypatch):
     from clarity_se.training import trainer
 
