@@ -117,7 +117,8 @@ class TrainLoopConfig:
     num_threads: int = 0  #: torch.set_num_threads (0: leave as is)
     resume: bool = True  #: continue from <exp_dir>/last.pt if present
     #: fine-tune: start from this checkpoint's weights (same model.*; a Conv-TasNet n_src 1
-    #: checkpoint also starts an n_src 2 model: adapt_state_dict) when there is no last.pt
+    #: checkpoint also starts an n_src 2 model: adapt_state_dict) when there is no last.pt;
+    #: weights only: model arguments come from model.* (each one that differs is warned about)
     init_from: Optional[str] = ""  # noqa: UP045 (OmegaConf needs Optional)
     #: si_sdr: negative SI-SDR (Le Roux et al. 2019); neg_snr: negative SNR, the DTLN loss
     #: (Westhausen & Meyer 2020), not scale-invariant
