@@ -439,7 +439,7 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
             model.load_state_dict(state)
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"{init_path}: does not match model.* of the config ({exc})") from None
-        for line in init_args_differences(payload.get("model_args", {}), model.hparams):
+        for line in init_args_differences(payload["model_args"], model.hparams):
             logger.warning("train.init_from=%s: %s", init_path, line)
         logger.info("fine-tuning from the weights of %s", init_path)
     net: nn.Module = model

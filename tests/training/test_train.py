@@ -107,7 +107,6 @@ def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
     torch.testing.assert_close(est[:, :1], ref, rtol=0, atol=REORDER_TOL)
 
 
-
 def test_init_from_warns_about_dropped_model_args(data_root, tmp_path, caplog):
     from clarity_se.models.checkpoint import set_model_args
     from clarity_se.training.trainer import init_args_differences
@@ -133,6 +132,7 @@ def test_init_from_warns_about_dropped_model_args(data_root, tmp_path, caplog):
     )  # fmt: skip
     train(cfg)
     assert not [r for r in caplog.records if "init_from" in r.getMessage()]
+
 
 def test_non_finite_loss_skips_the_step(data_root, tmp_path, monkeypatch):
     from clarity_se.training import trainer
