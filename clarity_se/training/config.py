@@ -47,7 +47,9 @@ class DataConfig:
     root: str = ""  #: folder holding clarity_data/ (same as path.root of the recipe)
     train_split: str = "train"
     dev_split: str = "dev"
-    target: str = "target_CH1"  #: or target_anechoic_CH1 (rescaled to the reverberant RMS)
+    #: or target_anechoic_CH1 (rescaled to the reverberant RMS); source=randomised also
+    #: target_early_CH1 (direct path + reflections up to data.randomised.early_ms)
+    target: str = "target_CH1"
     segment_s: float = 2.0  #: training segment, seconds
     dev_segment_s: float = 4.0  #: validation crop at the target onset, seconds (0: whole)
     max_train_scenes: int = 0  #: 0 = all

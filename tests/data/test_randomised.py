@@ -23,6 +23,7 @@ from clarity_se.data.render.randomised import (
     MixerOptions,
     RandomisedMixtures,
     build_training_dataset,
+    early_response,
 )
 
 FIXTURE = FIXTURES / "rostock_brir_early.npz"
@@ -230,6 +231,48 @@ def test_anechoic_target_is_rescaled_direct_path():
     # strongly correlated (same talker, same direct sound) but not identical
     corr = float((a * r).sum() / (a.norm() * r.norm()))
     assert 0.3 < corr < 0.999
+
+
+def test_early_response_window():
+    fs_ms = FS / 1000
+    response = np.ones((4, 2, 4000))
+    direct = np.zeros((2, 300))
+    direct[0, 100], direct[1, 140] = 1.0, -2.0  # each ear's direct-path peak
+    out = early_response(response, direct, 20 * fs_ms, fade_samples=88)
+    for ear, peak in ((0, 100), (1, 140)):
+        cut = peak + int(round(20 * fs_ms))
+        np.testing.assert_array_equal(out[:, ear, : cut + 1], 1.0)  # kept up to the boundary
+        np.testing.assert_array_equal(out[:, ear, cut + 88 :], 0.0)  # gone after the fade
+        fade = out[0, ear, cut : cut + 89]
+        assert np.all(np.diff(fade) <= 0) and 0.4 < fade[44] < 0.6  # half-cosine, no step
+    np.testing.assert_array_equal(response, 1.0)  # input untouched
+    with pytest.raises(ValueError, match="direct"):
+        early_response(response, direct[0], 100)
+    with pytest.raises(ValueError, match="early_samples"):
+        early_response(response, direct, -1)
+
+
+def test_early_target_lies_between_the_reverberant_and_anechoic_ones():
+    opts = {**SMALL, "acoustic_models": ["kemar_ism"], "rt60_s": [0.6, 0.8]}
+    rev, ane, early = (
+        build_training_dataset({**opts, "target": t})[0]
+        for t in ("target_CH1", "target_anechoic_CH1", "target_early_CH1")
+    )
+    assert torch.equal(rev["mixture"], early["mixture"])  # same scene, only the reference differs
+    r, a, e = (x["sources"][0].double() for x in (rev, ane, early))
+    torch.testing.assert_close(
+        e.pow(2).mean(-1).sqrt(), r.pow(2).mean(-1).sqrt(), rtol=1e-4, atol=0
+    )
+
+    def corr(x, y):
+        return float((x * y).sum() / (x.norm() * y.norm()))
+
+    # the late reverberation is gone (closer to the direct path than the reverberant target)
+    # and the early reflections kept (closer to the reverberant target than the direct path)
+    assert corr(e, a) > corr(r, a) + 0.02
+    assert corr(e, r) > corr(a, r) + 0.02
+    with pytest.raises(ValueError, match="early_ms"):
+        MixerOptions.from_mapping({"target": "target_early_CH1", "early_ms": -5})
 
 
 def test_not_in_front_share_and_flag():

@@ -58,7 +58,13 @@ Target definition (``target``): ``"target_CH1"`` (default, the reverberant targe
 front microphones, as the demo data's ``target_CH1``) or ``"target_anechoic_CH1"``: the
 direct path only at CH1 (through the same microphones), rescaled per ear to the RMS of the
 reverberant target over the segment -- the reference of the official ICASSP 2023 evaluation
-(``target_anechoic_CH1`` rescaled to ``target_CH1``'s RMS).
+(``target_anechoic_CH1`` rescaled to ``target_CH1``'s RMS); or ``"target_early_CH1"``: the
+direct path and the early reflections at CH1, the target's full response cut ``early_ms``
+(default 50 ms) after each ear's direct-path peak with a 2 ms half-cosine fade, rescaled the
+same way. The 50 ms boundary is that of the definition (D50) and clarity (C50) of speech in ISO
+3382-1:2009, Annex A: reflections within it add to intelligibility, later ones mask it; an
+enhancer trained on this target learns to remove the late reverberation and the interferers
+without undoing the early reflections, which a causal mask cannot.
 
 Training / validation: ``split="validation"`` uses only ``corpus.VALIDATION_SPEAKERS`` and the
 validation noise segments and ignores :meth:`RandomisedMixtures.set_epoch` (a fixed set).
@@ -86,7 +92,7 @@ from clarity_se.data.render import acoustics, corpus, renderer
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
-TARGET_KINDS = ("target_CH1", "target_anechoic_CH1")
+TARGET_KINDS = ("target_CH1", "target_anechoic_CH1", "target_early_CH1")
 INTERFERER_TYPES = ("speech", "noise", "music", "babble", "coloured")
 #: Mixture rows as (channel, ear): CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R.
 MIXTURE_ROWS = tuple((c, e) for c in (1, 2, 3) for e in (0, 1))
@@ -110,6 +116,7 @@ class MixerOptions:
     segment_s: float = 4.0
     n_src: int = 1
     target: str = "target_CH1"  #: or target_anechoic_CH1 (ICASSP 2023 reference definition)
+    early_ms: float = 50.0  #: boundary of target_early_CH1 after the direct path, ms
     seed: int = 0
     #: [] -> every model available at the data root (rostock_brir needs rir/rostock_kemar_brir)
     acoustic_models: list[str] = field(default_factory=list)
@@ -163,6 +170,8 @@ class MixerOptions:
             raise ValueError(f"mixer option split: one of {corpus.SPLITS}, got {self.split!r}")
         if self.target not in TARGET_KINDS:
             raise ValueError(f"mixer option target: one of {TARGET_KINDS}, got {self.target!r}")
+        if not 0.0 <= self.early_ms <= 500.0:
+            raise ValueError(f"mixer option early_ms: in [0, 500] ms, got {self.early_ms}")
         if self.n_src < 1:
             raise ValueError(f"mixer option n_src: must be >= 1, got {self.n_src}")
         if self.n_items < 1 or self.segment_s <= 0:
@@ -397,6 +406,51 @@ def spatialise(
         tail[..., response.tail_start :] = response.tail
         out += conv(tail)
     return out.astype(np.float32)
+
+
+def early_response(
+    response: np.ndarray, direct: np.ndarray, early_samples: float, fade_samples: int = 88
+) -> np.ndarray:
+    """The direct path and early reflections of a response (``target_early_CH1``).
+
+    Parameters
+    ----------
+    response : ndarray [shape=(4, 2, taps)]
+        A source's full response (channel, ear, taps), e.g. ``SourceResponse.combined(0)``.
+    direct : ndarray [shape=(2, taps_direct)]
+        Its direct path at CH1 (left, right); each ear's boundary is counted from the peak of
+        its ``|direct|``.
+    early_samples : float
+        Boundary after the direct-path peak, samples (50 ms: 2205 at 44.1 kHz; ISO 3382-1
+        D50/C50).
+    fade_samples : int
+        Half-cosine fade-out starting at the boundary (88: 2 ms at 44.1 kHz), so the cut adds
+        no click.
+
+    Returns
+    -------
+    ndarray [shape=(4, 2, taps)]
+        ``response`` times the window, every channel of an ear cut at that ear's boundary
+        (the microphone channels of an ear are within a millisecond of each other).
+
+    Raises
+    ------
+    ValueError
+        ``direct`` not of shape ``(2, n)`` or ``early_samples < 0``.
+    """
+    direct = np.asarray(direct)
+    if direct.ndim != 2 or direct.shape[0] != 2:
+        raise ValueError(f"early_response: direct must be [2, taps], got {direct.shape}")
+    if early_samples < 0:
+        raise ValueError(f"early_response: early_samples must be >= 0, got {early_samples}")
+    taps = response.shape[-1]
+    n = np.arange(taps)
+    out = np.array(response, dtype=np.float64, copy=True)
+    for ear in range(2):
+        cut = float(np.argmax(np.abs(direct[ear]))) + float(early_samples)
+        ramp = np.clip((n - cut) / max(fade_samples, 1), 0.0, 1.0)
+        out[:, ear] *= 0.5 * (1.0 + np.cos(np.pi * ramp))
+    return out
 
 
 def draw_target_azimuth(
@@ -634,9 +688,13 @@ class RandomisedMixtures(Dataset):
         if opts.target == "target_CH1":
             reference = target6[:2]
         else:
-            direct = np.zeros((4, 2, scene.target_direct[0].shape[-1]))
-            direct[1] = scene.target_direct[0]
-            anech = spatialise(dry_t, direct, mic, MIXTURE_ROWS[:2], n_fft)[:, crop]
+            if opts.target == "target_anechoic_CH1":
+                response = np.zeros((4, 2, scene.target_direct[0].shape[-1]))
+                response[1] = scene.target_direct[0]
+            else:
+                response = early_response(scene.target.combined(0), scene.target_direct[0],
+                                          opts.early_ms * 1e-3 * SAMPLE_RATE)  # fmt: skip
+            anech = spatialise(dry_t, response, mic, MIXTURE_ROWS[:2], n_fft)[:, crop]
             scale = np.sqrt(np.mean(target6[:2] ** 2, axis=-1, keepdims=True)) / np.maximum(
                 np.sqrt(np.mean(anech**2, axis=-1, keepdims=True)), 1e-12
             )
