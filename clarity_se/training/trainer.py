@@ -63,7 +63,9 @@ LOG_FIELDS = (
 )
 
 
-def init_args_differences(checkpoint_args: dict, config_args: dict) -> list[str]:
+def init_args_differences(
+    checkpoint_args: dict, config_args: dict, adapted: tuple[str, ...] = ()
+) -> list[str]:
     """What the config's ``model.*`` changes in a ``train.init_from`` checkpoint's arguments.
 
     ``train.init_from`` loads the checkpoint's weights only; the model is built from the
@@ -77,6 +79,9 @@ def init_args_differences(checkpoint_args: dict, config_args: dict) -> list[str]
         ``model_args`` of the ``init_from`` checkpoint.
     config_args : dict
         ``hparams`` of the model built from the config.
+    adapted : tuple of str
+        Arguments whose change the model's ``adapt_state_dict`` turned into weights (a
+        Conv-TasNet ``n_src`` 1 -> 2 widening for uPIT): intended, so not listed.
 
     Returns
     -------
@@ -86,7 +91,7 @@ def init_args_differences(checkpoint_args: dict, config_args: dict) -> list[str]
         Arguments present on one side only are not listed.
     """
     out = []
-    for key in sorted(set(checkpoint_args) & set(config_args)):
+    for key in sorted((set(checkpoint_args) & set(config_args)) - set(adapted)):
         old, new = checkpoint_args[key], config_args[key]
         if old != new:
             out.append(f"model.{key}={new} (the checkpoint has {old}; add model.{key}={old} "
@@ -434,12 +439,17 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
         payload = read_checkpoint(init_path)
         try:
             state = payload["state_dict"]
+            adapted: tuple[str, ...] = ()
             if hasattr(model, "adapt_state_dict"):  # e.g. Conv-TasNet n_src 1 -> 2
                 state = model.adapt_state_dict(state)
+                if state is not payload["state_dict"]:
+                    adapted = ("n_src",)
+                    logger.info("train.init_from=%s: n_src %s -> %s (weights adapted)",
+                                init_path, payload["model_args"].get("n_src"), model.n_src)
             model.load_state_dict(state)
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"{init_path}: does not match model.* of the config ({exc})") from None
-        for line in init_args_differences(payload["model_args"], model.hparams):
+        for line in init_args_differences(payload["model_args"], model.hparams, adapted):
             logger.warning("train.init_from=%s: %s", init_path, line)
         logger.info("fine-tuning from the weights of %s", init_path)
     net: nn.Module = model

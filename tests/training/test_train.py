@@ -64,7 +64,7 @@ def test_train_cli_resume_and_checkpoint(data_root, tmp_path):
         assert torch.equal(loaded(x), model.eval()(x))
 
 
-def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
+def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path, caplog):
     first = tmp_path / "first"
     cfg = load_train_config(None, _overrides(data_root, first, "train.epochs=1"))
     trained, _ = train(cfg)
@@ -100,7 +100,11 @@ def test_init_from_starts_from_checkpoint_weights(data_root, tmp_path):
             f"train.init_from={first}/last.pt",
         ),  # fmt: skip
     )
+    caplog.set_level("INFO", logger="clarity_se.training.trainer")
     widened, _ = train(cfg)
+    # the intended widening is logged as information, not warned about as a dropped argument
+    messages = {r.levelname: r.getMessage() for r in caplog.records if "n_src" in r.getMessage()}
+    assert "WARNING" not in messages and "n_src 1 -> 2" in messages.get("INFO", ""), messages
     x = torch.randn(1, 6, 2048)
     with torch.no_grad():
         est, ref = widened.eval()(x), trained.eval()(x)
@@ -114,6 +118,7 @@ def test_init_from_warns_about_dropped_model_args(data_root, tmp_path, caplog):
     assert init_args_differences({"a": 1, "b": 0.4}, {"a": 1, "b": 0.0, "c": 2}) == [
         "model.b=0.0 (the checkpoint has 0.4; add model.b=0.4 to keep it)"
     ]
+    assert init_args_differences({"n_src": 1}, {"n_src": 2}, adapted=("n_src",)) == []
     first = tmp_path / "first"
     train(load_train_config(None, _overrides(data_root, first, "train.epochs=1")))
     gained = set_model_args(first / "last.pt", tmp_path / "gained.pt", output_gain_db=3.0)
