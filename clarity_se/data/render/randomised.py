@@ -61,10 +61,11 @@ reverberant target over the segment -- the reference of the official ICASSP 2023
 (``target_anechoic_CH1`` rescaled to ``target_CH1``'s RMS); or ``"target_early_CH1"``: the
 direct path and the early reflections at CH1, the target's full response cut ``early_ms``
 (default 50 ms) after each ear's direct-path peak with a 2 ms half-cosine fade, rescaled the
-same way. The 50 ms boundary is that of the definition (D50) and clarity (C50) of speech in ISO
-3382-1:2009, Annex A: reflections within it add to intelligibility, later ones mask it; an
-enhancer trained on this target learns to remove the late reverberation and the interferers
-without undoing the early reflections, which a causal mask cannot.
+same way. The 50 ms boundary is that of the speech definition D50 and clarity C50 of ISO
+3382-1:2009, Annex A: reflections within it add to the direct sound's intelligibility (Bradley,
+Sato and Picard 2003, JASA 113(6)), later ones mask it. An enhancer trained on this target is
+asked to remove the late reverberation and the interferers, not to undo the early reflections,
+which a real-valued mask can hardly do.
 
 Training / validation: ``split="validation"`` uses only ``corpus.VALIDATION_SPEAKERS`` and the
 validation noise segments and ignores :meth:`RandomisedMixtures.set_epoch` (a fixed set).
