@@ -13,6 +13,12 @@ pass-through). A model trained with a scale-invariant loss (SI-SDR) leaves this 
 unconstrained; the median over scenes and ears is the make-up gain that restores it to 0 dB
 (``clarity-se set-args CKPT OUT output_gain_db=G`` for ``crced``). Writes the per-ear gains and
 their median and quartiles to ``--out`` (JSON) and prints the median.
+
+With ``--interferer`` the output is fitted by least squares on the target and the interferers
+at the front microphone together (``<scene>_interferer_CH1.wav``), at the same lag:
+``y ~ a t + b i``; ``20 log10 a`` and ``20 log10 b`` are the target's and the interferers' gains
+(their difference is the enhancer's SNR gain at the front microphones) and ``--out`` gets both.
+``--scenes S06015 ...`` restricts the run to those scenes.
 """
 
 from __future__ import annotations
@@ -46,6 +52,22 @@ def target_gain_db(output: np.ndarray, target: np.ndarray, max_lag: int) -> list
     return gains
 
 
+def source_gains_db(
+    output: np.ndarray, target: np.ndarray, interferer: np.ndarray, max_lag: int
+) -> list[tuple[float, float]]:
+    """Per-ear (target, interferer) gains (dB) of ``output`` ``[2, time]``: least squares
+    ``y ~ a t + b i`` at the lag in ``0 .. max_lag`` that maximises ``<y, t>``."""
+    n = min(output.shape[1], target.shape[1], interferer.shape[1])
+    out = []
+    for y, t, i in zip(output[:, :n].astype(np.float64), target[:, :n].astype(np.float64),
+                       interferer[:, :n].astype(np.float64), strict=True):  # fmt: skip
+        lag = max(range(max_lag + 1), key=lambda k: float(np.dot(y[k:], t[: n - k])))
+        basis = np.stack([t[: n - lag], i[: n - lag]], axis=1)
+        (a, b), *_ = np.linalg.lstsq(basis, y[lag:], rcond=None)
+        out.append((20 * np.log10(max(abs(a), 1e-6)), 20 * np.log10(max(abs(b), 1e-6))))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and write the target gains (exit status 0)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -54,28 +76,50 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="enhancer.* options, e.g. checkpoint=my_crced.pt")
     parser.add_argument("--out", default="results/benchmarks/target_gain.json")
+    parser.add_argument("--interferer", action="store_true",
+                        help="also the interferers' gain (joint least squares)")
+    parser.add_argument("--scenes", nargs="*", default=[], help="only these scene IDs")
     args = parser.parse_args(argv)
     options = OmegaConf.merge(
         OmegaConf.structured(EnhancerConfig(name=args.enhancer)), OmegaConf.from_dotlist(args.set)
     )
     enhancer = build_enhancer(options)
     per_scene: dict[str, list[float]] = {}
+    interferer_per_scene: dict[str, list[float]] = {}
     for root in args.roots:
         dataset = CEC2Dataset(root, "dev")
-        scenes = [s for s in dataset.scenes if s.extra.get("target_in_front", True)]
+        scenes = [s for s in dataset.scenes if s.extra.get("target_in_front", True)
+                  and (not args.scenes or s.scene in args.scenes)]  # fmt: skip
         for scene in tqdm(scenes, desc=Path(root).name):
+            key = f"{Path(root).name}/{scene.scene}"
             mixture = dataset.load_mixture(scene.scene).numpy()
             target, _ = read_audio(dataset.target_path(scene.scene, 1))
-            per_scene[f"{Path(root).name}/{scene.scene}"] = target_gain_db(
-                enhancer(mixture), np.asarray(target).T, 2 * enhancer.latency_samples)
+            output, max_lag = enhancer(mixture), 2 * enhancer.latency_samples
+            if args.interferer:
+                interferer, _ = read_audio(dataset.interferer_path(scene.scene, 1))
+                pairs = source_gains_db(output, np.asarray(target).T, np.asarray(interferer).T,
+                                        max_lag)  # fmt: skip
+                per_scene[key] = [a for a, _ in pairs]
+                interferer_per_scene[key] = [b for _, b in pairs]
+            else:
+                per_scene[key] = target_gain_db(output, np.asarray(target).T, max_lag)
+    if not per_scene:
+        parser.error("no scene with the target in front (or none of --scenes) in --roots")
     gains = np.concatenate(list(per_scene.values()))
     q1, median, q3 = (float(v) for v in np.percentile(gains, [25, 50, 75]))
     result = {"enhancer": args.enhancer, "options": args.set, "roots": args.roots,
               "median_db": median, "quartiles_db": [q1, q3], "per_scene_db": per_scene}
+    if args.interferer:
+        result["interferer_per_scene_db"] = interferer_per_scene
+        result["interferer_median_db"] = float(
+            np.median(np.concatenate(list(interferer_per_scene.values())))
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1), encoding="utf-8")
     print(f"target gain: median {median:+.2f} dB (quartiles {q1:+.2f}, {q3:+.2f}) over "
           f"{len(gains)} ears of {len(per_scene)} scenes -> {args.out}")
+    if args.interferer:
+        print(f"interferer gain: median {result['interferer_median_db']:+.2f} dB")
     return 0
 
 
