@@ -1,0 +1,113 @@
+"""HASPI v2 of one scene's hearing-aid outputs, with the modulation-band features behind it.
+
+    python benchmarks/haspi_features.py --root heldout/sphere_ism --scene S06015 \
+        --outputs pass=heldout/sphere_ism/exp_passthrough/amplified_signals \
+                  dtln=heldout/sphere_ism/exp_dtln/amplified_signals --out haspi_S06015.json
+
+For each listener of the scene (``scenes_listeners.dev.json``) and each named folder of
+hearing-aid outputs (``<scene>_<listener>_HA-output.wav``, the files ``clarity-se evaluate``
+reads), HASPI v2 of each ear against the official reference (the anechoic target rescaled to
+``target_CH1``'s RMS, 100 dB SPL at RMS 1) with the official random draws
+(``evaluate.rng=compat``), and its 10 raw features: the cross-correlations of the reference's
+and the processed signal's envelope modulations in HASPI v2's 10 modulation bands (Kates and
+Arehart 2021, Speech Communication 131, section 2), which its neural-network ensemble maps to
+the score. A large score change from small feature changes means the pair sits on the steep
+part of that mapping. Prints one line per listener, folder and ear; writes them to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from clarity_se.data.audio_io import read_audio
+from clarity_se.data.audiogram import load_listeners
+from clarity_se.metrics.haspi import haspi_v2_better_ear
+from clarity_se.metrics.scene import make_reference
+from clarity_se.random import PairRandom, scene_seed
+
+
+def pair_features(root: Path, scene: str, listener: str, folder: Path) -> dict:
+    """HASPI v2 per ear and its raw features for one pair.
+
+    Parameters
+    ----------
+    root : Path
+        CEC2-layout root (holding ``clarity_data/``), dev split.
+    scene, listener : str
+        IDs, e.g. ``S06015``, ``L0001``.
+    folder : Path
+        Holds ``<scene>_<listener>_HA-output.wav`` (int16 stereo, 44.1 kHz).
+
+    Returns
+    -------
+    dict
+        ``{"left": {"haspi": float, "raw": [10 floats]}, "right": {...}}``.
+
+    Raises
+    ------
+    ValueError
+        A missing or unreadable file (named) or an unknown listener.
+    """
+    data = root / "clarity_data"
+    scenes = data / "dev" / "scenes"
+    listeners = load_listeners(data / "metadata" / "listeners.json")
+    if listener not in listeners:
+        raise ValueError(f"{data / 'metadata' / 'listeners.json'}: no listener {listener!r}")
+    anechoic, fs = read_audio(scenes / f"{scene}_target_anechoic_CH1.wav")
+    target, _ = read_audio(scenes / f"{scene}_target_CH1.wav")
+    amplified, _ = read_audio(folder / f"{scene}_{listener}_HA-output.wav")
+    ref = torch.as_tensor(make_reference(anechoic, target)[None])
+    out = torch.as_tensor(amplified[None])
+    result = haspi_v2_better_ear(
+        reference_left=ref[..., 0], reference_right=ref[..., 1],
+        processed_left=out[..., 0], processed_right=out[..., 1], sample_rate=int(fs),
+        listener=[listeners[listener]], level_db_spl=100.0,
+        rng=PairRandom.compat([scene_seed(scene)]),
+    )  # fmt: skip
+    return {
+        ear: {"haspi": float(getattr(result, ear).score[0]),
+              "raw": [float(v) for v in getattr(result, ear).raw[0]]}
+        for ear in ("left", "right")
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score the scene's pairs for every folder (exit status 0)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", required=True, help="CEC2-layout folder (dev split)")
+    parser.add_argument("--scene", required=True)
+    parser.add_argument("--outputs", nargs="+", required=True, metavar="NAME=FOLDER",
+                        help="folders of <scene>_<listener>_HA-output.wav")
+    parser.add_argument("--out", default="results/benchmarks/haspi_features.json")
+    args = parser.parse_args(argv)
+    folders = {}
+    for item in args.outputs:
+        name, sep, folder = item.partition("=")
+        if not sep:
+            parser.error(f"--outputs: expected NAME=FOLDER, got {item!r}")
+        folders[name] = Path(folder)
+    root = Path(args.root)
+    path = root / "clarity_data" / "metadata" / "scenes_listeners.dev.json"
+    pairs = json.loads(path.read_text(encoding="utf-8")).get(args.scene)
+    if not pairs:
+        parser.error(f"{path}: no listeners for scene {args.scene!r}")
+    rows = []
+    for listener in pairs:
+        for name, folder in folders.items():
+            for ear, v in pair_features(root, args.scene, listener, folder).items():
+                rows.append({"listener": listener, "output": name, "ear": ear, **v})
+                print(f"{listener} {name:>12s} {ear:5s} HASPI {v['haspi']:.3f}  raw "
+                      + " ".join(f"{x:.3f}" for x in v["raw"]))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"root": args.root, "scene": args.scene,
+                                          "rows": rows}, indent=1), encoding="utf-8")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
