@@ -22,22 +22,34 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from clarity_se.data.audio_io import read_audio
-from clarity_se.data.audiogram import load_listeners
+from clarity_se.data.cec2 import CEC2Dataset
 from clarity_se.metrics.haspi import haspi_v2_better_ear
 from clarity_se.metrics.scene import make_reference
 from clarity_se.random import PairRandom, scene_seed
 
 
-def pair_features(root: Path, scene: str, listener: str, folder: Path) -> dict:
+def scene_reference(dataset: CEC2Dataset, scene: str) -> np.ndarray:
+    """The official reference of a scene, ``[time, 2]``, read as the evaluate stage reads it."""
+    anechoic = dataset.load_target_anechoic(scene, dtype=torch.float64).numpy().T
+    target = dataset.load_target(scene, dtype=torch.float64).numpy().T
+    return make_reference(anechoic, target)
+
+
+def pair_features(
+    dataset: CEC2Dataset, reference: np.ndarray, scene: str, listener: str, folder: Path
+) -> dict:
     """HASPI v2 per ear and its raw features for one pair.
 
     Parameters
     ----------
-    root : Path
-        CEC2-layout root (holding ``clarity_data/``), dev split.
+    dataset : CEC2Dataset
+        The scenes and listeners (dev split).
+    reference : ndarray [shape=(time, 2)]
+        :func:`scene_reference` of ``scene``.
     scene, listener : str
         IDs, e.g. ``S06015``, ``L0001``.
     folder : Path
@@ -53,20 +65,13 @@ def pair_features(root: Path, scene: str, listener: str, folder: Path) -> dict:
     ValueError
         A missing or unreadable file (named) or an unknown listener.
     """
-    data = root / "clarity_data"
-    scenes = data / "dev" / "scenes"
-    listeners = load_listeners(data / "metadata" / "listeners.json")
-    if listener not in listeners:
-        raise ValueError(f"{data / 'metadata' / 'listeners.json'}: no listener {listener!r}")
-    anechoic, fs = read_audio(scenes / f"{scene}_target_anechoic_CH1.wav")
-    target, _ = read_audio(scenes / f"{scene}_target_CH1.wav")
-    amplified, _ = read_audio(folder / f"{scene}_{listener}_HA-output.wav")
-    ref = torch.as_tensor(make_reference(anechoic, target)[None])
+    amplified, fs = read_audio(folder / f"{scene}_{listener}_HA-output.wav")
+    ref = torch.as_tensor(reference[None])
     out = torch.as_tensor(amplified[None])
     result = haspi_v2_better_ear(
         reference_left=ref[..., 0], reference_right=ref[..., 1],
         processed_left=out[..., 0], processed_right=out[..., 1], sample_rate=int(fs),
-        listener=[listeners[listener]], level_db_spl=100.0,
+        listener=[dataset.listener(listener)], level_db_spl=100.0,
         rng=PairRandom.compat([scene_seed(scene)]),
     )  # fmt: skip
     return {
@@ -91,15 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         if not sep:
             parser.error(f"--outputs: expected NAME=FOLDER, got {item!r}")
         folders[name] = Path(folder)
-    root = Path(args.root)
-    path = root / "clarity_data" / "metadata" / "scenes_listeners.dev.json"
-    pairs = json.loads(path.read_text(encoding="utf-8")).get(args.scene)
+    dataset = CEC2Dataset(args.root, "dev")
+    pairs = dataset.scenes_listeners.get(args.scene)
     if not pairs:
-        parser.error(f"{path}: no listeners for scene {args.scene!r}")
+        parser.error(f"{dataset.scenes_listeners_file}: no listeners for scene {args.scene!r}")
+    reference = scene_reference(dataset, args.scene)
     rows = []
     for listener in pairs:
         for name, folder in folders.items():
-            for ear, v in pair_features(root, args.scene, listener, folder).items():
+            features = pair_features(dataset, reference, args.scene, listener, folder)
+            for ear, v in features.items():
                 rows.append({"listener": listener, "output": name, "ear": ear, **v})
                 print(f"{listener} {name:>12s} {ear:5s} HASPI {v['haspi']:.3f}  raw "
                       + " ".join(f"{x:.3f}" for x in v["raw"]))

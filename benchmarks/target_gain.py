@@ -38,6 +38,13 @@ from clarity_se.data.cec2 import CEC2Dataset
 from clarity_se.enhancers import build_enhancer
 
 
+def best_lag(y: np.ndarray, t: np.ndarray, max_lag: int) -> int:
+    """The lag in ``0 .. max_lag`` samples by which ``y`` best matches ``t`` (largest
+    ``<y[k:], t[:n - k]>``)."""
+    n = min(y.size, t.size)
+    return max(range(max_lag + 1), key=lambda k: float(np.dot(y[k:n], t[: n - k])))
+
+
 def target_gain_db(output: np.ndarray, target: np.ndarray, max_lag: int) -> list[float]:
     """Per-ear gain of the target in ``output`` ``[2, time]`` against ``target`` ``[2, time]``
     (dB), each ear aligned by the lag in ``0 .. max_lag`` samples that maximises their inner
@@ -46,7 +53,7 @@ def target_gain_db(output: np.ndarray, target: np.ndarray, max_lag: int) -> list
     gains = []
     for y, t in zip(output[:, :n].astype(np.float64), target[:, :n].astype(np.float64),
                     strict=True):  # fmt: skip
-        lag = max(range(max_lag + 1), key=lambda k: float(np.dot(y[k:], t[: n - k])))
+        lag = best_lag(y, t, max_lag)
         a = float(np.dot(y[lag:], t[: n - lag]) / np.dot(t[: n - lag], t[: n - lag]))
         gains.append(20 * np.log10(max(a, 1e-6)))
     return gains
@@ -61,7 +68,7 @@ def source_gains_db(
     out = []
     for y, t, i in zip(output[:, :n].astype(np.float64), target[:, :n].astype(np.float64),
                        interferer[:, :n].astype(np.float64), strict=True):  # fmt: skip
-        lag = max(range(max_lag + 1), key=lambda k: float(np.dot(y[k:], t[: n - k])))
+        lag = best_lag(y, t, max_lag)
         basis = np.stack([t[: n - lag], i[: n - lag]], axis=1)
         (a, b), *_ = np.linalg.lstsq(basis, y[lag:], rcond=None)
         out.append((20 * np.log10(max(abs(a), 1e-6)), 20 * np.log10(max(abs(b), 1e-6))))

@@ -559,6 +559,10 @@ class MultichannelConvTasNet(nn.Module):
         decoded, _ = self.separate_frames(padded, None)
         return decoded[..., lead : lead + n_time]
 
+    #: Model arguments whose change :meth:`adapt_state_dict` turns into weights (the trainer's
+    #: ``train.init_from`` does not warn about them).
+    adapted_args = ("n_src",)
+
     def adapt_state_dict(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         """Weights of a ``n_src = 1`` checkpoint as the start of this ``n_src = 2`` model.
 

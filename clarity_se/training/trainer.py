@@ -443,9 +443,10 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
             if hasattr(model, "adapt_state_dict"):  # e.g. Conv-TasNet n_src 1 -> 2
                 state = model.adapt_state_dict(state)
                 if state is not payload["state_dict"]:
-                    adapted = ("n_src",)
-                    logger.info("train.init_from=%s: n_src %s -> %s (weights adapted)",
-                                init_path, payload["model_args"].get("n_src"), model.n_src)
+                    adapted = tuple(model.adapted_args)
+                    for key in adapted:
+                        logger.info("train.init_from=%s: %s %s -> %s (weights adapted)", init_path,
+                                    key, payload["model_args"].get(key), model.hparams.get(key))
             model.load_state_dict(state)
         except (RuntimeError, ValueError) as exc:
             raise ValueError(f"{init_path}: does not match model.* of the config ({exc})") from None

@@ -10,6 +10,7 @@ from conftest import REPO
 
 from clarity_se.data.audio_io import read_audio
 from clarity_se.data.audiogram import load_listeners
+from clarity_se.data.cec2 import CEC2Dataset
 from clarity_se.metrics.scene import make_reference, score_scene_pairs
 from clarity_se.random import scene_seed
 
@@ -27,6 +28,8 @@ def test_features_score_equals_the_evaluator_and_tracks_distortion(tmp_path):
     anechoic, fs = read_audio(scenes / "S06001_target_anechoic_CH1.wav")
     target, _ = read_audio(scenes / "S06001_target_CH1.wav")
     reference = make_reference(anechoic, target)
+    dataset = CEC2Dataset(root, "dev")
+    np.testing.assert_array_equal(haspi_features.scene_reference(dataset, "S06001"), reference)
     rng = np.random.default_rng(0)
     outputs = {"clean": reference, "noisy": reference + 0.5 * rng.standard_normal(reference.shape)
                * np.sqrt(np.mean(reference**2))}  # fmt: skip
@@ -36,7 +39,7 @@ def test_features_score_equals_the_evaluator_and_tracks_distortion(tmp_path):
         folder.mkdir()
         sf.write(folder / "S06001_L0001_HA-output.wav", np.clip(signal, -1, 1), fs,
                  subtype="PCM_16")  # fmt: skip
-        got[name] = haspi_features.pair_features(root, "S06001", "L0001", folder)
+        got[name] = haspi_features.pair_features(dataset, reference, "S06001", "L0001", folder)
         amplified, _ = read_audio(folder / "S06001_L0001_HA-output.wav")
         listener = load_listeners(root / "clarity_data" / "metadata" / "listeners.json")["L0001"]
         (ears,) = score_scene_pairs(scene_seed=scene_seed("S06001"), reference=reference,
