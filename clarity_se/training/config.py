@@ -128,6 +128,10 @@ class TrainLoopConfig:
     #: share of SI-SDR on pre-emphasised signals in the loss (0: plain SI-SDR; si_sdr only); see
     #: clarity_se.losses.emphasis
     preemphasis_weight: float = 0.0
+    #: dB added to each signal's loss per unit of 1 - rho, rho the correlation of the slow
+    #: (below ~8 Hz) log 1/3-octave band envelopes of estimate and target (0: none); see
+    #: clarity_se.losses.envelope
+    envelope_weight: float = 0.0
     #: also keep each epoch's weights as <exp_dir>/epoch_NNN.pt (checkpoint selection on a
     #: separate tuning split, weight averaging)
     keep_epochs: bool = False
@@ -225,6 +229,9 @@ def load_train_config(
         )
     if merged.train.loss not in LOSSES:
         raise ValueError(f"train.loss: expected one of {LOSSES}, got {merged.train.loss!r}")
+    if not merged.train.envelope_weight >= 0:
+        raise ValueError(f"train.envelope_weight: expected >= 0, got "
+                         f"{merged.train.envelope_weight}")
     if merged.data.view not in DATA_VIEWS:
         raise ValueError(f"data.view: expected one of {DATA_VIEWS}, got {merged.data.view!r}")
     return merged

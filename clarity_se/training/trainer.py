@@ -8,7 +8,9 @@
 * Loss (``train.loss``): negative SI-SDR (Le Roux et al. 2019) or negative SNR (the DTLN loss)
   of the target averaged over both ears for ``n_src = 1``; uPIT (Kolbaek et al. 2017) over
   (target, residual) for ``n_src = 2``; with ``train.preemphasis_weight > 0`` part of the SI-SDR
-  is on pre-emphasised signals (:mod:`clarity_se.losses.emphasis`).
+  is on pre-emphasised signals (:mod:`clarity_se.losses.emphasis`); with
+  ``train.envelope_weight > 0`` each signal's loss adds that many dB per unit of lost slow
+  band-envelope correlation (:mod:`clarity_se.losses.envelope`).
 * Adam, global-norm gradient clipping, ReduceLROnPlateau on validation SI-SDR or cosine decay.
 * Validation: SI-SDR and SI-SDR improvement over the front-mic mixture (``CH1``) on the dev
   split, on the output chosen by :func:`~clarity_se.models.target_selection.select_target`.
@@ -45,6 +47,7 @@ from torch.utils.data.distributed import DistributedSampler
 from clarity_se.data.scene_segments import SceneSegmentDataset
 from clarity_se.data.views import FrontEarsView
 from clarity_se.losses import neg_si_sdr_emphasised, pit_loss, si_sdr, snr
+from clarity_se.losses.envelope import EnvelopeCorrelation
 from clarity_se.models import build_model
 from clarity_se.models.checkpoint import read_checkpoint, save_checkpoint
 from clarity_se.models.target_selection import pick_target
@@ -146,11 +149,18 @@ def _neg_snr(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return -snr(est, ref)
 
 
+def _with_envelope(loss_fn, envelope, weight: float, est: torch.Tensor,
+                   ref: torch.Tensor) -> torch.Tensor:
+    return loss_fn(est, ref) + weight * (1.0 - envelope(est, ref))
+
+
 def compute_loss(
     est_sources: torch.Tensor,
     sources: torch.Tensor,
     preemphasis_weight: float = 0.0,
     loss: str = "si_sdr",
+    envelope: EnvelopeCorrelation | None = None,
+    envelope_weight: float = 0.0,
 ) -> torch.Tensor:
     """Training loss in dB (lower is better).
 
@@ -163,6 +173,12 @@ def compute_loss(
     loss : {"si_sdr", "neg_snr"}
         Per-signal loss: negative SI-SDR (with the pre-emphasis share) or negative SNR
         (Westhausen & Meyer 2020, the DTLN loss; ``preemphasis_weight`` must be 0).
+    envelope : EnvelopeCorrelation, optional
+        The slow band-envelope correlation at the model's sampling rate
+        (:mod:`clarity_se.losses.envelope`); needed when ``envelope_weight > 0``.
+    envelope_weight : float
+        ``train.envelope_weight``: dB added to the per-signal loss per unit of
+        ``1 - rho`` (0: none).
 
     Returns
     -------
@@ -173,7 +189,8 @@ def compute_loss(
     Raises
     ------
     ValueError
-        Unknown ``loss``, or a pre-emphasis share with ``neg_snr``.
+        Unknown ``loss``, a pre-emphasis share with ``neg_snr``, a negative
+        ``envelope_weight``, or a positive one without ``envelope``.
     """
     if loss == "si_sdr":
         loss_fn = partial(neg_si_sdr_emphasised, weight=float(preemphasis_weight))
@@ -183,6 +200,11 @@ def compute_loss(
         loss_fn = _neg_snr
     else:
         raise ValueError(f"train.loss: expected si_sdr or neg_snr, got {loss!r}")
+    if envelope_weight < 0 or (envelope_weight > 0 and envelope is None):
+        raise ValueError(f"train.envelope_weight: expected >= 0 with an envelope measure, got "
+                         f"{envelope_weight} ({'with' if envelope is not None else 'without'})")
+    if envelope_weight > 0:
+        loss_fn = partial(_with_envelope, loss_fn, envelope, float(envelope_weight))
     if est_sources.shape[1] == 1:
         return loss_fn(est_sources, sources).mean()
     loss, _ = pit_loss(est_sources, sources, loss_fn)
@@ -469,6 +491,9 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
     t_start = time.monotonic()
     stop = False
     n_skipped = 0
+    envelope = None
+    if cfg.train.envelope_weight:
+        envelope = EnvelopeCorrelation(int(train_set.sample_rate)).to(device)
     for epoch in range(start_epoch, cfg.train.epochs):
         t_epoch = time.monotonic()
         net.train()
@@ -493,6 +518,8 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
                     sources,
                     cfg.train.preemphasis_weight,
                     cfg.train.loss,
+                    envelope,
+                    cfg.train.envelope_weight,
                 )
                 if not _all_finite(loss, world):  # a bad item must not poison the weights
                     n_skipped += 1

@@ -273,15 +273,42 @@ def test_preemphasis_weight_sets_the_training_loss(data_root, tmp_path):
     assert float(two) < float(neg_si_sdr_emphasised(est, src).mean())  # permutation found
     exp = tmp_path / "pe"
     overrides = _overrides(data_root, exp, "train.epochs=2", "train.preemphasis_weight=0.5",
-                           "train.keep_epochs=true")  # fmt: skip
+                           "train.keep_epochs=true", "train.envelope_weight=10")  # fmt: skip
     assert cli_main(["train", *overrides]) == 0
-    assert OmegaConf.load(exp / "config.yaml").train.preemphasis_weight == 0.5
+    saved = OmegaConf.load(exp / "config.yaml").train
+    assert saved.preemphasis_weight == 0.5 and saved.envelope_weight == 10
     # keep_epochs: one weights file per epoch, the last equal to last.pt's weights
     assert sorted(p.name for p in exp.glob("epoch_*.pt")) == ["epoch_000.pt", "epoch_001.pt"]
     last, kept = read_checkpoint(exp / "last.pt"), read_checkpoint(exp / "epoch_001.pt")
     assert kept["training"]["epoch"] == 1
     for key, value in last["state_dict"].items():
         assert torch.equal(value, kept["state_dict"][key]), key
+
+
+def test_envelope_weight_adds_the_envelope_term(data_root, tmp_path):
+    """``train.envelope_weight``: w (1 - rho) dB on each signal's loss, also under uPIT."""
+    from clarity_se.losses import neg_si_sdr_emphasised, pit_loss, si_sdr
+    from clarity_se.losses.envelope import EnvelopeCorrelation
+    from clarity_se.training.trainer import compute_loss
+
+    torch.manual_seed(0)
+    src = torch.randn(2, 2, 2, 8000)
+    est = src.flip(1) + 0.5 * torch.randn_like(src)
+    env = EnvelopeCorrelation(16000)
+    one = compute_loss(est[:, :1], src[:, :1], 0.5, envelope=env, envelope_weight=20.0)
+    expect = (neg_si_sdr_emphasised(est[:, :1], src[:, :1])
+              + 20.0 * (1 - env(est[:, :1], src[:, :1]))).mean()
+    torch.testing.assert_close(one, expect)
+    assert float(one) > float(compute_loss(est[:, :1], src[:, :1], 0.5)) + 0.1
+    two = compute_loss(est, src, envelope=env, envelope_weight=20.0)
+    ref_two = pit_loss(est, src, lambda e, r: -si_sdr(e, r) + 20.0 * (1 - env(e, r)))[0]
+    torch.testing.assert_close(two, ref_two)
+    with pytest.raises(ValueError, match="envelope_weight"):
+        compute_loss(est, src, envelope=None, envelope_weight=1.0)
+    with pytest.raises(ValueError, match="envelope_weight"):
+        compute_loss(est, src, envelope=env, envelope_weight=-1.0)
+    with pytest.raises(ValueError, match="envelope_weight"):
+        load_train_config(None, _overrides(data_root, tmp_path / "x", "train.envelope_weight=-1"))
 
 
 def test_average_checkpoints(tmp_path):
