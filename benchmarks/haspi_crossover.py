@@ -11,7 +11,10 @@ and hybrid is amplified with the recipe's hearing aid (NAL-R, compressor, soft c
 :func:`clarity_se.amplification.hearing_aid.amplify` with its defaults) for every listener of
 the scene and scored with HASPI v2 per ear against the official reference, with the official
 random draws (as ``clarity-se evaluate``). When A and B differ in score, the crossover at which
-a hybrid takes on B's score tells in which region the difference lies.
+a hybrid takes on B's score tells in which region the difference lies. Beside HASPI, each row
+gives the training proxy of :mod:`clarity_se.losses.envelope` (the correlation of the slow log
+1/3-octave band envelopes of the output, before the hearing aid, and the reference) per ear, to
+compare the two rankings.
 
 The amplified outputs stay in float64 in memory (``clarity-se evaluate`` reads them back from
 float32 files). The split is a brick wall on the FFT of the whole output (zero phase, not causal): a
@@ -34,6 +37,7 @@ from clarity_se.amplification.hearing_aid import amplify
 from clarity_se.config import EnhancerConfig
 from clarity_se.data.cec2 import CEC2Dataset
 from clarity_se.enhancers import build_enhancer
+from clarity_se.losses.envelope import EnvelopeCorrelation
 from clarity_se.metrics.haspi import haspi_v2_better_ear
 from clarity_se.metrics.scene import make_reference
 from clarity_se.random import PairRandom, scene_seed
@@ -121,14 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     for f in args.crossover:
         outputs[f"A<{f:g}+B"] = crossover(outputs["A"], outputs["B"], f, dataset.sample_rate)
         outputs[f"B<{f:g}+A"] = crossover(outputs["B"], outputs["A"], f, dataset.sample_rate)
+    envelope = EnvelopeCorrelation(int(dataset.sample_rate))
+    n = min(reference.shape[0], mixture.shape[-1])
+    ref_t = torch.as_tensor(reference[:n].T.copy(), dtype=torch.float32)
+    proxy = {name: envelope(torch.as_tensor(out[:, :n], dtype=torch.float32), ref_t).tolist()
+             for name, out in outputs.items()}  # fmt: skip
     rows = []
     for listener in listeners:
         for name, output in outputs.items():
             scores = pair_haspi(reference, output, dataset.listener(listener), args.scene,
                                 dataset.sample_rate)
-            rows.append({"listener": listener, "output": name, **scores})
+            rows.append({"listener": listener, "output": name, **scores,
+                         "envelope_left": proxy[name][0], "envelope_right": proxy[name][1]})
             print(f"{listener} {name:>14s} HASPI left {scores['left']:.3f} right "
-                  f"{scores['right']:.3f} better {scores['better']:.3f}", flush=True)
+                  f"{scores['right']:.3f} better {scores['better']:.3f}  envelope "
+                  f"{proxy[name][0]:.3f} {proxy[name][1]:.3f}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(
         {"root": args.root, "scene": args.scene, "enhancer": args.enhancer, "set_a": args.set_a,

@@ -60,3 +60,5 @@ def test_scores_are_the_evaluators_and_the_command_writes_every_hybrid(tmp_path)
                                            "B<4000+A"]  # fmt: skip
     for row in rows:
         assert row["better"] == pytest.approx(rows[0]["better"], abs=1e-6)
+        assert row["envelope_left"] == pytest.approx(rows[0]["envelope_left"], abs=1e-5)
+    assert 0 < rows[0]["envelope_left"] < 1  # the noisy mixture against the clean reference
