@@ -38,9 +38,9 @@ from clarity_se.config import EnhancerConfig
 from clarity_se.data.cec2 import CEC2Dataset
 from clarity_se.enhancers import build_enhancer
 from clarity_se.losses.envelope import EnvelopeCorrelation
-from clarity_se.metrics.haspi import haspi_v2_better_ear
-from clarity_se.metrics.scene import make_reference
-from clarity_se.random import PairRandom, scene_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from haspi_features import haspi_pair, scene_reference  # noqa: E402
 
 
 def crossover(low: np.ndarray, high: np.ndarray, frequency_hz: float,
@@ -81,13 +81,7 @@ def pair_haspi(reference: np.ndarray, output: np.ndarray, listener, scene: str,
     aid for ``listener``, against ``reference`` ``[time, 2]`` (official draws of ``scene``;
     ``sample_rate`` in Hz)."""
     amplified, _ = amplify(output.T, listener)
-    ref = torch.as_tensor(reference[None], dtype=torch.float64)
-    out = torch.as_tensor(amplified[None], dtype=torch.float64)
-    result = haspi_v2_better_ear(
-        reference_left=ref[..., 0], reference_right=ref[..., 1],
-        processed_left=out[..., 0], processed_right=out[..., 1], sample_rate=sample_rate,
-        listener=[listener], level_db_spl=100.0, rng=PairRandom.compat([scene_seed(scene)]),
-    )  # fmt: skip
+    result = haspi_pair(reference, amplified, listener, scene, int(sample_rate))
     return {"left": float(result.left.score[0]), "right": float(result.right.score[0]),
             "better": float(result.score[0])}  # fmt: skip
 
@@ -114,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{dataset.scenes_listeners_file}: no (chosen) listeners for scene "
                      f"{args.scene!r}")  # fmt: skip
     mixture = dataset.load_mixture(args.scene).numpy()
-    anechoic = dataset.load_target_anechoic(args.scene, dtype=torch.float64).numpy().T
-    target = dataset.load_target(args.scene, dtype=torch.float64).numpy().T
-    reference = make_reference(anechoic, target)
+    reference = scene_reference(dataset, args.scene)
     base = OmegaConf.structured(EnhancerConfig(name=args.enhancer))
     outputs = {}
     for name, options in (("A", args.set_a), ("B", args.set_b)):

@@ -39,6 +39,21 @@ def scene_reference(dataset: CEC2Dataset, scene: str) -> np.ndarray:
     return make_reference(anechoic, target)
 
 
+def haspi_pair(reference: np.ndarray, amplified: np.ndarray, listener, scene: str,
+               sample_rate: int):  # fmt: skip
+    """Better-ear HASPI v2 of one hearing-aid output ``amplified`` ``[time, 2]`` against
+    ``reference`` ``[time, 2]`` for ``listener``, as ``clarity-se evaluate`` scores it (float64,
+    100 dB SPL at RMS 1, the official random draws of ``scene``; ``sample_rate`` in Hz);
+    returns :func:`~clarity_se.metrics.haspi.haspi_v2_better_ear`'s result."""
+    ref = torch.as_tensor(reference[None], dtype=torch.float64)
+    out = torch.as_tensor(amplified[None], dtype=torch.float64)
+    return haspi_v2_better_ear(
+        reference_left=ref[..., 0], reference_right=ref[..., 1],
+        processed_left=out[..., 0], processed_right=out[..., 1], sample_rate=sample_rate,
+        listener=[listener], level_db_spl=100.0, rng=PairRandom.compat([scene_seed(scene)]),
+    )  # fmt: skip
+
+
 def pair_features(
     dataset: CEC2Dataset, reference: np.ndarray, scene: str, listener: str, folder: Path
 ) -> dict:
@@ -66,14 +81,7 @@ def pair_features(
         A missing or unreadable file (named) or an unknown listener.
     """
     amplified, fs = read_audio(folder / f"{scene}_{listener}_HA-output.wav")
-    ref = torch.as_tensor(reference[None])
-    out = torch.as_tensor(amplified[None])
-    result = haspi_v2_better_ear(
-        reference_left=ref[..., 0], reference_right=ref[..., 1],
-        processed_left=out[..., 0], processed_right=out[..., 1], sample_rate=int(fs),
-        listener=[dataset.listener(listener)], level_db_spl=100.0,
-        rng=PairRandom.compat([scene_seed(scene)]),
-    )  # fmt: skip
+    result = haspi_pair(reference, amplified, dataset.listener(listener), scene, int(fs))
     return {
         ear: {"haspi": float(getattr(result, ear).score[0]),
               "raw": [float(v) for v in getattr(result, ear).raw[0]]}
