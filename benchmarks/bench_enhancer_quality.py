@@ -4,7 +4,8 @@ Renders a held-out dev set with the demo renderer (``--seed`` different from the
 new rooms, SNRs, source positions and utterance segments; dev speakers are disjoint from the
 training speakers), then for ``passthrough`` (the front microphones, always run as the baseline)
 and every system of ``--systems`` (a registered enhancer name, or ``name/variant``, e.g.
-``convtasnet dtln dtln/published``):
+``convtasnet dtln dtln/published``; or ``oracle/target_CH1``, ``oracle/reference``,
+``oracle/irm``: ceilings that know the target, :mod:`oracles`, written in place of step 1):
 
 1. ``clarity-se enhance`` (subprocess) with ``enhancer.name`` / ``enhancer.variant`` and any
    ``--set SYSTEM:KEY=VALUE`` overrides of ``enhancer.*``;
@@ -51,6 +52,11 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "passthrough"
+#: ``--systems oracle/KIND``: outputs that know the target (:mod:`oracles`), scored as systems.
+ORACLE = "oracle"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import oracles  # noqa: E402 (this folder's module)
 
 
 def lock_root(root: Path):
@@ -169,6 +175,28 @@ def guard_fired(exp: Path) -> dict[str, float]:
     return out
 
 
+def write_oracle(root: Path, exp: Path, system: str, overrides: list[str]) -> None:
+    """Write the outputs of ``oracle/KIND`` (:mod:`oracles`) into ``exp``; the only option is
+    ``enhancer.residual_mix``.
+
+    Raises
+    ------
+    StageFailed
+        Another option, or the oracle failed (the message says why).
+    """
+    mix = 0.0
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key != "enhancer.residual_mix":
+            raise StageFailed(f"{system}: the only option of an oracle is residual_mix, "
+                              f"got {key.removeprefix('enhancer.')!r}")  # fmt: skip
+        mix = float(value)
+    try:
+        oracles.write_oracle(root, exp, system.partition("/")[2], mix)
+    except (ValueError, OSError) as exc:
+        raise StageFailed(f"{system}: {exc}") from exc
+
+
 class StageFailed(RuntimeError):
     """A ``clarity-se`` stage run by the benchmark exited with an error (its message is above)."""
 
@@ -223,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
 
     systems = [BASELINE] + [s for s in args.systems if s != BASELINE]
     for system in systems:
-        if system.partition("/")[0] not in enhancer_names():
+        name, _, kind = system.partition("/")
+        if name == ORACLE:
+            if kind not in oracles.ORACLES:
+                parser.error(f"unknown oracle {system!r}; choose from "
+                             f"{[f'{ORACLE}/{k}' for k in oracles.ORACLES]}")  # fmt: skip
+        elif name not in enhancer_names():
             parser.error(f"unknown enhancer {system!r}; registered: {enhancer_names()}")
     sets = list(args.sets)
     if args.checkpoint:
@@ -270,7 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         entry: dict = {}
         try:
             t0 = time.perf_counter()
-            run_stage(["enhance", *common, *system_overrides(system), *extra[system]], env)
+            if system.partition("/")[0] == ORACLE:
+                write_oracle(root, exp, system, extra[system])
+            else:
+                run_stage(["enhance", *common, *system_overrides(system), *extra[system]], env)
             entry["enhance_s"] = time.perf_counter() - t0
             if not args.no_evaluate:
                 t0 = time.perf_counter()
