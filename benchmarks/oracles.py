@@ -23,6 +23,11 @@ they are benchmarks' references only, never enhancers (``clarity_se`` does not r
     microphone at that resolution in the ratio-mask family: the ceiling of a masking enhancer
     trained against ``target_CH1`` (the Conv-TasNet's and DTLN's masks act on learned or
     low-delay transforms, so it bounds them loosely). Not causal: an oracle.
+``irm_lowdelay``
+    The same mask on the hearing-aid DTLN's own low-delay STFT
+    (:class:`clarity_se.dsp.lowdelay_stft.LowDelaySTFT`: analysis window 512, hop 96,
+    synthesis window 192 at 44.1 kHz; 4.33 ms latency): what an ideal gain per bin of that
+    transform, the DTLN's first-core mask, could do.
 
 ``enhancer.residual_mix=A`` (``--set oracle/KIND:residual_mix=A``) mixes in the front
 microphones as the Conv-TasNet's option does: ``(1 - A) * oracle + A * mixture_CH1``.
@@ -39,13 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
-ORACLES = ("target_CH1", "reference", "irm")
+ORACLES = ("target_CH1", "reference", "irm", "irm_lowdelay")
 #: STFT window of the ideal ratio mask, samples at 44.1 kHz (periodic Hann; hop a quarter).
 IRM_WINDOW = 1024
 
 
-def ideal_ratio_mask(mixture: np.ndarray, target: np.ndarray,
-                     window: int = IRM_WINDOW) -> np.ndarray:  # fmt: skip
+def ideal_ratio_mask(mixture: np.ndarray, target: np.ndarray, window: int = IRM_WINDOW,
+                     lowdelay: bool = False) -> np.ndarray:  # fmt: skip
     """The ideal-ratio-masked mixture, channel by channel.
 
     Parameters
@@ -53,7 +58,10 @@ def ideal_ratio_mask(mixture: np.ndarray, target: np.ndarray,
     mixture, target : np.ndarray [shape=(channels, time)]
         The mixture and the target in it (same scale); the noise is ``mixture - target``.
     window : int
-        STFT window in samples (periodic Hann, hop ``window // 4``: constant overlap-add).
+        STFT window in samples (periodic Hann, hop ``window // 4``: constant overlap-add);
+        ignored with ``lowdelay``.
+    lowdelay : bool
+        Use the DTLN hearing-aid variant's low-delay STFT (512 / 96 / 192) instead.
 
     Returns
     -------
@@ -75,16 +83,34 @@ def ideal_ratio_mask(mixture: np.ndarray, target: np.ndarray,
                          "same (channels, time) shape")  # fmt: skip
     if window < 4:
         raise ValueError(f"window must be at least 4 samples, got {window}")
-    hop = window // 4
-    kwargs = {"window": signal.get_window("hann", window), "nperseg": window,
-              "noverlap": window - hop}  # fmt: skip
-    _, _, spec_x = signal.stft(mixture, **kwargs)
-    _, _, spec_s = signal.stft(target, **kwargs)
-    _, _, spec_n = signal.stft(mixture - target, **kwargs)
-    power_s, power_n = np.abs(spec_s) ** 2, np.abs(spec_n) ** 2
+    if lowdelay:
+        import torch
+
+        from clarity_se.dsp.lowdelay_stft import LowDelaySTFT
+
+        stft = LowDelaySTFT(win_length=512, hop_length=96, synth_length=192)
+
+        def analysis(x):
+            return stft.analysis(torch.from_numpy(x)).numpy()
+
+        def synthesis(spec):
+            return stft.synthesis(torch.from_numpy(spec), mixture.shape[1]).numpy()
+    else:
+        hop = window // 4
+        kwargs = {"window": signal.get_window("hann", window), "nperseg": window,
+                  "noverlap": window - hop}  # fmt: skip
+
+        def analysis(x):
+            return signal.stft(x, **kwargs)[2]
+
+        def synthesis(spec):
+            return signal.istft(spec, **kwargs)[1]
+
+    spec_x = analysis(mixture)
+    power_s, power_n = np.abs(analysis(target)) ** 2, np.abs(analysis(mixture - target)) ** 2
     total = power_s + power_n
     mask = np.sqrt(np.divide(power_s, total, out=np.zeros_like(total), where=total > 0))
-    _, out = signal.istft(mask * spec_x, **kwargs)
+    out = synthesis(mask * spec_x)
     out = out[:, : mixture.shape[1]]
     if out.shape[1] < mixture.shape[1]:
         out = np.pad(out, ((0, 0), (0, mixture.shape[1] - out.shape[1])))
@@ -126,7 +152,7 @@ def oracle_output(kind: str, mixture: np.ndarray, target: np.ndarray, anechoic: 
     elif kind == "reference":
         out = make_reference(np.asarray(anechoic).T, np.asarray(target).T).T
     else:
-        out = ideal_ratio_mask(mixture, target)
+        out = ideal_ratio_mask(mixture, target, lowdelay=kind == "irm_lowdelay")
     return (1.0 - residual_mix) * out + residual_mix * np.asarray(mixture, dtype=np.float64)
 
 

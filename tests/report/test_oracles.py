@@ -39,15 +39,16 @@ def test_ideal_ratio_mask_passes_clean_speech_removes_pure_noise_and_raises_snr(
     speech = (np.sin(2 * np.pi * 440 * t) * (1 + np.sin(2 * np.pi * 4 * t)))[None].repeat(2, 0)
     noise = 0.5 * rng.standard_normal((2, n))
     core = slice(2048, n - 2048)  # away from the STFT's edge frames
-    clean = oracles.ideal_ratio_mask(speech, speech)
-    np.testing.assert_allclose(clean[:, core], speech[:, core], atol=1e-9)
-    assert clean.shape == speech.shape
+    assert oracles.ideal_ratio_mask(speech, speech).shape == speech.shape
     silent = oracles.ideal_ratio_mask(noise, np.zeros_like(noise))
     assert np.max(np.abs(silent)) == 0.0
-    masked = oracles.ideal_ratio_mask(speech + noise, speech)
     before = _snr_db((speech + noise)[:, core], speech[:, core])
-    after = _snr_db(masked[:, core], speech[:, core])
-    assert after > before + 10  # a tone in white noise: most bins are noise only
+    for lowdelay in (False, True):
+        clean = oracles.ideal_ratio_mask(speech, speech, lowdelay=lowdelay)
+        np.testing.assert_allclose(clean[:, core], speech[:, core], atol=1e-9)
+        masked = oracles.ideal_ratio_mask(speech + noise, speech, lowdelay=lowdelay)
+        after = _snr_db(masked[:, core], speech[:, core])
+        assert after > before + 10  # a tone in white noise: most bins are noise only
     with pytest.raises(ValueError, match="same"):
         oracles.ideal_ratio_mask(speech, speech[:, :-1])
     with pytest.raises(ValueError, match="at least 4"):
@@ -84,14 +85,15 @@ def test_bench_scores_oracles_as_systems(dev_set, tmp_path):
     pass-through and the target; an unknown oracle or option is refused."""
     out = tmp_path / "q.json"
     assert bench.main(["--root", str(dev_set), "--systems", "oracle/target_CH1",
-                       "oracle/reference", "oracle/irm", "--no-evaluate",
+                       "oracle/reference", "oracle/irm", "oracle/irm_lowdelay", "--no-evaluate",
                        "--out", str(out)]) == 0  # fmt: skip
     result = json.loads(out.read_text())
     per_scene = result["per_scene_si_sdr_db"]
     assert per_scene["oracle/target_CH1"]["target_CH1"]["S06001"] > 60
     assert per_scene["oracle/reference"]["anechoic"]["S06001"] > 60
-    irm = per_scene["oracle/irm"]["target_CH1"]["S06001"]
-    assert per_scene["passthrough"]["target_CH1"]["S06001"] + 3 < irm < 60
+    for kind in ("irm", "irm_lowdelay"):
+        irm = per_scene[f"oracle/{kind}"]["target_CH1"]["S06001"]
+        assert per_scene["passthrough"]["target_CH1"]["S06001"] + 3 < irm < 60
     exp = dev_set / "exp_oracle_target_CH1" / "enhanced_signals"
     assert sorted(p.name for p in exp.iterdir()) == ["S06001_L0001_enhanced.wav",
                                                      "S06001_L0002_enhanced.wav"]  # fmt: skip
