@@ -11,7 +11,9 @@ Joins the files of two benchmarks per enhancer (``system``, e.g. ``crced``, ``dt
   onnxruntime block by block where the system has an ONNX form).
 
 :func:`plot_quality_vs_compute` draws the combined-score gain against MACs per second (log
-axis), one point per system with its interval. Pass-through (no MACs) is the zero line.
+axis), one point per system with its interval. Pass-through (no MACs) is the zero line; the
+quality benchmark's oracles (``oracle/KIND``: outputs built from the clean target, which have
+no cost) are kept as rows without cost and drawn as dotted ceilings.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 __all__ = ["figure_quality_vs_compute", "leaderboard", "plot_quality_vs_compute"]
 
 GROUPS = ("front", "side", "all")
+#: Prefix of the quality benchmark's oracle systems (``benchmarks/oracles.py``): ceilings.
+ORACLE_PREFIX = "oracle/"
 
 
 def _load(path: str | os.PathLike, key: str) -> dict:
@@ -41,7 +45,7 @@ def _load(path: str | os.PathLike, key: str) -> dict:
 
 def leaderboard(quality_files: list[str | os.PathLike], cost_files: list[str | os.PathLike],
                 group: str = "front"):
-    """One row per enhancer found in both kinds of file.
+    """One row per enhancer found in both kinds of file, and one per oracle (cost NaN).
 
     Parameters
     ----------
@@ -58,7 +62,8 @@ def leaderboard(quality_files: list[str | os.PathLike], cost_files: list[str | o
     pandas.DataFrame
         Columns ``system, combined_gain, combined_ci_low, combined_ci_high, worst_pair,
         si_sdr_gain_db, pairs, parameters, macs_per_s, latency_ms, rtf_pytorch, rtf_onnx,
-        quality_file`` (``rtf_onnx`` NaN without an ONNX form), sorted by ``macs_per_s``.
+        quality_file`` (``rtf_onnx`` NaN without an ONNX form), sorted by ``macs_per_s``;
+        the ``oracle/...`` systems of the quality files last, their cost columns NaN.
 
     Raises
     ------
@@ -81,8 +86,9 @@ def leaderboard(quality_files: list[str | os.PathLike], cost_files: list[str | o
         for row in _load(path, "results")["results"]:
             cost[row["system"]] = row
     rows = []
-    for system in sorted(set(quality) & set(cost)):
-        q, c = quality[system], cost[system]
+    oracles = {s for s in quality if s.startswith(ORACLE_PREFIX)}
+    for system in sorted(set(quality) & set(cost)) + sorted(oracles - set(cost)):
+        q, c = quality[system], cost.get(system, {})
         comb = q["combined_improvement"]
         onnx = c.get("onnxruntime") or {}
         rows.append({
@@ -98,11 +104,12 @@ def leaderboard(quality_files: list[str | os.PathLike], cost_files: list[str | o
         "system", "combined_gain", "combined_ci_low", "combined_ci_high", "worst_pair",
         "si_sdr_gain_db", "pairs", "parameters", "macs_per_s", "latency_ms", "rtf_pytorch",
         "rtf_onnx", "quality_file"])  # fmt: skip
-    return frame.sort_values("macs_per_s", ignore_index=True)
+    return frame.sort_values("macs_per_s", ignore_index=True, kind="stable")
 
 
 def figure_quality_vs_compute(board, group: str = "front"):
-    """The figure of :func:`plot_quality_vs_compute` (a ``matplotlib.figure.Figure``).
+    """The figure of :func:`plot_quality_vs_compute` (a ``matplotlib.figure.Figure``); the
+    ``oracle/...`` rows are dotted horizontal lines at their combined gain.
 
     Raises
     ------
@@ -117,11 +124,15 @@ def figure_quality_vs_compute(board, group: str = "front"):
     import pandas as pd
 
     macs = pd.to_numeric(board["macs_per_s"], errors="coerce").to_numpy(dtype=float)
+    ceilings = board[board["system"].str.startswith(ORACLE_PREFIX)]
     board = board[np.isfinite(macs) & (macs > 0)]
     if board.empty:
         raise ValueError("leaderboard: no system with both a quality and a MAC count")
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     ax.axhline(0.0, color="#888888", lw=1, ls="--", label="pass-through")
+    for j, row in enumerate(ceilings.itertuples()):
+        ax.axhline(row.combined_gain, color=f"C{len(board) + j}", lw=1, ls=":",
+                   label=f"{row.system} (ceiling)")  # fmt: skip
     for i, row in enumerate(board.itertuples()):
         err = [[row.combined_gain - row.combined_ci_low],
                [row.combined_ci_high - row.combined_gain]]

@@ -7,7 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from clarity_se.report.leaderboard import leaderboard, plot_quality_vs_compute
+from clarity_se.report.leaderboard import (
+    figure_quality_vs_compute,
+    leaderboard,
+    plot_quality_vs_compute,
+)
 
 
 def _quality(path, systems):
@@ -42,6 +46,19 @@ def test_join_order_and_plot(tmp_path):
     assert np.isnan(a["rtf_onnx"]) and board.set_index("system").loc["b", "rtf_onnx"] == 0.03
     png = plot_quality_vs_compute(board, tmp_path / "out" / "qc.png")
     assert png.stat().st_size > 5000
+
+
+def test_oracles_are_ceilings_without_cost(tmp_path):
+    """oracle/... systems of the quality file stay as rows (cost NaN, after the enhancers) and
+    are drawn as horizontal lines at their gain; other systems without cost are left out."""
+    q = _quality(tmp_path / "q.json", {"a": 0.01, "oracle/irm": 0.15, "c": 0.0})
+    cost = _cost(tmp_path / "c.json", {"a": (2e9, False)})
+    board = leaderboard([q], [cost])
+    assert board["system"].tolist() == ["a", "oracle/irm"]
+    assert np.isnan(board.set_index("system").loc["oracle/irm", "macs_per_s"])
+    fig = figure_quality_vs_compute(board)
+    lines = {line.get_label(): line.get_ydata()[0] for line in fig.axes[0].get_lines()}
+    assert lines["oracle/irm (ceiling)"] == 0.15 and lines["pass-through"] == 0.0
 
 
 def test_errors_name_the_file(tmp_path):
