@@ -19,10 +19,11 @@ they are benchmarks' references only, never enhancers (``clarity_se`` does not r
     mixture, per ear: ``sqrt(|S|^2 / (|S|^2 + |N|^2))`` with ``S`` the STFT of ``target_CH1``
     and ``N`` that of everything else (``mixture - target_CH1``: interferers and microphone
     self-noise), mixture phase, window :data:`IRM_WINDOW` samples (periodic Hann, 23 ms at
-    44.1 kHz), hop a quarter of it. The best real-valued time-frequency gain on one front
-    microphone at that resolution in the ratio-mask family: the ceiling of a masking enhancer
-    trained against ``target_CH1`` (the Conv-TasNet's and DTLN's masks act on learned or
-    low-delay transforms, so it bounds them loosely). Not causal: an oracle.
+    44.1 kHz), hop a quarter of it. The standard oracle reference point for real-valued
+    time-frequency masks on one front microphone (not the highest-SNR real mask: the
+    phase-sensitive mask is, Erdogan et al. 2015); the Conv-TasNet's and DTLN's masks act on
+    learned or low-delay transforms and see six microphones, so it is a reference point for
+    them, not a strict bound. Not causal: an oracle.
 ``irm_lowdelay``
     The same mask on the hearing-aid DTLN's own low-delay STFT
     (:class:`clarity_se.dsp.lowdelay_stft.LowDelaySTFT`: analysis window 512, hop 96,
@@ -36,6 +37,9 @@ Reference
 ---------
 Y. Wang, A. Narayanan and D. Wang, "On training targets for supervised speech separation",
 IEEE/ACM Trans. Audio, Speech, Lang. Process. 22(12), 1849-1858 (2014).
+H. Erdogan, J. R. Hershey, S. Watanabe and J. Le Roux, "Phase-sensitive and
+recognition-boosted speech separation using deep recurrent neural networks", Proc. ICASSP
+2015, pp. 708-712.
 """
 
 from __future__ import annotations
