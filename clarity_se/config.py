@@ -84,6 +84,9 @@ class EnhancerConfig:
     chunk_s: float = 0.0
     #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)
     residual_mix: float = 0.25
+    #: what residual_mix mixes in (convtasnet): ``mixture`` (the front microphones) or ``mvdr``
+    #: (the causal MVDR beamformer that the estimate drives, clarity_se/dsp/mvdr.py)
+    residual_source: str = "mixture"
     #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
     mirror_average: bool = True
     #: do-no-harm fallback to the front mics when no output is frontal (convtasnet; off by

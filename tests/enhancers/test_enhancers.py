@@ -32,6 +32,8 @@ def _enhancers(ckpt):
             yield f"convtasnet-mirror{mirror}-guard{guard}", build_enhancer(_options(
                 name="convtasnet", checkpoint=ckpt, mirror_average=mirror, residual_mix=0.1,
                 guard=guard))
+    yield "convtasnet-mvdr", build_enhancer(_options(
+        name="convtasnet", checkpoint=ckpt, residual_mix=0.5, residual_source="mvdr"))
 
 
 def test_registry_names():
@@ -62,6 +64,30 @@ def test_convtasnet_reports_the_rule_only_when_it_runs(tiny_convtasnet):
             assert 0.0 <= report["guard_fired"]["direct"] <= 1.0
         else:
             assert report == {}
+
+
+def test_convtasnet_mvdr_residual(tiny_convtasnet):
+    """``residual_source=mvdr`` mixes in the beamformer that the estimate drives."""
+    import numpy as np
+    from enhancer_contract import random_mixture
+
+    from clarity_se.dsp.mvdr import mvdr
+
+    mixture = random_mixture(8820)
+    plain = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
+                                    residual_mix=0.0))  # fmt: skip
+    beam = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
+                                   residual_mix=1.0, residual_source="mvdr"))  # fmt: skip
+    half = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
+                                   residual_mix=0.25, residual_source="mvdr"))  # fmt: skip
+    estimate = plain(mixture)
+    alone = beam(mixture)
+    np.testing.assert_allclose(alone, mvdr(mixture, estimate), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(half(mixture), 0.75 * estimate + 0.25 * alone, rtol=0, atol=1e-6)
+    assert beam.latency_samples == 191 > plain.latency_samples
+    with pytest.raises(ValueError, match="residual_source"):
+        build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
+                                residual_source="beam"))  # fmt: skip
 
 
 def test_packaged_convtasnet_within_challenge_latency():

@@ -1,0 +1,105 @@
+"""The estimate-driven causal MVDR beamformer (clarity_se/dsp/mvdr.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from clarity_se.dsp.mvdr import EstimateMVDR, mvdr
+
+FS = 44100
+
+
+def _si_sdr(est, ref):
+    alpha = np.dot(est, ref) / np.dot(ref, ref)
+    return 10 * np.log10(np.sum((alpha * ref) ** 2) / np.sum((est - alpha * ref) ** 2))
+
+
+def _scene(n=3 * FS, seed=0):
+    """A modulated target and a point interferer reaching six microphones with integer delays
+    (a different delay pattern each), plus weak sensor noise."""
+    rng = np.random.default_rng(seed)
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 4 * np.arange(n) / FS)) ** 2
+    target = lfilter([1.0], [1.0, -0.9], rng.standard_normal(n)) * envelope * 0.01
+    noise = rng.standard_normal(n) * 0.02
+    t_delays, n_delays = [0, 0, 1, 1, 2, 2], [0, 9, 3, 12, 6, 15]
+    tgt = np.stack([np.concatenate([np.zeros(d), target])[:n] for d in t_delays])
+    nse = np.stack([np.concatenate([np.zeros(d), noise])[:n] for d in n_delays])
+    sensor = rng.standard_normal((6, n)) * 1e-4
+    return tgt + nse + sensor, tgt
+
+
+def test_oracle_estimate_removes_a_point_interferer_and_keeps_the_target():
+    mixture, target = _scene()
+    out = mvdr(mixture, target[:2])
+    assert out.shape == (2, mixture.shape[1]) and out.dtype == np.float32
+    skip = FS  # after the recursive averages have settled (tau 1 s)
+    for ear in (0, 1):
+        before = _si_sdr(mixture[ear, skip:], target[ear, skip:])
+        after = _si_sdr(out[ear, skip:].astype(np.float64), target[ear, skip:])
+        assert after > before + 8.0, (ear, before, after)  # measured +10.1 dB (ear 0)
+
+
+def test_streamed_equals_whole_with_a_lagging_estimate():
+    mixture, target = _scene(n=FS, seed=1)
+    estimate = 0.5 * target[:2] + 0.1 * mixture[:2]
+    whole = mvdr(mixture, estimate)
+    beamformer = EstimateMVDR()
+    rng = np.random.default_rng(2)
+    outs, i, j, n = [], 0, 0, mixture.shape[1]
+    while i < n:
+        i2 = min(i + int(rng.integers(1, 2000)), n)
+        j2 = max(i2 - 127, j)  # the estimate arrives 127 samples after the mixture
+        outs.append(beamformer.process(mixture[:, i:i2], estimate[:, j:j2]))
+        i, j = i2, j2
+    outs.append(beamformer.process(mixture[:, :0], estimate[:, j:]))
+    outs.append(beamformer.flush())
+    streamed = np.concatenate(outs, axis=1)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5 * np.abs(whole).max())
+
+
+def test_latency_with_an_estimate_that_looks_ahead():
+    """The output before ``t`` is unchanged by input after ``t + 191`` when the estimate
+    itself looks ``max_estimate_latency`` samples ahead."""
+    beamformer = EstimateMVDR()
+    look = beamformer.max_estimate_latency
+    assert beamformer.latency_samples == 191 and look == 191
+
+    def run(mixture):
+        est = np.zeros((2, mixture.shape[1]))
+        est[:, : mixture.shape[1] - look] = 0.5 * mixture[:2, look:]  # reads `look` ahead
+        return mvdr(mixture, est)
+
+    mixture, _ = _scene(n=FS // 2, seed=3)
+    base = run(mixture)
+    for t in (5000, 12345, 20000):
+        changed = mixture.copy()
+        changed[:, t + beamformer.latency_samples :] += 0.3
+        out = run(changed)
+        np.testing.assert_array_equal(out[:, :t], base[:, :t])
+        assert np.abs(out[:, t:] - base[:, t:]).max() > 0  # the change does reach the output
+
+
+def test_before_any_signal_the_output_is_the_reference_microphone():
+    """Zero covariances: the RTF is the unit vector, the filter picks the front microphone."""
+    beamformer = EstimateMVDR()
+    mixture = np.random.default_rng(4).standard_normal((6, 2 * 96))
+    out = beamformer.process(mixture, np.zeros((2, 0)))  # estimate not there yet
+    np.testing.assert_allclose(out, mixture[:2, : out.shape[1]], atol=1e-6)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="tau_s"):
+        EstimateMVDR(tau_s=0)
+    with pytest.raises(ValueError, match="loading"):
+        EstimateMVDR(loading=-1)
+    with pytest.raises(ValueError, match="lag"):
+        EstimateMVDR(lag=0)
+    with pytest.raises(ValueError, match="mixture must be"):
+        EstimateMVDR().process(np.zeros((5, 10)), np.zeros((2, 10)))
+    with pytest.raises(ValueError, match="estimate must be"):
+        EstimateMVDR().process(np.zeros((6, 10)), np.zeros((1, 10)))
+    with pytest.raises(ValueError, match="one length"):
+        mvdr(np.zeros((6, 10)), np.zeros((2, 9)))
