@@ -85,7 +85,8 @@ class EnhancerConfig:
     #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)
     residual_mix: float = 0.25
     #: what residual_mix mixes in (convtasnet): ``mixture`` (the front microphones) or ``mvdr``
-    #: (the causal MVDR beamformer that the estimate drives, clarity_se/dsp/mvdr.py)
+    #: (the causal MVDR beamformer that the estimate drives, clarity_se/dsp/mvdr.py); for dtln
+    #: and crced, ``mvdr`` replaces the output with that beamformer's (no mix)
     residual_source: str = "mixture"
     #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
     mirror_average: bool = True

@@ -57,5 +57,8 @@ class CRCEDEnhancer(DTLNEnhancer):
 
 
 @register_enhancer("crced")
-def _build(options: Any) -> CRCEDEnhancer:
-    return CRCEDEnhancer(str(options.checkpoint), str(options.variant or ""), str(options.device))
+def _build(options: Any):
+    from clarity_se.enhancers.beamformed import apply_residual_source
+
+    enhancer = CRCEDEnhancer(str(options.checkpoint), str(options.variant or ""), str(options.device))
+    return apply_residual_source(enhancer, str(options.get("residual_source", "mixture")))

@@ -227,5 +227,8 @@ class _DTLNBlockStreamer:
 
 
 @register_enhancer("dtln")
-def _build(options: Any) -> DTLNEnhancer:
-    return DTLNEnhancer(str(options.checkpoint), str(options.variant or ""), str(options.device))
+def _build(options: Any):
+    from clarity_se.enhancers.beamformed import apply_residual_source
+
+    enhancer = DTLNEnhancer(str(options.checkpoint), str(options.variant or ""), str(options.device))
+    return apply_residual_source(enhancer, str(options.get("residual_source", "mixture")))

@@ -1,0 +1,124 @@
+"""``enhancer.residual_source=mvdr`` for the DTLN and CR-CED enhancers: their estimate drives
+the causal binaural MVDR beamformer (:class:`clarity_se.dsp.mvdr.EstimateMVDR`), whose output
+replaces theirs.
+
+The network's two-ear estimate only weights the six microphones' covariances; what comes out is
+a linear filter of the microphones, without the network's separation artefacts. The latency is
+the beamformer's 191 samples (4.33 ms) provided that the network's own look-ahead is within the
+beamformer's lag (191 samples): true of the hearing-aid variants (191), not of the 16 kHz
+published ones (refused). The Conv-TasNet enhancer has the same option with a mix
+(``enhancer.residual_mix``, :mod:`clarity_se.enhancers.convtasnet`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clarity_se.dsp.mvdr import EstimateMVDR, mvdr
+from clarity_se.enhancers.base import SAMPLE_RATE, BlockStreamer, Enhancer, check_mixture
+
+
+class BeamformedEnhancer:
+    """Wrap an enhancer: ``mixture [6, time] -> MVDR(mixture, inner(mixture)) [2, time]``.
+
+    Parameters
+    ----------
+    inner : Enhancer
+        Any enhancer whose output is an estimate of the target at the front microphones.
+
+    Raises
+    ------
+    ValueError
+        ``inner``'s look-ahead exceeds what the beamformer's lag covers
+        (:attr:`EstimateMVDR.max_estimate_latency`).
+    """
+
+    def __init__(self, inner: Enhancer) -> None:
+        self.inner = inner
+        self.name = inner.name
+        probe = EstimateMVDR(6, SAMPLE_RATE)
+        if inner.latency_samples > probe.max_estimate_latency:
+            raise ValueError(
+                f"enhancer.residual_source=mvdr: {inner.name} looks {inner.latency_samples} "
+                f"samples ahead, the beamformer covers at most {probe.max_estimate_latency}")
+        self._latency = max(int(inner.latency_samples), probe.latency_samples)
+
+    @property
+    def latency_samples(self) -> int:
+        """Look-ahead at 44.1 kHz, samples: the larger of the inner enhancer's and 191."""
+        return self._latency
+
+    @property
+    def model(self):
+        """The inner enhancer's model (benchmarks count its parameters)."""
+        return getattr(self.inner, "model", None)
+
+    @property
+    def block_samples(self) -> int:
+        """The inner enhancer's natural streaming block (96 samples for the hearing-aid DTLN)."""
+        return int(getattr(self.inner, "block_samples", 96))
+
+    def __call__(self, mixture: np.ndarray) -> np.ndarray:
+        """Enhance ``mixture [6, time]`` -> ``[2, time]`` float32."""
+        mixture = check_mixture(mixture)
+        return mvdr(mixture, self.inner(mixture))
+
+    def streamer(self) -> BlockStreamer:
+        """The inner enhancer's streamer feeding the beamformer's."""
+        return _BeamformedStreamer(self)
+
+    def diagnostics(self) -> dict:
+        """The inner enhancer's."""
+        return self.inner.diagnostics()
+
+
+class _BeamformedStreamer:
+    """:class:`~clarity_se.enhancers.base.BlockStreamer` of :class:`BeamformedEnhancer`."""
+
+    def __init__(self, enhancer: BeamformedEnhancer) -> None:
+        self.inner = enhancer.inner.streamer()
+        self.beamformer = EstimateMVDR(6, SAMPLE_RATE)
+
+    def reset(self) -> None:
+        """Forget all state (start a new signal)."""
+        self.inner.reset()
+        self.beamformer.reset()
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Feed ``block [6, n]``; return the output samples ``[2, m]`` that are final.
+
+        Raises
+        ------
+        ValueError
+            A block that is not ``[6, n]`` finite audio.
+        """
+        block = check_mixture(block, "block")
+        return self.beamformer.process(block, self.inner.process(block))
+
+    def flush(self) -> np.ndarray:
+        """End of signal: the remaining output ``[2, m]`` (totals equal the input length)."""
+        head = self.beamformer.process(np.zeros((6, 0), np.float32), self.inner.flush())
+        return np.concatenate([head, self.beamformer.flush()], axis=1)
+
+
+def apply_residual_source(enhancer: Enhancer, residual_source: str) -> Enhancer:
+    """``enhancer.residual_source`` for enhancers without a residual mix (DTLN, CR-CED).
+
+    Parameters
+    ----------
+    enhancer : Enhancer
+    residual_source : {"mixture", "mvdr"}
+        ``mixture`` (default): the enhancer unchanged; ``mvdr``: wrapped in
+        :class:`BeamformedEnhancer`.
+
+    Raises
+    ------
+    ValueError
+        Another value, or (``mvdr``) a look-ahead the beamformer does not cover.
+    """
+    if residual_source == "mixture":
+        return enhancer
+    if residual_source == "mvdr":
+        return BeamformedEnhancer(enhancer)
+    raise ValueError(f"enhancer.residual_source must be 'mixture' or 'mvdr', got "
+                     f"{residual_source!r}")  # fmt: skip

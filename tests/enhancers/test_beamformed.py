@@ -1,0 +1,41 @@
+"""``enhancer.residual_source=mvdr`` for the DTLN and CR-CED enhancers (BeamformedEnhancer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from enhancer_contract import check_latency, check_shapes, check_streaming, random_mixture
+from omegaconf import OmegaConf
+
+from clarity_se.config import EnhancerConfig
+from clarity_se.dsp.mvdr import mvdr
+from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer
+from clarity_se.enhancers.beamformed import BeamformedEnhancer
+
+
+def _options(**kw):
+    return OmegaConf.merge(OmegaConf.structured(EnhancerConfig), kw)
+
+
+def test_dtln_drives_the_beamformer():
+    beam = build_enhancer(_options(name="dtln", residual_source="mvdr"))
+    plain = build_enhancer(_options(name="dtln"))
+    assert isinstance(beam, BeamformedEnhancer)
+    assert beam.latency_samples == 191 <= MAX_LATENCY_S * SAMPLE_RATE
+    check_shapes(beam)
+    check_latency(beam)
+    check_streaming(beam)
+    x = random_mixture(6000, seed=5)
+    np.testing.assert_array_equal(beam(x), mvdr(x, plain(x)))
+
+
+def test_residual_source_mixture_leaves_the_enhancer_as_it_is():
+    enhancer = build_enhancer(_options(name="dtln", residual_source="mixture"))
+    assert not isinstance(enhancer, BeamformedEnhancer)
+
+
+def test_refused_where_it_would_add_latency_or_is_unknown():
+    with pytest.raises(ValueError, match="looks 1463 samples ahead"):
+        build_enhancer(_options(name="dtln", variant="published", residual_source="mvdr"))
+    with pytest.raises(ValueError, match="residual_source"):
+        build_enhancer(_options(name="dtln", residual_source="beam"))
