@@ -60,5 +60,6 @@ class CRCEDEnhancer(DTLNEnhancer):
 def _build(options: Any):
     from clarity_se.enhancers.beamformed import apply_residual_source
 
-    enhancer = CRCEDEnhancer(str(options.checkpoint), str(options.variant or ""), str(options.device))
+    enhancer = CRCEDEnhancer(str(options.checkpoint), str(options.variant or ""),
+                           str(options.device))
     return apply_residual_source(enhancer, str(options.get("residual_source", "mixture")))
