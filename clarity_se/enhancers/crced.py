@@ -61,5 +61,5 @@ def _build(options: Any):
     from clarity_se.enhancers.beamformed import apply_residual_source
 
     enhancer = CRCEDEnhancer(str(options.checkpoint), str(options.variant or ""),
-                           str(options.device))
+                             str(options.device))
     return apply_residual_source(enhancer, str(options.get("residual_source", "mixture")))
