@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-evaluate", action="store_true", help="SI-SDR only (no HASPI/HASQI)")
     parser.add_argument("--checkpoint", default="", help="shorthand: --set convtasnet:checkpoint=")
     parser.add_argument("--residual-mix", type=float, default=None,
-                        help="shorthand: --set convtasnet:residual_mix= (default 0.25)")
+                        help="shorthand: --set convtasnet:residual_mix= (default: 1.0 with the "
+                             "mvdr residual, 0.25 with mixture)")
     parser.add_argument("--mirror-average", choices=("true", "false"), default=None,
                         help="shorthand: --set convtasnet:mirror_average= (default true)")
     parser.add_argument(

@@ -82,12 +82,14 @@ class EnhancerConfig:
     variant: Optional[str] = ""  # noqa: UP045 (OmegaConf needs Optional)
     device: str = "cpu"
     chunk_s: float = 0.0
-    #: output = (1 - residual_mix) * estimate + residual_mix * front-mic mixture (convtasnet)
-    residual_mix: float = 0.25
-    #: what residual_mix mixes in (convtasnet): ``mixture`` (the front microphones) or ``mvdr``
-    #: (the causal MVDR beamformer that the estimate drives, clarity_se/dsp/mvdr.py); for dtln
-    #: and crced, ``mvdr`` replaces the output with that beamformer's (no mix)
-    residual_source: str = "mixture"
+    #: convtasnet: output = (1 - residual_mix) * estimate + residual_mix * residual, in [0, 1];
+    #: empty (null): 1.0 with the mvdr residual (the beamformer alone), 0.25 with mixture
+    residual_mix: Optional[float] = None  # noqa: UP045 (OmegaConf needs Optional)
+    #: the residual: ``mvdr``, the causal MVDR beamformer that the estimate drives
+    #: (clarity_se/dsp/mvdr.py), or ``mixture``, the front microphones; for dtln and crced
+    #: ``mvdr`` replaces the output with that beamformer's and ``mixture`` leaves it as it is;
+    #: empty: the enhancer's default (convtasnet mvdr, dtln and crced mixture)
+    residual_source: str = ""
     #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
     mirror_average: bool = True
     #: do-no-harm fallback to the front mics when no output is frontal (convtasnet; off by

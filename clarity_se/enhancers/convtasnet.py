@@ -34,6 +34,20 @@ logger = logging.getLogger(__name__)
 
 #: values of ``enhancer.residual_source``
 RESIDUAL_SOURCES = ("mixture", "mvdr")
+#: ``enhancer.residual_source`` when empty: the beamformer (recipe README, "The MVDR residual")
+DEFAULT_RESIDUAL_SOURCE = "mvdr"
+#: ``enhancer.residual_mix`` when empty, per residual source
+DEFAULT_RESIDUAL_MIX = {"mvdr": 1.0, "mixture": 0.25}
+
+
+def default_residual_mix(options: Any) -> float:
+    """``enhancer.residual_mix``, or when empty the default of the residual source in use
+    (:data:`DEFAULT_RESIDUAL_MIX`)."""
+    value = options.get("residual_mix")
+    if value is not None:
+        return float(value)
+    source = str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE)
+    return DEFAULT_RESIDUAL_MIX.get(source, 0.25)
 #: rows of the left/right-mirrored microphones (CH1-R, CH1-L, CH2-R, CH2-L, CH3-R, CH3-L)
 MIRROR_ROWS = [1, 0, 3, 2, 5, 4]
 
@@ -270,8 +284,8 @@ def _build(options: Any) -> ConvTasNetEnhancer:
         str(options.checkpoint),
         str(options.device),
         float(options.chunk_s),
-        float(options.residual_mix),
+        default_residual_mix(options),
         bool(options.mirror_average),
         guard=bool(options.get("guard", False)),
-        residual_source=str(options.get("residual_source", "mixture")),
+        residual_source=str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE),
     )

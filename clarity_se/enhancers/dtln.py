@@ -232,4 +232,4 @@ def _build(options: Any):
 
     enhancer = DTLNEnhancer(str(options.checkpoint), str(options.variant or ""),
                             str(options.device))
-    return apply_residual_source(enhancer, str(options.get("residual_source", "mixture")))
+    return apply_residual_source(enhancer, str(options.get("residual_source") or "mixture"))

@@ -31,9 +31,10 @@ def _enhancers(ckpt):
         for guard in (False, True):
             yield f"convtasnet-mirror{mirror}-guard{guard}", build_enhancer(_options(
                 name="convtasnet", checkpoint=ckpt, mirror_average=mirror, residual_mix=0.1,
-                guard=guard))
+                guard=guard, residual_source="mixture"))
     yield "convtasnet-mvdr", build_enhancer(_options(
         name="convtasnet", checkpoint=ckpt, residual_mix=0.5, residual_source="mvdr"))
+    yield "convtasnet-defaults", build_enhancer(_options(name="convtasnet", checkpoint=ckpt))
 
 
 def test_registry_names():
@@ -75,7 +76,7 @@ def test_convtasnet_mvdr_residual(tiny_convtasnet):
 
     mixture = random_mixture(8820)
     plain = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
-                                    residual_mix=0.0))  # fmt: skip
+                                    residual_mix=0.0, residual_source="mixture"))  # fmt: skip
     beam = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
                                    residual_mix=1.0, residual_source="mvdr"))  # fmt: skip
     half = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
@@ -88,6 +89,12 @@ def test_convtasnet_mvdr_residual(tiny_convtasnet):
     with pytest.raises(ValueError, match="residual_source"):
         build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
                                 residual_source="beam"))  # fmt: skip
+    # the defaults: the beamformer alone; with the front microphones, a quarter of them
+    default = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet))
+    assert (default.residual_source, default.residual_mix) == ("mvdr", 1.0)
+    front = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet,
+                                    residual_source="mixture"))  # fmt: skip
+    assert (front.residual_source, front.residual_mix) == ("mixture", 0.25)
 
 
 def test_packaged_convtasnet_within_challenge_latency():

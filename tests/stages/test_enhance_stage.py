@@ -128,7 +128,8 @@ def test_convtasnet_checkpoint_whole_and_chunked(dataset, tmp_path):
     for a in ("0.0", "0.25"):
         exp = tmp_path / f"mix{a}"
         assert _run(root, exp, "enhancer.name=convtasnet", f"enhancer.checkpoint={ckpt}",
-                    f"enhancer.residual_mix={a}") == 0  # fmt: skip
+                    f"enhancer.residual_mix={a}",
+                    "enhancer.residual_source=mixture") == 0  # fmt: skip
         mixed[a], _ = sf.read(str(exp / "enhanced_signals" / f"{scenes[2]}_L0002_enhanced.wav"),
                               dtype="float32")  # fmt: skip
     front, _ = sf.read(str(root / "clarity_data" / "dev" / "scenes" / f"{scenes[2]}_mix_CH1.wav"),
