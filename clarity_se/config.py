@@ -88,7 +88,8 @@ class EnhancerConfig:
     #: the residual: ``mvdr``, the causal MVDR beamformer that the estimate drives
     #: (clarity_se/dsp/mvdr.py), or ``mixture``, the front microphones; for dtln and crced
     #: ``mvdr`` replaces the output with that beamformer's and ``mixture`` leaves it as it is;
-    #: empty: the enhancer's default (convtasnet mvdr, dtln and crced mixture)
+    #: empty: the enhancer's default (convtasnet and the hearing-aid dtln mvdr, crced and the
+    #: published dtln mixture)
     residual_source: str = ""
     #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
     mirror_average: bool = True

@@ -1,6 +1,6 @@
-"""``enhancer.residual_source=mvdr`` for the DTLN and CR-CED enhancers: their estimate drives
-the causal binaural MVDR beamformer (:class:`clarity_se.dsp.mvdr.EstimateMVDR`), whose output
-replaces theirs.
+"""``enhancer.residual_source=mvdr`` for the DTLN and CR-CED enhancers (the hearing-aid DTLN's
+default): their estimate drives the causal binaural MVDR beamformer
+(:class:`clarity_se.dsp.mvdr.EstimateMVDR`), whose output replaces theirs.
 
 The network's two-ear estimate only weights the six microphones' covariances; what comes out is
 a linear filter of the microphones, without the network's separation artefacts. The latency is
@@ -48,15 +48,12 @@ class BeamformedEnhancer:
         """Look-ahead at 44.1 kHz, samples: the larger of the inner enhancer's and 191."""
         return self._latency
 
-    @property
-    def model(self):
-        """The inner enhancer's model (benchmarks count its parameters)."""
-        return getattr(self.inner, "model", None)
-
-    @property
-    def block_samples(self) -> int:
-        """The inner enhancer's natural streaming block (96 samples for the hearing-aid DTLN)."""
-        return int(getattr(self.inner, "block_samples", 96))
+    def __getattr__(self, name: str):
+        """Other attributes (``model``, ``variant``, ``block_samples``, ...) are the inner
+        enhancer's."""
+        if name == "inner":  # not yet set (copying, unpickling)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def __call__(self, mixture: np.ndarray) -> np.ndarray:
         """Enhance ``mixture [6, time]`` -> ``[2, time]`` float32."""

@@ -3,7 +3,10 @@
 * ``enhancer.variant=""`` (default): the hearing-aid variant
   (:class:`~clarity_se.models.dtln.DTLNHearingAid`): all six microphones at 44.1 kHz on a
   low-delay STFT, left and right ear out, **191 samples = 4.33 ms** look-ahead (within the
-  Clarity 5 ms). Shipped checkpoint ``clarity_se/assets/checkpoints/dtln.pt``.
+  Clarity 5 ms). Shipped checkpoint ``clarity_se/assets/checkpoints/dtln.pt``. By default
+  (``enhancer.residual_source`` empty or ``mvdr``) its estimate drives the MVDR beamformer of
+  :mod:`clarity_se.enhancers.beamformed`, whose output is the enhancer's (same latency);
+  ``residual_source=mixture`` gives the network's own output.
 * ``enhancer.variant=published``: the published 16 kHz DTLN
   (:class:`~clarity_se.models.dtln.DTLN`) run once per ear on the front microphone pair
   (``CH1-L``, ``CH1-R``), resampled 44.1 -> 16 -> 44.1 kHz with
@@ -31,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 #: enhancer.variant -> (model registry name, packaged checkpoint name)
 VARIANTS = {"": ("dtln_ha", "dtln"), "published": ("dtln", "dtln_published")}
+#: ``enhancer.residual_source`` when empty, per variant: the hearing-aid DTLN's estimate drives
+#: the MVDR beamformer (recipe README, "The MVDR residual"); the published one cannot (33 ms)
+DEFAULT_RESIDUAL_SOURCE = {"": "mvdr", "published": "mixture"}
 
 
 def chained_latency(down: Any, model: Any, up: Any) -> int:
@@ -232,4 +238,5 @@ def _build(options: Any):
 
     enhancer = DTLNEnhancer(str(options.checkpoint), str(options.variant or ""),
                             str(options.device))
-    return apply_residual_source(enhancer, str(options.get("residual_source") or "mixture"))
+    return apply_residual_source(enhancer, str(options.get("residual_source") or
+                                               DEFAULT_RESIDUAL_SOURCE[enhancer.variant]))

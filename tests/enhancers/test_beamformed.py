@@ -18,8 +18,8 @@ def _options(**kw):
 
 
 def test_dtln_drives_the_beamformer():
-    beam = build_enhancer(_options(name="dtln", residual_source="mvdr"))
-    plain = build_enhancer(_options(name="dtln"))
+    beam = build_enhancer(_options(name="dtln"))  # the default for the hearing-aid variant
+    plain = build_enhancer(_options(name="dtln", residual_source="mixture"))
     assert isinstance(beam, BeamformedEnhancer)
     assert beam.latency_samples == 191 <= MAX_LATENCY_S * SAMPLE_RATE
     check_shapes(beam)
@@ -27,11 +27,19 @@ def test_dtln_drives_the_beamformer():
     check_streaming(beam)
     x = random_mixture(6000, seed=5)
     np.testing.assert_array_equal(beam(x), mvdr(x, plain(x)))
+    assert beam.variant == "" and type(beam.model) is type(plain.model)
+    assert beam.block_samples == plain.block_samples == 96
 
 
 def test_residual_source_mixture_leaves_the_enhancer_as_it_is():
     enhancer = build_enhancer(_options(name="dtln", residual_source="mixture"))
     assert not isinstance(enhancer, BeamformedEnhancer)
+
+
+def test_defaults_per_enhancer():
+    published = build_enhancer(_options(name="dtln", variant="published"))
+    assert not isinstance(published, BeamformedEnhancer)
+    assert not isinstance(build_enhancer(_options(name="crced")), BeamformedEnhancer)
 
 
 def test_refused_where_it_would_add_latency_or_is_unknown():
