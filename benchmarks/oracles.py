@@ -30,6 +30,11 @@ they are benchmarks' references only, never enhancers (``clarity_se`` does not r
     synthesis window 192 at 44.1 kHz; 4.33 ms latency): what an ideal gain per bin of that
     transform, the DTLN's first-core mask, could do.
 
+``mvdr``
+    The causal binaural MVDR beamformer of :mod:`clarity_se.dsp.mvdr` (the default output of
+    the Conv-TasNet and the hearing-aid DTLN) driven by ``target_CH1`` in place of an
+    enhancer's estimate: what that beamformer gives with a perfect estimate.
+
 ``enhancer.residual_mix=A`` (``--set oracle/KIND:residual_mix=A``) mixes in the front
 microphones as the Conv-TasNet's option does: ``(1 - A) * oracle + A * mixture_CH1``.
 
@@ -48,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-ORACLES = ("target_CH1", "reference", "irm", "irm_lowdelay")
+ORACLES = ("target_CH1", "reference", "irm", "irm_lowdelay", "mvdr")
 #: STFT window of the ideal ratio mask, samples at 44.1 kHz (periodic Hann; hop a quarter).
 IRM_WINDOW = 1024
 
@@ -122,7 +127,8 @@ def ideal_ratio_mask(mixture: np.ndarray, target: np.ndarray, window: int = IRM_
 
 
 def oracle_output(kind: str, mixture: np.ndarray, target: np.ndarray, anechoic: np.ndarray,
-                  residual_mix: float = 0.0) -> np.ndarray:  # fmt: skip
+                  residual_mix: float = 0.0,
+                  microphones: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """One oracle's output for one scene.
 
     Parameters
@@ -134,6 +140,8 @@ def oracle_output(kind: str, mixture: np.ndarray, target: np.ndarray, anechoic: 
         ``target_anechoic_CH1``, file scale.
     residual_mix : float
         Share ``A`` of the mixture in the output, ``0 <= A <= 1``.
+    microphones : np.ndarray [shape=(6, time)], optional
+        All six microphones (rows ``CH1-L, CH1-R, ..., CH3-R``); needed by ``mvdr`` only.
 
     Returns
     -------
@@ -142,8 +150,8 @@ def oracle_output(kind: str, mixture: np.ndarray, target: np.ndarray, anechoic: 
     Raises
     ------
     ValueError
-        Unknown ``kind``, ``residual_mix`` outside [0, 1], or (``reference``) a silent ear of
-        the anechoic target.
+        Unknown ``kind``, ``residual_mix`` outside [0, 1], (``reference``) a silent ear of
+        the anechoic target, or (``mvdr``) no ``microphones``.
     """
     from clarity_se.metrics.scene import make_reference
 
@@ -155,6 +163,12 @@ def oracle_output(kind: str, mixture: np.ndarray, target: np.ndarray, anechoic: 
         out = np.asarray(target, dtype=np.float64)
     elif kind == "reference":
         out = make_reference(np.asarray(anechoic).T, np.asarray(target).T).T
+    elif kind == "mvdr":
+        from clarity_se.dsp.mvdr import mvdr
+
+        if microphones is None:
+            raise ValueError("oracle mvdr needs all six microphones (microphones=)")
+        out = mvdr(np.asarray(microphones), np.asarray(target)).astype(np.float64)
     else:
         out = ideal_ratio_mask(mixture, target, lowdelay=kind == "irm_lowdelay")
     return (1.0 - residual_mix) * out + residual_mix * np.asarray(mixture, dtype=np.float64)
@@ -195,10 +209,11 @@ def write_oracle(root: Path, exp: Path, kind: str, residual_mix: float = 0.0) ->
     experiment = Experiment(exp)
     n = 0
     for scene, listeners in group_by_scene(dataset.scene_listener_pairs()).items():
-        mixture = dataset.load_mixture(scene).numpy()[:2]
+        microphones = dataset.load_mixture(scene).numpy()
         target = dataset.load_target(scene).numpy()
         anechoic = dataset.load_target_anechoic(scene).numpy()
-        signal = oracle_output(kind, mixture, target, anechoic, residual_mix)
+        signal = oracle_output(kind, microphones[:2], target, anechoic, residual_mix,
+                               microphones=microphones)  # fmt: skip
         for listener in listeners:
             write_audio(experiment.enhanced_path(scene, listener), signal.T,
                         dataset.sample_rate)  # fmt: skip

@@ -70,6 +70,19 @@ def test_oracle_outputs_and_residual_mix():
         oracles.oracle_output("irm", mixture, target, anechoic, residual_mix=1.5)
 
 
+def test_oracle_mvdr_is_the_beamformer_driven_by_the_target():
+    from clarity_se.dsp.mvdr import mvdr
+
+    rng = np.random.default_rng(2)
+    microphones = rng.standard_normal((6, 6000)).astype(np.float32)
+    target, anechoic = 0.5 * microphones[:2], rng.standard_normal((2, 6000))
+    out = oracles.oracle_output("mvdr", microphones[:2], target, anechoic,
+                                microphones=microphones)  # fmt: skip
+    np.testing.assert_array_equal(out, mvdr(microphones, target).astype(np.float64))
+    with pytest.raises(ValueError, match="six microphones"):
+        oracles.oracle_output("mvdr", microphones[:2], target, anechoic)
+
+
 @pytest.fixture()
 def dev_set(tmp_path):
     root = make_eval_tree(tmp_path / "data", {"S06001": ["L0001", "L0002"]})
