@@ -5,8 +5,9 @@
 
 Each ``ROOT`` is a held-out set of ``clarity-se demo-data --acoustic-model`` (its
 ``clarity_data/metadata/scenes.dev.json`` marks ``target_in_front``). The Conv-TasNet enhancer
-runs with the rule off (``enhancer.guard=false``; ``enhancer.residual_mix`` from
-``--residual-mix``, default 0.1; the recipe's other defaults) and
+runs with the rule off (``enhancer.guard=false``; the front microphones as residual,
+``enhancer.residual_source=mixture``, ``enhancer.residual_mix`` from ``--residual-mix``, default
+0.1; the recipe's other defaults) and
 :class:`~clarity_se.enhancers.guard.FrontalGuard` follows its output block by block, as the rule
 would: before each 10 ms block, the frontal interaural coherence of the output so far (the
 rule's cue; the estimate's weight is 0 below ``c_low`` and 1 above ``c_high``). Printed and
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(REPO / "recipes" / "icassp_2023" / "baseline" / "config.yaml",
                          ["enhancer.name=convtasnet", "enhancer.guard=false",
                           f"enhancer.checkpoint={args.checkpoint}",
-                          f"enhancer.residual_mix={args.residual_mix}"])  # fmt: skip
+                          f"enhancer.residual_mix={args.residual_mix}",
+                          "enhancer.residual_source=mixture"])  # fmt: skip
     enhancer = build_enhancer(config.enhancer)
     options = GuardOptions()
     midpoint = (options.c_low + options.c_high) / 2

@@ -13,9 +13,10 @@
 # OUT/quality/<run>@<model>.json   benchmarks/bench_enhancer_quality.py on one held-out set
 # OUT/table.md           python benchmarks/leave_one_out_table.py OUT/quality
 #
-# Environment: CLARITY_SE_DATA_ROOT (default ../shared/data), PYTHON (default python), GUARD
-# and RESIDUAL_MIX (enhancer.guard and enhancer.residual_mix of the scoring, default true and
-# 0.1: the settings of the README's tables).
+# Environment: CLARITY_SE_DATA_ROOT (default ../shared/data), PYTHON (default python), GUARD,
+# RESIDUAL_MIX and RESIDUAL_SOURCE (enhancer.guard, enhancer.residual_mix and
+# enhancer.residual_source of the scoring, default true, 0.1 and mixture: the settings of the
+# README's tables).
 # Every step is skipped when its output exists, so a rerun after a kill resumes.
 set -euo pipefail
 OUT=${1:?usage: leave_one_out.sh OUT INIT [STEPS]}
@@ -25,6 +26,7 @@ DATA=${CLARITY_SE_DATA_ROOT:-../shared/data}
 PY=${PYTHON:-python}
 GUARD=${GUARD:-true}
 RESIDUAL_MIX=${RESIDUAL_MIX:-0.1}
+RESIDUAL_SOURCE=${RESIDUAL_SOURCE:-mixture}
 MODELS=(kemar_ism sphere_ism freefield_ism rostock_brir)
 LEFT_OUT=(rostock_brir sphere_ism freefield_ism)
 EPOCHS=3
@@ -55,13 +57,13 @@ train() {
 }
 
 # quality RUN MODEL: the run's checkpoint on MODEL's held-out scenes (enhancer defaults but
-# enhancer.guard=$GUARD, enhancer.residual_mix=$RESIDUAL_MIX)
+# enhancer.guard=$GUARD, enhancer.residual_mix=$RESIDUAL_MIX, residual_source=$RESIDUAL_SOURCE)
 quality() {
   local run=$1 m=$2
   [ -f "$OUT/quality/$run@$m.json" ] && return 0
   "$PY" benchmarks/bench_enhancer_quality.py --root "$OUT/heldout/$m" --systems convtasnet \
     --checkpoint "$(realpath "$OUT/train/$run.pt")" --set "convtasnet:guard=$GUARD" \
-    --residual-mix "$RESIDUAL_MIX" --rng fast --workers 1 --out "$OUT/quality/$run@$m.json"
+    --set "convtasnet:residual_source=$RESIDUAL_SOURCE" --residual-mix "$RESIDUAL_MIX" --rng fast --workers 1 --out "$OUT/quality/$run@$m.json"
 }
 
 others() {  # the acoustic models other than $1
