@@ -7,13 +7,15 @@ side, or an unsure model) the front-microphone mixture fades back in, so that th
 is there is not removed (``enhancer.guard``, default false: on three held-out acoustic models
 the rule cost more on front scenes than it saved on side ones; recipe README). Off, a
 ``n_src >= 2`` model's target is still selected that way. The result is then
-``(1 - a) * estimate + a * mixture_CH1`` with ``a = enhancer.residual_mix`` (default 0.25):
-keeping a little of the front-mic mixture masks the separation artefacts that HASQI and HASPI
-penalise. With ``enhancer.residual_source=mvdr`` the mixed-in signal is instead the output of
-the causal binaural MVDR beamformer that the estimate drives
+``(1 - a) * estimate + a * residual`` with ``a = enhancer.residual_mix``. By default
+(``enhancer.residual_source`` empty: ``mvdr``; ``residual_mix`` empty: 1.0) the residual is the
+output of the causal binaural MVDR beamformer that the estimate drives
 (:class:`clarity_se.dsp.mvdr.EstimateMVDR`: a linear filter of the six microphones, no
-separation artefacts, less noise than the front microphones); the latency becomes the
-beamformer's 191 samples (4.33 ms) and ``residual_mix=1`` gives the beamformer alone. With
+separation artefacts), and the output is the beamformer's alone; the latency is then the
+beamformer's 191 samples (4.33 ms) instead of the model's 127. With
+``enhancer.residual_source=mixture`` the residual is the front-microphone mixture
+``mixture_CH1`` and ``a`` defaults to 0.25: keeping a little of it masks the separation
+artefacts that HASQI and HASPI penalise. With
 ``enhancer.mirror_average`` (default true) the estimate is the mean of that of the model and of
 the left/right-mirrored microphones (a two-member test-time ensemble, causal, at
 twice the compute). The whole-signal path is the streaming path run over the signal.
@@ -48,6 +50,8 @@ def default_residual_mix(options: Any) -> float:
         return float(value)
     source = str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE)
     return DEFAULT_RESIDUAL_MIX.get(source, 0.25)
+
+
 #: rows of the left/right-mirrored microphones (CH1-R, CH1-L, CH2-R, CH2-L, CH3-R, CH3-L)
 MIRROR_ROWS = [1, 0, 3, 2, 5, 4]
 
