@@ -83,7 +83,8 @@ class ConvTasNetEnhancer:
     ------
     ValueError
         Missing/bad checkpoint, a checkpoint for another sample rate, CUDA requested but
-        absent, ``residual_mix`` outside ``[0, 1]``, or an unknown ``residual_source``.
+        absent, ``residual_mix`` outside ``[0, 1]``, an unknown ``residual_source``, or (with
+        the beamformer) a model whose look-ahead exceeds what the beamformer's lag covers.
     """
 
     name = "convtasnet"
@@ -123,29 +124,25 @@ class ConvTasNetEnhancer:
 
         self.guard_options = GuardOptions(enabled=bool(guard))
         self.last_fired: dict = {}
+        #: the beamformer runs only where its output is mixed in
+        self.uses_mvdr = residual_source == "mvdr" and self.residual_mix > 0
+        self._latency = int(self.model.latency_samples)
+        if self.uses_mvdr:
+            from clarity_se.dsp.mvdr import EstimateMVDR
+
+            beamformer = EstimateMVDR()
+            if self._latency > beamformer.max_estimate_latency:
+                raise ValueError(f"{self.path}: look-ahead {self._latency} samples exceeds the "
+                                 f"MVDR's {beamformer.max_estimate_latency}")  # fmt: skip
+            self._latency = max(self._latency, beamformer.latency_samples)
         logger.info("enhance: %s (%s) on %s", self.path, payload["model_args"], device)
 
     @property
     def latency_samples(self) -> int:
-        """Look-ahead, samples at 44.1 kHz: the encoder frame's ``kernel_size - 1``, or with
-        ``residual_source=mvdr`` the larger of it and the beamformer's (191).
-
-        Raises
-        ------
-        ValueError
-            With ``mvdr``, a model whose look-ahead exceeds what the beamformer's lag covers.
-        """
-        model = int(self.model.latency_samples)
-        if self.residual_source != "mvdr":
-            return model
-        from clarity_se.dsp.mvdr import EstimateMVDR
-
-        beamformer = EstimateMVDR()
-        if model > beamformer.max_estimate_latency:
-            raise ValueError(f"{self.path}: look-ahead {model} samples exceeds the MVDR's "
-                             f"{beamformer.max_estimate_latency}")  # fmt: skip
-        return max(model, beamformer.latency_samples)
-
+        """Look-ahead, samples at 44.1 kHz: the encoder frame's ``kernel_size - 1``, or when the
+        beamformer runs (``residual_source=mvdr``, ``residual_mix > 0``) the larger of it and
+        the beamformer's (191)."""
+        return self._latency
     def __call__(self, mixture: np.ndarray) -> np.ndarray:
         """Enhance ``mixture [6, time]`` -> ``[2, time]`` float32 (the streaming path)."""
         from clarity_se.enhancers.base import run_streamer
@@ -186,7 +183,7 @@ class _ConvTasNetStreamer:
         self.guards = [FrontalGuard(enhancer.model.n_src, SAMPLE_RATE, enhancer.guard_options)
                        for _ in range(n_pass)]  # fmt: skip
         self.mvdr = None
-        if enhancer.residual_source == "mvdr":
+        if enhancer.uses_mvdr:
             from clarity_se.dsp.mvdr import EstimateMVDR
 
             self.mvdr = EstimateMVDR(6, SAMPLE_RATE)
