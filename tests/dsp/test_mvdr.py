@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from conftest import FACTORISATION_TOL
 from scipy.signal import lfilter
 
 from clarity_se.dsp.mvdr import EstimateMVDR, mvdr
@@ -103,3 +105,50 @@ def test_errors():
         EstimateMVDR().process(np.zeros((6, 10)), np.zeros((1, 10)))
     with pytest.raises(ValueError, match="one length"):
         mvdr(np.zeros((6, 10)), np.zeros((2, 9)))
+
+
+def test_compiled_recursion_equals_the_equations_in_numpy():
+    """The compiled kernel (lower triangles, Cholesky) against the docstring's equations
+    with ``np.linalg.solve``, on the frames of a scene with a silent start."""
+    from clarity_se.dsp import mvdr as module
+
+    mixture, target = _scene(n=FS // 4, seed=5)
+    mixture[:, :2000] = 0.0
+    estimate = 0.6 * target[:2] + 0.05 * mixture[:2]
+    bf = EstimateMVDR()
+    stft = bf.stft
+    x = stft.analysis_frames(torch.from_numpy(mixture).unfold(-1, stft.win_length,
+                                                              stft.hop_length)).numpy()
+    s = stft.analysis_frames(torch.from_numpy(estimate).unfold(-1, stft.win_length,
+                                                               stft.hop_length)).numpy()
+    lag, lam, eps, loading = bf.lag, bf.forget, module.EPS, bf.loading
+    n_bins, eye = x.shape[-1], np.eye(6)
+    phi_s = np.zeros((n_bins, 6, 6), complex)
+    phi_n = np.zeros((n_bins, 6, 6), complex)
+    expected = np.zeros((2, x.shape[1], n_bins), complex)
+    for k in range(x.shape[1]):
+        if k >= lag:
+            xs, ss = x[:, k - lag], s[:, k - lag]
+            ps, pn = np.abs(ss) ** 2, np.abs(xs[:2] - ss) ** 2
+            m = np.mean(ps / np.maximum(ps + pn, 1e-30), axis=0)[:, None, None]
+            outer = np.einsum("cb,db->bcd", xs, xs.conj())
+            phi_s = lam * phi_s + (1 - lam) * m * outer
+            phi_n = lam * phi_n + (1 - lam) * (1 - m) * outer
+        ps_l = phi_s + eps * eye
+        tr = np.trace(phi_n, axis1=1, axis2=2).real[:, None, None]
+        pn_l = phi_n + (loading * tr / 6 + eps) * eye
+        for e in (0, 1):
+            d = ps_l[:, :, e] / ps_l[:, e, e][:, None]
+            num = np.linalg.solve(pn_l, d[..., None])[..., 0]
+            w = num / np.einsum("bc,bc->b", d.conj(), num)[:, None]
+            expected[e, k] = np.einsum("bc,cb->b", w.conj(), x[:, k])
+    state_s = np.zeros((n_bins, 6, 6), complex)
+    state_n = np.zeros((n_bins, 6, 6), complex)
+    y = np.empty_like(expected)
+    module._mvdr_frames(x, np.ascontiguousarray(x[:, : x.shape[1] - lag]),
+                        np.ascontiguousarray(s[:, : x.shape[1] - lag]), lag, state_s,
+                        state_n, lam, loading, eps, y)  # fmt: skip
+    assert np.abs(expected).max() > 0
+    np.testing.assert_allclose(y, expected, rtol=0, atol=FACTORISATION_TOL * np.abs(expected).max())
+    np.testing.assert_allclose(np.tril(state_n), np.tril(phi_n), rtol=0,
+                               atol=1e-12 * np.abs(phi_n).max())  # fmt: skip
