@@ -19,9 +19,17 @@ Per frequency bin and frame ``k`` (``x`` the six microphone spectra, ``m`` the m
     w_e      = Phi_n^-1 d_e / (d_e^H Phi_n^-1 d_e)         (MVDR, Gannot et al. 2001, eq. 20)
     y_e(k)   = w_e(k)^H x(k)
 
-with ``e`` CH1-L (row 0) and CH1-R (row 1). Both covariances get diagonal loading: ``Phi_n`` by
-``loading tr(Phi_n) / 6`` and both by :data:`EPS` (so that, before any signal, ``d_e`` is the unit
-vector and the output is microphone ``e`` itself).
+with ``e`` CH1-L (row 0) and CH1-R (row 1). ``rtf="whitening"`` replaces the covariance column
+by covariance whitening (Markovich-Golan and Gannot 2015): with ``Phi_n + loading = L L^H``,
+``v`` the principal eigenvector of ``L^-1 Phi_s L^-H`` and ``a = L v``, ``d_e = a / a_e``. Noise
+that the mask lets into ``Phi_s`` (a soft or leaky mask) biases the column towards the noise's
+transfer function, but only adds to the whitened matrix's identity part, so it leaves ``v``
+alone. ``v`` is tracked per bin by :data:`RTF_METHODS` power iterations a frame, warm-started
+from the last frame's (the covariances move by ``1 - lambda``, 0.2 %, per frame).
+
+Both covariances get diagonal loading: ``Phi_n`` by ``loading tr(Phi_n) / 6`` and both by
+:data:`EPS` (so that, before any signal, ``d_e`` is the unit vector and the output is microphone
+``e`` itself; with ``"whitening"`` the column is kept until ``Phi_s`` holds any signal).
 
 Latency
 -------
@@ -36,14 +44,16 @@ STFT's own ``S - 1`` samples (:mod:`clarity_se.dsp.lowdelay_stft`): 191 samples 
 
 References
 ----------
-S. Gannot, D. Burshtein and E. Weinstein, "Signal enhancement using beamforming and
-nonstationarity with applications to speech", IEEE Trans. Signal Process. 49(8), 1614-1626
-(2001). J. Heymann, L. Drude and R. Haeb-Umbach, "Neural network based spectral mask estimation
-for acoustic beamforming", Proc. ICASSP 2016, pp. 196-200. H. Erdogan, J. R. Hershey, S.
-Watanabe, M. Mandel and J. Le Roux, "Improved MVDR beamforming using single-channel mask
-prediction networks", Proc. Interspeech 2016, pp. 1981-1985. S. Doclo, S. Gannot, M. Moonen
-and A. Spriet, "Acoustic beamforming for hearing aid applications", in Handbook on Array
-Processing and Sensor Networks, Wiley, 2010, ch. 9.
+S. Markovich-Golan and S. Gannot, "Performance analysis of the covariance subtraction method
+for relative transfer function estimation and comparison to the covariance whitening method",
+Proc. ICASSP 2015, pp. 544-548. S. Gannot, D. Burshtein and E. Weinstein, "Signal enhancement
+using beamforming and nonstationarity with applications to speech", IEEE Trans. Signal Process.
+49(8), 1614-1626 (2001). J. Heymann, L. Drude and R. Haeb-Umbach, "Neural network based
+spectral mask estimation for acoustic beamforming", Proc. ICASSP 2016, pp. 196-200. H. Erdogan,
+J. R. Hershey, S. Watanabe, M. Mandel and J. Le Roux, "Improved MVDR beamforming using
+single-channel mask prediction networks", Proc. Interspeech 2016, pp. 1981-1985. S. Doclo,
+S. Gannot, M. Moonen and A. Spriet, "Acoustic beamforming for hearing aid applications", in
+Handbook on Array Processing and Sensor Networks, Wiley, 2010, ch. 9.
 """
 
 from __future__ import annotations
@@ -58,12 +68,70 @@ from clarity_se.dsp.lowdelay_stft import FrameBuffer, LowDelaySTFT, OverlapAddBu
 #: quantisation noise is about 1e-7 per bin with the default window, so this only matters
 #: before any signal)
 EPS = 1e-12
+#: RTF estimators: name -> power iterations per frame (0: the covariance column)
+RTF_METHODS = {"column": 0, "whitening": 2}
 #: frames processed at once (bounds the memory of one call's spectra: 64 x 257 per channel)
 CHUNK_FRAMES = 64
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _whitened_rtf(phi_s, lower, inv_diag, v, t, d, n_iter, eps):  # pragma: no cover - compiled
+    """Covariance-whitening RTFs into ``d [C, 2]`` (kept as given while ``phi_s`` is empty).
+
+    ``v``: the principal eigenvector of ``L^-1 Phi_s L^-H`` (``Phi_n + loading = L L^H``),
+    refined by ``n_iter`` power iterations; the RTF is ``L v`` over its entry at each ear's
+    reference microphone (Markovich-Golan and Gannot 2015).
+    """
+    n_ch = v.shape[0]
+    trace = 0.0
+    for i in range(n_ch):
+        trace += phi_s[i, i].real
+    if not trace > n_ch * eps:
+        return
+    for _ in range(n_iter):
+        # t = L^-H v (back substitution)
+        for i in range(n_ch - 1, -1, -1):
+            acc = v[i]
+            for k in range(i + 1, n_ch):
+                acc -= np.conj(lower[k, i]) * t[k]
+            t[i] = acc * inv_diag[i]
+        # v = Phi_s t (Hermitian, from the lower triangle)
+        for i in range(n_ch):
+            acc = 0.0 + 0.0j
+            for k in range(n_ch):
+                acc += (phi_s[i, k] if k <= i else np.conj(phi_s[k, i])) * t[k]
+            v[i] = acc
+        # v = L^-1 v (forward substitution), normalised
+        norm = 0.0
+        for i in range(n_ch):
+            acc = v[i]
+            for k in range(i):
+                acc -= lower[i, k] * v[k]
+            v[i] = acc * inv_diag[i]
+            norm += v[i].real * v[i].real + v[i].imag * v[i].imag
+        if not norm > 0.0:
+            return
+        scale = 1.0 / np.sqrt(norm)
+        for i in range(n_ch):
+            v[i] *= scale
+    # a = L v; d_e = a / a_e (kept as given where a_e is negligible)
+    a_norm = 0.0
+    for i in range(n_ch):
+        acc = 0.0 + 0.0j
+        for k in range(i + 1):
+            acc += lower[i, k] * v[k]
+        t[i] = acc
+        a_norm += acc.real * acc.real + acc.imag * acc.imag
+    for e in range(2):
+        ref = t[e]
+        if ref.real * ref.real + ref.imag * ref.imag > 1e-8 * a_norm:
+            inv = 1.0 / ref
+            for i in range(n_ch):
+                d[i, e] = t[i] * inv
+
+
 @numba.njit(cache=True, nogil=True)
-def _mvdr_frames(x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y):
+def _mvdr_frames(x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y, eig, n_iter):
     """The module docstring's recursion over consecutive frames (compiled; in place).
 
     ``x [C, F, bins]``: the frames to filter. Frame ``f >= n_init`` first updates the state
@@ -71,13 +139,15 @@ def _mvdr_frames(x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y
     F - n_init, bins]``, estimate ``s_stats [2, F - n_init, bins]``); then each frame is
     filtered into ``y [2, F, bins]``. Only the lower triangles of the Hermitian covariances are
     computed and read; the loaded noise covariance is positive definite and factorised by
-    Cholesky.
+    Cholesky. ``n_iter > 0``: the RTFs by covariance whitening, ``n_iter`` power iterations per
+    frame warm-started from the state ``eig [bins, C]`` (updated in place); 0: column selection.
     """
     n_ch, n_frames, n_bins = x.shape
     lower = np.zeros((n_ch, n_ch), np.complex128)  # Cholesky factor of the loaded Phi_n
     rhs = np.zeros((n_ch, 2), np.complex128)  # d_e, then Phi_n^-1 d_e
     d = np.zeros((n_ch, 2), np.complex128)
     inv_diag = np.zeros(n_ch)  # 1 / L[j, j]
+    t = np.zeros(n_ch, np.complex128)
     for b in range(n_bins):
         for f in range(n_frames):
             g = f - n_init
@@ -102,12 +172,12 @@ def _mvdr_frames(x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y
                 inv_norm = 1.0 / (phi_s[b, e, e].real + eps)
                 for i in range(n_ch):
                     if i > e:
-                        v = phi_s[b, i, e]
+                        val = phi_s[b, i, e]
                     elif i < e:
-                        v = np.conj(phi_s[b, e, i])
+                        val = np.conj(phi_s[b, e, i])
                     else:
-                        v = phi_s[b, e, e] + eps
-                    d[i, e] = v * inv_norm
+                        val = phi_s[b, e, e] + eps
+                    d[i, e] = val * inv_norm
                     rhs[i, e] = d[i, e]
             trace = 0.0
             for i in range(n_ch):
@@ -126,6 +196,11 @@ def _mvdr_frames(x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y
                     for k in range(j):
                         v -= lower[i, k] * np.conj(lower[j, k])
                     lower[i, j] = v * inv_diag[j]
+            if n_iter > 0:
+                _whitened_rtf(phi_s[b], lower, inv_diag, eig[b], t, d, n_iter, eps)
+                for e in range(2):
+                    for i in range(n_ch):
+                        rhs[i, e] = d[i, e]
             # L z = d_e, then L^H num_e = z; w_e = num_e / (d_e^H num_e); y_e = w_e^H x
             for e in range(2):
                 for i in range(n_ch):
@@ -166,6 +241,9 @@ class EstimateMVDR:
         the module docstring).
     stft : LowDelaySTFT, optional
         Transform (default ``LowDelaySTFT(512, 96, 192)``, 4.33 ms at 44.1 kHz).
+    rtf : {"column", "whitening"}
+        RTF estimator: the target covariance's column, or covariance whitening (module
+        docstring).
 
     Notes
     -----
@@ -181,12 +259,13 @@ class EstimateMVDR:
     Raises
     ------
     ValueError
-        ``tau_s <= 0``, ``loading < 0``, ``lag < 1`` or fewer than two channels.
+        ``tau_s <= 0``, ``loading < 0``, ``lag < 1``, fewer than two channels or an unknown
+        ``rtf``.
     """
 
     def __init__(self, n_channels: int = 6, sample_rate: int = 44100, tau_s: float = 1.0,
-                 loading: float = 1e-6, lag: int = 2,
-                 stft: LowDelaySTFT | None = None) -> None:  # fmt: skip
+                 loading: float = 1e-6, lag: int = 2, stft: LowDelaySTFT | None = None,
+                 rtf: str = "column") -> None:  # fmt: skip
         if not tau_s > 0:
             raise ValueError(f"EstimateMVDR: tau_s must be > 0 s, got {tau_s}")
         if not loading >= 0:
@@ -195,6 +274,9 @@ class EstimateMVDR:
             raise ValueError(f"EstimateMVDR: lag must be >= 1 frame, got {lag}")
         if int(n_channels) < 2:
             raise ValueError(f"EstimateMVDR: need >= 2 channels, got {n_channels}")
+        if rtf not in RTF_METHODS:
+            raise ValueError(f"EstimateMVDR: rtf must be one of {sorted(RTF_METHODS)}, got {rtf!r}")
+        self.rtf, self.n_iter = rtf, RTF_METHODS[rtf]
         self.stft = LowDelaySTFT(512, 96, 192) if stft is None else stft
         self.n_channels, self.lag, self.loading = int(n_channels), int(lag), float(loading)
         self.forget = float(np.exp(-self.stft.hop_length / (tau_s * sample_rate)))
@@ -218,6 +300,7 @@ class EstimateMVDR:
         n_bins, C = self.stft.n_bins, self.n_channels
         self.phi_s = np.zeros((n_bins, C, C), np.complex128)
         self.phi_n = np.zeros((n_bins, C, C), np.complex128)
+        self.v = np.full((n_bins, C), C**-0.5, np.complex128)  # power iteration's state
         self.x_frames = np.zeros((C, 0, n_bins), np.complex128)  # from frame x_base on
         self.s_frames = np.zeros((2, 0, n_bins), np.complex128)  # from frame s_base on
         self.x_base = self.s_base = 0
@@ -246,7 +329,8 @@ class EstimateMVDR:
                 np.ascontiguousarray(self.x_frames[:, start - self.x_base : stop - self.x_base]),
                 np.ascontiguousarray(self.x_frames[:, i0 - self.x_base : i1 - self.x_base]),
                 np.ascontiguousarray(self.s_frames[:, i0 - self.s_base : i1 - self.s_base]),
-                n_init, self.phi_s, self.phi_n, self.forget, self.loading, EPS, y,
+                n_init, self.phi_s, self.phi_n, self.forget, self.loading, EPS, y, self.v,
+                self.n_iter,
             )  # fmt: skip
             out.append(self.ola.process(self.stft.synthesis_segments(torch.from_numpy(y))))
             self.n_out = stop
