@@ -24,7 +24,10 @@ figure) with ``torch.set_num_threads(threads)`` on ``--seconds`` of 6-channel no
   ``rtf`` is the whole frame loop, ``rtf_graphs`` the time spent inside the ONNX sessions'
   ``run`` / ``run_with_iobinding`` calls, measured in a second pass over the same input with
   those calls timed (so that the timer does not add to ``rtf``; the rest of ``rtf`` is the FFTs,
-  framing and overlap-add in Python);
+  framing and overlap-add in Python); where the enhancer's output is the MVDR beamformer's
+  (``dtln``), ``rtf_with_mvdr`` is a third pass with each block's network output fed to
+  :class:`~clarity_se.dsp.mvdr.EstimateMVDR` (numba kernel) with the block, i.e. the whole
+  default system block by block;
   for ``dtln/published`` at the model's 16 kHz with 128-sample (8 ms) blocks, the figure the
   reference reports (breizhn/DTLN README, "Execution Times": 0.65 ms per block with a TF 2.2
   SavedModel, 0.36 ms with TF-lite, on an Intel i5-6600K at 3.5 GHz) -- a different CPU, and
@@ -235,6 +238,16 @@ def _onnx_row(enh, seconds: float, threads: int) -> dict:
     timed = _time_sessions(runner)  # a second pass, the sessions' calls timed
     _time_blocks(runner.process, x, runner.R)
     out["rtf_graphs"] = sum(t.seconds for t in timed) / seconds
+    if hasattr(enh, "inner"):  # the MVDR beamformer follows the network (BeamformedEnhancer)
+        from clarity_se.dsp.mvdr import EstimateMVDR
+
+        beamformer = EstimateMVDR(6, rate)
+        runner.reset()
+
+        def with_mvdr(block):
+            return beamformer.process(block, runner.process(block))
+
+        out["rtf_with_mvdr"] = _time_blocks(with_mvdr, x, runner.R)["total_s"] / seconds
     out["sample_rate"] = rate
     out["signals"] = "one ear (CH1-L)" if enh.variant == "published" else "both ears"
     return out

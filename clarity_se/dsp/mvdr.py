@@ -131,7 +131,9 @@ def _whitened_rtf(phi_s, lower, inv_diag, v, t, d, n_iter, eps):  # pragma: no c
 
 
 @numba.njit(cache=True, nogil=True)
-def _mvdr_frames(x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y, eig, n_iter):
+def _mvdr_frames(
+    x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y, eig, n_iter, ref_mix
+):  # fmt: skip
     """The module docstring's recursion over consecutive frames (compiled; in place).
 
     ``x [C, F, bins]``: the frames to filter. Frame ``f >= n_init`` first updates the state
@@ -141,6 +143,7 @@ def _mvdr_frames(x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y
     computed and read; the loaded noise covariance is positive definite and factorised by
     Cholesky. ``n_iter > 0``: the RTFs by covariance whitening, ``n_iter`` power iterations per
     frame warm-started from the state ``eig [bins, C]`` (updated in place); 0: column selection.
+    ``ref_mix``: share of the reference microphone mixed into each ear's output.
     """
     n_ch, n_frames, n_bins = x.shape
     lower = np.zeros((n_ch, n_ch), np.complex128)  # Cholesky factor of the loaded Phi_n
@@ -219,7 +222,7 @@ def _mvdr_frames(x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y
                 out = 0.0 + 0.0j
                 for i in range(n_ch):
                     out += np.conj(rhs[i, e]) * x[i, f, b]
-                y[e, f, b] = out / np.conj(den)
+                y[e, f, b] = (1.0 - ref_mix) * out / np.conj(den) + ref_mix * x[e, f, b]
 
 
 class EstimateMVDR:
@@ -244,6 +247,10 @@ class EstimateMVDR:
     rtf : {"column", "whitening"}
         RTF estimator: the target covariance's column, or covariance whitening (module
         docstring).
+    reference_mix : float
+        Share ``beta`` of each ear's reference microphone in its output, ``(1 - beta) w_e^H x +
+        beta x_e`` (default 0: the MVDR alone); bounds the suppression of anything, the target
+        included, to ``-20 log10(beta)`` dB where the filter removes it entirely.
 
     Notes
     -----
@@ -259,13 +266,13 @@ class EstimateMVDR:
     Raises
     ------
     ValueError
-        ``tau_s <= 0``, ``loading < 0``, ``lag < 1``, fewer than two channels or an unknown
-        ``rtf``.
+        ``tau_s <= 0``, ``loading < 0``, ``lag < 1``, fewer than two channels, an unknown
+        ``rtf`` or ``reference_mix`` outside ``[0, 1]``.
     """
 
     def __init__(self, n_channels: int = 6, sample_rate: int = 44100, tau_s: float = 1.0,
                  loading: float = 1e-6, lag: int = 2, stft: LowDelaySTFT | None = None,
-                 rtf: str = "column") -> None:  # fmt: skip
+                 rtf: str = "column", reference_mix: float = 0.0) -> None:  # fmt: skip
         if not tau_s > 0:
             raise ValueError(f"EstimateMVDR: tau_s must be > 0 s, got {tau_s}")
         if not loading >= 0:
@@ -277,6 +284,9 @@ class EstimateMVDR:
         if rtf not in RTF_METHODS:
             raise ValueError(f"EstimateMVDR: rtf must be one of {sorted(RTF_METHODS)}, got {rtf!r}")
         self.rtf, self.n_iter = rtf, RTF_METHODS[rtf]
+        if not 0.0 <= reference_mix <= 1.0:
+            raise ValueError(f"EstimateMVDR: reference_mix must be in [0, 1], got {reference_mix}")
+        self.reference_mix = float(reference_mix)
         self.stft = LowDelaySTFT(512, 96, 192) if stft is None else stft
         self.n_channels, self.lag, self.loading = int(n_channels), int(lag), float(loading)
         self.forget = float(np.exp(-self.stft.hop_length / (tau_s * sample_rate)))
@@ -330,7 +340,7 @@ class EstimateMVDR:
                 np.ascontiguousarray(self.x_frames[:, i0 - self.x_base : i1 - self.x_base]),
                 np.ascontiguousarray(self.s_frames[:, i0 - self.s_base : i1 - self.s_base]),
                 n_init, self.phi_s, self.phi_n, self.forget, self.loading, EPS, y, self.v,
-                self.n_iter,
+                self.n_iter, self.reference_mix,
             )  # fmt: skip
             out.append(self.ola.process(self.stft.synthesis_segments(torch.from_numpy(y))))
             self.n_out = stop

@@ -112,6 +112,22 @@ def test_errors():
         mvdr(np.zeros((6, 10)), np.zeros((2, 9)))
 
 
+def test_reference_mix_adds_the_reference_microphones():
+    """``reference_mix=beta``: ``(1 - beta)`` times the MVDR output plus ``beta`` times each
+    ear's reference microphone (through the same analysis and synthesis: the reference itself
+    after the first frames); ``beta = 1`` is the reference microphones alone."""
+    mixture, target = _scene(n=FS // 2, seed=7)
+    estimate = 0.7 * target[:2]
+    alone = mvdr(mixture, estimate)
+    both = mvdr(mixture, estimate, reference_mix=0.2)
+    only = mvdr(mixture, estimate, reference_mix=1.0)
+    start = 1024  # after the synthesis window's first frames
+    np.testing.assert_allclose(only[:, start:], mixture[:2, start:], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(both, 0.8 * alone + 0.2 * only, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="reference_mix"):
+        EstimateMVDR(reference_mix=1.5)
+
+
 def test_whitening_keeps_the_target_when_the_estimate_leaks_noise():
     """Covariance whitening (Markovich-Golan and Gannot 2015) against the covariance column
     when the estimate carries 30 % of the interferer: noise in ``Phi_s`` biases the column, not
@@ -194,7 +210,8 @@ def test_compiled_recursion_equals_the_equations_in_numpy():
     stats_x = np.ascontiguousarray(x[:, : x.shape[1] - lag])
     stats_s = np.ascontiguousarray(s[:, : x.shape[1] - lag])
     no_eig = np.zeros((n_bins, 6), complex)  # n_iter 0: the covariance column
-    module._mvdr_frames(x, stats_x, stats_s, lag, state_s, state_n, lam, loading, eps, y, no_eig, 0)
+    module._mvdr_frames(x, stats_x, stats_s, lag, state_s, state_n, lam, loading, eps, y,
+                        no_eig, 0, 0.0)  # fmt: skip
     assert np.abs(expected).max() > 0
     scale = np.abs(expected).max()
     np.testing.assert_allclose(y, expected, rtol=0, atol=FACTORISATION_TOL * scale)
