@@ -71,6 +71,19 @@ class EvaluateConfig:
 
 
 @dataclass
+class MVDRConfig:
+    """``enhancer.mvdr.*``: the beamformer of ``enhancer.residual_source=mvdr``
+    (:class:`clarity_se.dsp.mvdr.EstimateMVDR`); empty (null): the beamformer's default."""
+
+    #: time constant of the covariance averages, s (default 2.0)
+    tau_s: Optional[float] = None  # noqa: UP045 (OmegaConf needs Optional)
+    #: RTF estimator: ``column`` (default) or ``whitening``
+    rtf: Optional[str] = None  # noqa: UP045
+    #: share of each ear's front microphone added to its output, in [0, 1] (default 0)
+    reference_mix: Optional[float] = None  # noqa: UP045
+
+
+@dataclass
 class EnhancerConfig:
     """``enhancer.*``: which enhancer ``clarity-se enhance`` runs."""
 
@@ -91,6 +104,8 @@ class EnhancerConfig:
     #: empty: the enhancer's default (convtasnet and the hearing-aid dtln mvdr, crced and the
     #: published dtln mixture)
     residual_source: str = ""
+    #: the beamformer's options (``residual_source=mvdr``)
+    mvdr: MVDRConfig = field(default_factory=MVDRConfig)
     #: also run the left/right-mirrored microphones and average the two estimates (convtasnet)
     mirror_average: bool = True
     #: do-no-harm fallback to the front mics when no output is frontal (convtasnet; off by

@@ -12,10 +12,33 @@ published ones (refused). The Conv-TasNet enhancer has the same option with a mi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from clarity_se.dsp.mvdr import EstimateMVDR, mvdr
 from clarity_se.enhancers.base import SAMPLE_RATE, BlockStreamer, Enhancer, check_mixture
+
+#: ``enhancer.mvdr.*`` keys, passed to :class:`EstimateMVDR` when set
+MVDR_OPTIONS = ("tau_s", "rtf", "reference_mix")
+
+
+def mvdr_options(options: Any) -> dict:
+    """The ``enhancer.mvdr.*`` options that are set, as :class:`EstimateMVDR` keyword
+    arguments (empty or absent ones keep the beamformer's defaults).
+
+    Raises
+    ------
+    ValueError
+        A value :class:`EstimateMVDR` refuses (the message names ``enhancer.mvdr``).
+    """
+    node = options.get("mvdr") if hasattr(options, "get") else None
+    kwargs = {k: node.get(k) for k in MVDR_OPTIONS if node and node.get(k) is not None}
+    try:
+        EstimateMVDR(6, SAMPLE_RATE, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"enhancer.mvdr: {exc}") from exc
+    return kwargs
 
 
 class BeamformedEnhancer:
@@ -25,6 +48,8 @@ class BeamformedEnhancer:
     ----------
     inner : Enhancer
         Any enhancer whose output is an estimate of the target at the front microphones.
+    beamformer_options : dict, optional
+        Keyword arguments of :class:`EstimateMVDR` (:func:`mvdr_options`).
 
     Raises
     ------
@@ -33,10 +58,11 @@ class BeamformedEnhancer:
         (:attr:`EstimateMVDR.max_estimate_latency`).
     """
 
-    def __init__(self, inner: Enhancer) -> None:
+    def __init__(self, inner: Enhancer, beamformer_options: dict | None = None) -> None:
         self.inner = inner
         self.name = inner.name
-        probe = EstimateMVDR(6, SAMPLE_RATE)
+        self.beamformer_options = dict(beamformer_options or {})
+        probe = EstimateMVDR(6, SAMPLE_RATE, **self.beamformer_options)
         if inner.latency_samples > probe.max_estimate_latency:
             raise ValueError(
                 f"enhancer.residual_source=mvdr: {inner.name} looks {inner.latency_samples} "
@@ -58,7 +84,7 @@ class BeamformedEnhancer:
     def __call__(self, mixture: np.ndarray) -> np.ndarray:
         """Enhance ``mixture [6, time]`` -> ``[2, time]`` float32."""
         mixture = check_mixture(mixture)
-        return mvdr(mixture, self.inner(mixture))
+        return mvdr(mixture, self.inner(mixture), **self.beamformer_options)
 
     def streamer(self) -> BlockStreamer:
         """The inner enhancer's streamer feeding the beamformer's."""
@@ -74,7 +100,7 @@ class _BeamformedStreamer:
 
     def __init__(self, enhancer: BeamformedEnhancer) -> None:
         self.inner = enhancer.inner.streamer()
-        self.beamformer = EstimateMVDR(6, SAMPLE_RATE)
+        self.beamformer = EstimateMVDR(6, SAMPLE_RATE, **enhancer.beamformer_options)
 
     def reset(self) -> None:
         """Forget all state (start a new signal)."""
@@ -98,7 +124,8 @@ class _BeamformedStreamer:
         return np.concatenate([head, self.beamformer.flush()], axis=1)
 
 
-def apply_residual_source(enhancer: Enhancer, residual_source: str) -> Enhancer:
+def apply_residual_source(enhancer: Enhancer, residual_source: str,
+                          beamformer_options: dict | None = None) -> Enhancer:  # fmt: skip
     """``enhancer.residual_source`` for enhancers without a residual mix (DTLN, CR-CED).
 
     Parameters
@@ -107,6 +134,8 @@ def apply_residual_source(enhancer: Enhancer, residual_source: str) -> Enhancer:
     residual_source : {"mixture", "mvdr"}
         ``mixture`` (default): the enhancer unchanged; ``mvdr``: wrapped in
         :class:`BeamformedEnhancer`.
+    beamformer_options : dict, optional
+        The beamformer's keyword arguments (:func:`mvdr_options`).
 
     Raises
     ------
@@ -116,6 +145,6 @@ def apply_residual_source(enhancer: Enhancer, residual_source: str) -> Enhancer:
     if residual_source == "mixture":
         return enhancer
     if residual_source == "mvdr":
-        return BeamformedEnhancer(enhancer)
+        return BeamformedEnhancer(enhancer, beamformer_options)
     raise ValueError(f"enhancer.residual_source must be 'mixture' or 'mvdr', got "
                      f"{residual_source!r}")  # fmt: skip

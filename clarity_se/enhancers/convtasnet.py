@@ -78,6 +78,9 @@ class ConvTasNetEnhancer:
     residual_source : str
         What ``residual_mix`` mixes in: ``mixture`` (the front microphones) or ``mvdr`` (the
         estimate-driven beamformer, :class:`clarity_se.dsp.mvdr.EstimateMVDR`).
+    beamformer_options : dict, optional
+        Keyword arguments of that beamformer (``enhancer.mvdr.*``,
+        :func:`clarity_se.enhancers.beamformed.mvdr_options`).
 
     Raises
     ------
@@ -99,6 +102,7 @@ class ConvTasNetEnhancer:
         *,
         guard: bool = False,
         residual_source: str = "mixture",
+        beamformer_options: dict | None = None,
     ) -> None:
         import torch
 
@@ -111,6 +115,7 @@ class ConvTasNetEnhancer:
             raise ValueError(f"enhancer.residual_source must be one of {RESIDUAL_SOURCES}, "
                              f"got {residual_source!r}")  # fmt: skip
         self.residual_source = residual_source
+        self.beamformer_options = dict(beamformer_options or {})
         self.mirror_average = bool(mirror_average)
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"enhancer.device={device} but CUDA is not available")
@@ -130,7 +135,7 @@ class ConvTasNetEnhancer:
         if self.uses_mvdr:
             from clarity_se.dsp.mvdr import EstimateMVDR
 
-            beamformer = EstimateMVDR()
+            beamformer = EstimateMVDR(6, SAMPLE_RATE, **self.beamformer_options)
             if self._latency > beamformer.max_estimate_latency:
                 raise ValueError(f"{self.path}: look-ahead {self._latency} samples exceeds the "
                                  f"MVDR's {beamformer.max_estimate_latency}")  # fmt: skip
@@ -186,7 +191,7 @@ class _ConvTasNetStreamer:
         if enhancer.uses_mvdr:
             from clarity_se.dsp.mvdr import EstimateMVDR
 
-            self.mvdr = EstimateMVDR(6, SAMPLE_RATE)
+            self.mvdr = EstimateMVDR(6, SAMPLE_RATE, **enhancer.beamformer_options)
         self.reset()
 
     def reset(self) -> None:
@@ -281,6 +286,8 @@ class _ConvTasNetStreamer:
 
 @register_enhancer("convtasnet")
 def _build(options: Any) -> ConvTasNetEnhancer:
+    from clarity_se.enhancers.beamformed import mvdr_options
+
     return ConvTasNetEnhancer(
         str(options.checkpoint),
         str(options.device),
@@ -289,4 +296,5 @@ def _build(options: Any) -> ConvTasNetEnhancer:
         bool(options.mirror_average),
         guard=bool(options.get("guard", False)),
         residual_source=str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE),
+        beamformer_options=mvdr_options(options),
     )

@@ -58,8 +58,9 @@ class CRCEDEnhancer(DTLNEnhancer):
 
 @register_enhancer("crced")
 def _build(options: Any):
-    from clarity_se.enhancers.beamformed import apply_residual_source
+    from clarity_se.enhancers.beamformed import apply_residual_source, mvdr_options
 
     enhancer = CRCEDEnhancer(str(options.checkpoint), str(options.variant or ""),
                              str(options.device))
-    return apply_residual_source(enhancer, str(options.get("residual_source") or "mixture"))
+    return apply_residual_source(enhancer, str(options.get("residual_source") or "mixture"),
+                                 mvdr_options(options))  # fmt: skip

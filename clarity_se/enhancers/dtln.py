@@ -234,9 +234,9 @@ class _DTLNBlockStreamer:
 
 @register_enhancer("dtln")
 def _build(options: Any):
-    from clarity_se.enhancers.beamformed import apply_residual_source
+    from clarity_se.enhancers.beamformed import apply_residual_source, mvdr_options
 
     enhancer = DTLNEnhancer(str(options.checkpoint), str(options.variant or ""),
                             str(options.device))
-    return apply_residual_source(enhancer, str(options.get("residual_source") or
-                                               DEFAULT_RESIDUAL_SOURCE[enhancer.variant]))
+    source = str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE[enhancer.variant])
+    return apply_residual_source(enhancer, source, mvdr_options(options))

@@ -47,3 +47,22 @@ def test_refused_where_it_would_add_latency_or_is_unknown():
         build_enhancer(_options(name="dtln", variant="published", residual_source="mvdr"))
     with pytest.raises(ValueError, match="residual_source"):
         build_enhancer(_options(name="dtln", residual_source="beam"))
+
+
+def test_mvdr_options_reach_the_beamformer():
+    """``enhancer.mvdr.*`` set -> the beamformer's keyword arguments, for the DTLN wrapper and
+    the Conv-TasNet alike; unset ones keep its defaults; bad ones name the key."""
+    x = random_mixture(6000, seed=6)
+    plain = build_enhancer(_options(name="dtln", residual_source="mixture"))
+    options = {"tau_s": 0.5, "reference_mix": 0.3}
+    beam = build_enhancer(_options(name="dtln", mvdr=options))
+    assert beam.beamformer_options == options
+    np.testing.assert_array_equal(beam(x), mvdr(x, plain(x), tau_s=0.5, reference_mix=0.3))
+    assert build_enhancer(_options(name="dtln")).beamformer_options == {}
+    conv = build_enhancer(_options(name="convtasnet", mvdr={"rtf": "whitening"}))
+    assert conv.beamformer_options == {"rtf": "whitening"}
+    assert not np.array_equal(conv(x), build_enhancer(_options(name="convtasnet"))(x))
+    with pytest.raises(ValueError, match="enhancer.mvdr: .*rtf must be one of"):
+        build_enhancer(_options(name="convtasnet", mvdr={"rtf": "eigen"}))
+    with pytest.raises(ValueError, match="enhancer.mvdr: .*reference_mix"):
+        build_enhancer(_options(name="dtln", mvdr={"reference_mix": 2.0}))
