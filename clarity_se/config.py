@@ -75,7 +75,7 @@ class MVDRConfig:
     """``enhancer.mvdr.*``: the beamformer of ``enhancer.residual_source=mvdr``
     (:class:`clarity_se.dsp.mvdr.EstimateMVDR`); empty (null): the beamformer's default."""
 
-    #: time constant of the covariance averages, s (default 2.0)
+    #: time constant of the covariance averages, s (default 2.0; the hearing-aid dtln 1.0)
     tau_s: Optional[float] = None  # noqa: UP045 (OmegaConf needs Optional)
     #: RTF estimator: ``column`` (default) or ``whitening``
     rtf: Optional[str] = None  # noqa: UP045

@@ -26,7 +26,7 @@ def test_dtln_drives_the_beamformer():
     check_latency(beam)
     check_streaming(beam)
     x = random_mixture(6000, seed=5)
-    np.testing.assert_array_equal(beam(x), mvdr(x, plain(x)))
+    np.testing.assert_array_equal(beam(x), mvdr(x, plain(x), tau_s=1.0))
     assert beam.variant == "" and type(beam.model) is type(plain.model)
     assert beam.block_samples == plain.block_samples == 96
 
@@ -58,7 +58,11 @@ def test_mvdr_options_reach_the_beamformer():
     beam = build_enhancer(_options(name="dtln", mvdr=options))
     assert beam.beamformer_options == options
     np.testing.assert_array_equal(beam(x), mvdr(x, plain(x), tau_s=0.5, reference_mix=0.3))
-    assert build_enhancer(_options(name="dtln")).beamformer_options == {}
+    # the DTLN's own default time constant (1 s; the beamformer's is 2 s)
+    assert build_enhancer(_options(name="dtln")).beamformer_options == {"tau_s": 1.0}
+    assert build_enhancer(_options(name="dtln", mvdr={"rtf": "whitening"})).beamformer_options \
+        == {"tau_s": 1.0, "rtf": "whitening"}
+    assert build_enhancer(_options(name="convtasnet")).beamformer_options == {}
     conv = build_enhancer(_options(name="convtasnet", mvdr={"rtf": "whitening"}))
     assert conv.beamformer_options == {"rtf": "whitening"}
     assert not np.array_equal(conv(x), build_enhancer(_options(name="convtasnet"))(x))
