@@ -101,8 +101,8 @@ class EnhancerConfig:
     #: the residual: ``mvdr``, the causal MVDR beamformer that the estimate drives
     #: (clarity_se/dsp/mvdr.py), or ``mixture``, the front microphones; for dtln and crced
     #: ``mvdr`` replaces the output with that beamformer's and ``mixture`` leaves it as it is;
-    #: empty: the enhancer's default (convtasnet and the hearing-aid dtln mvdr, crced and the
-    #: published dtln mixture)
+    #: empty: the enhancer's default (convtasnet and the hearing-aid dtln and crced mvdr, the
+    #: published variants mixture)
     residual_source: str = ""
     #: the beamformer's options (``residual_source=mvdr``)
     mvdr: MVDRConfig = field(default_factory=MVDRConfig)

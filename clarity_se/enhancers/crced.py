@@ -4,7 +4,10 @@
   (:class:`~clarity_se.models.crced.CRCEDHearingAid`): the six microphones at 44.1 kHz on the
   low-delay STFT, both ears' masks from one network, **191 samples = 4.33 ms** look-ahead
   (within the Clarity 5 ms), 18 k parameters, 0.28 GMAC per second of audio. Shipped
-  checkpoint ``clarity_se/assets/checkpoints/crced.pt``.
+  checkpoint ``clarity_se/assets/checkpoints/crced.pt``. By default (``enhancer.residual_source``
+  empty or ``mvdr``) its estimate drives the MVDR beamformer of
+  :mod:`clarity_se.enhancers.beamformed`, whose output is the enhancer's (latency unchanged);
+  ``residual_source=mixture`` gives the network's own output.
 * ``enhancer.variant=published``: the published 16 kHz CR-CED
   (:class:`~clarity_se.models.crced.CRCED`) run once per ear on the front microphone pair,
   resampled 44.1 -> 16 -> 44.1 kHz; look-ahead the resamplers' plus the 256-sample window's,
@@ -27,6 +30,10 @@ from clarity_se.enhancers.dtln import DTLNEnhancer
 
 #: enhancer.variant -> (model registry name, packaged checkpoint name)
 VARIANTS = {"": ("crced_ha", "crced"), "published": ("crced", "crced_published")}
+#: ``enhancer.residual_source`` when empty, per variant: the hearing-aid CR-CED's estimate
+#: drives the MVDR beamformer (recipe README, "The MVDR residual"); the published one cannot
+#: (17.2 ms look-ahead)
+DEFAULT_RESIDUAL_SOURCE = {"": "mvdr", "published": "mixture"}
 
 
 class CRCEDEnhancer(DTLNEnhancer):
@@ -62,5 +69,5 @@ def _build(options: Any):
 
     enhancer = CRCEDEnhancer(str(options.checkpoint), str(options.variant or ""),
                              str(options.device))
-    return apply_residual_source(enhancer, str(options.get("residual_source") or "mixture"),
-                                 mvdr_options(options))  # fmt: skip
+    source = str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE[enhancer.variant])
+    return apply_residual_source(enhancer, source, mvdr_options(options))

@@ -39,7 +39,12 @@ def test_residual_source_mixture_leaves_the_enhancer_as_it_is():
 def test_defaults_per_enhancer():
     published = build_enhancer(_options(name="dtln", variant="published"))
     assert not isinstance(published, BeamformedEnhancer)
-    assert not isinstance(build_enhancer(_options(name="crced")), BeamformedEnhancer)
+    crced = build_enhancer(_options(name="crced"))  # the hearing-aid CR-CED drives it too
+    assert isinstance(crced, BeamformedEnhancer) and crced.beamformer_options == {}
+    assert crced.latency_samples == 191
+    check_latency(crced)
+    crced_plain = build_enhancer(_options(name="crced", residual_source="mixture"))
+    assert not isinstance(crced_plain, BeamformedEnhancer)
 
 
 def test_refused_where_it_would_add_latency_or_is_unknown():
