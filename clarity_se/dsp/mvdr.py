@@ -17,7 +17,7 @@ Per frequency bin and frame ``k`` (``x`` the six microphone spectra, ``m`` the m
     Phi_n(k) = lambda Phi_n(k-1) + (1 - lambda) (1 - m(k)) x(k) x(k)^H
     d_e      = Phi_s[:, e] / Phi_s[e, e]                 (RTF to microphone e, covariance column)
     w_e      = Phi_n^-1 d_e / (d_e^H Phi_n^-1 d_e)         (MVDR, Gannot et al. 2001, eq. 20)
-    y_e(k)   = w_e(k)^H x(k)
+    y_e(k)   = (1 - beta) w_e(k)^H x(k) + beta x_e(k)       (beta: ``reference_mix``, default 0)
 
 with ``e`` CH1-L (row 0) and CH1-R (row 1). ``rtf="whitening"`` replaces the covariance column
 by covariance whitening (Markovich-Golan and Gannot 2015): with ``Phi_n + loading = L L^H``,

@@ -1,4 +1,4 @@
-"""``enhancer.residual_source=mvdr`` for the DTLN and CR-CED enhancers (the hearing-aid DTLN's
+"""``enhancer.residual_source=mvdr`` for the DTLN and CR-CED enhancers (the hearing-aid variants'
 default): their estimate drives the causal binaural MVDR beamformer
 (:class:`clarity_se.dsp.mvdr.EstimateMVDR`), whose output replaces theirs.
 
@@ -26,6 +26,17 @@ MVDR_OPTIONS = ("tau_s", "rtf", "reference_mix")
 def mvdr_options(options: Any) -> dict:
     """The ``enhancer.mvdr.*`` options that are set, as :class:`EstimateMVDR` keyword
     arguments (empty or absent ones keep the beamformer's defaults).
+
+    Parameters
+    ----------
+    options : DictConfig or dict
+        The ``enhancer.*`` node (:class:`clarity_se.config.EnhancerConfig`).
+
+    Returns
+    -------
+    dict
+        ``{name: value}`` for the keys of :data:`MVDR_OPTIONS` that are set (``tau_s`` in s,
+        ``rtf``, ``reference_mix`` in ``[0, 1]``).
 
     Raises
     ------
