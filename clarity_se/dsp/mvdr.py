@@ -60,9 +60,9 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import torch
+import scipy.fft
 
-from clarity_se.dsp.lowdelay_stft import FrameBuffer, LowDelaySTFT, OverlapAddBuffer
+from clarity_se.dsp.lowdelay_stft import LowDelaySTFT, num_frames
 
 #: absolute diagonal loading of both covariances (squared STFT magnitude; a 16-bit signal's
 #: quantisation noise is about 1e-7 per bin with the default window, so this only matters
@@ -260,7 +260,9 @@ class EstimateMVDR:
     the mixture) and returns the output samples that are final; :meth:`flush` returns the rest
     so that the output has the mixture's length. Memory is bounded: at most ``lag`` spectra
     and ``CHUNK_FRAMES`` output spectra per call. The whole-signal result is :func:`mvdr`, this
-    class run once. Float64 inside, float32 out. The recursion runs in a numba-compiled kernel
+    class run once. Float64 inside, float32 out; framing, FFTs (scipy's) and overlap-add in
+    numpy, with the conventions of :mod:`clarity_se.dsp.lowdelay_stft` (the first ``S / R - 1``
+    hops precede sample 0). The recursion runs in a numba-compiled kernel
     (per bin and frame: the lower triangles of the covariances, a Cholesky solve for both ears;
     equal to the equations above with ``np.linalg.solve`` within 1e-8 of the output's scale,
     ``tests/dsp/test_mvdr.py``).
@@ -292,6 +294,8 @@ class EstimateMVDR:
         self.stft = LowDelaySTFT(512, 96, 192) if stft is None else stft
         self.n_channels, self.lag, self.loading = int(n_channels), int(lag), float(loading)
         self.forget = float(np.exp(-self.stft.hop_length / (tau_s * sample_rate)))
+        self._analysis_window = self.stft.analysis_window.double().numpy()
+        self._synthesis_window = self.stft.synthesis_window.double().numpy()
         self.reset()
 
     @property
@@ -307,9 +311,14 @@ class EstimateMVDR:
     def reset(self) -> None:
         """Forget all state (start a new signal)."""
         K, R = self.stft.win_length, self.stft.hop_length
-        self.mix_framer, self.est_framer = FrameBuffer(K, R), FrameBuffer(K, R)
-        self.ola = OverlapAddBuffer(R, self.stft.synth_length)
         n_bins, C = self.stft.n_bins, self.n_channels
+        # input samples not yet framed, after the K - R zeros before sample 0
+        self.mix_buf = np.zeros((C, K - R))
+        self.est_buf = np.zeros((2, K - R))
+        self.n_mix = self.n_est = 0  # samples given
+        # overlap-add: the partial sums of the next S - R output samples, in hops
+        self.ola = np.zeros((2, self.stft.synth_length // R - 1, R))
+        self.n_synth = 0  # frames synthesised
         self.phi_s = np.zeros((n_bins, C, C), np.complex128)
         self.phi_n = np.zeros((n_bins, C, C), np.complex128)
         self.v = np.full((n_bins, C), C**-0.5, np.complex128)  # power iteration's state
@@ -317,12 +326,38 @@ class EstimateMVDR:
         self.s_frames = np.zeros((2, 0, n_bins), np.complex128)  # from frame s_base on
         self.x_base = self.s_base = 0
         self.n_out = 0  # frames beamformed
-        self.n_in = self.n_samples_out = 0
+        self.n_samples_out = 0
 
-    def _spectra(self, frames: torch.Tensor) -> np.ndarray:
-        return self.stft.analysis_frames(frames).numpy()
+    def _frames(self, buf: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The spectra ``[rows, f, bins]`` of the frames that ``x`` completes after the
+        unframed samples ``buf`` (the framing of :mod:`clarity_se.dsp.lowdelay_stft`), and the
+        samples left unframed."""
+        K, R = self.stft.win_length, self.stft.hop_length
+        buf = np.concatenate([buf, x], axis=1)
+        n_new = (buf.shape[1] - (K - R)) // R
+        if n_new <= 0:
+            return np.zeros((buf.shape[0], 0, self.stft.n_bins), np.complex128), buf
+        frames = np.lib.stride_tricks.sliding_window_view(buf[:, : (n_new - 1) * R + K], K,
+                                                          axis=1)[:, ::R]  # fmt: skip
+        spectra = scipy.fft.rfft(frames * self._analysis_window, n=self.stft.n_fft, axis=-1)
+        return spectra, buf[:, n_new * R :]
 
-    def _run(self) -> torch.Tensor:
+    def _synthesise(self, y: np.ndarray) -> np.ndarray:
+        """Overlap-add the spectra ``y [2, f, bins]``; return the output samples now final."""
+        K, R, S = self.stft.win_length, self.stft.hop_length, self.stft.synth_length
+        n, j = y.shape[1], S // R
+        segments = scipy.fft.irfft(y, n=self.stft.n_fft, axis=-1)[..., K - S : K]
+        segments = (segments * self._synthesis_window).reshape(2, n, j, R)
+        acc = np.zeros((2, n + j - 1, R))  # hops from the first new frame's on
+        acc[:, : j - 1] = self.ola  # the partial sums of the last frames' S - R samples
+        for m in range(j):
+            acc[:, m : m + n] += segments[:, :, m]
+        self.ola = acc[:, n:]
+        drop = max(j - 1 - self.n_synth, 0)  # the first S / R - 1 hops precede sample 0
+        self.n_synth += n
+        return acc[:, drop:n].reshape(2, -1)
+
+    def _run(self) -> np.ndarray:
         """Beamform every frame whose covariances are known; return final output samples."""
         lag = self.lag
         out = []
@@ -344,22 +379,23 @@ class EstimateMVDR:
                 n_init, self.phi_s, self.phi_n, self.forget, self.loading, EPS, y, self.v,
                 self.n_iter, self.reference_mix,
             )  # fmt: skip
-            out.append(self.ola.process(self.stft.synthesis_segments(torch.from_numpy(y))))
+            out.append(self._synthesise(y))
             self.n_out = stop
             # keep what later frames still need: x from stop - lag, s from stop - lag
             keep = max(stop - lag, 0)
             self.x_frames = self.x_frames[:, keep - self.x_base :]
             self.s_frames = self.s_frames[:, max(keep - self.s_base, 0) :]
             self.x_base, self.s_base = keep, max(keep, self.s_base)
-        if not out:
-            return torch.zeros(2, 0, dtype=torch.float64)
-        return torch.cat(out, dim=-1)
+        return np.concatenate(out, axis=1) if out else np.zeros((2, 0))
 
-    def _add(self, x_frames: torch.Tensor | None, s_frames: torch.Tensor | None) -> None:
-        if x_frames is not None and x_frames.shape[-2]:
-            self.x_frames = np.concatenate([self.x_frames, self._spectra(x_frames)], axis=1)
-        if s_frames is not None and s_frames.shape[-2]:
-            self.s_frames = np.concatenate([self.s_frames, self._spectra(s_frames)], axis=1)
+    def _add(self, mixture: np.ndarray, estimate: np.ndarray) -> None:
+        """Frame and transform the new samples ``mixture [C, n]``, ``estimate [2, m]``."""
+        x, self.mix_buf = self._frames(self.mix_buf, mixture)
+        s, self.est_buf = self._frames(self.est_buf, estimate)
+        if x.shape[1]:
+            self.x_frames = np.concatenate([self.x_frames, x], axis=1)
+        if s.shape[1]:
+            self.s_frames = np.concatenate([self.s_frames, s], axis=1)
 
     def process(self, mixture: np.ndarray, estimate: np.ndarray) -> np.ndarray:
         """Feed ``mixture [C, n]`` and ``estimate [2, m]`` (the next samples of each).
@@ -380,24 +416,27 @@ class EstimateMVDR:
                              f"got {mixture.shape}")  # fmt: skip
         if estimate.ndim != 2 or estimate.shape[0] != 2:
             raise ValueError(f"EstimateMVDR: estimate must be [2, n], got {estimate.shape}")
-        self.n_in += mixture.shape[1]
-        x = self.mix_framer.process(torch.from_numpy(mixture.astype(np.float64)))
-        s = self.est_framer.process(torch.from_numpy(estimate.astype(np.float64)))
-        self._add(x, s)
+        self.n_mix += mixture.shape[1]
+        self.n_est += estimate.shape[1]
+        self._add(mixture.astype(np.float64), estimate.astype(np.float64))
         out = self._run()
         self.n_samples_out += out.shape[-1]
-        return out.numpy().astype(np.float32)
+        return out.astype(np.float32)
 
     def flush(self) -> np.ndarray:
         """End of signal (after all of the estimate was given): the remaining output
         ``[2, k]`` so that the total equals the mixture's length; then reset."""
-        n_left = self.n_in - self.n_samples_out
-        synth = self.stft.synth_length
-        self._add(self.mix_framer.flush(synth), self.est_framer.flush(synth))
-        out = self._run().numpy().astype(np.float32)[:, : max(n_left, 0)]
+        K, R, S = self.stft.win_length, self.stft.hop_length, self.stft.synth_length
+        n_left = self.n_mix - self.n_samples_out
+        pads = []
+        for buf, n in ((self.mix_buf, self.n_mix), (self.est_buf, self.n_est)):
+            # zeros beyond the end, up to the frames that cover every given sample
+            missing = num_frames(n, R, S) - n // R
+            pads.append(max(missing * R - (buf.shape[1] - (K - R)), 0))
+        self._add(np.zeros((self.n_channels, pads[0])), np.zeros((2, pads[1])))
+        out = self._run().astype(np.float32)[:, : max(n_left, 0)]
         self.reset()
         return out
-
 
 def mvdr(mixture: np.ndarray, estimate: np.ndarray, **kwargs) -> np.ndarray:
     """Whole-signal :class:`EstimateMVDR`: ``mixture [C, T]``, ``estimate [2, T]`` -> ``[2, T]``.

@@ -121,6 +121,11 @@ def test_reference_mix_adds_the_reference_microphones():
     alone = mvdr(mixture, estimate)
     both = mvdr(mixture, estimate, reference_mix=0.2)
     only = mvdr(mixture, estimate, reference_mix=1.0)
+    # the numpy framing and overlap-add follow clarity_se.dsp.lowdelay_stft from sample 0
+    stft = EstimateMVDR().stft
+    front = torch.from_numpy(mixture[:2])
+    round_trip = stft.synthesis(stft.analysis(front), mixture.shape[1]).numpy()
+    np.testing.assert_allclose(only, round_trip, rtol=0, atol=1e-6)
     start = 1024  # after the synthesis window's first frames
     np.testing.assert_allclose(only[:, start:], mixture[:2, start:], rtol=0, atol=1e-5)
     np.testing.assert_allclose(both, 0.8 * alone + 0.2 * only, rtol=0, atol=1e-5)
