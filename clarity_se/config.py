@@ -81,6 +81,9 @@ class MVDRConfig:
     rtf: Optional[str] = None  # noqa: UP045
     #: share of each ear's front microphone added to its output, in [0, 1] (default 0)
     reference_mix: Optional[float] = None  # noqa: UP045
+    #: dtln: the network's estimate without its mask floor and output gain drives the
+    #: beamformer (clarity_se/enhancers/dtln.py, ``RAW_ESTIMATE``; default false)
+    raw_estimate: Optional[bool] = None  # noqa: UP045
 
 
 @dataclass

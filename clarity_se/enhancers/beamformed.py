@@ -52,6 +52,13 @@ def mvdr_options(options: Any) -> dict:
     return kwargs
 
 
+def raw_estimate(options: Any, default: bool) -> bool:
+    """``enhancer.mvdr.raw_estimate``, or ``default`` when empty or absent."""
+    node = options.get("mvdr") if hasattr(options, "get") else None
+    value = node.get("raw_estimate") if node else None
+    return default if value is None else bool(value)
+
+
 class BeamformedEnhancer:
     """Wrap an enhancer: ``mixture [6, time] -> MVDR(mixture, inner(mixture)) [2, time]``.
 

@@ -37,6 +37,12 @@ VARIANTS = {"": ("dtln_ha", "dtln"), "published": ("dtln", "dtln_published")}
 #: ``enhancer.residual_source`` when empty, per variant: the hearing-aid DTLN's estimate drives
 #: the MVDR beamformer (recipe README, "The MVDR residual"); the published one cannot (33 ms)
 DEFAULT_RESIDUAL_SOURCE = {"": "mvdr", "published": "mixture"}
+#: model arguments of ``enhancer.mvdr.raw_estimate``: the network's estimate without the mask
+#: floor and output gain that were chosen for its own output (the beamformer's output level
+#: follows the microphones, not the estimate)
+RAW_ESTIMATE = {"mask_floor": 0.0, "output_gain_db": 0.0}
+#: ``enhancer.mvdr.raw_estimate`` when empty
+DEFAULT_RAW_ESTIMATE = False
 #: ``enhancer.mvdr.*`` when empty: the beamformer's defaults but a 1 s time constant (its 2 s
 #: default did not pass the DTLN's rule: recipe README, "The MVDR residual")
 DEFAULT_MVDR_OPTIONS = {"tau_s": 1.0}
@@ -80,6 +86,8 @@ class DTLNEnhancer:
         ``""``: hearing-aid variant (``dtln_ha`` model); ``"published"``: the 16 kHz DTLN per ear.
     device : str
         ``cpu`` or ``cuda[:N]``.
+    model_args : dict, optional
+        Model arguments that replace the checkpoint's (same weights; e.g. :data:`RAW_ESTIMATE`).
 
     Raises
     ------
@@ -93,7 +101,8 @@ class DTLNEnhancer:
     #: other models of the same interface (CR-CED) replace it
     variants = VARIANTS
 
-    def __init__(self, checkpoint: str = "", variant: str = "", device: str = "cpu") -> None:
+    def __init__(self, checkpoint: str = "", variant: str = "", device: str = "cpu",
+                 model_args: dict | None = None) -> None:  # fmt: skip
         import torch
 
         from clarity_se.dsp.polyphase import PolyphaseResampler
@@ -108,7 +117,7 @@ class DTLNEnhancer:
         want_model, default_ckpt = self.variants[variant]
         self.variant = variant
         self.path = resolve_checkpoint(checkpoint, default_ckpt)
-        self.model, payload = load_model(self.path, map_location=device)
+        self.model, payload = load_model(self.path, map_location=device, model_args=model_args)
         if payload["model_name"] != want_model:
             raise ValueError(
                 f"{self.path}: a {payload['model_name']!r} checkpoint, but enhancer.variant="
@@ -237,10 +246,12 @@ class _DTLNBlockStreamer:
 
 @register_enhancer("dtln")
 def _build(options: Any):
-    from clarity_se.enhancers.beamformed import apply_residual_source, mvdr_options
+    from clarity_se.enhancers.beamformed import apply_residual_source, mvdr_options, raw_estimate
 
-    enhancer = DTLNEnhancer(str(options.checkpoint), str(options.variant or ""),
-                            str(options.device))
-    source = str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE[enhancer.variant])
+    variant = str(options.variant or "")
+    source = str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE.get(variant, ""))
+    raw = source == "mvdr" and raw_estimate(options, DEFAULT_RAW_ESTIMATE)
+    enhancer = DTLNEnhancer(str(options.checkpoint), variant, str(options.device),
+                            RAW_ESTIMATE if raw else None)  # fmt: skip
     return apply_residual_source(enhancer, source, {**DEFAULT_MVDR_OPTIONS,
                                                     **mvdr_options(options)})  # fmt: skip

@@ -115,9 +115,21 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def load_model(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    model_args: dict | None = None,
 ) -> tuple[nn.Module, dict]:
     """Rebuild the model stored in a checkpoint (eval mode).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The checkpoint.
+    map_location : str or torch.device
+        Where the weights go.
+    model_args : dict, optional
+        Constructor arguments that replace the checkpoint's (same weights; e.g. a DTLN's
+        ``mask_floor`` and ``output_gain_db``, as ``clarity-se set-args`` writes them).
 
     Returns
     -------
@@ -132,7 +144,7 @@ def load_model(
         fit the constructor arguments.
     """
     payload = read_checkpoint(path, map_location)
-    model = _rebuild(payload, payload["model_args"], path)
+    model = _rebuild(payload, {**payload["model_args"], **(model_args or {})}, path)
     return model.to(map_location).eval(), payload
 
 

@@ -411,6 +411,7 @@ class DTLNHearingAid(HearingAidInput, _DTLNBase):
         self.win_length, self.hop_length, self.synth_length = win_length, hop_length, synth_length
         self.n_bins = self.stft.n_bins
         self.mask_floor = float(mask_floor)
+        self.output_gain_db = float(output_gain_db)
         gain = 10.0 ** (float(output_gain_db) / 20.0)
         self.register_buffer(
             "segment_window", (gain * self.stft.synthesis_window).float().clone(), persistent=False

@@ -75,3 +75,24 @@ def test_mvdr_options_reach_the_beamformer():
         build_enhancer(_options(name="convtasnet", mvdr={"rtf": "eigen"}))
     with pytest.raises(ValueError, match="enhancer.mvdr: .*reference_mix"):
         build_enhancer(_options(name="dtln", mvdr={"reference_mix": 2.0}))
+
+
+def test_raw_estimate_drops_the_mask_floor_and_output_gain():
+    """``enhancer.mvdr.raw_estimate``: the DTLN network that drives the beamformer is rebuilt
+    with ``RAW_ESTIMATE`` (same weights); its own output (``mixture``) keeps the checkpoint's."""
+    from clarity_se.enhancers.dtln import DEFAULT_RAW_ESTIMATE, RAW_ESTIMATE, DTLNEnhancer
+
+    x = random_mixture(6000, seed=9)
+    for flag in (True, False):
+        beam = build_enhancer(_options(name="dtln", mvdr={"raw_estimate": flag}))
+        raw = beam.model.mask_floor == 0.0 and beam.model.output_gain_db == 0.0
+        assert raw == flag
+    default = build_enhancer(_options(name="dtln"))
+    assert (default.model.mask_floor == 0.0) == DEFAULT_RAW_ESTIMATE
+    mixture_out = build_enhancer(_options(name="dtln", residual_source="mixture",
+                                          mvdr={"raw_estimate": True}))  # fmt: skip
+    assert mixture_out.model.mask_floor == 0.4  # the checkpoint's
+    beam = build_enhancer(_options(name="dtln", mvdr={"raw_estimate": True}))
+    inner = DTLNEnhancer("", "", "cpu", RAW_ESTIMATE)
+    np.testing.assert_array_equal(beam(x), mvdr(x, inner(x), tau_s=1.0))
+    check_streaming(beam)
