@@ -1,11 +1,12 @@
 """Cost of every registered enhancer on one CPU core: parameters, MACs, latency, block time, RTF.
 
 One row per enhancer of :data:`clarity_se.enhancers.ENHANCER_MODULES` (and per variant:
-``dtln`` and ``dtln/published``; ``convtasnet/mixture`` is the Conv-TasNet with
-``enhancer.residual_source=mixture``, its output mixed with the front microphones in place of
-the default beamformer), each built as ``clarity-se enhance`` builds it (packaged
-checkpoint, default ``enhancer.*`` options) and measured in its own subprocess (clean peak-RSS
-figure) with ``torch.set_num_threads(threads)`` on ``--seconds`` of 6-channel noise:
+``dtln`` and ``dtln/published``; ``convtasnet/mixture``, ``dtln/mixture`` and ``crced/mixture``
+are those enhancers with ``enhancer.residual_source=mixture``: the networks' own outputs (the
+Conv-TasNet's mixed with the front microphones) in place of the default beamformer), each built
+as ``clarity-se enhance`` builds it (packaged checkpoint, default ``enhancer.*`` options) and
+measured in its own subprocess (clean peak-RSS figure) with ``torch.set_num_threads(threads)``
+on ``--seconds`` of 6-channel noise:
 
 * ``parameters``: trainable parameters of the model inside (0 for ``passthrough``);
 * ``macs_per_s``: multiply-accumulates per second of audio of the weight layers (Linear,
@@ -139,7 +140,7 @@ def _time_blocks(process, x, block: int) -> dict:
 
 def run_one(system: str, seconds: float, threads: int) -> dict:
     """Measure one enhancer (``name`` or ``name/variant``, ``convtasnet/paper_size``, or
-    ``convtasnet/mixture``: the packaged model with ``enhancer.residual_source=mixture``)."""
+    ``NAME/mixture``: the packaged model with ``enhancer.residual_source=mixture``)."""
     import numpy as np
     import torch
 
@@ -154,8 +155,8 @@ def run_one(system: str, seconds: float, threads: int) -> dict:
         tmp = Path(tempfile.mkdtemp())
         ckpt = save_checkpoint(tmp / "paper.pt", build_model("convtasnet", **PAPER))
         enh = build_enhancer(_options("convtasnet", {"checkpoint": str(ckpt)}))
-    elif system == "convtasnet/mixture":  # the packaged model without the beamformer
-        enh = build_enhancer(_options("convtasnet", {"residual_source": "mixture"}))
+    elif system.endswith("/mixture"):  # the packaged model without the beamformer
+        enh = build_enhancer(_options(system.split("/")[0], {"residual_source": "mixture"}))
     else:
         enh = build_enhancer(_options(system))
     model = getattr(enh, "model", None)
@@ -294,8 +295,8 @@ def systems(paper_size: bool) -> list[str]:
         out.append(name)
         if name == "dtln":
             out.append("dtln/published")
-        if name == "convtasnet":
-            out.append("convtasnet/mixture")
+        if name in ("convtasnet", "dtln", "crced"):
+            out.append(f"{name}/mixture")
         if name == "convtasnet" and paper_size:
             out.append("convtasnet/paper_size")
     return out
