@@ -31,9 +31,10 @@ they are benchmarks' references only, never enhancers (``clarity_se`` does not r
     transform, the DTLN's first-core mask, could do.
 
 ``mvdr``
-    The causal binaural MVDR beamformer of :mod:`clarity_se.dsp.mvdr` (the default output of
-    the Conv-TasNet and the hearing-aid DTLN) driven by ``target_CH1`` in place of an
-    enhancer's estimate: what that beamformer gives with a perfect estimate.
+    The causal binaural MVDR beamformer of :mod:`clarity_se.dsp.mvdr` (with its defaults; the
+    default output of the Conv-TasNet and of the hearing-aid DTLN and CR-CED) driven by
+    ``target_CH1`` in place of an enhancer's estimate: what that beamformer gives with a perfect
+    estimate.
 
 ``enhancer.residual_mix=A`` (``--set oracle/KIND:residual_mix=A``) mixes in the front
 microphones as the Conv-TasNet's option does: ``(1 - A) * oracle + A * mixture_CH1``.

@@ -308,6 +308,21 @@ class EstimateMVDR:
         """The largest estimate look-ahead, samples, that adds no latency: ``lag R - 1``."""
         return self.lag * self.stft.hop_length - 1
 
+    def latency_with(self, estimate_latency: int, who: str) -> int:
+        """Look-ahead, samples, of this beamformer driven by an estimate that looks
+        ``estimate_latency`` samples ahead: the larger of the two.
+
+        Raises
+        ------
+        ValueError
+            ``estimate_latency`` above :attr:`max_estimate_latency` (the lag would not cover
+            it); the message starts with ``who``.
+        """
+        if estimate_latency > self.max_estimate_latency:
+            raise ValueError(f"{who} looks {estimate_latency} samples ahead, the beamformer "
+                             f"covers at most {self.max_estimate_latency}")  # fmt: skip
+        return max(int(estimate_latency), self.latency_samples)
+
     def reset(self) -> None:
         """Forget all state (start a new signal)."""
         K, R = self.stft.win_length, self.stft.hop_length

@@ -23,6 +23,11 @@ from clarity_se.enhancers.base import SAMPLE_RATE, BlockStreamer, Enhancer, chec
 MVDR_OPTIONS = ("tau_s", "rtf", "reference_mix")
 
 
+def _mvdr_node(options: Any) -> Any:
+    """The ``enhancer.mvdr`` node of ``options`` (``None`` where there is none)."""
+    return options.get("mvdr") if hasattr(options, "get") else None
+
+
 def mvdr_options(options: Any) -> dict:
     """The ``enhancer.mvdr.*`` options that are set, as :class:`EstimateMVDR` keyword
     arguments (empty or absent ones keep the beamformer's defaults).
@@ -43,7 +48,7 @@ def mvdr_options(options: Any) -> dict:
     ValueError
         A value :class:`EstimateMVDR` refuses (the message names ``enhancer.mvdr``).
     """
-    node = options.get("mvdr") if hasattr(options, "get") else None
+    node = _mvdr_node(options)
     kwargs = {k: node.get(k) for k in MVDR_OPTIONS if node and node.get(k) is not None}
     try:
         EstimateMVDR(6, SAMPLE_RATE, **kwargs)
@@ -54,7 +59,7 @@ def mvdr_options(options: Any) -> dict:
 
 def raw_estimate(options: Any, default: bool) -> bool:
     """``enhancer.mvdr.raw_estimate``, or ``default`` when empty or absent."""
-    node = options.get("mvdr") if hasattr(options, "get") else None
+    node = _mvdr_node(options)
     value = node.get("raw_estimate") if node else None
     return default if value is None else bool(value)
 
@@ -81,11 +86,8 @@ class BeamformedEnhancer:
         self.name = inner.name
         self.beamformer_options = dict(beamformer_options or {})
         probe = EstimateMVDR(6, SAMPLE_RATE, **self.beamformer_options)
-        if inner.latency_samples > probe.max_estimate_latency:
-            raise ValueError(
-                f"enhancer.residual_source=mvdr: {inner.name} looks {inner.latency_samples} "
-                f"samples ahead, the beamformer covers at most {probe.max_estimate_latency}")
-        self._latency = max(int(inner.latency_samples), probe.latency_samples)
+        self._latency = probe.latency_with(int(inner.latency_samples),
+                                           f"enhancer.residual_source=mvdr: {inner.name}")
 
     @property
     def latency_samples(self) -> int:

@@ -136,10 +136,7 @@ class ConvTasNetEnhancer:
             from clarity_se.dsp.mvdr import EstimateMVDR
 
             beamformer = EstimateMVDR(6, SAMPLE_RATE, **self.beamformer_options)
-            if self._latency > beamformer.max_estimate_latency:
-                raise ValueError(f"{self.path}: look-ahead {self._latency} samples exceeds the "
-                                 f"MVDR's {beamformer.max_estimate_latency}")  # fmt: skip
-            self._latency = max(self._latency, beamformer.latency_samples)
+            self._latency = beamformer.latency_with(self._latency, f"{self.path}: the model")
         logger.info("enhance: %s (%s) on %s", self.path, payload["model_args"], device)
 
     @property
@@ -148,6 +145,7 @@ class ConvTasNetEnhancer:
         beamformer runs (``residual_source=mvdr``, ``residual_mix > 0``) the larger of it and
         the beamformer's (191)."""
         return self._latency
+
     def __call__(self, mixture: np.ndarray) -> np.ndarray:
         """Enhance ``mixture [6, time]`` -> ``[2, time]`` float32 (the streaming path)."""
         from clarity_se.enhancers.base import run_streamer

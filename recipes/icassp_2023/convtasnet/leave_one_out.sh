@@ -63,7 +63,8 @@ quality() {
   [ -f "$OUT/quality/$run@$m.json" ] && return 0
   "$PY" benchmarks/bench_enhancer_quality.py --root "$OUT/heldout/$m" --systems convtasnet \
     --checkpoint "$(realpath "$OUT/train/$run.pt")" --set "convtasnet:guard=$GUARD" \
-    --set "convtasnet:residual_source=$RESIDUAL_SOURCE" --residual-mix "$RESIDUAL_MIX" --rng fast --workers 1 --out "$OUT/quality/$run@$m.json"
+    --set "convtasnet:residual_source=$RESIDUAL_SOURCE" --residual-mix "$RESIDUAL_MIX" \
+    --rng fast --workers 1 --out "$OUT/quality/$run@$m.json"
 }
 
 others() {  # the acoustic models other than $1
