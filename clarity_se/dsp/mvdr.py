@@ -130,6 +130,12 @@ def _whitened_rtf(phi_s, lower, inv_diag, v, t, d, n_iter, eps):  # pragma: no c
                 d[i, e] = t[i] * inv
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _packed(i, j):  # pragma: no cover - compiled
+    """Row of entry ``(i, j)``, ``j <= i``, in a packed lower triangle."""
+    return i * (i + 1) // 2 + j
+
+
 @numba.njit(cache=True, nogil=True)
 def _mvdr_frames(
     x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y, eig, n_iter, ref_mix
@@ -137,92 +143,156 @@ def _mvdr_frames(
     """The module docstring's recursion over consecutive frames (compiled; in place).
 
     ``x [C, F, bins]``: the frames to filter. Frame ``f >= n_init`` first updates the state
-    ``phi_s, phi_n [bins, C, C]`` with statistics frame ``f - n_init`` (mixture ``x_stats [C,
+    ``phi_s, phi_n [2, C (C + 1) / 2, bins]`` (real and imaginary parts of the packed lower
+    triangles, :func:`_packed`) with statistics frame ``f - n_init`` (mixture ``x_stats [C,
     F - n_init, bins]``, estimate ``s_stats [2, F - n_init, bins]``); then each frame is
-    filtered into ``y [2, F, bins]``. Only the lower triangles of the Hermitian covariances are
-    computed and read; the loaded noise covariance is positive definite and factorised by
-    Cholesky. ``n_iter > 0``: the RTFs by covariance whitening, ``n_iter`` power iterations per
-    frame warm-started from the state ``eig [bins, C]`` (updated in place); 0: column selection.
-    ``ref_mix``: share of the reference microphone mixed into each ear's output.
+    filtered into ``y [2, F, bins]``. The loaded noise covariance is positive definite and
+    factorised by Cholesky. Every step is a loop over bins innermost on real arrays, so that
+    the compiler vectorises it across bins; per bin the arithmetic is that of the equations in
+    the module docstring. ``n_iter > 0``: the RTFs by covariance whitening, ``n_iter`` power
+    iterations per frame warm-started from the state ``eig [bins, C]`` (updated in place; per
+    bin, scalar); 0: column selection. ``ref_mix``: share of the reference microphone mixed
+    into each ear's output.
     """
     n_ch, n_frames, n_bins = x.shape
-    lower = np.zeros((n_ch, n_ch), np.complex128)  # Cholesky factor of the loaded Phi_n
-    rhs = np.zeros((n_ch, 2), np.complex128)  # d_e, then Phi_n^-1 d_e
-    d = np.zeros((n_ch, 2), np.complex128)
-    inv_diag = np.zeros(n_ch)  # 1 / L[j, j]
-    t = np.zeros(n_ch, np.complex128)
-    for b in range(n_bins):
-        for f in range(n_frames):
-            g = f - n_init
-            if g >= 0:
+    n_tri = n_ch * (n_ch + 1) // 2
+    psr, psi, pnr, pni = phi_s[0], phi_s[1], phi_n[0], phi_n[1]
+    low_r = np.empty((n_tri, n_bins))  # Cholesky factor of the loaded Phi_n, packed
+    low_i = np.empty((n_tri, n_bins))
+    inv_diag = np.empty((n_ch, n_bins))  # 1 / L[j, j]
+    d_r = np.empty((2, n_ch, n_bins))  # d_e
+    d_i = np.empty((2, n_ch, n_bins))
+    r_r = np.empty((2, n_ch, n_bins))  # d_e, then Phi_n^-1 d_e
+    r_i = np.empty((2, n_ch, n_bins))
+    mask = np.empty(n_bins)
+    acc = np.empty(n_bins)
+    # per-bin scratch of the whitening RTF
+    phs_b = np.zeros((n_ch, n_ch), np.complex128)
+    low_b = np.zeros((n_ch, n_ch), np.complex128)
+    d_b = np.zeros((n_ch, 2), np.complex128)
+    t_b = np.zeros(n_ch, np.complex128)
+    a = 1.0 - lam
+    for f in range(n_frames):
+        g = f - n_init
+        if g >= 0:
+            for b in range(n_bins):
                 m = 0.0
                 for e in range(2):
-                    se = s_stats[e, g, b]
-                    ne = x_stats[e, g, b] - se
-                    ps = se.real * se.real + se.imag * se.imag
-                    pn = ne.real * ne.real + ne.imag * ne.imag
+                    se_r, se_i = s_stats[e, g, b].real, s_stats[e, g, b].imag
+                    ne_r, ne_i = x_stats[e, g, b].real - se_r, x_stats[e, g, b].imag - se_i
+                    ps = se_r * se_r + se_i * se_i
+                    pn = ne_r * ne_r + ne_i * ne_i
                     m += ps / max(ps + pn, 1e-30)
-                m *= 0.5
-                for i in range(n_ch):
-                    xi = x_stats[i, g, b]
-                    for j in range(i + 1):
-                        outer = xi * np.conj(x_stats[j, g, b])
-                        upd_s = m * outer
-                        phi_s[b, i, j] = lam * phi_s[b, i, j] + (1.0 - lam) * upd_s
-                        phi_n[b, i, j] = lam * phi_n[b, i, j] + (1.0 - lam) * (outer - upd_s)
-            # RTFs: columns 0 and 1 of Phi_s + eps I over their diagonal entries
-            for e in range(2):
-                inv_norm = 1.0 / (phi_s[b, e, e].real + eps)
-                for i in range(n_ch):
-                    if i > e:
-                        val = phi_s[b, i, e]
-                    elif i < e:
-                        val = np.conj(phi_s[b, e, i])
-                    else:
-                        val = phi_s[b, e, e] + eps
-                    d[i, e] = val * inv_norm
-                    rhs[i, e] = d[i, e]
+                mask[b] = 0.5 * m
+            for i in range(n_ch):
+                for j in range(i + 1):
+                    p = _packed(i, j)
+                    for b in range(n_bins):
+                        xi_r, xi_i = x_stats[i, g, b].real, x_stats[i, g, b].imag
+                        xj_r, xj_i = x_stats[j, g, b].real, x_stats[j, g, b].imag
+                        o_r = xi_r * xj_r + xi_i * xj_i  # x_i conj(x_j)
+                        o_i = xi_i * xj_r - xi_r * xj_i
+                        u_r, u_i = mask[b] * o_r, mask[b] * o_i
+                        psr[p, b] = lam * psr[p, b] + a * u_r
+                        psi[p, b] = lam * psi[p, b] + a * u_i
+                        pnr[p, b] = lam * pnr[p, b] + a * (o_r - u_r)
+                        pni[p, b] = lam * pni[p, b] + a * (o_i - u_i)
+        # RTFs: columns 0 and 1 of Phi_s + eps I over their diagonal entries
+        for e in range(2):
+            pee = _packed(e, e)
+            for i in range(n_ch):
+                if i >= e:
+                    p, sign, add = _packed(i, e), 1.0, (eps if i == e else 0.0)
+                else:
+                    p, sign, add = _packed(e, i), -1.0, 0.0
+                for b in range(n_bins):
+                    inv_norm = 1.0 / (psr[pee, b] + eps)
+                    d_r[e, i, b] = (psr[p, b] + add) * inv_norm
+                    d_i[e, i, b] = sign * psi[p, b] * inv_norm
+                    r_r[e, i, b] = d_r[e, i, b]
+                    r_i[e, i, b] = d_i[e, i, b]
+        # Cholesky: Phi_n + (loading tr(Phi_n) / C + eps) I = L L^H
+        for b in range(n_bins):
             trace = 0.0
             for i in range(n_ch):
-                trace += phi_n[b, i, i].real
-            diag = loading * trace / n_ch + eps
-            # Cholesky: Phi_n + diag I = L L^H
-            for j in range(n_ch):
-                acc = phi_n[b, j, j].real + diag
-                for k in range(j):
-                    acc -= lower[j, k].real ** 2 + lower[j, k].imag ** 2
-                piv = np.sqrt(max(acc, eps))
-                lower[j, j] = piv
-                inv_diag[j] = 1.0 / piv
-                for i in range(j + 1, n_ch):
-                    v = phi_n[b, i, j]
-                    for k in range(j):
-                        v -= lower[i, k] * np.conj(lower[j, k])
-                    lower[i, j] = v * inv_diag[j]
-            if n_iter > 0:
-                _whitened_rtf(phi_s[b], lower, inv_diag, eig[b], t, d, n_iter, eps)
+                trace += pnr[_packed(i, i), b]
+            acc[b] = loading * trace / n_ch + eps
+        for j in range(n_ch):
+            pjj = _packed(j, j)
+            for b in range(n_bins):
+                low_r[pjj, b] = pnr[pjj, b] + acc[b]  # acc: the loading until the pivot's
+            for k in range(j):
+                pjk = _packed(j, k)
+                for b in range(n_bins):
+                    low_r[pjj, b] -= low_r[pjk, b] * low_r[pjk, b] + low_i[pjk, b] * low_i[pjk, b]
+            for b in range(n_bins):
+                piv = np.sqrt(max(low_r[pjj, b], eps))
+                low_r[pjj, b] = piv
+                low_i[pjj, b] = 0.0
+                inv_diag[j, b] = 1.0 / piv
+            for i in range(j + 1, n_ch):
+                pij = _packed(i, j)
+                for b in range(n_bins):
+                    low_r[pij, b] = pnr[pij, b]
+                    low_i[pij, b] = pni[pij, b]
+                for k in range(j):  # L[i, j] -= L[i, k] conj(L[j, k])
+                    pik, pjk = _packed(i, k), _packed(j, k)
+                    for b in range(n_bins):
+                        a_r, a_i = low_r[pik, b], low_i[pik, b]
+                        c_r, c_i = low_r[pjk, b], low_i[pjk, b]
+                        low_r[pij, b] -= a_r * c_r + a_i * c_i
+                        low_i[pij, b] -= a_i * c_r - a_r * c_i
+                for b in range(n_bins):
+                    low_r[pij, b] *= inv_diag[j, b]
+                    low_i[pij, b] *= inv_diag[j, b]
+        if n_iter > 0:
+            for b in range(n_bins):
+                for i in range(n_ch):
+                    for j in range(i + 1):
+                        p = _packed(i, j)
+                        phs_b[i, j] = complex(psr[p, b], psi[p, b])
+                        low_b[i, j] = complex(low_r[p, b], low_i[p, b])
+                    for e in range(2):
+                        d_b[i, e] = complex(d_r[e, i, b], d_i[e, i, b])
+                _whitened_rtf(phs_b, low_b, inv_diag[:, b], eig[b], t_b, d_b, n_iter, eps)
                 for e in range(2):
                     for i in range(n_ch):
-                        rhs[i, e] = d[i, e]
-            # L z = d_e, then L^H num_e = z; w_e = num_e / (d_e^H num_e); y_e = w_e^H x
-            for e in range(2):
+                        d_r[e, i, b] = r_r[e, i, b] = d_b[i, e].real
+                        d_i[e, i, b] = r_i[e, i, b] = d_b[i, e].imag
+        # L z = d_e, then L^H num_e = z; w_e = num_e / (d_e^H num_e); y_e = w_e^H x
+        for e in range(2):
+            for i in range(n_ch):
+                for k in range(i):
+                    pik = _packed(i, k)
+                    for b in range(n_bins):
+                        r_r[e, i, b] -= low_r[pik, b] * r_r[e, k, b] - low_i[pik, b] * r_i[e, k, b]
+                        r_i[e, i, b] -= low_r[pik, b] * r_i[e, k, b] + low_i[pik, b] * r_r[e, k, b]
+                for b in range(n_bins):
+                    r_r[e, i, b] *= inv_diag[i, b]
+                    r_i[e, i, b] *= inv_diag[i, b]
+            for i in range(n_ch - 1, -1, -1):
+                for k in range(i + 1, n_ch):  # conj(L[k, i]) r[k]
+                    pki = _packed(k, i)
+                    for b in range(n_bins):
+                        r_r[e, i, b] -= low_r[pki, b] * r_r[e, k, b] + low_i[pki, b] * r_i[e, k, b]
+                        r_i[e, i, b] -= low_r[pki, b] * r_i[e, k, b] - low_i[pki, b] * r_r[e, k, b]
+                for b in range(n_bins):
+                    r_r[e, i, b] *= inv_diag[i, b]
+                    r_i[e, i, b] *= inv_diag[i, b]
+            for b in range(n_bins):
+                den_r = den_i = out_r = out_i = 0.0
                 for i in range(n_ch):
-                    v = rhs[i, e]
-                    for k in range(i):
-                        v -= lower[i, k] * rhs[k, e]
-                    rhs[i, e] = v * inv_diag[i]
-                for i in range(n_ch - 1, -1, -1):
-                    v = rhs[i, e]
-                    for k in range(i + 1, n_ch):
-                        v -= np.conj(lower[k, i]) * rhs[k, e]
-                    rhs[i, e] = v * inv_diag[i]
-                den = 0.0 + 0.0j
-                for i in range(n_ch):
-                    den += np.conj(d[i, e]) * rhs[i, e]
-                out = 0.0 + 0.0j
-                for i in range(n_ch):
-                    out += np.conj(rhs[i, e]) * x[i, f, b]
-                y[e, f, b] = (1.0 - ref_mix) * out / np.conj(den) + ref_mix * x[e, f, b]
+                    # den += conj(d_i) r_i; out += conj(r_i) x_i
+                    den_r += d_r[e, i, b] * r_r[e, i, b] + d_i[e, i, b] * r_i[e, i, b]
+                    den_i += d_r[e, i, b] * r_i[e, i, b] - d_i[e, i, b] * r_r[e, i, b]
+                    x_r, x_i = x[i, f, b].real, x[i, f, b].imag
+                    out_r += r_r[e, i, b] * x_r + r_i[e, i, b] * x_i
+                    out_i += r_r[e, i, b] * x_i - r_i[e, i, b] * x_r
+                q = 1.0 / (den_r * den_r + den_i * den_i)  # out / conj(den)
+                w_r = (out_r * den_r - out_i * den_i) * q
+                w_i = (out_i * den_r + out_r * den_i) * q
+                y[e, f, b] = complex((1.0 - ref_mix) * w_r + ref_mix * x[e, f, b].real,
+                                     (1.0 - ref_mix) * w_i + ref_mix * x[e, f, b].imag)
 
 
 class EstimateMVDR:
@@ -262,10 +332,12 @@ class EstimateMVDR:
     and ``CHUNK_FRAMES`` output spectra per call. The whole-signal result is :func:`mvdr`, this
     class run once. Float64 inside, float32 out; framing, FFTs (scipy's) and overlap-add in
     numpy, with the conventions of :mod:`clarity_se.dsp.lowdelay_stft` (the first ``S / R - 1``
-    hops precede sample 0). The recursion runs in a numba-compiled kernel
-    (per bin and frame: the lower triangles of the covariances, a Cholesky solve for both ears;
-    equal to the equations above with ``np.linalg.solve`` within 1e-8 of the output's scale,
-    ``tests/dsp/test_mvdr.py``).
+    hops precede sample 0). The recursion runs in a numba-compiled kernel (per frame: the
+    packed lower triangles of the covariances, a Cholesky solve for both ears, each step a loop
+    over bins on real arrays that the compiler vectorises; equal to the equations above with
+    ``np.linalg.solve`` within 1e-8 of the output's scale, ``tests/dsp/test_mvdr.py``). A call
+    with one hop of each signal, as the streamers make, frames both with one FFT call.
+    :meth:`covariances` gives the current covariance matrices.
 
     Raises
     ------
@@ -334,8 +406,10 @@ class EstimateMVDR:
         # overlap-add: the partial sums of the next S - R output samples, in hops
         self.ola = np.zeros((2, self.stft.synth_length // R - 1, R))
         self.n_synth = 0  # frames synthesised
-        self.phi_s = np.zeros((n_bins, C, C), np.complex128)
-        self.phi_n = np.zeros((n_bins, C, C), np.complex128)
+        # real and imaginary parts of the covariances' packed lower triangles (the kernel's
+        # layout; :meth:`covariances` gives the matrices)
+        self.phi_s = np.zeros((2, C * (C + 1) // 2, n_bins))
+        self.phi_n = np.zeros((2, C * (C + 1) // 2, n_bins))
         self.v = np.full((n_bins, C), C**-0.5, np.complex128)  # power iteration's state
         self.x_frames = np.zeros((C, 0, n_bins), np.complex128)  # from frame x_base on
         self.s_frames = np.zeros((2, 0, n_bins), np.complex128)  # from frame s_base on
@@ -343,19 +417,39 @@ class EstimateMVDR:
         self.n_out = 0  # frames beamformed
         self.n_samples_out = 0
 
-    def _frames(self, buf: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The spectra ``[rows, f, bins]`` of the frames that ``x`` completes after the
-        unframed samples ``buf`` (the framing of :mod:`clarity_se.dsp.lowdelay_stft`), and the
-        samples left unframed."""
+    def covariances(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current target and noise covariances ``Phi_s, Phi_n [bins, C, C]``, complex
+        Hermitian, unloaded (module docstring), rebuilt from the kernel's packed state."""
+        C = self.n_channels
+        rows, cols = np.tril_indices(C)  # row-major over the lower triangle: _packed's order
+        out = []
+        for state in (self.phi_s, self.phi_n):
+            full = np.zeros((state.shape[-1], C, C), np.complex128)
+            full[:, rows, cols] = (state[0] + 1j * state[1]).T
+            full[:, cols, rows] = np.conj(full[:, rows, cols])
+            out.append(full)
+        return out[0], out[1]
+
+    def _windowed(self, buf: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The windowed frames ``[rows, f, K]`` that ``x`` completes after the unframed
+        samples ``buf`` (the framing of :mod:`clarity_se.dsp.lowdelay_stft`), and the samples
+        left unframed."""
         K, R = self.stft.win_length, self.stft.hop_length
         buf = np.concatenate([buf, x], axis=1)
         n_new = (buf.shape[1] - (K - R)) // R
         if n_new <= 0:
-            return np.zeros((buf.shape[0], 0, self.stft.n_bins), np.complex128), buf
-        frames = np.lib.stride_tricks.sliding_window_view(buf[:, : (n_new - 1) * R + K], K,
-                                                          axis=1)[:, ::R]  # fmt: skip
-        spectra = scipy.fft.rfft(frames * self._analysis_window, n=self.stft.n_fft, axis=-1)
-        return spectra, buf[:, n_new * R :]
+            return np.zeros((buf.shape[0], 0, K)), buf
+        if n_new == 1:  # one hop at a time, as the streamers feed it
+            frames = buf[:, None, :K]
+        else:
+            frames = np.lib.stride_tricks.sliding_window_view(buf[:, : (n_new - 1) * R + K], K,
+                                                              axis=1)[:, ::R]  # fmt: skip
+        return frames * self._analysis_window, buf[:, n_new * R :]
+
+    def _frames(self, buf: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_windowed`'s frames as spectra ``[rows, f, bins]``, and the samples left."""
+        frames, buf = self._windowed(buf, x)
+        return scipy.fft.rfft(frames, n=self.stft.n_fft, axis=-1), buf
 
     def _synthesise(self, y: np.ndarray) -> np.ndarray:
         """Overlap-add the spectra ``y [2, f, bins]``; return the output samples now final."""
@@ -405,11 +499,17 @@ class EstimateMVDR:
 
     def _add(self, mixture: np.ndarray, estimate: np.ndarray) -> None:
         """Frame and transform the new samples ``mixture [C, n]``, ``estimate [2, m]``."""
-        x, self.mix_buf = self._frames(self.mix_buf, mixture)
-        s, self.est_buf = self._frames(self.est_buf, estimate)
-        if x.shape[1]:
+        x, self.mix_buf = self._windowed(self.mix_buf, mixture)
+        s, self.est_buf = self._windowed(self.est_buf, estimate)
+        if x.shape[1] and x.shape[1] == s.shape[1]:  # one FFT call for both
+            spectra = scipy.fft.rfft(np.concatenate([x, s]), n=self.stft.n_fft, axis=-1)
+            x, s = spectra[: self.n_channels], spectra[self.n_channels :]
+        else:
+            x = scipy.fft.rfft(x, n=self.stft.n_fft, axis=-1) if x.shape[1] else None
+            s = scipy.fft.rfft(s, n=self.stft.n_fft, axis=-1) if s.shape[1] else None
+        if x is not None:
             self.x_frames = np.concatenate([self.x_frames, x], axis=1)
-        if s.shape[1]:
+        if s is not None:
             self.s_frames = np.concatenate([self.s_frames, s], axis=1)
 
     def process(self, mixture: np.ndarray, estimate: np.ndarray) -> np.ndarray:

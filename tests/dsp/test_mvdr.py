@@ -63,6 +63,21 @@ def test_streamed_equals_whole_with_a_lagging_estimate(rtf):
     np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5 * np.abs(whole).max())
 
 
+def test_one_hop_at_a_time_equals_whole():
+    """The streamers' pattern (one 96-sample hop of the mixture and of the estimate per call:
+    both framed by one FFT call) gives the whole-signal output."""
+    mixture, target = _scene(n=FS // 2, seed=3)
+    estimate = 0.5 * target[:2] + 0.1 * mixture[:2]
+    whole = mvdr(mixture, estimate)
+    beamformer = EstimateMVDR()
+    hop = beamformer.stft.hop_length
+    outs = [beamformer.process(mixture[:, i : i + hop], estimate[:, i : i + hop])
+            for i in range(0, mixture.shape[1], hop)]  # fmt: skip
+    streamed = np.concatenate([*outs, beamformer.flush()], axis=1)
+    assert streamed.shape == whole.shape
+    np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5 * np.abs(whole).max())
+
+
 @pytest.mark.parametrize("rtf", ["column", "whitening"])
 def test_latency_with_an_estimate_that_looks_ahead(rtf):
     """The output before ``t`` is unchanged by input after ``t + 191`` when the estimate
@@ -157,9 +172,7 @@ def test_whitening_converges_to_the_principal_generalised_eigenvector():
     mixture, target = _scene(n=FS, seed=6)
     bf = EstimateMVDR(rtf="whitening")
     bf.process(mixture, 0.8 * target[:2] + 0.1 * mixture[:2])
-    phi_s, phi_n = np.tril(bf.phi_s), np.tril(bf.phi_n)  # the kernel keeps lower triangles
-    phi_s = phi_s + np.tril(phi_s, -1).conj().transpose(0, 2, 1)
-    phi_n = phi_n + np.tril(phi_n, -1).conj().transpose(0, 2, 1)
+    phi_s, phi_n = bf.covariances()
     trace = np.trace(phi_n, axis1=1, axis2=2).real
     checked = 0
     for b in range(phi_s.shape[0]):
@@ -175,7 +188,7 @@ def test_whitening_converges_to_the_principal_generalised_eigenvector():
 
 
 def test_compiled_recursion_equals_the_equations_in_numpy():
-    """The compiled kernel (lower triangles, Cholesky) against the docstring's equations
+    """The compiled kernel (packed lower triangles, Cholesky) against the docstring's equations
     with ``np.linalg.solve``, on the frames of a scene with a silent start."""
     from clarity_se.dsp import mvdr as module
 
@@ -209,16 +222,14 @@ def test_compiled_recursion_equals_the_equations_in_numpy():
             num = np.linalg.solve(pn_l, d[..., None])[..., 0]
             w = num / np.einsum("bc,bc->b", d.conj(), num)[:, None]
             expected[e, k] = np.einsum("bc,cb->b", w.conj(), x[:, k])
-    state_s = np.zeros((n_bins, 6, 6), complex)
-    state_n = np.zeros((n_bins, 6, 6), complex)
     y = np.empty_like(expected)
     stats_x = np.ascontiguousarray(x[:, : x.shape[1] - lag])
     stats_s = np.ascontiguousarray(s[:, : x.shape[1] - lag])
     no_eig = np.zeros((n_bins, 6), complex)  # n_iter 0: the covariance column
-    module._mvdr_frames(x, stats_x, stats_s, lag, state_s, state_n, lam, loading, eps, y,
+    module._mvdr_frames(x, stats_x, stats_s, lag, bf.phi_s, bf.phi_n, lam, loading, eps, y,
                         no_eig, 0, 0.0)  # fmt: skip
     assert np.abs(expected).max() > 0
     scale = np.abs(expected).max()
     np.testing.assert_allclose(y, expected, rtol=0, atol=FACTORISATION_TOL * scale)
-    np.testing.assert_allclose(np.tril(state_n), np.tril(phi_n), rtol=0,
+    np.testing.assert_allclose(bf.covariances()[1], phi_n, rtol=0,
                                atol=1e-12 * np.abs(phi_n).max())  # fmt: skip
