@@ -63,6 +63,7 @@ import numpy as np
 import scipy.fft
 
 from clarity_se.dsp.lowdelay_stft import LowDelaySTFT, num_frames
+from clarity_se.dsp.wpe import OnlineWPE
 
 #: absolute diagonal loading of both covariances (squared STFT magnitude; a 16-bit signal's
 #: quantisation noise is about 1e-7 per bin with the default window, so this only matters
@@ -323,6 +324,15 @@ class EstimateMVDR:
         Share ``beta`` of each ear's reference microphone in its output, ``(1 - beta) w_e^H x +
         beta x_e`` (default 0: the MVDR alone); bounds the suppression of anything, the target
         included, to ``-20 log10(beta)`` dB where the filter removes it entirely.
+    wpe_taps : int
+        Taps per ear ``K`` of the online WPE dereverberation of the two outputs
+        (:class:`clarity_se.dsp.wpe.OnlineWPE`, the ears predicted jointly; default 0: none).
+        Its prediction delay is the frames' overlap, ``ceil(K_win / R)`` frames (6); it uses
+        past output frames only and adds no latency.
+    wpe_stride : int
+        Frames between the WPE taps (default 3).
+    wpe_tau_s : float
+        Time constant of the WPE's recursive least squares, s (default 1.0).
 
     Notes
     -----
@@ -343,12 +353,14 @@ class EstimateMVDR:
     ------
     ValueError
         ``tau_s <= 0``, ``loading < 0``, ``lag < 1``, fewer than two channels, an unknown
-        ``rtf`` or ``reference_mix`` outside ``[0, 1]``.
+        ``rtf``, ``reference_mix`` outside ``[0, 1]``, ``wpe_taps < 0``, ``wpe_stride < 1`` or
+        ``wpe_tau_s <= 0``.
     """
 
     def __init__(self, n_channels: int = 6, sample_rate: int = 44100, tau_s: float = 2.0,
                  loading: float = 1e-6, lag: int = 2, stft: LowDelaySTFT | None = None,
-                 rtf: str = "column", reference_mix: float = 0.0) -> None:  # fmt: skip
+                 rtf: str = "column", reference_mix: float = 0.0, wpe_taps: int = 0,
+                 wpe_stride: int = 3, wpe_tau_s: float = 1.0) -> None:  # fmt: skip
         if not tau_s > 0:
             raise ValueError(f"EstimateMVDR: tau_s must be > 0 s, got {tau_s}")
         if not loading >= 0:
@@ -366,6 +378,14 @@ class EstimateMVDR:
         self.stft = LowDelaySTFT(512, 96, 192) if stft is None else stft
         self.n_channels, self.lag, self.loading = int(n_channels), int(lag), float(loading)
         self.forget = float(np.exp(-self.stft.hop_length / (tau_s * sample_rate)))
+        if int(wpe_taps) < 0 or int(wpe_stride) < 1 or not wpe_tau_s > 0:
+            raise ValueError(f"EstimateMVDR: need wpe_taps >= 0, wpe_stride >= 1 and wpe_tau_s "
+                             f"> 0, got {wpe_taps}, {wpe_stride}, {wpe_tau_s}")  # fmt: skip
+        self.wpe = None
+        if int(wpe_taps) > 0:  # prediction delay: the frames' overlap, so the direct sound stays
+            delay = -(-self.stft.win_length // self.stft.hop_length)
+            self.wpe = OnlineWPE(2, self.stft.n_bins, int(wpe_taps), delay, int(wpe_stride),
+                                 float(np.exp(-self.stft.hop_length / (wpe_tau_s * sample_rate))))
         self._analysis_window = self.stft.analysis_window.double().numpy()
         self._synthesis_window = self.stft.synthesis_window.double().numpy()
         self.reset()
@@ -416,6 +436,8 @@ class EstimateMVDR:
         self.x_base = self.s_base = 0
         self.n_out = 0  # frames beamformed
         self.n_samples_out = 0
+        if getattr(self, "wpe", None) is not None:
+            self.wpe.reset()
 
     def covariances(self) -> tuple[np.ndarray, np.ndarray]:
         """The current target and noise covariances ``Phi_s, Phi_n [bins, C, C]``, complex
@@ -488,7 +510,7 @@ class EstimateMVDR:
                 n_init, self.phi_s, self.phi_n, self.forget, self.loading, EPS, y, self.v,
                 self.n_iter, self.reference_mix,
             )  # fmt: skip
-            out.append(self._synthesise(y))
+            out.append(self._synthesise(y if self.wpe is None else self.wpe.process(y)))
             self.n_out = stop
             # keep what later frames still need: x from stop - lag, s from stop - lag
             keep = max(stop - lag, 0)

@@ -20,7 +20,7 @@ from clarity_se.dsp.mvdr import EstimateMVDR, mvdr
 from clarity_se.enhancers.base import SAMPLE_RATE, BlockStreamer, Enhancer, check_mixture
 
 #: ``enhancer.mvdr.*`` keys, passed to :class:`EstimateMVDR` when set
-MVDR_OPTIONS = ("tau_s", "rtf", "reference_mix")
+MVDR_OPTIONS = ("tau_s", "rtf", "reference_mix", "wpe_taps", "wpe_stride", "wpe_tau_s")
 
 
 def _mvdr_node(options: Any) -> Any:
@@ -41,7 +41,8 @@ def mvdr_options(options: Any) -> dict:
     -------
     dict
         ``{name: value}`` for the keys of :data:`MVDR_OPTIONS` that are set (``tau_s`` in s,
-        ``rtf``, ``reference_mix`` in ``[0, 1]``).
+        ``rtf``, ``reference_mix`` in ``[0, 1]``, ``wpe_taps``, ``wpe_stride`` in frames,
+        ``wpe_tau_s`` in s).
 
     Raises
     ------
