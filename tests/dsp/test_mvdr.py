@@ -11,6 +11,8 @@ from scipy.signal import lfilter
 from clarity_se.dsp.mvdr import EstimateMVDR, mvdr
 
 FS = 44100
+#: the RTF estimators, and the column with the WPE dereverberation of the outputs
+OPTIONS = [{"rtf": "column"}, {"rtf": "whitening"}, {"wpe_taps": 4}]
 
 
 def _si_sdr(est, ref):
@@ -43,12 +45,12 @@ def test_oracle_estimate_removes_a_point_interferer_and_keeps_the_target():
         assert after > before + 8.0, (ear, before, after)  # measured +10.1 dB (ear 0)
 
 
-@pytest.mark.parametrize("rtf", ["column", "whitening"])
-def test_streamed_equals_whole_with_a_lagging_estimate(rtf):
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+def test_streamed_equals_whole_with_a_lagging_estimate(options):
     mixture, target = _scene(n=FS, seed=1)
     estimate = 0.5 * target[:2] + 0.1 * mixture[:2]
-    whole = mvdr(mixture, estimate, rtf=rtf)
-    beamformer = EstimateMVDR(rtf=rtf)
+    whole = mvdr(mixture, estimate, **options)
+    beamformer = EstimateMVDR(**options)
     rng = np.random.default_rng(2)
     outs, i, j, n = [], 0, 0, mixture.shape[1]
     while i < n:
@@ -78,18 +80,18 @@ def test_one_hop_at_a_time_equals_whole():
     np.testing.assert_allclose(streamed, whole, rtol=0, atol=1e-5 * np.abs(whole).max())
 
 
-@pytest.mark.parametrize("rtf", ["column", "whitening"])
-def test_latency_with_an_estimate_that_looks_ahead(rtf):
+@pytest.mark.parametrize("options", OPTIONS, ids=str)
+def test_latency_with_an_estimate_that_looks_ahead(options):
     """The output before ``t`` is unchanged by input after ``t + 191`` when the estimate
     itself looks ``max_estimate_latency`` samples ahead."""
-    beamformer = EstimateMVDR(rtf=rtf)
+    beamformer = EstimateMVDR(**options)
     look = beamformer.max_estimate_latency
     assert beamformer.latency_samples == 191 and look == 191
 
     def run(mixture):
         est = np.zeros((2, mixture.shape[1]))
         est[:, : mixture.shape[1] - look] = 0.5 * mixture[:2, look:]  # reads `look` ahead
-        return mvdr(mixture, est, rtf=rtf)
+        return mvdr(mixture, est, **options)
 
     mixture, _ = _scene(n=FS // 2, seed=3)
     base = run(mixture)
@@ -119,6 +121,8 @@ def test_errors():
         EstimateMVDR(lag=0)
     with pytest.raises(ValueError, match="rtf must be one of"):
         EstimateMVDR(rtf="eigen")
+    with pytest.raises(ValueError, match="wpe_taps"):
+        EstimateMVDR(wpe_taps=-1)
     with pytest.raises(ValueError, match="mixture must be"):
         EstimateMVDR().process(np.zeros((5, 10)), np.zeros((2, 10)))
     with pytest.raises(ValueError, match="estimate must be"):

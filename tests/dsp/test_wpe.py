@@ -1,0 +1,96 @@
+"""Online WPE dereverberation (clarity_se/dsp/wpe.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.signal import fftconvolve, lfilter
+
+from clarity_se.dsp.lowdelay_stft import LowDelaySTFT
+from clarity_se.dsp.wpe import OnlineWPE
+
+FS = 44100
+STFT = LowDelaySTFT(512, 96, 192)  # the beamformer's
+BINS = STFT.n_bins
+
+
+def _reverberant(seconds=6.0, rt60=0.3, seed=0):
+    """Two microphones (3 samples apart) hear a dry source with a fluctuating level (a new
+    level every 50 ms, over 15 dB, AR(1)-coloured noise) directly and through an exponentially
+    decaying random tail from 15 ms on (``rt60`` s, 0: none); returns the low-delay STFT
+    spectra of the mixture and of its direct part, ``[2, F, bins]``."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * FS)
+    level = np.repeat(10 ** rng.uniform(-1.5, 0, n // 2205 + 1), 2205)[:n]
+    source = lfilter([1.0], [1.0, -0.9], rng.standard_normal(n)) * level
+    t = np.arange(int(0.8 * FS)) / FS
+    direct, mixture = [], []
+    for c in range(2):
+        d = np.concatenate([np.zeros(3 * c), source])[:n]
+        tail = np.zeros_like(t)
+        if rt60:
+            tail = rng.standard_normal(len(t)) * 10 ** (-3 * t / rt60) * 0.05 * (t >= 0.015)
+        direct.append(d)
+        mixture.append(d + fftconvolve(source, tail)[:n])
+    spectra = STFT.analysis(torch.from_numpy(np.array(mixture + direct))).numpy()
+    return spectra[:2], spectra[2:]
+
+
+def _wpe(**kwargs):
+    args = {"n_channels": 2, "n_bins": BINS, "taps": 16, "delay": 6, "stride": 3,
+            "forget": float(np.exp(-96 / FS))}  # fmt: skip
+    return OnlineWPE(**{**args, **kwargs})
+
+
+def _db(x):
+    return 10 * np.log10(np.sum(np.abs(x) ** 2))
+
+
+def test_removes_late_reverberation_and_keeps_the_direct_sound():
+    """After 2 s of adaptation (RLS time constant 1 s), the late tail of a 0.3 s RT60 room
+    (about as strong as the direct sound here) falls by over 4 dB relative to the direct
+    sound (measured: +0.6 dB -> -4.7 dB)."""
+    y, direct = _reverberant()
+    out = _wpe().process(y)
+    tail = slice(y.shape[1] // 3, None)
+    before = _db(y[:, tail] - direct[:, tail]) - _db(direct[:, tail])
+    after = _db(out[:, tail] - direct[:, tail]) - _db(direct[:, tail])
+    assert before > -1.0, before  # the test's reverberation is strong
+    assert after < before - 4.0, (before, after)
+
+
+def test_dry_signal_passes_unchanged():
+    """Without reverberation the prediction finds nothing: output within 0.5 dB of the
+    input and the residual 20 dB below it."""
+    y, _ = _reverberant(rt60=0.0, seed=1)
+    out = _wpe().process(y)
+    tail = slice(y.shape[1] // 3, None)
+    assert abs(_db(out[:, tail]) - _db(y[:, tail])) < 0.5
+    assert _db(out[:, tail] - y[:, tail]) < _db(y[:, tail]) - 20.0
+
+
+def test_any_split_into_calls_gives_the_same_output_and_only_the_past_counts():
+    y, _ = _reverberant(seconds=1.0, seed=2)
+    whole = _wpe(taps=4).process(y)
+    wpe = _wpe(taps=4)
+    parts = [wpe.process(y[:, a:b]) for a, b in ((0, 1), (1, 130), (130, 131), (131, None))]
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), whole, rtol=0,
+                               atol=1e-12 * np.abs(whole).max())  # fmt: skip
+    changed = y.copy()
+    changed[:, 200:] *= 2.0
+    out = _wpe(taps=4).process(changed)
+    np.testing.assert_array_equal(out[:, :200], whole[:, :200])
+    wpe.reset()
+    np.testing.assert_array_equal(wpe.process(y), whole)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="taps"):
+        _wpe(taps=0)
+    with pytest.raises(ValueError, match="forget"):
+        _wpe(forget=1.0)
+    with pytest.raises(ValueError, match="floor"):
+        _wpe(floor=-1.0)
+    with pytest.raises(ValueError, match=r"frames must be \[2, F, 257\]"):
+        _wpe().process(np.zeros((2, 5, 23), complex))
