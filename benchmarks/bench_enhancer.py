@@ -26,9 +26,9 @@ on ``--seconds`` of 6-channel noise:
   ``run`` / ``run_with_iobinding`` calls, measured in a second pass over the same input with
   those calls timed (so that the timer does not add to ``rtf``; the rest of ``rtf`` is the FFTs,
   framing and overlap-add in Python); where the enhancer's output is the MVDR beamformer's
-  (``dtln``), ``rtf_with_mvdr`` is a third pass with each block's network output fed to
-  :class:`~clarity_se.dsp.mvdr.EstimateMVDR` (numba kernel) with the block, i.e. the whole
-  default system block by block;
+  (``dtln``, ``crced``), ``rtf_with_mvdr`` is a third pass with each block's network output fed
+  to :class:`~clarity_se.dsp.mvdr.EstimateMVDR` (numba kernels; the enhancer's beamformer
+  options) with the block, i.e. the whole default system block by block;
   for ``dtln/published`` at the model's 16 kHz with 128-sample (8 ms) blocks, the figure the
   reference reports (breizhn/DTLN README, "Execution Times": 0.65 ms per block with a TF 2.2
   SavedModel, 0.36 ms with TF-lite, on an Intel i5-6600K at 3.5 GHz) -- a different CPU, and
@@ -242,7 +242,7 @@ def _onnx_row(enh, seconds: float, threads: int) -> dict:
     if hasattr(enh, "inner"):  # the MVDR beamformer follows the network (BeamformedEnhancer)
         from clarity_se.dsp.mvdr import EstimateMVDR
 
-        beamformer = EstimateMVDR(6, rate)
+        beamformer = EstimateMVDR(6, rate, **enh.beamformer_options)  # the enhancer's options
         runner.reset()
 
         def with_mvdr(block):
