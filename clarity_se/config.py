@@ -81,8 +81,8 @@ class MVDRConfig:
     rtf: Optional[str] = None  # noqa: UP045
     #: share of each ear's front microphone added to its output, in [0, 1] (default 0)
     reference_mix: Optional[float] = None  # noqa: UP045
-    #: online WPE dereverberation of the two outputs: taps per ear (default 0: none), frames
-    #: between taps (default 3), RLS time constant in s (default 1.0)
+    #: online WPE dereverberation of the two outputs: taps per ear (default 16; 0: none),
+    #: frames between taps (default 3), RLS time constant in s (default 1.0)
     wpe_taps: Optional[int] = None  # noqa: UP045
     wpe_stride: Optional[int] = None  # noqa: UP045
     wpe_tau_s: Optional[float] = None  # noqa: UP045

@@ -21,6 +21,11 @@ from clarity_se.enhancers.base import SAMPLE_RATE, BlockStreamer, Enhancer, chec
 
 #: ``enhancer.mvdr.*`` keys, passed to :class:`EstimateMVDR` when set
 MVDR_OPTIONS = ("tau_s", "rtf", "reference_mix", "wpe_taps", "wpe_stride", "wpe_tau_s")
+#: the enhancers' beamformer options where ``enhancer.mvdr.*`` is empty: the beamformer's
+#: defaults plus the online WPE dereverberation of its outputs with 16 taps per ear (chosen
+#: under a rule fixed before scoring, for the Conv-TasNet, DTLN and CR-CED alike:
+#: ``recipes/icassp_2023/convtasnet/README.md``, "Dereverberation of the outputs")
+ENHANCER_DEFAULTS = {"wpe_taps": 16}
 
 
 def _mvdr_node(options: Any) -> Any:
@@ -28,21 +33,24 @@ def _mvdr_node(options: Any) -> Any:
     return options.get("mvdr") if hasattr(options, "get") else None
 
 
-def mvdr_options(options: Any) -> dict:
-    """The ``enhancer.mvdr.*`` options that are set, as :class:`EstimateMVDR` keyword
-    arguments (empty or absent ones keep the beamformer's defaults).
+def mvdr_options(options: Any, defaults: dict | None = None) -> dict:
+    """The enhancer's beamformer options as :class:`EstimateMVDR` keyword arguments: the
+    ``enhancer.mvdr.*`` options that are set, over ``defaults``, over
+    :data:`ENHANCER_DEFAULTS` (what none of them sets keeps the beamformer's default).
 
     Parameters
     ----------
     options : DictConfig or dict
         The ``enhancer.*`` node (:class:`clarity_se.config.EnhancerConfig`).
+    defaults : dict, optional
+        The enhancer's own defaults (e.g. the DTLN's 1 s time constant).
 
     Returns
     -------
     dict
-        ``{name: value}`` for the keys of :data:`MVDR_OPTIONS` that are set (``tau_s`` in s,
-        ``rtf``, ``reference_mix`` in ``[0, 1]``, ``wpe_taps``, ``wpe_stride`` in frames,
-        ``wpe_tau_s`` in s).
+        ``{name: value}`` with keys of :data:`MVDR_OPTIONS` (``tau_s`` in s, ``rtf``,
+        ``reference_mix`` in ``[0, 1]``, ``wpe_taps``, ``wpe_stride`` in frames, ``wpe_tau_s``
+        in s).
 
     Raises
     ------
@@ -50,7 +58,8 @@ def mvdr_options(options: Any) -> dict:
         A value :class:`EstimateMVDR` refuses (the message names ``enhancer.mvdr``).
     """
     node = _mvdr_node(options)
-    kwargs = {k: node.get(k) for k in MVDR_OPTIONS if node and node.get(k) is not None}
+    kwargs = {**ENHANCER_DEFAULTS, **(defaults or {}),
+              **{k: node.get(k) for k in MVDR_OPTIONS if node and node.get(k) is not None}}
     try:
         EstimateMVDR(6, SAMPLE_RATE, **kwargs)
     except (ValueError, TypeError) as exc:

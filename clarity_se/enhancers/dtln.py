@@ -43,8 +43,9 @@ DEFAULT_RESIDUAL_SOURCE = {"": "mvdr", "published": "mixture"}
 RAW_ESTIMATE = {"mask_floor": 0.0, "output_gain_db": 0.0}
 #: ``enhancer.mvdr.raw_estimate`` when empty
 DEFAULT_RAW_ESTIMATE = False
-#: ``enhancer.mvdr.*`` when empty: the beamformer's defaults but a 1 s time constant (its 2 s
-#: default did not pass the DTLN's rule: recipe README, "The MVDR residual")
+#: ``enhancer.mvdr.*`` when empty: the enhancers' defaults
+#: (:data:`clarity_se.enhancers.beamformed.ENHANCER_DEFAULTS`) but a 1 s time constant (the
+#: beamformer's 2 s default did not pass the DTLN's rule: recipe README, "The MVDR residual")
 DEFAULT_MVDR_OPTIONS = {"tau_s": 1.0}
 
 
@@ -253,5 +254,4 @@ def _build(options: Any):
     raw = source == "mvdr" and raw_estimate(options, DEFAULT_RAW_ESTIMATE)
     enhancer = DTLNEnhancer(str(options.checkpoint), variant, str(options.device),
                             RAW_ESTIMATE if raw else None)  # fmt: skip
-    return apply_residual_source(enhancer, source, {**DEFAULT_MVDR_OPTIONS,
-                                                    **mvdr_options(options)})  # fmt: skip
+    return apply_residual_source(enhancer, source, mvdr_options(options, DEFAULT_MVDR_OPTIONS))
