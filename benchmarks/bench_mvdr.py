@@ -7,6 +7,9 @@ run:
   (``column``, the default, and ``whitening``);
 * ``blocks``: :class:`~clarity_se.dsp.mvdr.EstimateMVDR` fed one hop (96 samples) of the
   mixture and of the estimate per call, as the enhancers' streamers feed it;
+* ``whole.column_wpe16``, ``blocks_wpe16``: the same with the enhancers' defaults
+  (:data:`~clarity_se.enhancers.beamformed.ENHANCER_DEFAULTS`: the online WPE of the outputs,
+  16 taps per ear);
 * ``kernel``: the compiled per-frame recursion alone on the same frames' spectra (the part of
   both that is not framing, FFTs, overlap-add and Python), per frame and as a real-time factor.
 
@@ -37,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # measure this checkout's package
 
 from clarity_se.dsp import mvdr as mvdr_module  # noqa: E402
+from clarity_se.enhancers.beamformed import ENHANCER_DEFAULTS as ENHANCERS  # noqa: E402
 
 FS = 44100
 
@@ -64,22 +68,27 @@ def main(argv: list[str] | None = None) -> int:
     estimate = (0.5 * mixture[:2] + 0.02 * rng.standard_normal((2, n))).astype(np.float32)
     mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10])  # compile / load
     mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10], rtf="whitening")
+    mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10], **ENHANCERS)
     result: dict = {"seconds": args.seconds, "threads": 1, "whole": {}}
     for rtf in mvdr_module.RTF_METHODS:
         t = _best(lambda rtf=rtf: mvdr_module.mvdr(mixture, estimate, rtf=rtf), args.repeats)
         result["whole"][rtf] = {"rtf": t / args.seconds}
+    t = _best(lambda: mvdr_module.mvdr(mixture, estimate, **ENHANCERS), args.repeats)
+    result["whole"]["column_wpe16"] = {"rtf": t / args.seconds}
 
+    for key, options in (("blocks", {}), ("blocks_wpe16", ENHANCERS)):
+        beamformer = mvdr_module.EstimateMVDR(**options)
+        hop = beamformer.stft.hop_length
+
+        def blocks(beamformer=beamformer, hop=hop) -> None:
+            beamformer.reset()
+            for i in range(0, n, hop):
+                beamformer.process(mixture[:, i : i + hop], estimate[:, i : i + hop])
+
+        t_blocks = _best(blocks, args.repeats)
+        result[key] = {"block_samples": hop, "rtf": t_blocks / args.seconds,
+                       "ms_per_block": 1000 * t_blocks / -(-n // hop)}  # fmt: skip
     beamformer = mvdr_module.EstimateMVDR()
-    hop = beamformer.stft.hop_length
-
-    def blocks() -> None:
-        beamformer.reset()
-        for i in range(0, n, hop):
-            beamformer.process(mixture[:, i : i + hop], estimate[:, i : i + hop])
-
-    t_blocks = _best(blocks, args.repeats)
-    result["blocks"] = {"block_samples": hop, "rtf": t_blocks / args.seconds,
-                        "ms_per_block": 1000 * t_blocks / -(-n // hop)}  # fmt: skip
 
     # the kernel alone on the spectra of the same frames (column RTF, as the default)
     beamformer.reset()
