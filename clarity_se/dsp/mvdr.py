@@ -436,7 +436,7 @@ class EstimateMVDR:
         self.x_base = self.s_base = 0
         self.n_out = 0  # frames beamformed
         self.n_samples_out = 0
-        if getattr(self, "wpe", None) is not None:
+        if self.wpe is not None:
             self.wpe.reset()
 
     def covariances(self) -> tuple[np.ndarray, np.ndarray]:
