@@ -44,6 +44,10 @@ import numpy as np
 
 #: absolute floor of ``lam``, squared STFT magnitude (as :data:`clarity_se.dsp.mvdr.EPS`)
 EPS = 1e-12
+#: largest magnitude of a prediction coefficient before the bin's state is reset (a converged
+#: filter's stay below about 1.3 on the held-out scenes; recursive least squares that diverges
+#: passes 10 within a second)
+MAX_COEFFICIENT = 10.0
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -53,15 +57,32 @@ def _packed(i, j):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, alpha, floor, eps):
+def _reset_bin(p_inv, filt, b):  # pragma: no cover - compiled
+    """Bin ``b``'s initial state: ``P = I``, ``G = 0``."""
+    dim = filt.shape[1]
+    for p in range(p_inv.shape[1]):
+        p_inv[0, p, b] = 0.0
+        p_inv[1, p, b] = 0.0
+    for i in range(dim):
+        p_inv[0, _packed(i, i), b] = 1.0
+    for d in range(dim):
+        for c in range(filt.shape[2]):
+            filt[0, d, c, b] = 0.0
+            filt[1, d, c, b] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, alpha, floor, eps,
+                max_coef):  # fmt: skip
     """The module docstring's recursion over the frames ``y [C, F, bins]`` into ``out``
     (compiled; state updated in place).
 
     ``hist [C, H, bins]``: the last ``H = delay + (taps - 1) stride`` frames, frame ``m`` in
     slot ``m mod H`` (zeros before the first); ``start``: the index of ``y``'s first frame.
     ``p_inv [2, D (D + 1) / 2, bins]``: real and imaginary parts of ``P``'s packed lower
-    triangle; ``filt [2, D, C, bins]``: ``G``; ``level [bins]``: ``P_avg``. Loops over bins
-    innermost on real arrays, as in :func:`clarity_se.dsp.mvdr._mvdr_frames`.
+    triangle; ``filt [2, D, C, bins]``: ``G``; ``level [bins]``: ``P_avg``; ``max_coef``:
+    :data:`MAX_COEFFICIENT`. Loops over bins innermost on real arrays, as in
+    :func:`clarity_se.dsp.mvdr._mvdr_frames`.
     """
     n_ch, n_frames, n_bins = y.shape
     n_hist = hist.shape[1]
@@ -74,6 +95,7 @@ def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, al
     e_r = np.empty((n_ch, n_bins))
     e_i = np.empty((n_ch, n_bins))
     den = np.empty(n_bins)
+    acc = np.empty(n_bins)
     for f in range(n_frames):
         frame = start + f
         for t in range(taps):
@@ -95,8 +117,11 @@ def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, al
                 for b in range(n_bins):  # conj(G[d, c]) x~[d]
                     e_r[c, b] -= gr[d, c, b] * x_r[d, b] + gi[d, c, b] * x_i[d, b]
                     e_i[c, b] -= gr[d, c, b] * x_i[d, b] - gi[d, c, b] * x_r[d, b]
-            for b in range(n_bins):
-                out[c, f, b] = complex(e_r[c, b], e_i[c, b])
+            for b in range(n_bins):  # never louder than the input bin
+                y_pow = y[c, f, b].real ** 2 + y[c, f, b].imag ** 2
+                e_pow = e_r[c, b] * e_r[c, b] + e_i[c, b] * e_i[c, b]
+                scale = np.sqrt(y_pow / e_pow) if e_pow > y_pow else 1.0
+                out[c, f, b] = complex(scale * e_r[c, b], scale * e_i[c, b])
         for b in range(n_bins):
             power = den[b] / n_ch
             level[b] = alpha * level[b] + (1.0 - alpha) * power
@@ -126,15 +151,31 @@ def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, al
                     g_r, g_i = px_r[d, b] * den[b], px_i[d, b] * den[b]
                     gr[d, c, b] += g_r * e_r[c, b] + g_i * e_i[c, b]
                     gi[d, c, b] += g_i * e_r[c, b] - g_r * e_i[c, b]
-        # P = (P - g (P x~)^H) / alpha, lower triangle
-        inv_alpha = 1.0 / alpha
+        # P = (P - g (P x~)^H) / alpha, lower triangle; no forgetting while tr(P) is at its
+        # initial D or above (directions the input does not excite would grow without bound)
+        for b in range(n_bins):
+            trace = 0.0
+            for i in range(dim):
+                trace += pr[_packed(i, i), b]
+            acc[b] = 1.0 / alpha if trace < dim else 1.0
         for i in range(dim):
             for j in range(i + 1):
                 p = _packed(i, j)
                 for b in range(n_bins):
                     g_r, g_i = px_r[i, b] * den[b], px_i[i, b] * den[b]
-                    pr[p, b] = (pr[p, b] - (g_r * px_r[j, b] + g_i * px_i[j, b])) * inv_alpha
-                    pi[p, b] = (pi[p, b] - (g_i * px_r[j, b] - g_r * px_i[j, b])) * inv_alpha
+                    pr[p, b] = (pr[p, b] - (g_r * px_r[j, b] + g_i * px_i[j, b])) * acc[b]
+                    pi[p, b] = (pi[p, b] - (g_i * px_r[j, b] - g_r * px_i[j, b])) * acc[b]
+        # a bin whose prediction coefficients run away starts again (P = I, G = 0)
+        limit = max_coef * max_coef
+        for b in range(n_bins):
+            acc[b] = 0.0
+        for d in range(dim):
+            for c in range(n_ch):
+                for b in range(n_bins):
+                    acc[b] = max(acc[b], gr[d, c, b] * gr[d, c, b] + gi[d, c, b] * gi[d, c, b])
+        for b in range(n_bins):
+            if acc[b] > limit:
+                _reset_bin(p_inv, filt, b)
         slot = frame % n_hist
         for c in range(n_ch):
             for b in range(n_bins):
@@ -216,6 +257,7 @@ class OnlineWPE:
                              f"got {frames.shape}")  # fmt: skip
         out = np.empty_like(frames)
         _wpe_frames(frames, out, self.hist, self.n_frames, self.p_inv, self.filt, self.level,
-                    self.delay, self.stride, self.taps, self.forget, self.floor, EPS)  # fmt: skip
+                    self.delay, self.stride, self.taps, self.forget, self.floor, EPS,
+                    MAX_COEFFICIENT)  # fmt: skip
         self.n_frames += frames.shape[1]
         return out
