@@ -26,6 +26,15 @@ with the beamformer's 2.18 ms hop, ``delta = 6, s = 3, K = 8`` spans 13 to 64 ms
 
 Only past frames enter the prediction, so dereverberation adds no latency to the STFT's own.
 
+Safeguards (not in the papers): conventional RLS diverges in finite precision when its memory is
+short for its dimension (here, with a 0.5 s time constant, some bins' coefficients grew to
+1e3 after 15 s of a held-out scene and the output exploded), and ``P`` grows without bound in
+directions that the input stops exciting (digital silence). So: ``P`` is not divided by
+``alpha`` while its trace is at or above its initial ``D``; an output bin is scaled down to the
+input bin's magnitude where the prediction error would be louder (the dereverberation only
+attenuates); and a bin whose coefficients exceed :data:`MAX_COEFFICIENT` in magnitude starts
+again from ``P = I``, ``G = 0``.
+
 References
 ----------
 T. Nakatani, T. Yoshioka, K. Kinoshita, M. Miyoshi and B.-H. Juang, "Speech dereverberation
