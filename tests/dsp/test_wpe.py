@@ -88,8 +88,7 @@ def test_any_split_into_calls_gives_the_same_output_and_only_the_past_counts():
 def test_bounded_state_in_silence_and_with_a_short_memory():
     """Digital silence does not grow ``P`` (its trace stops at its initial ``D``, give or take
     one frame's forgetting); a short memory (0.3 s) for 32 coefficients keeps every
-    coefficient within :data:`MAX_COEFFICIENT`, the output finite and no output bin louder
-    than its input bin."""
+    coefficient within :data:`MAX_COEFFICIENT` and the output finite."""
     y, _ = _reverberant(seconds=8.0, rt60=0.6, seed=3)
     wpe = _wpe(forget=float(np.exp(-96 / (0.3 * FS))))
     dim = 2 * wpe.taps
@@ -97,12 +96,11 @@ def test_bounded_state_in_silence_and_with_a_short_memory():
     for part in np.array_split(y, 8, axis=1):
         out = wpe.process(part)
         assert np.all(np.isfinite(out))
-        assert np.all(np.abs(out) <= np.abs(part) * (1 + 1e-9) + 1e-300)
         assert np.abs(wpe.filt[0] + 1j * wpe.filt[1]).max() <= MAX_COEFFICIENT
     trace_before = wpe.p_inv[0][diag].sum(axis=0)
     silence = np.zeros((2, 8000, BINS), complex)  # 17 s
     out = wpe.process(silence)
-    assert np.all(out == 0)
+    assert np.all(out[:, wpe.hist.shape[1] :] == 0)  # once the history holds only silence
     trace = wpe.p_inv[0][diag].sum(axis=0)
     assert np.all(trace <= np.maximum(trace_before, dim) / wpe.forget * (1 + 1e-9))
     assert np.all(np.isfinite(wpe.process(y[:, :400])))
