@@ -63,7 +63,7 @@ import numpy as np
 import scipy.fft
 
 from clarity_se.dsp.lowdelay_stft import LowDelaySTFT, num_frames
-from clarity_se.dsp.wpe import OnlineWPE
+from clarity_se.dsp.wpe import OnlineWPE, packed_index
 
 #: absolute diagonal loading of both covariances (squared STFT magnitude; a 16-bit signal's
 #: quantisation noise is about 1e-7 per bin with the default window, so this only matters
@@ -131,12 +131,6 @@ def _whitened_rtf(phi_s, lower, inv_diag, v, t, d, n_iter, eps):  # pragma: no c
                 d[i, e] = t[i] * inv
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _packed(i, j):  # pragma: no cover - compiled
-    """Row of entry ``(i, j)``, ``j <= i``, in a packed lower triangle."""
-    return i * (i + 1) // 2 + j
-
-
 @numba.njit(cache=True, nogil=True)
 def _mvdr_frames(
     x, x_stats, s_stats, n_init, phi_s, phi_n, lam, loading, eps, y, eig, n_iter, ref_mix
@@ -145,8 +139,9 @@ def _mvdr_frames(
 
     ``x [C, F, bins]``: the frames to filter. Frame ``f >= n_init`` first updates the state
     ``phi_s, phi_n [2, C (C + 1) / 2, bins]`` (real and imaginary parts of the packed lower
-    triangles, :func:`_packed`) with statistics frame ``f - n_init`` (mixture ``x_stats [C,
-    F - n_init, bins]``, estimate ``s_stats [2, F - n_init, bins]``); then each frame is
+    triangles, :func:`~clarity_se.dsp.wpe.packed_index`) with statistics frame ``f - n_init``
+    (mixture ``x_stats [C, F - n_init, bins]``, estimate ``s_stats [2, F - n_init, bins]``);
+    then each frame is
     filtered into ``y [2, F, bins]``. The loaded noise covariance is positive definite and
     factorised by Cholesky. Every step is a loop over bins innermost on real arrays, so that
     the compiler vectorises it across bins; per bin the arithmetic is that of the equations in
@@ -187,7 +182,7 @@ def _mvdr_frames(
                 mask[b] = 0.5 * m
             for i in range(n_ch):
                 for j in range(i + 1):
-                    p = _packed(i, j)
+                    p = packed_index(i, j)
                     for b in range(n_bins):
                         xi_r, xi_i = x_stats[i, g, b].real, x_stats[i, g, b].imag
                         xj_r, xj_i = x_stats[j, g, b].real, x_stats[j, g, b].imag
@@ -200,12 +195,12 @@ def _mvdr_frames(
                         pni[p, b] = lam * pni[p, b] + a * (o_i - u_i)
         # RTFs: columns 0 and 1 of Phi_s + eps I over their diagonal entries
         for e in range(2):
-            pee = _packed(e, e)
+            pee = packed_index(e, e)
             for i in range(n_ch):
                 if i >= e:
-                    p, sign, add = _packed(i, e), 1.0, (eps if i == e else 0.0)
+                    p, sign, add = packed_index(i, e), 1.0, (eps if i == e else 0.0)
                 else:
-                    p, sign, add = _packed(e, i), -1.0, 0.0
+                    p, sign, add = packed_index(e, i), -1.0, 0.0
                 for b in range(n_bins):
                     inv_norm = 1.0 / (psr[pee, b] + eps)
                     d_r[e, i, b] = (psr[p, b] + add) * inv_norm
@@ -216,14 +211,14 @@ def _mvdr_frames(
         for b in range(n_bins):
             trace = 0.0
             for i in range(n_ch):
-                trace += pnr[_packed(i, i), b]
+                trace += pnr[packed_index(i, i), b]
             acc[b] = loading * trace / n_ch + eps
         for j in range(n_ch):
-            pjj = _packed(j, j)
+            pjj = packed_index(j, j)
             for b in range(n_bins):
                 low_r[pjj, b] = pnr[pjj, b] + acc[b]  # acc: the loading until the pivot's
             for k in range(j):
-                pjk = _packed(j, k)
+                pjk = packed_index(j, k)
                 for b in range(n_bins):
                     low_r[pjj, b] -= low_r[pjk, b] * low_r[pjk, b] + low_i[pjk, b] * low_i[pjk, b]
             for b in range(n_bins):
@@ -232,12 +227,12 @@ def _mvdr_frames(
                 low_i[pjj, b] = 0.0
                 inv_diag[j, b] = 1.0 / piv
             for i in range(j + 1, n_ch):
-                pij = _packed(i, j)
+                pij = packed_index(i, j)
                 for b in range(n_bins):
                     low_r[pij, b] = pnr[pij, b]
                     low_i[pij, b] = pni[pij, b]
                 for k in range(j):  # L[i, j] -= L[i, k] conj(L[j, k])
-                    pik, pjk = _packed(i, k), _packed(j, k)
+                    pik, pjk = packed_index(i, k), packed_index(j, k)
                     for b in range(n_bins):
                         a_r, a_i = low_r[pik, b], low_i[pik, b]
                         c_r, c_i = low_r[pjk, b], low_i[pjk, b]
@@ -250,7 +245,7 @@ def _mvdr_frames(
             for b in range(n_bins):
                 for i in range(n_ch):
                     for j in range(i + 1):
-                        p = _packed(i, j)
+                        p = packed_index(i, j)
                         phs_b[i, j] = complex(psr[p, b], psi[p, b])
                         low_b[i, j] = complex(low_r[p, b], low_i[p, b])
                     for e in range(2):
@@ -264,7 +259,7 @@ def _mvdr_frames(
         for e in range(2):
             for i in range(n_ch):
                 for k in range(i):
-                    pik = _packed(i, k)
+                    pik = packed_index(i, k)
                     for b in range(n_bins):
                         r_r[e, i, b] -= low_r[pik, b] * r_r[e, k, b] - low_i[pik, b] * r_i[e, k, b]
                         r_i[e, i, b] -= low_r[pik, b] * r_i[e, k, b] + low_i[pik, b] * r_r[e, k, b]
@@ -273,7 +268,7 @@ def _mvdr_frames(
                     r_i[e, i, b] *= inv_diag[i, b]
             for i in range(n_ch - 1, -1, -1):
                 for k in range(i + 1, n_ch):  # conj(L[k, i]) r[k]
-                    pki = _packed(k, i)
+                    pki = packed_index(k, i)
                     for b in range(n_bins):
                         r_r[e, i, b] -= low_r[pki, b] * r_r[e, k, b] + low_i[pki, b] * r_i[e, k, b]
                         r_i[e, i, b] -= low_r[pki, b] * r_i[e, k, b] - low_i[pki, b] * r_r[e, k, b]
@@ -443,7 +438,7 @@ class EstimateMVDR:
         """The current target and noise covariances ``Phi_s, Phi_n [bins, C, C]``, complex
         Hermitian, unloaded (module docstring), rebuilt from the kernel's packed state."""
         C = self.n_channels
-        rows, cols = np.tril_indices(C)  # row-major over the lower triangle: _packed's order
+        rows, cols = np.tril_indices(C)  # packed_index's order
         out = []
         for state in (self.phi_s, self.phi_n):
             full = np.zeros((state.shape[-1], C, C), np.complex128)

@@ -27,13 +27,14 @@ with the beamformer's 2.18 ms hop, ``delta = 6, s = 3, K = 8`` spans 13 to 64 ms
 Only past frames enter the prediction, so dereverberation adds no latency to the STFT's own.
 
 Safeguards (not in the papers): conventional RLS diverges in finite precision when its memory is
-short for its dimension (here, with a 0.5 s time constant, some bins' coefficients grew to
-1e3 after 15 s of a held-out scene and the output exploded), and ``P`` grows without bound in
-directions that the input stops exciting (digital silence). So: ``P`` is not divided by
+short for its dimension (here, with a 0.5 s time constant, the output exploded after some
+seconds of several held-out scenes: ``recipes/icassp_2023/convtasnet/README.md``,
+"Dereverberation of the outputs"), and ``P`` grows without bound in directions that the input
+stops exciting (digital silence). So: ``P`` is not divided by
 ``alpha`` while its trace is at or above its initial ``D``, and a bin whose coefficients exceed
 :data:`MAX_COEFFICIENT` in magnitude starts again from ``P = I``, ``G = 0``. Neither acts on a
-converged filter (trace well below ``D``, coefficients below about 1.3 on the held-out
-scenes).
+converged filter: the shipped form scores as the form without them on the held-out scenes
+(same README).
 
 References
 ----------
@@ -53,15 +54,16 @@ import numpy as np
 
 #: absolute floor of ``lam``, squared STFT magnitude (as :data:`clarity_se.dsp.mvdr.EPS`)
 EPS = 1e-12
-#: largest magnitude of a prediction coefficient before the bin's state is reset (a converged
-#: filter's stay below about 1.3 on the held-out scenes; recursive least squares that diverges
-#: passes 10 within a second)
+#: largest magnitude of a prediction coefficient before the bin's state is reset (a bound on
+#: runaway recursive least squares; a prediction of late reverberation from past frames of the
+#: same signal has coefficients well below 1 in magnitude)
 MAX_COEFFICIENT = 10.0
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _packed(i, j):  # pragma: no cover - compiled
-    """Row of entry ``(i, j)``, ``j <= i``, in a packed lower triangle."""
+def packed_index(i, j):  # pragma: no cover - compiled
+    """Row of entry ``(i, j)``, ``j <= i``, of a matrix's packed lower triangle (row-major:
+    ``numpy.tril_indices`` order); compiled, callable from Python too."""
     return i * (i + 1) // 2 + j
 
 
@@ -73,7 +75,7 @@ def _reset_bin(p_inv, filt, b):  # pragma: no cover - compiled
         p_inv[0, p, b] = 0.0
         p_inv[1, p, b] = 0.0
     for i in range(dim):
-        p_inv[0, _packed(i, i), b] = 1.0
+        p_inv[0, packed_index(i, i), b] = 1.0
     for d in range(dim):
         for c in range(filt.shape[2]):
             filt[0, d, c, b] = 0.0
@@ -139,9 +141,9 @@ def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, al
                 px_i[i, b] = 0.0
             for j in range(dim):
                 if j <= i:
-                    p, sign = _packed(i, j), 1.0
+                    p, sign = packed_index(i, j), 1.0
                 else:
-                    p, sign = _packed(j, i), -1.0
+                    p, sign = packed_index(j, i), -1.0
                 for b in range(n_bins):
                     a_r, a_i = pr[p, b], sign * pi[p, b]
                     px_r[i, b] += a_r * x_r[j, b] - a_i * x_i[j, b]
@@ -162,11 +164,11 @@ def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, al
         for b in range(n_bins):
             trace = 0.0
             for i in range(dim):
-                trace += pr[_packed(i, i), b]
+                trace += pr[packed_index(i, i), b]
             acc[b] = 1.0 / alpha if trace < dim else 1.0
         for i in range(dim):
             for j in range(i + 1):
-                p = _packed(i, j)
+                p = packed_index(i, j)
                 for b in range(n_bins):
                     g_r, g_i = px_r[i, b] * den[b], px_i[i, b] * den[b]
                     pr[p, b] = (pr[p, b] - (g_r * px_r[j, b] + g_i * px_i[j, b])) * acc[b]
@@ -243,8 +245,7 @@ class OnlineWPE:
         C, B, dim = self.n_channels, self.n_bins, self.n_channels * self.taps
         self.hist = np.zeros((C, self.delay + (self.taps - 1) * self.stride, B), np.complex128)
         self.p_inv = np.zeros((2, dim * (dim + 1) // 2, B))
-        for i in range(dim):
-            self.p_inv[0, i * (i + 1) // 2 + i] = 1.0
+        self.p_inv[0, [packed_index(i, i) for i in range(dim)]] = 1.0  # P = I
         self.filt = np.zeros((2, dim, C, B))
         self.level = np.zeros(B)
         self.n_frames = 0
