@@ -328,6 +328,10 @@ class EstimateMVDR:
         Frames between the WPE taps (default 3).
     wpe_tau_s : float
         Time constant of the WPE's recursive least squares, s (default 1.0).
+    wpe_max_hz : float
+        Highest frequency, Hz, of the bins the WPE dereverberates (default 0: every bin); the
+        bins above pass the beamformer's output unchanged. 8 kHz is the top of the HASPI/HASQI
+        ear model's band; the WPE's cost is proportional to its bins.
 
     Notes
     -----
@@ -348,14 +352,15 @@ class EstimateMVDR:
     ------
     ValueError
         ``tau_s <= 0``, ``loading < 0``, ``lag < 1``, fewer than two channels, an unknown
-        ``rtf``, ``reference_mix`` outside ``[0, 1]``, ``wpe_taps < 0``, ``wpe_stride < 1`` or
-        ``wpe_tau_s <= 0``.
+        ``rtf``, ``reference_mix`` outside ``[0, 1]``, ``wpe_taps < 0``, ``wpe_stride < 1``,
+        ``wpe_tau_s <= 0`` or ``wpe_max_hz < 0``.
     """
 
     def __init__(self, n_channels: int = 6, sample_rate: int = 44100, tau_s: float = 2.0,
                  loading: float = 1e-6, lag: int = 2, stft: LowDelaySTFT | None = None,
                  rtf: str = "column", reference_mix: float = 0.0, wpe_taps: int = 0,
-                 wpe_stride: int = 3, wpe_tau_s: float = 1.0) -> None:  # fmt: skip
+                 wpe_stride: int = 3, wpe_tau_s: float = 1.0,
+                 wpe_max_hz: float = 0.0) -> None:  # fmt: skip
         if not tau_s > 0:
             raise ValueError(f"EstimateMVDR: tau_s must be > 0 s, got {tau_s}")
         if not loading >= 0:
@@ -373,13 +378,18 @@ class EstimateMVDR:
         self.stft = LowDelaySTFT(512, 96, 192) if stft is None else stft
         self.n_channels, self.lag, self.loading = int(n_channels), int(lag), float(loading)
         self.forget = float(np.exp(-self.stft.hop_length / (tau_s * sample_rate)))
-        if int(wpe_taps) < 0 or int(wpe_stride) < 1 or not wpe_tau_s > 0:
-            raise ValueError(f"EstimateMVDR: need wpe_taps >= 0, wpe_stride >= 1 and wpe_tau_s "
-                             f"> 0, got {wpe_taps}, {wpe_stride}, {wpe_tau_s}")  # fmt: skip
+        if int(wpe_taps) < 0 or int(wpe_stride) < 1 or not wpe_tau_s > 0 or not wpe_max_hz >= 0:
+            raise ValueError(f"EstimateMVDR: need wpe_taps >= 0, wpe_stride >= 1, wpe_tau_s > 0 "
+                             f"and wpe_max_hz >= 0, got {wpe_taps}, {wpe_stride}, {wpe_tau_s}, "
+                             f"{wpe_max_hz}")  # fmt: skip
         self.wpe = None
+        # bins 0 .. wpe_bins - 1 (at or below wpe_max_hz) are dereverberated
+        bin_hz = sample_rate / self.stft.win_length
+        self.wpe_bins = (self.stft.n_bins if not wpe_max_hz
+                         else min(int(wpe_max_hz // bin_hz) + 1, self.stft.n_bins))  # fmt: skip
         if int(wpe_taps) > 0:  # prediction delay: the frames' overlap, so the direct sound stays
             delay = -(-self.stft.win_length // self.stft.hop_length)
-            self.wpe = OnlineWPE(2, self.stft.n_bins, int(wpe_taps), delay, int(wpe_stride),
+            self.wpe = OnlineWPE(2, self.wpe_bins, int(wpe_taps), delay, int(wpe_stride),
                                  float(np.exp(-self.stft.hop_length / (wpe_tau_s * sample_rate))))
         self._analysis_window = self.stft.analysis_window.double().numpy()
         self._synthesis_window = self.stft.synthesis_window.double().numpy()
@@ -505,7 +515,9 @@ class EstimateMVDR:
                 n_init, self.phi_s, self.phi_n, self.forget, self.loading, EPS, y, self.v,
                 self.n_iter, self.reference_mix,
             )  # fmt: skip
-            out.append(self._synthesise(y if self.wpe is None else self.wpe.process(y)))
+            if self.wpe is not None:
+                y[..., : self.wpe_bins] = self.wpe.process(y[..., : self.wpe_bins])
+            out.append(self._synthesise(y))
             self.n_out = stop
             # keep what later frames still need: x from stop - lag, s from stop - lag
             keep = max(stop - lag, 0)

@@ -123,12 +123,48 @@ def test_errors():
         EstimateMVDR(rtf="eigen")
     with pytest.raises(ValueError, match="wpe_taps"):
         EstimateMVDR(wpe_taps=-1)
+    with pytest.raises(ValueError, match="wpe_max_hz"):
+        EstimateMVDR(wpe_taps=4, wpe_max_hz=-1.0)
     with pytest.raises(ValueError, match="mixture must be"):
         EstimateMVDR().process(np.zeros((5, 10)), np.zeros((2, 10)))
     with pytest.raises(ValueError, match="estimate must be"):
         EstimateMVDR().process(np.zeros((6, 10)), np.zeros((1, 10)))
     with pytest.raises(ValueError, match="one length"):
         mvdr(np.zeros((6, 10)), np.zeros((2, 9)))
+
+
+def _output_spectra(beamformer, mixture, estimate):
+    """The spectra ``[2, frames, bins]`` that ``beamformer`` synthesises for the signals."""
+    frames, synthesise = [], beamformer._synthesise
+
+    def record(y):
+        frames.append(y.copy())
+        return synthesise(y)
+
+    beamformer._synthesise = record
+    beamformer.process(mixture, estimate)
+    beamformer.flush()
+    return np.concatenate(frames, axis=1)
+
+
+def test_wpe_max_hz_dereverberates_only_the_bins_below_it():
+    mixture, target = _scene(n=FS)
+    estimate = target[:2]
+    full = _output_spectra(EstimateMVDR(wpe_taps=4), mixture, estimate)
+    none = _output_spectra(EstimateMVDR(wpe_taps=0), mixture, estimate)
+    limited_bf = EstimateMVDR(wpe_taps=4, wpe_max_hz=8000.0)
+    limited = _output_spectra(limited_bf, mixture, estimate)
+    bins = limited_bf.wpe_bins
+    assert bins == 93  # 92 x 44100 / 512 = 7924 Hz <= 8 kHz < 93 x 44100 / 512
+    # each bin's WPE is independent of the others: below the limit as the full-band WPE, above
+    # it the beamformer's output unchanged
+    scale = np.abs(full).max()
+    np.testing.assert_allclose(limited[..., :bins], full[..., :bins], rtol=0,
+                               atol=FACTORISATION_TOL * scale)  # fmt: skip
+    np.testing.assert_allclose(limited[..., bins:], none[..., bins:], rtol=0,
+                               atol=FACTORISATION_TOL * scale)  # fmt: skip
+    assert np.abs(full[..., :bins] - none[..., :bins]).max() > 1e-3 * scale  # the WPE acts
+    assert EstimateMVDR(wpe_taps=4, wpe_max_hz=FS / 2).wpe_bins == 257
 
 
 def test_reference_mix_adds_the_reference_microphones():
