@@ -9,7 +9,9 @@ run:
   mixture and of the estimate per call, as the enhancers' streamers feed it;
 * ``whole.column_wpe16``, ``blocks_wpe16``: the same with the enhancers' defaults
   (:data:`~clarity_se.enhancers.beamformed.ENHANCER_DEFAULTS`: the online WPE of the outputs,
-  16 taps per ear);
+  16 taps per ear, on the bins up to its ``wpe_max_hz``);
+* ``whole.column_wpe16_fullband``, ``blocks_wpe16_fullband``: those defaults with the WPE on
+  every bin (``wpe_max_hz=0``);
 * ``kernel``: the compiled per-frame recursion alone on the same frames' spectra (the part of
   both that is not framing, FFTs, overlap-add and Python), per frame and as a real-time factor.
 
@@ -68,15 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     estimate = (0.5 * mixture[:2] + 0.02 * rng.standard_normal((2, n))).astype(np.float32)
     mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10])  # compile / load
     mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10], rtf="whitening")
+    fullband = {**ENHANCERS, "wpe_max_hz": 0.0}
     mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10], **ENHANCERS)
     result: dict = {"seconds": args.seconds, "threads": 1, "whole": {}}
     for rtf in mvdr_module.RTF_METHODS:
         t = _best(lambda rtf=rtf: mvdr_module.mvdr(mixture, estimate, rtf=rtf), args.repeats)
         result["whole"][rtf] = {"rtf": t / args.seconds}
-    t = _best(lambda: mvdr_module.mvdr(mixture, estimate, **ENHANCERS), args.repeats)
-    result["whole"]["column_wpe16"] = {"rtf": t / args.seconds}
+    for key, options in (("column_wpe16", ENHANCERS), ("column_wpe16_fullband", fullband)):
+        t = _best(lambda o=options: mvdr_module.mvdr(mixture, estimate, **o), args.repeats)
+        result["whole"][key] = {"rtf": t / args.seconds}
 
-    for key, options in (("blocks", {}), ("blocks_wpe16", ENHANCERS)):
+    for key, options in (("blocks", {}), ("blocks_wpe16", ENHANCERS),
+                         ("blocks_wpe16_fullband", fullband)):  # fmt: skip
         beamformer = mvdr_module.EstimateMVDR(**options)
         hop = beamformer.stft.hop_length
 

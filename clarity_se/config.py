@@ -86,7 +86,7 @@ class MVDRConfig:
     wpe_taps: Optional[int] = None  # noqa: UP045
     wpe_stride: Optional[int] = None  # noqa: UP045
     wpe_tau_s: Optional[float] = None  # noqa: UP045
-    #: highest frequency the WPE dereverberates, Hz (default 0: every bin)
+    #: highest frequency the WPE dereverberates, Hz (default 8000; 0: every bin)
     wpe_max_hz: Optional[float] = None  # noqa: UP045
     #: dtln: the network's estimate without its mask floor and output gain drives the
     #: beamformer (clarity_se/enhancers/dtln.py, ``RAW_ESTIMATE``; default false)

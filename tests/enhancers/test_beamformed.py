@@ -13,6 +13,10 @@ from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer
 from clarity_se.enhancers.beamformed import BeamformedEnhancer
 
 
+#: the enhancers' default WPE of the beamformer's outputs (the shipped default, pinned here)
+WPE = {"wpe_taps": 16, "wpe_max_hz": 8000.0}
+
+
 def _options(**kw):
     return OmegaConf.merge(OmegaConf.structured(EnhancerConfig), kw)
 
@@ -26,7 +30,7 @@ def test_dtln_drives_the_beamformer():
     check_latency(beam)
     check_streaming(beam)
     x = random_mixture(6000, seed=5)
-    np.testing.assert_array_equal(beam(x), mvdr(x, plain(x), tau_s=1.0, wpe_taps=16))
+    np.testing.assert_array_equal(beam(x), mvdr(x, plain(x), tau_s=1.0, **WPE))
     assert beam.variant == "" and type(beam.model) is type(plain.model)
     assert beam.block_samples == plain.block_samples == 96
 
@@ -40,7 +44,7 @@ def test_defaults_per_enhancer():
     published = build_enhancer(_options(name="dtln", variant="published"))
     assert not isinstance(published, BeamformedEnhancer)
     crced = build_enhancer(_options(name="crced"))  # the hearing-aid CR-CED drives it too
-    assert isinstance(crced, BeamformedEnhancer) and crced.beamformer_options == {"wpe_taps": 16}
+    assert isinstance(crced, BeamformedEnhancer) and crced.beamformer_options == WPE
     assert crced.latency_samples == 191
     check_latency(crced)
     crced_plain = build_enhancer(_options(name="crced", residual_source="mixture"))
@@ -59,21 +63,20 @@ def test_mvdr_options_reach_the_beamformer():
     the Conv-TasNet alike; unset ones keep its defaults; bad ones name the key."""
     x = random_mixture(6000, seed=6)
     plain = build_enhancer(_options(name="dtln", residual_source="mixture"))
-    options = {"tau_s": 0.5, "reference_mix": 0.3, "wpe_taps": 2}
+    options = {"tau_s": 0.5, "reference_mix": 0.3, "wpe_taps": 2, "wpe_max_hz": 5000.0}
     beam = build_enhancer(_options(name="dtln", mvdr=options))
     assert beam.beamformer_options == options
     np.testing.assert_array_equal(beam(x), mvdr(x, plain(x), tau_s=0.5, reference_mix=0.3,
-                                                wpe_taps=2))  # fmt: skip
-    # the enhancers' defaults: WPE with 16 taps; the DTLN's own time constant (1 s, the
-    # beamformer's is 2 s)
-    assert build_enhancer(_options(name="dtln")).beamformer_options == {"wpe_taps": 16,
-                                                                        "tau_s": 1.0}
+                                                wpe_taps=2, wpe_max_hz=5000.0))  # fmt: skip
+    # the enhancers' defaults: WPE with 16 taps up to 8 kHz; the DTLN's own time constant (1 s,
+    # the beamformer's is 2 s)
+    assert build_enhancer(_options(name="dtln")).beamformer_options == {**WPE, "tau_s": 1.0}
     assert build_enhancer(_options(name="dtln", mvdr={"rtf": "whitening"})).beamformer_options \
-        == {"wpe_taps": 16, "tau_s": 1.0, "rtf": "whitening"}
-    assert build_enhancer(_options(name="convtasnet")).beamformer_options == {"wpe_taps": 16}
-    assert build_enhancer(_options(name="crced")).beamformer_options == {"wpe_taps": 16}
+        == {**WPE, "tau_s": 1.0, "rtf": "whitening"}
+    assert build_enhancer(_options(name="convtasnet")).beamformer_options == WPE
+    assert build_enhancer(_options(name="crced")).beamformer_options == WPE
     conv = build_enhancer(_options(name="convtasnet", mvdr={"rtf": "whitening", "wpe_taps": 0}))
-    assert conv.beamformer_options == {"wpe_taps": 0, "rtf": "whitening"}
+    assert conv.beamformer_options == {**WPE, "wpe_taps": 0, "rtf": "whitening"}
     assert not np.array_equal(conv(x), build_enhancer(_options(name="convtasnet"))(x))
     with pytest.raises(ValueError, match="enhancer.mvdr: .*rtf must be one of"):
         build_enhancer(_options(name="convtasnet", mvdr={"rtf": "eigen"}))
@@ -100,5 +103,5 @@ def test_raw_estimate_drops_the_mask_floor_and_output_gain():
     assert mixture_out.model.mask_floor == 0.4  # the checkpoint's
     beam = build_enhancer(_options(name="dtln", mvdr={"raw_estimate": True}))
     inner = DTLNEnhancer("", "", "cpu", RAW_ESTIMATE)
-    np.testing.assert_array_equal(beam(x), mvdr(x, inner(x), tau_s=1.0, wpe_taps=16))
+    np.testing.assert_array_equal(beam(x), mvdr(x, inner(x), tau_s=1.0, **WPE))
     check_streaming(beam)
