@@ -12,7 +12,6 @@ from clarity_se.dsp.mvdr import mvdr
 from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer
 from clarity_se.enhancers.beamformed import BeamformedEnhancer
 
-
 #: the enhancers' default WPE of the beamformer's outputs (the shipped default, pinned here)
 WPE = {"wpe_taps": 16, "wpe_max_hz": 8000.0}
 
