@@ -27,6 +27,14 @@ transfer function, but only adds to the whitened matrix's identity part, so it l
 alone. ``v`` is tracked per bin by :data:`RTF_METHODS` power iterations a frame, warm-started
 from the last frame's (the covariances move by ``1 - lambda``, 0.1 %, per frame).
 
+Post-filter (``postfilter_tau_s > 0``; off by default): each ear's output bin is scaled by
+``g = max(|P_ys| / sqrt(P_yy P_ss), g_min)``, the root of the magnitude-squared coherence of the
+output ``y_e`` and the estimate ``S_e``, with ``P`` their auto- and cross-spectra recursively
+averaged over ``postfilter_tau_s`` (from frames up to ``k - lag``, as the covariances): the share
+of the output that the estimate explains linearly, a Wiener-like gain that needs no
+calibration of the estimate's level (the MVDR followed by a single-channel Wiener filter is
+the multichannel Wiener filter: Simmer, Bitzer and Marro 2001).
+
 Both covariances get diagonal loading: ``Phi_n`` by ``loading tr(Phi_n) / 6`` and both by
 :data:`EPS` (so that, before any signal, ``d_e`` is the unit vector and the output is microphone
 ``e`` itself; with ``"whitening"`` the column is kept until ``Phi_s`` holds any signal).
@@ -53,7 +61,8 @@ spectral mask estimation for acoustic beamforming", Proc. ICASSP 2016, pp. 196-2
 J. R. Hershey, S. Watanabe, M. Mandel and J. Le Roux, "Improved MVDR beamforming using
 single-channel mask prediction networks", Proc. Interspeech 2016, pp. 1981-1985. S. Doclo,
 S. Gannot, M. Moonen and A. Spriet, "Acoustic beamforming for hearing aid applications", in
-Handbook on Array Processing and Sensor Networks, Wiley, 2010, ch. 9.
+Handbook on Array Processing and Sensor Networks, Wiley, 2010, ch. 9. K. U. Simmer, J. Bitzer
+and C. Marro, "Post-filtering techniques", in Microphone Arrays, Springer, 2001, ch. 3.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import scipy.fft
+import scipy.signal
 
 from clarity_se.dsp.lowdelay_stft import LowDelaySTFT, num_frames
 from clarity_se.dsp.wpe import OnlineWPE, packed_index
@@ -332,6 +342,11 @@ class EstimateMVDR:
         Highest frequency, Hz, of the bins the WPE dereverberates (default 0: every bin); the
         bins above pass the beamformer's output unchanged. 8 kHz is the top of the HASPI/HASQI
         ear model's band; the WPE's cost is proportional to its bins.
+    postfilter_tau_s : float
+        Time constant of the post-filter's spectra, s (default 0: no post-filter; module
+        docstring). Uses frames up to ``k - lag`` only: no added latency.
+    postfilter_floor : float
+        Least gain of the post-filter, in ``(0, 1]`` (default 0.1, -20 dB).
 
     Notes
     -----
@@ -353,14 +368,16 @@ class EstimateMVDR:
     ValueError
         ``tau_s <= 0``, ``loading < 0``, ``lag < 1``, fewer than two channels, an unknown
         ``rtf``, ``reference_mix`` outside ``[0, 1]``, ``wpe_taps < 0``, ``wpe_stride < 1``,
-        ``wpe_tau_s <= 0`` or ``wpe_max_hz < 0``.
+        ``wpe_tau_s <= 0``, ``wpe_max_hz < 0``, ``postfilter_tau_s < 0`` or
+        ``postfilter_floor`` outside ``(0, 1]``.
     """
 
     def __init__(self, n_channels: int = 6, sample_rate: int = 44100, tau_s: float = 2.0,
                  loading: float = 1e-6, lag: int = 2, stft: LowDelaySTFT | None = None,
                  rtf: str = "column", reference_mix: float = 0.0, wpe_taps: int = 0,
                  wpe_stride: int = 3, wpe_tau_s: float = 1.0,
-                 wpe_max_hz: float = 0.0) -> None:  # fmt: skip
+                 wpe_max_hz: float = 0.0, postfilter_tau_s: float = 0.0,
+                 postfilter_floor: float = 0.1) -> None:  # fmt: skip
         if not tau_s > 0:
             raise ValueError(f"EstimateMVDR: tau_s must be > 0 s, got {tau_s}")
         if not loading >= 0:
@@ -391,6 +408,14 @@ class EstimateMVDR:
             delay = -(-self.stft.win_length // self.stft.hop_length)
             self.wpe = OnlineWPE(2, self.wpe_bins, int(wpe_taps), delay, int(wpe_stride),
                                  float(np.exp(-self.stft.hop_length / (wpe_tau_s * sample_rate))))
+        if not postfilter_tau_s >= 0 or not 0.0 < postfilter_floor <= 1.0:
+            raise ValueError(f"EstimateMVDR: need postfilter_tau_s >= 0 and postfilter_floor in "
+                             f"(0, 1], got {postfilter_tau_s}, {postfilter_floor}")  # fmt: skip
+        self.postfilter_floor = float(postfilter_floor)
+        self.postfilter_forget = (
+            float(np.exp(-self.stft.hop_length / (postfilter_tau_s * sample_rate)))
+            if postfilter_tau_s > 0 else None
+        )  # fmt: skip
         self._analysis_window = self.stft.analysis_window.double().numpy()
         self._synthesis_window = self.stft.synthesis_window.double().numpy()
         self.reset()
@@ -443,6 +468,11 @@ class EstimateMVDR:
         self.n_samples_out = 0
         if self.wpe is not None:
             self.wpe.reset()
+        # post-filter: smoothed |y|^2, |S|^2 (real) and y S^* (complex) per ear and bin, and the
+        # (post-WPE) output frames not yet in them
+        self.pf_state = [np.zeros((2, 1, n_bins)), np.zeros((2, 1, n_bins)),
+                         np.zeros((2, 1, n_bins), np.complex128)]  # fmt: skip
+        self.pf_y = np.zeros((2, 0, n_bins), np.complex128)
 
     def covariances(self) -> tuple[np.ndarray, np.ndarray]:
         """The current target and noise covariances ``Phi_s, Phi_n [bins, C, C]``, complex
@@ -517,6 +547,8 @@ class EstimateMVDR:
             )  # fmt: skip
             if self.wpe is not None:
                 y[..., : self.wpe_bins] = self.wpe.process(y[..., : self.wpe_bins])
+            if self.postfilter_forget is not None:
+                y = self._postfilter(y, start, stop, i0, i1)
             out.append(self._synthesise(y))
             self.n_out = stop
             # keep what later frames still need: x from stop - lag, s from stop - lag
@@ -525,6 +557,30 @@ class EstimateMVDR:
             self.s_frames = self.s_frames[:, max(keep - self.s_base, 0) :]
             self.x_base, self.s_base = keep, max(keep, self.s_base)
         return np.concatenate(out, axis=1) if out else np.zeros((2, 0))
+
+    def _postfilter(self, y: np.ndarray, start: int, stop: int, i0: int, i1: int) -> np.ndarray:
+        """Scale the output frames ``y [2, stop - start, bins]`` by the post-filter's gains
+        (module docstring): frame ``j`` by the spectra after frame ``j - lag`` (``i0 .. i1 - 1``
+        are the frames they take in now); frames before ``lag`` pass unchanged."""
+        lag, a = self.lag, self.postfilter_forget
+        y_all = np.concatenate([self.pf_y, y], axis=1)  # frames max(start - lag, 0) .. stop - 1
+        new_y = y_all[:, : i1 - i0]
+        new_s = self.s_frames[:, i0 - self.s_base : i1 - self.s_base]
+        self.pf_y = y_all[:, max(stop - lag, 0) - i0 :]
+        if i1 == i0:
+            return y
+        b, den = [1.0 - a], [1.0, -a]
+        smoothed = []
+        for k, z in enumerate((np.abs(new_y) ** 2, np.abs(new_s) ** 2, new_y * np.conj(new_s))):
+            out, self.pf_state[k] = scipy.signal.lfilter(b, den, z, axis=1, zi=self.pf_state[k])
+            smoothed.append(out)
+        p_yy, p_ss, p_ys = smoothed
+        gain = np.abs(p_ys) / np.sqrt(p_yy * p_ss + EPS * EPS)
+        gain = np.clip(gain, self.postfilter_floor, 1.0)
+        first = max(start, lag) - start  # frames j < lag: no spectra yet
+        y = y.copy()
+        y[:, first:] *= gain  # frame j = i + lag
+        return y
 
     def _add(self, mixture: np.ndarray, estimate: np.ndarray) -> None:
         """Frame and transform the new samples ``mixture [C, n]``, ``estimate [2, m]``."""

@@ -11,8 +11,10 @@ from scipy.signal import lfilter
 from clarity_se.dsp.mvdr import EstimateMVDR, mvdr
 
 FS = 44100
-#: the RTF estimators, and the column with the WPE dereverberation of the outputs
-OPTIONS = [{"rtf": "column"}, {"rtf": "whitening"}, {"wpe_taps": 4}]
+#: the RTF estimators, and the column with the WPE dereverberation of the outputs and the
+#: post-filter
+OPTIONS = [{"rtf": "column"}, {"rtf": "whitening"},
+           {"wpe_taps": 4, "wpe_max_hz": 8000.0, "postfilter_tau_s": 0.03}]
 
 
 def _si_sdr(est, ref):
@@ -43,6 +45,32 @@ def test_oracle_estimate_removes_a_point_interferer_and_keeps_the_target():
         before = _si_sdr(mixture[ear, skip:], target[ear, skip:])
         after = _si_sdr(out[ear, skip:].astype(np.float64), target[ear, skip:])
         assert after > before + 8.0, (ear, before, after)  # measured +10.1 dB (ear 0)
+
+
+def test_postfilter_removes_what_the_estimate_does_not_explain():
+    """With an oracle estimate in diffuse noise (independent per microphone, which the MVDR
+    can only average) the post-filter raises the SI-SDR of the MVDR's output; with a silent
+    estimate its gain is the floor."""
+    rng = np.random.default_rng(3)
+    n = 3 * FS
+    envelope = 0.5 * (1 + np.sin(2 * np.pi * 3 * np.arange(n) / FS)) ** 4
+    target = lfilter([1.0], [1.0, -0.9], rng.standard_normal(n)) * envelope * 0.01
+    mixture = np.stack([target] * 6) + 0.03 * rng.standard_normal((6, n))
+    plain = mvdr(mixture, mixture[:2] * 0 + target)
+    post = mvdr(mixture, mixture[:2] * 0 + target, postfilter_tau_s=0.03)
+    skip = FS
+    for ear in (0, 1):
+        before = _si_sdr(plain[ear, skip:].astype(np.float64), target[skip:])
+        after = _si_sdr(post[ear, skip:].astype(np.float64), target[skip:])
+        assert after > before + 1.0, (ear, before, after)  # measured 14.3 -> 16.6 dB (ear 0)
+    silent = np.zeros((2, n))
+    floor = mvdr(mixture, silent, postfilter_tau_s=0.03, postfilter_floor=0.25)
+    np.testing.assert_allclose(floor[:, skip:], 0.25 * mvdr(mixture, silent)[:, skip:],
+                               rtol=1e-5, atol=1e-9)  # fmt: skip
+    with pytest.raises(ValueError, match="postfilter_floor"):
+        EstimateMVDR(postfilter_tau_s=0.03, postfilter_floor=0.0)
+    with pytest.raises(ValueError, match="postfilter_tau_s"):
+        EstimateMVDR(postfilter_tau_s=-1.0)
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=str)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 from enhancer_contract import check_latency, check_shapes, check_streaming, random_mixture
 from omegaconf import OmegaConf
 
-from clarity_se.config import EnhancerConfig
+from clarity_se.config import EnhancerConfig, MVDRConfig
 from clarity_se.dsp.mvdr import mvdr
 from clarity_se.enhancers import MAX_LATENCY_S, SAMPLE_RATE, build_enhancer
-from clarity_se.enhancers.beamformed import BeamformedEnhancer
+from clarity_se.enhancers.beamformed import MVDR_OPTIONS, BeamformedEnhancer
 
 #: the enhancers' default WPE of the beamformer's outputs (the shipped default, pinned here)
 WPE = {"wpe_taps": 16, "wpe_max_hz": 8000.0}
@@ -104,3 +106,13 @@ def test_raw_estimate_drops_the_mask_floor_and_output_gain():
     inner = DTLNEnhancer("", "", "cpu", RAW_ESTIMATE)
     np.testing.assert_array_equal(beam(x), mvdr(x, inner(x), tau_s=1.0, **WPE))
     check_streaming(beam)
+
+
+def test_every_mvdr_config_key_reaches_the_beamformer():
+    """Each ``enhancer.mvdr.*`` key of the config (but ``raw_estimate``, the DTLN's) is one of
+    the beamformer's keyword arguments, passed through when set."""
+    keys = {f.name for f in fields(MVDRConfig)} - {"raw_estimate"}
+    assert keys == set(MVDR_OPTIONS)
+    options = {"postfilter_tau_s": 0.05, "postfilter_floor": 0.2}
+    beam = build_enhancer(_options(name="crced", mvdr=options))
+    assert beam.beamformer_options == {**WPE, **options}
