@@ -185,6 +185,7 @@ class _ConvTasNetStreamer:
         self.streams = [StreamingEnhancer(enhancer.model) for _ in range(n_pass)]
         self.guards = [FrontalGuard(enhancer.model.n_src, SAMPLE_RATE, enhancer.guard_options)
                        for _ in range(n_pass)]  # fmt: skip
+        self.guard_off = not enhancer.guard_options.enabled
         self.mvdr = None
         if enhancer.uses_mvdr:
             from clarity_se.dsp.mvdr import EstimateMVDR
@@ -203,41 +204,65 @@ class _ConvTasNetStreamer:
         self.est = [np.zeros((n_src, 2, 0), np.float32) for _ in self.streams]
         self.mix = np.zeros((2, 0), np.float32)
         self.mirrored_mix = np.zeros((2, 0), np.float32)
-        self.selected = np.zeros((2, 0), np.float32)  # guarded estimate awaiting its residual
+        self.selected = np.zeros((2, 0), np.float32)  # weighted estimate awaiting its residual
         self.residual = np.zeros((2, 0), np.float32)  # front mics or beamformer output
+        self.front = np.zeros((2, 0), np.float32)  # front mics, for the rule's fallback
+        self.gain = np.zeros(0, np.float32)  # the rule's weight of the estimate, per sample
         self.mix6 = np.zeros((6, 0), np.float32)  # all microphones, for the beamformer
 
     def _blocks(self, final: bool) -> np.ndarray:
         """Guard every complete block (and, at the end, the rest); combine the passes; mix in
-        the residual where it is ready."""
+        the residual where it is ready.
+
+        Per pass ``p`` the guard gives the selected estimate ``e_p`` and its weight ``g_p``;
+        with ``a = residual_mix`` and ``r`` the residual (front microphones or the beamformer,
+        which the unweighted estimate drives) the output is the mean over passes of
+        ``g_p ((1 - a) e_p + a r) + (1 - g_p) x``, ``x`` the front microphones: the rule falls
+        back to ``x`` from the enhancer's output, beamformer included (with the rule off,
+        ``g_p = 1``).
+        """
         block = self.guards[0].block
         ready = min(e.shape[-1] for e in self.est)
         n = ready if final else ready - ready % block
-        pieces = []
+        weighted, plain, gains = [], [], []
         for start in range(0, n, block):
             stop = min(start + block, n)
-            outs = [guard.process(est[..., start:stop], mix[:, start:stop])
-                    for guard, est, mix in zip(self.guards, self.est,
-                                               (self.mix, self.mirrored_mix), strict=False)]
-            pieces.append(outs[0] if len(outs) == 1 else 0.5 * (outs[0] + outs[1][[1, 0]]))
-        selected = np.concatenate(pieces, axis=1) if pieces else np.zeros((2, 0), np.float32)
+            parts = [guard.select(est[..., start:stop], mix[:, start:stop])
+                     for guard, est, mix in zip(self.guards, self.est,
+                                                (self.mix, self.mirrored_mix), strict=False)]
+            ests = [e if i == 0 else e[[1, 0]] for i, (e, _) in enumerate(parts)]
+            g = [np.ones(stop - start, np.float32) if w is None else w for _, w in parts]
+            mean = (lambda v: v[0]) if len(parts) == 1 else (lambda v: 0.5 * (v[0] + v[1]))
+            plain.append(mean(ests))
+            weighted.append(plain[-1] if self.guard_off else mean([w * e for w, e in zip(
+                g, ests, strict=True)]))
+            gains.append(mean(g))
+        empty = np.zeros((2, 0), np.float32)
+        plain_est = np.concatenate(plain, axis=1) if plain else empty
         if self.mvdr is None:
             self.residual = np.concatenate([self.residual, self.mix[:, :n]], axis=1)
         else:
             self.residual = np.concatenate(
-                [self.residual, self.mvdr.process(self.mix6[:, :n], selected)], axis=1)
+                [self.residual, self.mvdr.process(self.mix6[:, :n], plain_est)], axis=1)
             if final:
                 self.residual = np.concatenate([self.residual, self.mvdr.flush()], axis=1)
             self.mix6 = self.mix6[:, n:]
+        self.front = np.concatenate([self.front, self.mix[:, :n]], axis=1)
+        self.gain = np.concatenate([self.gain, *gains], axis=0) if gains else self.gain
         self.est = [e[..., n:] for e in self.est]
         self.mix, self.mirrored_mix = self.mix[:, n:], self.mirrored_mix[:, n:]
-        self.selected = np.concatenate([self.selected, selected], axis=1)
+        self.selected = np.concatenate([self.selected, *weighted], axis=1) if weighted \
+            else self.selected
         m = min(self.selected.shape[1], self.residual.shape[1])
-        out, res = self.selected[:, :m], self.residual[:, :m]
+        out, res, front, g = (self.selected[:, :m], self.residual[:, :m], self.front[:, :m],
+                              self.gain[:m])  # fmt: skip
         self.selected, self.residual = self.selected[:, m:], self.residual[:, m:]
+        self.front, self.gain = self.front[:, m:], self.gain[m:]
         a = self.enhancer.residual_mix
         if a > 0:
-            out = (1 - a) * out + a * res
+            out = (1 - a) * out + a * (res if self.guard_off else g * res)
+        if not self.guard_off:
+            out = out + (1 - g) * front
         return out.astype(np.float32)
 
     def _append(self, outs) -> None:

@@ -154,7 +154,28 @@ class FrontalGuard:
         s.tail = x[..., -lag:].copy() if lag else tail
 
     def process(self, est_sources: np.ndarray, mixture: np.ndarray) -> np.ndarray:
-        """Blend one block.
+        """Blend one block: ``gain * est + (1 - gain) * mixture`` with ``est, gain`` of
+        :meth:`select` (see there).
+
+        Parameters
+        ----------
+        est_sources : np.ndarray [shape=(n_src, 2, n)], float
+        mixture : np.ndarray [shape=(2, n)], float
+
+        Returns
+        -------
+        np.ndarray [shape=(2, n)]
+            With the rule off and one output: ``est_sources[0]`` itself.
+        """
+        est, gain = self.select(est_sources, mixture)
+        if gain is None:
+            return est
+        return gain * est + (1 - gain) * mixture
+
+    def select(self, est_sources: np.ndarray,
+               mixture: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+        """The selected output of one block and the estimate's weight, without blending them
+        (for a caller that blends something else, e.g. a beamformer's output, with the mixture).
 
         Parameters
         ----------
@@ -166,15 +187,18 @@ class FrontalGuard:
 
         Returns
         -------
-        np.ndarray [shape=(2, n)]
-            ``g * est_sources[k] + (1 - g) * mixture`` with ``g`` faded from the previous
-            block's weight to this block's, ``k`` the selected output.
-            With the rule off and one output: ``est_sources[0]`` itself (no statistics kept).
+        est : np.ndarray [shape=(2, n)]
+            ``est_sources[k]``, ``k`` the selected output (cross-faded within the block from
+            the previous block's selection when it changes).
+        gain : np.ndarray [shape=(n,)] or None
+            The estimate's weight ``g`` per sample, faded from the previous block's weight to
+            this block's; ``None`` with the rule off and one output (``g = 1``, no statistics
+            kept).
         """
         s = self.state
         if not self.options.enabled and self.n_src == 1:  # nothing to select or to blend
             s.history.append((1.0, 0))
-            return est_sources[0]
+            return est_sources[0], None
         target, k = self._target_weight()
         weight = s.weight + self.smooth * (target - s.weight)
         n = est_sources.shape[-1]
@@ -185,11 +209,10 @@ class FrontalGuard:
         else:  # cross-fade from the previous target to the new one within the block
             fade = ramp.astype(est_sources.dtype)
             est = (1 - fade) * est_sources[s.selected] + fade * est_sources[k]
-        out = gain * est + (1 - gain) * mixture
         s.history.append((weight, k))
         s.weight, s.selected = weight, k
         self._update(est_sources, mixture)
-        return out
+        return est, gain
 
     def run(self, est_sources: np.ndarray, mixture: np.ndarray) -> np.ndarray:
         """The whole signal, block by block from a fresh state (same as streaming).

@@ -102,3 +102,27 @@ def test_convtasnet_mvdr_residual(tiny_convtasnet):
 def test_packaged_convtasnet_within_challenge_latency():
     enh = build_enhancer(_options(name="convtasnet"))
     assert 0 < enh.latency_samples <= MAX_LATENCY_S * SAMPLE_RATE
+
+
+def test_convtasnet_guard_falls_back_from_the_beamformer_to_the_front_mics(tiny_convtasnet):
+    """With the beamformer, the do-no-harm rule blends the enhancer's output (not the
+    beamformer's input) with the front microphones: weight 0 gives the front microphones, weight
+    1 the output without the rule; both stream block by block as on the whole signal."""
+    import numpy as np
+    from enhancer_contract import check_streaming, random_mixture
+
+    from clarity_se.enhancers.guard import GuardOptions
+
+    mixture = random_mixture(15 * 4410, seed=4)
+    plain = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet))
+    never = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet, guard=True))
+    never.guard_options = GuardOptions(c_low=-2.0, c_high=-1.0)  # coherence > c_high: w = 1
+    np.testing.assert_array_equal(never(mixture), plain(mixture))
+    always = build_enhancer(_options(name="convtasnet", checkpoint=tiny_convtasnet, guard=True))
+    always.guard_options = GuardOptions(c_low=2.0, c_high=3.0)  # coherence < c_low: w -> 0
+    out = always(mixture)
+    late = slice(12 * 4410, None)  # w decays from 1 with the rule's 0.1 s smoothing: < 1e-5
+    scale = np.abs(mixture[:2, late]).max()
+    np.testing.assert_allclose(out[:, late], mixture[:2, late], rtol=0, atol=1e-3 * scale)
+    assert np.abs(plain(mixture)[:, late] - mixture[:2, late]).max() > 0.1 * scale
+    check_streaming(always)
