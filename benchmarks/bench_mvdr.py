@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         beamformer.reset()
         mvdr_module._mvdr_frames(x, x, s, 0, beamformer.phi_s, beamformer.phi_n,
                                  beamformer.forget, beamformer.loading, mvdr_module.EPS, y,
-                                 beamformer.v, 0, 0.0)  # fmt: skip
+                                 beamformer.v, 0, 0.0, 0, beamformer.warm)  # fmt: skip
 
     t_kernel = _best(kernel, args.repeats)
     result["kernel"] = {"ms_per_frame": 1000 * t_kernel / n_frames,
