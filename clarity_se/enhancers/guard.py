@@ -16,7 +16,9 @@ over an exponential window of ``window_s``:
   within a block. When no output is frontal (the target talks from the side; the model is
   unsure), ``w`` falls towards 0 and the front-microphone mixture passes unchanged: the speech
   that is there is not removed. While every output is weak (below ``hold_db`` relative to the
-  mixture, e.g. before the target starts) ``w`` holds its value.
+  mixture, e.g. before the target starts) ``w`` holds its value. :meth:`FrontalGuard.select`
+  gives the selected output and ``w`` unblended, for a caller whose output is something else
+  (the Conv-TasNet enhancer blends its beamformer's output with the mixture by ``w``).
 
 Everything is computed from blocks before the current one, so the guard adds no latency; the
 whole-signal path is the block path run over the signal, so streaming gives the same output.
