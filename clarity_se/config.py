@@ -88,6 +88,8 @@ class MVDRConfig:
     wpe_tau_s: Optional[float] = None  # noqa: UP045
     #: highest frequency the WPE dereverberates, Hz (default 8000; 0: every bin)
     wpe_max_hz: Optional[float] = None  # noqa: UP045
+    #: the WPE's power weights from the estimate instead of the output (default false)
+    wpe_guided: Optional[bool] = None  # noqa: UP045
     #: post-filter: time constant of its spectra, s (default 0: none), least gain (0.1)
     postfilter_tau_s: Optional[float] = None  # noqa: UP045
     postfilter_floor: Optional[float] = None  # noqa: UP045

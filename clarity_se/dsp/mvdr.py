@@ -362,6 +362,10 @@ class EstimateMVDR:
         Least gain of the post-filter, in ``(0, 1]`` (default 0.1, -20 dB).
     warmup_s : float
         Time constant of the start-up loading, s (default 0.05; 0: none; module docstring).
+    wpe_guided : bool
+        The WPE's ``lam`` from the estimate's power (mean over the ears) instead of the
+        output's, its update ``lag`` frames late (:class:`~clarity_se.dsp.wpe.OnlineWPE`,
+        ``guide_lag``; default False).
 
     Notes
     -----
@@ -392,7 +396,8 @@ class EstimateMVDR:
                  rtf: str = "column", reference_mix: float = 0.0, wpe_taps: int = 0,
                  wpe_stride: int = 3, wpe_tau_s: float = 1.0,
                  wpe_max_hz: float = 0.0, postfilter_tau_s: float = 0.0,
-                 postfilter_floor: float = 0.1, warmup_s: float = 0.05) -> None:  # fmt: skip
+                 postfilter_floor: float = 0.1, warmup_s: float = 0.05,
+                 wpe_guided: bool = False) -> None:  # fmt: skip
         if not tau_s > 0:
             raise ValueError(f"EstimateMVDR: tau_s must be > 0 s, got {tau_s}")
         if not loading >= 0:
@@ -426,7 +431,8 @@ class EstimateMVDR:
         if int(wpe_taps) > 0:  # prediction delay: the frames' overlap, so the direct sound stays
             delay = -(-self.stft.win_length // self.stft.hop_length)
             self.wpe = OnlineWPE(2, self.wpe_bins, int(wpe_taps), delay, int(wpe_stride),
-                                 float(np.exp(-self.stft.hop_length / (wpe_tau_s * sample_rate))))
+                                 float(np.exp(-self.stft.hop_length / (wpe_tau_s * sample_rate))),
+                                 guide_lag=self.lag if wpe_guided else 0)  # fmt: skip
         if not postfilter_tau_s >= 0 or not 0.0 < postfilter_floor <= 1.0:
             raise ValueError(f"EstimateMVDR: need postfilter_tau_s >= 0 and postfilter_floor in "
                              f"(0, 1], got {postfilter_tau_s}, {postfilter_floor}")  # fmt: skip
@@ -565,7 +571,12 @@ class EstimateMVDR:
                 self.n_iter, self.reference_mix, i0, self.warm,
             )  # fmt: skip
             if self.wpe is not None:
-                y[..., : self.wpe_bins] = self.wpe.process(y[..., : self.wpe_bins])
+                lam = None
+                if self.wpe.guide_lag:  # the estimate's power in frames j - lag (i0 .. i1 - 1)
+                    lam = np.zeros((stop - start, self.wpe_bins))
+                    upd = self.s_frames[:, i0 - self.s_base : i1 - self.s_base, : self.wpe_bins]
+                    lam[lam.shape[0] - (i1 - i0) :] = np.mean(np.abs(upd) ** 2, axis=0)
+                y[..., : self.wpe_bins] = self.wpe.process(y[..., : self.wpe_bins], lam)
             if self.postfilter_forget is not None:
                 y = self._postfilter(y, start, stop, i0, i1)
             out.append(self._synthesise(y))

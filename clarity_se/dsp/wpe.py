@@ -83,8 +83,40 @@ def _reset_bin(p_inv, filt, b):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
+def _gather(hist, frame, delay, stride, taps, x_r, x_i):  # pragma: no cover - compiled
+    """``x~`` of ``frame`` from the history (real and imaginary parts, ``[D, bins]``)."""
+    n_ch, n_hist, n_bins = hist.shape
+    for t in range(taps):
+        slot = (frame - delay - t * stride) % n_hist
+        for c in range(n_ch):
+            d = t * n_ch + c
+            for b in range(n_bins):
+                x_r[d, b] = hist[c, slot, b].real
+                x_i[d, b] = hist[c, slot, b].imag
+
+
+@numba.njit(cache=True, nogil=True)
+def _predict(yf, gr, gi, x_r, x_i, e_r, e_i, den):  # pragma: no cover - compiled
+    """``e = y - G^H x~`` for the frame ``yf [C, bins]`` into ``e_r, e_i``; ``den`` gets the
+    frame's power summed over channels."""
+    n_ch, n_bins = yf.shape
+    dim = x_r.shape[0]
+    for b in range(n_bins):
+        den[b] = 0.0
+    for c in range(n_ch):
+        for b in range(n_bins):
+            e_r[c, b] = yf[c, b].real
+            e_i[c, b] = yf[c, b].imag
+            den[b] += e_r[c, b] * e_r[c, b] + e_i[c, b] * e_i[c, b]
+        for d in range(dim):
+            for b in range(n_bins):  # conj(G[d, c]) x~[d]
+                e_r[c, b] -= gr[d, c, b] * x_r[d, b] + gi[d, c, b] * x_i[d, b]
+                e_i[c, b] -= gr[d, c, b] * x_i[d, b] - gi[d, c, b] * x_r[d, b]
+
+
+@numba.njit(cache=True, nogil=True)
 def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, alpha, floor, eps,
-                max_coef):  # fmt: skip
+                max_coef, lam, lag):  # fmt: skip
     """The module docstring's recursion over the frames ``y [C, F, bins]`` into ``out``
     (compiled; state updated in place).
 
@@ -93,7 +125,11 @@ def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, al
     ``p_inv [2, D (D + 1) / 2, bins]``: real and imaginary parts of ``P``'s packed lower
     triangle; ``filt [2, D, C, bins]``: ``G``; ``level [bins]``: ``P_avg``; ``max_coef``:
     :data:`MAX_COEFFICIENT`. Loops over bins innermost on real arrays, as in
-    :func:`clarity_se.dsp.mvdr._mvdr_frames`.
+    :func:`clarity_se.dsp.mvdr._mvdr_frames`. ``lam [F, bins]`` with ``lag >= 1``: the guided
+    form, frame ``f`` updates the filter with frame ``start + f - lag`` (its ``x~``, its
+    prediction error with the current filter, and ``lam[f]`` as its power); the history then
+    holds ``lag + 1`` more frames. ``lag == 0``: ``lam`` is unused, each frame updates with its
+    own data and power.
     """
     n_ch, n_frames, n_bins = y.shape
     n_hist = hist.shape[1]
@@ -107,29 +143,30 @@ def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, al
     e_i = np.empty((n_ch, n_bins))
     den = np.empty(n_bins)
     acc = np.empty(n_bins)
+    yu = np.empty((n_ch, n_bins), np.complex128)
     for f in range(n_frames):
         frame = start + f
-        for t in range(taps):
-            slot = (frame - delay - t * stride) % n_hist
-            for c in range(n_ch):
-                d = t * n_ch + c
-                for b in range(n_bins):
-                    x_r[d, b] = hist[c, slot, b].real
-                    x_i[d, b] = hist[c, slot, b].imag
-        # e = y - G^H x~; lam from the frame's power
-        for b in range(n_bins):
-            den[b] = 0.0
+        # e = y - G^H x~ is the output; lam from the frame's power (or, guided, lam[f])
+        _gather(hist, frame, delay, stride, taps, x_r, x_i)
+        _predict(y[:, f], gr, gi, x_r, x_i, e_r, e_i, den)
         for c in range(n_ch):
             for b in range(n_bins):
-                e_r[c, b] = y[c, f, b].real
-                e_i[c, b] = y[c, f, b].imag
-                den[b] += e_r[c, b] * e_r[c, b] + e_i[c, b] * e_i[c, b]
-            for d in range(dim):
-                for b in range(n_bins):  # conj(G[d, c]) x~[d]
-                    e_r[c, b] -= gr[d, c, b] * x_r[d, b] + gi[d, c, b] * x_i[d, b]
-                    e_i[c, b] -= gr[d, c, b] * x_i[d, b] - gi[d, c, b] * x_r[d, b]
-            for b in range(n_bins):
                 out[c, f, b] = complex(e_r[c, b], e_i[c, b])
+        if lag > 0:  # guided: push this frame, then update with frame - lag's data
+            slot = frame % n_hist
+            for c in range(n_ch):
+                for b in range(n_bins):
+                    hist[c, slot, b] = y[c, f, b]
+            upd = frame - lag
+            if upd < 0:
+                continue
+            for c in range(n_ch):
+                for b in range(n_bins):
+                    yu[c, b] = hist[c, upd % n_hist, b]
+            _gather(hist, upd, delay, stride, taps, x_r, x_i)
+            _predict(yu, gr, gi, x_r, x_i, e_r, e_i, den)
+            for b in range(n_bins):
+                den[b] = n_ch * lam[f, b]
         for b in range(n_bins):
             power = den[b] / n_ch
             level[b] = alpha * level[b] + (1.0 - alpha) * power
@@ -184,10 +221,11 @@ def _wpe_frames(y, out, hist, start, p_inv, filt, level, delay, stride, taps, al
         for b in range(n_bins):
             if acc[b] > limit:
                 _reset_bin(p_inv, filt, b)
-        slot = frame % n_hist
-        for c in range(n_ch):
-            for b in range(n_bins):
-                hist[c, slot, b] = y[c, f, b]
+        if lag == 0:
+            slot = frame % n_hist
+            for c in range(n_ch):
+                for b in range(n_bins):
+                    hist[c, slot, b] = y[c, f, b]
 
 
 class OnlineWPE:
@@ -210,14 +248,21 @@ class OnlineWPE:
         Forgetting factor ``alpha`` per frame, in ``(0, 1)``.
     floor : float
         Floor of ``lam`` relative to the bin's recent power (default 1e-3).
+    guide_lag : int
+        0 (default): ``lam`` from the observation's power, as above. ``>= 1``: guided by an
+        estimate of the desired signal's power (Kinoshita et al. 2017, "DNN-WPE", online form):
+        :meth:`process` takes ``lam``, the power of frame ``k - guide_lag`` (its estimate
+        arrives that late), and frame ``k`` updates the filter with that frame's data (its
+        ``x~`` and its prediction error with the current filter); the output of frame ``k``
+        is predicted from the filter so updated up to frame ``k - 1``.
 
     Notes
     -----
     :meth:`process` takes consecutive frames ``[C, F, bins]`` (complex) and returns their
     dereverberated frames; any split of a signal's frames into calls gives the same output.
-    Memory: ``delay + (K - 1) s`` frames of history and, per bin, ``P`` (``D (D + 1) / 2``
-    complex entries) and ``G`` (``D C``), ``D = C K``. Cost per frame and bin: about ``2 D^2``
-    complex multiply-adds.
+    Memory: ``delay + (K - 1) s`` frames of history (guided: ``guide_lag + 1`` more) and, per
+    bin, ``P`` (``D (D + 1) / 2`` complex entries) and ``G`` (``D C``), ``D = C K``. Cost per
+    frame and bin: about ``2 D^2`` complex multiply-adds.
 
     Raises
     ------
@@ -226,7 +271,7 @@ class OnlineWPE:
     """
 
     def __init__(self, n_channels: int, n_bins: int, taps: int, delay: int, stride: int,
-                 forget: float, floor: float = 1e-3) -> None:  # fmt: skip
+                 forget: float, floor: float = 1e-3, guide_lag: int = 0) -> None:  # fmt: skip
         for name, value in (("n_channels", n_channels), ("n_bins", n_bins), ("taps", taps),
                             ("delay", delay), ("stride", stride)):  # fmt: skip
             if int(value) < 1:
@@ -235,6 +280,9 @@ class OnlineWPE:
             raise ValueError(f"OnlineWPE: forget must be in (0, 1), got {forget}")
         if not floor >= 0.0:
             raise ValueError(f"OnlineWPE: floor must be >= 0, got {floor}")
+        if int(guide_lag) < 0:
+            raise ValueError(f"OnlineWPE: guide_lag must be >= 0, got {guide_lag}")
+        self.guide_lag = int(guide_lag)
         self.n_channels, self.n_bins, self.taps = int(n_channels), int(n_bins), int(taps)
         self.delay, self.stride = int(delay), int(stride)
         self.forget, self.floor = float(forget), float(floor)
@@ -243,28 +291,41 @@ class OnlineWPE:
     def reset(self) -> None:
         """Forget all state (start a new signal)."""
         C, B, dim = self.n_channels, self.n_bins, self.n_channels * self.taps
-        self.hist = np.zeros((C, self.delay + (self.taps - 1) * self.stride, B), np.complex128)
+        n_hist = self.delay + (self.taps - 1) * self.stride
+        n_hist += self.guide_lag + 1 if self.guide_lag else 0
+        self.hist = np.zeros((C, n_hist, B), np.complex128)
         self.p_inv = np.zeros((2, dim * (dim + 1) // 2, B))
         self.p_inv[0, [packed_index(i, i) for i in range(dim)]] = 1.0  # P = I
         self.filt = np.zeros((2, dim, C, B))
         self.level = np.zeros(B)
         self.n_frames = 0
 
-    def process(self, frames: np.ndarray) -> np.ndarray:
+    def process(self, frames: np.ndarray, lam: np.ndarray | None = None) -> np.ndarray:
         """Dereverberate the next frames ``[C, F, bins]`` (complex); returns ``[C, F, bins]``.
+
+        ``lam [F, bins]`` (guided form only): per frame ``k`` of ``frames``, the desired
+        signal's power in frame ``k - guide_lag`` (rows for frames before ``guide_lag`` are
+        not used).
 
         Raises
         ------
         ValueError
-            Wrong shape.
+            Wrong shape, or ``lam`` missing in the guided form.
         """
         frames = np.ascontiguousarray(frames, dtype=np.complex128)
         if frames.ndim != 3 or frames.shape[0] != self.n_channels or frames.shape[2] != self.n_bins:
             raise ValueError(f"OnlineWPE: frames must be [{self.n_channels}, F, {self.n_bins}], "
                              f"got {frames.shape}")  # fmt: skip
+        if self.guide_lag:
+            if lam is None or np.shape(lam) != (frames.shape[1], self.n_bins):
+                raise ValueError(f"OnlineWPE: guided, lam must be [{frames.shape[1]}, "
+                                 f"{self.n_bins}], got {None if lam is None else np.shape(lam)}")
+            lam = np.ascontiguousarray(lam, dtype=np.float64)
+        else:
+            lam = np.zeros((0, 0))
         out = np.empty_like(frames)
         _wpe_frames(frames, out, self.hist, self.n_frames, self.p_inv, self.filt, self.level,
                     self.delay, self.stride, self.taps, self.forget, self.floor, EPS,
-                    MAX_COEFFICIENT)  # fmt: skip
+                    MAX_COEFFICIENT, lam, self.guide_lag)  # fmt: skip
         self.n_frames += frames.shape[1]
         return out

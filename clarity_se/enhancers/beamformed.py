@@ -21,7 +21,7 @@ from clarity_se.enhancers.base import SAMPLE_RATE, BlockStreamer, Enhancer, chec
 
 #: ``enhancer.mvdr.*`` keys, passed to :class:`EstimateMVDR` when set
 MVDR_OPTIONS = ("tau_s", "rtf", "reference_mix", "wpe_taps", "wpe_stride", "wpe_tau_s",
-                "wpe_max_hz", "postfilter_tau_s", "postfilter_floor")
+                "wpe_max_hz", "wpe_guided", "postfilter_tau_s", "postfilter_floor")
 #: the enhancers' beamformer options where ``enhancer.mvdr.*`` is empty: the beamformer's
 #: defaults plus the online WPE dereverberation of its outputs with 16 taps per ear on the bins
 #: up to 8 kHz (each chosen under a rule fixed before scoring, for the Conv-TasNet, DTLN and

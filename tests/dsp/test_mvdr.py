@@ -14,7 +14,8 @@ FS = 44100
 #: the RTF estimators, and the column with the WPE dereverberation of the outputs and the
 #: post-filter
 OPTIONS = [{"rtf": "column"}, {"rtf": "whitening"},
-           {"wpe_taps": 4, "wpe_max_hz": 8000.0, "postfilter_tau_s": 0.03}]
+           {"wpe_taps": 4, "wpe_max_hz": 8000.0, "postfilter_tau_s": 0.03},
+           {"wpe_taps": 4, "wpe_guided": True}]
 
 
 def _si_sdr(est, ref):
