@@ -387,8 +387,8 @@ class EstimateMVDR:
     ValueError
         ``tau_s <= 0``, ``loading < 0``, ``lag < 1``, fewer than two channels, an unknown
         ``rtf``, ``reference_mix`` outside ``[0, 1]``, ``wpe_taps < 0``, ``wpe_stride < 1``,
-        ``wpe_tau_s <= 0``, ``wpe_max_hz < 0``, ``postfilter_tau_s < 0`` or
-        ``postfilter_floor`` outside ``(0, 1]`` or ``warmup_s < 0``.
+        ``wpe_tau_s <= 0``, ``wpe_max_hz < 0``, ``postfilter_tau_s < 0``, ``postfilter_floor``
+        outside ``(0, 1]`` or ``warmup_s < 0``.
     """
 
     def __init__(self, n_channels: int = 6, sample_rate: int = 44100, tau_s: float = 2.0,

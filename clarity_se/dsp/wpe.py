@@ -44,7 +44,10 @@ Process. 18(7), 1717-1731 (2010). T. Yoshioka and T. Nakatani, "Generalization o
 multi-channel linear prediction methods for blind MIMO impulse response shortening", IEEE
 Trans. Audio, Speech, Lang. Process. 20(10), 2707-2720 (2012), section V (the RLS algorithm).
 J. Caroselli, I. Shafran, A. Narayanan and R. Rose, "Adaptive multichannel dereverberation for
-automatic speech recognition", Proc. Interspeech 2017, pp. 3877-3881.
+automatic speech recognition", Proc. Interspeech 2017, pp. 3877-3881. K. Kinoshita, M.
+Delcroix, H. Kwon, T. Mori and T. Nakatani, "Neural network-based spectrum estimation for
+online WPE dereverberation", Proc. Interspeech 2017, pp. 384-388 (the guided form,
+``guide_lag``).
 """
 
 from __future__ import annotations
