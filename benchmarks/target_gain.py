@@ -4,9 +4,10 @@
         --set checkpoint=my_crced.pt --out results/benchmarks/target_gain.json
 
 For every scene whose target is in front (``target_in_front`` in the scene metadata; every
-scene of a CEC2 set) the enhancer runs on the six microphones and, per ear, the output ``y`` is
-projected on the target at the front microphone ``t`` (``<scene>_target_CH1.wav``, the
-reverberant target as it is in the mixture, with unit gain there): ``a = <y, t> / <t, t>``,
+scene of a CEC2 set; ``--scene-type`` below for the others) the enhancer runs on the six
+microphones and, per ear, the output ``y`` is projected on the target at the front microphone
+``t`` (``<scene>_target_CH1.wav``, the reverberant target as it is in the mixture, with unit
+gain there): ``a = <y, t> / <t, t>``,
 after aligning ``y`` to ``t`` by the lag in ``0 .. 2 x latency`` samples that maximises
 ``<y, t>``. ``20 log10 a`` is the target's gain through the enhancer, dB (0 for the
 pass-through). A model trained with a scale-invariant loss (SI-SDR) leaves this gain
@@ -18,7 +19,12 @@ With ``--interferer`` the output is fitted by least squares on the target and th
 at the front microphone together (``<scene>_interferer_CH1.wav``), at the same lag:
 ``y ~ a t + b i``; ``20 log10 a`` and ``20 log10 b`` are the target's and the interferers' gains
 (their difference is the enhancer's SNR gain at the front microphones) and ``--out`` gets both.
-``--scenes S06015 ...`` restricts the run to those scenes.
+``--scenes S06015 ...`` restricts the run to those scenes; ``--scene-type side`` (or ``all``)
+takes the scenes whose target is not in front (or every scene) instead of the front ones, e.g.
+to see whether an enhancer keeps a talker to the side or the interferers in front:
+
+    python benchmarks/target_gain.py --roots heldout/sphere_ism --enhancer convtasnet \
+        --set residual_source=mixture residual_mix=0 --interferer --scene-type side
 """
 
 from __future__ import annotations
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interferer", action="store_true",
                         help="also the interferers' gain (joint least squares)")
     parser.add_argument("--scenes", nargs="*", default=[], help="only these scene IDs")
+    parser.add_argument("--scene-type", choices=("front", "side", "all"), default="front",
+                        help="scenes whose target is in front (default), not, or all")
     args = parser.parse_args(argv)
     options = OmegaConf.merge(
         OmegaConf.structured(EnhancerConfig(name=args.enhancer)), OmegaConf.from_dotlist(args.set)
@@ -95,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     interferer_per_scene: dict[str, list[float]] = {}
     for root in args.roots:
         dataset = CEC2Dataset(root, "dev")
-        scenes = [s for s in dataset.scenes if s.extra.get("target_in_front", True)
+        wanted = {"front": (True,), "side": (False,), "all": (True, False)}[args.scene_type]
+        scenes = [s for s in dataset.scenes if s.extra.get("target_in_front", True) in wanted
                   and (not args.scenes or s.scene in args.scenes)]  # fmt: skip
         for scene in tqdm(scenes, desc=Path(root).name):
             key = f"{Path(root).name}/{scene.scene}"
@@ -111,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 per_scene[key] = target_gain_db(output, np.asarray(target).T, max_lag)
     if not per_scene:
-        parser.error("no scene with the target in front (or none of --scenes) in --roots")
+        parser.error(f"no scene of type {args.scene_type} (or none of --scenes) in --roots")
     gains = np.concatenate(list(per_scene.values()))
     q1, median, q3 = (float(v) for v in np.percentile(gains, [25, 50, 75]))
     result = {"enhancer": args.enhancer, "options": args.set, "roots": args.roots,
+              "scene_type": args.scene_type,
               "median_db": median, "quartiles_db": [q1, q3], "per_scene_db": per_scene}
     if args.interferer:
         result["interferer_per_scene_db"] = interferer_per_scene
