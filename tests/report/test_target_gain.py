@@ -39,3 +39,32 @@ def test_source_gains_separate_target_and_interferer():
     got = np.array(target_gain.source_gains_db(out, target, interferer, max_lag=50))
     np.testing.assert_allclose(got[:, 0], 20 * np.log10(0.8), atol=0.01)
     np.testing.assert_allclose(got[:, 1], 20 * np.log10(0.25), atol=0.01)
+
+
+def test_cli_scene_types_on_a_rendered_set(tmp_path):
+    """On a rendered held-out set, the pass-through keeps target and interferers at 0 dB, and
+    ``--scene-type`` splits the scenes by ``target_in_front``."""
+    import json
+
+    from clarity_se.cli import main as cli_main
+    from clarity_se.data.scene import load_scenes
+
+    root = tmp_path / "held"
+    assert cli_main(["demo-data", str(root), "--acoustic-model", "freefield_ism", "--scenes", "2",
+                     "--workers", "1", "--not-in-front-share", "0.5"]) == 0  # fmt: skip
+    scenes = load_scenes(root / "clarity_data" / "metadata" / "scenes.dev.json")
+    front = {s.scene for s in scenes if s.extra["target_in_front"]}
+    assert front == {"S06001"}  # this render (seed 0): one scene of each type
+    seen = {}
+    for kind in ("all", "front", "side"):
+        out = tmp_path / f"{kind}.json"
+        args = ["--roots", str(root), "--enhancer", "passthrough", "--interferer",
+                "--scene-type", kind, "--out", str(out)]  # fmt: skip
+        assert target_gain.main(args) == 0
+        result = json.loads(out.read_text())
+        seen[kind] = {key.split("/")[-1] for key in result["per_scene_db"]}
+        gains = np.concatenate([*result["per_scene_db"].values(),
+                                *result["interferer_per_scene_db"].values()])  # fmt: skip
+        np.testing.assert_allclose(gains, 0.0, atol=0.05)
+    assert seen["all"] == {s.scene for s in scenes}
+    assert seen["front"] == front and seen["side"] == seen["all"] - front == {"S06002"}
