@@ -41,11 +41,11 @@ Both covariances get diagonal loading: ``Phi_n`` by ``loading tr(Phi_n) / 6`` an
 Start-up: after ``k`` statistics frames ``Phi_n``'s relative loading is ``loading + rho^k``,
 ``rho = exp(-R / (warmup_s fs))`` (``warmup_s`` 0.05 s by default: 1 at the start, 0.14 after
 0.1 s, below 1e-8 after 1 s). The first frames' covariances have rank below six, so with the
-small loading alone the weights are unbounded in the directions not yet observed, and the
-first 10 ms of a signal came out up to 130 times louder than the microphones (independent
-microphone noise; 5 to 7 times on held-out scenes); with it, a weight's white-noise gain starts
-at that of a matched filter (``||w||^2 <= 1``). A deviation from the papers, which start from
-covariances averaged beforehand (``tests/dsp/test_mvdr.py``, "no burst at the start").
+small loading alone the weights are unbounded in the directions not yet observed: the first
+10 ms of independent microphone noise came out 120 times louder than the microphones, the
+first 100 ms of held-out scenes up to 7.5 times (1.01 and 1.43 with the start-up loading;
+``benchmarks/mvdr_startup.py``; ``tests/dsp/test_mvdr.py``, "no burst at the start"). A
+deviation from the papers, which start from covariances averaged beforehand.
 
 Latency
 -------

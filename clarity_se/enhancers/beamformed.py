@@ -52,7 +52,8 @@ def mvdr_options(options: Any, defaults: dict | None = None) -> dict:
     dict
         ``{name: value}`` with keys of :data:`MVDR_OPTIONS` (``tau_s`` in s, ``rtf``,
         ``reference_mix`` in ``[0, 1]``, ``wpe_taps``, ``wpe_stride`` in frames, ``wpe_tau_s``
-        in s, ``wpe_max_hz`` in Hz, ``postfilter_tau_s`` in s, ``postfilter_floor``).
+        in s, ``wpe_max_hz`` in Hz, ``wpe_guided``, ``postfilter_tau_s`` in s,
+        ``postfilter_floor``).
 
     Raises
     ------

@@ -206,8 +206,9 @@ class _ConvTasNetStreamer:
         self.mirrored_mix = np.zeros((2, 0), np.float32)
         self.selected = np.zeros((2, 0), np.float32)  # weighted estimate awaiting its residual
         self.residual = np.zeros((2, 0), np.float32)  # front mics or beamformer output
-        self.front = np.zeros((2, 0), np.float32)  # front mics, for the rule's fallback
-        self.gain = np.zeros(0, np.float32)  # the rule's weight of the estimate, per sample
+        # with the rule on: the front mics for its fallback, its weight of the estimate per sample
+        self.front = np.zeros((2, 0), np.float32)
+        self.gain = np.zeros(0, np.float32)
         self.mix6 = np.zeros((6, 0), np.float32)  # all microphones, for the beamformer
 
     def _blocks(self, final: bool) -> np.ndarray:
@@ -231,11 +232,13 @@ class _ConvTasNetStreamer:
                      for guard, est, mix in zip(self.guards, self.est,
                                                 (self.mix, self.mirrored_mix), strict=False)]
             ests = [e if i == 0 else e[[1, 0]] for i, (e, _) in enumerate(parts)]
-            g = [np.ones(stop - start, np.float32) if w is None else w for _, w in parts]
             mean = (lambda v: v[0]) if len(parts) == 1 else (lambda v: 0.5 * (v[0] + v[1]))
             plain.append(mean(ests))
-            weighted.append(plain[-1] if self.guard_off else mean([w * e for w, e in zip(
-                g, ests, strict=True)]))
+            if self.guard_off:  # g = 1: nothing to weight or to fall back to
+                weighted.append(plain[-1])
+                continue
+            g = [w for _, w in parts]
+            weighted.append(mean([w * e for w, e in zip(g, ests, strict=True)]))
             gains.append(mean(g))
         empty = np.zeros((2, 0), np.float32)
         plain_est = np.concatenate(plain, axis=1) if plain else empty
@@ -247,22 +250,24 @@ class _ConvTasNetStreamer:
             if final:
                 self.residual = np.concatenate([self.residual, self.mvdr.flush()], axis=1)
             self.mix6 = self.mix6[:, n:]
-        self.front = np.concatenate([self.front, self.mix[:, :n]], axis=1)
-        self.gain = np.concatenate([self.gain, *gains], axis=0) if gains else self.gain
+        if not self.guard_off:
+            self.front = np.concatenate([self.front, self.mix[:, :n]], axis=1)
+            self.gain = np.concatenate([self.gain, *gains], axis=0) if gains else self.gain
         self.est = [e[..., n:] for e in self.est]
         self.mix, self.mirrored_mix = self.mix[:, n:], self.mirrored_mix[:, n:]
         self.selected = np.concatenate([self.selected, *weighted], axis=1) if weighted \
             else self.selected
         m = min(self.selected.shape[1], self.residual.shape[1])
-        out, res, front, g = (self.selected[:, :m], self.residual[:, :m], self.front[:, :m],
-                              self.gain[:m])  # fmt: skip
+        out, res = self.selected[:, :m], self.residual[:, :m]
         self.selected, self.residual = self.selected[:, m:], self.residual[:, m:]
-        self.front, self.gain = self.front[:, m:], self.gain[m:]
         a = self.enhancer.residual_mix
+        if self.guard_off:
+            return ((1 - a) * out + a * res if a > 0 else out).astype(np.float32)
+        front, g = self.front[:, :m], self.gain[:m]
+        self.front, self.gain = self.front[:, m:], self.gain[m:]
         if a > 0:
-            out = (1 - a) * out + a * (res if self.guard_off else g * res)
-        if not self.guard_off:
-            out = out + (1 - g) * front
+            out = (1 - a) * out + a * g * res
+        out = out + (1 - g) * front
         return out.astype(np.float32)
 
     def _append(self, outs) -> None:
