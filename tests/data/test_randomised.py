@@ -292,6 +292,56 @@ def test_not_in_front_share_and_flag():
     assert meta["target_in_front"] == (abs(meta["target_azimuth_deg"]) <= 35.0)
 
 
+def test_off_front_talkers_reference_keeps_every_talker(brir_root):
+    """``off_front_target=talkers``: off the front the reference holds every speech source."""
+    side = {**SMALL, "n_items": 3, "not_in_front_prob": 1.0, "n_interferers": [2, 2]}
+    quiet = {"self_noise_db_spl": [-100.0, -100.0]}  # microphone self-noise out of the way
+    # reverberant definition: the reference is then every source at CH1, i.e. mixture[:2]
+    speech_only = {"interferer_types": ["speech"], "interferer_weights": [1.0]}
+    rev = build_training_dataset({**side, **quiet, **speech_only, "off_front_target": "talkers"})
+    for i in range(len(rev)):
+        item = rev[i]
+        assert item["metadata"]["reference_talkers"] == 3
+        assert not item["metadata"]["target_in_front"]
+        torch.testing.assert_close(item["sources"][0], item["mixture"][:2], rtol=0, atol=1e-5)
+    # anechoic definition, each model: target reference plus each talker's direct path
+    for model in ("sphere_ism", "rostock_brir"):
+        opts = {**side, "data_root": str(brir_root), "acoustic_models": [model],
+                "target": "target_anechoic_CH1", "interferer_types": ["speech", "noise"],
+                "interferer_weights": [0.5, 0.5]}  # fmt: skip
+        plain = build_training_dataset({**opts, "n_src": 3})  # one row per interferer
+        talk = build_training_dataset({**opts, "off_front_target": "talkers", "n_src": 2})
+        for i in range(len(plain)):
+            a, b = plain[i], talk[i]
+            assert torch.equal(a["mixture"], b["mixture"])  # same scene
+            n_speech = a["metadata"]["interferers"].count("speech:")
+            assert b["metadata"]["reference_talkers"] == 1 + n_speech
+            added = (b["sources"][0] - a["sources"][0]).double()
+            if n_speech == 0:
+                assert float(added.abs().max()) == 0.0
+                continue
+            # the added part is the talkers' direct sound: strongly correlated with the speech
+            # interferers at CH1 (reverberant), not with the noise
+            kinds = a["metadata"]["interferers"].split(",")
+            speech = sum(a["sources"][1 + k].double() for k, n in enumerate(kinds)
+                         if n.startswith("speech:"))  # fmt: skip
+            corr = float((added * speech).sum() / (added.norm() * speech.norm()))
+            assert corr > 0.2, (model, i, corr)
+            assert float(added.norm()) < 1.5 * float(speech.norm())
+            torch.testing.assert_close(b["sources"][1], b["mixture"][:2] - b["sources"][0])
+    # a target in front keeps the target-only reference; babble is noise
+    front = {**SMALL, "n_items": 2, "not_in_front_prob": 0.0}
+    for opts in (front, {**side, "interferer_types": ["babble"], "interferer_weights": [1.0]}):
+        a = build_training_dataset(opts)[0]
+        b = build_training_dataset({**opts, "off_front_target": "talkers"})[0]
+        assert torch.equal(a["sources"], b["sources"])
+        assert b["metadata"]["reference_talkers"] == 1
+    with pytest.raises(ValueError, match="off_front_target"):
+        MixerOptions.from_mapping({"off_front_target": "all"})
+    with pytest.raises(ValueError, match="n_src <= 2"):
+        MixerOptions.from_mapping({"off_front_target": "talkers", "n_src": 3})
+
+
 def test_bad_options_raise_value_error(tmp_path):
     with pytest.raises(ValueError, match="unknown keys"):
         MixerOptions.from_mapping({"snr": [0, 1]})

@@ -604,6 +604,9 @@ class SceneAcoustics:
     info : dict
         Scalars describing the scene (``rt60_s``, ``room``, ``target_distance_m``,
         ``target_elevation_deg``, ``interferer_azimuths_deg``...).
+    interferers_direct : list of ndarray [shape=(2, taps)]
+        Direct path at CH1 (left, right) of each interferer, in the final head orientation
+        (the mixer's ``off_front_target="talkers"`` reference of a speech interferer).
     """
 
     model: str
@@ -611,6 +614,7 @@ class SceneAcoustics:
     target_direct: list[np.ndarray]
     interferers: list[SourceResponse]
     info: dict = field(default_factory=dict)
+    interferers_direct: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -779,10 +783,13 @@ class ShoeboxModel:
         direct = [
             early_response(im_t, lis, a, ears, geometry, direct_only=True)[1] for a in orientations
         ]
-        interferers = []
+        interferers, interferers_direct = [], []
         for p in interferer_pos:
             im_i = rooms.image_sources(dims, rt60, p, lis)
             interferers.append(self._response(rng, im_i, *args))
+            interferers_direct.append(
+                early_response(im_i, lis, orientations[-1], ears, geometry, direct_only=True)[1]
+            )
         vec = tgt - lis
         info = {
             "room": "shoebox {:.2f}x{:.2f}x{:.2f}".format(*dims),
@@ -797,7 +804,7 @@ class ShoeboxModel:
             "room_dimensions_m": dims.tolist(),
             "head_azimuths_deg": orientations,
         }
-        return SceneAcoustics(self.name, target, direct, interferers, info)
+        return SceneAcoustics(self.name, target, direct, interferers, info, interferers_direct)
 
     @staticmethod
     def _response(
@@ -1028,19 +1035,19 @@ class RostockBrirModel:
         window = int(round(DIRECT_WINDOW_S * SAMPLE_RATE))
 
         def response(i: int) -> tuple[SourceResponse, np.ndarray]:
+            """The BTE responses of measured direction ``i`` and their direct path at CH1."""
             b = self.brirs[i]
             ir = b.ir[::-1] if mirror else b.ir
             irs = bte_from_brir(ir, b.onset + window, azs[i], geometry, rng)
-            return SourceResponse([irs]), irs
+            taper = np.zeros(irs.shape[-1])
+            end = b.onset + window
+            taper[:end] = 1.0
+            taper[end : end + 16] = np.cos(np.linspace(0, np.pi / 2, 16)) ** 2
+            return SourceResponse([irs]), (irs[1] * taper)[:, : end + 16]
 
-        target, t_irs = response(t_idx)
-        b = self.brirs[t_idx]
-        taper = np.zeros(t_irs.shape[-1])
-        end = b.onset + window
-        taper[:end] = 1.0
-        taper[end : end + 16] = np.cos(np.linspace(0, np.pi / 2, 16)) ** 2
-        direct = (t_irs[1] * taper)[:, : end + 16]
-        interferers = [response(i)[0] for i in i_idx]
+        target, direct = response(t_idx)
+        drawn = [response(i) for i in i_idx]
+        interferers = [r for r, _ in drawn]
         info = {
             "room": "rostock seminar room (measured)",
             "rt60_s": self.rt60_s,
@@ -1052,7 +1059,9 @@ class RostockBrirModel:
             "head_azimuths_deg": [0.0],
             "target_azimuth_snapped_deg": float(azs[t_idx]),
         }
-        return SceneAcoustics(self.name, target, [direct], interferers, info)
+        return SceneAcoustics(
+            self.name, target, [direct], interferers, info, [d for _, d in drawn]
+        )
 
 
 def _rt60_from_edc(irs: list[np.ndarray]) -> float:

@@ -67,6 +67,16 @@ Sato and Picard 2003, JASA 113(6)), later ones mask it. An enhancer trained on t
 asked to remove the late reverberation and the interferers, not to undo the early reflections,
 which a real-valued mask can hardly do.
 
+Reference when the target is not in front (``off_front_target``): ``"target"`` (default) keeps
+the definition above. ``"talkers"`` adds each speech interferer's reference, same definition
+(its direct path at CH1 from :attr:`.acoustics.SceneAcoustics.interferers_direct`, rescaled to
+its reverberant RMS; babble stays noise), when ``|target azimuth| > front_azimuth_deg``. The
+CEC2 listener faces the target at the end of the head turn; when nobody talks in front, which
+talker is the target cannot be told from the signals, so this reference asks the enhancer to
+keep every talker and remove the noise there: issue 17's do-no-harm requirement as a training
+target rather than a fallback rule. ``metadata["reference_talkers"]`` counts the talkers in the
+reference.
+
 Training / validation: ``split="validation"`` uses only ``corpus.VALIDATION_SPEAKERS`` and the
 validation noise segments and ignores :meth:`RandomisedMixtures.set_epoch` (a fixed set).
 
@@ -94,6 +104,7 @@ logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
 TARGET_KINDS = ("target_CH1", "target_anechoic_CH1", "target_early_CH1")
+OFF_FRONT_TARGETS = ("target", "talkers")
 INTERFERER_TYPES = ("speech", "noise", "music", "babble", "coloured")
 #: Mixture rows as (channel, ear): CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R.
 MIXTURE_ROWS = tuple((c, e) for c in (1, 2, 3) for e in (0, 1))
@@ -118,6 +129,9 @@ class MixerOptions:
     n_src: int = 1
     target: str = "target_CH1"  #: or target_anechoic_CH1 (ICASSP 2023 reference definition)
     early_ms: float = 50.0  #: boundary of target_early_CH1 after the direct path, ms
+    #: reference when the target is not in front: "target", or "talkers" (the target plus
+    #: each speech interferer, same definition; n_src <= 2)
+    off_front_target: str = "target"
     seed: int = 0
     #: [] -> every model available at the data root (rostock_brir needs rir/rostock_kemar_brir)
     acoustic_models: list[str] = field(default_factory=list)
@@ -175,6 +189,16 @@ class MixerOptions:
             raise ValueError(f"mixer option early_ms: in [0, 500] ms, got {self.early_ms}")
         if self.n_src < 1:
             raise ValueError(f"mixer option n_src: must be >= 1, got {self.n_src}")
+        if self.off_front_target not in OFF_FRONT_TARGETS:
+            raise ValueError(
+                f"mixer option off_front_target: one of {OFF_FRONT_TARGETS}, "
+                f"got {self.off_front_target!r}"
+            )
+        if self.off_front_target == "talkers" and self.n_src > 2:
+            raise ValueError(
+                "mixer option off_front_target=talkers needs n_src <= 2 (with n_src >= 3 each "
+                "interferer has its own row)"
+            )
         if self.n_items < 1 or self.segment_s <= 0:
             raise ValueError("mixer options n_items and segment_s must be > 0")
         if self.rt60_s[0] <= 0:
@@ -686,20 +710,33 @@ class RandomisedMixtures(Dataset):
         noise = rng.standard_normal((6, t)).astype(np.float32) * 10 ** ((ein - 100.0) / 20)
         mixture = (target6 + interf_sum + noise).astype(np.float32)
 
-        if opts.target == "target_CH1":
-            reference = target6[:2]
-        else:
+        def reference_of(dry, response, direct, reverberant_ch1):
+            """A source's reference at CH1 by ``opts.target`` (see the module docstring)."""
+            if opts.target == "target_CH1":
+                return reverberant_ch1
             if opts.target == "target_anechoic_CH1":
-                response = np.zeros((4, 2, scene.target_direct[0].shape[-1]))
-                response[1] = scene.target_direct[0]
+                ir = np.zeros((4, 2, direct.shape[-1]))
+                ir[1] = direct
             else:
-                response = early_response(scene.target.combined(0), scene.target_direct[0],
-                                          opts.early_ms * 1e-3 * SAMPLE_RATE)  # fmt: skip
-            anech = spatialise(dry_t, response, mic, MIXTURE_ROWS[:2], n_fft)[:, crop]
-            scale = np.sqrt(np.mean(target6[:2] ** 2, axis=-1, keepdims=True)) / np.maximum(
+                ir = early_response(response.combined(0), direct,
+                                    opts.early_ms * 1e-3 * SAMPLE_RATE)  # fmt: skip
+            anech = spatialise(dry, ir, mic, MIXTURE_ROWS[:2], n_fft)[:, crop]
+            scale = np.sqrt(np.mean(reverberant_ch1**2, axis=-1, keepdims=True)) / np.maximum(
                 np.sqrt(np.mean(anech**2, axis=-1, keepdims=True)), 1e-12
             )
-            reference = anech * scale
+            return anech * scale
+
+        reference = reference_of(dry_t, scene.target, scene.target_direct[0], target6[:2])
+        target_in_front = bool(abs(azimuth) <= opts.front_azimuth_deg)
+        talkers = 1
+        if opts.off_front_target == "talkers" and not target_in_front:
+            for k, kind in enumerate(types):
+                if kind == "speech":  # babble is noise: kept out of the reference
+                    reference = reference + reference_of(
+                        dry_i[k], scene.interferers[k],
+                        scene.interferers_direct[k], interf[k][:2],
+                    )  # fmt: skip
+                    talkers += 1
         rows = [reference]
         if opts.n_src == 2:
             rows.append(mixture[:2] - reference)
@@ -717,7 +754,8 @@ class RandomisedMixtures(Dataset):
             "snr_db": snr,
             "target_level_dbfs": level,
             "target_azimuth_deg": azimuth,
-            "target_in_front": bool(abs(azimuth) <= opts.front_azimuth_deg),
+            "target_in_front": target_in_front,
+            "reference_talkers": talkers,
             "target_distance_m": float(scene.info["target_distance_m"]),
             "target_elevation_deg": float(scene.info["target_elevation_deg"]),
             "target_speaker": utt.speaker,
