@@ -6,8 +6,9 @@ any process, worker or order. Each item::
 
     {"mixture":  Tensor [6, T] float32, 44.1 kHz, rows CH1-L, CH1-R, CH2-L, CH2-R, CH3-L, CH3-R
                  (front, middle, rear BTE microphones), file scale (RMS 1 == 100 dB SPL),
-     "sources":  Tensor [n_src, 2, T] float32: source 0 the target at the CH1 (front) mics,
-                 then (n_src == 2) the residual mixture[:2] - target, or (n_src >= 3) each
+     "sources":  Tensor [n_src, 2, T] float32: source 0 the target at the CH1 (front) mics
+                 (``off_front_target="talkers"``, target not in front: plus each talker),
+                 then (n_src == 2) the residual mixture[:2] - source 0, or (n_src >= 3) each
                  interferer at CH1 (extra interferers summed into the last row, missing ones
                  zero; microphone self-noise in none of them),
      "metadata": dict of scalars / strings / fixed-size tensors (collates with the default
