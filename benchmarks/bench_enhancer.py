@@ -25,7 +25,9 @@ on ``--seconds`` of 6-channel noise:
   ``rtf`` is the whole frame loop, ``rtf_graphs`` the time spent inside the ONNX sessions'
   ``run`` / ``run_with_iobinding`` calls, measured in a second pass over the same input with
   those calls timed (so that the timer does not add to ``rtf``; the rest of ``rtf`` is the FFTs,
-  framing and overlap-add in Python); where the enhancer's output is the MVDR beamformer's
+  framing and overlap-add in Python); for the DTLN rows ``int8`` gives the same figures for the
+  export with 8-bit weights (``export_onnx(int8=True)``, ``enhancer.runtime=onnxruntime_int8``);
+  where the enhancer's output is the MVDR beamformer's
   (``dtln``, ``crced``), ``rtf_with_mvdr`` is a third pass with each block's network output fed
   to :class:`~clarity_se.dsp.mvdr.EstimateMVDR` (numba kernels; the enhancer's beamformer
   options) with the block, i.e. the whole default system block by block;
@@ -231,7 +233,36 @@ def _onnx_row(enh, seconds: float, threads: int) -> dict:
     rows = 1 if enh.variant == "published" else 6
     x = (0.1 * np.random.default_rng(1).standard_normal((rows, int(seconds * rate))))
     x = x.astype(np.float32)
-    runner.process(x[:, : rate // 10])
+    out = _time_runner(runner, x, seconds)
+    runners = [(out, runner)]
+    if enh.name == "dtln":  # the same export with int8 weights (enhancer.runtime=onnxruntime_int8)
+        from clarity_se.models.dtln_onnx import OnnxDTLNStreamer, export_onnx
+
+        export_onnx(enh.model, folder / "int8", int8=True)
+        int8 = OnnxDTLNStreamer(folder / "int8", threads=threads)
+        out["int8"] = _time_runner(int8, x, seconds)
+        runners.append((out["int8"], int8))
+    if hasattr(enh, "inner"):  # the MVDR beamformer follows the network (BeamformedEnhancer)
+        from clarity_se.dsp.mvdr import EstimateMVDR
+
+        for row, net in runners:
+            beamformer = EstimateMVDR(6, rate, **enh.beamformer_options)  # the enhancer's
+            net.reset()
+
+            def with_mvdr(block, net=net, beamformer=beamformer):
+                return beamformer.process(block, net.process(block))
+
+            row["rtf_with_mvdr"] = _time_blocks(with_mvdr, x, net.R)["total_s"] / seconds
+    out["sample_rate"] = rate
+    out["signals"] = "one ear (CH1-L)" if enh.variant == "published" else "both ears"
+    return out
+
+
+def _time_runner(runner, x, seconds: float) -> dict:
+    """Block-by-block time of an onnxruntime runner over ``x`` (after a 0.1 s warm-up): per
+    block and ``rtf``; then ``rtf_graphs``, a second pass with the sessions' calls timed."""
+    rate = x.shape[1] / seconds
+    runner.process(x[:, : int(rate) // 10])
     runner.reset()
     out = _time_blocks(runner.process, x, runner.R)
     out["rtf"] = out.pop("total_s") / seconds
@@ -239,18 +270,7 @@ def _onnx_row(enh, seconds: float, threads: int) -> dict:
     timed = _time_sessions(runner)  # a second pass, the sessions' calls timed
     _time_blocks(runner.process, x, runner.R)
     out["rtf_graphs"] = sum(t.seconds for t in timed) / seconds
-    if hasattr(enh, "inner"):  # the MVDR beamformer follows the network (BeamformedEnhancer)
-        from clarity_se.dsp.mvdr import EstimateMVDR
-
-        beamformer = EstimateMVDR(6, rate, **enh.beamformer_options)  # the enhancer's options
-        runner.reset()
-
-        def with_mvdr(block):
-            return beamformer.process(block, runner.process(block))
-
-        out["rtf_with_mvdr"] = _time_blocks(with_mvdr, x, runner.R)["total_s"] / seconds
-    out["sample_rate"] = rate
-    out["signals"] = "one ear (CH1-L)" if enh.variant == "published" else "both ears"
+    runner.reset()
     return out
 
 

@@ -5,7 +5,8 @@ new rooms, SNRs, source positions and utterance segments; dev speakers are disjo
 training speakers), then for ``passthrough`` (the front microphones, always run as the baseline)
 and every system of ``--systems`` (a registered enhancer name, or ``name/variant``, e.g.
 ``convtasnet dtln dtln/published``; or ``oracle/target_CH1``, ``oracle/reference``,
-``oracle/irm``, ``oracle/irm_lowdelay``, ``oracle/mvdr``: ceilings that know the target,
+``oracle/irm``, ``oracle/irm_lowdelay``, ``oracle/mvdr``, ``oracle/mvdr_wpe``,
+``oracle/mvdr_anechoic_wpe``: ceilings that know the target,
 :mod:`oracles`, written in place of step 1):
 
 1. ``clarity-se enhance`` (subprocess) with ``enhancer.name`` / ``enhancer.variant`` and any

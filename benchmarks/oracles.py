@@ -36,6 +36,15 @@ they are benchmarks' references only, never enhancers (``clarity_se`` does not r
     ``target_CH1`` in place of an enhancer's estimate: what that beamformer gives with a perfect
     estimate.
 
+``mvdr_wpe``
+    The same beamformer with the enhancers' default options
+    (:data:`clarity_se.enhancers.beamformed.ENHANCER_DEFAULTS`: the online WPE on its outputs up
+    to 8 kHz), driven by ``target_CH1``: the enhancers' whole default back end with a perfect
+    estimate of the reverberant target.
+``mvdr_anechoic_wpe``
+    That back end driven by ``target_anechoic_CH1`` (file scale), the target the networks are
+    trained to estimate: their default back end with a perfect estimate of their own target.
+
 ``enhancer.residual_mix=A`` (``--set oracle/KIND:residual_mix=A``) mixes in the front
 microphones as the Conv-TasNet's option does: ``(1 - A) * oracle + A * mixture_CH1``.
 
@@ -54,7 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
-ORACLES = ("target_CH1", "reference", "irm", "irm_lowdelay", "mvdr")
+ORACLES = ("target_CH1", "reference", "irm", "irm_lowdelay", "mvdr", "mvdr_wpe",
+           "mvdr_anechoic_wpe")
 #: STFT window of the ideal ratio mask, samples at 44.1 kHz (periodic Hann; hop a quarter).
 IRM_WINDOW = 1024
 
@@ -142,7 +152,8 @@ def oracle_output(kind: str, mixture: np.ndarray, target: np.ndarray, anechoic: 
     residual_mix : float
         Share ``A`` of the mixture in the output, ``0 <= A <= 1``.
     microphones : np.ndarray [shape=(6, time)], optional
-        All six microphones (rows ``CH1-L, CH1-R, ..., CH3-R``); needed by ``mvdr`` only.
+        All six microphones (rows ``CH1-L, CH1-R, ..., CH3-R``); needed by the ``mvdr`` kinds
+        only.
 
     Returns
     -------
@@ -152,7 +163,7 @@ def oracle_output(kind: str, mixture: np.ndarray, target: np.ndarray, anechoic: 
     ------
     ValueError
         Unknown ``kind``, ``residual_mix`` outside [0, 1], (``reference``) a silent ear of
-        the anechoic target, or (``mvdr``) no ``microphones``.
+        the anechoic target, or (the ``mvdr`` kinds) no ``microphones``.
     """
     from clarity_se.metrics.scene import make_reference
 
@@ -164,12 +175,15 @@ def oracle_output(kind: str, mixture: np.ndarray, target: np.ndarray, anechoic: 
         out = np.asarray(target, dtype=np.float64)
     elif kind == "reference":
         out = make_reference(np.asarray(anechoic).T, np.asarray(target).T).T
-    elif kind == "mvdr":
+    elif kind.startswith("mvdr"):
         from clarity_se.dsp.mvdr import mvdr
+        from clarity_se.enhancers.beamformed import ENHANCER_DEFAULTS
 
         if microphones is None:
-            raise ValueError("oracle mvdr needs all six microphones (microphones=)")
-        out = mvdr(np.asarray(microphones), np.asarray(target)).astype(np.float64)
+            raise ValueError(f"oracle {kind} needs all six microphones (microphones=)")
+        estimate = anechoic if kind == "mvdr_anechoic_wpe" else target
+        options = {} if kind == "mvdr" else dict(ENHANCER_DEFAULTS)
+        out = mvdr(np.asarray(microphones), np.asarray(estimate), **options).astype(np.float64)
     else:
         out = ideal_ratio_mask(mixture, target, lowdelay=kind == "irm_lowdelay")
     return (1.0 - residual_mix) * out + residual_mix * np.asarray(mixture, dtype=np.float64)

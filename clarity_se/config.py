@@ -126,6 +126,10 @@ class EnhancerConfig:
     #: do-no-harm fallback to the front mics when no output is frontal (convtasnet; off by
     #: default: recipes/icassp_2023/convtasnet/README.md)
     guard: bool = False
+    #: dtln: what runs the network: ``pytorch``, ``onnxruntime`` (the two-sub-model export,
+    #: frame by frame) or ``onnxruntime_int8`` (the same with 8-bit weights: the DTLN recipe
+    #: README, "Cost"); the other enhancers take ``pytorch`` only
+    runtime: str = "pytorch"
 
 
 @dataclass

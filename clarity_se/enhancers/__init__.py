@@ -30,6 +30,9 @@ ENHANCER_MODULES: dict[str, str] = {
     "crced": "clarity_se.enhancers.crced",
 }
 
+#: enhancers that take ``enhancer.runtime`` other than ``pytorch`` (onnxruntime)
+ONNX_RUNTIME_ENHANCERS = ("dtln",)
+
 _FACTORIES: dict[str, Callable[[Any], Enhancer]] = {}
 
 
@@ -57,11 +60,17 @@ def build_enhancer(options: Any) -> Enhancer:
     Raises
     ------
     ValueError
-        If the name is unknown (the message lists the known ones) or the options are bad.
+        If the name is unknown (the message lists the known ones) or the options are bad
+        (e.g. ``enhancer.runtime`` other than ``pytorch`` for an enhancer not in
+        :data:`ONNX_RUNTIME_ENHANCERS`).
     """
     name = options.name
     if name not in ENHANCER_MODULES:
         raise ValueError(f"enhancer.name: expected one of {enhancer_names()}, got {name!r}")
+    runtime = str(options.get("runtime") or "pytorch")
+    if runtime != "pytorch" and name not in ONNX_RUNTIME_ENHANCERS:
+        raise ValueError(f"enhancer.runtime={runtime}: only {list(ONNX_RUNTIME_ENHANCERS)} run "
+                         f"with another runtime than pytorch, not {name!r}")  # fmt: skip
     if name not in _FACTORIES:
         importlib.import_module(ENHANCER_MODULES[name])
     return _FACTORIES[name](options)
@@ -71,6 +80,7 @@ __all__ = [
     "ENHANCER_MODULES",
     "MAX_LATENCY_S",
     "N_MICS",
+    "ONNX_RUNTIME_ENHANCERS",
     "SAMPLE_RATE",
     "BlockStreamer",
     "Enhancer",

@@ -17,11 +17,20 @@
 
 Both stream block by block with explicit state (:meth:`DTLNEnhancer.streamer`) and give the
 whole-signal output (tested within 1e-5 in ``tests/models/test_dtln.py``).
+
+``enhancer.runtime`` chooses what runs the network: ``pytorch`` (default), ``onnxruntime`` (the
+two ONNX sub-models of :mod:`clarity_se.models.dtln_onnx`, frame by frame, as deployed; the
+PyTorch output within 1e-4) or ``onnxruntime_int8`` (the same with 8-bit weights, the
+deployment whose cost the DTLN recipe README reports; its quantisation error is tested to stay
+20 dB below the output). The export is written once per enhancer, on first use, to a temporary
+folder. Everything after the network (the beamformer, the resamplers) is the same.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +56,8 @@ DEFAULT_RAW_ESTIMATE = False
 #: (:data:`clarity_se.enhancers.beamformed.ENHANCER_DEFAULTS`) but a 1 s time constant (the
 #: beamformer's 2 s default did not pass the DTLN's rule: recipe README, "The MVDR residual")
 DEFAULT_MVDR_OPTIONS = {"tau_s": 1.0}
+#: ``enhancer.runtime`` values: PyTorch, the ONNX export, the ONNX export with int8 weights
+RUNTIMES = ("pytorch", "onnxruntime", "onnxruntime_int8")
 
 
 def chained_latency(down: Any, model: Any, up: Any) -> int:
@@ -89,12 +100,15 @@ class DTLNEnhancer:
         ``cpu`` or ``cuda[:N]``.
     model_args : dict, optional
         Model arguments that replace the checkpoint's (same weights; e.g. :data:`RAW_ESTIMATE`).
+    runtime : {"pytorch", "onnxruntime", "onnxruntime_int8"}
+        What runs the network (module docstring); the ONNX runtimes run on the CPU with one
+        intra-op thread.
 
     Raises
     ------
     ValueError
-        Unknown variant, missing/bad checkpoint, a checkpoint of another model than the
-        variant needs, or CUDA requested but absent.
+        Unknown variant or runtime, missing/bad checkpoint, a checkpoint of another model than
+        the variant needs, CUDA requested but absent, or CUDA with an ONNX runtime.
     """
 
     name = "dtln"
@@ -103,7 +117,7 @@ class DTLNEnhancer:
     variants = VARIANTS
 
     def __init__(self, checkpoint: str = "", variant: str = "", device: str = "cpu",
-                 model_args: dict | None = None) -> None:  # fmt: skip
+                 model_args: dict | None = None, runtime: str = "pytorch") -> None:  # fmt: skip
         import torch
 
         from clarity_se.dsp.polyphase import PolyphaseResampler
@@ -115,6 +129,14 @@ class DTLNEnhancer:
             )
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"enhancer.device={device} but CUDA is not available")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"enhancer.runtime: expected one of {list(RUNTIMES)}, got {runtime!r}")
+        if runtime != "pytorch" and str(device) != "cpu":
+            raise ValueError(f"enhancer.runtime={runtime} runs on the CPU; got "
+                             f"enhancer.device={device}")  # fmt: skip
+        self.runtime = runtime
+        self._onnx_dir: tempfile.TemporaryDirectory | None = None
+        self._runner: Any = None
         want_model, default_ckpt = self.variants[variant]
         self.variant = variant
         self.path = resolve_checkpoint(checkpoint, default_ckpt)
@@ -137,8 +159,9 @@ class DTLNEnhancer:
                     f"{self.path}: model is for {self.model.sample_rate} Hz, need 44100"
                 )
             self._latency = int(self.model.latency_samples)
-        logger.info("enhance: %s%s %s on %s (latency %d samples)", self.name,
-                    f"/{variant}" if variant else "", self.path, device, self._latency)  # fmt: skip
+        logger.info("enhance: %s%s %s on %s with %s (latency %d samples)", self.name,
+                    f"/{variant}" if variant else "", self.path, device, runtime,
+                    self._latency)  # fmt: skip
 
     @property
     def latency_samples(self) -> int:
@@ -151,9 +174,26 @@ class DTLNEnhancer:
         hop = int(self.model.hop_length)
         return -(-hop * SAMPLE_RATE // int(self.model.sample_rate))
 
+    def onnx_runner(self) -> Any:
+        """A new :class:`~clarity_se.models.dtln_onnx.OnnxDTLNStreamer` of this enhancer's
+        model (own state), exporting it first if this enhancer has not (``enhancer.runtime``
+        ``onnxruntime`` or ``onnxruntime_int8``; numpy in and out, the model's layout)."""
+        from clarity_se.models.dtln_onnx import OnnxDTLNStreamer, export_onnx
+
+        if self._onnx_dir is None:
+            self._onnx_dir = tempfile.TemporaryDirectory(prefix="clarity_se_dtln_onnx_")
+            export_onnx(self.model, self._onnx_dir.name, int8=self.runtime == "onnxruntime_int8")
+        return OnnxDTLNStreamer(Path(self._onnx_dir.name), threads=1)
+
     def _model(self, x: np.ndarray) -> np.ndarray:
         import torch
 
+        if self.runtime != "pytorch":
+            if self._runner is None:
+                self._runner = self.onnx_runner()
+            self._runner.reset()
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            return np.concatenate([self._runner.process(x), self._runner.flush()], axis=1)
         with torch.inference_mode():
             inp = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
             if self.published:
@@ -182,7 +222,8 @@ class _DTLNBlockStreamer:
 
     def __init__(self, enhancer: DTLNEnhancer) -> None:
         self.enhancer = enhancer
-        self.model_stream = enhancer.model.streamer()
+        self.onnx = enhancer.runtime != "pytorch"
+        self.model_stream = enhancer.onnx_runner() if self.onnx else enhancer.model.streamer()
         if enhancer.published:
             self.down, self.up = enhancer.down.streamer(), enhancer.up.streamer()
         self.reset()
@@ -198,6 +239,14 @@ class _DTLNBlockStreamer:
     def _model(self, x: np.ndarray | None, final: bool) -> np.ndarray:
         import torch
 
+        if self.onnx:
+            pieces = []
+            if x is not None and x.shape[-1]:
+                pieces.append(self.model_stream.process(np.ascontiguousarray(x, np.float32)))
+            if final:
+                pieces.append(self.model_stream.flush())
+            pieces = [p for p in pieces if p.size]
+            return np.concatenate(pieces, axis=1) if pieces else np.zeros((2, 0), np.float32)
         with torch.inference_mode():
             out = None
             if x is not None and x.shape[-1]:
@@ -253,5 +302,6 @@ def _build(options: Any):
     source = str(options.get("residual_source") or DEFAULT_RESIDUAL_SOURCE.get(variant, ""))
     raw = source == "mvdr" and raw_estimate(options, DEFAULT_RAW_ESTIMATE)
     enhancer = DTLNEnhancer(str(options.checkpoint), variant, str(options.device),
-                            RAW_ESTIMATE if raw else None)  # fmt: skip
+                            RAW_ESTIMATE if raw else None,
+                            str(options.get("runtime") or "pytorch"))  # fmt: skip
     return apply_residual_source(enhancer, source, mvdr_options(options, DEFAULT_MVDR_OPTIONS))

@@ -53,8 +53,8 @@ if not _private_fft_works():  # pragma: no cover - depends on the installed scip
     _c2r = _r2c = None
 
 __all__ = ["DERIVED", "OnnxFrameStreamer", "derived_signals", "export_main", "irfft",
-           "irfft_plan", "ort_session", "ort_session_options", "read_export_meta", "rfft",
-           "rfft_plan", "write_export_meta"]  # fmt: skip
+           "irfft_plan", "ort_session", "ort_session_options", "quantize_int8",
+           "read_export_meta", "rfft", "rfft_plan", "write_export_meta"]  # fmt: skip
 
 
 def rfft(x: np.ndarray, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
@@ -222,6 +222,52 @@ def write_export_meta(path: Path, model: Any, opset: int) -> Path:
     return path
 
 
+def quantize_int8(paths: dict[str, Path], meta: Path) -> dict[str, Path]:
+    """Replace the exported ONNX models in ``paths`` by their int8 forms, in place.
+
+    onnxruntime's dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``, its
+    defaults: signed 8-bit weights, one scale per tensor; activations quantised per call from
+    their range): ``LSTM`` nodes become ``DynamicQuantizeLSTM`` and ``MatMul`` nodes
+    ``MatMulInteger`` with their quantisers, which only onnxruntime runs (contrib operators).
+    The weights take a quarter of the bytes, which is what a one-frame call of a memory-bound
+    network pays for. The outputs change (the quantisation error): the DTLN recipe README
+    ("Cost") gives its size on held-out scenes. The breizhn/DTLN reference deploys its models
+    the same way (TF-lite with dynamic-range quantisation).
+
+    Parameters
+    ----------
+    paths : dict
+        ``{name: path}`` of an export; entries whose name starts with ``model`` are quantised.
+    meta : Path
+        The export's record (:func:`write_export_meta`); ``"weights": "int8"`` is added.
+
+    Returns
+    -------
+    dict
+        ``paths`` (the same files, now quantised).
+    """
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_dynamic's advice to pre-process (for static use)
+    try:
+        for name, path in paths.items():
+            if name.startswith("model"):
+                tmp = path.with_suffix(".f32.onnx")
+                path.replace(tmp)
+                quantize_dynamic(str(tmp), str(path), weight_type=QuantType.QInt8)
+                tmp.unlink()
+    finally:
+        root.setLevel(level)
+    record = json.loads(meta.read_text())
+    record["weights"] = "int8"
+    meta.write_text(json.dumps(record, indent=1))
+    return paths
+
+
 def read_export_meta(folder: Path, meta_file: str) -> tuple[str, dict]:
     """``(model_name, model_args)`` of the export in ``folder`` (:func:`write_export_meta`).
 
@@ -246,11 +292,13 @@ def export_main(
     description: str,
     checkpoint_help: str,
     out_help: str,
+    int8: bool = False,
 ) -> int:
     """The command line of an ONNX export: ``CHECKPOINT OUT_DIR`` -> ``export(model, out_dir)``.
 
     Loads the checkpoint (:func:`clarity_se.models.checkpoint.load_model`), exports it and
-    prints the written paths, one a line.
+    prints the written paths, one a line. With ``int8``, the command takes ``--int8``, which
+    quantises the written models (:func:`quantize_int8`).
 
     Parameters
     ----------
@@ -261,6 +309,8 @@ def export_main(
         raises ValueError for a model it does not export.
     description, checkpoint_help, out_help : str
         The parser's description and the two arguments' help.
+    int8 : bool
+        Offer ``--int8`` (for the exports whose quantised form is tested).
 
     Returns
     -------
@@ -276,10 +326,16 @@ def export_main(
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("checkpoint", help=checkpoint_help)
     parser.add_argument("out_dir", help=out_help)
+    if int8:
+        parser.add_argument("--int8", action="store_true",
+                            help="quantise the weights to int8 (onnxruntime's dynamic "
+                                 "quantisation; the outputs change)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         model, _ = load_model(args.checkpoint)
         paths = export(model, args.out_dir)
+        if int8 and args.int8:
+            quantize_int8(paths, paths["meta"])
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

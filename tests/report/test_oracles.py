@@ -83,6 +83,27 @@ def test_oracle_mvdr_is_the_beamformer_driven_by_the_target():
         oracles.oracle_output("mvdr", microphones[:2], target, anechoic)
 
 
+def test_oracle_mvdr_wpe_kinds_are_the_enhancers_back_end():
+    """``mvdr_wpe`` is the enhancers' default back end (beamformer and WPE) driven by
+    ``target_CH1``, ``mvdr_anechoic_wpe`` the same driven by the anechoic target; the WPE
+    changes the output."""
+    from clarity_se.dsp.mvdr import mvdr
+    from clarity_se.enhancers.beamformed import ENHANCER_DEFAULTS
+
+    rng = np.random.default_rng(3)
+    microphones = rng.standard_normal((6, 6000)).astype(np.float32)
+    target, anechoic = 0.5 * microphones[:2], 0.3 * microphones[:2] + 0.1 * microphones[2:4]
+    wpe = oracles.oracle_output("mvdr_wpe", microphones[:2], target, anechoic,
+                                microphones=microphones)  # fmt: skip
+    np.testing.assert_array_equal(wpe, mvdr(microphones, target, **ENHANCER_DEFAULTS))
+    assert not np.allclose(wpe, mvdr(microphones, target))
+    dry = oracles.oracle_output("mvdr_anechoic_wpe", microphones[:2], target, anechoic,
+                                microphones=microphones)  # fmt: skip
+    np.testing.assert_array_equal(dry, mvdr(microphones, anechoic, **ENHANCER_DEFAULTS))
+    with pytest.raises(ValueError, match="mvdr_wpe needs all six microphones"):
+        oracles.oracle_output("mvdr_wpe", microphones[:2], target, anechoic)
+
+
 @pytest.fixture()
 def dev_set(tmp_path):
     root = make_eval_tree(tmp_path / "data", {"S06001": ["L0001", "L0002"]})
