@@ -26,7 +26,9 @@ on ``--seconds`` of 6-channel noise:
   ``run`` / ``run_with_iobinding`` calls, measured in a second pass over the same input with
   those calls timed (so that the timer does not add to ``rtf``; the rest of ``rtf`` is the FFTs,
   framing and overlap-add in Python); for the DTLN rows ``int8`` gives the same figures for the
-  export with 8-bit weights (``export_onnx(int8=True)``, ``enhancer.runtime=onnxruntime_int8``);
+  export with 8-bit weights (``export_onnx(int8=True)``, ``enhancer.runtime=onnxruntime_int8``)
+  and ``snr_db_vs_float``, the float export's output power over that of the difference between
+  the two outputs on the benchmark's input (the quantisation error, dB);
   where the enhancer's output is the MVDR beamformer's
   (``dtln``, ``crced``), ``rtf_with_mvdr`` is a third pass with each block's network output fed
   to :class:`~clarity_se.dsp.mvdr.EstimateMVDR` (numba kernels; the enhancer's beamformer
@@ -242,6 +244,10 @@ def _onnx_row(enh, seconds: float, threads: int) -> dict:
         int8 = OnnxDTLNStreamer(folder / "int8", threads=threads)
         out["int8"] = _time_runner(int8, x, seconds)
         runners.append((out["int8"], int8))
+        ref, got = (np.concatenate([r.process(x), r.flush()], axis=1) for r in (runner, int8))
+        out["int8"]["snr_db_vs_float"] = float(
+            10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / np.sum((got - ref) ** 2.0))
+        )
     if hasattr(enh, "inner"):  # the MVDR beamformer follows the network (BeamformedEnhancer)
         from clarity_se.dsp.mvdr import EstimateMVDR
 
