@@ -128,7 +128,7 @@ class EnhancerConfig:
     guard: bool = False
     #: dtln: what runs the network: ``pytorch``, ``onnxruntime`` (the two-sub-model export,
     #: frame by frame) or ``onnxruntime_int8`` (the same with 8-bit weights: the DTLN recipe
-    #: README, "Cost"); the other enhancers take ``pytorch`` only
+    #: README, "the int8 export"); the other enhancers take ``pytorch`` only
     runtime: str = "pytorch"
 
 

@@ -20,10 +20,11 @@ whole-signal output (tested within 1e-5 in ``tests/models/test_dtln.py``).
 
 ``enhancer.runtime`` chooses what runs the network: ``pytorch`` (default), ``onnxruntime`` (the
 two ONNX sub-models of :mod:`clarity_se.models.dtln_onnx`, frame by frame, as deployed; the
-PyTorch output within 1e-4) or ``onnxruntime_int8`` (the same with 8-bit weights, the
-deployment whose cost the DTLN recipe README reports; its quantisation error is tested to stay
-20 dB below the output). The export is written once per enhancer, on first use, to a temporary
-folder. Everything after the network (the beamformer, the resamplers) is the same.
+PyTorch output within 1e-4) or ``onnxruntime_int8`` (the same with 8-bit weights; its cost
+and its effect on held-out scores: the DTLN recipe README, "the int8 export"; its quantisation
+error is tested to stay 20 dB below the output). The export is written once per enhancer, on
+first use, to a temporary folder. Everything after the network (the beamformer, the
+resamplers) is the same.
 """
 
 from __future__ import annotations

@@ -231,8 +231,9 @@ def quantize_int8(paths: dict[str, Path], meta: Path) -> dict[str, Path]:
     ``MatMulInteger`` with their quantisers, which only onnxruntime runs (contrib operators).
     The weights take a quarter of the bytes, which is what a one-frame call of a memory-bound
     network pays for. The outputs change (the quantisation error): the DTLN recipe README
-    ("Cost") gives its size on held-out scenes. The breizhn/DTLN reference deploys its models
-    the same way (TF-lite with dynamic-range quantisation).
+    ("Tried, not adopted as the variant's figure: the int8 export") gives its cost and its
+    effect on held-out scores. The breizhn/DTLN reference offers the same for its TF-lite
+    models (``convert_weights_to_tf_lite.py --quantization``: dynamic-range quantisation).
 
     Parameters
     ----------
