@@ -238,8 +238,6 @@ def _onnx_row(enh, seconds: float, threads: int) -> dict:
     out = _time_runner(runner, x, seconds)
     runners = [(out, runner)]
     if enh.name == "dtln":  # the same export with int8 weights (enhancer.runtime=onnxruntime_int8)
-        from clarity_se.models.dtln_onnx import OnnxDTLNStreamer, export_onnx
-
         export_onnx(enh.model, folder / "int8", int8=True)
         int8 = OnnxDTLNStreamer(folder / "int8", threads=threads)
         out["int8"] = _time_runner(int8, x, seconds)

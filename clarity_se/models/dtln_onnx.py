@@ -143,7 +143,7 @@ def export_onnx(
             opset_version=OPSET,
         )  # fmt: skip
     paths["meta"] = write_export_meta(out / META_FILE, model, OPSET)
-    return quantize_int8(paths, paths["meta"]) if int8 else paths
+    return quantize_int8(paths) if int8 else paths
 
 
 class OnnxDTLNStreamer(OnnxFrameStreamer):

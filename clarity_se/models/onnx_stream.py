@@ -222,25 +222,25 @@ def write_export_meta(path: Path, model: Any, opset: int) -> Path:
     return path
 
 
-def quantize_int8(paths: dict[str, Path], meta: Path) -> dict[str, Path]:
+def quantize_int8(paths: dict[str, Path]) -> dict[str, Path]:
     """Replace the exported ONNX models in ``paths`` by their int8 forms, in place.
 
     onnxruntime's dynamic quantisation (``onnxruntime.quantization.quantize_dynamic``, its
     defaults: signed 8-bit weights, one scale per tensor; activations quantised per call from
     their range): ``LSTM`` nodes become ``DynamicQuantizeLSTM`` and ``MatMul`` nodes
     ``MatMulInteger`` with their quantisers, which only onnxruntime runs (contrib operators).
-    The weights take a quarter of the bytes, which is what a one-frame call of a memory-bound
-    network pays for. The outputs change (the quantisation error): the DTLN recipe README
-    ("Tried, not adopted as the variant's figure: the int8 export") gives its cost and its
-    effect on held-out scores. The breizhn/DTLN reference offers the same for its TF-lite
-    models (``convert_weights_to_tf_lite.py --quantization``: dynamic-range quantisation).
+    The weights take a quarter of the bytes. The outputs change (the quantisation error): the
+    DTLN recipe README ("Tried, not adopted as the variant's figure: the int8 export") gives
+    its cost and its effect on held-out scores. The breizhn/DTLN reference offers the same for
+    its TF-lite models (``convert_weights_to_tf_lite.py --quantization``: dynamic-range
+    quantisation).
 
     Parameters
     ----------
     paths : dict
-        ``{name: path}`` of an export; entries whose name starts with ``model`` are quantised.
-    meta : Path
-        The export's record (:func:`write_export_meta`); ``"weights": "int8"`` is added.
+        ``{name: path}`` of an export: entries whose name starts with ``model`` are quantised;
+        ``"weights": "int8"`` is added to the record ``paths["meta"]``
+        (:func:`write_export_meta`).
 
     Returns
     -------
@@ -263,9 +263,9 @@ def quantize_int8(paths: dict[str, Path], meta: Path) -> dict[str, Path]:
                 tmp.unlink()
     finally:
         root.setLevel(level)
-    record = json.loads(meta.read_text())
+    record = json.loads(paths["meta"].read_text())
     record["weights"] = "int8"
-    meta.write_text(json.dumps(record, indent=1))
+    paths["meta"].write_text(json.dumps(record, indent=1))
     return paths
 
 
@@ -336,7 +336,7 @@ def export_main(
         model, _ = load_model(args.checkpoint)
         paths = export(model, args.out_dir)
         if int8 and args.int8:
-            quantize_int8(paths, paths["meta"])
+            quantize_int8(paths)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
