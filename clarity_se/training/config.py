@@ -132,6 +132,9 @@ class TrainLoopConfig:
     #: (below ~8 Hz) log 1/3-octave band envelopes of estimate and target (0: none); see
     #: clarity_se.losses.envelope
     envelope_weight: float = 0.0
+    #: weight of the dB error of the MVDR mask that the estimate gives, added to the loss (0:
+    #: none; one-source models); see clarity_se.losses.mvdr_mask
+    mask_weight: float = 0.0
     #: also keep each epoch's weights as <exp_dir>/epoch_NNN.pt (checkpoint selection on a
     #: separate tuning split, weight averaging)
     keep_epochs: bool = False
@@ -229,6 +232,8 @@ def load_train_config(
         )
     if merged.train.loss not in LOSSES:
         raise ValueError(f"train.loss: expected one of {LOSSES}, got {merged.train.loss!r}")
+    if not merged.train.mask_weight >= 0:
+        raise ValueError(f"train.mask_weight: expected >= 0, got {merged.train.mask_weight}")
     if not merged.train.envelope_weight >= 0:
         raise ValueError(f"train.envelope_weight: expected >= 0, got "
                          f"{merged.train.envelope_weight}")

@@ -10,7 +10,9 @@
   (target, residual) for ``n_src = 2``; with ``train.preemphasis_weight > 0`` part of the SI-SDR
   is on pre-emphasised signals (:mod:`clarity_se.losses.emphasis`); with
   ``train.envelope_weight > 0`` each signal's loss adds that many dB per unit of lost slow
-  band-envelope correlation (:mod:`clarity_se.losses.envelope`).
+  band-envelope correlation (:mod:`clarity_se.losses.envelope`); with ``train.mask_weight > 0``
+  it adds that many times the dB error of the MVDR mask that the estimate gives
+  (:mod:`clarity_se.losses.mvdr_mask`; one-source models).
 * Adam, global-norm gradient clipping, ReduceLROnPlateau on validation SI-SDR or cosine decay.
 * Validation: SI-SDR and SI-SDR improvement over the front-mic mixture (``CH1``) on the dev
   split, on the output chosen by :func:`~clarity_se.models.target_selection.select_target`.
@@ -48,6 +50,7 @@ from clarity_se.data.scene_segments import SceneSegmentDataset
 from clarity_se.data.views import FrontEarsView
 from clarity_se.losses import neg_si_sdr_emphasised, pit_loss, si_sdr, snr
 from clarity_se.losses.envelope import EnvelopeCorrelation
+from clarity_se.losses.mvdr_mask import MVDRMaskError
 from clarity_se.models import build_model
 from clarity_se.models.checkpoint import read_checkpoint, save_checkpoint
 from clarity_se.models.target_selection import pick_target
@@ -161,6 +164,9 @@ def compute_loss(
     loss: str = "si_sdr",
     envelope: EnvelopeCorrelation | None = None,
     envelope_weight: float = 0.0,
+    mask_error: MVDRMaskError | None = None,
+    mask_weight: float = 0.0,
+    mixture: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Training loss in dB (lower is better).
 
@@ -183,14 +189,28 @@ def compute_loss(
     Returns
     -------
     Tensor []
-        ``n_src == 1``: mean per-signal loss over batch and ears; otherwise the uPIT loss with
-        the same per-signal loss.
+    mask_error : MVDRMaskError, optional
+        The beamformer-mask error (:mod:`clarity_se.losses.mvdr_mask`); needed when
+        ``mask_weight > 0``.
+    mask_weight : float
+        ``train.mask_weight``: weight of the mask error (dB) added to the mean loss (0: none).
+    mixture : Tensor [shape=(batch, channels, time)], optional
+        The input; rows 0 and 1 (the ears' front microphones) are the mask's reference. Needed
+        when ``mask_weight > 0``.
+
+    Returns
+    -------
+    Tensor []
+        ``n_src == 1``: mean per-signal loss over batch and ears (plus ``mask_weight`` times the
+        mean mask error); otherwise the uPIT loss with the same per-signal loss.
 
     Raises
     ------
     ValueError
         Unknown ``loss``, a pre-emphasis share with ``neg_snr``, a negative
-        ``envelope_weight``, or a positive one without ``envelope``.
+        ``envelope_weight``, or a positive one without ``envelope``; a negative
+        ``mask_weight``, or a positive one without ``mask_error`` and ``mixture`` or with
+        ``n_src > 1``.
     """
     if loss == "si_sdr":
         loss_fn = partial(neg_si_sdr_emphasised, weight=float(preemphasis_weight))
@@ -205,8 +225,17 @@ def compute_loss(
                          f"{envelope_weight} ({'with' if envelope is not None else 'without'})")
     if envelope_weight > 0:
         loss_fn = partial(_with_envelope, loss_fn, envelope, float(envelope_weight))
+    if mask_weight < 0 or (mask_weight > 0 and (mask_error is None or mixture is None
+                                                 or est_sources.shape[1] != 1)):
+        raise ValueError(f"train.mask_weight: expected >= 0, and > 0 only for one-source models "
+                         f"with the mask error and the mixture, got {mask_weight} "
+                         f"(n_src {est_sources.shape[1]})")  # fmt: skip
     if est_sources.shape[1] == 1:
-        return loss_fn(est_sources, sources).mean()
+        total = loss_fn(est_sources, sources).mean()
+        if mask_weight > 0:
+            total = total + float(mask_weight) * mask_error(
+                est_sources[:, 0], sources[:, 0], mixture[:, :2]).mean()  # fmt: skip
+        return total
     loss, _ = pit_loss(est_sources, sources, loss_fn)
     return loss
 
@@ -494,6 +523,7 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
     envelope = None
     if cfg.train.envelope_weight:
         envelope = EnvelopeCorrelation(int(train_set.sample_rate)).to(device)
+    mask_error = MVDRMaskError().to(device) if cfg.train.mask_weight else None
     for epoch in range(start_epoch, cfg.train.epochs):
         t_epoch = time.monotonic()
         net.train()
@@ -520,6 +550,9 @@ def train(cfg: DictConfig) -> tuple[nn.Module, list[dict]]:
                     cfg.train.loss,
                     envelope,
                     cfg.train.envelope_weight,
+                    mask_error,
+                    cfg.train.mask_weight,
+                    mixture,
                 )
                 if not _all_finite(loss, world):  # a bad item must not poison the weights
                     n_skipped += 1

@@ -273,10 +273,14 @@ def test_preemphasis_weight_sets_the_training_loss(data_root, tmp_path):
     assert float(two) < float(neg_si_sdr_emphasised(est, src).mean())  # permutation found
     exp = tmp_path / "pe"
     overrides = _overrides(data_root, exp, "train.epochs=2", "train.preemphasis_weight=0.5",
-                           "train.keep_epochs=true", "train.envelope_weight=10")  # fmt: skip
+                           "train.keep_epochs=true", "train.envelope_weight=10",
+                           "train.mask_weight=1")  # fmt: skip
     assert cli_main(["train", *overrides]) == 0
     saved = OmegaConf.load(exp / "config.yaml").train
     assert saved.preemphasis_weight == 0.5 and saved.envelope_weight == 10
+    assert saved.mask_weight == 1
+    with pytest.raises(ValueError, match="mask_weight"):
+        load_train_config(None, _overrides(data_root, tmp_path / "x", "train.mask_weight=-1"))
     # keep_epochs: one weights file per epoch, the last equal to last.pt's weights
     assert sorted(p.name for p in exp.glob("epoch_*.pt")) == ["epoch_000.pt", "epoch_001.pt"]
     last, kept = read_checkpoint(exp / "last.pt"), read_checkpoint(exp / "epoch_001.pt")
