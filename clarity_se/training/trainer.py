@@ -185,18 +185,15 @@ def compute_loss(
     envelope_weight : float
         ``train.envelope_weight``: dB added to the per-signal loss per unit of
         ``1 - rho`` (0: none).
-
-    Returns
-    -------
-    Tensor []
     mask_error : MVDRMaskError, optional
         The beamformer-mask error (:mod:`clarity_se.losses.mvdr_mask`); needed when
         ``mask_weight > 0``.
     mask_weight : float
         ``train.mask_weight``: weight of the mask error (dB) added to the mean loss (0: none).
     mixture : Tensor [shape=(batch, channels, time)], optional
-        The input; rows 0 and 1 (the ears' front microphones) are the mask's reference. Needed
-        when ``mask_weight > 0``.
+        The input in the Clarity layout at the sources' scale: rows 0 and 1 (the ears' front
+        microphones, CH1-L and CH1-R) are the mask's reference. Needed when
+        ``mask_weight > 0``.
 
     Returns
     -------
