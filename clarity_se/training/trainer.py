@@ -206,8 +206,8 @@ def compute_loss(
     ValueError
         Unknown ``loss``, a pre-emphasis share with ``neg_snr``, a negative
         ``envelope_weight``, or a positive one without ``envelope``; a negative
-        ``mask_weight``, or a positive one without ``mask_error`` and ``mixture`` or with
-        ``n_src > 1``.
+        ``mask_weight``, or a positive one without ``mask_error`` and ``mixture``, with
+        ``n_src > 1`` or with an estimate that is not two-ear.
     """
     if loss == "si_sdr":
         loss_fn = partial(neg_si_sdr_emphasised, weight=float(preemphasis_weight))
@@ -222,11 +222,13 @@ def compute_loss(
                          f"{envelope_weight} ({'with' if envelope is not None else 'without'})")
     if envelope_weight > 0:
         loss_fn = partial(_with_envelope, loss_fn, envelope, float(envelope_weight))
-    if mask_weight < 0 or (mask_weight > 0 and (mask_error is None or mixture is None
-                                                 or est_sources.shape[1] != 1)):
-        raise ValueError(f"train.mask_weight: expected >= 0, and > 0 only for one-source models "
-                         f"with the mask error and the mixture, got {mask_weight} "
-                         f"(n_src {est_sources.shape[1]})")  # fmt: skip
+    if mask_weight < 0 or (mask_weight > 0 and (
+            mask_error is None or mixture is None or est_sources.shape[1] != 1
+            or est_sources.shape[2] != 2 or mixture.shape[1] < 2)):  # fmt: skip
+        raise ValueError(f"train.mask_weight: expected >= 0, and > 0 only for one-source, "
+                         f"two-ear models with the mask error and a Clarity-layout mixture, got "
+                         f"{mask_weight} (estimate {tuple(est_sources.shape)}, mixture "
+                         f"{None if mixture is None else tuple(mixture.shape)})")  # fmt: skip
     if est_sources.shape[1] == 1:
         total = loss_fn(est_sources, sources).mean()
         if mask_weight > 0:

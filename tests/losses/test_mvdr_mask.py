@@ -92,3 +92,6 @@ def test_compute_loss_adds_the_weighted_mask_error():
                      mask_weight=1.0, mixture=mixture)  # fmt: skip
     with pytest.raises(ValueError, match="mask_weight"):
         compute_loss(est, src, mask_error=err, mask_weight=-1.0, mixture=mixture)
+    with pytest.raises(ValueError, match="mask_weight"):  # one ear (the published DTLN)
+        compute_loss(est[:, :, :1], src[:, :, :1], mask_error=err, mask_weight=1.0,
+                     mixture=mixture[:, :1])  # fmt: skip
