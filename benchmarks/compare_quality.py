@@ -1,0 +1,187 @@
+"""Compare two ``bench_enhancer_quality.py`` runs of one system on the same scenes, per scene.
+
+    python benchmarks/compare_quality.py q_default.json q_candidate.json --system dtln
+
+Both JSONs must hold the same pairs (scene and listener) for ``--system`` and for the
+pass-through, with the same pass-through scores (the same scenes). Printed as Markdown:
+
+1. per scene type (front / side): mean combined difference to pass-through of run A and of run
+   B, their difference, and each run's worst pair;
+2. per scene: the target's azimuth (degrees, from the scenes file under the JSON's ``root``
+   when it is there), in front or not, the pass-through's combined score and the mean over the
+   scene's listeners of A's and B's combined difference to pass-through, and ``B - A``;
+3. the ``--worst`` pairs where B falls furthest below A.
+
+The combined score is the mean of HASPI and HASQI of the better ear, as
+``bench_enhancer_quality.py`` stores it per pair (``per_pair``). Exit status 2 with one line
+naming the file and field when a JSON lacks a field or the two runs' pairs differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+#: largest difference between the two runs' pass-through combined scores of one pair: the same
+#: scenes scored twice differ by rounding only (up to ~1e-4 for float32 scores from another CPU;
+#: ``GOLDEN_F32_SCORE_ABS`` in ``tests/conftest.py`` allows 5e-4); another set's scenes with the
+#: same ids differ by more than this in at least one of their pairs
+PASSTHROUGH_ATOL = 1e-3
+
+
+class CompareError(ValueError):
+    """A JSON that cannot be compared: the message names the file and the field."""
+
+
+def load_run(path: str | Path, system: str) -> dict:
+    """One run's per-pair combined differences to pass-through, with its scene facts.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``bench_enhancer_quality.py`` JSON.
+    system : str
+        System name as the JSON's ``per_pair`` holds it (e.g. ``dtln``).
+
+    Returns
+    -------
+    dict
+        ``delta``: pair id -> combined score minus the pass-through's; ``passthrough``: pair id
+        -> the pass-through's combined score; ``in_front``: scene id -> bool; ``root``: the
+        scenes' root.
+
+    Raises
+    ------
+    CompareError
+        If the file is not JSON, or lacks ``per_pair`` for ``system`` or ``passthrough``, or
+        ``target_in_front`` for a scene of its pairs.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CompareError(f"{path}: cannot read a JSON ({exc})") from None
+    pairs = data.get("per_pair", {})
+    for name in ("passthrough", system):
+        if name not in pairs:
+            raise CompareError(f"{path}: per_pair has no system {name!r} "
+                               f"(has: {', '.join(sorted(pairs)) or 'none'})")
+    in_front = data.get("target_in_front", {})
+    base = pairs["passthrough"]
+    delta, passthrough = {}, {}
+    for pair, scores in pairs[system].items():
+        if pair not in base:
+            raise CompareError(f"{path}: per_pair.passthrough lacks pair {pair}")
+        scene = pair.split("_")[0]
+        if scene not in in_front:
+            raise CompareError(f"{path}: target_in_front lacks scene {scene}")
+        delta[pair] = scores["combined"] - base[pair]["combined"]
+        passthrough[pair] = base[pair]["combined"]
+    return {"delta": delta, "passthrough": passthrough, "in_front": in_front,
+            "root": data.get("root", "")}
+
+
+def target_azimuths(root: str) -> dict[str, float]:
+    """Scene id -> ``target_azimuth_deg`` from ``<root>/clarity_data/metadata/scenes.dev.json``.
+
+    Empty when the file or the field is not there (scenes of another renderer, a moved root).
+    """
+    path = Path(root) / "clarity_data" / "metadata" / "scenes.dev.json"
+    try:
+        scenes = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return {s["scene"]: float(s["target_azimuth_deg"]) for s in scenes
+            if isinstance(s, dict) and "scene" in s and "target_azimuth_deg" in s}
+
+
+def compare(a: dict, b: dict, path_a: str = "A", path_b: str = "B") -> dict:
+    """Per scene type, per scene and per pair comparison of two runs from :func:`load_run`.
+
+    Returns
+    -------
+    dict
+        ``types``: type -> {``a``, ``b``, ``b_minus_a`` (means), ``worst_a``, ``worst_b``};
+        ``scenes``: list of {``scene``, ``in_front``, ``passthrough``, ``a``, ``b``,
+        ``b_minus_a``} (means over the scene's pairs), in scene order; ``pairs``: list of
+        (``b_minus_a``, pair, ``a``, ``b``) sorted from B's largest loss.
+
+    Raises
+    ------
+    CompareError
+        If the two runs do not hold the same pairs (names the first pair missing and where), or
+        their pass-through scores of a pair differ by more than :data:`PASSTHROUGH_ATOL`
+        (another set whose scenes have the same ids).
+    """
+    only_a = sorted(set(a["delta"]) - set(b["delta"]))
+    only_b = sorted(set(b["delta"]) - set(a["delta"]))
+    if only_a or only_b:
+        missing, where = (only_a[0], path_b) if only_a else (only_b[0], path_a)
+        raise CompareError(f"{where}: per_pair lacks pair {missing} (the two runs must score "
+                           f"the same scenes and listeners; {len(only_a) + len(only_b)} differ)")
+    for pair in sorted(a["passthrough"]):
+        if abs(a["passthrough"][pair] - b["passthrough"][pair]) > PASSTHROUGH_ATOL:
+            raise CompareError(
+                f"{path_b}: per_pair.passthrough of {pair} is {b['passthrough'][pair]:.6f}, "
+                f"{a['passthrough'][pair]:.6f} in {path_a}: not the same scenes")
+
+    def mean(values):
+        return sum(values) / len(values)
+
+    types = {}
+    for kind, front in (("front", True), ("side", False)):
+        keys = [p for p in a["delta"] if a["in_front"][p.split("_")[0]] == front]
+        if keys:
+            da, db = [a["delta"][p] for p in keys], [b["delta"][p] for p in keys]
+            types[kind] = {"a": mean(da), "b": mean(db), "b_minus_a": mean(db) - mean(da),
+                           "worst_a": min(da), "worst_b": min(db), "pairs": len(keys)}
+    scenes = []
+    for scene in sorted({p.split("_")[0] for p in a["delta"]}):
+        keys = [p for p in a["delta"] if p.split("_")[0] == scene]
+        ma, mb = mean([a["delta"][p] for p in keys]), mean([b["delta"][p] for p in keys])
+        scenes.append({"scene": scene, "in_front": bool(a["in_front"][scene]),
+                       "passthrough": mean([a["passthrough"][p] for p in keys]),
+                       "a": ma, "b": mb, "b_minus_a": mb - ma})
+    pairs = sorted((b["delta"][p] - a["delta"][p], p, a["delta"][p], b["delta"][p])
+                   for p in a["delta"])
+    return {"types": types, "scenes": scenes, "pairs": pairs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the comparison (see the module docstring); 2 on an unusable JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("a", help="run A (e.g. the default)")
+    parser.add_argument("b", help="run B (e.g. a candidate)")
+    parser.add_argument("--system", default="dtln", help="system in both JSONs (default dtln)")
+    parser.add_argument("--worst", type=int, default=5, help="pairs listed where B loses most")
+    args = parser.parse_args(argv)
+    try:
+        a, b = load_run(args.a, args.system), load_run(args.b, args.system)
+        result = compare(a, b, args.a, args.b)
+    except CompareError as exc:
+        print(f"compare_quality: {exc}", file=sys.stderr)
+        return 2
+    print(f"A: {args.a}\nB: {args.b}\nsystem: {args.system}; combined, difference to "
+          "pass-through\n")
+    print("| scenes | A | B | B - A | worst pair A | worst pair B |\n|---|---|---|---|---|---|")
+    for kind, t in result["types"].items():
+        print(f"| {kind} ({t['pairs']} pairs) | {t['a']:+.4f} | {t['b']:+.4f} "
+              f"| {t['b_minus_a']:+.4f} | {t['worst_a']:+.4f} | {t['worst_b']:+.4f} |")
+    azimuth = target_azimuths(a["root"])
+    print("\n| scene | target azimuth | in front | pass-through | A | B | B - A |")
+    print("|---|---|---|---|---|---|---|")
+    for s in result["scenes"]:
+        az = f"{azimuth[s['scene']]:.0f}" if s["scene"] in azimuth else "-"
+        print(f"| {s['scene']} | {az} | {'yes' if s['in_front'] else 'no'} "
+              f"| {s['passthrough']:.3f} | {s['a']:+.4f} | {s['b']:+.4f} "
+              f"| {s['b_minus_a']:+.4f} |")
+    print("\n| pair | A | B | B - A |\n|---|---|---|---|")
+    for diff, pair, da, db in result["pairs"][: max(args.worst, 0)]:
+        print(f"| {pair} | {da:+.4f} | {db:+.4f} | {diff:+.4f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""benchmarks/compare_quality.py: two quality runs of one system compared per scene and pair."""
+
+import importlib.util
+import json
+
+import pytest
+from conftest import REPO
+
+_spec = importlib.util.spec_from_file_location(
+    "compare_quality", REPO / "benchmarks" / "compare_quality.py")
+compare_quality = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(compare_quality)
+
+
+def _run(tmp_path, name, scores, passthrough=None, root=""):
+    """A bench_enhancer_quality-like JSON: scene S1 in front (2 listeners), S2 to the side."""
+    passthrough = passthrough or {"S1_L1": 0.2, "S1_L2": 0.3, "S2_L1": 0.4}
+    data = {
+        "root": str(root),
+        "target_in_front": {"S1": True, "S2": False},
+        "per_pair": {
+            "passthrough": {p: {"combined": c} for p, c in passthrough.items()},
+            "dtln": {p: {"combined": c} for p, c in scores.items()},
+        },
+    }
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_per_type_per_scene_and_worst_pairs(tmp_path):
+    """Differences to pass-through, their means per scene type and scene, B - A, and the pairs
+    sorted from B's largest loss, computed by hand."""
+    a = _run(tmp_path, "a.json", {"S1_L1": 0.25, "S1_L2": 0.31, "S2_L1": 0.38})
+    b = _run(tmp_path, "b.json", {"S1_L1": 0.30, "S1_L2": 0.27, "S2_L1": 0.41})
+    got = compare_quality.compare(compare_quality.load_run(a, "dtln"),
+                                  compare_quality.load_run(b, "dtln"))
+    front, side = got["types"]["front"], got["types"]["side"]
+    assert front["a"] == pytest.approx((0.05 + 0.01) / 2)
+    assert front["b"] == pytest.approx((0.10 - 0.03) / 2)
+    assert front["b_minus_a"] == pytest.approx(0.035 - 0.03)
+    assert front["worst_a"] == pytest.approx(0.01) and front["worst_b"] == pytest.approx(-0.03)
+    assert side["a"] == pytest.approx(-0.02) and side["b"] == pytest.approx(0.01)
+    assert front["pairs"] == 2 and side["pairs"] == 1
+    s1, s2 = got["scenes"]
+    assert (s1["scene"], s1["in_front"], s2["in_front"]) == ("S1", True, False)
+    assert s1["passthrough"] == pytest.approx(0.25)
+    assert s1["b_minus_a"] == pytest.approx(0.035 - 0.03)
+    assert [p[1] for p in got["pairs"]] == ["S1_L2", "S2_L1", "S1_L1"]
+    assert got["pairs"][0][0] == pytest.approx(-0.04)
+
+
+def test_cli_prints_tables_and_azimuths(tmp_path, capsys):
+    """The CLI prints the three tables; azimuths come from the root's scenes file."""
+    meta = tmp_path / "set" / "clarity_data" / "metadata"
+    meta.mkdir(parents=True)
+    scenes = [{"scene": "S1", "target_azimuth_deg": 4.4},
+              {"scene": "S2", "target_azimuth_deg": -97.6}]
+    (meta / "scenes.dev.json").write_text(json.dumps(scenes))
+    root = meta.parents[1]
+    a = _run(tmp_path, "a.json", {"S1_L1": 0.25, "S1_L2": 0.31, "S2_L1": 0.38}, root=root)
+    b = _run(tmp_path, "b.json", {"S1_L1": 0.30, "S1_L2": 0.27, "S2_L1": 0.41}, root=root)
+    assert compare_quality.main([str(a), str(b), "--worst", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| front (2 pairs) | +0.0300 | +0.0350 | +0.0050 | +0.0100 | -0.0300 |" in out
+    assert "| S2 | -98 | no | 0.400 | -0.0200 | +0.0100 | +0.0300 |" in out
+    assert "| S1_L2 | +0.0100 | -0.0300 | -0.0400 |" in out
+    assert "S1_L1 |" not in out.split("| pair |")[1]  # --worst 1: one pair listed
+
+
+@pytest.mark.parametrize("case", ["missing_pair", "other_scenes", "no_system", "not_json"])
+def test_errors_name_the_file_and_field(tmp_path, capsys, case):
+    """Runs that cannot be compared give exit status 2 and one line naming file and field."""
+    a = _run(tmp_path, "a.json", {"S1_L1": 0.25, "S1_L2": 0.31, "S2_L1": 0.38})
+    if case == "missing_pair":
+        b = _run(tmp_path, "b.json", {"S1_L1": 0.25, "S1_L2": 0.31})
+        expect = "b.json: per_pair lacks pair S2_L1"
+    elif case == "other_scenes":
+        b = _run(tmp_path, "b.json", {"S1_L1": 0.25, "S1_L2": 0.31, "S2_L1": 0.38},
+                 passthrough={"S1_L1": 0.2, "S1_L2": 0.3, "S2_L1": 0.5})
+        expect = "b.json: per_pair.passthrough of S2_L1 is 0.500000"
+    elif case == "no_system":
+        b = tmp_path / "b.json"
+        b.write_text(json.dumps({"per_pair": {"passthrough": {}}}))
+        expect = "b.json: per_pair has no system 'dtln'"
+    else:
+        b = tmp_path / "b.json"
+        b.write_text("{not json")
+        expect = "b.json: cannot read a JSON"
+    assert compare_quality.main([str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert expect in err and len(err.strip().splitlines()) == 1
