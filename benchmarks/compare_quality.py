@@ -100,10 +100,18 @@ def target_azimuths(root: str) -> dict[str, float]:
 def compare(a: dict, b: dict, path_a: str = "A", path_b: str = "B") -> dict:
     """Per scene type, per scene and per pair comparison of two runs from :func:`load_run`.
 
+    Parameters
+    ----------
+    a, b : dict
+        Runs A and B as :func:`load_run` returns them (combined scores, 0..1).
+    path_a, path_b : str
+        Their files' names, for the error messages.
+
     Returns
     -------
     dict
-        ``types``: type -> {``a``, ``b``, ``b_minus_a`` (means), ``worst_a``, ``worst_b``};
+        ``types``: type -> {``a``, ``b``, ``b_minus_a`` (means), ``worst_a``, ``worst_b``,
+        ``pairs`` (count)};
         ``scenes``: list of {``scene``, ``in_front``, ``passthrough``, ``a``, ``b``,
         ``b_minus_a``} (means over the scene's pairs), in scene order; ``pairs``: list of
         (``b_minus_a``, pair, ``a``, ``b``) sorted from B's largest loss.
