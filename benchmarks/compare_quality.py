@@ -24,6 +24,8 @@ import json
 import sys
 from pathlib import Path
 
+from clarity_se.data.scene import load_scenes
+
 #: largest difference between the two runs' pass-through combined scores of one pair: the same
 #: scenes scored twice differ by rounding only (up to ~1e-4 for float32 scores from another CPU;
 #: ``GOLDEN_F32_SCORE_ABS`` in ``tests/conftest.py`` allows 5e-4); another set's scenes with the
@@ -86,15 +88,17 @@ def load_run(path: str | Path, system: str) -> dict:
 def target_azimuths(root: str) -> dict[str, float]:
     """Scene id -> ``target_azimuth_deg`` from ``<root>/clarity_data/metadata/scenes.dev.json``.
 
-    Empty when the file or the field is not there (scenes of another renderer, a moved root).
+    Read with :func:`clarity_se.data.scene.load_scenes` (the renderer keeps the field in each
+    scene's ``extra``). Empty when the file is not there or unreadable (a moved root); scenes
+    without the field (another renderer's) are left out.
     """
     path = Path(root) / "clarity_data" / "metadata" / "scenes.dev.json"
     try:
-        scenes = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        scenes = load_scenes(path)
+    except ValueError:
         return {}
-    return {s["scene"]: float(s["target_azimuth_deg"]) for s in scenes
-            if isinstance(s, dict) and "scene" in s and "target_azimuth_deg" in s}
+    return {s.scene: float(s.extra["target_azimuth_deg"]) for s in scenes
+            if "target_azimuth_deg" in s.extra}
 
 
 def compare(a: dict, b: dict, path_a: str = "A", path_b: str = "B") -> dict:

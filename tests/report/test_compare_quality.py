@@ -28,6 +28,19 @@ def _run(tmp_path, name, scores, passthrough=None, root=""):
     return path
 
 
+def _scene(scene_id, azimuth):
+    """A CEC2 scene entry as the held-out renderer writes it (azimuth in ``extra``)."""
+    return {"dataset": "dev", "room": "R06001", "scene": scene_id,
+            "target": {"name": "T", "time_start": 100, "time_end": 900}, "duration": 1000,
+            "interferers": [{"position": 1, "time_start": 0, "time_end": 1000,
+                             "type": "noise", "name": "noise:N", "offset": 0}],
+            "SNR": 0.0,
+            "listener": {"rotation": [{"sample": 50.0, "angle": 0.0},
+                                      {"sample": 90.0, "angle": 0.0}],
+                         "hrir_filename": ["ED", "BTE_fr", "BTE_mid", "BTE_rear"]},
+            "target_azimuth_deg": azimuth}
+
+
 def test_per_type_per_scene_and_worst_pairs(tmp_path):
     """Differences to pass-through, their means per scene type and scene, B - A, and the pairs
     sorted from B's largest loss, computed by hand."""
@@ -54,8 +67,7 @@ def test_cli_prints_tables_and_azimuths(tmp_path, capsys):
     """The CLI prints the three tables; azimuths come from the root's scenes file."""
     meta = tmp_path / "set" / "clarity_data" / "metadata"
     meta.mkdir(parents=True)
-    scenes = [{"scene": "S1", "target_azimuth_deg": 4.4},
-              {"scene": "S2", "target_azimuth_deg": -97.6}]
+    scenes = [_scene("S1", 4.4), _scene("S2", -97.6)]
     (meta / "scenes.dev.json").write_text(json.dumps(scenes))
     root = meta.parents[1]
     a = _run(tmp_path, "a.json", {"S1_L1": 0.25, "S1_L2": 0.31, "S2_L1": 0.38}, root=root)
