@@ -12,8 +12,10 @@ compare_quality = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(compare_quality)
 
 
-def _run(tmp_path, name, scores, passthrough=None, root=""):
-    """A bench_enhancer_quality-like JSON: scene S1 in front (2 listeners), S2 to the side."""
+def _run(tmp_path, name, scores, passthrough=None, root="", official=None):
+    """A bench_enhancer_quality-like JSON: scene S1 in front (2 listeners), S2 to the side;
+    ``official``: per-scene SI-SDR (dB) against the official reference of the system, with
+    the pass-through's at 0 dB."""
     passthrough = passthrough or {"S1_L1": 0.2, "S1_L2": 0.3, "S2_L1": 0.4}
     data = {
         "root": str(root),
@@ -23,6 +25,11 @@ def _run(tmp_path, name, scores, passthrough=None, root=""):
             "dtln": {p: {"combined": c} for p, c in scores.items()},
         },
     }
+    if official is not None:
+        data["per_scene_si_sdr_db"] = {
+            "passthrough": {"anechoic": {s: 0.0 for s in official}},
+            "dtln": {"anechoic": dict(official)},
+        }
     path = tmp_path / name
     path.write_text(json.dumps(data))
     return path
@@ -102,3 +109,47 @@ def test_errors_name_the_file_and_field(tmp_path, capsys, case):
     assert compare_quality.main([str(a), str(b)]) == 2
     err = capsys.readouterr().err
     assert expect in err and len(err.strip().splitlines()) == 1
+
+
+def test_pooled_over_two_sets(tmp_path, capsys):
+    """Two sets pooled: means over all pairs, counts below -0.01 and the per-scene SI-SDR mean,
+    computed by hand; the second set's scenes reuse the first's ids."""
+    a1 = _run(tmp_path, "a1.json", {"S1_L1": 0.25, "S1_L2": 0.31, "S2_L1": 0.38},
+              official={"S1": 1.0, "S2": 2.0})
+    b1 = _run(tmp_path, "b1.json", {"S1_L1": 0.30, "S1_L2": 0.27, "S2_L1": 0.41},
+              official={"S1": 3.0, "S2": 0.5})
+    p2 = {"S1_L1": 0.5, "S1_L2": 0.6, "S2_L1": 0.1}
+    a2 = _run(tmp_path, "a2.json", {"S1_L1": 0.48, "S1_L2": 0.62, "S2_L1": 0.12},
+              passthrough=p2, official={"S1": -1.0, "S2": 1.0})
+    b2 = _run(tmp_path, "b2.json", {"S1_L1": 0.52, "S1_L2": 0.64, "S2_L1": 0.05},
+              passthrough=p2, official={"S1": 2.0, "S2": 1.5})
+    sets = [(compare_quality.load_run(a, "dtln"), compare_quality.load_run(b, "dtln"))
+            for a, b in ((a1, b1), (a2, b2))]
+    got = compare_quality.pool(sets)
+    front, side = got["front"], got["side"]
+    # front pairs: A +0.05 +0.01 -0.02 +0.02; B +0.10 -0.03 +0.02 +0.04
+    assert front["pairs"] == 4 and front["scenes"] == 2
+    assert front["a"] == pytest.approx(0.06 / 4) and front["b"] == pytest.approx(0.13 / 4)
+    assert front["b_minus_a"] == pytest.approx(0.07 / 4)
+    assert front["worst_a"] == pytest.approx(-0.02) and front["worst_b"] == pytest.approx(-0.03)
+    assert (front["below_a"], front["below_b"]) == (1, 1)
+    assert front["si_sdr_a"] == pytest.approx(0.0) and front["si_sdr_b"] == pytest.approx(2.5)
+    # side pairs: A -0.02 +0.02; B +0.01 -0.05
+    assert side["a"] == pytest.approx(0.0) and side["b"] == pytest.approx(-0.02)
+    assert (side["below_a"], side["below_b"]) == (1, 1)
+    assert side["si_sdr_a"] == pytest.approx(1.5) and side["si_sdr_b"] == pytest.approx(1.0)
+    assert compare_quality.main([str(a1), str(b1), str(a2), str(b2), "--below", "-0.025"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("A: ") == 2 and "Pooled over 2 sets; pairs below -0.0250" in out
+    assert ("| front (4 pairs, 2 scenes) | +0.0150 | +0.0325 | +0.0175 | -0.0200 | -0.0300 "
+            "| 0 | 1 | +0.00 | +2.50 |") in out
+
+
+def test_pooled_needs_pairs_of_runs_and_the_same_scenes(tmp_path, capsys):
+    """An odd number of runs, or a second set whose runs differ, gives exit status 2."""
+    a = _run(tmp_path, "a.json", {"S1_L1": 0.25, "S1_L2": 0.31, "S2_L1": 0.38})
+    assert compare_quality.main([str(a), str(a), str(a)]) == 2
+    assert "3 runs given; expected pairs of runs" in capsys.readouterr().err
+    b = _run(tmp_path, "b.json", {"S1_L1": 0.25, "S1_L2": 0.31})
+    assert compare_quality.main([str(a), str(a), str(a), str(b)]) == 2
+    assert "b.json: per_pair lacks pair S2_L1" in capsys.readouterr().err
