@@ -95,7 +95,8 @@ def load_run(path: str | Path, system: str) -> dict:
     official = data.get("per_scene_si_sdr_db", {})
     si_sdr = {}
     if system in official and "passthrough" in official:
-        mine, base_db = official[system].get("anechoic", {}), official["passthrough"]["anechoic"]
+        mine = official[system].get("anechoic", {})
+        base_db = official["passthrough"].get("anechoic", {})
         si_sdr = {scene: mine[scene] - base_db[scene] for scene in mine if scene in base_db}
     return {"delta": delta, "passthrough": passthrough, "in_front": in_front,
             "root": data.get("root", ""), "si_sdr": si_sdr}
