@@ -132,7 +132,7 @@ def compare(a: dict, b: dict, path_a: str = "A", path_b: str = "B") -> dict:
     -------
     dict
         ``types``: type -> {``a``, ``b``, ``b_minus_a`` (means), ``worst_a``, ``worst_b``,
-        ``pairs`` (count)};
+        ``pairs`` (count), and :func:`pool`'s other fields for this one set};
         ``scenes``: list of {``scene``, ``in_front``, ``passthrough``, ``a``, ``b``,
         ``b_minus_a``} (means over the scene's pairs), in scene order; ``pairs``: list of
         (``b_minus_a``, pair, ``a``, ``b``) sorted from B's largest loss.
@@ -159,13 +159,7 @@ def compare(a: dict, b: dict, path_a: str = "A", path_b: str = "B") -> dict:
     def mean(values):
         return sum(values) / len(values)
 
-    types = {}
-    for kind, front in (("front", True), ("side", False)):
-        keys = [p for p in a["delta"] if a["in_front"][p.split("_")[0]] == front]
-        if keys:
-            da, db = [a["delta"][p] for p in keys], [b["delta"][p] for p in keys]
-            types[kind] = {"a": mean(da), "b": mean(db), "b_minus_a": mean(db) - mean(da),
-                           "worst_a": min(da), "worst_b": min(db), "pairs": len(keys)}
+    types = _type_stats([(a, b)])
     scenes = []
     for scene in sorted({p.split("_")[0] for p in a["delta"]}):
         keys = [p for p in a["delta"] if p.split("_")[0] == scene]
@@ -203,6 +197,11 @@ def pool(sets: list[tuple[dict, dict]], below: float = BELOW) -> dict:
     """
     for i, (a, b) in enumerate(sets, 1):
         compare(a, b, f"set {i} A", f"set {i} B")
+    return _type_stats(sets, below)
+
+
+def _type_stats(sets: list[tuple[dict, dict]], below: float = BELOW) -> dict:
+    """:func:`pool`'s result for sets already checked by :func:`compare`."""
     types = {}
     for kind, front in (("front", True), ("side", False)):
         da, db, sa, sb, n_scenes = [], [], [], [], 0
@@ -264,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sets = [(load_run(fa, args.system), load_run(fb, args.system)) for fa, fb in files]
         results = [compare(a, b, fa, fb) for (a, b), (fa, fb) in zip(sets, files, strict=True)]
-        pooled = pool(sets, args.below) if len(sets) > 1 else None
+        pooled = _type_stats(sets, args.below) if len(sets) > 1 else None
     except CompareError as exc:
         print(f"compare_quality: {exc}", file=sys.stderr)
         return 2
