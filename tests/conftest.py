@@ -125,6 +125,11 @@ FACTORISATION_TOL = 1e-8
 #: (``OMP_NUM_THREADS``): reduction order changes the last digits (observed: the 16th
 #: significant digit). Far below any score difference that matters (1e-4).
 PROCESS_SCORE_ABS = 1e-9
+#: The mixer's float32 training items rendered in another process of the same run (a
+#: ``DataLoader`` worker, which torch limits to one thread): the same numpy/scipy calls, whose
+#: FFT and BLAS reductions may take another order with another thread count, a few float32 ulps
+#: of items of unit scale (observed: equal). Another draw of an item differs by ~0.1.
+PROCESS_ITEM_ABS = 1e-6
 
 
 def assert_golden(actual, expected, tol: float, *, absolute: bool = False, err_msg: str = ""):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import FIXTURES  # noqa: E402
+from conftest import FIXTURES, PROCESS_ITEM_ABS  # noqa: E402
 from scipy.io import savemat
 from scipy.signal import coherence
 from torch.utils.data import default_collate
@@ -521,3 +521,25 @@ def test_heldout_split_has_cec2_layout_and_scene_types(tmp_path):
     assert all(
         r["acoustic_model"] == "freefield_ism" and 0.1 <= r["rt60_s"] <= 1.0 for r in rooms_json
     )
+
+
+def test_loader_worker_renders_the_main_process_items():
+    """``data.num_workers=1`` trains on the batches of ``num_workers=0``: an item depends only on
+    (seed, epoch, index), and the epoch set in the training process before a pass reaches the
+    worker that renders it (``benchmarks/bench_training.py`` times both)."""
+    from torch.utils.data import DataLoader
+
+    ds = build_training_dataset(SMALL)
+    order = [3, 0, 5, 1]
+
+    def batches(workers: int) -> list[torch.Tensor]:
+        loader = DataLoader(ds, batch_size=2, sampler=order, num_workers=workers)
+        return [torch.cat([b["mixture"], b["sources"].flatten(1, 2)], 1) for b in loader]
+
+    ds.set_epoch(2)
+    in_process, in_worker = batches(0), batches(1)
+    assert len(in_worker) == 2
+    for a, b in zip(in_process, in_worker, strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=PROCESS_ITEM_ABS)
+    ds.set_epoch(3)
+    assert (batches(1)[0] - in_process[0]).abs().max() > 100 * PROCESS_ITEM_ABS
