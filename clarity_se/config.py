@@ -93,6 +93,8 @@ class MVDRConfig:
     #: post-filter: time constant of its spectra, s (default 0: none), least gain (0.1)
     postfilter_tau_s: Optional[float] = None  # noqa: UP045
     postfilter_floor: Optional[float] = None  # noqa: UP045
+    #: gain on the estimate before it enters the beamformer's mask, dB (default 0)
+    estimate_gain_db: Optional[float] = None  # noqa: UP045
     #: dtln: the network's estimate without its mask floor and output gain drives the
     #: beamformer (clarity_se/enhancers/dtln.py, ``RAW_ESTIMATE``; default false)
     raw_estimate: Optional[bool] = None  # noqa: UP045

@@ -366,6 +366,13 @@ class EstimateMVDR:
         The WPE's ``lam`` from the estimate's power (mean over the ears) instead of the
         output's, its update ``lag`` frames late (:class:`~clarity_se.dsp.wpe.OnlineWPE`,
         ``guide_lag``; default False).
+    estimate_gain_db : float
+        Gain on the estimate before it enters the mask, dB (default 0). The mask ``m`` compares
+        the estimate with the rest of the mixture, so it depends on the estimate's level: an
+        estimate played at ``g`` dB below the target (an enhancer's output gain, e.g. the
+        DTLN's -7.2 dB) gives a mask compressed towards 0 that ``estimate_gain_db = -g`` undoes.
+        The post-filter's coherence is invariant to it; the guided WPE's weights scale with it
+        (the recursion's result does not, apart from its regularisation).
 
     Notes
     -----
@@ -388,7 +395,7 @@ class EstimateMVDR:
         ``tau_s <= 0``, ``loading < 0``, ``lag < 1``, fewer than two channels, an unknown
         ``rtf``, ``reference_mix`` outside ``[0, 1]``, ``wpe_taps < 0``, ``wpe_stride < 1``,
         ``wpe_tau_s <= 0``, ``wpe_max_hz < 0``, ``postfilter_tau_s < 0``, ``postfilter_floor``
-        outside ``(0, 1]`` or ``warmup_s < 0``.
+        outside ``(0, 1]``, ``warmup_s < 0`` or a non-finite ``estimate_gain_db``.
     """
 
     def __init__(self, n_channels: int = 6, sample_rate: int = 44100, tau_s: float = 2.0,
@@ -397,7 +404,7 @@ class EstimateMVDR:
                  wpe_stride: int = 3, wpe_tau_s: float = 1.0,
                  wpe_max_hz: float = 0.0, postfilter_tau_s: float = 0.0,
                  postfilter_floor: float = 0.1, warmup_s: float = 0.05,
-                 wpe_guided: bool = False) -> None:  # fmt: skip
+                 wpe_guided: bool = False, estimate_gain_db: float = 0.0) -> None:  # fmt: skip
         if not tau_s > 0:
             raise ValueError(f"EstimateMVDR: tau_s must be > 0 s, got {tau_s}")
         if not loading >= 0:
@@ -412,6 +419,10 @@ class EstimateMVDR:
         if not 0.0 <= reference_mix <= 1.0:
             raise ValueError(f"EstimateMVDR: reference_mix must be in [0, 1], got {reference_mix}")
         self.reference_mix = float(reference_mix)
+        if not np.isfinite(estimate_gain_db):
+            raise ValueError(f"EstimateMVDR: estimate_gain_db must be finite, got "
+                             f"{estimate_gain_db}")  # fmt: skip
+        self.estimate_gain = float(10.0 ** (estimate_gain_db / 20.0))
         self.stft = LowDelaySTFT(512, 96, 192) if stft is None else stft
         self.n_channels, self.lag, self.loading = int(n_channels), int(lag), float(loading)
         self.forget = float(np.exp(-self.stft.hop_length / (tau_s * sample_rate)))
@@ -648,7 +659,7 @@ class EstimateMVDR:
             raise ValueError(f"EstimateMVDR: estimate must be [2, n], got {estimate.shape}")
         self.n_mix += mixture.shape[1]
         self.n_est += estimate.shape[1]
-        self._add(mixture.astype(np.float64), estimate.astype(np.float64))
+        self._add(mixture.astype(np.float64), estimate.astype(np.float64) * self.estimate_gain)
         out = self._run()
         self.n_samples_out += out.shape[-1]
         return out.astype(np.float32)

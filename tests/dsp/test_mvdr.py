@@ -320,3 +320,19 @@ def test_compiled_recursion_equals_the_equations_in_numpy():
     np.testing.assert_allclose(y, expected, rtol=0, atol=FACTORISATION_TOL * scale)
     np.testing.assert_allclose(bf.covariances()[1], phi_n, rtol=0,
                                atol=1e-12 * np.abs(phi_n).max())  # fmt: skip
+
+
+def test_estimate_gain_db_scales_the_estimate_before_the_mask():
+    """``estimate_gain_db=g`` equals an estimate ``10^(g/20)`` times louder (the mask compares
+    the estimate with the rest of the mixture, so the estimate's level matters: a quiet estimate
+    gives another output); a non-finite gain is refused."""
+    mixture, target = _scene(n=FS // 2, seed=5)
+    quiet = 0.3 * target[:2]  # an estimate 10.5 dB below the target
+    gain_db = -20 * np.log10(0.3)
+    lifted = mvdr(mixture, quiet, estimate_gain_db=gain_db)
+    scale = np.abs(lifted).max()
+    np.testing.assert_allclose(lifted, mvdr(mixture, target[:2]), rtol=0,
+                               atol=FACTORISATION_TOL * scale)  # fmt: skip
+    assert np.abs(lifted - mvdr(mixture, quiet)).max() > 1e-3 * scale
+    with pytest.raises(ValueError, match="estimate_gain_db"):
+        EstimateMVDR(estimate_gain_db=float("inf"))
