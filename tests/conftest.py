@@ -128,7 +128,7 @@ PROCESS_SCORE_ABS = 1e-9
 #: The mixer's float32 training items rendered in another process of the same run (a
 #: ``DataLoader`` worker, which torch limits to one thread): the same numpy/scipy calls, whose
 #: FFT and BLAS reductions may take another order with another thread count, a few float32 ulps
-#: of items of unit scale (observed: equal). Another draw of an item differs by ~0.1.
+#: of items of unit scale (observed: equal); another epoch's draw differs by more than 100 times it.
 PROCESS_ITEM_ABS = 1e-6
 
 
