@@ -369,8 +369,8 @@ class EstimateMVDR:
     estimate_gain_db : float
         Gain on the estimate before it enters the mask, dB (default 0). The mask ``m`` compares
         the estimate with the rest of the mixture, so it depends on the estimate's level: an
-        estimate played at ``g`` dB below the target (an enhancer's output gain, e.g. the
-        DTLN's -7.2 dB) gives a mask compressed towards 0 that ``estimate_gain_db = -g`` undoes.
+        enhancer's output gain of ``g`` dB (e.g. the DTLN's -7.2 dB) compresses a mask towards 0
+        for ``g < 0``, which ``estimate_gain_db = -g`` undoes.
         The post-filter's coherence is invariant to it; the guided WPE's weights scale with it
         (the recursion's result does not, apart from its regularisation).
 
