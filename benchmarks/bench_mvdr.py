@@ -12,6 +12,8 @@ run:
   16 taps per ear, on the bins up to its ``wpe_max_hz``);
 * ``whole.column_wpe16_fullband``, ``blocks_wpe16_fullband``: those defaults with the WPE on
   every bin (``wpe_max_hz=0``);
+* ``whole.column_wpe16_every4``, ``blocks_wpe16_every4``: those defaults with the WPE's
+  recursion updated on every 4th frame (``wpe_update_every=4``);
 * ``kernel``: the compiled per-frame recursion alone on the same frames' spectra (the part of
   both that is not framing, FFTs, overlap-add and Python), per frame and as a real-time factor.
 
@@ -71,17 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10])  # compile / load
     mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10], rtf="whitening")
     fullband = {**ENHANCERS, "wpe_max_hz": 0.0}
+    every4 = {**ENHANCERS, "wpe_update_every": 4}
     mvdr_module.mvdr(mixture[:, :FS // 10], estimate[:, :FS // 10], **ENHANCERS)
     result: dict = {"seconds": args.seconds, "threads": 1, "whole": {}}
     for rtf in mvdr_module.RTF_METHODS:
         t = _best(lambda rtf=rtf: mvdr_module.mvdr(mixture, estimate, rtf=rtf), args.repeats)
         result["whole"][rtf] = {"rtf": t / args.seconds}
-    for key, options in (("column_wpe16", ENHANCERS), ("column_wpe16_fullband", fullband)):
+    for key, options in (("column_wpe16", ENHANCERS), ("column_wpe16_fullband", fullband),
+                         ("column_wpe16_every4", every4)):  # fmt: skip
         t = _best(lambda o=options: mvdr_module.mvdr(mixture, estimate, **o), args.repeats)
         result["whole"][key] = {"rtf": t / args.seconds}
 
     for key, options in (("blocks", {}), ("blocks_wpe16", ENHANCERS),
-                         ("blocks_wpe16_fullband", fullband)):  # fmt: skip
+                         ("blocks_wpe16_fullband", fullband),
+                         ("blocks_wpe16_every4", every4)):  # fmt: skip
         beamformer = mvdr_module.EstimateMVDR(**options)
         hop = beamformer.stft.hop_length
 

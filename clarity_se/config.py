@@ -86,6 +86,8 @@ class MVDRConfig:
     wpe_taps: Optional[int] = None  # noqa: UP045
     wpe_stride: Optional[int] = None  # noqa: UP045
     wpe_tau_s: Optional[float] = None  # noqa: UP045
+    #: frames between the WPE's updates (default 1: every frame)
+    wpe_update_every: Optional[int] = None  # noqa: UP045
     #: highest frequency the WPE dereverberates, Hz (default 8000; 0: every bin)
     wpe_max_hz: Optional[float] = None  # noqa: UP045
     #: the WPE's power weights from the estimate instead of the output (default false)

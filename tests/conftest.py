@@ -118,7 +118,8 @@ REORDER_TOL = 1e-5
 #: One float64 linear-algebra result computed two ways in one process (e.g. a compiled Cholesky
 #: solve against ``np.linalg.solve``'s LU, other summation orders): rounding (~1e-16) amplified
 #: by the condition number of the loaded covariance (at most ~6e6 with the MVDR's 1e-6 loading;
-#: observed 1.2e-10 relative to the output's largest value, on a scene with a silent start).
+#: observed 1.2e-10 relative to the output's largest value, on a scene with a silent start;
+#: the online WPE's packed recursive least squares against full complex matrices: 3e-14).
 FACTORISATION_TOL = 1e-8
 #: Whole ``clarity-se evaluate`` scores (float64) of the same pairs computed in other processes
 #: (spawned workers, a killed and resumed run, Dask workers) whose thread counts differ

@@ -21,8 +21,8 @@ from clarity_se.enhancers.base import SAMPLE_RATE, BlockStreamer, Enhancer, chec
 
 #: ``enhancer.mvdr.*`` keys, passed to :class:`EstimateMVDR` when set
 MVDR_OPTIONS = ("tau_s", "rtf", "reference_mix", "wpe_taps", "wpe_stride", "wpe_tau_s",
-                "wpe_max_hz", "wpe_guided", "postfilter_tau_s", "postfilter_floor",
-                "estimate_gain_db")
+                "wpe_update_every", "wpe_max_hz", "wpe_guided", "postfilter_tau_s",
+                "postfilter_floor", "estimate_gain_db")
 #: the enhancers' beamformer options where ``enhancer.mvdr.*`` is empty: the beamformer's
 #: defaults plus the online WPE dereverberation of its outputs with 16 taps per ear on the bins
 #: up to 8 kHz (each chosen under a rule fixed before scoring, for the Conv-TasNet, DTLN and
@@ -53,8 +53,8 @@ def mvdr_options(options: Any, defaults: dict | None = None) -> dict:
     dict
         ``{name: value}`` with keys of :data:`MVDR_OPTIONS` (``tau_s`` in s, ``rtf``,
         ``reference_mix`` in ``[0, 1]``, ``wpe_taps``, ``wpe_stride`` in frames, ``wpe_tau_s``
-        in s, ``wpe_max_hz`` in Hz, ``wpe_guided``, ``postfilter_tau_s`` in s,
-        ``postfilter_floor``, ``estimate_gain_db`` in dB).
+        in s, ``wpe_update_every`` in frames, ``wpe_max_hz`` in Hz, ``wpe_guided``,
+        ``postfilter_tau_s`` in s, ``postfilter_floor``, ``estimate_gain_db`` in dB).
 
     Raises
     ------

@@ -15,7 +15,8 @@ FS = 44100
 #: post-filter
 OPTIONS = [{"rtf": "column"}, {"rtf": "whitening"},
            {"wpe_taps": 4, "wpe_max_hz": 8000.0, "postfilter_tau_s": 0.03},
-           {"wpe_taps": 4, "wpe_guided": True}]
+           {"wpe_taps": 4, "wpe_guided": True}, {"wpe_taps": 4, "wpe_update_every": 4},
+           {"wpe_taps": 4, "wpe_guided": True, "wpe_update_every": 3}]
 
 
 def _si_sdr(est, ref):
@@ -171,6 +172,8 @@ def test_errors():
         EstimateMVDR(wpe_taps=-1)
     with pytest.raises(ValueError, match="wpe_max_hz"):
         EstimateMVDR(wpe_taps=4, wpe_max_hz=-1.0)
+    with pytest.raises(ValueError, match="wpe_update_every"):
+        EstimateMVDR(wpe_taps=4, wpe_update_every=0)
     with pytest.raises(ValueError, match="mixture must be"):
         EstimateMVDR().process(np.zeros((5, 10)), np.zeros((2, 10)))
     with pytest.raises(ValueError, match="estimate must be"):

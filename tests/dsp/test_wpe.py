@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import FACTORISATION_TOL
 from scipy.signal import fftconvolve, lfilter
 
 from clarity_se.dsp.lowdelay_stft import LowDelaySTFT
-from clarity_se.dsp.wpe import MAX_COEFFICIENT, OnlineWPE
+from clarity_se.dsp.wpe import EPS, MAX_COEFFICIENT, OnlineWPE
 
 FS = 44100
 STFT = LowDelaySTFT(512, 96, 192)  # the beamformer's
@@ -47,12 +48,56 @@ def _db(x):
     return 10 * np.log10(np.sum(np.abs(x) ** 2))
 
 
-def test_removes_late_reverberation_and_keeps_the_direct_sound():
+def _reference(y, taps, delay, stride, forget, floor=1e-3, every=1):
+    """The module docstring's recursion per bin with complex matrices (numpy, no packing),
+    updating on frames ``k`` with ``k % every == 0`` with forgetting ``forget ** every``."""
+    n_ch, n_frames, n_bins = y.shape
+    dim, alpha = n_ch * taps, forget**every
+    out = np.empty_like(y)
+    for b in range(n_bins):
+        p_inv, filt, level = np.eye(dim, dtype=complex), np.zeros((dim, n_ch), complex), 0.0
+        for k in range(n_frames):
+            x = np.concatenate([y[:, k - delay - t * stride, b] if k - delay - t * stride >= 0
+                                else np.zeros(n_ch, complex) for t in range(taps)])  # fmt: skip
+            e = y[:, k, b] - filt.conj().T @ x
+            out[:, k, b] = e
+            if k % every:
+                continue
+            power = np.mean(np.abs(y[:, k, b]) ** 2)
+            level = alpha * level + (1 - alpha) * power
+            px = p_inv @ x
+            g = px / (alpha * (max(power, floor * level) + EPS) + np.real(x.conj() @ px))
+            filt = filt + np.outer(g, e.conj())
+            scale = 1 / alpha if np.trace(p_inv).real < dim else 1.0
+            p_inv = (p_inv - np.outer(g, px.conj())) * scale
+            if np.abs(filt).max() > MAX_COEFFICIENT:
+                p_inv, filt = np.eye(dim, dtype=complex), np.zeros((dim, n_ch), complex)
+    return out
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_equals_the_equations(every):
+    """The compiled kernel (packed triangles, loops over bins) equals the recursion written
+    with complex matrices, updating on every frame or on every 4th, over any split into
+    calls; the prediction of the frames between updates uses the latest filter."""
+    y, _ = _reverberant(seconds=1.0, seed=4)
+    y = np.ascontiguousarray(y[:, :, 20:24])
+    forget = float(np.exp(-96 / (0.2 * FS)))
+    expected = _reference(y, 3, 6, 3, forget, every=every)
+    wpe = OnlineWPE(2, 4, 3, 6, 3, forget, update_every=every)
+    out = np.concatenate([wpe.process(y[:, a:b]) for a, b in ((0, 7), (7, 250), (250, None))],
+                         axis=1)  # fmt: skip
+    assert np.abs(out - y).max() > 0.1 * np.abs(y).max()  # the filter acts
+    np.testing.assert_allclose(out, expected, rtol=0, atol=FACTORISATION_TOL * np.abs(y).max())
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_removes_late_reverberation_and_keeps_the_direct_sound(every):
     """After 2 s of adaptation (RLS time constant 1 s), the late tail of a 0.3 s RT60 room
     (about as strong as the direct sound here) falls by over 4 dB relative to the direct
-    sound (this test's scene: +1.0 dB -> -4.6 dB)."""
+    sound (this test's scene: +1.0 dB -> -4.6 dB; updating every 4th frame: -4.3 dB)."""
     y, direct = _reverberant()
-    out = _wpe().process(y)
+    out = _wpe(update_every=every).process(y)
     tail = slice(y.shape[1] // 3, None)
     before = _db(y[:, tail] - direct[:, tail]) - _db(direct[:, tail])
     after = _db(out[:, tail] - direct[:, tail]) - _db(direct[:, tail])
@@ -113,6 +158,8 @@ def test_errors():
         _wpe(forget=1.0)
     with pytest.raises(ValueError, match="floor"):
         _wpe(floor=-1.0)
+    with pytest.raises(ValueError, match="update_every"):
+        _wpe(update_every=0)
     with pytest.raises(ValueError, match=r"frames must be \[2, F, 257\]"):
         _wpe().process(np.zeros((2, 5, 23), complex))
 

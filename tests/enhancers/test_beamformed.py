@@ -85,6 +85,8 @@ def test_mvdr_options_reach_the_beamformer():
         build_enhancer(_options(name="dtln", mvdr={"reference_mix": 2.0}))
     with pytest.raises(ValueError, match="enhancer.mvdr: .*wpe_stride"):
         build_enhancer(_options(name="crced", mvdr={"wpe_stride": 0}))
+    with pytest.raises(ValueError, match="enhancer.mvdr: .*wpe_update_every"):
+        build_enhancer(_options(name="dtln", mvdr={"wpe_update_every": 0}))
 
 
 def test_raw_estimate_drops_the_mask_floor_and_output_gain():
