@@ -42,9 +42,14 @@ on ``--seconds`` of 6-channel noise:
 RTF = processing time / audio duration (< 1 is faster than real time; the hearing-aid target is
 < 0.1 with onnxruntime). Timings are noisy on a shared machine: run under the CPU lock.
 
+``--set SYSTEM:KEY=VALUE`` (repeatable) overrides ``enhancer.KEY`` of one system, with dotted
+keys for nested options (``--set dtln:mvdr.wpe_update_every=4``); the row's ``overrides``
+lists them.
+
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/bench_enhancer.py [--seconds 4] [--paper-size]
+        [--systems dtln crced] [--set dtln:mvdr.wpe_update_every=4]
         # -> results/benchmarks/enhancer.json
 """
 
@@ -107,14 +112,49 @@ def count_macs(module, run) -> int:
     return total[0]
 
 
-def _options(system: str, overrides: dict | None = None):
+def _options(system: str, overrides: dict | None = None, assignments: list[str] | None = None):
+    """The ``enhancer.*`` node of ``system`` (``name`` or ``name/variant``): the defaults, then
+    ``overrides`` (a dict), then ``assignments`` (``KEY=VALUE``, dotted keys for nested options).
+
+    Raises
+    ------
+    ValueError
+        An assignment that is not ``KEY=VALUE`` or names no ``enhancer.*`` option.
+    """
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     from clarity_se.config import EnhancerConfig
 
     name, _, variant = system.partition("/")
     values = {"name": name, "variant": variant, **(overrides or {})}
-    return OmegaConf.merge(OmegaConf.structured(EnhancerConfig), values)
+    for item in assignments or []:
+        if "=" not in item:
+            raise ValueError(f"--set {system}: expected KEY=VALUE, got {item!r}")
+    try:
+        return OmegaConf.merge(OmegaConf.structured(EnhancerConfig), values,
+                               OmegaConf.from_dotlist(list(assignments or [])))  # fmt: skip
+    except OmegaConfBaseException as exc:
+        raise ValueError(f"--set {system}: {exc}".splitlines()[0]) from exc
+
+
+def parse_sets(items: list[str], systems: list[str]) -> dict[str, list[str]]:
+    """``SYSTEM:KEY=VALUE`` items -> ``{system: ["KEY=VALUE", ...]}`` for each of ``systems``.
+
+    Raises
+    ------
+    ValueError
+        A malformed item or a system not in ``systems``.
+    """
+    out: dict[str, list[str]] = {s: [] for s in systems}
+    for item in items:
+        system, sep, assignment = item.partition(":")
+        if not sep or "=" not in assignment:
+            raise ValueError(f"--set: expected SYSTEM:KEY=VALUE, got {item!r}")
+        if system not in out:
+            raise ValueError(f"--set: system {system!r} is not in --systems {systems}")
+        out[system].append(assignment)
+    return out
 
 
 def _block_samples(enh) -> int:
@@ -142,9 +182,11 @@ def _time_blocks(process, x, block: int) -> dict:
     }
 
 
-def run_one(system: str, seconds: float, threads: int) -> dict:
+def run_one(system: str, seconds: float, threads: int,
+            assignments: list[str] | None = None) -> dict:
     """Measure one enhancer (``name`` or ``name/variant``, ``convtasnet/paper_size``, or
-    ``NAME/mixture``: the packaged model with ``enhancer.residual_source=mixture``)."""
+    ``NAME/mixture``: the packaged model with ``enhancer.residual_source=mixture``), with the
+    ``enhancer.*`` assignments ``KEY=VALUE`` (:func:`_options`)."""
     import numpy as np
     import torch
 
@@ -158,11 +200,12 @@ def run_one(system: str, seconds: float, threads: int) -> dict:
 
         tmp = Path(tempfile.mkdtemp())
         ckpt = save_checkpoint(tmp / "paper.pt", build_model("convtasnet", **PAPER))
-        enh = build_enhancer(_options("convtasnet", {"checkpoint": str(ckpt)}))
+        enh = build_enhancer(_options("convtasnet", {"checkpoint": str(ckpt)}, assignments))
     elif system.endswith("/mixture"):  # the packaged model without the beamformer
-        enh = build_enhancer(_options(system.split("/")[0], {"residual_source": "mixture"}))
+        enh = build_enhancer(_options(system.split("/")[0], {"residual_source": "mixture"},
+                                      assignments))  # fmt: skip
     else:
-        enh = build_enhancer(_options(system))
+        enh = build_enhancer(_options(system, None, assignments))
     model = getattr(enh, "model", None)
     x = (0.1 * np.random.default_rng(0).standard_normal((6, int(seconds * SAMPLE_RATE))))
     x = x.astype(np.float32)
@@ -173,6 +216,7 @@ def run_one(system: str, seconds: float, threads: int) -> dict:
         "latency_ms": 1000.0 * enh.latency_samples / SAMPLE_RATE,
         "audio_s": seconds,
         "threads": threads,
+        "overrides": list(assignments or []),
     }
     one_s = x[:, :SAMPLE_RATE]
     macs = count_macs(model, lambda: enh(one_s)) if model is not None else 0
@@ -335,16 +379,29 @@ def main() -> int:
                         help="also the paper-size Conv-TasNet (random weights)")  # fmt: skip
     parser.add_argument("--systems", nargs="*", default=None,
                         help="subset, e.g. dtln dtln/published")  # fmt: skip
+    parser.add_argument("--set", dest="sets", action="append", default=[],
+                        metavar="SYSTEM:KEY=VALUE", help="enhancer.* override of one system")
     parser.add_argument("--output", type=Path, default=REPO / "results/benchmarks/enhancer.json")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.one:
-        print(json.dumps(run_one(opts.one, opts.seconds, opts.threads)))
+        assignments = [item.partition(":")[2] for item in opts.sets]
+        print(json.dumps(run_one(opts.one, opts.seconds, opts.threads, assignments)))
         return 0
+    names = opts.systems or systems(opts.paper_size)
+    try:
+        sets = parse_sets(opts.sets, names)
+        for system in names:  # refuse unknown keys before any subprocess
+            _options(system.split("/")[0] if system.endswith(("/mixture", "/paper_size"))
+                     else system, None, sets[system])  # fmt: skip
+    except ValueError as exc:
+        print(f"bench_enhancer: {exc}", file=sys.stderr)
+        return 2
     results = []
-    for system in opts.systems or systems(opts.paper_size):
+    for system in names:
         cmd = [sys.executable, __file__, "--one", system, "--seconds", str(opts.seconds),
                "--threads", str(opts.threads)]  # fmt: skip
+        cmd += [arg for item in sets[system] for arg in ("--set", f"{system}:{item}")]
         proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
         if proc.returncode != 0:
             results.append({"system": system, "error": proc.stderr.strip().splitlines()[-1:]})
