@@ -353,7 +353,7 @@ class EstimateMVDR:
         Time constant of the WPE's recursive least squares, s (default 1.0).
     wpe_update_every : int
         Frames between the WPE's updates (default 1: every frame; ``OnlineWPE``'s
-        ``update_every``: 4 updates every 8.7 ms at about a third of the WPE's cost).
+        ``update_every``: 4 updates every 8.7 ms in about a third of the WPE's time).
     wpe_max_hz : float
         Highest frequency, Hz, of the bins the WPE dereverberates (default 0: every bin); the
         bins above pass the beamformer's output unchanged. 8 kHz is the top of the HASPI/HASQI

@@ -274,8 +274,9 @@ class OnlineWPE:
         multiple of ``u`` update ``P``, ``G`` and ``P_avg``, with the forgetting factor
         ``forget ** u`` per update (the same time constant); every frame is still predicted,
         with the latest filter. The online-WPE papers update once per 8-16 ms hop; with the
-        beamformer's 2.18 ms hop, ``u = 4`` updates every 8.7 ms at about a quarter of the
-        cost (deviation: the papers update on every frame of their longer hops).
+        beamformer's 2.18 ms hop, ``u = 4`` updates every 8.7 ms in about a third of the
+        time (``benchmarks/bench_mvdr.py``) but dereverberates less, as a quarter of the frames
+        enter the estimate (deviation: the papers update on every frame of their longer hops).
 
     Notes
     -----
