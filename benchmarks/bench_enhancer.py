@@ -139,22 +139,20 @@ def _options(system: str, overrides: dict | None = None, assignments: list[str] 
 
 
 def parse_sets(items: list[str], systems: list[str]) -> dict[str, list[str]]:
-    """``SYSTEM:KEY=VALUE`` items -> ``{system: ["KEY=VALUE", ...]}`` for each of ``systems``.
+    """``SYSTEM:KEY=VALUE`` items -> ``{system: ["KEY=VALUE", ...]}`` for each of ``systems``:
+    ``bench_enhancer_quality.parse_sets`` without its ``enhancer.`` prefix (imported here, in
+    the parent process only, so that the measured subprocesses do not load pandas).
 
     Raises
     ------
     ValueError
         A malformed item or a system not in ``systems``.
     """
-    out: dict[str, list[str]] = {s: [] for s in systems}
-    for item in items:
-        system, sep, assignment = item.partition(":")
-        if not sep or "=" not in assignment:
-            raise ValueError(f"--set: expected SYSTEM:KEY=VALUE, got {item!r}")
-        if system not in out:
-            raise ValueError(f"--set: system {system!r} is not in --systems {systems}")
-        out[system].append(assignment)
-    return out
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_enhancer_quality import parse_sets as quality_sets
+
+    return {system: [item.removeprefix("enhancer.") for item in assignments]
+            for system, assignments in quality_sets(items, systems).items()}  # fmt: skip
 
 
 def _block_samples(enh) -> int:
